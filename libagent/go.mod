@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/agentfleet/jkframe => ../jkframe
 
 require (
+	github.com/agentfleet/jkframe v0.0.0
 	github.com/containerd/cgroups/v3 v3.1.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
