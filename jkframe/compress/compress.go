@@ -140,16 +140,41 @@ func Decode(s string, max int64) ([]byte, error) {
 		}
 		return readBounded(r, max, "gzip")
 	default:
-		d := decoders.Get().(*zstd.Decoder)
-		defer decoders.Put(d)
-		if err := d.Reset(bytes.NewReader(raw)); err != nil {
-			return nil, fmt.Errorf("%w: zstd: %v", ErrFormat, err)
-		}
-		out, err := readBounded(d, max, "zstd")
-		// Drop the reference to raw so the pooled decoder does not pin it.
-		_ = d.Reset(bytes.NewReader(nil))
-		return out, err
+		return decodeZstd(raw, max)
 	}
+}
+
+// zstdMemFloor is the decoder memory (window) always allowed, so that frames
+// written by streaming encoders with the usual 4-8 MiB windows decode even
+// under a small bound; the decoded size itself is still capped at max.
+const zstdMemFloor = 8 << 20
+
+func decodeZstd(raw []byte, max int64) ([]byte, error) {
+	// A frame declaring a content size over the bound is refused before the
+	// decoder allocates a window of that size (a zstd bomb).
+	var h zstd.Header
+	if err := h.Decode(raw); err == nil && h.HasFCS && max > 0 && h.FrameContentSize > uint64(max) {
+		return nil, ErrTooLarge
+	}
+	// The decoder sizes its window from the frame header (for single-segment
+	// frames: the declared content size); cap it so that no frame, the first
+	// or a later one, can make it allocate far beyond the bound.
+	mem := uint64(64 << 30) // the library default, for max <= 0
+	if max > 0 {
+		mem = uint64(max)
+		if mem < zstdMemFloor {
+			mem = zstdMemFloor
+		}
+	}
+	d := decoders.Get().(*zstd.Decoder)
+	defer decoders.Put(d)
+	if err := d.ResetWithOptions(bytes.NewReader(raw), zstd.WithDecoderMaxMemory(mem)); err != nil {
+		return nil, fmt.Errorf("%w: zstd: %v", ErrFormat, err)
+	}
+	out, err := readBounded(d, max, "zstd")
+	// Drop the reference to raw so the pooled decoder does not pin it.
+	_ = d.Reset(nil)
+	return out, err
 }
 
 func readBounded(r io.Reader, max int64, what string) ([]byte, error) {
@@ -158,6 +183,9 @@ func readBounded(r io.Reader, max int64, what string) ([]byte, error) {
 		lr = io.LimitReader(r, max+1)
 	}
 	out, err := io.ReadAll(lr)
+	if max > 0 && (errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded)) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrTooLarge, what, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, what, err)
 	}
