@@ -1,0 +1,55 @@
+package protocol
+
+import "time"
+
+// Exec runs a command (type 10).
+type Exec struct {
+	Cmd     string   `json:"cmd"`
+	Args    []string `json:"args,omitempty"`
+	Timeout int      `json:"timeout"`        // seconds; <= 0 means 60
+	Auth    string   `json:"auth,omitempty"` // "", AuthSu or AuthSudo
+	User    string   `json:"user,omitempty"`
+	Pass    string   `json:"pass,omitempty"` // see DecodePass
+	WorkDir string   `json:"workdir,omitempty"`
+	Env     []string `json:"env,omitempty"` // "K=V"
+	DeferRM string   `json:"drm,omitempty"` // path removed after the process exits
+
+	// Pipe asks for pipes instead of a pty (CapStream): no echo, no CRLF,
+	// stdout and stderr interleaved as produced.
+	Pipe bool `json:"pipe,omitempty"`
+}
+
+// Values of Exec.Auth and Upload.Auth.
+const (
+	AuthSu   = "su"
+	AuthSudo = "sudo"
+)
+
+// Execd reports the start of an exec (type 11).
+type Execd struct {
+	OK   bool      `json:"ok"`
+	Msg  string    `json:"msg,omitempty"`
+	Pid  int       `json:"pid"`
+	Time time.Time `json:"t"` // start time
+}
+
+// ExecData is one chunk of output (type 12).
+type ExecData struct {
+	Data string `json:"data"` // standard base64 of the raw bytes
+}
+
+// ExecDone ends an exec (type 13); it always follows the last ExecData.
+type ExecDone struct {
+	Code int       `json:"code"` // exit code; killed by signal: 128+signal (legacy agents: -1)
+	Time time.Time `json:"t"`    // end time
+}
+
+// ExecKill kills a running task's process group (type 14). v1 has no reply.
+type ExecKill struct {
+	Pid int `json:"pid"`
+
+	// TaskID selects the task by the tid of its exec instead of by pid
+	// (CapStream; pid may then be 0). With CapStream and an envelope tid the
+	// agent answers with ExecKillRep (type 103).
+	TaskID string `json:"task_id,omitempty"`
+}

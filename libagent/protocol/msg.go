@@ -1,0 +1,205 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// MaxFrame is the default read limit for one WebSocket frame (one message).
+// The connection owner applies it; Decode does not.
+const MaxFrame = 16 << 20
+
+// Msg is the envelope of every message: a type, an optional task id, and at
+// most one payload key, chosen by the type (Type.PayloadKey).
+type Msg struct {
+	Type   Type            `json:"type"`
+	TID    string          `json:"tid,omitempty"`    // task id; replies echo the request's
+	ErrMsg string          `json:"errmsg,omitempty"` // with TypeError
+	Plugin json.RawMessage `json:"plugin,omitempty"` // legacy, ignored
+
+	// Seq numbers journaled messages (execd, exec_data, exec_done) when
+	// CapAck is in use; 1, 2, 3, … per agent journal, never reused.
+	Seq uint64 `json:"seq,omitempty"`
+
+	Come      *Come      `json:"come,omitempty"`
+	Handshake *Handshake `json:"handshake,omitempty"`
+	AI        *AgentInfo `json:"ai,omitempty"`
+
+	LogLs    *LogLs           `json:"ls_log,omitempty"`
+	LogDReq  *LogDownloadReq  `json:"log_dreq,omitempty"`
+	LogDInfo *LogDownloadInfo `json:"log_dinfo,omitempty"`
+	LogDData *LogDownloadData `json:"log_ddata,omitempty"`
+
+	Exec     *Exec     `json:"exec,omitempty"`
+	Execd    *Execd    `json:"execd,omitempty"`
+	ExecData *ExecData `json:"exec_data,omitempty"`
+	ExecDone *ExecDone `json:"exec_done,omitempty"`
+	ExecKill *ExecKill `json:"exec_kill,omitempty"`
+
+	LsReq         *LsReq         `json:"ls_req,omitempty"`
+	LsRep         *LsRep         `json:"ls_rep,omitempty"`
+	Upload        *Upload        `json:"upload,omitempty"`
+	UploadRep     *UploadRep     `json:"upload_rep,omitempty"`
+	DownloadReq   *DownloadReq   `json:"download_req,omitempty"`
+	DownloadRep   *DownloadRep   `json:"download_rep,omitempty"`
+	DownloadData  *DownloadData  `json:"download_data,omitempty"`
+	DownloadError *DownloadError `json:"download_error,omitempty"`
+
+	HMStatic       *HMStatic       `json:"hm_static,omitempty"`
+	HMDynamicReq   *HMDynamicReq   `json:"hm_dynamic_req,omitempty"`
+	HMDynamicRep   *HMDynamicRep   `json:"hm_dynamic_rep,omitempty"`
+	HMStatusRep    *HMStatusRep    `json:"hm_status_rep,omitempty"`
+	HMChangeStatus *HMChangeStatus `json:"hm_change_status,omitempty"`
+	HMAgentStatus  *HMAgentStatus  `json:"hm_agent_status,omitempty"`
+
+	// Extensions.
+	Ack         *Ack         `json:"ack,omitempty"`
+	Ps          *Ps          `json:"ps,omitempty"`
+	ExecKillRep *ExecKillRep `json:"exec_kill_rep,omitempty"`
+}
+
+// payloads returns the keys of the payloads present in m.
+func (m *Msg) payloads() []string {
+	var keys []string
+	add := func(present bool, key string) {
+		if present {
+			keys = append(keys, key)
+		}
+	}
+	add(m.Come != nil, "come")
+	add(m.Handshake != nil, "handshake")
+	add(m.AI != nil, "ai")
+	add(m.LogLs != nil, "ls_log")
+	add(m.LogDReq != nil, "log_dreq")
+	add(m.LogDInfo != nil, "log_dinfo")
+	add(m.LogDData != nil, "log_ddata")
+	add(m.Exec != nil, "exec")
+	add(m.Execd != nil, "execd")
+	add(m.ExecData != nil, "exec_data")
+	add(m.ExecDone != nil, "exec_done")
+	add(m.ExecKill != nil, "exec_kill")
+	add(m.LsReq != nil, "ls_req")
+	add(m.LsRep != nil, "ls_rep")
+	add(m.Upload != nil, "upload")
+	add(m.UploadRep != nil, "upload_rep")
+	add(m.DownloadReq != nil, "download_req")
+	add(m.DownloadRep != nil, "download_rep")
+	add(m.DownloadData != nil, "download_data")
+	add(m.DownloadError != nil, "download_error")
+	add(m.HMStatic != nil, "hm_static")
+	add(m.HMDynamicReq != nil, "hm_dynamic_req")
+	add(m.HMDynamicRep != nil, "hm_dynamic_rep")
+	add(m.HMStatusRep != nil, "hm_status_rep")
+	add(m.HMChangeStatus != nil, "hm_change_status")
+	add(m.HMAgentStatus != nil, "hm_agent_status")
+	add(m.Ack != nil, "ack")
+	add(m.Ps != nil, "ps")
+	add(m.ExecKillRep != nil, "exec_kill_rep")
+	return keys
+}
+
+// Sentinel errors of Encode and Decode, for errors.Is.
+var (
+	// ErrMalformed: the bytes are not a JSON object of the envelope's shape
+	// (syntax error, a value of the wrong JSON type, a number out of range).
+	ErrMalformed = errors.New("malformed message")
+	// ErrNoType: the envelope has no "type" key, or a negative one.
+	ErrNoType = errors.New("missing message type")
+	// ErrPayload: a known type without its payload key, or with another
+	// type's payload.
+	ErrPayload = errors.New("payload does not match message type")
+)
+
+// check validates the payload against the type. Unknown types pass: the
+// receiver answers them with Unsupported.
+func (m *Msg) check() error {
+	ti, known := types[m.Type]
+	if !known {
+		return nil
+	}
+	found := false
+	for _, k := range m.payloads() {
+		if k == ti.key {
+			found = true
+			continue
+		}
+		return fmt.Errorf("%w: type %d (%s) carries payload %q", ErrPayload, int(m.Type), ti.name, k)
+	}
+	if ti.key != "" && !found {
+		return fmt.Errorf("%w: type %d (%s) needs payload %q", ErrPayload, int(m.Type), ti.name, ti.key)
+	}
+	return nil
+}
+
+// Encode checks m (as Decode would) and returns its JSON form.
+func Encode(m *Msg) ([]byte, error) {
+	if m == nil {
+		return nil, fmt.Errorf("protocol: encode: nil message")
+	}
+	if m.Type < 0 {
+		return nil, fmt.Errorf("protocol: encode: %w: type %d", ErrNoType, int(m.Type))
+	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("protocol: encode: %w", err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
+	}
+	return b, nil
+}
+
+// msgFields has Msg's fields without its methods, so decoding it does not
+// recurse.
+type msgFields Msg
+
+// Decode parses one message. Unknown keys are ignored and unknown types are
+// accepted (their payload, if any, is dropped); the errors wrap
+// ErrMalformed, ErrNoType or ErrPayload.
+func Decode(b []byte) (*Msg, error) {
+	m := new(Msg)
+	var w struct {
+		Type *Type `json:"type"` // shadows msgFields.Type, to see its absence
+		*msgFields
+	}
+	w.msgFields = (*msgFields)(m)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("protocol: decode: %w: %w", ErrMalformed, err)
+	}
+	if w.Type == nil {
+		return nil, fmt.Errorf("protocol: decode: %w", ErrNoType)
+	}
+	if *w.Type < 0 {
+		return nil, fmt.Errorf("protocol: decode: %w: type %d", ErrNoType, int(*w.Type))
+	}
+	m.Type = *w.Type
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("protocol: decode: %w", err)
+	}
+	return m, nil
+}
+
+// Reply returns an empty message of type typ answering req (same tid).
+func Reply(req *Msg, typ Type) *Msg { return &Msg{Type: typ, TID: req.TID} }
+
+// Errorf returns a type 0 message with the formatted text for task tid.
+func Errorf(tid, format string, args ...any) *Msg {
+	return &Msg{Type: TypeError, TID: tid, ErrMsg: fmt.Sprintf(format, args...)}
+}
+
+// Unsupported returns the answer to a message of a type the receiver does
+// not handle ("unsupported message type N"), or nil when req has no tid
+// (nobody waits for an answer).
+func Unsupported(req *Msg) *Msg {
+	if req.TID == "" {
+		return nil
+	}
+	return Errorf(req.TID, "unsupported message type %d", int(req.Type))
+}
+
+// Journaled reports whether messages of type t carry Msg.Seq and are kept
+// until acked when CapAck is in use.
+func (t Type) Journaled() bool {
+	return t == TypeExecd || t == TypeExecData || t == TypeExecDone
+}
