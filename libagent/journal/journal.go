@@ -1,0 +1,471 @@
+// Package journal is the agent side of reliable task results: a bounded
+// on-disk journal of outgoing messages, each keyed by a sequence number that
+// increases monotonically across restarts. A message stays in the journal
+// until the server acknowledges it (Ack, cumulative); after a reconnect the
+// agent replays what is still pending (Pending) and the server drops
+// duplicates by sequence number.
+//
+// # Files
+//
+// The journal directory holds segment files named after the sequence number
+// of their first record (%020d.seg) and a file "acked" holding the highest
+// acknowledged sequence number. A record is
+//
+//	length  uint32 little endian  payload length
+//	crc     uint32 little endian  CRC-32C of seq and payload
+//	seq     uint64 little endian
+//	payload [length]byte
+//
+// Records are appended to the newest segment; when it would grow past the
+// segment size (an eighth of the bound, at most 16 MiB) a new segment is
+// started. Ack deletes every segment whose records are all acknowledged, so
+// space comes back without rewriting live data.
+//
+// # Durability
+//
+// Append writes the record with one write call and fsyncs the segment before
+// returning: a returned sequence number is on disk. Ack writes the "acked"
+// file atomically (temp + fsync + rename). Open scans every segment and cuts
+// it at the first record that is short or fails its CRC (a torn write from a
+// crash), so only whole records are ever replayed.
+//
+// # Bound
+//
+// The total size of the segment files never exceeds maxBytes: Append returns
+// ErrFull instead, and the caller blocks or fails its producer until an Ack
+// frees space.
+//
+// A *Journal is safe for concurrent use. Pending works on a snapshot and does
+// not hold the journal's lock while calling fn, so producers keep appending
+// during a replay.
+package journal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/agentfleet/libagent/statefile"
+)
+
+// Sentinel errors.
+var (
+	// ErrFull means the journal holds maxBytes of unacknowledged records.
+	ErrFull = errors.New("journal full")
+	// ErrTooLarge means one record could never fit in the journal.
+	ErrTooLarge = errors.New("record larger than the journal")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("journal closed")
+)
+
+const (
+	headerSize  = 16
+	segSuffix   = ".seg"
+	ackedName   = "acked"
+	maxSegBytes = 16 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type segment struct {
+	first, last uint64
+	path        string
+	size        int64
+}
+
+// Journal is an open journal directory.
+type Journal struct {
+	dir      string
+	maxBytes int64
+	segMax   int64
+
+	mu     sync.Mutex
+	segs   []*segment
+	active *os.File // open for append on segs[len(segs)-1], or nil
+	size   int64    // sum of segs[i].size
+	next   uint64
+	acked  uint64
+	closed bool
+}
+
+// Open opens (creating it if needed) the journal in dir, bounded to maxBytes
+// of segment files. Torn or corrupt records are cut off.
+func Open(dir string, maxBytes int64) (*Journal, error) {
+	if maxBytes <= headerSize {
+		return nil, fmt.Errorf("journal %s: maxBytes %d too small", dir, maxBytes)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{dir: dir, maxBytes: maxBytes, segMax: min(max(maxBytes/8, headerSize+1), maxSegBytes)}
+	j.acked = readAcked(filepath.Join(dir, ackedName))
+	if err := j.load(); err != nil {
+		return nil, err
+	}
+	j.next = j.acked + 1
+	if n := len(j.segs); n > 0 && j.segs[n-1].last+1 > j.next {
+		j.next = j.segs[n-1].last + 1
+	}
+	return j, nil
+}
+
+// readAcked returns the stored ack position. A missing or damaged file means
+// 0: more is replayed and the server drops the duplicates.
+func readAcked(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 12 {
+		return 0
+	}
+	if crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b[:8])
+}
+
+func (j *Journal) load() error {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	type named struct {
+		first uint64
+		path  string
+	}
+	var files []named
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		first, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		files = append(files, named{first, filepath.Join(j.dir, name)})
+	}
+	sort.Slice(files, func(a, b int) bool { return files[a].first < files[b].first })
+
+	var prev uint64
+	for _, f := range files {
+		seg, err := j.recover(f.path, prev)
+		if err != nil {
+			return err
+		}
+		if seg == nil || seg.last <= j.acked {
+			if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("journal: %w", err)
+			}
+			continue
+		}
+		prev = seg.last
+		j.segs = append(j.segs, seg)
+		j.size += seg.size
+	}
+	return nil
+}
+
+// recover scans one segment, truncating it after its last valid record.
+// It returns nil for a segment without any valid record.
+func (j *Journal) recover(path string, prev uint64) (*segment, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	seg := &segment{path: path}
+	r := bufio.NewReader(f)
+	var off int64
+	for {
+		seq, payload, err := readRecord(r, j.maxBytes)
+		if err != nil || seq <= prev {
+			break
+		}
+		if seg.first == 0 {
+			seg.first = seq
+		}
+		seg.last, prev = seq, seq
+		off += int64(headerSize + len(payload))
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if fi.Size() != off {
+		if err := f.Truncate(off); err != nil {
+			return nil, fmt.Errorf("journal: cut torn record of %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+	}
+	if seg.first == 0 {
+		return nil, nil
+	}
+	seg.size = off
+	return seg, nil
+}
+
+var errCorrupt = errors.New("corrupt record")
+
+// readRecord reads one record; io.EOF at a clean end, errCorrupt or
+// io.ErrUnexpectedEOF for a damaged or torn one.
+func readRecord(r io.Reader, maxBytes int64) (uint64, []byte, error) {
+	var h [headerSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.LittleEndian.Uint32(h[0:4])
+	if int64(n)+headerSize > maxBytes {
+		return 0, nil, errCorrupt
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, io.ErrUnexpectedEOF
+	}
+	crc := crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, payload)
+	if crc != binary.LittleEndian.Uint32(h[4:8]) {
+		return 0, nil, errCorrupt
+	}
+	return binary.LittleEndian.Uint64(h[8:16]), payload, nil
+}
+
+// Append stores payload durably and returns its sequence number.
+func (j *Journal) Append(payload []byte) (uint64, error) {
+	rec := int64(headerSize + len(payload))
+	if rec > j.maxBytes {
+		return 0, fmt.Errorf("journal append of %d bytes (bound %d): %w", len(payload), j.maxBytes, ErrTooLarge)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return 0, ErrClosed
+	}
+	if j.size+rec > j.maxBytes {
+		return 0, fmt.Errorf("journal append: %d of %d bytes pending: %w", j.size, j.maxBytes, ErrFull)
+	}
+	seq := j.next
+	if err := j.ensureActive(rec, seq); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, rec)
+	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(buf[8:16], seq)
+	copy(buf[headerSize:], payload)
+	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(buf[8:], castagnoli))
+
+	seg := j.segs[len(j.segs)-1]
+	if _, err := j.active.Write(buf); err != nil {
+		// Leave no partial record behind for the next append to follow.
+		_ = j.active.Truncate(seg.size)
+		return 0, fmt.Errorf("journal append: %w", err)
+	}
+	if err := j.active.Sync(); err != nil {
+		_ = j.active.Truncate(seg.size)
+		return 0, fmt.Errorf("journal append: sync: %w", err)
+	}
+	if seg.first == 0 {
+		seg.first = seq
+	}
+	seg.last = seq
+	seg.size += rec
+	j.size += rec
+	j.next++
+	return seq, nil
+}
+
+// ensureActive makes j.active the segment the next record of rec bytes goes
+// to, starting a new segment when the current one is full.
+func (j *Journal) ensureActive(rec int64, seq uint64) error {
+	if n := len(j.segs); n > 0 {
+		last := j.segs[n-1]
+		if last.size+rec <= j.segMax || last.size == 0 {
+			if j.active != nil {
+				return nil
+			}
+			f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			j.active = f
+			return nil
+		}
+	}
+	if j.active != nil {
+		if err := j.active.Close(); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		j.active = nil
+	}
+	path := filepath.Join(j.dir, fmt.Sprintf("%020d%s", seq, segSuffix))
+	for _, s := range j.segs {
+		if s.path == path {
+			return fmt.Errorf("journal: segment %s holds records out of order", path)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: sync dir: %w", err)
+	}
+	j.active = f
+	j.segs = append(j.segs, &segment{path: path})
+	return nil
+}
+
+// Ack records that the server holds every record up to and including upTo
+// and deletes the segments that are wholly acknowledged. Acking less than a
+// previous Ack is a no-op; acking a sequence number never handed out is an
+// error.
+func (j *Journal) Ack(upTo uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return ErrClosed
+	}
+	if upTo <= j.acked {
+		return nil
+	}
+	if upTo >= j.next {
+		return fmt.Errorf("journal ack %d: beyond the last sequence number %d", upTo, j.next-1)
+	}
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], upTo)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	if err := statefile.WriteAtomic(filepath.Join(j.dir, ackedName), b[:], 0o600); err != nil {
+		return fmt.Errorf("journal ack %d: %w", upTo, err)
+	}
+	j.acked = upTo
+
+	keep := j.segs[:0]
+	var errs []error
+	for i, seg := range j.segs {
+		if seg.last > upTo || seg.first == 0 {
+			keep = append(keep, seg)
+			continue
+		}
+		if i == len(j.segs)-1 && j.active != nil {
+			errs = append(errs, j.active.Close())
+			j.active = nil
+		}
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// Still open by a replay on Windows: keep it counted; the
+			// next Ack or Open deletes it.
+			errs = append(errs, err)
+			keep = append(keep, seg)
+			continue
+		}
+		j.size -= seg.size
+	}
+	clear(j.segs[len(keep):])
+	j.segs = keep
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("journal ack %d: %w", upTo, err)
+	}
+	return nil
+}
+
+// Pending calls fn for every unacknowledged record in sequence order, for
+// replay after a reconnect. It stops at and returns the first error of fn.
+// Records appended while Pending runs may or may not be visited; fn must not
+// keep payload after it returns.
+func (j *Journal) Pending(fn func(seq uint64, payload []byte) error) error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return ErrClosed
+	}
+	snap := make([]segment, len(j.segs))
+	for i, s := range j.segs {
+		snap[i] = *s
+	}
+	j.mu.Unlock()
+
+	for _, seg := range snap {
+		if err := j.replay(seg, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *Journal) replay(seg segment, fn func(uint64, []byte) error) error {
+	f, err := os.Open(seg.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // acknowledged and deleted meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("journal replay: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(io.LimitReader(f, seg.size))
+	for {
+		seq, payload, err := readRecord(r, j.maxBytes)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("journal replay %s: %w", seg.path, err)
+		}
+		j.mu.Lock()
+		acked := j.acked
+		j.mu.Unlock()
+		if seq <= acked {
+			continue
+		}
+		if err := fn(seq, payload); err != nil {
+			return err
+		}
+	}
+}
+
+// NextSeq returns the sequence number the next Append will use.
+func (j *Journal) NextSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.next
+}
+
+// Acked returns the highest acknowledged sequence number (0 = none).
+func (j *Journal) Acked() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.acked
+}
+
+// Size returns the bytes of segment files in use, at most maxBytes.
+func (j *Journal) Size() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size
+}
+
+// Close releases the open segment. Further calls return ErrClosed.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	if j.active != nil {
+		err := j.active.Close()
+		j.active = nil
+		if err != nil {
+			return fmt.Errorf("journal close: %w", err)
+		}
+	}
+	return nil
+}
