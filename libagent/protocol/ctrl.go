@@ -51,7 +51,8 @@ type Handshake struct {
 	// are the intersection with come.caps.
 	Caps []string `json:"caps,omitempty"`
 	// Secret, when set, is a new per-agent secret (CapAuth) for the agent to
-	// store in its state file and present in come.secret from now on.
+	// store in its state file (before doing anything else) and present in
+	// come.secret from now on. Sent only when come.secret was empty.
 	Secret string `json:"secret,omitempty"`
 	// Ack is the highest sequence number of come.journal the server already
 	// holds (CapAck); the agent drops those and replays the rest.

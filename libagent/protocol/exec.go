@@ -48,8 +48,8 @@ type ExecDone struct {
 type ExecKill struct {
 	Pid int `json:"pid"`
 
-	// TaskID selects the task by the tid of its exec instead of by pid
-	// (CapStream; pid may then be 0). With CapStream and an envelope tid the
-	// agent answers with ExecKillRep (type 103).
+	// TaskID selects the task by the tid of its exec (CapStream). Pid may
+	// then be 0; when both are set both must match. With CapStream and an
+	// envelope tid the agent answers with ExecKillRep (type 103).
 	TaskID string `json:"task_id,omitempty"`
 }
