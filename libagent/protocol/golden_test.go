@@ -79,7 +79,7 @@ var samples = []struct {
 	}}},
 	{"download_rep", &Msg{Type: TypeDownloadRep, TID: "t-down", DownloadRep: &DownloadRep{Dir: "/var/log/syslog", OK: true, Size: 70000, BlockSize: DefaultBlockSize, MD5: md5}}},
 	{"download_rep_bulk", &Msg{Type: TypeDownloadRep, TID: "t-down2", DownloadRep: &DownloadRep{Dir: "/var/log/syslog", OK: true, Size: 4096, MD5: md5, Total: 70000}}},
-	{"download_data", &Msg{Type: TypeDownloadData, TID: "t-down", DownloadData: &DownloadData{Offset: 32768, Data: "$0$AAEC"}}},
+	{"download_data", &Msg{Type: TypeDownloadData, TID: "t-down", DownloadData: &DownloadData{Offset: 32768, Data: "$1$H4sIAAAAAAAA/2JgZAIEAAD//3+JVAgDAAAA"}}},
 	{"download_error", &Msg{Type: TypeDownloadError, TID: "t-down", DownloadError: &DownloadError{Msg: "read /var/log/syslog: input/output error"}}},
 	{"hm_static_req", &Msg{Type: TypeHMStaticReq, TID: "t-hs"}},
 	{"hm_static_rep", &Msg{Type: TypeHMStaticRep, TID: "t-hs", HMStatic: &HMStatic{
@@ -122,7 +122,7 @@ var samples = []struct {
 	{"log_ls_rep", &Msg{Type: TypeLogLsRep, TID: "t-log", LogLs: &LogLs{Files: []LogFile{{Name: "exec-agent.log", Size: 12345, ModTime: t0}, {Name: "exec-agent.log.1", Size: 10485760, ModTime: t1}}}}},
 	{"log_download_req", &Msg{Type: TypeLogDownloadReq, TID: "t-logd", LogDReq: &LogDownloadReq{Files: []string{"exec-agent.log", "exec-agent.log.1"}}}},
 	{"log_download_info", &Msg{Type: TypeLogDownloadInfo, TID: "t-logd", LogDInfo: &LogDownloadInfo{OK: true, Size: 4000, BlockSize: DefaultBlockSize, MD5: md5}}},
-	{"log_download_data", &Msg{Type: TypeLogDownloadData, TID: "t-logd", LogDData: &LogDownloadData{Offset: 0, Data: "$2$KLUv/QQAQQAAaGk="}}},
+	{"log_download_data", &Msg{Type: TypeLogDownloadData, TID: "t-logd", LogDData: &LogDownloadData{Offset: 0, Data: "$2$KLUv/QQAwQAAZXhlYy1hZ2VudC5sb2cgY29udGVudHMKvdtGZA=="}}},
 	{"ack", &Msg{Type: TypeAck, Ack: &Ack{Seq: 8}}},
 	{"ps_req", &Msg{Type: TypePsReq, TID: "t-ps"}},
 	{"ps_rep", &Msg{Type: TypePsRep, TID: "t-ps", Ps: &Ps{Tasks: []PsTask{{TaskID: "t-exec", Pid: 4242, Begin: t0}}}}},
