@@ -1,0 +1,1 @@
+UPDATE users SET email = 'admin@example.com' WHERE name = 'admin';

@@ -1,0 +1,6 @@
+-- users at version 2
+CREATE TABLE users (
+  id    INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name  VARCHAR(64) NOT NULL COMMENT 'login; unique',
+  email VARCHAR(255) NOT NULL DEFAULT ''
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -1,0 +1,2 @@
+ALTER TABLE events ADD COLUMN at DATETIME(6) NULL;
+CREATE INDEX kind ON events (kind);

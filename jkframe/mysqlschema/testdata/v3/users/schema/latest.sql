@@ -1,0 +1,8 @@
+-- users at version 3
+CREATE TABLE users (
+  id         INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name       VARCHAR(64) NOT NULL COMMENT 'login; unique',
+  email      VARCHAR(255) NOT NULL DEFAULT '',
+  created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  UNIQUE KEY name (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -1,0 +1,5 @@
+-- users at version 1
+CREATE TABLE users (
+  id   INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(64) NOT NULL COMMENT 'login; unique'
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
