@@ -112,6 +112,25 @@ func TestParseLevel(t *testing.T) {
 	}
 }
 
+// FuzzParseLevel: the level comes from config files and the environment.
+func FuzzParseLevel(f *testing.F) {
+	for _, s := range []string{"debug", "INFO", " Warn ", "error", "", "warning", "3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lv, err := ParseLevel(s)
+		if err != nil {
+			if !errors.Is(err, ErrUnknownLevel) {
+				t.Fatalf("error %v is not ErrUnknownLevel", err)
+			}
+			return
+		}
+		if again, err := ParseLevel(strings.ToUpper(lv.String())); err != nil || again != lv {
+			t.Fatalf("%q parsed as %v, which does not round-trip: %v, %v", s, lv, again, err)
+		}
+	})
+}
+
 func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "plain")

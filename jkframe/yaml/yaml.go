@@ -134,7 +134,11 @@ func decode(src source, name string, v any, c config) error {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		return &decodeError{msg: mapLines(err.Error(), origins), err: err}
+		msg := mapLines(err.Error(), origins)
+		if msg == err.Error() { // no line to map: at least name the file
+			msg = name + ": " + msg
+		}
+		return &decodeError{msg: msg, err: err}
 	}
 	return nil
 }

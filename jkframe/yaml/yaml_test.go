@@ -253,6 +253,11 @@ func TestDecodeFS(t *testing.T) {
 			err:   "yaml: s.yaml:1: did not find expected node content",
 		},
 		{
+			name:  "error without a line",
+			files: []string{"a.yaml", "name: \x01\n"},
+			err:   "a.yaml: yaml: control characters are not allowed",
+		},
+		{
 			name:  "include error",
 			files: []string{"a.yaml", "name: x\n#include s.yaml\n"},
 			err:   `a.yaml:2: include "s.yaml": open s.yaml: file does not exist`,
