@@ -1,0 +1,348 @@
+// Package config reads agent-server's configuration file (conf/server.conf,
+// kvconf format) into a Config, applies the defaults, resolves relative paths
+// and checks every value.
+//
+// The keys of agent-server 1.5 keep their meaning (id, listen, cache_dir,
+// cache_threshold, log_dir, log_size, log_rotate, connect_limit); grpc_listen
+// and metrics.kafka.* belong to features not implemented and are accepted
+// with a warning. Any other unknown key is an error naming the file and line.
+// docs/configuration.md documents every key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/agentfleet/jkframe/kvconf"
+	"github.com/agentfleet/jkframe/logging"
+	"github.com/agentfleet/jkframe/utils"
+)
+
+// ErrInvalid is wrapped by every error about a value out of its range or a
+// missing required key.
+var ErrInvalid = errors.New("invalid config")
+
+// Config is the whole server configuration.
+type Config struct {
+	// ID is the cluster id (required); $NAME reads the environment.
+	ID string `kv:"id,env"`
+	// Listen is the HTTP / WebSocket port.
+	Listen uint16 `kv:"listen"`
+	// ListenAddr is the address the port is bound on ("" or 0.0.0.0 = all).
+	ListenAddr string `kv:"listen_addr"`
+	// GRPCListen is a 1.5 key of a feature not implemented: accepted, warned.
+	GRPCListen string `kv:"grpc_listen"`
+
+	// CacheDir holds spooled transfers; CacheThreshold (%) is the disk usage
+	// of its file system above which disk-hungry calls are refused (507).
+	CacheDir       string `kv:"cache_dir"`
+	CacheThreshold uint   `kv:"cache_threshold"`
+	// DataDir holds the SQLite database and the generated API token.
+	DataDir string `kv:"data_dir"`
+
+	LogDir    string      `kv:"log_dir"`
+	LogSize   utils.Bytes `kv:"log_size"`
+	LogRotate uint        `kv:"log_rotate"`
+	LogLevel  string      `kv:"log_level"`
+	LogTarget []string    `kv:"log_target"`
+
+	// ConnectLimit is the agent handshakes admitted per second (0 = no
+	// limit) and ConnectBurst how many may come at once (0 = ConnectLimit).
+	ConnectLimit uint `kv:"connect_limit"`
+	ConnectBurst uint `kv:"connect_burst"`
+	// AllowLegacyAgents admits agents that send no enrollment token (v1).
+	AllowLegacyAgents bool `kv:"allow_legacy_agents"`
+
+	Store   Store   `kv:"store"`
+	API     API     `kv:"api"`
+	Agent   Agent   `kv:"agent"`
+	TLS     TLS     `kv:"tls"`
+	Task    Task    `kv:"task"`
+	Cluster Cluster `kv:"cluster"`
+	Metrics Metrics `kv:"metrics"`
+}
+
+// Store selects the database.
+type Store struct {
+	Driver string `kv:"driver"` // sqlite or mysql
+	DSN    string `kv:"dsn"`    // sqlite: file path (default <data_dir>/agent-server.db); mysql: required
+}
+
+// API configures the HTTP API.
+type API struct {
+	// Tokens are the operator tokens ("name:secret" or a bare secret).
+	Tokens []string `kv:"tokens"`
+	// ReadOnlyTokens may only call GET routes.
+	ReadOnlyTokens []string `kv:"read_only_tokens"`
+	// MetricsToken, when set, is required by /metrics.
+	MetricsToken string `kv:"metrics_token"`
+	// MaxBody bounds request bodies (JSON); UploadMaxBody bounds file uploads.
+	MaxBody       utils.Bytes `kv:"max_body"`
+	UploadMaxBody utils.Bytes `kv:"upload_max_body"`
+	// RateLimit is the requests per second allowed on expensive routes
+	// (those that reach agents), RateBurst how many at once. 0 = no limit.
+	RateLimit float64 `kv:"rate_limit"`
+	RateBurst uint    `kv:"rate_burst"`
+	// Timeout is the default wait for an agent's answer; MaxTimeout the
+	// largest `timeout` a request may ask for.
+	Timeout    utils.Duration `kv:"timeout"`
+	MaxTimeout utils.Duration `kv:"max_timeout"`
+}
+
+// Agent configures the agent side (/ws/agent).
+type Agent struct {
+	// Tokens are the enrollment tokens agents send on the upgrade request.
+	Tokens []string `kv:"tokens"`
+	// MaxFrame is the read limit per WebSocket frame.
+	MaxFrame utils.Bytes `kv:"max_frame"`
+}
+
+// TLS enables HTTPS / WSS when both are set.
+type TLS struct {
+	Cert string `kv:"cert"`
+	Key  string `kv:"key"`
+}
+
+// Task configures task storage.
+type Task struct {
+	// OutputCap bounds the output stored per task and agent.
+	OutputCap utils.Bytes `kv:"output_cap"`
+}
+
+// Cluster holds multi-server settings: accepted, not used yet.
+type Cluster struct {
+	NATSURL   string `kv:"nats_url"`
+	Advertise string `kv:"advertise"`
+}
+
+// Metrics records the 1.5 metrics.kafka.* keys found in the file: the
+// feature is not implemented, so they are accepted with a warning.
+type Metrics struct {
+	KafkaKeys []string `kv:"-"`
+}
+
+// Defaults of the keys that have one.
+const (
+	DefaultListen         = 13081
+	DefaultListenAddr     = "127.0.0.1"
+	DefaultCacheThreshold = 80
+	DefaultConnectLimit   = 100
+	DefaultMaxBody        = 1 << 20
+	DefaultUploadMaxBody  = 1 << 30
+	DefaultMaxFrame       = 16 << 20
+	DefaultOutputCap      = 16 << 20
+	DefaultLogSize        = 50 << 20
+	DefaultLogRotate      = 7
+	DefaultRateLimit      = 50
+	DefaultTimeout        = 60e9
+	DefaultMaxTimeout     = 3600e9
+)
+
+// Default returns the configuration with every default filled in and no id.
+func Default() Config {
+	return Config{
+		Listen:         DefaultListen,
+		ListenAddr:     DefaultListenAddr,
+		CacheDir:       "cache",
+		CacheThreshold: DefaultCacheThreshold,
+		DataDir:        "data",
+		LogDir:         "logs",
+		LogSize:        DefaultLogSize,
+		LogRotate:      DefaultLogRotate,
+		LogLevel:       "info",
+		LogTarget:      []string{"stdout", "file"},
+		ConnectLimit:   DefaultConnectLimit,
+		Store:          Store{Driver: "sqlite"},
+		API: API{
+			MaxBody:       DefaultMaxBody,
+			UploadMaxBody: DefaultUploadMaxBody,
+			RateLimit:     DefaultRateLimit,
+			Timeout:       DefaultTimeout,
+			MaxTimeout:    DefaultMaxTimeout,
+		},
+		Agent: Agent{MaxFrame: DefaultMaxFrame},
+		Task:  Task{OutputCap: DefaultOutputCap},
+	}
+}
+
+// Options tune Load and Parse.
+type Options struct {
+	// BaseDir resolves relative paths (cache_dir, data_dir, log_dir, tls.*,
+	// a SQLite store.dsn). main passes the binary's directory.
+	BaseDir string
+	// Env looks up $NAME values of id; os.LookupEnv when nil.
+	Env func(string) (string, bool)
+	// Warn receives the warnings (accepted but unused keys).
+	Warn func(string)
+}
+
+// Load reads the file at path.
+func Load(path string, o Options) (Config, error) {
+	return load(func(c *Config, opts ...kvconf.Option) error { return kvconf.Load(path, c, opts...) }, o)
+}
+
+// Parse reads configuration text; file names it in errors.
+func Parse(data []byte, file string, o Options) (Config, error) {
+	return load(func(c *Config, opts ...kvconf.Option) error {
+		return kvconf.Unmarshal(data, c, append(opts, kvconf.File(file))...)
+	}, o)
+}
+
+func load(decode func(*Config, ...kvconf.Option) error, o Options) (Config, error) {
+	c := Default()
+	warn := o.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	var unknown []error
+	opts := []kvconf.Option{
+		kvconf.Strict(false),
+		kvconf.Warn(func(err error) {
+			var ke *kvconf.Error
+			if errors.As(err, &ke) && strings.HasPrefix(ke.Key, "metrics.kafka.") {
+				c.Metrics.KafkaKeys = append(c.Metrics.KafkaKeys, ke.Key)
+				warn(fmt.Sprintf("%s:%d: %s: accepted but not used (Kafka export is not implemented)", ke.File, ke.Line, ke.Key))
+				return
+			}
+			unknown = append(unknown, err)
+		}),
+	}
+	if o.Env != nil {
+		opts = append(opts, kvconf.Env(o.Env))
+	}
+	if err := decode(&c, opts...); err != nil {
+		return Config{}, err
+	}
+	if len(unknown) > 0 {
+		return Config{}, errors.Join(unknown...)
+	}
+	if c.GRPCListen != "" {
+		warn("grpc_listen: accepted but not used (the gRPC API is not implemented)")
+	}
+	if c.Cluster.NATSURL != "" || c.Cluster.Advertise != "" {
+		warn("cluster.*: accepted but not used yet (multi-server clusters are not implemented)")
+	}
+	if err := c.check(); err != nil {
+		return Config{}, err
+	}
+	c.resolve(o.BaseDir)
+	return c, nil
+}
+
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%s: %w: %s", key, ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) check() error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	if strings.TrimSpace(c.ID) == "" {
+		add(invalid("id", "required"))
+	}
+	if c.Listen == 0 {
+		add(invalid("listen", "must be a port between 1 and 65535"))
+	}
+	if c.ListenAddr != "" && net.ParseIP(c.ListenAddr) == nil && !validHost(c.ListenAddr) {
+		add(invalid("listen_addr", "%q is not an IP address or host name", c.ListenAddr))
+	}
+	if c.CacheThreshold > 100 {
+		add(invalid("cache_threshold", "must be a percentage between 0 and 100, got %d", c.CacheThreshold))
+	}
+	if c.DataDir == "" {
+		add(invalid("data_dir", "must not be empty"))
+	}
+	if c.LogRotate < 1 {
+		add(invalid("log_rotate", "must be >= 1"))
+	}
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		add(invalid("log_level", "must be one of debug, info, warn, error, got %q", c.LogLevel))
+	}
+	for _, t := range c.LogTarget {
+		if t != "stdout" && t != "file" {
+			add(invalid("log_target", "items must be stdout or file, got %q", t))
+		}
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "mysql":
+		if c.Store.DSN == "" {
+			add(invalid("store.dsn", "required with store.driver = mysql"))
+		}
+	default:
+		add(invalid("store.driver", "must be sqlite or mysql, got %q", c.Store.Driver))
+	}
+	if _, err := ParseTokens("api.tokens", "operator", c.API.Tokens); err != nil {
+		add(err)
+	}
+	if _, err := ParseTokens("api.read_only_tokens", "read-only", c.API.ReadOnlyTokens); err != nil {
+		add(err)
+	}
+	if _, err := ParseTokens("agent.tokens", "agent", c.Agent.Tokens); err != nil {
+		add(err)
+	}
+	if c.API.MaxBody < 1<<10 {
+		add(invalid("api.max_body", "must be at least 1K"))
+	}
+	if c.API.UploadMaxBody < 1<<10 {
+		add(invalid("api.upload_max_body", "must be at least 1K"))
+	}
+	if c.API.RateLimit < 0 {
+		add(invalid("api.rate_limit", "must be >= 0"))
+	}
+	if c.API.Timeout <= 0 || c.API.MaxTimeout < c.API.Timeout {
+		add(invalid("api.timeout", "must be > 0 and <= api.max_timeout"))
+	}
+	if c.Agent.MaxFrame < 64<<10 || c.Agent.MaxFrame > 1<<30 {
+		add(invalid("agent.max_frame", "must be between 64K and 1G"))
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		add(invalid("tls", "tls.cert and tls.key must be set together"))
+	}
+	return errors.Join(errs...)
+}
+
+func validHost(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) resolve(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && base != "" {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.CacheDir)
+	abs(&c.DataDir)
+	abs(&c.LogDir)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	if c.Store.Driver == "sqlite" {
+		abs(&c.Store.DSN)
+	}
+	if c.ConnectBurst == 0 {
+		c.ConnectBurst = c.ConnectLimit
+	}
+	if c.API.RateBurst == 0 {
+		c.API.RateBurst = uint(max(1, c.API.RateLimit*2))
+	}
+}
+
+// Addr is the host:port the HTTP server listens on.
+func (c *Config) Addr() string {
+	return net.JoinHostPort(c.ListenAddr, strconv.Itoa(int(c.Listen)))
+}
+
+// TLSEnabled reports whether the server serves HTTPS / WSS.
+func (c *Config) TLSEnabled() bool { return c.TLS.Cert != "" && c.TLS.Key != "" }
