@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentfleet/jkframe/stat"
+)
+
+// API counts and times HTTP requests by route pattern and status.
+type API struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewAPI registers agentserver_api_requests_total{route, status} and
+// agentserver_api_request_duration_seconds{route} on reg.
+func NewAPI(reg prometheus.Registerer) (*API, error) {
+	r := stat.New(reg, "agentserver")
+	a := &API{
+		requests: r.CounterVec("api_requests_total", "HTTP requests by route pattern and status code.", "route", "status"),
+	}
+	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "agentserver_api_request_duration_seconds",
+		Help:    "HTTP request latency by route pattern, until the handler returned.",
+		Buckets: stat.LatencyBuckets(),
+	}, []string{"route"})
+	if err := reg.Register(a.latency); err != nil {
+		return nil, fmt.Errorf("register api latency: %w", err)
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
+	return a, nil
+}
+
+// Wrap counts and times every request to next under route.
+func (a *API) Wrap(route string, next http.Handler) http.Handler {
+	obs := a.latency.WithLabelValues(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			obs.Observe(time.Since(start).Seconds())
+			a.requests.WithLabelValues(route, statusLabel(sw.code)).Inc()
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.code, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Counts is a function returning a gauge value per label value, for
+// NewGaugeFunc (tasks by state read from the store at scrape time).
+type Counts func(ctx context.Context) (map[string]float64, error)
+
+// countsCollector exposes a Counts function as one gauge vector.
+type countsCollector struct {
+	desc    *prometheus.Desc
+	f       Counts
+	timeout time.Duration
+}
+
+// NewCountsCollector returns a collector of the gauge name{label} whose values
+// f returns at scrape time, bounded by timeout. On error the gauge is left
+// out of that scrape rather than failing the whole scrape.
+func NewCountsCollector(name, help, label string, timeout time.Duration, f Counts) prometheus.Collector {
+	return &countsCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), f: f, timeout: timeout}
+}
+
+func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	m, err := c.f(ctx)
+	if err != nil {
+		return
+	}
+	for k, v := range m {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, k)
+	}
+}
