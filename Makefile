@@ -70,7 +70,7 @@ demo: build
 
 ## bench: benchmarks (not part of make test); figures go to BENCHMARKS.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-5} $(PKGS) | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-6} $(PKGS) | tee bench.out
 
 ## soak: long-running tests, not part of make test
 soak:
