@@ -4,16 +4,17 @@
 //
 // A manifest is a YAML list of items:
 //
-//   - key: basic.log.size
-//     type: bytes
-//     name: {zh: 日志文件大小, en: Log file size}
-//     desc: {zh: ..., en: ...}
-//     default: 10M
-//     min: 1M
-//     max: 1G
-//     category: log
-//     enabled:
-//     when: {target: basic.log.target, contain: file}
+//	# conf/manifest.yaml
+//	- key: basic.log.size
+//	  type: bytes
+//	  name: {zh: 日志文件大小, en: Log file size}
+//	  desc: {zh: ..., en: ...}
+//	  default: 10M
+//	  min: 1M
+//	  max: 1G
+//	  category: log
+//	  enabled:
+//	    when: {target: basic.log.target, contain: file}
 //
 // The dotted spellings of the spec ("name.zh: ...", "enabled.when: {...}")
 // are accepted as well. Unknown fields are errors.

@@ -78,13 +78,14 @@ var parseErrors = []struct {
 	name, src, want string
 }{
 	{"not a list", "key: a", "m.yaml:1: manifest syntax: want a list of items"},
-	{"bad yaml", "- key: [a", "m.yaml: manifest syntax: yaml: line 1: did not find expected ',' or ']'"},
-	{"unknown field", "- key: a\n  typ: string", "m.yaml: manifest syntax: yaml: unmarshal errors:\n  line 2: field typ not found in type manifest.rawItem"},
-	{"list default", "- key: a\n  default: [1]", "m.yaml: manifest syntax: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!seq into string"},
-	{"len not int", "- key: a\n  len: ten", "m.yaml: manifest syntax: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `ten` into int"},
+	{"bad yaml", "- key: [a", "m.yaml:1: manifest syntax: did not find expected ',' or ']'"},
+	{"unknown field", "- key: a\n  typ: string", "m.yaml:2: manifest syntax: field typ not found"},
+	{"list default", "- key: a\n  default: [1]", "m.yaml:2: manifest syntax: cannot unmarshal !!seq into string"},
+	{"len not int", "- key: a\n  len: ten", "m.yaml:2: manifest syntax: cannot unmarshal !!str `ten` into int"},
+	{"two errors", "- key: a\n  typo: 1\n  len: x", "m.yaml:2: manifest syntax: field typo not found\nm.yaml:3: manifest syntax: cannot unmarshal !!str `x` into int"},
 	{"name twice", "- key: a\n  name: {zh: x}\n  name.zh: y", "m.yaml:1: manifest syntax: name.zh given twice"},
 	{"when twice", "- key: a\n  enabled: {when: {target: b}}\n  enabled.when: {target: b}", "m.yaml:1: manifest syntax: enabled.when given twice"},
-	{"equal not bool", "- key: a\n  enabled: {when: {target: b, equal: maybe}}", "m.yaml: manifest syntax: yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `maybe` into bool"},
+	{"equal not bool", "- key: a\n  enabled: {when: {target: b, equal: maybe}}", "m.yaml:2: manifest syntax: cannot unmarshal !!str `maybe` into bool"},
 }
 
 func TestParseErrors(t *testing.T) {

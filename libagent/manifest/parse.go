@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -35,7 +37,7 @@ func Parse(r io.Reader, file string) (*Manifest, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", file, ErrSyntax, err)
+		return nil, syntaxError(file, err)
 	}
 	if doc.Kind == 0 { // empty document
 		return &Manifest{}, nil
@@ -48,7 +50,7 @@ func Parse(r io.Reader, file string) (*Manifest, error) {
 	dec.KnownFields(true)
 	var raws []rawItem
 	if err := dec.Decode(&raws); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", file, ErrSyntax, err)
+		return nil, syntaxError(file, err)
 	}
 	if len(raws) != len(seq.Content) {
 		return nil, fmt.Errorf("%s: %w: %d items decoded of %d", file, ErrSyntax, len(raws), len(seq.Content))
@@ -83,3 +85,32 @@ func Parse(r io.Reader, file string) (*Manifest, error) {
 	}
 	return m, nil
 }
+
+// lineRE matches the position yaml.v3 puts in its messages.
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// syntaxError rewrites a yaml.v3 error into "file:line: manifest syntax:
+// message" lines, one per problem.
+func syntaxError(file string, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	lines := make([]string, len(msgs))
+	for i, msg := range msgs {
+		msg = strings.ReplaceAll(msg, " in type manifest.rawItem", "")
+		if m := lineRE.FindStringSubmatch(msg); m != nil {
+			lines[i] = fmt.Sprintf("%s:%s: %s: %s", file, m[1], ErrSyntax, msg[len(m[0]):])
+		} else {
+			lines[i] = fmt.Sprintf("%s: %s: %s", file, ErrSyntax, strings.TrimPrefix(msg, "yaml: "))
+		}
+	}
+	return &multiLine{lines}
+}
+
+// multiLine is an error of several lines that wraps ErrSyntax.
+type multiLine struct{ lines []string }
+
+func (e *multiLine) Error() string { return strings.Join(e.lines, "\n") }
+func (e *multiLine) Unwrap() error { return ErrSyntax }
