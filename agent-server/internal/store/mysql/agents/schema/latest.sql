@@ -1,0 +1,25 @@
+-- Agents seen by the server. Times are UTC.
+CREATE TABLE agents (
+  id               VARCHAR(128) NOT NULL,
+  type             VARCHAR(255) NOT NULL DEFAULT '',
+  version          VARCHAR(255) NOT NULL DEFAULT '',
+  ip               VARCHAR(255) NOT NULL DEFAULT '',
+  mac              VARCHAR(255) NOT NULL DEFAULT '',
+  host_name        VARCHAR(255) NOT NULL DEFAULT '',
+  os               VARCHAR(255) NOT NULL DEFAULT '',
+  platform         VARCHAR(255) NOT NULL DEFAULT '',
+  platform_version VARCHAR(255) NOT NULL DEFAULT '',
+  kernel_version   VARCHAR(255) NOT NULL DEFAULT '',
+  arch             VARCHAR(255) NOT NULL DEFAULT '',
+  cpu              VARCHAR(255) NOT NULL DEFAULT '',
+  cpu_core         INT NOT NULL DEFAULT 0,
+  memory           BIGINT NOT NULL DEFAULT 0,
+  labels           MEDIUMBLOB NULL,
+  facts            MEDIUMBLOB NULL,
+  first_seen       DATETIME(6) NOT NULL,
+  last_seen        DATETIME(6) NOT NULL,
+  connected_at     DATETIME(6) NULL,
+  PRIMARY KEY (id),
+  KEY agents_type (type),
+  KEY agents_os (os, platform)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
