@@ -1,0 +1,201 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"unicode"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// maxIDLen bounds come.id; longer ids are refused.
+const maxIDLen = 128
+
+// msgBadID is Handshake.Msg for an unusable come.id.
+const msgBadID = "invalid agent id"
+
+// handshake reads come and answers it. It returns "" when the session is
+// registered (the handshake frame is queued first), else the rejection
+// reason (the connection is then closed by the caller).
+func (s *Session) handshake() string {
+	h := s.hub
+	c := s.conn
+	c.SetReadLimit(h.opts.MaxFrame)
+	_ = c.SetReadDeadline(realNow().Add(h.opts.ComeTimeout))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return s.readErrReason(err, reasonComeTimeout)
+	}
+	come, reason := parseCome(data)
+	if reason != "" {
+		if reason == reasonBadID {
+			s.reject("", msgBadID)
+		}
+		return reason
+	}
+	s.come = come
+	s.caps = makeCapSet(come.Caps) & makeCapSet(h.caps)
+	id := come.ID
+	if id == "" {
+		id = h.newAgentID()
+	}
+	s.id = id
+
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
+	defer cancel()
+	hs := &protocol.Handshake{OK: true, ID: id, Caps: h.caps}
+	proven := false
+	var issued []byte // hash of a newly issued secret, stored once registered
+	if s.caps.has(protocol.CapAuth) {
+		stored, err := h.opts.Secrets.SecretHash(ctx, id)
+		if err != nil {
+			h.log.Error("hub: read agent secret", "agent", id, "err", err)
+			s.reject(id, "server error")
+			return reasonStore
+		}
+		switch {
+		case stored == nil:
+			hs.Secret = newSecret()
+			issued = hashSecret(hs.Secret)
+		case come.Secret != "" && subtle.ConstantTimeCompare(hashSecret(come.Secret), stored) == 1:
+			proven = true
+		default:
+			s.reject(id, protocol.MsgBadSecret)
+			return reasonBadSecret
+		}
+	}
+	if s.caps.has(protocol.CapAck) && come.Journal != "" {
+		hwm, err := h.opts.Acks.JournalAck(ctx, id, come.Journal)
+		if err != nil {
+			h.log.Error("hub: read journal ack", "agent", id, "err", err)
+			s.reject(id, "server error")
+			return reasonStore
+		}
+		s.jr = &journal{id: come.Journal, hwm: hwm, persisted: hwm}
+		hs.Ack = hwm
+	}
+	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+	if err != nil {
+		return reasonMalformed // cannot happen: the handshake is ours
+	}
+	// The handshake must be the first frame out. Claim the writer so that a
+	// request queued as soon as the session is visible waits behind it.
+	s.queue = [][]byte{frame}
+	s.writing = true
+	s.connectedAt = h.opts.Clock.Now().UnixNano()
+	s.lastSeen.Store(realNow().UnixNano())
+
+	for attempt := 0; ; attempt++ {
+		h.mu.Lock()
+		if h.closing {
+			h.mu.Unlock()
+			return reasonShutdown
+		}
+		old := h.sessions[id]
+		if old == nil {
+			h.sessions[id] = s
+			delete(h.pending, s)
+			h.mu.Unlock()
+			break
+		}
+		h.mu.Unlock()
+		if !proven || attempt >= 3 {
+			s.reject(id, protocol.MsgIDConflict)
+			return reasonConflict
+		}
+		// The secret is proven: the live session is taken to be stale.
+		old.closeWith(reasonReplaced)
+		old.waitDone(h.opts.WriteTimeout)
+	}
+	if issued != nil {
+		if err := h.opts.Secrets.SetSecretHash(ctx, id, issued); err != nil {
+			h.log.Error("hub: store agent secret", "agent", id, "err", err)
+			h.mu.Lock()
+			if h.sessions[id] == s {
+				delete(h.sessions, id)
+			}
+			h.mu.Unlock()
+			s.queue = nil
+			s.reject(id, "server error")
+			return reasonStore
+		}
+	}
+	s.mu.Lock()
+	s.writing = false
+	s.startWriterLocked()
+	s.mu.Unlock()
+	return ""
+}
+
+// parseCome decodes the first frame; it must be a valid come.
+func parseCome(data []byte) (*protocol.Come, string) {
+	msg, err := protocol.Decode(data)
+	if err != nil {
+		return nil, reasonNotCome
+	}
+	if msg.Type != protocol.TypeCome {
+		return nil, reasonNotCome
+	}
+	if !validID(msg.Come.ID) {
+		return nil, reasonBadID
+	}
+	return msg.Come, ""
+}
+
+// validID accepts ids of printable characters without spaces, at most
+// maxIDLen bytes ("" means: assign one).
+func validID(id string) bool {
+	if len(id) > maxIDLen {
+		return false
+	}
+	for _, r := range id {
+		if r == unicode.ReplacementChar || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// reject answers come with ok:false and closes with a policy-violation
+// frame. Best effort: the peer may already be gone.
+func (s *Session) reject(id, why string) {
+	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake,
+		Handshake: &protocol.Handshake{OK: false, ID: id, Msg: why}})
+	if err != nil {
+		return
+	}
+	deadline := realNow().Add(s.hub.opts.WriteTimeout)
+	_ = s.conn.SetWriteDeadline(deadline)
+	if s.conn.WriteMessage(websocket.TextMessage, frame) == nil {
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, why), deadline)
+	}
+}
+
+// newAgentID returns agent-YYYYMMDD-<16 hex> from a cryptographic source.
+func (h *Hub) newAgentID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return "agent-" + h.opts.Clock.Now().Format("20060102") + "-" + hex.EncodeToString(b[:])
+}
+
+// newTID returns YYYYMMDD-NNNNN-<16 hex>, the v1 form.
+func (h *Hub) newTID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	n := h.tidSeq.Add(1) % 100000
+	return fmt.Sprintf("%s-%05d-%s", h.opts.Clock.Now().Format("20060102"), n, hex.EncodeToString(b[:]))
+}
+
+// newSecret returns 32 random bytes, base64url without padding.
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,136 @@
+package hub
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// Clock tells the time used for ids, tids and session timestamps. Network
+// deadlines always use the real time.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configure a Hub. The zero value of every field selects the default
+// named in its comment.
+type Options struct {
+	Logger   *slog.Logger          // default: discard
+	Registry prometheus.Registerer // metrics; default: not exported
+	Clock    Clock                 // default: the system clock
+
+	// MaxFrame is the read limit of one frame (message); a larger frame
+	// closes that connection. Default protocol.MaxFrame (16 MiB).
+	MaxFrame int64
+
+	// AgentTokens are the enrollment tokens accepted in
+	// "Authorization: Bearer <token>" on the upgrade request. A wrong token is
+	// always refused with 401; a missing one is accepted only with
+	// AllowLegacy. When AgentTokens is empty no token is checked at all.
+	AgentTokens []string
+	// AllowLegacy accepts upgrades without a token (v1 agents).
+	AllowLegacy bool
+
+	// ConnectLimit is the admission rate in handshakes per second, with
+	// ConnectBurst; over it the upgrade gets 429 with Retry-After. 0 (the
+	// default) means unlimited. ConnectBurst defaults to max(1, ConnectLimit).
+	ConnectLimit float64
+	ConnectBurst int
+
+	// ComeTimeout is how long a new connection may take to send come.
+	// Default 60 s.
+	ComeTimeout time.Duration
+	// DeadAfter is the silence (no frame of any kind) after which a peer is
+	// evicted. Default 30 s (3 agent ping intervals of 10 s).
+	DeadAfter time.Duration
+	// WriteTimeout is the deadline of every write, and how long a request
+	// waits for room in a full send queue before the agent is disconnected.
+	// Default 10 s.
+	WriteTimeout time.Duration
+	// SendQueue is the bound of a connection's send queue, in messages.
+	// Default 256.
+	SendQueue int
+	// StreamBuffer is how many replies a Stream buffers for its consumer;
+	// beyond that the stream fails with ErrStreamOverflow. Default 256.
+	StreamBuffer int
+
+	// Secrets holds per-agent secret hashes (auth.v1). Nil: auth.v1 is not
+	// offered.
+	Secrets SecretStore
+	// Acks holds the journal high-water marks (ack.v1). Nil: ack.v1 is not
+	// offered.
+	Acks AckStore
+	// ExtraCaps are capabilities implemented above the hub (bulk.v1,
+	// stream.v1 by the feature layers), announced in every handshake in
+	// addition to auth.v1 (when Secrets is set) and ack.v1 (when Acks is
+	// set), which the hub implements itself.
+	ExtraCaps []string
+
+	// AckDelay bounds how long a stored journaled message waits for its
+	// ack; an exec_done or AckBatch messages are acked at once. Default 1 s.
+	AckDelay time.Duration
+	// AckBatch is the number of stored messages that triggers an ack.
+	// Default 256.
+	AckBatch int
+
+	// ReadBufferSize and WriteBufferSize size the gorilla buffers. Defaults
+	// 512 and 4096; write buffers are pooled and held only while writing.
+	ReadBufferSize  int
+	WriteBufferSize int
+
+	// OnConnect runs after a successful handshake, before any message of
+	// the session is dispatched. OnDisconnect runs once when a registered
+	// session ends, after its pending requests failed. Both run on the
+	// connection's reader goroutine and must not block for long.
+	OnConnect    func(*Session)
+	OnDisconnect func(s *Session, reason string)
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = protocol.MaxFrame
+	}
+	if o.ConnectBurst <= 0 {
+		o.ConnectBurst = max(1, int(o.ConnectLimit))
+	}
+	if o.ComeTimeout <= 0 {
+		o.ComeTimeout = 60 * time.Second
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = 256
+	}
+	if o.StreamBuffer <= 0 {
+		o.StreamBuffer = 256
+	}
+	if o.AckDelay <= 0 {
+		o.AckDelay = time.Second
+	}
+	if o.AckBatch <= 0 {
+		o.AckBatch = 256
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = 512
+	}
+	if o.WriteBufferSize <= 0 {
+		o.WriteBufferSize = 4096
+	}
+}

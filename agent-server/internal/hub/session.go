@@ -1,0 +1,463 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// Session is one agent connection. Its methods are safe for concurrent use.
+// The zero-cost idle state is deliberate: no writer goroutine, no maps, no
+// timers until traffic needs them.
+type Session struct {
+	hub         *Hub
+	conn        *websocket.Conn
+	id          string
+	come        *protocol.Come // read-only after the handshake
+	jr          *journal       // ack.v1 state; nil when not in use
+	connectedAt int64          // unix ns, hub clock
+	lastSeen    atomic.Int64   // unix ns, real clock
+	caps        capSet
+
+	mu          sync.Mutex
+	queue       [][]byte           // encoded frames waiting for the writer
+	room        chan struct{}      // closed by the writer when it frees a slot; nil unless someone waits
+	waiters     map[string]*waiter // pending requests by tid; nil when none
+	done        chan struct{}      // closed when the session has fully ended; made on demand
+	closeReason string
+	ackSeq      uint64 // cumulative ack the writer must send when ackDirty
+	ackDirty    bool
+	writing     bool // a writer goroutine owns the connection's write side
+	closed      bool // no more sends
+	finished    bool // teardown complete
+}
+
+// SessionInfo is a snapshot of a session, for listings.
+type SessionInfo struct {
+	ID          string            `json:"id"`
+	Type        string            `json:"type"` // come.name
+	Version     string            `json:"version"`
+	IP          string            `json:"ip"` // come.ip, as the agent sees it
+	RemoteAddr  string            `json:"remote_addr"`
+	MAC         string            `json:"mac"`
+	OS          string            `json:"os"`
+	Platform    string            `json:"platform"`
+	Arch        string            `json:"arch"`
+	HostName    string            `json:"host_name"`
+	ConnectedAt time.Time         `json:"connected_at"`
+	LastSeen    time.Time         `json:"last_seen"`
+	Caps        []string          `json:"caps"` // extensions in use on this connection
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// ID returns the agent id.
+func (s *Session) ID() string { return s.id }
+
+// Come returns the agent's come payload. The caller must not modify it.
+func (s *Session) Come() *protocol.Come { return s.come }
+
+// HasCap reports whether extension c is in use on this connection.
+func (s *Session) HasCap(c string) bool { return s.caps.has(c) }
+
+// Caps returns the extensions in use on this connection.
+func (s *Session) Caps() []string { return s.caps.list() }
+
+// Journal returns the agent's journal id (ack.v1), "" when not in use.
+func (s *Session) Journal() string {
+	if s.jr == nil {
+		return ""
+	}
+	return s.jr.id
+}
+
+// Info returns a snapshot of the session.
+func (s *Session) Info() SessionInfo {
+	c := s.come
+	info := SessionInfo{
+		ID:          s.id,
+		Type:        c.Name,
+		Version:     c.Version,
+		MAC:         c.MAC,
+		OS:          c.OS,
+		Platform:    c.Platform,
+		Arch:        c.Arch,
+		HostName:    c.HostName,
+		RemoteAddr:  s.conn.RemoteAddr().String(),
+		ConnectedAt: time.Unix(0, s.connectedAt),
+		LastSeen:    time.Unix(0, s.lastSeen.Load()),
+		Caps:        s.caps.list(),
+		Labels:      maps.Clone(c.Labels),
+	}
+	if c.IP != nil {
+		info.IP = c.IP.String()
+	}
+	return info
+}
+
+// Close disconnects the agent (it will reconnect with backoff).
+func (s *Session) Close() { s.closeWith(reasonKicked) }
+
+// Send queues msg for the agent without waiting for a reply (requests that
+// have none, e.g. hm_change_collect_status). It waits for room in a full
+// queue as described in the package doc.
+func (s *Session) Send(ctx context.Context, msg *protocol.Msg) error {
+	frame, err := protocol.Encode(msg)
+	if err != nil {
+		return fmt.Errorf("send to agent %s: %w", s.id, err)
+	}
+	if err := s.enqueue(ctx, frame); err != nil {
+		return fmt.Errorf("send %s to agent %s: %w", msg.Type, s.id, err)
+	}
+	return nil
+}
+
+// run is the connection's reader goroutine: handshake, read loop, teardown.
+func (s *Session) run() {
+	h := s.hub
+	defer h.wg.Done()
+	if reason := s.handshake(); reason != "" {
+		h.m.handshakes.WithLabelValues("rejected", reason).Inc()
+		h.mu.Lock()
+		delete(h.pending, s)
+		h.mu.Unlock()
+		s.conn.Close()
+		return
+	}
+	h.m.handshakes.WithLabelValues("ok", reasonOK).Inc()
+	h.m.connected.WithLabelValues(s.come.Name, s.come.Version).Inc()
+	if fn := h.opts.OnConnect; fn != nil {
+		func() {
+			defer h.recoverLog("OnConnect", s)
+			fn(s)
+		}()
+	}
+	s.teardown(s.readLoop())
+}
+
+// touch records traffic: any frame pushes the dead-peer deadline out.
+func (s *Session) touch() {
+	now := realNow()
+	s.lastSeen.Store(now.UnixNano())
+	_ = s.conn.SetReadDeadline(now.Add(s.hub.opts.DeadAfter))
+}
+
+func (s *Session) onPing(data string) error {
+	s.touch()
+	err := s.conn.WriteControl(websocket.PongMessage, []byte(data), realNow().Add(s.hub.opts.WriteTimeout))
+	if err != nil {
+		// A broken connection shows up on the next read; a pong that cannot
+		// be written in time means a stuck peer, which the writer or the
+		// dead-peer deadline will evict.
+		s.hub.logLimited("hub: pong failed", "agent", s.id, "err", err)
+	}
+	return nil
+}
+
+func (s *Session) readLoop() string {
+	h := s.hub
+	s.conn.SetPingHandler(s.onPing)
+	s.conn.SetPongHandler(func(string) error { s.touch(); return nil })
+	s.touch()
+	for {
+		_, data, err := s.conn.ReadMessage()
+		if err != nil {
+			return s.readErrReason(err, reasonDeadPeer)
+		}
+		s.touch()
+		h.m.msgsIn.Inc()
+		h.m.bytesIn.Add(float64(len(data)))
+		msg, err := protocol.Decode(data)
+		if err != nil {
+			h.m.dropped.WithLabelValues(reasonBadMessage).Inc()
+			h.logLimited("hub: bad message from agent", "agent", s.id, "err", err)
+			continue
+		}
+		if reason := s.dispatch(msg); reason != "" {
+			s.closeWith(reason)
+			return reason
+		}
+	}
+}
+
+// readErrReason classifies a read error; timeouts count as timeoutReason.
+func (s *Session) readErrReason(err error, timeoutReason string) string {
+	s.mu.Lock()
+	r := s.closeReason
+	s.mu.Unlock()
+	if r != "" {
+		return r // we closed it, for this reason
+	}
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		return reasonFrameTooBig
+	case errors.As(err, &ce), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return reasonClosed
+	case errors.As(err, &ne) && ne.Timeout():
+		return timeoutReason
+	}
+	return reasonReadError
+}
+
+// dispatch routes one message; a non-empty result closes the connection.
+func (s *Session) dispatch(msg *protocol.Msg) string {
+	h := s.hub
+	if msg.Seq != 0 && s.jr != nil && msg.Type.Journaled() {
+		return s.journaled(msg)
+	}
+	if msg.TID != "" && s.deliver(msg) {
+		return ""
+	}
+	fn := h.handler(msg.Type)
+	if fn == nil {
+		h.m.dropped.WithLabelValues(reasonUnhandled).Inc()
+		h.logLimited("hub: message without waiter or handler dropped", "agent", s.id, "type", msg.Type.String(), "tid", msg.TID)
+		return ""
+	}
+	func() {
+		defer h.recoverLog("handler "+msg.Type.String(), s)
+		fn(s, msg)
+	}()
+	return ""
+}
+
+// enqueue adds a frame to the send queue, waiting for room up to ctx and
+// WriteTimeout; a queue still full then disconnects the agent.
+func (s *Session) enqueue(ctx context.Context, frame []byte) error {
+	var timer *time.Timer
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrAgentGone
+		}
+		if len(s.queue) < s.hub.opts.SendQueue {
+			s.queue = append(s.queue, frame)
+			s.startWriterLocked()
+			s.mu.Unlock()
+			return nil
+		}
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(s.hub.opts.WriteTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			s.hub.m.dropped.WithLabelValues(reasonQueueFull).Inc()
+			s.closeWith(reasonQueueFull)
+			return ErrQueueFull
+		}
+	}
+}
+
+// startWriterLocked starts the writer unless one runs. s.mu is held.
+func (s *Session) startWriterLocked() {
+	if s.writing {
+		return
+	}
+	s.writing = true
+	s.hub.wg.Add(1)
+	go s.writeLoop()
+}
+
+// writeLoop writes queued frames and pending acks, and exits when there is
+// nothing left: an idle connection has no writer goroutine.
+func (s *Session) writeLoop() {
+	h := s.hub
+	defer h.wg.Done()
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.writing = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		var frame []byte
+		switch {
+		case s.ackDirty:
+			s.ackDirty = false
+			frame = ackFrame(s.ackSeq)
+		case len(s.queue) > 0:
+			frame = s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			if len(s.queue) == 0 {
+				s.queue = nil // idle connections hold no queue array
+			}
+			if s.room != nil {
+				close(s.room)
+				s.room = nil
+			}
+		default:
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+
+		_ = s.conn.SetWriteDeadline(realNow().Add(h.opts.WriteTimeout))
+		if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			reason := reasonWriteError
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				reason = reasonWriteTimeout
+			}
+			s.closeWith(reason)
+			s.mu.Lock()
+			s.writing = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		h.m.msgsOut.Inc()
+		h.m.bytesOut.Add(float64(len(frame)))
+	}
+}
+
+func ackFrame(seq uint64) []byte {
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeAck, Ack: &protocol.Ack{Seq: seq}})
+	return b
+}
+
+// closeWith closes the connection, recording why (first reason wins). The
+// reader then tears the session down.
+func (s *Session) closeWith(reason string) {
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = reason
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.conn.Close()
+}
+
+// goAway sends a going-away close frame, then closes.
+func (s *Session) goAway() {
+	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+	_ = s.conn.WriteControl(websocket.CloseMessage, msg, realNow().Add(time.Second))
+	s.closeWith(reasonShutdown)
+}
+
+// waitDone waits until the session has fully ended, at most d.
+func (s *Session) waitDone(d time.Duration) {
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return
+	}
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	done := s.done
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// teardown ends a registered session: pending requests fail with
+// ErrAgentGone at once, the id is freed, acks are persisted, hooks run.
+func (s *Session) teardown(reason string) {
+	h := s.hub
+	s.mu.Lock()
+	if s.closeReason == "" {
+		s.closeReason = reason
+	}
+	reason = s.closeReason
+	s.closed = true
+	ws := s.waiters
+	s.waiters = nil
+	s.queue = nil
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
+	}
+	s.mu.Unlock()
+	s.conn.Close()
+
+	for _, w := range ws {
+		w.err = ErrAgentGone
+		close(w.ch)
+		h.m.pending.Dec()
+	}
+	h.mu.Lock()
+	if h.sessions[s.id] == s {
+		delete(h.sessions, s.id)
+	}
+	h.mu.Unlock()
+	if s.jr != nil {
+		s.flushAck()
+	}
+	h.m.connected.WithLabelValues(s.come.Name, s.come.Version).Dec()
+	h.m.disconnects.WithLabelValues(reason).Inc()
+	h.log.Debug("hub: agent disconnected", "agent", s.id, "reason", reason)
+	if fn := h.opts.OnDisconnect; fn != nil {
+		func() {
+			defer h.recoverLog("OnDisconnect", s)
+			fn(s, reason)
+		}()
+	}
+	s.mu.Lock()
+	s.finished = true
+	if s.done != nil {
+		close(s.done)
+	}
+	s.mu.Unlock()
+}
+
+// capSet is the set of known extensions in use, as bits.
+type capSet uint8
+
+var knownCaps = [...]string{protocol.CapAuth, protocol.CapAck, protocol.CapBulk, protocol.CapStream}
+
+func makeCapSet(caps []string) capSet {
+	var cs capSet
+	for i, c := range knownCaps {
+		if protocol.HasCap(caps, c) {
+			cs |= 1 << i
+		}
+	}
+	return cs
+}
+
+func (cs capSet) has(c string) bool {
+	for i, k := range knownCaps {
+		if k == c {
+			return cs&(1<<i) != 0
+		}
+	}
+	return false
+}
+
+func (cs capSet) list() []string {
+	var out []string
+	for i, k := range knownCaps {
+		if cs&(1<<i) != 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
