@@ -18,7 +18,7 @@ var comeCases = []struct {
 	{`{"type":1,"come":{"id":"a b"}}`, "", reasonBadID},
 	{`{"type":1,"come":{"id":"a\u0000"}}`, "", reasonBadID},
 	{`{"type":1,"come":{"id":"` + strings.Repeat("x", maxIDLen+1) + `"}}`, "", reasonBadID},
-	{`{"type":1,"come":{"id":"\xff"}}`, "", reasonNotCome}, // invalid JSON escape
+	{`{"type":1,"come":{"id":"\xff"}}`, "", reasonNotCome},        // invalid JSON escape
 	{"{\"type\":1,\"come\":{\"id\":\"a\xff\"}}", "", reasonBadID}, // invalid UTF-8
 	{`{"type":1}`, "", reasonNotCome},
 	{`{"type":8}`, "", reasonNotCome},

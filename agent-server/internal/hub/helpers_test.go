@@ -98,10 +98,10 @@ func (th *testHub) counter(t *testing.T, name string, labels ...string) float64 
 
 // agent is a test client speaking the protocol with a real gorilla conn.
 type agent struct {
-	t    *testing.T
-	c    *websocket.Conn
-	mu   sync.Mutex // writes
-	hs   *protocol.Handshake
+	t  *testing.T
+	c  *websocket.Conn
+	mu sync.Mutex // writes
+	hs *protocol.Handshake
 }
 
 func dial(t *testing.T, url string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
