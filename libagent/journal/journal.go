@@ -23,11 +23,21 @@
 //
 // # Durability
 //
-// Append writes the record with one write call and fsyncs the segment before
-// returning: a returned sequence number is on disk. Ack writes the "acked"
-// file atomically (temp + fsync + rename). Open scans every segment and cuts
-// it at the first record that is short or fails its CRC (a torn write from a
-// crash), so only whole records are ever replayed.
+// Append writes the record with one write call and returns: a returned
+// sequence number survives a crash of the agent process (the bytes are in the
+// kernel), and Sync makes everything appended so far survive a crash of the
+// host. Fsyncing every record would cost about a millisecond per message,
+// more than a whole exec round trip is allowed to take, so the owner calls
+// Sync on a short timer instead (libagent: every 200 ms while dirty) and
+// Close syncs. Ack moves the acknowledged position in memory; it is written
+// (temp + fsync + rename) by Sync, and always before a wholly acknowledged
+// segment is deleted, so the stored position never falls behind a deleted
+// record and sequence numbers are never reused after a restart. Records lost
+// to a host crash between two Syncs could let sequence numbers repeat; the
+// server's high-water mark (AdvanceTo) closes that gap on the next handshake.
+// Open scans every segment and cuts it at the first record that is short or
+// fails its CRC (a torn write from a crash), so only whole records are ever
+// replayed.
 //
 // # Bound
 //
@@ -96,6 +106,9 @@ type Journal struct {
 	next   uint64
 	acked  uint64
 	closed bool
+	// dirty: records written since the last fsync; ackDirty: acked moved
+	// since the "acked" file was last written.
+	dirty, ackDirty bool
 }
 
 // Open opens (creating it if needed) the journal in dir, bounded to maxBytes
@@ -239,7 +252,7 @@ func readRecord(r io.Reader, maxBytes int64) (uint64, []byte, error) {
 	return binary.LittleEndian.Uint64(h[8:16]), payload, nil
 }
 
-// Append stores payload durably and returns its sequence number.
+// Append stores payload and returns its sequence number (see Durability).
 func (j *Journal) Append(payload []byte) (uint64, error) {
 	rec := int64(headerSize + len(payload))
 	if rec > j.maxBytes {
@@ -269,10 +282,7 @@ func (j *Journal) Append(payload []byte) (uint64, error) {
 		_ = j.active.Truncate(seg.size)
 		return 0, fmt.Errorf("journal append: %w", err)
 	}
-	if err := j.active.Sync(); err != nil {
-		_ = j.active.Truncate(seg.size)
-		return 0, fmt.Errorf("journal append: sync: %w", err)
-	}
+	j.dirty = true
 	if seg.first == 0 {
 		seg.first = seq
 	}
@@ -341,13 +351,14 @@ func (j *Journal) Ack(upTo uint64) error {
 	if upTo >= j.next {
 		return fmt.Errorf("journal ack %d: beyond the last sequence number %d", upTo, j.next-1)
 	}
-	var b [12]byte
-	binary.LittleEndian.PutUint64(b[:8], upTo)
-	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
-	if err := statefile.WriteAtomic(filepath.Join(j.dir, ackedName), b[:], 0o600); err != nil {
+	j.acked = upTo
+	j.ackDirty = true
+	if len(j.segs) == 0 || j.segs[0].first == 0 || j.segs[0].last > upTo {
+		return nil // no segment is wholly acknowledged yet: nothing to free
+	}
+	if err := j.writeAcked(); err != nil {
 		return fmt.Errorf("journal ack %d: %w", upTo, err)
 	}
-	j.acked = upTo
 
 	keep := j.segs[:0]
 	var errs []error
@@ -452,20 +463,70 @@ func (j *Journal) Size() int64 {
 	return j.size
 }
 
-// Close releases the open segment. Further calls return ErrClosed.
+// writeAcked stores the acknowledged position atomically. j.mu is held.
+func (j *Journal) writeAcked() error {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], j.acked)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	if err := statefile.WriteAtomic(filepath.Join(j.dir, ackedName), b[:], 0o600); err != nil {
+		return err
+	}
+	j.ackDirty = false
+	return nil
+}
+
+// Sync makes every appended record and the acknowledged position durable.
+// It is cheap when nothing changed since the last call.
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return ErrClosed
+	}
+	return j.syncLocked()
+}
+
+func (j *Journal) syncLocked() error {
+	if j.dirty && j.active != nil {
+		if err := j.active.Sync(); err != nil {
+			return fmt.Errorf("journal sync: %w", err)
+		}
+	}
+	j.dirty = false
+	if j.ackDirty {
+		if err := j.writeAcked(); err != nil {
+			return fmt.Errorf("journal sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// AdvanceTo makes the next sequence number larger than seq: the server
+// reports the highest sequence number it holds for this journal at each
+// handshake, and numbers it has already seen must not be handed out again
+// (which could happen only after a host crash lost unsynced records).
+func (j *Journal) AdvanceTo(seq uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if seq >= j.next {
+		j.next = seq + 1
+	}
+}
+
+// Close syncs and releases the open segment. Further calls return ErrClosed.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return nil
 	}
+	err := j.syncLocked()
 	j.closed = true
 	if j.active != nil {
-		err := j.active.Close()
-		j.active = nil
-		if err != nil {
-			return fmt.Errorf("journal close: %w", err)
+		if cerr := j.active.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("journal close: %w", cerr)
 		}
+		j.active = nil
 	}
-	return nil
+	return err
 }
