@@ -76,9 +76,9 @@ bench:
 soak:
 	SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
 
-## release: packages into release/ (filled in by the packaging issue)
+## release: cross-compiled archives, .deb/.rpm and checksums.txt into release/ (packaging/README.md)
 release: build
-	@echo "release packaging is not implemented yet"; exit 1
+	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' bash .ci/release
 
 clean:
 	rm -rf bin release bench.out
