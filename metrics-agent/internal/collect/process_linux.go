@@ -1,0 +1,294 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// snapshot is one walk of /proc: the processes, the socket tables and which
+// process holds each socket.
+type snapshot struct {
+	at       time.Time
+	procs    []procInfo
+	owner    map[uint64]sockOwner // socket inode → first (lowest pid) holder
+	memTotal uint64
+	tables   sockTables
+}
+
+type procInfo struct {
+	pid    int32
+	stat   pidStat
+	status pidStatus
+	cmd    []string
+	cpu    protocol.F2
+	socks  []uint64 // socket inodes held
+}
+
+type sockOwner struct {
+	pid int32
+	fd  uint32
+}
+
+// takeSnapshot walks /proc. Processes that exit meanwhile are skipped
+// silently; unreadable parts (fd directories of other users' processes when
+// not root) are counted into one warning per kind.
+func (c *Collector) takeSnapshot(ctx context.Context, lim limiter, prev *snapshot, w *warns) *snapshot {
+	s := &snapshot{at: c.now(), owner: make(map[uint64]sockOwner)}
+	if b, err := os.ReadFile(c.proc("meminfo")); err != nil {
+		w.add("process.mem", err)
+	} else if m, err := parseMeminfo(b); err != nil {
+		w.add("process.mem", err)
+	} else {
+		s.memTotal = m["MemTotal"]
+	}
+	uptime := -1.0
+	if b, err := os.ReadFile(c.proc("uptime")); err == nil {
+		uptime, _ = parseUptime(b)
+	}
+	prevCPU := make(map[int32]procInfo)
+	if prev != nil {
+		for _, p := range prev.procs {
+			prevCPU[p.pid] = p
+		}
+	}
+	elapsed := 0.0
+	if prev != nil {
+		elapsed = s.at.Sub(prev.at).Seconds()
+	}
+
+	pids, err := c.pids()
+	if err != nil {
+		w.add("process", err)
+		return s
+	}
+	var nFD, nRead int
+	var errFD, errRead error
+	buf := make([]byte, 0, 4096)
+	for _, pid := range pids {
+		if err := lim.Wait(ctx); err != nil {
+			w.addf("process", "walk stopped after %d of %d processes: %w", len(s.procs), len(pids), err)
+			break
+		}
+		p, err := c.readProc(pid, &buf)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ESRCH) {
+				nRead++
+				errRead = cmpErr(errRead, err)
+			}
+			continue
+		}
+		ticks := p.stat.UTime + p.stat.STime
+		if old, ok := prevCPU[pid]; ok && old.stat.StartTime == p.stat.StartTime && elapsed > 0 {
+			p.cpu = cpuPercent(ticks-min(ticks, old.stat.UTime+old.stat.STime), elapsed)
+		} else if uptime >= 0 {
+			p.cpu = cpuPercent(ticks, uptime-float64(p.stat.StartTime)/clockTicks)
+		}
+		if err := c.readFDs(&p, s.owner); err != nil {
+			nFD++
+			errFD = cmpErr(errFD, err)
+		}
+		s.procs = append(s.procs, p)
+	}
+	errorsCount("process", nRead, errRead, w)
+	errorsCount("process.fd", nFD, errFD, w)
+	s.tables = c.readTables(w)
+	return s
+}
+
+func cmpErr(first, err error) error {
+	if first == nil {
+		return err
+	}
+	return first
+}
+
+func (c *Collector) pids() ([]int32, error) {
+	d, err := os.Open(c.roots.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	out := make([]int32, 0, len(names))
+	for _, n := range names {
+		if n == "" || n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if v, err := strconv.ParseInt(n, 10, 32); err == nil && v > 0 {
+			out = append(out, int32(v))
+		}
+	}
+	return out, nil
+}
+
+// readFile reads a small /proc file into *buf (reused across calls).
+func readFile(path string, buf *[]byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	*buf = b
+	return b, nil
+}
+
+func (c *Collector) readProc(pid int32, buf *[]byte) (procInfo, error) {
+	p := procInfo{pid: pid}
+	dir := c.proc(strconv.Itoa(int(pid)))
+	b, err := readFile(dir+"/stat", buf)
+	if err != nil {
+		return p, err
+	}
+	if p.stat, err = parsePidStat(b); err != nil {
+		return p, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if b, err = readFile(dir+"/status", buf); err != nil {
+		return p, err
+	}
+	if p.status, err = parsePidStatus(b); err != nil {
+		return p, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	if b, err = readFile(dir+"/cmdline", buf); err != nil {
+		return p, err
+	}
+	p.cmd = parseCmdline(b)
+	if len(p.cmd) == 0 {
+		p.cmd = []string{"[" + p.status.Name + "]"} // kernel thread, as ps shows it
+	}
+	return p, nil
+}
+
+// readFDs records the sockets process p holds.
+func (c *Collector) readFDs(p *procInfo, owner map[uint64]sockOwner) error {
+	dir := c.proc(strconv.Itoa(int(p.pid)), "fd")
+	d, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, n := range names {
+		link, err := os.Readlink(dir + "/" + n)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		ino, ok := socketInode(link)
+		if !ok {
+			continue
+		}
+		fd, err := strconv.ParseUint(n, 10, 32)
+		if err != nil {
+			continue
+		}
+		p.socks = append(p.socks, ino)
+		if o, ok := owner[ino]; !ok || p.pid < o.pid {
+			owner[ino] = sockOwner{pid: p.pid, fd: uint32(fd)}
+		}
+	}
+	return nil
+}
+
+// socketInode parses the "socket:[12345]" target of an fd link.
+func socketInode(link string) (uint64, bool) {
+	s, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, "]")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+func (c *Collector) processList(s *snapshot, top int, w *warns) []protocol.HMProcess {
+	// Which sockets are in the tables, and the listening TCP ports.
+	inTables := make(map[uint64]uint32, 256) // inode → listening port or 0
+	for i, t := range s.tables.inet {
+		for _, e := range t {
+			if e.Inode == 0 {
+				continue
+			}
+			port := uint32(0)
+			if i <= 1 && e.State == tcpListen {
+				port = uint32(e.Local.Port())
+			}
+			inTables[e.Inode] = port
+		}
+	}
+	for _, e := range s.tables.unix {
+		if _, ok := inTables[e.Inode]; !ok {
+			inTables[e.Inode] = 0
+		}
+	}
+	uids := make([]uint32, len(s.procs))
+	for i, p := range s.procs {
+		uids[i] = p.status.UID
+	}
+	users := c.users.lookup(c.etc("passwd"), uids, w)
+	out := make([]protocol.HMProcess, 0, len(s.procs))
+	for _, p := range s.procs {
+		h := protocol.HMProcess{
+			ID: p.pid, ParentID: p.stat.PPid, User: users[p.status.UID], CPUUsage: p.cpu,
+			RSS: p.status.RSS, VMS: p.status.VMS, Swap: p.status.Swap,
+			MemoryUsage: pct(float64(p.status.RSS), float64(s.memTotal)), Cmd: p.cmd,
+		}
+		for _, ino := range p.socks {
+			port, ok := inTables[ino]
+			if !ok {
+				continue
+			}
+			h.Conns++
+			if port != 0 && !containsPort(h.Listen, port) {
+				h.Listen = append(h.Listen, port)
+			}
+		}
+		slices.Sort(h.Listen)
+		out = append(out, h)
+	}
+	return rank(out, top)
+}
+
+func containsPort(ps []uint32, p uint32) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
