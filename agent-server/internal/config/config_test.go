@@ -123,7 +123,7 @@ func FuzzParse(f *testing.F) {
 
 func TestGeneratedToken(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	tok, path, created, err := GeneratedToken(dir)
+	tok, path, created, err := GeneratedToken(dir, TokenFile, GeneratedTokenName)
 	if err != nil || !created || tok.Name != "generated" || len(tok.Secret) != 43 || path != filepath.Join(dir, "api-token") {
 		t.Fatalf("first: %+v %s %v %v", tok, path, created, err)
 	}
@@ -131,14 +131,14 @@ func TestGeneratedToken(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v %v", st.Mode(), err)
 	}
-	tok2, _, created, err := GeneratedToken(dir)
+	tok2, _, created, err := GeneratedToken(dir, TokenFile, GeneratedTokenName)
 	if err != nil || created || tok2 != tok {
 		t.Fatalf("second: %+v %v %v", tok2, created, err)
 	}
 	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := GeneratedToken(dir); err == nil || !strings.Contains(err.Error(), "shorter than 16 characters") {
+	if _, _, _, err := GeneratedToken(dir, TokenFile, GeneratedTokenName); err == nil || !strings.Contains(err.Error(), "shorter than 16 characters") {
 		t.Fatalf("short file: %v", err)
 	}
 	if a, b := NewSecret(), NewSecret(); a == b {

@@ -66,10 +66,13 @@ func validName(s string) bool {
 	return true
 }
 
-// TokenFile is the file in the data dir that holds the generated API token.
-const TokenFile = "api-token"
+// Files in the data dir holding generated tokens.
+const (
+	TokenFile      = "api-token"   // the operator API token
+	AgentTokenFile = "agent-token" // the agent enrollment token
+)
 
-// GeneratedTokenName names the generated operator token in the audit log.
+// GeneratedTokenName names a generated token (in the audit log).
 const GeneratedTokenName = "generated"
 
 // NewSecret returns 32 random bytes from crypto/rand as unpadded base64url
@@ -80,21 +83,21 @@ func NewSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// GeneratedToken returns the operator token kept in dataDir/TokenFile,
+// GeneratedToken returns the token kept in dataDir/file, named name,
 // creating the file (mode 0600, the directory 0700 when it is created) with a
 // new secret when it does not exist. created reports that it did.
-func GeneratedToken(dataDir string) (tok Token, path string, created bool, err error) {
-	path = filepath.Join(dataDir, TokenFile)
+func GeneratedToken(dataDir, file, name string) (tok Token, path string, created bool, err error) {
+	path = filepath.Join(dataDir, file)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		s := strings.TrimSpace(string(b))
 		if len(s) < MinTokenLen {
-			return Token{}, path, false, fmt.Errorf("api token file %s: %w: shorter than %d characters", path, ErrInvalid, MinTokenLen)
+			return Token{}, path, false, fmt.Errorf("token file %s: %w: shorter than %d characters", path, ErrInvalid, MinTokenLen)
 		}
-		return Token{Name: GeneratedTokenName, Secret: s}, path, false, nil
+		return Token{Name: name, Secret: s}, path, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return Token{}, path, false, fmt.Errorf("read api token: %w", err)
+		return Token{}, path, false, fmt.Errorf("read token file: %w", err)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return Token{}, path, false, fmt.Errorf("create data dir: %w", err)
@@ -102,7 +105,7 @@ func GeneratedToken(dataDir string) (tok Token, path string, created bool, err e
 	s := NewSecret()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return Token{}, path, false, fmt.Errorf("create api token file: %w", err)
+		return Token{}, path, false, fmt.Errorf("create token file: %w", err)
 	}
 	_, werr := f.WriteString(s + "\n")
 	if werr == nil {
@@ -113,7 +116,7 @@ func GeneratedToken(dataDir string) (tok Token, path string, created bool, err e
 	}
 	if werr != nil {
 		_ = os.Remove(path)
-		return Token{}, path, false, fmt.Errorf("write api token file: %w", werr)
+		return Token{}, path, false, fmt.Errorf("write token file: %w", werr)
 	}
-	return Token{Name: GeneratedTokenName, Secret: s}, path, true, nil
+	return Token{Name: name, Secret: s}, path, true, nil
 }

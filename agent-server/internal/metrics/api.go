@@ -1,8 +1,10 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -68,6 +70,17 @@ func (s *statusWriter) WriteHeader(code int) {
 func (s *statusWriter) Write(p []byte) (int, error) {
 	s.wroteHeader = true
 	return s.ResponseWriter.Write(p)
+}
+
+// Hijack passes through to the connection (the agent WebSocket upgrade).
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	s.code, s.wroteHeader = http.StatusSwitchingProtocols, true
+	return http.NewResponseController(s.ResponseWriter).Hijack()
+}
+
+// Flush passes through (streamed downloads).
+func (s *statusWriter) Flush() {
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController reach Flush and deadlines.

@@ -1,0 +1,56 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	japi "github.com/agentfleet/jkframe/api"
+
+	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// Errors of requests to agents, exact texts.
+var (
+	errAgentNotFound = japi.NotFound("agent")
+	errAgentGone     = &japi.Error{Code: http.StatusGone, Msg: "agent went away: the connection closed before it answered"}
+	errQueueFull     = &japi.Error{Code: http.StatusServiceUnavailable, Msg: "agent too slow: its send queue stayed full, it was disconnected"}
+	errShutdown      = &japi.Error{Code: http.StatusServiceUnavailable, Msg: "server shutting down"}
+	errClientGone    = &japi.Error{Code: 499, Msg: "client closed the request"}
+)
+
+// mapError turns the hub's and the store's errors into API errors; an
+// *japi.Error (anywhere in the chain) is kept, anything else stays a 500.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *japi.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	var agentErr *hub.AgentError
+	switch {
+	case errors.As(err, &agentErr):
+		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: agentErr.Msg, Err: err}
+	case errors.Is(err, hub.ErrAgentNotFound):
+		return errAgentNotFound
+	case errors.Is(err, hub.ErrAgentGone):
+		return errAgentGone
+	case errors.Is(err, hub.ErrQueueFull):
+		return errQueueFull
+	case errors.Is(err, io.EOF), errors.Is(err, hub.ErrStreamOverflow):
+		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: "the agent ended its reply early", Err: err}
+	case errors.Is(err, hub.ErrClosed):
+		return errShutdown
+	case errors.Is(err, context.DeadlineExceeded):
+		return &japi.Error{Code: http.StatusGatewayTimeout, Msg: "timeout: the agent did not answer in time", Err: err}
+	case errors.Is(err, context.Canceled):
+		return errClientGone
+	case errors.Is(err, store.ErrInvalid):
+		return &japi.Error{Code: http.StatusBadRequest, Msg: err.Error(), Err: err}
+	}
+	return err
+}

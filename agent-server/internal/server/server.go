@@ -1,0 +1,401 @@
+// Package server assembles agent-server from its parts: config → logging →
+// store → hub → API → HTTP server, and takes them down again in order.
+//
+// Agents are upserted in the store when they connect and their last_seen is
+// written in batches (see recorder); their /metrics series are dropped when
+// they disconnect. Shutdown: stop accepting, tell the agents (hub.Shutdown),
+// answer the requests in flight (http.Server.Shutdown with a deadline),
+// flush the agent records, close the store.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/agentfleet/jkframe/logging"
+	"github.com/agentfleet/libagent/buildinfo"
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/api"
+	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/metrics"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// Options tune New beyond the config file.
+type Options struct {
+	// Logger replaces the logger built from the log_* keys (tests).
+	Logger *slog.Logger
+	// Stdout is the stdout target of the built logger (default os.Stdout).
+	Stdout io.Writer
+	// Version is reported by the API (default buildinfo.Version).
+	Version string
+	// ShutdownTimeout bounds the graceful shutdown (default 15 s).
+	ShutdownTimeout time.Duration
+	// TouchInterval is how often last_seen of connected agents is written
+	// (default 30 s).
+	TouchInterval time.Duration
+	// Hub, when set, adjusts the hub options before hub.New (tests shorten
+	// timeouts; the load tool lifts limits).
+	Hub func(*hub.Options)
+}
+
+// Server is a running agent-server. Create it with New, then Run it.
+type Server struct {
+	cfg     config.Config
+	o       Options
+	log     *slog.Logger
+	logger  *logging.Logger // nil when Options.Logger was given
+	store   store.Store
+	hub     *hub.Hub
+	api     *api.Server
+	reg     *prometheus.Registry
+	agents  *metrics.Agents
+	rec     *recorder
+	ln      net.Listener
+	http    *http.Server
+	disk    *diskWatch
+	closers []func()
+}
+
+// New opens everything cfg describes and binds the listening socket (so
+// Addr is known), but serves nothing until Run.
+func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err error) {
+	if o.Version == "" {
+		o.Version = buildinfo.Version
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 15 * time.Second
+	}
+	if o.TouchInterval <= 0 {
+		o.TouchInterval = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, o: o, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := s.openLog(); err != nil {
+		return nil, err
+	}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	operator, readOnly, agentTokens, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.DataDir, cfg.CacheDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+
+	st, err := store.Open(ctx, store.Config{
+		Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir,
+		OutputCap: int64(cfg.Task.OutputCap), Logger: s.log, Registerer: s.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.store = st
+	s.closers = append(s.closers, func() {
+		if err := st.Close(); err != nil {
+			s.log.Error("close store", "err", err)
+		}
+	})
+
+	s.agents = metrics.NewAgents()
+	s.reg.MustRegister(s.agents)
+	s.reg.MustRegister(metrics.NewCountsCollector("agentserver_tasks", "Tasks in the store by state.", "state", 5*time.Second, s.taskCounts))
+	s.rec = newRecorder(st, s.log, o.TouchInterval)
+
+	secrets, acks := s.hubStores()
+	hopts := hub.Options{
+		Logger:       s.log.With("component", "hub"),
+		Registry:     s.reg,
+		MaxFrame:     int64(cfg.Agent.MaxFrame),
+		AgentTokens:  agentTokens,
+		AllowLegacy:  cfg.AllowLegacyAgents,
+		ConnectLimit: float64(cfg.ConnectLimit),
+		ConnectBurst: int(cfg.ConnectBurst),
+		Secrets:      secrets,
+		Acks:         acks,
+		OnConnect:    s.onConnect,
+		OnDisconnect: s.onDisconnect,
+	}
+	if o.Hub != nil {
+		o.Hub(&hopts)
+	}
+	if s.hub, err = hub.New(hopts); err != nil {
+		return nil, err
+	}
+	s.hub.Handle(protocol.TypeAgentInfo, s.onAgentInfo)
+
+	s.disk = newDiskWatch(cfg.CacheDir, float64(cfg.CacheThreshold), s.log)
+	s.api, err = api.New(api.Options{
+		Config: &s.cfg, Store: st, Fleet: fleet{s.hub}, Logger: s.log.With("component", "api"),
+		Registry: s.reg, Gatherer: s.reg, Operator: operator, ReadOnly: readOnly,
+		MetricsToken: cfg.API.MetricsToken, Version: o.Version, Blocking: s.disk.blocking,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.api.HandleRaw("GET /ws/agent", s.hub)
+
+	s.http = &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    64 << 10,
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.TLSEnabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+	}
+	s.ln = ln
+	return s, nil
+}
+
+func (s *Server) openLog() error {
+	if s.o.Logger != nil {
+		s.log = s.o.Logger
+		return nil
+	}
+	lvl, err := logging.ParseLevel(s.cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	l, err := logging.New(logging.Options{
+		Level: lvl, Targets: s.cfg.LogTarget, Dir: s.cfg.LogDir, Name: "agent-server",
+		MaxSize: int64(s.cfg.LogSize), Rotate: int(s.cfg.LogRotate), Stdout: s.o.Stdout,
+	})
+	if err != nil {
+		return fmt.Errorf("logging: %w", err)
+	}
+	s.logger, s.log = l, l.Logger
+	return nil
+}
+
+// tokens parses the configured tokens and creates the ones that are
+// missing: an operator token when no API token is configured, an enrollment
+// token when no agent token is. Only the files' paths are logged.
+func (s *Server) tokens() (operator, readOnly []config.Token, agent []string, err error) {
+	c := &s.cfg
+	if operator, err = config.ParseTokens("api.tokens", "operator", c.API.Tokens); err != nil {
+		return
+	}
+	if readOnly, err = config.ParseTokens("api.read_only_tokens", "read-only", c.API.ReadOnlyTokens); err != nil {
+		return
+	}
+	agentToks, err := config.ParseTokens("agent.tokens", "agent", c.Agent.Tokens)
+	if err != nil {
+		return
+	}
+	if len(operator) == 0 && len(readOnly) == 0 {
+		tok, path, created, gerr := config.GeneratedToken(c.DataDir, config.TokenFile, config.GeneratedTokenName)
+		if gerr != nil {
+			return nil, nil, nil, gerr
+		}
+		operator = append(operator, tok)
+		if created {
+			s.log.Warn("no api.tokens configured: generated an operator API token", "file", path)
+		} else {
+			s.log.Info("no api.tokens configured: using the generated operator API token", "file", path)
+		}
+	}
+	if len(agentToks) == 0 {
+		tok, path, created, gerr := config.GeneratedToken(c.DataDir, config.AgentTokenFile, config.GeneratedTokenName)
+		if gerr != nil {
+			return nil, nil, nil, gerr
+		}
+		agentToks = append(agentToks, tok)
+		msg := "no agent.tokens configured: using the generated agent enrollment token (basic.token of the agents)"
+		if created {
+			msg = "no agent.tokens configured: generated an agent enrollment token (set it as basic.token of the agents)"
+		}
+		s.log.Warn(msg, "file", path)
+	}
+	for _, t := range agentToks {
+		agent = append(agent, t.Secret)
+	}
+	return operator, readOnly, agent, nil
+}
+
+// hubStores returns the store's secret and ack persistence when the store
+// implements it, in-memory stand-ins otherwise (then secrets are issued
+// again and journals replayed in full after a restart).
+func (s *Server) hubStores() (hub.SecretStore, hub.AckStore) {
+	var mem *hub.MemStore
+	secrets, ok1 := s.store.(hub.SecretStore)
+	if !ok1 {
+		mem = hub.NewMemStore()
+		secrets = mem
+	}
+	acks, ok2 := s.store.(hub.AckStore)
+	if !ok2 {
+		if mem == nil {
+			mem = hub.NewMemStore()
+		}
+		acks = mem
+	}
+	if !ok1 || !ok2 {
+		s.log.Warn("the store does not persist agent secrets and journal acks: kept in memory until restart")
+	}
+	return secrets, acks
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Hub returns the hub, for feature packages that register handlers.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// API returns the API server, for feature packages that add routes.
+func (s *Server) API() *api.Server { return s.api }
+
+// Store returns the store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Run serves until ctx is done, then shuts down gracefully and releases
+// everything New opened. It returns the first serving or shutdown error.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	recCtx, stopRec := context.WithCancel(context.Background())
+	wg.Go(func() { s.rec.run(recCtx, s.onlineIDs) })
+	s.log.Info("agent-server listening", "addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver)
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+
+	s.log.Info("agent-server shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
+	defer cancel()
+	var herr error
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- s.http.Shutdown(sctx) }() // closes the listener at once
+	if err := s.hub.Shutdown(sctx); err != nil {
+		herr = err
+	}
+	if err := <-shutdownDone; err != nil {
+		herr = errors.Join(herr, fmt.Errorf("http shutdown: %w", err))
+		_ = s.http.Close()
+	}
+	if serveErr == nil {
+		serveErr = <-errc
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	stopRec()
+	wg.Wait() // the recorder flushed its last batch
+	s.close()
+	return errors.Join(serveErr, herr)
+}
+
+// close releases what New opened, in reverse order.
+func (s *Server) close() {
+	if s.ln != nil && s.http == nil {
+		_ = s.ln.Close()
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+	if s.logger != nil {
+		_ = s.logger.Close()
+	}
+}
+
+// Close releases a Server that was created but never Run.
+func (s *Server) Close() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.hub != nil {
+		_ = s.hub.Shutdown(context.Background())
+	}
+	s.close()
+}
+
+func (s *Server) onlineIDs() []string {
+	infos := s.hub.Sessions()
+	ids := make([]string, len(infos))
+	for i, in := range infos {
+		ids[i] = in.ID
+	}
+	return ids
+}
+
+func (s *Server) onConnect(sess *hub.Session) {
+	c := sess.Come()
+	now := time.Now()
+	a := store.Agent{
+		ID: sess.ID(), Type: c.Name, Version: c.Version, MAC: c.MAC, HostName: c.HostName, OS: c.OS,
+		Platform: c.Platform, PlatformVersion: c.PlatformVersion, KernelVersion: c.KernelVersion, Arch: c.Arch,
+		CPU: c.CPU, CPUCore: int(c.CPUCore), Memory: c.Memory, Labels: c.Labels, ConnectedAt: now, LastSeen: now,
+	}
+	if c.IP != nil {
+		a.IP = c.IP.String()
+	}
+	if a.Labels != nil && store.ValidateLabels(a.Labels) != nil {
+		s.log.Warn("agent labels rejected", "agent", a.ID, "err", store.ValidateLabels(a.Labels))
+		a.Labels = nil
+	}
+	s.rec.upsert(a)
+}
+
+func (s *Server) onDisconnect(sess *hub.Session, reason string) {
+	id := sess.ID()
+	if cur, ok := s.hub.Session(id); ok && cur != sess {
+		return // replaced by a newer session of the same agent
+	}
+	s.agents.Delete(id)
+	s.rec.touch(id)
+}
+
+func (s *Server) onAgentInfo(sess *hub.Session, m *protocol.Msg) {
+	if m.AI == nil {
+		return
+	}
+	s.agents.Set(sess.ID(), sess.Come().Name, *m.AI, time.Now())
+}
+
+func (s *Server) taskCounts(ctx context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, st := range []store.TaskState{store.TaskPending, store.TaskRunning, store.TaskDone, store.TaskCancelled, store.TaskFailed} {
+		_, n, err := s.store.ListTasks(ctx, store.TaskFilter{States: []store.TaskState{st}, Paging: store.Paging{Size: 1}})
+		if err != nil {
+			return nil, err
+		}
+		out[string(st)] = float64(n)
+	}
+	return out, nil
+}
