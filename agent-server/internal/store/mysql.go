@@ -52,6 +52,10 @@ var mysqlDialect = dialect{
 		}
 		return nil
 	},
+	// READ COMMITTED: no gap locks, so concurrent upserts of new agents and
+	// their labels do not deadlock each other; every transaction here is a
+	// short read-modify-write that needs no repeatable reads.
+	txOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	retryable: func(err error) bool {
 		var me *mysql.MySQLError
 		return errors.As(err, &me) && (me.Number == mysqlDeadlock || me.Number == mysqlLockWaitTimeout)

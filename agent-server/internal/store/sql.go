@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -28,6 +30,8 @@ type dialect struct {
 	// classify maps a driver error to ErrConflict or ErrNotFound (a
 	// missing parent row), or returns nil.
 	classify func(error) error
+	// txOptions for write transactions (nil: the driver's default).
+	txOptions *sql.TxOptions
 	// retryable reports a transaction worth running again (deadlock); may be nil.
 	retryable func(error) bool
 }
@@ -86,19 +90,30 @@ func (s *sqlStore) fail(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-// tx runs fn in a transaction, again (up to 3 times) when the database
-// picked it as a deadlock victim; fn must be safe to re-run.
+// tx runs fn in a transaction, again (up to txAttempts times, after a short
+// random pause) when the database picked it as a deadlock victim; fn must
+// be safe to re-run.
 func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.tx1(ctx, fn)
-		if err == nil || attempt == 3 || s.d.retryable == nil || !s.d.retryable(err) || ctx.Err() != nil {
+		if err == nil || attempt == txAttempts || s.d.retryable == nil || !s.d.retryable(err) {
 			return err
+		}
+		s.cfg.Logger.Debug("store: transaction retried", "attempt", attempt, "err", err)
+		pause := time.NewTimer(time.Duration(mrand.Int64N(int64(attempt) * int64(5*time.Millisecond))))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return err
+		case <-pause.C:
 		}
 	}
 }
 
+const txAttempts = 6
+
 func (s *sqlStore) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, s.d.txOptions)
 	if err != nil {
 		return err
 	}
@@ -137,6 +152,25 @@ func (d dbTime) Scan(v any) error {
 	return nil
 }
 
+// Length limits (in characters) of the MySQL columns, enforced for both
+// backends so that they accept the same input.
+const (
+	maxIDLen     = 128 // agent ids
+	maxTaskIDLen = 64
+	maxTextLen   = 255
+)
+
+// checkLens takes (name, value, limit) triples.
+func checkLens(triples ...any) error {
+	for i := 0; i+2 < len(triples); i += 3 {
+		name, v, limit := triples[i].(string), triples[i+1].(string), triples[i+2].(int)
+		if n := utf8.RuneCountInString(v); n > limit {
+			return fmt.Errorf("%w: %s longer than %d characters", ErrInvalid, name, limit)
+		}
+	}
+	return nil
+}
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
@@ -163,6 +197,13 @@ func (s *sqlStore) UpsertAgent(ctx context.Context, a Agent) error {
 	const op = "upsert agent"
 	if a.ID == "" {
 		return s.fail(op, fmt.Errorf("%w: empty agent id", ErrInvalid))
+	}
+	if err := checkLens(
+		"agent id", a.ID, maxIDLen, "type", a.Type, maxTextLen, "version", a.Version, maxTextLen, "ip", a.IP, maxTextLen,
+		"mac", a.MAC, maxTextLen, "host_name", a.HostName, maxTextLen, "os", a.OS, maxTextLen, "platform", a.Platform, maxTextLen,
+		"platform_version", a.PlatformVersion, maxTextLen, "kernel_version", a.KernelVersion, maxTextLen,
+		"arch", a.Arch, maxTextLen, "cpu", a.CPU, maxTextLen); err != nil {
+		return s.fail(op, err)
 	}
 	if err := ValidateLabels(a.Labels); err != nil {
 		return s.fail(op+" "+a.ID, err)
@@ -474,6 +515,9 @@ func (s *sqlStore) CreateTask(ctx context.Context, t Task) (Task, error) {
 	case !t.State.valid():
 		return Task{}, s.fail(op, fmt.Errorf("%w: task state %q", ErrInvalid, t.State))
 	}
+	if err := checkLens("task id", t.ID, maxTaskIDLen, "created_by", t.CreatedBy, maxTextLen); err != nil {
+		return Task{}, s.fail(op, err)
+	}
 	if err := checkJSON("task spec", t.Spec); err != nil {
 		return Task{}, s.fail(op, err)
 	}
@@ -711,6 +755,9 @@ func (s *sqlStore) PutResults(ctx context.Context, rs []Result) error {
 		}
 		if !r.State.valid() {
 			return s.fail(op, fmt.Errorf("%w: result state %q", ErrInvalid, r.State))
+		}
+		if err := checkLens("task id", r.TaskID, maxTaskIDLen, "agent id", r.AgentID, maxIDLen); err != nil {
+			return s.fail(op, err)
 		}
 	}
 	if len(rs) == 0 {
@@ -974,6 +1021,9 @@ const auditCols = "id, at, actor, action, target, request_id, detail, result"
 func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	defer s.observe("append_audit")()
 	op := "append audit " + e.Action
+	if err := checkLens("actor", e.Actor, maxTextLen, "action", e.Action, maxTextLen, "request_id", e.RequestID, maxTextLen); err != nil {
+		return 0, s.fail(op, err)
+	}
 	if err := checkJSON("audit detail", e.Detail); err != nil {
 		return 0, s.fail(op, err)
 	}
@@ -1051,6 +1101,9 @@ func (s *sqlStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, 
 func checkMetric(m Metric, usage bool) error {
 	if m.AgentID == "" {
 		return fmt.Errorf("%w: metric without agent id", ErrInvalid)
+	}
+	if err := checkLens("agent id", m.AgentID, maxIDLen); err != nil {
+		return err
 	}
 	if !usage && !validCategory(m.Category) {
 		return fmt.Errorf("%w: metric category %q", ErrInvalid, m.Category)

@@ -162,6 +162,8 @@ func testAgentUpsertGet(t *testing.T, s Store, _ Config) {
 		{Agent{ID: "x", Labels: map[string]string{"bad key": "v"}}, `key has character ' '`},
 		{Agent{ID: "x", Labels: map[string]string{"k": "a,b"}}, `value has character ','`},
 		{Agent{ID: "x", Facts: json.RawMessage(`{`)}, "facts is not valid JSON"},
+		{Agent{ID: strings.Repeat("é", 129)}, "agent id longer than 128 characters"},
+		{Agent{ID: "x", HostName: strings.Repeat("h", 256)}, "host_name longer than 255 characters"},
 	} {
 		wantErr(t, s.UpsertAgent(ctx, tc.a), ErrInvalid, tc.want)
 	}
@@ -361,6 +363,7 @@ func testTaskCreateGetList(t *testing.T, s Store, _ Config) {
 		{Task{Kind: "shell"}, `task kind "shell"`},
 		{Task{Kind: KindFleet, State: "stuck"}, `task state "stuck"`},
 		{Task{Kind: KindFleet, Spec: json.RawMessage(`nope`)}, "task spec is not valid JSON"},
+		{Task{Kind: KindFleet, ID: strings.Repeat("t", 65)}, "task id longer than 64 characters"},
 	} {
 		_, err := s.CreateTask(ctx, tc.t)
 		wantErr(t, err, ErrInvalid, tc.want)
