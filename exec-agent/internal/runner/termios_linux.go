@@ -1,0 +1,12 @@
+package runner
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// echoOff reports whether the terminal behind the pty master f has ECHO off.
+func echoOff(f *os.File) (bool, error) {
+	return echoOffReq(f, unix.TCGETS)
+}
