@@ -456,17 +456,26 @@ func parseNetUnix(data []byte) ([]unixSocket, error) {
 		}
 		s := unixSocket{Flags: uint32(flags), State: uint8(st), Inode: ino}
 		if len(f) > 7 {
-			// A path may hold blanks: it is the rest of the line.
-			_, after, _ := strings.Cut(line, " "+f[6]+" ")
-			s.Path = strings.TrimSpace(after)
-			if s.Path == "" {
-				s.Path = f[7]
-			}
+			s.Path = afterFields(line, 7) // a path may hold blanks
 		}
 		out = append(out, s)
 		return nil
 	})
 	return out, err
+}
+
+// afterFields returns line without its first n blank-separated fields and
+// the blanks that follow them.
+func afterFields(line string, n int) string {
+	for range n {
+		line = strings.TrimLeft(line, " \t")
+		i := strings.IndexAny(line, " \t")
+		if i < 0 {
+			return ""
+		}
+		line = line[i:]
+	}
+	return strings.TrimLeft(line, " \t")
 }
 
 // parseRoute returns the IPv4 default gateway of /proc/net/route: the

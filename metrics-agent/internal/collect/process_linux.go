@@ -135,8 +135,8 @@ func (c *Collector) pids() ([]int32, error) {
 	return out, nil
 }
 
-// readFile reads a small /proc file into *buf (reused across calls).
-func readFile(path string, buf *[]byte) ([]byte, error) {
+// readFileInto reads a small /proc file into *buf (reused across calls).
+func readFileInto(path string, buf *[]byte) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -163,20 +163,20 @@ func readFile(path string, buf *[]byte) ([]byte, error) {
 func (c *Collector) readProc(pid int32, buf *[]byte) (procInfo, error) {
 	p := procInfo{pid: pid}
 	dir := c.proc(strconv.Itoa(int(pid)))
-	b, err := readFile(dir+"/stat", buf)
+	b, err := readFileInto(dir+"/stat", buf)
 	if err != nil {
 		return p, err
 	}
 	if p.stat, err = parsePidStat(b); err != nil {
 		return p, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	if b, err = readFile(dir+"/status", buf); err != nil {
+	if b, err = readFileInto(dir+"/status", buf); err != nil {
 		return p, err
 	}
 	if p.status, err = parsePidStatus(b); err != nil {
 		return p, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	if b, err = readFile(dir+"/cmdline", buf); err != nil {
+	if b, err = readFileInto(dir+"/cmdline", buf); err != nil {
 		return p, err
 	}
 	p.cmd = parseCmdline(b)
