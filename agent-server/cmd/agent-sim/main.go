@@ -141,11 +141,12 @@ func serveHub(ctx context.Context, log *slog.Logger, addr, pprofAddr, token stri
 		case <-tk.C:
 			cur := sample()
 			n := h.Count()
-			line := fmt.Sprintf("agents=%d rss=%.1fMiB heap=%.1fMiB goroutines=%d cpu=%.2f%%",
-				n, mib(cur.rss), mib(cur.heap), cur.goroutines, cpuPercent(prev, cur))
+			line := fmt.Sprintf("agents=%d rss=%.1fMiB heap=%.1fMiB stacks=%.1fMiB goroutines=%d cpu=%.2f%%",
+				n, mib(cur.rss), mib(cur.heap), mib(cur.stack), cur.goroutines, cpuPercent(prev, cur))
 			if n > 0 {
-				line += fmt.Sprintf(" rss/agent=%.0fB heap/agent=%.0fB",
-					float64(cur.rss-base.rss)/float64(n), float64(cur.heap-base.heap)/float64(n))
+				per := func(a, b int64) float64 { return float64(a-b) / float64(n) }
+				line += fmt.Sprintf(" per agent: rss=%.0fB heap=%.0fB stack=%.0fB",
+					per(cur.rss, base.rss), per(cur.heap, base.heap), per(cur.stack, base.stack))
 			}
 			fmt.Println(line)
 			prev = cur
@@ -157,14 +158,15 @@ type usage struct {
 	at         time.Time
 	rss        int64 // bytes; -1 when unknown
 	cpu        time.Duration
-	heap       int64 // bytes in use (HeapInuse + StackInuse)
+	heap       int64 // heap bytes in use (HeapInuse), garbage included
+	stack      int64 // goroutine stacks (StackInuse)
 	goroutines int
 }
 
 func sample() usage {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	u := usage{at: time.Now(), heap: int64(ms.HeapInuse + ms.StackInuse), goroutines: runtime.NumGoroutine()}
+	u := usage{at: time.Now(), heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), goroutines: runtime.NumGoroutine()}
 	u.rss, u.cpu = processUsage()
 	return u
 }

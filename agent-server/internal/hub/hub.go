@@ -225,9 +225,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.pending[s] = struct{}{}
 	h.mu.Unlock()
-	// A fresh goroutine starts with a small stack; the handler's stack,
-	// grown by net/http, is released when it returns.
-	go s.run()
+	// The handshake runs here, on the handler's already large stack; the
+	// reader then starts on a fresh, small one.
+	s.start()
 }
 
 // checkToken returns "" when the upgrade request may proceed, else the

@@ -121,16 +121,17 @@ func (s *Session) Send(ctx context.Context, msg *protocol.Msg) error {
 	return nil
 }
 
-// run is the connection's reader goroutine: handshake, read loop, teardown.
-func (s *Session) run() {
+// start runs the handshake and OnConnect, then hands the connection (and
+// the hub WaitGroup count taken by ServeHTTP) to the reader goroutine.
+func (s *Session) start() {
 	h := s.hub
-	defer h.wg.Done()
 	if reason := s.handshake(); reason != "" {
 		h.m.handshakes.WithLabelValues("rejected", reason).Inc()
 		h.mu.Lock()
 		delete(h.pending, s)
 		h.mu.Unlock()
 		s.conn.Close()
+		h.wg.Done()
 		return
 	}
 	h.m.handshakes.WithLabelValues("ok", reasonOK).Inc()
@@ -141,7 +142,10 @@ func (s *Session) run() {
 			fn(s)
 		}()
 	}
-	s.teardown(s.readLoop())
+	s.conn.SetPingHandler(s.onPing)
+	s.conn.SetPongHandler(func(string) error { s.touch(); return nil })
+	s.touch()
+	go s.reader()
 }
 
 // touch records traffic: any frame pushes the dead-peer deadline out.
@@ -163,30 +167,53 @@ func (s *Session) onPing(data string) error {
 	return nil
 }
 
-func (s *Session) readLoop() string {
-	h := s.hub
-	s.conn.SetPingHandler(s.onPing)
-	s.conn.SetPongHandler(func(string) error { s.touch(); return nil })
-	s.touch()
-	for {
-		_, data, err := s.conn.ReadMessage()
-		if err != nil {
-			return s.readErrReason(err, reasonDeadPeer)
-		}
-		s.touch()
-		h.m.msgsIn.Inc()
-		h.m.bytesIn.Add(float64(len(data)))
-		msg, err := protocol.Decode(data)
-		if err != nil {
-			h.m.dropped.WithLabelValues(reasonBadMessage).Inc()
-			h.logLimited("hub: bad message from agent", "agent", s.id, "err", err)
-			continue
-		}
-		if reason := s.dispatch(msg); reason != "" {
-			s.closeWith(reason)
-			return reason
-		}
+// reader is the connection's one reader. It reads and dispatches one
+// message, then continues on a fresh goroutine and returns: decoding and
+// handlers grow a goroutine's stack, and an idle connection should wait
+// with the smallest one (the runtime shrinks stacks only at GC, halving).
+// There is never more than one reader: the next starts after this one is
+// done with the connection.
+func (s *Session) reader() {
+	defer s.hub.wg.Done()
+	// Keep this frame small: it is on the stack of every idle connection.
+	_, r, err := s.conn.NextReader()
+	if err != nil {
+		s.teardown(s.readErrReason(err, reasonDeadPeer))
+		return
 	}
+	if !s.handle(r) {
+		return
+	}
+	s.hub.wg.Add(1) // this goroutine's count is still held: safe against Wait
+	go s.reader()
+}
+
+// handle reads the rest of one message and dispatches it. It reports
+// false when the session has ended.
+//
+//go:noinline
+func (s *Session) handle(r io.Reader) bool {
+	h := s.hub
+	data, err := io.ReadAll(r)
+	if err != nil {
+		s.teardown(s.readErrReason(err, reasonDeadPeer))
+		return false
+	}
+	s.touch()
+	h.m.msgsIn.Inc()
+	h.m.bytesIn.Add(float64(len(data)))
+	msg, err := protocol.Decode(data)
+	if err != nil {
+		h.m.dropped.WithLabelValues(reasonBadMessage).Inc()
+		h.logLimited("hub: bad message from agent", "agent", s.id, "err", err)
+		return true
+	}
+	if reason := s.dispatch(msg); reason != "" {
+		s.closeWith(reason)
+		s.teardown(reason)
+		return false
+	}
+	return true
 }
 
 // readErrReason classifies a read error; timeouts count as timeoutReason.
