@@ -156,7 +156,11 @@ func New(o Options) (*Server, error) {
 	}
 	lim := rate.NewLimiter(rate.Inf, 1)
 	if o.Config.API.RateLimit > 0 {
-		lim = rate.NewLimiter(rate.Limit(o.Config.API.RateLimit), int(max(1, o.Config.API.RateBurst)))
+		burst := int(o.Config.API.RateBurst)
+		if burst == 0 {
+			burst = int(max(1, 2*o.Config.API.RateLimit))
+		}
+		lim = rate.NewLimiter(rate.Limit(o.Config.API.RateLimit), burst)
 	}
 	s := &Server{
 		o:       o,
