@@ -126,11 +126,7 @@ func (s *Session) handshake() string {
 			return reasonStore
 		}
 	}
-	s.mu.Lock()
-	s.writing = false
-	s.startWriterLocked()
-	s.mu.Unlock()
-	return ""
+	return "" // start releases the writer after OnConnect
 }
 
 // parseCome decodes the first frame; it must be a valid come.

@@ -85,10 +85,11 @@ type Options struct {
 	ReadBufferSize  int
 	WriteBufferSize int
 
-	// OnConnect runs after a successful handshake, before any message of
-	// the session is dispatched. OnDisconnect runs once when a registered
-	// session ends, after its pending requests failed. Both run on the
-	// connection's reader goroutine and must not block for long.
+	// OnConnect runs once the session is registered, before the handshake
+	// reply is sent and before any message of the session is dispatched.
+	// OnDisconnect runs once when a registered session ends, after its
+	// pending requests failed. Both run on the connection's goroutine and
+	// must not block for long.
 	OnConnect    func(*Session)
 	OnDisconnect func(s *Session, reason string)
 }

@@ -142,6 +142,12 @@ func (s *Session) start() {
 			fn(s)
 		}()
 	}
+	// The handshake reply goes out only now, so that the agent is known
+	// (persisted by OnConnect) before it hears ok.
+	s.mu.Lock()
+	s.writing = false
+	s.startWriterLocked()
+	s.mu.Unlock()
 	s.conn.SetPingHandler(s.onPing)
 	s.conn.SetPongHandler(func(string) error { s.touch(); return nil })
 	s.touch()
