@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ func parseCPUInfo(data []byte) ([]cpuEntry, error) {
 			}
 		case "cpu MHz", "clock":
 			e.MHz, err = strconv.ParseFloat(strings.TrimSuffix(v, "MHz"), 64)
+			if err == nil && (!(e.MHz >= 0) || math.IsInf(e.MHz, 0)) {
+				err = errSyntax
+			}
 		case "physical id":
 			e.Physical, err = strconv.Atoi(v)
 		case "core id":
@@ -197,7 +201,7 @@ func parseLoadavg(data []byte) ([3]float64, error) {
 	}
 	for i := range l {
 		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil || v < 0 {
+		if err != nil || !(v >= 0) || math.IsInf(v, 0) {
 			return l, fmt.Errorf("loadavg: field %q: %w", f[i], errSyntax)
 		}
 		l[i] = v
@@ -212,7 +216,7 @@ func parseUptime(data []byte) (float64, error) {
 		return 0, fmt.Errorf("uptime: empty: %w", errSyntax)
 	}
 	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil || v < 0 {
+	if err != nil || !(v >= 0) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("uptime: %q: %w", f[0], errSyntax)
 	}
 	return v, nil
