@@ -117,10 +117,11 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 type RouteOption func(*route)
 
 type route struct {
-	public    bool // no token
-	expensive bool
-	maxBody   int64
-	noAudit   bool
+	public     bool // no token
+	expensive  bool
+	diskHungry bool
+	maxBody    int64
+	noAudit    bool
 }
 
 // Public skips authentication (health checks).
@@ -128,6 +129,10 @@ func Public() RouteOption { return func(r *route) { r.public = true } }
 
 // Expensive puts the route under the API rate limit (api.rate_limit).
 func Expensive() RouteOption { return func(r *route) { r.expensive = true } }
+
+// DiskHungry refuses the route with 507 while the cache dir's disk usage is
+// over cache_threshold (uploads, downloads spooled to disk).
+func DiskHungry() RouteOption { return func(r *route) { r.diskHungry = true } }
 
 // MaxBody sets the route's body limit (default api.max_body).
 func MaxBody(n int64) RouteOption { return func(r *route) { r.maxBody = n } }
@@ -213,6 +218,9 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 				w.Header().Set("Retry-After", "1")
 				return &japi.Error{Code: http.StatusTooManyRequests, Msg: "rate limited: too many requests to agents, retry later"}
 			}
+		}
+		if rt.diskHungry && s.o.Blocking() {
+			return errDiskFull
 		}
 		if rt.maxBody > 0 && r.Body != nil {
 			if r.ContentLength > rt.maxBody {

@@ -1,10 +1,17 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	japi "github.com/agentfleet/jkframe/api"
 
@@ -120,4 +127,64 @@ func FuzzAuth(f *testing.F) {
 			t.Fatalf("read-only token allowed a mutating call")
 		}
 	})
+}
+
+func TestRouteOptions(t *testing.T) {
+	cfg := config.Default()
+	cfg.ID = "t"
+	cfg.API.RateLimit, cfg.API.RateBurst = 1, 2
+	cfg.API.MaxBody = 16
+	full := true
+	s, err := New(Options{Config: &cfg, Registry: prometheus.NewRegistry(), Operator: []config.Token{{Name: "ops", Secret: "operator-secret-000000"}},
+		Blocking: func() bool { return full }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			return err
+		}
+		japi.OK(w, r, nil)
+		return nil
+	}
+	s.Handle("GET /disk", ok, DiskHungry())
+	s.Handle("GET /cheap", ok, Public())
+	s.Handle("GET /costly", ok, Expensive(), MaxBody(4))
+	h := s.Handler()
+	call := func(path, body string) (int, string) {
+		r := httptest.NewRequest("GET", path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer operator-secret-000000")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var e struct{ Msg string }
+		_ = json.Unmarshal(w.Body.Bytes(), &e)
+		return w.Code, e.Msg
+	}
+	if c, m := call("/disk", ""); c != 507 || m != "insufficient storage: cache_dir is above cache_threshold, retry later" {
+		t.Errorf("disk full: %d %q", c, m)
+	}
+	full = false
+	if c, _ := call("/disk", ""); c != 200 {
+		t.Errorf("disk ok: %d", c)
+	}
+	if c, m := call("/cheap", strings.Repeat("x", 17)); c != 413 || m != "request body too large (limit 16 bytes)" {
+		t.Errorf("default body limit: %d %q", c, m)
+	}
+	if c, m := call("/costly", "12345"); c != 413 || m != "request body too large (limit 4 bytes)" {
+		t.Errorf("route body limit: %d %q", c, m)
+	}
+	// The burst of 2 is spent (the 413 above counted); the next is limited.
+	codes := []int{}
+	for range 3 {
+		c, _ := call("/costly", "")
+		codes = append(codes, c)
+	}
+	if codes[len(codes)-1] != 429 {
+		t.Errorf("rate limit: codes %v", codes)
+	}
+	for _, r := range []string{"GET /disk", "GET /cheap", "GET /costly", "GET /api/agents"} {
+		if !slices.Contains(s.Routes(), r) {
+			t.Errorf("Routes() lacks %s", r)
+		}
+	}
 }

@@ -19,6 +19,7 @@ var (
 	errQueueFull     = &japi.Error{Code: http.StatusServiceUnavailable, Msg: "agent too slow: its send queue stayed full, it was disconnected"}
 	errShutdown      = &japi.Error{Code: http.StatusServiceUnavailable, Msg: "server shutting down"}
 	errClientGone    = &japi.Error{Code: 499, Msg: "client closed the request"}
+	errDiskFull      = &japi.Error{Code: http.StatusInsufficientStorage, Msg: "insufficient storage: cache_dir is above cache_threshold, retry later"}
 )
 
 // mapError turns the hub's and the store's errors into API errors; an
