@@ -1,0 +1,172 @@
+package files
+
+import (
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/agentfleet/jkframe/compress"
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// Errors of Upload, for errors.Is.
+var (
+	// ErrChecksum: the bytes received do not have the expected MD5.
+	ErrChecksum = errors.New("md5 mismatch")
+	// ErrSize: the bytes received are not the expected size.
+	ErrSize = errors.New("size mismatch")
+)
+
+// AttrError reports that an upload was written and renamed into place, but
+// applying its mode or owner failed: the new file is there (at Path), with
+// the attributes of a fresh file.
+type AttrError struct {
+	Path string
+	Step string // "chmod" or "chown"
+	Err  error
+}
+
+func (e *AttrError) Error() string {
+	return fmt.Sprintf("upload %s: file written, but %s failed: %v", e.Path, e.Step, e.Err)
+}
+
+func (e *AttrError) Unwrap() error { return e.Err }
+
+// UploadSpec describes an upload, as the upload message (type 22) does.
+type UploadSpec struct {
+	// Dir is the target directory (path rule in the package doc), or
+	// protocol.UploadTmpDir ("$$TMP$$") for Options.TempDir.
+	Dir string
+	// Name is a plain file name (ValidName).
+	Name string
+	// Mode sets the permission bits (and setuid/setgid/sticky); 0 keeps
+	// those of the file being replaced, or 0644 for a new file.
+	Mode os.FileMode
+	// OwnUser and OwnGroup (names or numeric ids) are applied with chown;
+	// "" leaves that part as created (the agent's user/group).
+	OwnUser, OwnGroup string
+	// Size is the expected size; 0: unknown (no size or MD5 check).
+	Size uint64
+	// MD5 is checked when Size > 0 and MD5Check is set or MD5 is not all
+	// zeros.
+	MD5      [16]byte
+	MD5Check bool
+}
+
+// copyBuf is the size of the one buffer a transfer streams through.
+const copyBuf = 256 << 10
+
+// DecodeInline decodes an upload's inline data (compress $N$ form), bounded
+// by protocol.MaxInlineUpload.
+func DecodeInline(data string) ([]byte, error) {
+	b, err := compress.Decode(data, protocol.MaxInlineUpload)
+	if err != nil {
+		return nil, fmt.Errorf("upload data: %w", err)
+	}
+	return b, nil
+}
+
+// Upload writes body to Dir/Name and returns the full path written. The
+// bytes go to a temporary file in Dir (MD5 computed on the way), are checked
+// against Size and MD5, synced, then renamed over the target: a failed
+// upload never touches an existing file and leaves no temporary file. Then
+// Mode and owner are applied; their failure is an *AttrError (the file
+// stays). Canceling ctx aborts the copy.
+func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (string, error) {
+	dir := spec.Dir
+	if dir == protocol.UploadTmpDir {
+		dir = fs.tmp
+		if dir == "" {
+			dir = os.TempDir()
+		}
+	}
+	dir, err := CleanPath(dir)
+	if err != nil {
+		return "", fmt.Errorf("upload: dir: %w", err)
+	}
+	if err := ValidName(spec.Name); err != nil {
+		return "", fmt.Errorf("upload: %w", err)
+	}
+	target := filepath.Join(dir, spec.Name)
+	if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
+		return "", fmt.Errorf("upload %s: is a directory", target)
+	}
+
+	tmp, err := os.CreateTemp(dir, ".upload-*.part")
+	if err != nil {
+		return "", fmt.Errorf("upload %s: %w", target, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	h := md5.New()
+	src := body
+	if spec.Size > 0 {
+		// One byte more than expected is enough to tell a longer body.
+		src = io.LimitReader(body, int64(spec.Size)+1)
+	}
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), ctxReader{ctx, src}, make([]byte, copyBuf))
+	if err != nil {
+		return "", fmt.Errorf("upload %s: after %d bytes: %w", target, n, err)
+	}
+	if spec.Size > 0 {
+		if uint64(n) != spec.Size {
+			return "", fmt.Errorf("upload %s: %w: got %d bytes, want %d", target, ErrSize, n, spec.Size)
+		}
+		var sum [16]byte
+		h.Sum(sum[:0])
+		if (spec.MD5Check || spec.MD5 != [16]byte{}) && sum != spec.MD5 {
+			return "", fmt.Errorf("upload %s: %w: got %x, want %x", target, ErrChecksum, sum, spec.MD5)
+		}
+	}
+	mode := spec.Mode & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	if spec.Mode == 0 {
+		mode = 0o644
+		if fi, err := os.Stat(target); err == nil {
+			mode = fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", fmt.Errorf("upload %s: sync: %w", target, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("upload %s: close: %w", target, err)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return "", fmt.Errorf("upload %s: %w", target, err)
+	}
+	committed = true
+	_ = syncDir(dir) // durability only; the file is in place either way
+
+	if err := os.Chmod(target, mode); err != nil {
+		return target, &AttrError{Path: target, Step: "chmod", Err: err}
+	}
+	if spec.OwnUser != "" || spec.OwnGroup != "" {
+		if err := chown(target, spec.OwnUser, spec.OwnGroup); err != nil {
+			return target, &AttrError{Path: target, Step: "chown", Err: err}
+		}
+	}
+	return target, nil
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
