@@ -207,14 +207,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.wg.Add(1)
 	h.mu.Unlock()
 
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.wg.Done()
 		// Upgrade has answered the request already.
 		h.m.handshakes.WithLabelValues("rejected", reasonUpgrade).Inc()
 		return
 	}
-	s := &Session{hub: h, conn: conn}
+	s := &Session{hub: h, conn: conn, fc: hj.fc}
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 type Session struct {
 	hub         *Hub
 	conn        *websocket.Conn
+	fc          *frameConn // under conn; owned by the reader
 	id          string
 	come        *protocol.Come // read-only after the handshake
 	jr          *journal       // ack.v1 state; nil when not in use
@@ -182,6 +183,17 @@ func (s *Session) onPing(data string) error {
 func (s *Session) reader() {
 	defer s.hub.wg.Done()
 	// Keep this frame small: it is on the stack of every idle connection.
+	if fc := s.fc; fc.raw != nil && fc.idle() {
+		if err := fc.waitReadable(); err != nil {
+			s.teardown(s.readErrReason(err, reasonDeadPeer))
+			return
+		}
+		if s.control() {
+			s.hub.wg.Add(1)
+			go s.reader()
+			return
+		}
+	}
 	_, r, err := s.conn.NextReader()
 	if err != nil {
 		s.teardown(s.readErrReason(err, reasonDeadPeer))
@@ -192,6 +204,31 @@ func (s *Session) reader() {
 	}
 	s.hub.wg.Add(1) // this goroutine's count is still held: safe against Wait
 	go s.reader()
+}
+
+// control reads what arrived and consumes the pings and pongs at its head
+// (the keepalive traffic of an idle agent). It reports true when nothing
+// else is buffered, so the reader can go back to waiting.
+//
+//go:noinline
+func (s *Session) control() bool {
+	fc := s.fc
+	fc.fill()
+	for {
+		op, payload, ok := fc.takeControl()
+		if !ok {
+			break
+		}
+		s.touch()
+		if op == 0x9 {
+			// Inline: WriteControl is safe next to the writer, and the
+			// stack this grows is dropped by the reader's hop.
+			if err := s.conn.WriteControl(websocket.PongMessage, payload, realNow().Add(s.hub.opts.WriteTimeout)); err != nil {
+				s.hub.logLimited("hub: pong failed", "agent", s.id, "err", err)
+			}
+		}
+	}
+	return fc.idle()
 }
 
 // handle reads the rest of one message and dispatches it. It reports
