@@ -564,3 +564,40 @@ func TestList(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkUpload(b *testing.B) {
+	fs := New(Options{})
+	dir := b.TempDir()
+	const n = 64 << 20
+	b.SetBytes(n)
+	for b.Loop() {
+		if _, err := fs.Upload(context.Background(), UploadSpec{Dir: dir, Name: "bench"}, newPattern(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDownloadSection(b *testing.B) {
+	fs := New(Options{})
+	const n = 64 << 20
+	path, err := fs.Upload(context.Background(), UploadSpec{Dir: b.TempDir(), Name: "bench"}, newPattern(n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	buf := make([]byte, copyBuf)
+	b.SetBytes(n)
+	for b.Loop() {
+		s, _ := d.Section(0, 0)
+		if _, err := io.CopyBuffer(io.Discard, s, buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Sum(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

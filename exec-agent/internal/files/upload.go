@@ -108,13 +108,12 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		}
 	}()
 
-	h := md5.New()
 	src := body
 	if spec.Size > 0 {
 		// One byte more than expected is enough to tell a longer body.
 		src = io.LimitReader(body, int64(spec.Size)+1)
 	}
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), ctxReader{ctx, src}, make([]byte, copyBuf))
+	n, sum, err := copyHashed(tmp, ctxReader{ctx, src})
 	if err != nil {
 		return "", fmt.Errorf("upload %s: after %d bytes: %w", target, n, err)
 	}
@@ -122,8 +121,6 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		if uint64(n) != spec.Size {
 			return "", fmt.Errorf("upload %s: %w: got %d bytes, want %d", target, ErrSize, n, spec.Size)
 		}
-		var sum [16]byte
-		h.Sum(sum[:0])
 		if (spec.MD5Check || spec.MD5 != [16]byte{}) && sum != spec.MD5 {
 			return "", fmt.Errorf("upload %s: %w: got %x, want %x", target, ErrChecksum, sum, spec.MD5)
 		}
@@ -156,6 +153,58 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		}
 	}
 	return target, nil
+}
+
+// hashBufs is how many copyBuf buffers copyHashed cycles through.
+const hashBufs = 4
+
+// copyHashed copies r to w and returns the MD5 of the bytes. The MD5 runs
+// in its own goroutine, beside the reads and writes, so a transfer is as
+// fast as the slower of the two rather than their sum; memory stays at
+// hashBufs buffers.
+func copyHashed(w io.Writer, r io.Reader) (int64, [16]byte, error) {
+	free := make(chan []byte, hashBufs)
+	for range hashBufs {
+		free <- make([]byte, copyBuf)
+	}
+	toHash := make(chan []byte, hashBufs)
+	var sum [16]byte
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		h := md5.New()
+		for b := range toHash {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+		h.Sum(sum[:0])
+	}()
+	var n int64
+	var err error
+	for {
+		buf := <-free
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				err = werr
+				break
+			}
+			n += int64(k)
+			toHash <- buf[:k]
+		} else {
+			free <- buf
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	close(toHash)
+	<-hashed
+	return n, sum, err
 }
 
 // ctxReader stops a copy when ctx is done.

@@ -1,9 +1,11 @@
 package runner
 
 import (
+	"slices"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
 )
 
 // maxRun bounds how many bytes of an unfinished non-ASCII run the decoder
@@ -24,6 +26,7 @@ const maxRun = 4 << 10
 // The zero value is ready to use. A Decoder is not safe for concurrent use.
 type Decoder struct {
 	carry []byte
+	gbk   transform.Transformer
 }
 
 // Decode appends the UTF-8 form of p to dst and returns it. Bytes that may
@@ -69,17 +72,17 @@ func (d *Decoder) Decode(dst, p []byte, final bool) []byte {
 				return dst
 			}
 			if gbkOddLead(run) {
-				dst = appendGBK(dst, run[:len(run)-1])
+				dst = d.appendGBK(dst, run[:len(run)-1])
 				d.keep(run[len(run)-1:])
 				return dst
 			}
-			return appendGBK(dst, run)
+			return d.appendGBK(dst, run)
 		}
 		end := j
 		if gbkOddLead(run) && j < len(buf) && buf[j] >= 0x40 && buf[j] <= 0x7e {
 			end = j + 1
 		}
-		dst = appendGBK(dst, buf[i:end])
+		dst = d.appendGBK(dst, buf[i:end])
 		i = end
 	}
 	return dst
@@ -122,15 +125,26 @@ func gbkOddLead(run []byte) bool {
 	return odd
 }
 
-func appendGBK(dst, b []byte) []byte {
-	out, err := simplifiedchinese.GBK.NewDecoder().Bytes(b)
-	if err != nil {
-		// The GBK decoder replaces what it cannot decode; an error here means
-		// something unexpected: keep the bytes visible as replacement runes.
-		for range b {
-			dst = utf8.AppendRune(dst, utf8.RuneError)
-		}
-		return dst
+// appendGBK appends the UTF-8 form of the GBK bytes b. Undecodable bytes
+// become U+FFFD (the x/text decoder's replacement).
+func (d *Decoder) appendGBK(dst, b []byte) []byte {
+	if d.gbk == nil {
+		d.gbk = simplifiedchinese.GBK.NewDecoder()
 	}
-	return append(dst, out...)
+	d.gbk.Reset()
+	for len(b) > 0 {
+		// Each GBK byte yields at most 3 UTF-8 bytes (U+FFFD, €, a 2-byte
+		// character as 3): room for all of it means no short destination.
+		dst = slices.Grow(dst, 3*len(b)+utf8.UTFMax)
+		nDst, nSrc, err := d.gbk.Transform(dst[len(dst):cap(dst)], b, true)
+		dst = dst[:len(dst)+nDst]
+		b = b[nSrc:]
+		if err != nil && err != transform.ErrShortDst {
+			for range b { // not expected: the decoder replaces what it cannot decode
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			}
+			break
+		}
+	}
+	return dst
 }

@@ -120,3 +120,23 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecoder(b *testing.B) {
+	for _, in := range []struct {
+		name string
+		data []byte
+	}{
+		{"ascii", bytes.Repeat([]byte("line of plain output 12345\r\n"), 1200)},
+		{"utf8", bytes.Repeat([]byte("中文输出 line\r\n"), 1800)},
+		{"gbk", bytes.Repeat(gbk(b, "中文输出 line\r\n"), 2100)},
+	} {
+		b.Run(in.name, func(b *testing.B) {
+			var d Decoder
+			var out []byte
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				out = d.Decode(out[:0], in.data, false)
+			}
+		})
+	}
+}

@@ -669,3 +669,21 @@ func TestSudoPassword(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRunTrue is the agent side of an exec round trip: start `true`,
+// read its (empty) output, reap it, report.
+func BenchmarkRunTrue(b *testing.B) {
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			r := New(Options{})
+			defer r.Close(context.Background())
+			for b.Loop() {
+				c := newCollector()
+				if _, err := r.Start(context.Background(), Spec{Cmd: "true", Pipe: m.pipe}, c); err != nil {
+					b.Fatal(err)
+				}
+				<-c.done
+			}
+		})
+	}
+}
