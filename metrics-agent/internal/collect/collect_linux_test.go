@@ -170,7 +170,7 @@ func TestProcessCPUOverInterval(t *testing.T) {
 		t.Errorf("cpu of idle 4242 = %v, want 0", got)
 	}
 	p := m[107]
-	if p.User != "mysql" || p.ParentID != 1 || p.RSS != 250000*1024 || p.Swap != 1024*1024 || p.Conns != 4 || !slices.Equal(p.Listen, []uint32{3306}) {
+	if p.User != "mysql" || p.ParentID != 1 || p.RSS != 250000*1024 || p.Swap != 1024*1024 || p.Conns != 5 || !slices.Equal(p.Listen, []uint32{3306}) {
 		t.Errorf("107 = %+v", p)
 	}
 	if got := m[4242].User; got != "1001" {

@@ -17,9 +17,12 @@ type sockTables struct {
 
 var inetFiles = [4]string{"tcp", "tcp6", "udp", "udp6"}
 
-func (c *Collector) readTables(w *warns) sockTables {
+func (c *Collector) readTables(kinds int, w *warns) sockTables {
 	var t sockTables
 	for i, name := range inetFiles {
+		if kinds&(1<<i) == 0 {
+			continue
+		}
 		b, err := os.ReadFile(c.proc("net", name))
 		if err != nil {
 			if !(i%2 == 1 && errors.Is(err, fs.ErrNotExist)) { // IPv6 disabled
@@ -31,6 +34,9 @@ func (c *Collector) readTables(w *warns) sockTables {
 			w.add("conns."+name, err)
 		}
 	}
+	if kinds&kindUnix == 0 {
+		return t
+	}
 	if b, err := os.ReadFile(c.proc("net", "unix")); err != nil {
 		w.add("conns.unix", err)
 	} else if t.unix, err = parseNetUnix(b); err != nil {
@@ -41,9 +47,10 @@ func (c *Collector) readTables(w *warns) sockTables {
 
 var unixStates = [...]string{2: "CONNECTING", 3: "ESTABLISHED", 4: "DISCONNECTING"}
 
-func (c *Collector) connList(s *snapshot, kinds int, _ *warns) []protocol.HMConnection {
+func (c *Collector) connList(s *snapshot, kinds int, w *warns) []protocol.HMConnection {
 	var out []protocol.HMConnection
-	for i, t := range s.tables.inet {
+	tables := c.readTables(kinds, w)
+	for i, t := range tables.inet {
 		if kinds&(1<<i) == 0 {
 			continue
 		}
@@ -62,7 +69,7 @@ func (c *Collector) connList(s *snapshot, kinds int, _ *warns) []protocol.HMConn
 		}
 	}
 	if kinds&kindUnix != 0 {
-		for _, e := range s.tables.unix {
+		for _, e := range tables.unix {
 			o := s.owner[e.Inode]
 			h := protocol.HMConnection{FD: o.fd, Pid: o.pid, Type: "unix", Local: e.Path}
 			switch {

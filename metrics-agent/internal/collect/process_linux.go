@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,21 +10,21 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/agentfleet/libagent/protocol"
 )
 
-// snapshot is one walk of /proc: the processes, the socket tables and which
-// process holds each socket.
+// snapshot is one walk of /proc: the processes and which process holds
+// each socket.
 type snapshot struct {
 	at       time.Time
 	procs    []procInfo
 	owner    map[uint64]sockOwner // socket inode → first (lowest pid) holder
 	memTotal uint64
-	tables   sockTables
 }
 
 type procInfo struct {
@@ -32,7 +33,7 @@ type procInfo struct {
 	status pidStatus
 	cmd    []string
 	cpu    protocol.F2
-	socks  []uint64 // socket inodes held
+	socks  []uint64 // inodes of the sockets held (each counts as a connection)
 }
 
 type sockOwner struct {
@@ -102,7 +103,6 @@ func (c *Collector) takeSnapshot(ctx context.Context, lim limiter, prev *snapsho
 	}
 	errorsCount("process", nRead, errRead, w)
 	errorsCount("process.fd", nFD, errFD, w)
-	s.tables = c.readTables(w)
 	return s
 }
 
@@ -201,16 +201,20 @@ func (c *Collector) readFDs(p *procInfo, owner map[uint64]sockOwner) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", dir, err)
 	}
-	for _, n := range names {
-		link, err := os.Readlink(dir + "/" + n)
+	// Links are read relative to the open directory: the kernel then looks
+	// up one name instead of walking /proc/<pid>/fd/<n> from the root.
+	dfd := int(d.Fd())
+	var buf [64]byte
+	for _, name := range names {
+		n, err := unix.Readlinkat(dfd, name, buf[:])
 		if err != nil {
 			continue // closed meanwhile
 		}
-		ino, ok := socketInode(link)
+		ino, ok := socketInode(buf[:n])
 		if !ok {
 			continue
 		}
-		fd, err := strconv.ParseUint(n, 10, 32)
+		fd, err := strconv.ParseUint(name, 10, 32)
 		if err != nil {
 			continue
 		}
@@ -223,39 +227,27 @@ func (c *Collector) readFDs(p *procInfo, owner map[uint64]sockOwner) error {
 }
 
 // socketInode parses the "socket:[12345]" target of an fd link.
-func socketInode(link string) (uint64, bool) {
-	s, ok := strings.CutPrefix(link, "socket:[")
+func socketInode(link []byte) (uint64, bool) {
+	s, ok := bytes.CutPrefix(link, []byte("socket:["))
 	if !ok {
 		return 0, false
 	}
-	s, ok = strings.CutSuffix(s, "]")
-	if !ok {
+	s, ok = bytes.CutSuffix(s, []byte("]"))
+	if !ok || len(s) == 0 || len(s) > 20 {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	return v, err == nil
+	var v uint64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 func (c *Collector) processList(s *snapshot, top int, w *warns) []protocol.HMProcess {
-	// Which sockets are in the tables, and the listening TCP ports.
-	inTables := make(map[uint64]uint32, 256) // inode → listening port or 0
-	for i, t := range s.tables.inet {
-		for _, e := range t {
-			if e.Inode == 0 {
-				continue
-			}
-			port := uint32(0)
-			if i <= 1 && e.State == tcpListen {
-				port = uint32(e.Local.Port())
-			}
-			inTables[e.Inode] = port
-		}
-	}
-	for _, e := range s.tables.unix {
-		if _, ok := inTables[e.Inode]; !ok {
-			inTables[e.Inode] = 0
-		}
-	}
+	listen := c.listeners(w)
 	uids := make([]uint32, len(s.procs))
 	for i, p := range s.procs {
 		uids[i] = p.status.UID
@@ -268,13 +260,9 @@ func (c *Collector) processList(s *snapshot, top int, w *warns) []protocol.HMPro
 			RSS: p.status.RSS, VMS: p.status.VMS, Swap: p.status.Swap,
 			MemoryUsage: pct(float64(p.status.RSS), float64(s.memTotal)), Cmd: p.cmd,
 		}
+		h.Conns = len(p.socks)
 		for _, ino := range p.socks {
-			port, ok := inTables[ino]
-			if !ok {
-				continue
-			}
-			h.Conns++
-			if port != 0 && !containsPort(h.Listen, port) {
+			if port, ok := listen[ino]; ok && !containsPort(h.Listen, port) {
 				h.Listen = append(h.Listen, port)
 			}
 		}
