@@ -1,3 +1,0 @@
-package hub
-
-func runChild() bool { return false }
