@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -246,7 +247,7 @@ func TestUnixSocketsAreUnix(t *testing.T) {
 }
 
 func TestDynamicSharesOneWalk(t *testing.T) {
-	c, _, root := fixture(t, "debian", Options{})
+	c, _, _ := fixture(t, "debian", Options{})
 	rep, ws := c.Dynamic(context.Background(), RequestFrom(protocol.HMDynamicReq{
 		Req: []int{protocol.HMReqUsage, protocol.HMReqProcess, protocol.HMReqConnections, protocol.HMReqTemperatures}, Top: 1}))
 	if len(ws) != 0 {
@@ -261,7 +262,19 @@ func TestDynamicSharesOneWalk(t *testing.T) {
 	if c.snap == first {
 		t.Error("a new Dynamic call reused the old snapshot with sharing off")
 	}
-	_ = root
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	c, _, _ := fixture(t, "debian", Options{ShareWindow: time.Second})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { c.Usage(ctx) })
+		wg.Go(func() { c.Processes(ctx, 2) })
+		wg.Go(func() { c.Connections(ctx, []string{"tcp"}) })
+		wg.Go(func() { c.Dynamic(ctx, Request{Usage: true, Process: true, Connections: true}) })
+	}
+	wg.Wait()
 }
 
 func TestSnapshotShareWindow(t *testing.T) {

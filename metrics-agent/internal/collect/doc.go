@@ -39,6 +39,35 @@
 // limit is walked at full speed and a larger one is spread out; 0 means
 // unlimited. A usage sample never walks processes.
 //
+// # Field decisions
+//
+//   - Static: cpu.physical counts packages (distinct physical ids), cores[].core
+//     is the core id, cores[].cores the position of the logical CPU within its
+//     package, cores[].physical the package id; Static.PhysicalCores counts
+//     distinct (package, core) pairs (come.cpu_core). Topology and MHz missing
+//     from /proc/cpuinfo (ARM) come from /sys/devices/system/cpu.
+//   - Install time: the oldest plausible (after 1990, not in the future) birth
+//     time, else modification time, of the root directory, /lost+found,
+//     /var/log/installer and /etc/machine-id; omitted with a warning when none.
+//   - Gateway: the IPv4 default route of lowest metric; the IPv6 one when the
+//     host has no IPv4 default route (Static.Gateway6 always holds IPv6).
+//   - Partitions: block-device, network and ZFS file systems and "/";
+//     pseudo file systems and bind mounts of sub-directories are left out. A
+//     mount is tied to its block device by device number, else by source
+//     (/dev/mapper/<name> via /sys/block/dm-N/dm/name, /dev/disk/by-* links);
+//     a disk lists the mounts on it, its partitions and the dm/md devices
+//     stacked on them.
+//   - Memory: used = total − available (free(1)); swap used = total − free.
+//   - Processes: cmd is the argv (NUL-separated elements); a kernel thread
+//     shows as "[name]"; user is the passwd name, else the uid; conns counts
+//     the sockets the process holds; listen the TCP ports it listens on.
+//   - Connections: type tcp4, tcp6, udp4, udp6 or unix (every AF_UNIX
+//     socket, path or abstract "@name" in local); remote is omitted for
+//     listening and unconnected sockets; IPv6 as [addr]:port; sockets no
+//     process holds (TIME_WAIT) have no pid and fd.
+//   - Temperatures: hwmon sensors as "<chip>_<label>" (label lower-cased,
+//     blanks removed) or "<chip>_tempN", thermal zones by type.
+//
 // # Concurrency
 //
 // A Collector is safe for concurrent use; calls of the same category are

@@ -86,24 +86,33 @@ func readDiag(fd int, buf []byte, m map[uint64]uint32) error {
 		if err != nil {
 			return fmt.Errorf("sock_diag read: %w", err)
 		}
-		b := buf[:n]
-		for len(b) >= nlmsgHdrLen {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			typ := binary.NativeEndian.Uint16(b[4:])
-			if l < nlmsgHdrLen || l > len(b) {
-				return fmt.Errorf("sock_diag: message length %d: %w", l, errSyntax)
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				return fmt.Errorf("sock_diag: kernel error: %w", unix.EINVAL)
-			}
-			if d := b[nlmsgHdrLen:l]; len(d) >= inetDiagMsgLen {
-				port := binary.BigEndian.Uint16(d[inetDiagSport:])
-				m[uint64(binary.NativeEndian.Uint32(d[inetDiagInode:]))] = uint32(port)
-			}
-			b = b[min((l+3)&^3, len(b)):]
+		done, err := parseDiag(buf[:n], m)
+		if done || err != nil {
+			return err
 		}
 	}
+}
+
+// parseDiag adds the sockets of one netlink read (a batch of inet_diag_msg)
+// to m; done tells that the dump is complete.
+func parseDiag(b []byte, m map[uint64]uint32) (done bool, err error) {
+	for len(b) >= nlmsgHdrLen {
+		l := int(binary.NativeEndian.Uint32(b[0:]))
+		typ := binary.NativeEndian.Uint16(b[4:])
+		if l < nlmsgHdrLen || l > len(b) {
+			return true, fmt.Errorf("sock_diag: message length %d of %d: %w", l, len(b), errSyntax)
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			return true, nil
+		case unix.NLMSG_ERROR:
+			return true, fmt.Errorf("sock_diag: kernel error: %w", unix.EINVAL)
+		}
+		if d := b[nlmsgHdrLen:l]; len(d) >= inetDiagMsgLen {
+			port := binary.BigEndian.Uint16(d[inetDiagSport:])
+			m[uint64(binary.NativeEndian.Uint32(d[inetDiagInode:]))] = uint32(port)
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return false, nil
 }

@@ -34,7 +34,9 @@ func (c *Collector) Temperatures(_ context.Context) ([]protocol.HMTemperature, [
 				name = filepath.Base(chip)
 			}
 		}
-		slices.SortFunc(inputs, naturalLess)
+		slices.SortFunc(inputs, func(a, b string) int {
+			return naturalLess(strings.TrimSuffix(a, "_input"), strings.TrimSuffix(b, "_input"))
+		})
 		for _, in := range inputs {
 			sensor := strings.TrimSuffix(filepath.Base(in), "_input")
 			label, err := c.readString(filepath.Join(dir, sensor+"_label"))
