@@ -30,6 +30,7 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/api"
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -136,6 +137,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		Acks:         acks,
 		OnConnect:    s.onConnect,
 		OnDisconnect: s.onDisconnect,
+		ExtraCaps:    execsvc.Caps,
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -155,6 +157,13 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.api.HandleRaw("GET /ws/agent", s.hub)
+
+	execSvc, err := execsvc.New(execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, execSvc.Close)
+	s.api.RoutesExec(execSvc)
 
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),

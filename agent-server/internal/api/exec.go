@@ -1,0 +1,380 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	japi "github.com/agentfleet/jkframe/api"
+
+	"github.com/agentfleet/agent-server/internal/execsvc"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// ExecAgent is the agent type the exec, file and script routes talk to.
+const ExecAgent = "exec-agent"
+
+// Limits of the exec routes.
+const (
+	maxPty       = 4 << 20  // bytes per pty call
+	maxScript    = 16 << 20 // script file
+	maxFieldSize = 64 << 10 // one multipart form value
+)
+
+// execRoutes serves /api/exec, /api/file, /api/script and /api/transfer.
+type execRoutes struct {
+	s    *Server
+	svc  *execsvc.Service
+	http *http.Client // fetches upload URLs
+}
+
+// RoutesExec registers the exec, file and script routes, served by svc.
+func (s *Server) RoutesExec(svc *execsvc.Service) {
+	x := &execRoutes{s: s, svc: svc, http: &http.Client{
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true, ResponseHeaderTimeout: time.Minute},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+				return errors.New("redirect to a non-http URL")
+			}
+			return nil
+		},
+	}}
+	uploadMax := int64(s.o.Config.API.UploadMaxBody)
+	s.Handle("POST /api/exec/{id}/run", x.run, Expensive())
+	s.Handle("GET /api/exec/{id}/status/{pid}", x.status)
+	s.Handle("GET /api/exec/{id}/pty/{pid}", x.pty)
+	s.Handle("DELETE /api/exec/{id}/kill/{pid}", x.kill, Expensive())
+	s.Handle("GET /api/exec/{id}/ps", x.ps, Expensive())
+	s.Handle("GET /api/file/{id}/ls", x.ls, Expensive())
+	s.Handle("GET /api/file/{id}/download", x.download, Expensive())
+	s.Handle("POST /api/file/{id}/upload", x.upload, Expensive(), DiskHungry(), MaxBody(uploadMax+1<<20))
+	s.Handle("POST /api/script/{id}/run", x.script, Expensive(), DiskHungry(), MaxBody(maxScript+1<<20))
+	s.Handle("GET /api/transfer/{xid}", x.transfer, Public(), NoAudit())
+	s.Handle("PUT /api/transfer/{xid}", x.transfer, Public(), NoAudit(), MaxBody(-1))
+}
+
+// ExecRunRequest is the body of POST /api/exec/{id}/run.
+type ExecRunRequest struct {
+	Cmd     string   `json:"cmd"`
+	Args    []string `json:"args"`
+	Auth    string   `json:"auth"`
+	User    string   `json:"user"`
+	Pass    string   `json:"pass"`
+	WorkDir string   `json:"workdir"`
+	Env     []string `json:"env"`
+	Timeout int      `json:"timeout"` // seconds; <= 0: 60
+	Result  *bool    `json:"result"`  // wait for the end; default true
+}
+
+// ExecRunReply is the payload of POST /api/exec/{id}/run.
+type ExecRunReply struct {
+	ID     string      `json:"id"` // the task id
+	Begin  time.Time   `json:"begin"`
+	PID    int         `json:"pid"`
+	Result *ExecResult `json:"result,omitempty"`
+}
+
+// ExecResult is the outcome part of a run reply.
+type ExecResult struct {
+	Running     bool      `json:"running"`
+	Code        int       `json:"code"`
+	End         time.Time `json:"end,omitzero"`
+	Data        []byte    `json:"data"` // base64 in JSON
+	State       string    `json:"state"`
+	Msg         string    `json:"msg,omitempty"`
+	Dropped     int64     `json:"dropped"`
+	OutputBytes int64     `json:"output_bytes"`
+}
+
+// execAudit is the audit detail of a run: never the password.
+type execAudit struct {
+	TaskID  string   `json:"task_id,omitempty"`
+	Cmd     string   `json:"cmd"`
+	Args    []string `json:"args,omitempty"`
+	Auth    string   `json:"auth,omitempty"`
+	User    string   `json:"user,omitempty"`
+	WorkDir string   `json:"workdir,omitempty"`
+	Env     []string `json:"env,omitempty"`
+	Timeout int      `json:"timeout"`
+	Type    string   `json:"type,omitempty"` // script
+}
+
+func (x *execRoutes) maxTimeout() time.Duration { return time.Duration(x.s.o.Config.API.MaxTimeout) }
+
+// cmdTimeout checks a command timeout in seconds (<= 0: the default).
+func (x *execRoutes) cmdTimeout(sec int) (time.Duration, error) {
+	if sec <= 0 {
+		return execsvc.DefaultTimeout, nil
+	}
+	maxSec := int(x.maxTimeout() / time.Second)
+	if sec > maxSec {
+		return 0, japi.BadParam("timeout", fmt.Sprintf("must be at most %d seconds", maxSec))
+	}
+	return time.Duration(sec) * time.Second, nil
+}
+
+func (x *execRoutes) createdBy(r *http.Request) string {
+	tok, err := x.s.auth.check(r, true)
+	if err != nil || tok.name == "" {
+		return "anonymous"
+	}
+	return tok.name
+}
+
+func (x *execRoutes) run(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	var req ExecRunRequest
+	if err := japi.DecodeJSON(r, &req, x.s.maxBody); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Cmd) == "" {
+		return japi.MissingParam("cmd")
+	}
+	timeout, err := x.cmdTimeout(req.Timeout)
+	if err != nil {
+		return err
+	}
+	spec := execsvc.Spec{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, Pass: req.Pass, WorkDir: req.WorkDir, Env: req.Env, Timeout: timeout}
+	if err := spec.Validate(); err != nil {
+		return x.err(r.Context(), 0, err)
+	}
+	audit := execAudit{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, WorkDir: req.WorkDir, Env: req.Env, Timeout: int(timeout / time.Second)}
+	SetAudit(r, "", audit)
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	wait := req.Result == nil || *req.Result
+	e, rep, err := x.start(r, id, spec, execsvc.RunOptions{CreatedBy: x.createdBy(r)})
+	if e != nil {
+		audit.TaskID = e.TaskID()
+		SetAudit(r, "", audit)
+	}
+	if err != nil {
+		return err
+	}
+	if wait {
+		res, err := x.wait(r, e)
+		if err != nil {
+			return err
+		}
+		rep.Result = res
+	}
+	japi.OK(w, r, rep)
+	return nil
+}
+
+// start runs spec and waits for its start (bounded by the API timeout).
+func (x *execRoutes) start(r *http.Request, id string, spec execsvc.Spec, o execsvc.RunOptions) (*execsvc.Exec, ExecRunReply, error) {
+	limit := time.Duration(x.s.o.Config.API.Timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	defer cancel()
+	e, err := x.svc.Run(ctx, id, spec, o)
+	if err != nil {
+		return e, ExecRunReply{}, x.err(ctx, limit, err)
+	}
+	res := e.Result()
+	return e, ExecRunReply{ID: e.TaskID(), Begin: res.StartedAt, PID: res.PID}, nil
+}
+
+// wait waits for the end of e (its timeout plus a little) and builds the
+// result part of the reply; when the wait ends first the result says
+// running.
+func (x *execRoutes) wait(r *http.Request, e *execsvc.Exec) (*ExecResult, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), e.Timeout()+5*time.Second)
+	defer cancel()
+	res, err := e.Wait(ctx)
+	if err != nil && r.Context().Err() != nil {
+		return nil, errClientGone
+	}
+	if res.State == store.ResultLost && !isRunning(e) {
+		return nil, &japi.Error{Code: http.StatusGone, Msg: "agent went away: " + res.Msg}
+	}
+	limit := int(x.s.o.Config.Task.OutputCap) + 64<<10
+	if limit <= 64<<10 {
+		limit = math.MaxInt32
+	}
+	data, derr := e.Output(context.WithoutCancel(r.Context()), limit)
+	if derr != nil {
+		return nil, derr
+	}
+	return &ExecResult{
+		Running: isRunning(e), Code: res.ExitCode, End: res.EndedAt, Data: data, State: string(res.State),
+		Msg: res.Msg, Dropped: res.Dropped, OutputBytes: res.OutputBytes,
+	}, nil
+}
+
+func isRunning(e *execsvc.Exec) bool {
+	select {
+	case <-e.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// ExecStatus is the payload of GET /api/exec/{id}/status/{pid}.
+type ExecStatus struct {
+	TaskID string    `json:"task_id"`
+	Begin  time.Time `json:"begin"`
+	End    time.Time `json:"end,omitzero"`
+	Done   bool      `json:"done"`
+	Code   int       `json:"code"`
+	State  string    `json:"state"`
+	Msg    string    `json:"msg,omitempty"`
+}
+
+// lookup finds the exec of {id} with {pid}.
+func (x *execRoutes) lookup(r *http.Request) (*execsvc.Exec, error) {
+	p := japi.Params(r)
+	id := p.Path("id")
+	pid := p.PathInt("pid", 1, math.MaxInt32)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	e := x.svc.Lookup(id, pid)
+	if e == nil {
+		return nil, japi.NotFound("task")
+	}
+	return e, nil
+}
+
+func (x *execRoutes) status(w http.ResponseWriter, r *http.Request) error {
+	e, err := x.lookup(r)
+	if err != nil {
+		return err
+	}
+	res := e.Result()
+	japi.OK(w, r, ExecStatus{TaskID: e.TaskID(), Begin: res.StartedAt, End: res.EndedAt, Done: !isRunning(e), Code: res.ExitCode, State: string(res.State), Msg: res.Msg})
+	return nil
+}
+
+func (x *execRoutes) pty(w http.ResponseWriter, r *http.Request) error {
+	e, err := x.lookup(r)
+	if err != nil {
+		return err
+	}
+	b, err := e.Pty(r.Context(), maxPty)
+	if err != nil && len(b) == 0 {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Done", fmt.Sprint(!isRunning(e)))
+	_, _ = w.Write(b)
+	return nil
+}
+
+// ExecKillReply is the payload of DELETE /api/exec/{id}/kill/{pid}.
+type ExecKillReply struct {
+	TaskID string `json:"task_id,omitempty"`
+	PID    int    `json:"pid"`
+}
+
+func (x *execRoutes) kill(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	id := p.Path("id")
+	pid := p.PathInt("pid", 1, math.MaxInt32)
+	timeout := x.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	rep := ExecKillReply{PID: pid}
+	if e := x.svc.Lookup(id, pid); e != nil {
+		rep.TaskID = e.TaskID()
+		SetAudit(r, "", rep)
+		err := e.Kill(ctx)
+		if err != nil {
+			return x.err(ctx, timeout, err)
+		}
+	} else if err := x.svc.KillPID(ctx, id, pid); err != nil {
+		SetAudit(r, "", rep)
+		return x.err(ctx, timeout, err)
+	}
+	japi.OK(w, r, rep)
+	return nil
+}
+
+// PsEntry is one running task of GET /api/exec/{id}/ps.
+type PsEntry struct {
+	TaskID string    `json:"task_id"`
+	PID    int       `json:"pid"`
+	Begin  time.Time `json:"begin"`
+}
+
+func (x *execRoutes) ps(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	id := p.Path("id")
+	timeout := x.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	tasks, err := x.svc.Ps(ctx, id)
+	if err != nil {
+		return x.err(ctx, timeout, err)
+	}
+	out := make([]PsEntry, 0, len(tasks))
+	for _, t := range tasks {
+		out = append(out, PsEntry{TaskID: t.TaskID, PID: t.Pid, Begin: t.Begin})
+	}
+	japi.OK(w, r, out)
+	return nil
+}
+
+// err maps execsvc's errors; the rest goes to callError.
+func (x *execRoutes) err(ctx context.Context, timeout time.Duration, err error) error {
+	var ae *japi.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, execsvc.ErrInvalid):
+		msg := err.Error()
+		if i := strings.Index(msg, execsvc.ErrInvalid.Error()+": "); i >= 0 {
+			msg = msg[i+len(execsvc.ErrInvalid.Error())+2:]
+		}
+		return &japi.Error{Code: http.StatusBadRequest, Msg: msg, Err: err}
+	case errors.Is(err, execsvc.ErrStartFailed):
+		msg := err.Error()
+		if i := strings.Index(msg, execsvc.ErrStartFailed.Error()+": "); i >= 0 {
+			msg = msg[i+len(execsvc.ErrStartFailed.Error())+2:]
+		}
+		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: msg, Err: err}
+	case errors.Is(err, execsvc.ErrNoSuchTask):
+		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: task", Err: err}
+	case errors.Is(err, execsvc.ErrChecksum):
+		return &japi.Error{Code: http.StatusConflict, Msg: "invalid checksum", Err: err}
+	case errors.Is(err, execsvc.ErrTooLarge):
+		return &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: "file too large", Err: err}
+	case errors.Is(err, execsvc.ErrRange):
+		return &japi.Error{Code: http.StatusRequestedRangeNotSatisfiable, Msg: "range not satisfiable", Err: err}
+	case errors.Is(err, execsvc.ErrTransferNotFound):
+		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: transfer", Err: err}
+	case errors.Is(err, execsvc.ErrTransferToken):
+		return &japi.Error{Code: http.StatusUnauthorized, Msg: "invalid transfer token", Err: err}
+	case errors.Is(err, execsvc.ErrTransferAborted):
+		return &japi.Error{Code: http.StatusGone, Msg: "transfer aborted: the server no longer waits for it", Err: err}
+	case errors.Is(err, execsvc.ErrClosed):
+		return errShutdown
+	}
+	if timeout > 0 {
+		return x.s.callError(ctx, timeout, err)
+	}
+	return mapError(err)
+}

@@ -1,0 +1,351 @@
+package api
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	japi "github.com/agentfleet/jkframe/api"
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/execsvc"
+)
+
+// FileEntry is one entry of GET /api/file/{id}/ls.
+type FileEntry struct {
+	Name    string    `json:"name"`
+	Auth    string    `json:"auth"` // permission string, e.g. -rw-r--r--
+	User    string    `json:"user"`
+	Group   string    `json:"group"`
+	Size    uint64    `json:"size"`
+	ModTime time.Time `json:"mod_time"`
+	IsDir   bool      `json:"is_dir"`
+	IsLink  bool      `json:"is_link"`
+	LinkDir string    `json:"link_dir"`
+}
+
+func (x *execRoutes) ls(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	id := p.Path("id")
+	dir := p.Required("dir")
+	timeout := x.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	files, err := x.svc.Ls(ctx, id, dir)
+	if err != nil {
+		return x.err(ctx, timeout, err)
+	}
+	out := make([]FileEntry, 0, len(files))
+	for _, f := range files {
+		out = append(out, FileEntry{
+			Name: f.Name, Auth: f.Mod.String(), User: f.User, Group: f.Group, Size: f.Size, ModTime: f.ModTime,
+			IsDir: f.Mod.IsDir(), IsLink: f.IsLink || f.Mod&os.ModeSymlink != 0, LinkDir: f.LinkDir,
+		})
+	}
+	japi.OK(w, r, out)
+	return nil
+}
+
+const defaultDownloadTimeout = 600 * time.Second
+
+func (x *execRoutes) download(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	id := p.Path("id")
+	file := p.Required("dir")
+	timeout := p.Duration("timeout", defaultDownloadTimeout, time.Second, x.maxTimeout())
+	if err := p.Err(); err != nil {
+		return err
+	}
+	rng, ranged, err := parseRange(r.Header.Get("Range"))
+	if r.Header.Get("Range") == "" {
+		ranged, err = false, nil
+	}
+	if err != nil {
+		return &japi.Error{Code: http.StatusRequestedRangeNotSatisfiable, Msg: err.Error()}
+	}
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	if !x.svc.HasCap(id, protocol.CapBulk) && x.s.o.Blocking() {
+		return errDiskFull
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	var off, length, total int64 = 0, 0, -1
+	if ranged {
+		fi, err := x.svc.Stat(ctx, id, file)
+		if err != nil {
+			return x.err(ctx, timeout, err)
+		}
+		total = int64(fi.Size)
+		var ok bool
+		if off, length, ok = rng.resolve(total); !ok {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(total, 10))
+			return &japi.Error{Code: http.StatusRequestedRangeNotSatisfiable, Msg: fmt.Sprintf("range not satisfiable: the file has %d bytes", total)}
+		}
+	}
+	d, err := x.svc.Download(ctx, id, file, off, length)
+	if err != nil {
+		return x.err(ctx, timeout, err)
+	}
+	defer d.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Accept-Ranges", "bytes")
+	_, name := path.Split(strings.ReplaceAll(file, `\`, "/"))
+	if name == "" {
+		name = "download"
+	}
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	if d.Size >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	}
+	status := http.StatusOK
+	if ranged {
+		if total < 0 {
+			total = d.Total
+		}
+		end := off + d.Size - 1
+		tot := "*"
+		if total >= 0 {
+			tot = strconv.FormatInt(total, 10)
+		}
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%s", off, end, tot))
+		status = http.StatusPartialContent
+	}
+	w.WriteHeader(status)
+	if _, err := d.WriteTo(w); err != nil {
+		x.s.log.Warn("download aborted", "agent", id, "file", file, "reqid", japi.RequestIDFrom(r.Context()), "err", err)
+		panic(http.ErrAbortHandler) // never let a client take a bad body for a whole one
+	}
+	return nil
+}
+
+// form is a multipart body read as a stream: the file part spooled to the
+// cache dir (with its MD5), the other parts kept as values.
+type form struct {
+	spool    *execsvc.Spool
+	fileName string
+}
+
+func (f *form) close() {
+	if f.spool != nil {
+		f.spool.Close()
+	}
+}
+
+// readForm reads r's multipart body; afterwards japi.Params sees its
+// values. The file part is limited to limit bytes.
+func (x *execRoutes) readForm(r *http.Request, limit int64) (*form, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, &japi.Error{Code: http.StatusBadRequest, Msg: "invalid multipart body: " + err.Error()}
+	}
+	f := &form{}
+	values := map[string][]string{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.close()
+			return nil, bodyErr(err)
+		}
+		name := part.FormName()
+		if name == "file" {
+			if f.spool != nil {
+				f.close()
+				return nil, japi.BadParam("file", "only one file per request")
+			}
+			f.fileName = part.FileName()
+			if f.spool, err = execsvc.NewSpool(x.svc.CacheDir(), part, limit); err != nil {
+				f.close()
+				if errors.Is(err, execsvc.ErrTooLarge) {
+					return nil, &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("file too large (limit %d bytes)", limit)}
+				}
+				return nil, bodyErr(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxFieldSize+1))
+		if err != nil {
+			f.close()
+			return nil, bodyErr(err)
+		}
+		if len(b) > maxFieldSize {
+			f.close()
+			return nil, japi.BadParam(name, fmt.Sprintf("value longer than %d bytes", maxFieldSize))
+		}
+		values[name] = append(values[name], string(b))
+	}
+	r.MultipartForm = &multipart.Form{Value: values}
+	return f, nil
+}
+
+// bodyErr maps an error reading the request body.
+func bodyErr(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large (limit " + strconv.FormatInt(mbe.Limit, 10) + " bytes)"}
+	}
+	var ae *japi.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if os.IsNotExist(err) || errors.Is(err, os.ErrPermission) {
+		return err // cache dir trouble: a server fault
+	}
+	return &japi.Error{Code: http.StatusBadRequest, Msg: "invalid multipart body: " + err.Error(), Err: err}
+}
+
+// checkMD5 compares the spool with the md5 parameter (32 hex digits).
+func checkMD5(want string, sp *execsvc.Spool) error {
+	if want == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(want)
+	if err != nil || len(b) != md5.Size {
+		return japi.BadParam("md5", "must be 32 hex digits")
+	}
+	if [16]byte(b) != sp.MD5 {
+		return &japi.Error{Code: http.StatusBadRequest, Msg: "md5 mismatch: the file's md5 is " + hex.EncodeToString(sp.MD5[:])}
+	}
+	return nil
+}
+
+// UploadReply is the payload of POST /api/file/{id}/upload.
+type UploadReply struct {
+	Dir string `json:"dir"` // full path written
+}
+
+type uploadAudit struct {
+	Dir     string `json:"dir"`
+	Name    string `json:"name"`
+	URL     string `json:"url,omitempty"`
+	Size    int64  `json:"size"`
+	MD5     string `json:"md5"`
+	Mod     string `json:"mod"`
+	OwnUser string `json:"own_user,omitempty"`
+	Auth    string `json:"auth,omitempty"`
+	User    string `json:"user,omitempty"`
+}
+
+func (x *execRoutes) upload(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := x.s.agentType(id, ExecAgent); err != nil {
+		return err
+	}
+	limit := int64(x.s.o.Config.API.UploadMaxBody)
+	f, err := x.readForm(r, limit)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	p := japi.Params(r)
+	dir := p.Required("dir")
+	rawURL := p.String("url", "")
+	md5hex := p.String("md5", "")
+	modText := p.String("mod", "0644")
+	ownUser, ownGroup := p.String("own_user", ""), p.String("own_group", "")
+	auth := p.OneOf("auth", "", protocol.AuthSu, protocol.AuthSudo)
+	user, pass := p.String("user", ""), p.String("pass", "")
+	name := p.String("name", "")
+	timeout := x.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	mod, err := strconv.ParseUint(modText, 8, 32)
+	if err != nil || mod > 0o7777 {
+		return japi.BadParam("mod", "must be an octal file mode like 0644")
+	}
+	if auth != "" && user == "" {
+		return japi.MissingParam("user")
+	}
+	switch {
+	case f.spool == nil && rawURL == "":
+		return japi.MissingParam("file")
+	case f.spool != nil && rawURL != "":
+		return japi.BadParam("url", "give either file or url, not both")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if rawURL != "" {
+		u, err := url.Parse(rawURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return japi.BadParam("url", "must be an http or https URL")
+		}
+		if name == "" {
+			_, name = path.Split(u.Path)
+		}
+		if f.spool, err = x.fetch(ctx, u, limit); err != nil {
+			return err
+		}
+	} else if name == "" {
+		name = f.fileName
+	}
+	if err := execsvc.ValidName(name); err != nil {
+		return japi.BadParam("name", fmt.Sprintf("%q is not a plain file name", name))
+	}
+	if err := checkMD5(md5hex, f.spool); err != nil {
+		return err
+	}
+	SetAudit(r, "", uploadAudit{Dir: dir, Name: name, URL: rawURL, Size: f.spool.Size, MD5: hex.EncodeToString(f.spool.MD5[:]),
+		Mod: fmt.Sprintf("%04o", mod), OwnUser: ownUser, Auth: auth, User: user})
+	full, err := x.svc.Upload(ctx, id, execsvc.UploadSpec{
+		Dir: dir, Name: name, Mod: os.FileMode(mod), OwnUser: ownUser, OwnGroup: ownGroup, Auth: auth, User: user, Pass: pass,
+	}, f.spool)
+	if err != nil {
+		return x.err(ctx, timeout, err)
+	}
+	japi.OK(w, r, UploadReply{Dir: full})
+	return nil
+}
+
+// fetch downloads an upload's url into a spool.
+func (x *execRoutes) fetch(ctx context.Context, u *url.URL, limit int64) (*execsvc.Spool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, japi.BadParam("url", "must be an http or https URL")
+	}
+	resp, err := x.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &japi.Error{Code: http.StatusGatewayTimeout, Msg: "timeout: fetching url", Err: err}
+		}
+		return nil, &japi.Error{Code: http.StatusBadGateway, Msg: "fetch url: " + err.Error(), Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &japi.Error{Code: http.StatusBadGateway, Msg: "fetch url: HTTP " + resp.Status}
+	}
+	if resp.ContentLength > limit {
+		return nil, &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("file too large (limit %d bytes)", limit)}
+	}
+	sp, err := execsvc.NewSpool(x.svc.CacheDir(), resp.Body, limit)
+	if err != nil {
+		if errors.Is(err, execsvc.ErrTooLarge) {
+			return nil, &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("file too large (limit %d bytes)", limit)}
+		}
+		return nil, &japi.Error{Code: http.StatusBadGateway, Msg: "fetch url: " + err.Error(), Err: err}
+	}
+	return sp, nil
+}

@@ -1,0 +1,53 @@
+// Package execsvc drives exec-agents through the hub: remote commands
+// ([Service.Run]), directory listings ([Service.Ls]), file uploads
+// ([Service.Upload]) and downloads ([Service.Download]), with the one-shot
+// transfer URLs that move file bytes off the control channel
+// ([Service.ServeTransfer]). The HTTP routes (internal/api) and fleet tasks
+// build on it.
+//
+// # Exec tasks
+//
+// Every run is recorded in the store: a task (kind exec or script, unless
+// the caller runs under an existing task, as fleet tasks do) and the
+// agent's result (pid, begin, end, exit code, state ok / failed /
+// timed_out / lost). The exec's tid on the wire is the task id, so results
+// replayed by an agent (ack.v1) find their task again even after a server
+// restart.
+//
+// Output is kept three ways:
+//   - the full stream in the store (store.AppendOutput, bounded by the
+//     store's output cap), written in batches of up to 64 KiB or 100 ms;
+//   - the first Options.HeadSize bytes (Result.OutputHead) and the last
+//     Options.TailSize bytes (Result.OutputTail) in memory and in the
+//     result, so both ends survive whatever the cap;
+//   - Result.Dropped counts the bytes in neither the stored stream nor the
+//     tail; Result.OutputBytes is the total the agent produced. When
+//     Dropped is 0 and OutputBytes exceeds the stored size, the tail
+//     overlaps the stored stream's end.
+//
+// [Exec.ReadOutput] reads any offset of that output (store, unflushed
+// memory, tail) and [Exec.Changed] wakes live readers, so any number of
+// subscribers (pty polling, SSE) follow a task without a queue per reader.
+//
+// # Agent drops and replays
+//
+// When the connection of an agent with ack.v1 drops mid-run, the result is
+// stored as lost ("waiting for the agent's journaled result") and the exec
+// stays open: the agent replays its journal after reconnecting, the hub
+// hands the messages to the journal handler registered here, and they
+// complete the task (the hub drops duplicates). Replays for a task no
+// longer in memory (server restart, or after Options.Grace past the
+// timeout) are adopted from the stored result. Without ack.v1 the result
+// becomes lost for good, and an own task fails.
+//
+// Exit code -1 (legacy agents' "killed") is stored as 137 with the message
+// "killed". A code of 137 at or after the timeout is timed_out.
+//
+// # Concurrency
+//
+// A Service and an Exec are safe for concurrent use. Each running exec has
+// a reader goroutine (its reply stream) and a writer goroutine (store
+// writes), both owned by the Service and ended by Close. Messages fed from
+// the hub's handlers are processed without blocking on the store, except
+// a journaled exec_done, which is stored before the hub acks it.
+package execsvc

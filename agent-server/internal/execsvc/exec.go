@@ -1,0 +1,835 @@
+package execsvc
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// DefaultTimeout is the command timeout when Spec.Timeout is not positive.
+const DefaultTimeout = 60 * time.Second
+
+// CodeKilled is the exit code of a command killed with SIGKILL (128+9);
+// legacy agents' -1 is stored as this.
+const CodeKilled = 137
+
+// Spec is a command to run on an agent.
+type Spec struct {
+	Cmd     string        `json:"cmd"`
+	Args    []string      `json:"args,omitempty"`
+	Auth    string        `json:"auth,omitempty"` // "", "su" or "sudo"
+	User    string        `json:"user,omitempty"`
+	Pass    string        `json:"-"` // sent to the agent only: never stored, logged or echoed
+	WorkDir string        `json:"workdir,omitempty"`
+	Env     []string      `json:"env,omitempty"` // "K=V"
+	Timeout time.Duration `json:"timeout"`       // <= 0: DefaultTimeout
+	DeferRM string        `json:"drm,omitempty"` // path the agent removes after the run
+	Pipe    bool          `json:"pipe,omitempty"`
+}
+
+// Validate checks s; errors wrap ErrInvalid and name the field.
+func (s *Spec) Validate() error {
+	switch {
+	case strings.TrimSpace(s.Cmd) == "":
+		return fmt.Errorf("%w: missing parameter cmd", ErrInvalid)
+	case s.Auth != "" && s.Auth != protocol.AuthSu && s.Auth != protocol.AuthSudo:
+		return fmt.Errorf("%w: invalid parameter auth: must be one of su, sudo", ErrInvalid)
+	case s.Auth != "" && s.User == "":
+		return fmt.Errorf("%w: missing parameter user (needed with auth)", ErrInvalid)
+	}
+	for _, kv := range s.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%w: invalid parameter env: %q is not K=V", ErrInvalid, kv)
+		}
+	}
+	return nil
+}
+
+// RunOptions tune one Run.
+type RunOptions struct {
+	// TaskID records the result under this existing task (fleet tasks,
+	// which own their task's state). Empty: Run creates a task of Kind
+	// and moves it to done (or failed) when the command ends.
+	TaskID string
+	// Kind of the created task; default store.KindExec.
+	Kind store.TaskKind
+	// CreatedBy names the caller (API token) in the created task.
+	CreatedBy string
+	// Detail is stored as the created task's spec; default: the Spec as
+	// JSON (without Pass).
+	Detail json.RawMessage
+}
+
+// Exec is one command on one agent. Its methods are safe for concurrent
+// use.
+type Exec struct {
+	svc     *Service
+	agentID string
+	tid     string // = task id
+	timeout time.Duration
+	created time.Time
+	ownTask bool
+	adopted bool
+
+	started     chan struct{} // closed at execd, or when the start failed
+	startedOnce sync.Once
+	done        chan struct{} // closed when the result is final (or lost for good)
+	kick        chan struct{} // wakes the writer
+
+	flushMu sync.Mutex // serialises store writes of this exec
+
+	mu        sync.Mutex
+	res       store.Result // State, ExitCode, PID, StartedAt, EndedAt, Msg
+	sess      *hub.Session // the session feeding it now
+	acked     bool         // the agent keeps results until acked (ack.v1)
+	killed    bool
+	finalAt   time.Time
+	changed   chan struct{}
+	resDirty  bool
+	taskState store.TaskState // to store, "" when none
+	taskMsg   string
+	head      []byte
+	tail      ring
+	total     int64
+	stored    int64  // bytes the store holds
+	inflight  []byte // being appended, at offset stored
+	pend      []byte // waiting, at offset pendOff
+	pendOff   int64
+	storeFull bool // the stored stream ends at stored
+	ptyOff    int64
+}
+
+func (s *Service) newExec(agentID, tid string, timeout time.Duration, adopted bool) *Exec {
+	e := &Exec{
+		svc: s, agentID: agentID, tid: tid, timeout: timeout, created: time.Now(), adopted: adopted,
+		started: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
+		changed: make(chan struct{}),
+	}
+	e.tail.size = s.o.TailSize
+	e.res = store.Result{TaskID: tid, AgentID: agentID, State: store.ResultPending}
+	return e
+}
+
+// Run sends spec to the agent, records the task and result, and returns
+// once the agent reported the start (execd) — or ctx ended first, in which
+// case the exec goes on and is still recorded. The command itself is not
+// bound by ctx: it ends at its timeout, by Kill, or with the agent.
+//
+// Errors: wrapping ErrInvalid, hub.ErrAgentNotFound, hub.ErrAgentGone,
+// *hub.AgentError (type 0 reply), ErrStartFailed (execd ok false; the
+// agent's msg is in the error and the result), ErrClosed, ctx's error, or a
+// store error. The Exec is returned with the error whenever a result was
+// recorded, so the caller can report its task id.
+func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptions) (*Exec, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = DefaultTimeout
+	}
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("run on agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	now := s.o.Now()
+	taskID := o.TaskID
+	if taskID == "" {
+		kind := o.Kind
+		if kind == "" {
+			kind = store.KindExec
+		}
+		detail := o.Detail
+		if detail == nil {
+			detail, _ = json.Marshal(spec) // Pass has json:"-"
+		}
+		t, err := s.st.CreateTask(ctx, store.Task{Kind: kind, Spec: detail, State: store.TaskRunning, CreatedBy: o.CreatedBy, CreatedAt: now, StartedAt: now})
+		if err != nil {
+			return nil, fmt.Errorf("run on agent %s: create task: %w", agentID, err)
+		}
+		taskID = t.ID
+	}
+	e := s.newExec(agentID, taskID, spec.Timeout, false)
+	e.ownTask = o.TaskID == ""
+	e.sess = sess
+	e.acked = sess.HasCap(protocol.CapAck)
+	e.res.State = store.ResultRunning
+	e.res.StartedAt = now
+	e.resDirty = true
+	if err := s.register(e); err != nil {
+		return nil, err
+	}
+	pass := spec.Pass
+	if pass != "" && !strings.HasPrefix(pass, "$0$") && !strings.HasPrefix(pass, "$1$") {
+		pass = protocol.EncodePass(pass)
+	}
+	msg := &protocol.Msg{Type: protocol.TypeExec, TID: taskID, Exec: &protocol.Exec{
+		Cmd: spec.Cmd, Args: spec.Args, Timeout: int((spec.Timeout + time.Second - 1) / time.Second),
+		Auth: spec.Auth, User: spec.User, Pass: pass, WorkDir: spec.WorkDir, Env: spec.Env,
+		DeferRM: spec.DeferRM, Pipe: spec.Pipe && sess.HasCap(protocol.CapStream),
+	}}
+	st, err := sess.Stream(ctx, msg)
+	s.wg.Add(1)
+	go e.writer()
+	if err != nil {
+		e.end(store.ResultFailed, 0, "not sent to the agent: "+err.Error(), store.TaskFailed)
+		return e, fmt.Errorf("run on agent %s: %w", agentID, err)
+	}
+	s.wg.Add(1)
+	go e.reader(sess, st)
+	select {
+	case <-e.started:
+	case <-ctx.Done():
+		return e, fmt.Errorf("run on agent %s: waiting for the start: %w", agentID, ctx.Err())
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.res.PID == 0 && e.res.State.Final() {
+		if e.startErr() != nil {
+			return e, e.startErr()
+		}
+		return e, fmt.Errorf("run on agent %s: %w: %s", agentID, ErrStartFailed, e.res.Msg)
+	}
+	if e.res.State == store.ResultLost {
+		return e, fmt.Errorf("run on agent %s: %w", agentID, hub.ErrAgentGone)
+	}
+	return e, nil
+}
+
+// startErr is the error of a start refused with type 0 (e.mu held).
+func (e *Exec) startErr() error {
+	if strings.HasPrefix(e.res.Msg, agentErrPrefix) {
+		return &hub.AgentError{AgentID: e.agentID, TID: e.tid, Msg: strings.TrimPrefix(e.res.Msg, agentErrPrefix)}
+	}
+	return nil
+}
+
+const agentErrPrefix = "agent error: "
+
+// reader consumes the live reply stream.
+func (e *Exec) reader(sess *hub.Session, st *hub.Stream) {
+	defer e.svc.wg.Done()
+	defer st.Close()
+	for {
+		m, err := st.Recv(e.svc.ctx)
+		var ae *hub.AgentError
+		switch {
+		case err == nil:
+			e.feed(sess, m)
+			continue
+		case errors.As(err, &ae):
+			e.feed(sess, m)
+		case errors.Is(err, hub.ErrAgentGone):
+			e.disconnected(sess)
+		}
+		// io.EOF: terminal reply fed; overflow: the handlers take over;
+		// service closing: the stored state stays.
+		return
+	}
+}
+
+// disconnected handles the end of the session that was feeding the exec.
+func (e *Exec) disconnected(sess *hub.Session) {
+	e.mu.Lock()
+	if e.sess != sess || e.res.State.Final() || e.isDone() {
+		e.mu.Unlock()
+		return
+	}
+	if e.acked {
+		e.res.State = store.ResultLost
+		e.res.Msg = "agent disconnected; waiting for its journaled result (ack.v1)"
+		e.resDirty = true
+		e.notifyLocked()
+		e.mu.Unlock()
+		e.startedOnce.Do(func() { close(e.started) })
+		e.wake()
+		return
+	}
+	e.mu.Unlock()
+	e.end(store.ResultLost, 0, "agent disconnected mid-run: the agent keeps no results (no ack.v1), output and exit code are lost", store.TaskFailed)
+}
+
+// feed applies one reply from the agent. It never blocks on the store.
+func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
+	switch m.Type {
+	case protocol.TypeError:
+		e.end(store.ResultFailed, 0, agentErrPrefix+m.ErrMsg, store.TaskFailed)
+	case protocol.TypeExecd:
+		if m.Execd == nil {
+			return
+		}
+		if !m.Execd.OK {
+			msg := m.Execd.Msg
+			if msg == "" {
+				msg = "the agent could not start the command"
+			}
+			e.end(store.ResultFailed, 0, msg, store.TaskFailed)
+			return
+		}
+		e.mu.Lock()
+		e.sess = sess
+		if !e.res.State.Final() {
+			e.res.State = store.ResultRunning
+			e.res.Msg = ""
+		}
+		e.res.PID = m.Execd.Pid
+		if !m.Execd.Time.IsZero() {
+			e.res.StartedAt = m.Execd.Time.UTC()
+		}
+		e.resDirty = true
+		e.notifyLocked()
+		e.mu.Unlock()
+		e.startedOnce.Do(func() { close(e.started) })
+		e.wake()
+	case protocol.TypeExecData:
+		if m.ExecData == nil {
+			return
+		}
+		b, err := base64.StdEncoding.DecodeString(m.ExecData.Data)
+		if err != nil {
+			if e.svc.limit.Allow() {
+				e.svc.log.Warn("execsvc: bad exec_data from agent", "agent", e.agentID, "task", e.tid, "err", err)
+			}
+			return
+		}
+		e.mu.Lock()
+		if e.finalAt.IsZero() || !e.acked && !e.adopted && time.Since(e.finalAt) < e.svc.o.LateData {
+			e.sess = sess
+			if e.res.State == store.ResultLost {
+				e.res.State, e.res.Msg, e.resDirty = store.ResultRunning, "", true
+			}
+			e.appendLocked(b)
+			e.notifyLocked()
+		}
+		big := len(e.pend) >= e.svc.o.FlushBytes
+		e.mu.Unlock()
+		if big {
+			e.wake()
+		} else {
+			e.wakeLazy()
+		}
+	case protocol.TypeExecDone:
+		if m.ExecDone == nil {
+			return
+		}
+		e.mu.Lock()
+		e.sess = sess
+		killed, elapsed := e.killed, time.Since(e.created)
+		if !m.ExecDone.Time.IsZero() && !e.res.StartedAt.IsZero() {
+			elapsed = m.ExecDone.Time.Sub(e.res.StartedAt)
+		}
+		if !m.ExecDone.Time.IsZero() {
+			e.res.EndedAt = m.ExecDone.Time.UTC()
+		}
+		e.mu.Unlock()
+		code, state, msg := m.ExecDone.Code, store.ResultOK, ""
+		switch {
+		case code == -1 || code == CodeKilled && killed:
+			code, state, msg = CodeKilled, store.ResultFailed, "killed"
+			if !killed && elapsed >= e.timeout-time.Second {
+				state, msg = store.ResultTimedOut, fmt.Sprintf("timed out after %s", e.timeout)
+			}
+		case code == CodeKilled && elapsed >= e.timeout-time.Second:
+			state, msg = store.ResultTimedOut, fmt.Sprintf("timed out after %s", e.timeout)
+		case code != 0:
+			state = store.ResultFailed
+		}
+		e.end(state, code, msg, store.TaskDone)
+	}
+}
+
+// end makes the result final (or lost for good) and wakes everyone.
+func (e *Exec) end(state store.ResultState, code int, msg string, task store.TaskState) {
+	e.mu.Lock()
+	if !e.finalAt.IsZero() {
+		e.mu.Unlock()
+		return
+	}
+	e.finalAt = time.Now()
+	e.res.State, e.res.ExitCode, e.res.Msg = state, code, msg
+	if e.res.EndedAt.IsZero() && state != store.ResultLost {
+		e.res.EndedAt = e.svc.o.Now().UTC()
+	}
+	e.resDirty = true
+	if e.ownTask {
+		e.taskState, e.taskMsg = task, msg
+		if task == store.TaskFailed && msg == "" {
+			e.taskMsg = string(state)
+		}
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.startedOnce.Do(func() { close(e.started) })
+	close(e.done)
+	e.wake()
+}
+
+func (e *Exec) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+func (e *Exec) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wakeLazy is a wake for small output: the writer arms its batch timer.
+func (e *Exec) wakeLazy() { e.wake() }
+
+// appendLocked takes new output (e.mu held).
+func (e *Exec) appendLocked(b []byte) {
+	e.total += int64(len(b))
+	if n := e.svc.o.HeadSize - len(e.head); n > 0 {
+		e.head = append(e.head, b[:min(n, len(b))]...)
+	}
+	e.tail.write(b)
+	if e.storeFull {
+		return
+	}
+	if len(e.pend)+len(b) > e.svc.o.MaxPending {
+		e.storeFull = true
+		e.pend = nil
+		e.svc.log.Warn("execsvc: store too slow, output no longer stored (head and tail are kept)", "agent", e.agentID, "task", e.tid)
+		return
+	}
+	if len(e.pend) == 0 {
+		e.pendOff = e.stored + int64(len(e.inflight))
+	}
+	e.pend = append(e.pend, b...)
+}
+
+// writer batches output appends and result writes to the store.
+func (e *Exec) writer() {
+	s := e.svc
+	defer s.wg.Done()
+	deadline := time.NewTimer(e.timeout + s.o.Grace)
+	defer deadline.Stop()
+	var batch *time.Timer
+	var batchC <-chan time.Time
+	defer func() {
+		if batch != nil {
+			batch.Stop()
+		}
+	}()
+	var late <-chan time.Time
+	for {
+		select {
+		case <-e.kick:
+		case <-batchC:
+			batchC = nil
+			_ = e.flush()
+		case <-late:
+			_ = e.flush()
+			return
+		case <-deadline.C:
+			e.expire()
+		case <-s.ctx.Done():
+			_ = e.flush()
+			return
+		}
+		e.mu.Lock()
+		urgent := e.resDirty || e.taskState != "" || len(e.pend) >= s.o.FlushBytes
+		waiting := len(e.pend) > 0
+		final := !e.finalAt.IsZero()
+		e.mu.Unlock()
+		if urgent {
+			_ = e.flush()
+		} else if waiting && batchC == nil {
+			if batch == nil {
+				batch = time.NewTimer(s.o.FlushDelay)
+			} else {
+				batch.Reset(s.o.FlushDelay)
+			}
+			batchC = batch.C
+		}
+		if final && late == nil {
+			_ = e.flush()
+			if e.acked || e.adopted {
+				return
+			}
+			t := time.NewTimer(s.o.LateData)
+			defer t.Stop()
+			late = t.C
+		}
+	}
+}
+
+// expire ends an exec the agent did not finish in time.
+func (e *Exec) expire() {
+	e.mu.Lock()
+	state, sess, pid := e.res.State, e.sess, e.res.PID
+	e.mu.Unlock()
+	if state == store.ResultLost {
+		e.end(store.ResultLost, 0, "agent did not report back before the deadline; its journaled result may still arrive", store.TaskFailed)
+		return
+	}
+	if sess != nil {
+		ctx, cancel := context.WithTimeout(e.svc.ctx, time.Second)
+		_ = sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid}})
+		cancel()
+	}
+	e.end(store.ResultTimedOut, CodeKilled, fmt.Sprintf("no result from the agent within the timeout (%s) and %s grace; kill sent", e.timeout, e.svc.o.Grace), store.TaskDone)
+}
+
+// flush writes pending output, then the result and the task state.
+func (e *Exec) flush() error {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	s := e.svc
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	e.mu.Lock()
+	e.inflight, e.pend = e.pend, nil
+	chunk := e.inflight
+	e.mu.Unlock()
+	if len(chunk) > 0 {
+		kept, err := s.st.AppendOutput(ctx, e.tid, e.agentID, chunk)
+		if err != nil {
+			errs = append(errs, err)
+			s.log.Error("execsvc: store output", "agent", e.agentID, "task", e.tid, "err", err)
+		}
+		e.mu.Lock()
+		e.stored += int64(kept)
+		if kept < len(chunk) {
+			e.storeFull = true
+			e.pend = nil
+		}
+		e.inflight = nil
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	var res *store.Result
+	if e.resDirty {
+		r := e.snapshotLocked()
+		res = &r
+		e.resDirty = false
+	}
+	task, msg := e.taskState, e.taskMsg
+	e.taskState = ""
+	e.mu.Unlock()
+	if res != nil {
+		if err := s.st.PutResults(ctx, []store.Result{*res}); err != nil {
+			errs = append(errs, err)
+			s.log.Error("execsvc: store result", "agent", e.agentID, "task", e.tid, "err", err)
+			e.mu.Lock()
+			e.resDirty = true
+			e.mu.Unlock()
+		}
+	}
+	if task != "" {
+		if err := s.st.UpdateTaskState(ctx, e.tid, task, s.o.Now(), msg); err != nil && !errors.Is(err, store.ErrConflict) {
+			errs = append(errs, err)
+			s.log.Error("execsvc: store task state", "task", e.tid, "err", err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("store task %s of agent %s: %w", e.tid, e.agentID, errors.Join(errs...))
+	}
+	return nil
+}
+
+// snapshotLocked is the result as it stands (e.mu held).
+func (e *Exec) snapshotLocked() store.Result {
+	r := e.res
+	r.OutputHead = append([]byte(nil), e.head...)
+	r.OutputTail = e.tail.bytes()
+	r.OutputBytes = e.total
+	kept := e.stored + int64(len(e.inflight)) + int64(len(e.pend))
+	r.Dropped = max(0, e.total-kept-int64(len(r.OutputTail)))
+	return r
+}
+
+// TaskID returns the task id (also the exec's tid on the wire).
+func (e *Exec) TaskID() string { return e.tid }
+
+// AgentID returns the agent's id.
+func (e *Exec) AgentID() string { return e.agentID }
+
+// PID returns the agent-side pid (0 before execd).
+func (e *Exec) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.res.PID
+}
+
+// Timeout returns the command's timeout.
+func (e *Exec) Timeout() time.Duration { return e.timeout }
+
+// Result returns the result as it stands: state, pid, times, exit code,
+// output head and tail with the dropped and total byte counts.
+func (e *Exec) Result() store.Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.snapshotLocked()
+}
+
+// Done is closed when the result is final, or lost for good.
+func (e *Exec) Done() <-chan struct{} { return e.done }
+
+func (e *Exec) isDone() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *Exec) retired(now time.Time, retain time.Duration) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.finalAt.IsZero() && now.Sub(e.finalAt) > retain
+}
+
+// Changed returns a channel closed at the next change (output, state).
+// Live readers wait on it, then ReadOutput from their offset.
+func (e *Exec) Changed() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// Wait waits until the exec is done or ctx ends, then returns the result
+// as stored (the final result has been written when Wait returns nil).
+func (e *Exec) Wait(ctx context.Context) (store.Result, error) {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return e.Result(), ctx.Err()
+	}
+	err := e.flush()
+	return e.Result(), err
+}
+
+// Kill asks the agent to kill the command's process group. With
+// stream.v1 it kills by task id and reports ErrNoSuchTask when the agent
+// has no such task; otherwise it sends the v1 exec_kill by pid (no reply).
+// The exec then ends with its own exec_done, stored as failed "killed".
+func (e *Exec) Kill(ctx context.Context) error {
+	e.mu.Lock()
+	pid := e.res.PID
+	e.killed = true
+	e.mu.Unlock()
+	return e.svc.killTask(ctx, e.agentID, e.tid, pid)
+}
+
+func (s *Service) killTask(ctx context.Context, agentID, taskID string, pid int) error {
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return fmt.Errorf("kill on agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	if !sess.HasCap(protocol.CapStream) {
+		if pid == 0 {
+			return fmt.Errorf("kill task %s on agent %s: %w (no pid yet)", taskID, agentID, ErrNoSuchTask)
+		}
+		if err := sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid}}); err != nil {
+			return fmt.Errorf("kill pid %d on agent %s: %w", pid, agentID, err)
+		}
+		return nil
+	}
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid, TaskID: taskID}})
+	if err != nil {
+		return fmt.Errorf("kill task %s on agent %s: %w", taskID, agentID, err)
+	}
+	if rep.Type != protocol.TypeExecKillRep || rep.ExecKillRep == nil {
+		return fmt.Errorf("kill task %s on agent %s: unexpected reply type %d", taskID, agentID, rep.Type)
+	}
+	if !rep.ExecKillRep.OK {
+		if rep.ExecKillRep.Msg == protocol.MsgNoSuchTask {
+			return fmt.Errorf("kill task %s on agent %s: %w", taskID, agentID, ErrNoSuchTask)
+		}
+		return &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.ExecKillRep.Msg}
+	}
+	return nil
+}
+
+// KillPID kills a command by pid when the server has no exec for it (a
+// task started before a restart): with stream.v1 the agent's ps finds its
+// task. Use Exec.Kill when Lookup finds the exec.
+func (s *Service) KillPID(ctx context.Context, agentID string, pid int) error {
+	if e := s.Lookup(agentID, pid); e != nil {
+		return e.Kill(ctx)
+	}
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return fmt.Errorf("kill on agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	if !sess.HasCap(protocol.CapStream) {
+		return fmt.Errorf("kill pid %d on agent %s: %w", pid, agentID, ErrNoSuchTask)
+	}
+	tasks, err := s.Ps(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if t.Pid == pid {
+			if e := s.lookup(agentID, t.TaskID); e != nil {
+				return e.Kill(ctx)
+			}
+			return s.killTask(ctx, agentID, t.TaskID, pid)
+		}
+	}
+	return fmt.Errorf("kill pid %d on agent %s: %w", pid, agentID, ErrNoSuchTask)
+}
+
+// Ps lists the agent's running exec tasks: from the agent with stream.v1,
+// else from the server's own records.
+func (s *Service) Ps(ctx context.Context, agentID string) ([]protocol.PsTask, error) {
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("ps on agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	if sess.HasCap(protocol.CapStream) {
+		rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypePsReq})
+		if err != nil {
+			return nil, fmt.Errorf("ps on agent %s: %w", agentID, err)
+		}
+		if rep.Type != protocol.TypePsRep || rep.Ps == nil {
+			return nil, fmt.Errorf("ps on agent %s: unexpected reply type %d", agentID, rep.Type)
+		}
+		return rep.Ps.Tasks, nil
+	}
+	out := []protocol.PsTask{}
+	for _, e := range s.Running(agentID) {
+		r := e.Result()
+		out = append(out, protocol.PsTask{TaskID: e.tid, Pid: r.PID, Begin: r.StartedAt})
+	}
+	return out, nil
+}
+
+// ReadOutput returns output bytes from offset off (at most max): from the
+// store, from memory not yet stored, or from the tail. Bytes that were
+// dropped are skipped: next-off-len(data) is then the gap. At the end it
+// returns no data and next == off.
+func (e *Exec) ReadOutput(ctx context.Context, off int64, max int) (data []byte, next int64, err error) {
+	e.mu.Lock()
+	if off < 0 {
+		off = 0
+	}
+	stored := e.stored
+	if off < stored {
+		e.mu.Unlock()
+		n := min(int64(max), stored-off)
+		b, _, err := e.svc.st.ReadOutput(ctx, e.tid, e.agentID, off, n)
+		if err != nil {
+			return nil, off, fmt.Errorf("read output of task %s: %w", e.tid, err)
+		}
+		return b, off + int64(len(b)), nil
+	}
+	defer e.mu.Unlock()
+	from := func(buf []byte, start int64) ([]byte, int64, bool) {
+		if off >= start && off < start+int64(len(buf)) {
+			b := buf[off-start:]
+			b = b[:min(len(b), max)]
+			return append([]byte(nil), b...), off + int64(len(b)), true
+		}
+		return nil, 0, false
+	}
+	if b, n, ok := from(e.inflight, stored); ok {
+		return b, n, nil
+	}
+	if b, n, ok := from(e.pend, e.pendOff); ok && !e.storeFull {
+		return b, n, nil
+	}
+	t := e.tail.bytes()
+	tailStart := e.total - int64(len(t))
+	if off < tailStart {
+		off = tailStart
+	}
+	if b, n, ok := from(t, tailStart); ok {
+		return b, n, nil
+	}
+	return nil, off, nil
+}
+
+// Pty returns the output produced since the previous Pty call (at most
+// max bytes; the rest comes with the next call), as 1.5's pty polling.
+func (e *Exec) Pty(ctx context.Context, max int) ([]byte, error) {
+	e.mu.Lock()
+	off := e.ptyOff
+	e.mu.Unlock()
+	var out []byte
+	for len(out) < max {
+		b, next, err := e.ReadOutput(ctx, off, max-len(out))
+		if err != nil {
+			return out, err
+		}
+		if len(b) == 0 {
+			off = next
+			break
+		}
+		out = append(out, b...)
+		off = next
+	}
+	e.mu.Lock()
+	e.ptyOff = max64(e.ptyOff, off)
+	e.mu.Unlock()
+	return out, nil
+}
+
+// Output returns the whole output as far as it is kept, for a sync reply:
+// a gap of dropped bytes appears as a one-line marker.
+func (e *Exec) Output(ctx context.Context, limit int) ([]byte, error) {
+	var out []byte
+	var off int64
+	for len(out) < limit {
+		b, next, err := e.ReadOutput(ctx, off, limit-len(out))
+		if err != nil {
+			return out, err
+		}
+		if gap := next - off - int64(len(b)); gap > 0 {
+			out = fmt.Appendf(out, "\n[... %d bytes dropped ...]\n", gap)
+		}
+		if len(b) == 0 {
+			break
+		}
+		out = append(out, b...)
+		off = next
+	}
+	return out, nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// ring keeps the last size bytes written.
+type ring struct {
+	size int
+	buf  []byte
+}
+
+func (r *ring) write(b []byte) {
+	if len(b) >= r.size {
+		r.buf = append(r.buf[:0], b[len(b)-r.size:]...)
+		return
+	}
+	if len(r.buf)+len(b) > 2*r.size {
+		r.buf = append(r.buf[:0], r.buf[len(r.buf)-(r.size-len(b)):]...)
+	}
+	r.buf = append(r.buf, b...)
+}
+
+func (r *ring) bytes() []byte {
+	b := r.buf
+	if len(b) > r.size {
+		b = b[len(b)-r.size:]
+	}
+	return append([]byte(nil), b...)
+}

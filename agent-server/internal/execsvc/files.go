@@ -1,0 +1,417 @@
+package execsvc
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/agentfleet/jkframe/compress"
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/hub"
+)
+
+// Errors of file transfers.
+var (
+	// ErrTooLarge: a body went over its size limit (HTTP 413).
+	ErrTooLarge = errors.New("too large")
+	// ErrRange: the asked range starts beyond the end of the file (416).
+	ErrRange = errors.New("range not satisfiable")
+)
+
+// ValidName checks that name is a plain file name: not empty, no path
+// separators, not "." or "..", no NUL.
+func ValidName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("%w: %q is not a plain file name", ErrInvalid, name)
+	}
+	return nil
+}
+
+// Ls lists a directory on the agent. An agent-side failure (ok false) is a
+// *hub.AgentError with the agent's message.
+func (s *Service) Ls(ctx context.Context, agentID, dir string) ([]protocol.FileInfo, error) {
+	rep, err := s.hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: dir}})
+	if err != nil {
+		return nil, fmt.Errorf("ls %s on agent %s: %w", dir, agentID, err)
+	}
+	if rep.Type != protocol.TypeLsRep || rep.LsRep == nil {
+		return nil, fmt.Errorf("ls %s on agent %s: unexpected reply type %d", dir, agentID, rep.Type)
+	}
+	if !rep.LsRep.OK {
+		return nil, &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.LsRep.Msg}
+	}
+	return rep.LsRep.Files, nil
+}
+
+// splitPath splits an agent path (Unix or Windows separators) into its
+// directory and base name.
+func splitPath(p string) (dir, name string) {
+	i := strings.LastIndexAny(p, `/\`)
+	if i < 0 {
+		return ".", p
+	}
+	dir = p[:i]
+	if dir == "" || strings.HasSuffix(dir, ":") {
+		dir = p[:i+1]
+	}
+	return dir, p[i+1:]
+}
+
+// Stat returns the listing entry of one file (through ls of its parent).
+// A missing file is a *hub.AgentError "no such file: <path>".
+func (s *Service) Stat(ctx context.Context, agentID, path string) (protocol.FileInfo, error) {
+	dir, name := splitPath(path)
+	files, err := s.Ls(ctx, agentID, dir)
+	if err != nil {
+		return protocol.FileInfo{}, err
+	}
+	for _, f := range files {
+		if f.Name == name {
+			return f, nil
+		}
+	}
+	return protocol.FileInfo{}, &hub.AgentError{AgentID: agentID, Msg: "no such file: " + path}
+}
+
+// Spool is a file received into the cache dir, with its size and MD5.
+type Spool struct {
+	f    *os.File
+	Size int64
+	MD5  [16]byte
+}
+
+// NewSpool copies r into a new temp file in dir, at most limit bytes
+// (beyond: ErrTooLarge), computing the MD5 as it goes. Close removes it.
+func NewSpool(dir string, r io.Reader, limit int64) (*Spool, error) {
+	f, err := os.CreateTemp(dir, "spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sp := &Spool{f: f}
+	h := md5.New()
+	buf := make([]byte, copyBuf)
+	n, err := io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, h)}, struct{ io.Reader }{io.LimitReader(r, limit+1)}, buf)
+	if err == nil && n > limit {
+		err = fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+	}
+	if err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sp.Size = n
+	copy(sp.MD5[:], h.Sum(nil))
+	return sp, nil
+}
+
+// ReadAt reads the spooled bytes.
+func (sp *Spool) ReadAt(p []byte, off int64) (int, error) { return sp.f.ReadAt(p, off) }
+
+// Close removes the file.
+func (sp *Spool) Close() {
+	_ = sp.f.Close()
+	_ = os.Remove(sp.f.Name())
+}
+
+// UploadSpec says where and how a file is written on the agent.
+type UploadSpec struct {
+	Dir      string // target directory; protocol.UploadTmpDir = the agent's temp dir
+	Name     string // plain file name
+	Mod      os.FileMode
+	OwnUser  string
+	OwnGroup string
+	Auth     string
+	User     string
+	Pass     string // never stored or logged
+}
+
+// Upload writes src to the agent and returns the full path written. Files
+// up to protocol.MaxInlineUpload go inline to agents without bulk.v1;
+// everything else by a one-shot URL the agent GETs. An agent-side failure
+// is a *hub.AgentError.
+func (s *Service) Upload(ctx context.Context, agentID string, spec UploadSpec, src *Spool) (string, error) {
+	if err := ValidName(spec.Name); err != nil {
+		return "", err
+	}
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return "", fmt.Errorf("upload to agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	pass := spec.Pass
+	if pass != "" && !strings.HasPrefix(pass, "$0$") && !strings.HasPrefix(pass, "$1$") {
+		pass = protocol.EncodePass(pass)
+	}
+	up := &protocol.Upload{
+		Dir: spec.Dir, Name: spec.Name, Auth: spec.Auth, User: spec.User, Pass: pass, Mod: spec.Mod,
+		OwnUser: spec.OwnUser, OwnGroup: spec.OwnGroup, Size: uint64(src.Size), MD5: src.MD5, MD5Check: src.Size > 0,
+	}
+	if !sess.HasCap(protocol.CapBulk) && src.Size <= protocol.MaxInlineUpload {
+		b := make([]byte, src.Size)
+		if _, err := src.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("upload to agent %s: read spool: %w", agentID, err)
+		}
+		up.Data = compress.Encode(b)
+	} else {
+		t := s.xfers.add(&transfer{src: src, size: src.Size}, s.o.TransferTTL)
+		defer s.xfers.remove(t)
+		up.URI, up.Token = TransferPath+t.id, t.token
+	}
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeUpload, Upload: up})
+	if err != nil {
+		return "", fmt.Errorf("upload %s to agent %s: %w", spec.Name, agentID, err)
+	}
+	if rep.Type != protocol.TypeUploadRep || rep.UploadRep == nil {
+		return "", fmt.Errorf("upload to agent %s: unexpected reply type %d", agentID, rep.Type)
+	}
+	if !rep.UploadRep.OK {
+		return "", &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.UploadRep.Msg}
+	}
+	return rep.UploadRep.Dir, nil
+}
+
+// Download is a file coming from an agent. Offset, Size and Total are
+// known when Download returns; WriteTo then copies the bytes exactly once.
+type Download struct {
+	Path    string
+	agentID string
+	Offset  int64 // first byte of the body in the file
+	Size    int64 // bytes of the body; -1 when the agent did not say
+	Total   int64 // file size; -1 when unknown (a range of a bulk.v1 download)
+
+	svc    *Service
+	cancel context.CancelFunc
+	st     *hub.Stream
+	// bulk.v1
+	inc  *incoming
+	xfer *transfer
+	rep  chan recvResult
+	// v1
+	spool *Spool
+
+	closeOnce sync.Once
+}
+
+type recvResult struct {
+	m   *protocol.Msg
+	err error
+}
+
+// Download asks the agent for path from offset off, length bytes (0: to
+// the end). It returns when the bytes start flowing: with bulk.v1 when the
+// agent's PUT arrived (the body is piped, nothing is spooled); with v1
+// agents after every block was written to a spool file in the cache dir
+// and the MD5 checked (ErrChecksum on mismatch). ctx bounds the whole
+// transfer, WriteTo included. An offset beyond the end is ErrRange (v1; a
+// bulk.v1 agent reports it as an AgentError). Close always.
+func (s *Service) Download(ctx context.Context, agentID, path string, off, length int64) (*Download, error) {
+	if off < 0 || length < 0 {
+		return nil, fmt.Errorf("%w: negative range", ErrInvalid)
+	}
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("download from agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	d := &Download{Path: path, agentID: agentID, Offset: off, Size: -1, Total: -1, svc: s, cancel: cancel}
+	var err error
+	if sess.HasCap(protocol.CapBulk) {
+		err = d.startBulk(ctx, sess, off, length)
+	} else {
+		err = d.startV1(ctx, sess, off, length)
+	}
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("download %s from agent %s: %w", path, agentID, err)
+	}
+	return d, nil
+}
+
+func (d *Download) startBulk(ctx context.Context, sess *hub.Session, off, length int64) error {
+	s := d.svc
+	d.xfer = s.xfers.add(&transfer{put: make(chan *incoming)}, s.o.TransferTTL)
+	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{
+		Dir: d.Path, URI: TransferPath + d.xfer.id, Token: d.xfer.token, Offset: uint64(off), Length: uint64(length),
+	}})
+	if err != nil {
+		return err
+	}
+	d.st = st
+	d.rep = make(chan recvResult, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		m, err := st.Recv(ctx)
+		d.rep <- recvResult{m, err}
+	}()
+	select {
+	case d.inc = <-d.xfer.put:
+	case r := <-d.rep:
+		if r.err != nil {
+			return r.err
+		}
+		return repError(sess.ID(), r.m)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.Size = d.inc.length
+	if d.Size >= 0 && (length == 0 || d.Size < length) {
+		d.Total = off + d.Size
+	}
+	return nil
+}
+
+// repError turns a download_rep that is not a success into an error.
+func repError(agentID string, m *protocol.Msg) error {
+	if m.Type == protocol.TypeDownloadRep && m.DownloadRep != nil && !m.DownloadRep.OK {
+		return &hub.AgentError{AgentID: agentID, TID: m.TID, Msg: m.DownloadRep.Msg}
+	}
+	if m.Type == protocol.TypeDownloadError && m.DownloadError != nil {
+		return &hub.AgentError{AgentID: agentID, TID: m.TID, Msg: m.DownloadError.Msg}
+	}
+	return fmt.Errorf("unexpected reply type %d", m.Type)
+}
+
+func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length int64) error {
+	s := d.svc
+	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: d.Path}})
+	if err != nil {
+		return err
+	}
+	d.st = st
+	m, err := st.Recv(ctx)
+	if err != nil {
+		return err
+	}
+	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
+		return repError(sess.ID(), m)
+	}
+	rep := m.DownloadRep
+	size := int64(rep.Size)
+	if size < 0 {
+		return fmt.Errorf("bad size %d", rep.Size)
+	}
+	f, err := os.CreateTemp(s.o.CacheDir, "download-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	d.spool = &Spool{f: f, Size: size}
+	h := md5.New()
+	var inOrder int64 // bytes hashed so far, while blocks come in order
+	var got int64
+	for got < size {
+		m, err := st.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		if m.Type != protocol.TypeDownloadData || m.DownloadData == nil {
+			return repError(sess.ID(), m)
+		}
+		bo := int64(m.DownloadData.Offset)
+		if bo < 0 || bo >= size {
+			return fmt.Errorf("block at offset %d outside the file (%d bytes)", bo, size)
+		}
+		b, err := compress.Decode(m.DownloadData.Data, size-bo)
+		if err != nil {
+			return fmt.Errorf("bad block at offset %d: %w", bo, err)
+		}
+		if len(b) == 0 {
+			return fmt.Errorf("empty block at offset %d", bo)
+		}
+		if _, err := f.WriteAt(b, bo); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if bo == inOrder {
+			h.Write(b)
+			inOrder += int64(len(b))
+		} else {
+			inOrder = -1
+		}
+		got += int64(len(b))
+	}
+	st.Close()
+	if inOrder != size { // out of order: hash the file
+		h = md5.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	if !bytes.Equal(h.Sum(nil), rep.MD5[:]) {
+		return ErrChecksum
+	}
+	d.Total = size
+	if off > size || off == size && size > 0 {
+		return ErrRange
+	}
+	n := size - off
+	if length > 0 && length < n {
+		n = length
+	}
+	d.Size = n
+	return nil
+}
+
+// WriteTo copies the body to w. For bulk.v1 it then waits for the agent's
+// download_rep and checks size and MD5: a mismatch is ErrChecksum (the
+// bytes are already written: the caller must abort its response).
+func (d *Download) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, copyBuf)
+	if d.spool != nil {
+		return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{io.NewSectionReader(d.spool.f, d.Offset, d.Size)}, buf)
+	}
+	if d.inc == nil {
+		return 0, fmt.Errorf("download %s: %w", d.Path, ErrTransferAborted)
+	}
+	h := md5.New()
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{io.TeeReader(d.inc.body, hashWriter{h})}, buf)
+	if err == nil && d.Size >= 0 && n != d.Size {
+		err = fmt.Errorf("%w: body of %d bytes, announced %d", ErrChecksum, n, d.Size)
+	}
+	d.inc.done <- err
+	d.inc = nil
+	if err != nil {
+		return n, fmt.Errorf("download %s: %w", d.Path, err)
+	}
+	r := <-d.rep
+	if r.err != nil {
+		return n, fmt.Errorf("download %s: %w", d.Path, r.err)
+	}
+	m := r.m
+	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
+		return n, fmt.Errorf("download %s: %w", d.Path, repError(d.agentID, m))
+	}
+	if int64(m.DownloadRep.Size) != n || !bytes.Equal(h.Sum(nil), m.DownloadRep.MD5[:]) {
+		return n, fmt.Errorf("download %s: %w (%d bytes received, agent sent %d)", d.Path, ErrChecksum, n, m.DownloadRep.Size)
+	}
+	return n, nil
+}
+
+type hashWriter struct{ h hash.Hash }
+
+func (w hashWriter) Write(p []byte) (int, error) { return w.h.Write(p) }
+
+// Close releases the download: the stream, the transfer URL, the spool
+// file. A PUT body not consumed is refused.
+func (d *Download) Close() {
+	d.closeOnce.Do(func() {
+		if d.inc != nil {
+			d.inc.done <- ErrTransferAborted
+		}
+		if d.xfer != nil {
+			d.svc.xfers.remove(d.xfer)
+		}
+		d.cancel()
+		if d.st != nil {
+			d.st.Close()
+		}
+		if d.spool != nil {
+			d.spool.Close()
+		}
+	})
+}
