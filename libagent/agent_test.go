@@ -683,3 +683,15 @@ func TestConfigFileAndLogHandlers(t *testing.T) {
 		t.Errorf("zipped log lacks the connect line:\n%s", body)
 	}
 }
+
+func TestRedirect(t *testing.T) {
+	target := agenttest.New(t, agenttest.Options{})
+	first := agenttest.New(t, agenttest.Options{})
+	first.SetRedirect([]string{"127.0.0.1:1", target.Addr()}) // the first is dead
+	startAgent(t, first.Addr(), agentSpec{setup: echo})
+	ag, err := target.WaitAgent(timeout(t, 10*time.Second))
+	if err != nil {
+		t.Fatal("agent did not follow the redirect:", err)
+	}
+	roundTrip(t, target, ag.ID)
+}

@@ -107,7 +107,11 @@ func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {
 		}()
 		err := rt.runHandler(hctx, h.fn, m)
 		if err != nil && m.TID != "" {
-			if perr := rt.Push(hctx, protocol.Errorf(m.TID, "%s", err.Error())); perr != nil {
+			// hctx may be what failed (timeout, kill): answer on a fresh one.
+			ectx, ecancel := context.WithTimeout(rt.ctx, rt.opts.WriteTimeout)
+			perr := rt.Push(ectx, protocol.Errorf(m.TID, "%s", err.Error()))
+			ecancel()
+			if perr != nil {
 				rt.log.Warn("cannot send error reply", "type", m.Type, "tid", m.TID, "err", err, "send_err", perr)
 			}
 		} else if err != nil {

@@ -9,6 +9,14 @@ import (
 	"github.com/agentfleet/libagent/selfstat"
 )
 
+// Extra keys of the self-report ("ai" object) beyond v1's: counters of the
+// queue and input policies since start.
+const (
+	KeyTelemetryDropped = "tdrop" // self-reports replaced unsent by a newer one
+	KeyBusyRefused      = "busy"  // requests refused because every worker was busy
+	KeyBadFrames        = "badf"  // malformed frames dropped
+)
+
 func newSampler() *selfstat.Sampler { return selfstat.New(0) }
 
 // reportLoop sends the type-7 self-report every monitor interval while
@@ -33,12 +41,16 @@ func (rt *Runtime) reportLoop(ctx context.Context) {
 			continue
 		}
 		b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeAgentInfo, AI: ai})
-		if err == nil && rt.report != nil {
+		if err == nil {
 			extra := map[string]any{}
-			rt.report(extra)
-			if len(extra) > 0 {
-				b, err = mergeExtra(b, extra)
+			if rt.report != nil {
+				rt.report(extra)
 			}
+			// Queue policy counters (extension keys; v1 servers ignore them).
+			extra[KeyTelemetryDropped] = rt.st.droppedTelemetry.Load()
+			extra[KeyBusyRefused] = rt.st.busyRejected.Load()
+			extra[KeyBadFrames] = rt.st.malformed.Load()
+			b, err = mergeExtra(b, extra)
 		}
 		if err != nil {
 			rt.log.Error("self-report", "err", err)

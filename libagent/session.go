@@ -81,6 +81,14 @@ func (s *session) send(ctx context.Context, b []byte) error {
 		return ErrNotConnected
 	default:
 	}
+	// Room in the queue wins over a done ctx: a handler whose deadline just
+	// passed still gets its error reply out.
+	select {
+	case s.out <- b:
+		s.st.queued.Add(1)
+		return nil
+	default:
+	}
 	select {
 	case s.out <- b:
 		s.st.queued.Add(1)

@@ -81,7 +81,8 @@ type Server struct {
 	dups     int
 	tidSeq   int
 	refuse   bool // accept the upgrade then close at once
-	gen      int  // incremented by every (re)start
+	redirect []string
+	gen      int // incremented by every (re)start
 	closed   bool
 	dials    atomic.Int64
 	dialAt   []time.Time
@@ -186,6 +187,14 @@ func (s *Server) Duplicates() int {
 	return s.dups
 }
 
+// SetRedirect makes the server answer every come with ok:false and this
+// redirect list (nil: stop redirecting).
+func (s *Server) SetRedirect(servers []string) {
+	s.mu.Lock()
+	s.redirect = servers
+	s.mu.Unlock()
+}
+
 // SetRefuse makes the server accept the WebSocket upgrade and close the
 // connection at once, before the handshake: a server that "accepts then
 // drops".
@@ -283,6 +292,12 @@ func (s *Server) session(ws *websocket.Conn) {
 	proven := false
 
 	s.mu.Lock()
+	if len(s.redirect) > 0 {
+		hs = &protocol.Handshake{OK: false, ID: come.ID, Msg: "redirect", Redirect: slices.Clone(s.redirect)}
+		s.mu.Unlock()
+		_ = c.write(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+		return
+	}
 	if hs.ID == "" {
 		hs.ID = newID()
 	}
