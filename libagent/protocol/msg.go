@@ -1,9 +1,13 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"sort"
+	"strings"
 )
 
 // MaxFrame is the default read limit for one WebSocket frame (one message).
@@ -57,7 +61,29 @@ type Msg struct {
 	Ack         *Ack         `json:"ack,omitempty"`
 	Ps          *Ps          `json:"ps,omitempty"`
 	ExecKillRep *ExecKillRep `json:"exec_kill_rep,omitempty"`
+
+	// Extra holds the payload keys of a message whose type this package
+	// does not know: the agents outside this repository (install, logs,
+	// rpa, ...) and agent authors' own types carry their own keys, which a
+	// server or agent built on this package must pass on intact. Decode
+	// fills it only for unknown types; Encode writes its keys after the
+	// others. A key that is also an envelope or payload key of Msg is an
+	// encode error.
+	Extra map[string]json.RawMessage `json:"-"`
 }
+
+// msgKeys are the JSON keys of Msg's own fields.
+var msgKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[Msg]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
+}()
 
 // payloads returns the keys of the payloads present in m.
 func (m *Msg) payloads() []string {
@@ -147,7 +173,61 @@ func Encode(m *Msg) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 	}
+	if len(m.Extra) > 0 {
+		if b, err = appendExtra(b, m.Extra); err != nil {
+			return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
+		}
+	}
 	return b, nil
+}
+
+// appendExtra splices the extra keys, in sorted order, into the encoded
+// object b (which always holds at least "type").
+func appendExtra(b []byte, extra map[string]json.RawMessage) ([]byte, error) {
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if msgKeys[k] {
+			return nil, fmt.Errorf("extra key %q is a key of the envelope", k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	buf := bytes.NewBuffer(b[:len(b)-1]) // drop the closing brace
+	for _, k := range keys {
+		name, _ := json.Marshal(k)
+		buf.WriteByte(',')
+		buf.Write(name)
+		buf.WriteByte(':')
+		if err := json.Compact(buf, extra[k]); err != nil {
+			return nil, fmt.Errorf("extra key %q: %w", k, err)
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// decodeExtra collects the keys of an unknown type's message that Msg does
+// not have fields for.
+func decodeExtra(b []byte) (map[string]json.RawMessage, error) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	var extra map[string]json.RawMessage
+	for k, v := range all {
+		if msgKeys[k] {
+			continue
+		}
+		var c bytes.Buffer
+		if err := json.Compact(&c, v); err != nil {
+			return nil, err
+		}
+		if extra == nil {
+			extra = make(map[string]json.RawMessage)
+		}
+		extra[k] = c.Bytes()
+	}
+	return extra, nil
 }
 
 // msgFields has Msg's fields without its methods, so decoding it does not
@@ -155,7 +235,7 @@ func Encode(m *Msg) ([]byte, error) {
 type msgFields Msg
 
 // Decode parses one message. Unknown keys are ignored and unknown types are
-// accepted (their payload, if any, is dropped); the errors wrap
+// accepted, their payload keys kept in Extra; the errors wrap
 // ErrMalformed, ErrNoType or ErrPayload.
 func Decode(b []byte) (*Msg, error) {
 	m := new(Msg)
@@ -176,6 +256,13 @@ func Decode(b []byte) (*Msg, error) {
 	m.Type = *w.Type
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("protocol: decode: %w", err)
+	}
+	if !m.Type.Known() {
+		extra, err := decodeExtra(b)
+		if err != nil {
+			return nil, fmt.Errorf("protocol: decode: %w: %w", ErrMalformed, err)
+		}
+		m.Extra = extra
 	}
 	return m, nil
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -309,4 +310,46 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// Messages of types this package does not know keep their payload keys, so
+// a server can pass another agent's messages on intact.
+func TestExtraPayloadOfUnknownType(t *testing.T) {
+	in := `{"type":150,"tid":"t1","echo":{"text":"hi", "n":[1, 2]},"zz":true}`
+	m, err := Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Extra["echo"]); got != `{"text":"hi","n":[1,2]}` {
+		t.Fatalf("Extra[echo] = %s", got)
+	}
+	out, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"type":150,"tid":"t1","echo":{"text":"hi","n":[1,2]},"zz":true}`; string(out) != want {
+		t.Fatalf("Encode = %s\nwant     %s", out, want)
+	}
+
+	known, err := Decode([]byte(`{"type":8,"tid":"t2","echo":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if known.Extra != nil {
+		t.Fatalf("known type got Extra %v; unknown keys of known types are ignored", known.Extra)
+	}
+
+	for _, tc := range []struct {
+		extra map[string]json.RawMessage
+		want  string
+	}{
+		{map[string]json.RawMessage{"tid": json.RawMessage(`"x"`)}, `extra key "tid" is a key of the envelope`},
+		{map[string]json.RawMessage{"exec": json.RawMessage(`{}`)}, `extra key "exec" is a key of the envelope`},
+		{map[string]json.RawMessage{"echo": json.RawMessage(`{bad`)}, `extra key "echo": invalid character 'b'`},
+	} {
+		_, err := Encode(&Msg{Type: 150, Extra: tc.extra})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Encode(%v) error = %v, want %q", tc.extra, err, tc.want)
+		}
+	}
 }
