@@ -83,7 +83,8 @@ type Exec struct {
 
 	started     chan struct{} // closed at execd, or when the start failed
 	startedOnce sync.Once
-	done        chan struct{} // closed when the result is final (or lost for good)
+	done        chan struct{} // closed when the final result is stored (or lost for good)
+	doneOnce    sync.Once
 	kick        chan struct{} // wakes the writer
 
 	flushMu sync.Mutex // serialises store writes of this exec
@@ -240,7 +241,7 @@ func (e *Exec) reader(sess *hub.Session, st *hub.Stream) {
 // disconnected handles the end of the session that was feeding the exec.
 func (e *Exec) disconnected(sess *hub.Session) {
 	e.mu.Lock()
-	if e.sess != sess || e.res.State.Final() || e.isDone() {
+	if e.sess != sess || !e.finalAt.IsZero() {
 		e.mu.Unlock()
 		return
 	}
@@ -369,8 +370,18 @@ func (e *Exec) end(state store.ResultState, code int, msg string, task store.Tas
 	e.notifyLocked()
 	e.mu.Unlock()
 	e.startedOnce.Do(func() { close(e.started) })
-	close(e.done)
 	e.wake()
+}
+
+// closeDone signals waiters that the outcome is known (and stored, unless
+// the store failed).
+func (e *Exec) closeDone() {
+	e.doneOnce.Do(func() {
+		close(e.done)
+		e.mu.Lock()
+		e.notifyLocked()
+		e.mu.Unlock()
+	})
 }
 
 func (e *Exec) notifyLocked() {
@@ -437,6 +448,7 @@ func (e *Exec) writer() {
 			e.expire()
 		case <-s.ctx.Done():
 			_ = e.flush()
+			e.closeDone()
 			return
 		}
 		e.mu.Lock()
@@ -456,6 +468,7 @@ func (e *Exec) writer() {
 		}
 		if final && late == nil {
 			_ = e.flush()
+			e.closeDone() // even when the store failed: the outcome is known
 			if e.acked || e.adopted {
 				return
 			}
@@ -538,6 +551,12 @@ func (e *Exec) flush() error {
 	if len(errs) > 0 {
 		return fmt.Errorf("store task %s of agent %s: %w", e.tid, e.agentID, errors.Join(errs...))
 	}
+	e.mu.Lock()
+	final := !e.finalAt.IsZero() && !e.resDirty && e.taskState == ""
+	e.mu.Unlock()
+	if final {
+		e.closeDone()
+	}
 	return nil
 }
 
@@ -579,13 +598,11 @@ func (e *Exec) Result() store.Result {
 // Done is closed when the result is final, or lost for good.
 func (e *Exec) Done() <-chan struct{} { return e.done }
 
+// isDone reports whether the outcome is known (not waiting for storage).
 func (e *Exec) isDone() bool {
-	select {
-	case <-e.done:
-		return true
-	default:
-		return false
-	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.finalAt.IsZero()
 }
 
 func (e *Exec) retired(now time.Time, retain time.Duration) bool {
@@ -602,16 +619,15 @@ func (e *Exec) Changed() <-chan struct{} {
 	return e.changed
 }
 
-// Wait waits until the exec is done or ctx ends, then returns the result
-// as stored (the final result has been written when Wait returns nil).
+// Wait waits until the exec is done (its final result stored) or ctx
+// ends, and returns the result as it stands.
 func (e *Exec) Wait(ctx context.Context) (store.Result, error) {
 	select {
 	case <-e.done:
 	case <-ctx.Done():
 		return e.Result(), ctx.Err()
 	}
-	err := e.flush()
-	return e.Result(), err
+	return e.Result(), nil
 }
 
 // Kill asks the agent to kill the command's process group. With
