@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"encoding/json"
 	"net"
+	"reflect"
 	"time"
 )
 
@@ -88,6 +90,37 @@ type AgentInfo struct {
 	PluginOutBytes   map[string]uint64  `json:"pob"` // legacy, null
 	ReadChanSize     int                `json:"rcs"`
 	WriteChanSize    int                `json:"wcs"`
+
+	// Extra holds agent-defined report fields (libagent's Agent.Report and
+	// the runtime's own queue counters) beside the standard keys; a server
+	// exposes the numeric ones as further agent_info tags.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+type agentInfoFields AgentInfo
+
+var agentInfoKeys = jsonKeys(reflect.TypeFor[agentInfoFields]())
+
+// MarshalJSON writes the standard keys, then Extra's.
+func (a AgentInfo) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(agentInfoFields(a))
+	if err != nil || len(a.Extra) == 0 {
+		return b, err
+	}
+	return appendExtra(b, a.Extra, agentInfoKeys)
+}
+
+// UnmarshalJSON reads the standard keys and keeps the others in Extra.
+func (a *AgentInfo) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*agentInfoFields)(a)); err != nil {
+		return err
+	}
+	extra, err := decodeExtra(b, agentInfoKeys)
+	if err != nil {
+		return err
+	}
+	a.Extra = extra
+	return nil
 }
 
 // LogFile is one entry of LogLs.

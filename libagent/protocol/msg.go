@@ -73,9 +73,11 @@ type Msg struct {
 }
 
 // msgKeys are the JSON keys of Msg's own fields.
-var msgKeys = func() map[string]bool {
+var msgKeys = jsonKeys(reflect.TypeFor[Msg]())
+
+// jsonKeys returns the JSON keys of a struct type's fields.
+func jsonKeys(t reflect.Type) map[string]bool {
 	keys := map[string]bool{}
-	t := reflect.TypeFor[Msg]()
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name != "" && name != "-" {
@@ -83,7 +85,7 @@ var msgKeys = func() map[string]bool {
 		}
 	}
 	return keys
-}()
+}
 
 // payloads returns the keys of the payloads present in m.
 func (m *Msg) payloads() []string {
@@ -174,7 +176,7 @@ func Encode(m *Msg) ([]byte, error) {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 	}
 	if len(m.Extra) > 0 {
-		if b, err = appendExtra(b, m.Extra); err != nil {
+		if b, err = appendExtra(b, m.Extra, msgKeys); err != nil {
 			return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 		}
 	}
@@ -182,11 +184,11 @@ func Encode(m *Msg) ([]byte, error) {
 }
 
 // appendExtra splices the extra keys, in sorted order, into the encoded
-// object b (which always holds at least "type").
-func appendExtra(b []byte, extra map[string]json.RawMessage) ([]byte, error) {
+// non-empty object b; a key in reserved is an error.
+func appendExtra(b []byte, extra map[string]json.RawMessage, reserved map[string]bool) ([]byte, error) {
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
-		if msgKeys[k] {
+		if reserved[k] {
 			return nil, fmt.Errorf("extra key %q is a key of the envelope", k)
 		}
 		keys = append(keys, k)
@@ -206,16 +208,16 @@ func appendExtra(b []byte, extra map[string]json.RawMessage) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeExtra collects the keys of an unknown type's message that Msg does
-// not have fields for.
-func decodeExtra(b []byte) (map[string]json.RawMessage, error) {
+// decodeExtra collects the keys of the object b that are not in reserved
+// (the keys of the struct b was decoded into).
+func decodeExtra(b []byte, reserved map[string]bool) (map[string]json.RawMessage, error) {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return nil, err
 	}
 	var extra map[string]json.RawMessage
 	for k, v := range all {
-		if msgKeys[k] {
+		if reserved[k] {
 			continue
 		}
 		var c bytes.Buffer
@@ -258,7 +260,7 @@ func Decode(b []byte) (*Msg, error) {
 		return nil, fmt.Errorf("protocol: decode: %w", err)
 	}
 	if !m.Type.Known() {
-		extra, err := decodeExtra(b)
+		extra, err := decodeExtra(b, msgKeys)
 		if err != nil {
 			return nil, fmt.Errorf("protocol: decode: %w: %w", ErrMalformed, err)
 		}

@@ -353,3 +353,29 @@ func TestExtraPayloadOfUnknownType(t *testing.T) {
 		}
 	}
 }
+
+// Agent-defined self-report fields survive a round trip.
+func TestAgentInfoExtra(t *testing.T) {
+	in := `{"type":7,"ai":{"v":"1.0.0","gv":"go1.26","cu":1.5,"mu":0,"ts":3,"rs":9,"st":1,"hi":2,"gc":null,"ip":0,"ib":0,"op":0,"ob":0,"pe":0,"pr":0,"rcc":0,"puc":null,"pop":null,"pob":null,"rcs":0,"wcs":0,"foo_count":3,"tdrop":0}}`
+	m, err := Decode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.AI.Extra["foo_count"]); got != "3" {
+		t.Fatalf("Extra[foo_count] = %q, want 3 (all extra: %v)", got, m.AI.Extra)
+	}
+	if len(m.AI.Extra) != 2 {
+		t.Fatalf("Extra = %v, want foo_count and tdrop only", m.AI.Extra)
+	}
+	out, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in {
+		t.Fatalf("round trip:\n got %s\nwant %s", out, in)
+	}
+	m.AI.Extra["cu"] = json.RawMessage("1")
+	if _, err := Encode(m); err == nil || !strings.Contains(err.Error(), `extra key "cu"`) {
+		t.Fatalf("Encode with a clashing extra key: err = %v", err)
+	}
+}
