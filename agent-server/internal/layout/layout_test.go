@@ -1,0 +1,226 @@
+package layout
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// entry is one tar entry of a test archive; link makes a symlink to body.
+type entry struct {
+	name, body string
+	typ        byte
+}
+
+func mkTar(t testing.TB, gz bool, es ...entry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range es {
+		h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: e.typ}
+		switch e.typ {
+		case tar.TypeSymlink, tar.TypeLink:
+			h.Linkname = e.body
+		case tar.TypeDir:
+			h.Mode = 0o755
+		default:
+			h.Typeflag = tar.TypeReg
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !gz {
+		return buf.Bytes()
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, _ = zw.Write(buf.Bytes())
+	_ = zw.Close()
+	return z.Bytes()
+}
+
+const goodMain = `name: deploy nginx
+timeout: 600
+tasks:
+  - name: check nginx
+    plugin: exec
+    cmd: dpkg -l | grep -c nginx || true
+    output: installed
+    auth: sudo
+    timeout: 60
+  - name: stop nginx
+    plugin: exec
+    cmd: systemctl stop nginx
+    if: $installed > 0
+  - name: add site
+    plugin: file
+    action: push
+    src: conf/example.conf
+    dst: /etc/nginx/conf.d/example.conf
+    mode: "0644"
+  - name: fetch log
+    plugin: file
+    action: pull
+    src: /var/log/nginx/error.log
+    dst: error-$ID.log
+  - name: only on even hosts
+    plugin: exec
+    cmd: echo even $$HOME $1 $
+    if: $EVEN = 1
+`
+
+func TestParseGood(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		l, err := Parse(bytes.NewReader(mkTar(t, gz,
+			entry{name: "main.yaml", body: goodMain},
+			entry{name: "conf/", typ: tar.TypeDir},
+			entry{name: "./conf/example.conf", body: "server {}\n"},
+			entry{name: "link", body: "/etc/passwd", typ: tar.TypeSymlink},
+		)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Name != "deploy nginx" || len(l.Steps) != 5 || l.RunTimeout().Seconds() != 600 || l.StepTimeout(&l.Steps[0]).Seconds() != 60 {
+			t.Fatalf("%+v", l)
+		}
+		if c := l.Steps[1].Cond(); c == nil || *c != (Cond{"$installed", ">", "0"}) {
+			t.Fatalf("cond %+v", c)
+		}
+		if b, err := l.File("conf/example.conf"); err != nil || string(b) != "server {}\n" {
+			t.Fatalf("file %q %v", b, err)
+		}
+		if l.Steps[2].FileMode() != 0o644 {
+			t.Fatalf("mode %o", l.Steps[2].FileMode())
+		}
+		cmd, err := Expand(l.Steps[4].Cmd, Vars("a1", 2, 99))
+		if err != nil || cmd != "echo even $HOME $1 $" {
+			t.Fatalf("expand %q %v", cmd, err)
+		}
+	}
+	// main.json works the same.
+	l, err := Parse(bytes.NewReader(mkTar(t, false, entry{name: "main.json", body: `{"name":"j","tasks":[{"name":"a","plugin":"exec","cmd":"true"}]}`})), Limits{})
+	if err != nil || l.Steps[0].Cmd != "true" {
+		t.Fatalf("json: %+v %v", l, err)
+	}
+}
+
+func mainWith(steps string) entry { return entry{name: "main.yaml", body: "name: x\ntasks:\n" + steps} }
+
+// malformed pairs archives with the exact error text Parse gives.
+func malformed(t testing.TB) []struct {
+	name string
+	tar  []byte
+	err  string
+} {
+	f := func(gz bool, es ...entry) []byte { return mkTar(t, gz, es...) }
+	conf := entry{name: "a.conf", body: "x"}
+	return []struct {
+		name string
+		tar  []byte
+		err  string
+	}{
+		{"not a tar", []byte("hello, this is not a tar archive at all, but it is long enough to be read as a header? no." + strings.Repeat("x", 600)), "invalid layout: file: not a tar archive: archive/tar: invalid tar header"},
+		{"empty input", nil, "invalid layout: file: empty archive"},
+		{"bad gzip", []byte{0x1f, 0x8b, 1, 2, 3}, "invalid layout: file: not a gzip stream: unexpected EOF"},
+		{"truncated gzip", f(true, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"))[:40], "invalid layout: file: not a tar archive: unexpected EOF"},
+		{"no main", f(false, conf), "invalid layout: file: the archive has no main.yaml or main.json"},
+		{"main is a link", f(false, entry{name: "main.yaml", body: "/etc/passwd", typ: tar.TypeSymlink}), "invalid layout: file: main.yaml is a link in the archive (links are ignored)"},
+		{"both mains", f(false, mainWith(""), entry{name: "main.json", body: "{}"}), "invalid layout: file: both main.yaml and main.json (keep one)"},
+		{"bad yaml", f(false, entry{name: "main.yaml", body: "tasks: [\n"}), "invalid layout: main.yaml: line 1: did not find expected node content"},
+		{"unknown key", f(false, entry{name: "main.yaml", body: "name: x\ntask: []\n"}), "invalid layout: main.yaml: unmarshal errors:\n  line 2: field task not found in type layout.Layout"},
+		{"bad json", f(false, entry{name: "main.json", body: `{"tasks":`}), "invalid layout: main.json: unexpected EOF"},
+		{"empty yaml", f(false, entry{name: "main.yaml", body: ""}), "invalid layout: main.yaml: empty"},
+		{"no tasks", f(false, mainWith("")), "invalid layout: main: no tasks"},
+		{"absolute entry", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "/etc/x", body: "x"}), `invalid layout: file: entry "/etc/x" is an absolute path`},
+		{"escaping entry", f(false, entry{name: "../x", body: "x"}), `invalid layout: file: entry "../x" escapes the archive`},
+		{"unknown plugin", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n  - {name: b, plugin: shell, cmd: ls}\n")), `invalid layout: step 2 "b": unknown plugin "shell" (want exec or file)`},
+		{"missing plugin", f(false, mainWith("  - {name: a, cmd: ls}\n")), `invalid layout: step 1 "a": missing plugin (want exec or file)`},
+		{"missing cmd", f(false, mainWith("  - {name: a, plugin: exec}\n")), `invalid layout: step 1 "a": missing cmd`},
+		{"missing src", f(false, mainWith("  - {name: copy, plugin: file, action: push, dst: /tmp/x}\n")), `invalid layout: step 1 "copy": missing src`},
+		{"missing dst", f(false, mainWith("  - {name: copy, plugin: file, src: a.conf}\n"), conf), `invalid layout: step 1 "copy": missing dst`},
+		{"src not in archive", f(false, mainWith("  - {name: copy, plugin: file, src: b.conf, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "b.conf" is not in the archive`},
+		{"src escapes", f(false, mainWith("  - {name: copy, plugin: file, src: ../../etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "../../etc/passwd" escapes the archive`},
+		{"src escapes via dir", f(false, mainWith("  - {name: copy, plugin: file, src: d/../../x, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "d/../../x" escapes the archive`},
+		{"src absolute", f(false, mainWith("  - {name: copy, plugin: file, src: /etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "/etc/passwd" must be relative to the archive root`},
+		{"src is a symlink", f(false, mainWith("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), entry{name: "l", body: "/etc/passwd", typ: tar.TypeSymlink}), `invalid layout: step 1 "copy": src "l" is a link in the archive (links are ignored)`},
+		{"src is a hard link", f(false, mainWith("  - {name: copy, plugin: file, src: h, dst: /tmp/x}\n"), conf, entry{name: "h", body: "a.conf", typ: tar.TypeLink}), `invalid layout: step 1 "copy": src "h" is a link in the archive (links are ignored)`},
+		{"src is a dir", f(false, mainWith("  - {name: copy, plugin: file, src: d, dst: /tmp/x}\n"), entry{name: "d/", typ: tar.TypeDir}), `invalid layout: step 1 "copy": src "d" is a directory`},
+		{"pull src relative", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: x.log, dst: x}\n")), `invalid layout: step 1 "get": src "x.log" must be an absolute path on the agent`},
+		{"bad action", f(false, mainWith("  - {name: get, plugin: file, action: copy, src: a.conf, dst: x}\n"), conf), `invalid layout: step 1 "get": unknown action "copy" (want push or pull)`},
+		{"bad mode", f(false, mainWith("  - {name: c, plugin: file, src: a.conf, dst: /x, mode: '999'}\n"), conf), `invalid layout: step 1 "c": invalid mode "999" (octal, e.g. "0644")`},
+		{"bad auth", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, auth: root}\n")), `invalid layout: step 1 "a": unknown auth "root" (want sudo or su)`},
+		{"unknown variable", f(false, mainWith("  - {name: a, plugin: exec, cmd: echo $nope}\n")), `invalid layout: step 1 "a": cmd: unknown variable $nope`},
+		{"variable used before its step", f(false, mainWith("  - {name: a, plugin: exec, cmd: echo $v}\n  - {name: b, plugin: exec, cmd: 'true', output: v}\n")), `invalid layout: step 1 "a": cmd: unknown variable $v`},
+		{"bad if", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, if: $ID ~ 3}\n")), `invalid layout: step 1 "a": if: no comparison operator in "$ID ~ 3" (want one of > < = != <= >=)`},
+		{"if unknown variable", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, if: $x = 3}\n")), `invalid layout: step 1 "a": if: unknown variable $x`},
+		{"output builtin", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, output: ID}\n")), `invalid layout: step 1 "a": output "ID" is a built-in variable`},
+		{"negative timeout", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, timeout: -1}\n")), `invalid layout: step 1 "a": negative timeout`},
+		{"oversize file", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls}\n"), entry{name: "big", body: strings.Repeat("x", 2000)}), "invalid layout: file: big is over the 1024-byte file limit"},
+		{"oversize archive", f(false, entry{name: "a", body: strings.Repeat("x", 1000)}, entry{name: "b", body: strings.Repeat("x", 1000)}, entry{name: "c", body: strings.Repeat("x", 1000)}), "invalid layout: file: the archive unpacks to over 2048 bytes"},
+		{"too many entries", f(false, entry{name: "1/", typ: tar.TypeDir}, entry{name: "2/", typ: tar.TypeDir}, entry{name: "3/", typ: tar.TypeDir}, entry{name: "4/", typ: tar.TypeDir}, entry{name: "5/", typ: tar.TypeDir}, entry{name: "6/", typ: tar.TypeDir}), "invalid layout: file: more than 5 entries"},
+	}
+}
+
+var testLimits = Limits{ArchiveBytes: 2048, FileBytes: 1024, Entries: 5}
+
+func TestParseMalformed(t *testing.T) {
+	for _, c := range malformed(t) {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(bytes.NewReader(c.tar), testLimits)
+			if err == nil || err.Error() != c.err {
+				t.Fatalf("error\n got %q\nwant %q", err, c.err)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, c := range malformed(f) {
+		f.Add(c.tar)
+	}
+	f.Add(mkTar(f, false, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
+	f.Add(mkTar(f, true, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := Parse(bytes.NewReader(b), testLimits)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if len(l.Steps) == 0 {
+			t.Fatal("valid layout without steps")
+		}
+		for i := range l.Steps {
+			s := &l.Steps[i]
+			if s.Plugin != PluginExec && s.Plugin != PluginFile {
+				t.Fatalf("step %d plugin %q accepted", i, s.Plugin)
+			}
+			if s.Plugin == PluginFile && s.Action == ActionPush && !strings.Contains(s.Src, "$") {
+				if _, err := l.File(s.Src); err != nil {
+					t.Fatalf("step %d: validated src fails: %v", i, err)
+				}
+			}
+		}
+		for name := range l.Files {
+			if strings.HasPrefix(name, "/") || name == ".." || strings.HasPrefix(name, "../") {
+				t.Fatalf("file %q kept", name)
+			}
+		}
+	})
+}
