@@ -389,14 +389,24 @@ func startExecServer(t *testing.T, mod func(*config.Config)) (*testServer, strin
 // multipart posts a form; file "" sends no file part.
 func (ts *testServer) multipart(path string, fields map[string]string, name, file string) envelope {
 	ts.t.Helper()
+	var b []byte
+	if file != "" {
+		b = []byte(file)
+	}
+	return ts.multipartBytes(path, fields, name, b)
+}
+
+// multipartBytes posts a form; a nil file sends no file part.
+func (ts *testServer) multipartBytes(path string, fields map[string]string, name string, file []byte) envelope {
+	ts.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for k, v := range fields {
 		_ = mw.WriteField(k, v)
 	}
-	if file != "" {
+	if file != nil {
 		w, _ := mw.CreateFormFile("file", name)
-		_, _ = w.Write([]byte(file))
+		_, _ = w.Write(file)
 	}
 	_ = mw.Close()
 	req, _ := http.NewRequest("POST", ts.url+path, &buf)

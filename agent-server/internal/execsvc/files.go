@@ -369,7 +369,8 @@ func (d *Download) WriteTo(w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("download %s: %w", d.Path, ErrTransferAborted)
 	}
 	h := md5.New()
-	n, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{io.TeeReader(d.inc.body, hashWriter{h})}, buf)
+	hw := &holdBack{w: w}
+	n, err := io.CopyBuffer(hw, struct{ io.Reader }{io.TeeReader(d.inc.body, hashWriter{h})}, buf)
 	if err == nil && d.Size >= 0 && n != d.Size {
 		err = fmt.Errorf("%w: body of %d bytes, announced %d", ErrChecksum, n, d.Size)
 	}
@@ -389,7 +390,43 @@ func (d *Download) WriteTo(w io.Writer) (int64, error) {
 	if int64(m.DownloadRep.Size) != n || !bytes.Equal(h.Sum(nil), m.DownloadRep.MD5[:]) {
 		return n, fmt.Errorf("download %s: %w (%d bytes received, agent sent %d)", d.Path, ErrChecksum, n, m.DownloadRep.Size)
 	}
+	if err := hw.release(); err != nil {
+		return n, fmt.Errorf("download %s: %w", d.Path, err)
+	}
 	return n, nil
+}
+
+// holdBack writes everything but the last byte until release: a body
+// found bad after streaming then ends one byte short of its
+// Content-Length, so the client cannot take it for a whole one.
+type holdBack struct {
+	w    io.Writer
+	last []byte // 0 or 1 byte
+}
+
+func (hb *holdBack) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(hb.last) == 1 {
+		if _, err := hb.w.Write(hb.last); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := hb.w.Write(p[:len(p)-1]); err != nil {
+		return 0, err
+	}
+	hb.last = append(hb.last[:0], p[len(p)-1])
+	return len(p), nil
+}
+
+func (hb *holdBack) release() error {
+	if len(hb.last) == 0 {
+		return nil
+	}
+	_, err := hb.w.Write(hb.last)
+	hb.last = nil
+	return err
 }
 
 type hashWriter struct{ h hash.Hash }
