@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/agentfleet/jkframe/compress"
 	"io"
 	"log/slog"
@@ -694,4 +695,61 @@ func TestRedirect(t *testing.T) {
 		t.Fatal("agent did not follow the redirect:", err)
 	}
 	roundTrip(t, target, ag.ID)
+}
+
+func TestBusyTimeoutAndCancel(t *testing.T) {
+	srv := agenttest.New(t, agenttest.Options{})
+	block := make(chan struct{})
+	a := startAgent(t, srv.Addr(), agentSpec{
+		opts: libagent.Options{Workers: 1},
+		setup: func(rt *libagent.Runtime) error {
+			rt.Handle(protocol.TypeFoo, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+				select {
+				case <-block:
+					return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeBar})
+				case <-ctx.Done():
+					return fmt.Errorf("foo stopped: %w", ctx.Err())
+				}
+			})
+			rt.Handle(protocol.TypeLsReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+				<-ctx.Done()
+				return ctx.Err()
+			}, libagent.WithTimeout(50*time.Millisecond))
+			return nil
+		},
+	})
+	ctx := timeout(t, 10*time.Second)
+	ag, err := srv.WaitAgent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.adopted(t, ag.ID)
+	first, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeFoo})
+	// The single worker is taken: the next request is refused at once.
+	var busy *protocol.Msg
+	eventually(t, "a busy refusal", func() bool {
+		tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeFoo})
+		rep, err := srv.Await(ctx, tid)
+		busy = rep
+		return err == nil && rep.Type == protocol.TypeError && strings.Contains(rep.ErrMsg, "agent busy")
+	})
+	if busy == nil {
+		t.Fatal("no busy reply")
+	}
+	// Kill by tid cancels the handler's context; its error is the reply.
+	if !a.rt.Cancel(first) {
+		t.Fatal("Cancel found no running task")
+	}
+	rep, err := srv.Await(ctx, first)
+	if err != nil || rep.Type != protocol.TypeError || !strings.Contains(rep.ErrMsg, "foo stopped: context canceled") {
+		t.Fatalf("cancelled task answered %+v, %v", rep, err)
+	}
+	// A handler timeout ends in an error reply too (once the worker is free).
+	eventually(t, "the worker to be free", func() bool { return !a.rt.Cancel(first) })
+	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: "/"}})
+	rep, err = srv.Await(ctx, tid)
+	if err != nil || rep.Type != protocol.TypeError || !strings.Contains(rep.ErrMsg, "deadline exceeded") {
+		t.Fatalf("timed-out task answered %+v, %v", rep, err)
+	}
+	close(block)
 }

@@ -2,6 +2,7 @@ package libagent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -229,5 +230,30 @@ func TestMainArgs(t *testing.T) {
 		if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) {
 			t.Errorf("%q: code %d stdout %q stderr %q; want %d, %q, %q", tc.args, code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
 		}
+	}
+}
+
+func TestTelemetryDropsOldest(t *testing.T) {
+	var st stats
+	s := newSession(nil, nil, "", 4, time.Second, time.Second, &st)
+	s.sendTelemetry([]byte("r1"))
+	s.sendTelemetry([]byte("r2"))
+	s.sendTelemetry([]byte("r3"))
+	if got := string(<-s.tele); got != "r3" {
+		t.Errorf("queued report %q, want the newest r3", got)
+	}
+	if n := st.droppedTelemetry.Load(); n != 2 {
+		t.Errorf("dropped %d, want 2", n)
+	}
+	// Task data blocks the producer when full, until its ctx is done.
+	for i := range 4 {
+		if err := s.send(t.Context(), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := s.send(ctx, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("send on a full queue: %v, want deadline exceeded", err)
 	}
 }

@@ -124,7 +124,10 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.reg.MustRegister(metrics.NewCountsCollector("agentserver_tasks", "Tasks in the store by state.", "state", 5*time.Second, s.taskCounts))
 	s.rec = newRecorder(st, s.log, o.TouchInterval)
 
-	secrets, acks := s.hubStores()
+	// The store keeps agent secrets and journal high-water marks, so both
+	// survive a restart (store.Store implements hub.SecretStore/AckStore).
+	var secrets hub.SecretStore = st
+	var acks hub.AckStore = st
 	hopts := hub.Options{
 		Logger:       s.log.With("component", "hub"),
 		Registry:     s.reg,
@@ -251,29 +254,6 @@ func (s *Server) tokens() (operator, readOnly []config.Token, agent []string, er
 		agent = append(agent, t.Secret)
 	}
 	return operator, readOnly, agent, nil
-}
-
-// hubStores returns the store's secret and ack persistence when the store
-// implements it, in-memory stand-ins otherwise (then secrets are issued
-// again and journals replayed in full after a restart).
-func (s *Server) hubStores() (hub.SecretStore, hub.AckStore) {
-	var mem *hub.MemStore
-	secrets, ok1 := s.store.(hub.SecretStore)
-	if !ok1 {
-		mem = hub.NewMemStore()
-		secrets = mem
-	}
-	acks, ok2 := s.store.(hub.AckStore)
-	if !ok2 {
-		if mem == nil {
-			mem = hub.NewMemStore()
-		}
-		acks = mem
-	}
-	if !ok1 || !ok2 {
-		s.log.Warn("the store does not persist agent secrets and journal acks: kept in memory until restart")
-	}
-	return secrets, acks
 }
 
 // Addr returns the address the server listens on.

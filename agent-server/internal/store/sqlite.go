@@ -143,6 +143,18 @@ var sqliteSchema = []string{
 	);
 	CREATE INDEX usage_agent_at ON usage_history (agent_id, at);
 	CREATE INDEX usage_at ON usage_history (at);`,
+	// v2: agent secrets (hashes) and journal high-water marks, so agents'
+	// secrets and acknowledged results survive a server restart.
+	`CREATE TABLE agent_secrets (
+		agent_id TEXT PRIMARY KEY,
+		hash BLOB NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE journal_acks (
+		agent_id TEXT NOT NULL,
+		journal TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		PRIMARY KEY (agent_id, journal)
+	) WITHOUT ROWID;`,
 }
 
 // sqliteDSN turns a path (or a file: URI without parameters) into a

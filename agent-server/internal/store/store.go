@@ -137,6 +137,16 @@ type Store interface {
 	PruneUsage(ctx context.Context, olderThan time.Time) (int64, error)
 
 	// Ping checks that the database answers (for /readyz).
+	// SecretHash and SetSecretHash keep the hash of each agent's secret
+	// (auth.v1); nil means none. They implement hub.SecretStore.
+	SecretHash(ctx context.Context, agentID string) ([]byte, error)
+	SetSecretHash(ctx context.Context, agentID string, hash []byte) error
+	// JournalAck and SetJournalAck keep the highest sequence number stored
+	// per agent journal (ack.v1), never moving it back. They implement
+	// hub.AckStore, so acknowledged results survive a server restart.
+	JournalAck(ctx context.Context, agentID, journal string) (uint64, error)
+	SetJournalAck(ctx context.Context, agentID, journal string, seq uint64) error
+
 	Ping(ctx context.Context) error
 	// Close releases the database. The Store must not be used afterwards.
 	Close() error

@@ -62,6 +62,7 @@ func runSuite(t *testing.T, nc newConfig) {
 		{"Times", testTimes},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Reopen", testReopen},
+		{"SecretsAndAcks", testSecretsAndAcks},
 		{"PingClose", testPingClose},
 		{"Prometheus", testPrometheus},
 	}
@@ -992,5 +993,48 @@ func testPrometheus(t *testing.T, s Store, cfg Config) {
 	must(t, s.Close())
 	if n := testutil.CollectAndCount(reg); n != 0 {
 		t.Fatalf("%d series left after Close", n)
+	}
+}
+
+// Agent secrets and journal high-water marks survive a reopen (a server
+// restart), acks never move back, and deleting the agent forgets both.
+func testSecretsAndAcks(t *testing.T, s Store, cfg Config) {
+	ctx := context.Background()
+	if h, err := s.SecretHash(ctx, "a"); err != nil || h != nil {
+		t.Fatalf("secret of an unknown agent = %x, %v; want nil, nil", h, err)
+	}
+	if seq, err := s.JournalAck(ctx, "a", "j1"); err != nil || seq != 0 {
+		t.Fatalf("ack of an unknown journal = %d, %v; want 0, nil", seq, err)
+	}
+	must(t, s.UpsertAgent(ctx, sampleAgent("a")))
+	must(t, s.SetSecretHash(ctx, "a", []byte{1, 2, 3}))
+	must(t, s.SetSecretHash(ctx, "a", []byte{4, 5, 6})) // replaces
+	must(t, s.SetJournalAck(ctx, "a", "j1", 10))
+	must(t, s.SetJournalAck(ctx, "a", "j1", 7)) // behind: ignored
+	must(t, s.SetJournalAck(ctx, "a", "j2", 3))
+	wantErr(t, s.SetJournalAck(ctx, "a", "j1", 1<<63), ErrInvalid, "out of range")
+	wantErr(t, s.SetSecretHash(ctx, strings.Repeat("x", 129), []byte{1}), ErrInvalid, "agent id longer than 128 characters")
+	must(t, s.Close())
+
+	s2 := openStore(t, cfg)
+	if h, err := s2.SecretHash(ctx, "a"); err != nil || !bytes.Equal(h, []byte{4, 5, 6}) {
+		t.Fatalf("secret after reopen = %x, %v", h, err)
+	}
+	for j, want := range map[string]uint64{"j1": 10, "j2": 3, "j3": 0} {
+		if seq, err := s2.JournalAck(ctx, "a", j); err != nil || seq != want {
+			t.Fatalf("ack of %s after reopen = %d, %v; want %d", j, seq, err, want)
+		}
+	}
+	must(t, s2.SetSecretHash(ctx, "a", nil)) // operator reset
+	if h, _ := s2.SecretHash(ctx, "a"); h != nil {
+		t.Fatalf("secret after reset = %x", h)
+	}
+	must(t, s2.SetSecretHash(ctx, "a", []byte{7}))
+	must(t, s2.DeleteAgent(ctx, "a"))
+	if h, _ := s2.SecretHash(ctx, "a"); h != nil {
+		t.Fatalf("secret after DeleteAgent = %x", h)
+	}
+	if seq, _ := s2.JournalAck(ctx, "a", "j1"); seq != 0 {
+		t.Fatalf("ack after DeleteAgent = %d", seq)
 	}
 }
