@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -752,4 +753,69 @@ func TestBusyTimeoutAndCancel(t *testing.T) {
 		t.Fatalf("timed-out task answered %+v, %v", rep, err)
 	}
 	close(block)
+}
+
+// TestJournalFullBlocksThenDrains: while disconnected, reliable replies
+// fill the bounded journal and the producer blocks; after the reconnect
+// everything arrives once, in order.
+func TestJournalFullBlocksThenDrains(t *testing.T) {
+	const n = 40
+	srv := agenttest.New(t, agenttest.Options{})
+	var produced atomic.Int64
+	release, started := make(chan struct{}), make(chan struct{})
+	a := startAgent(t, srv.Addr(), agentSpec{
+		opts: libagent.Options{JournalMax: 2048},
+		setup: func(rt *libagent.Runtime) error {
+			rt.Handle(protocol.TypeExec, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+				close(started)
+				<-release
+				for i := range n {
+					m := &protocol.Msg{Type: protocol.TypeExecData, ExecData: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", 60))}}
+					if err := w.ReplyReliable(ctx, m); err != nil {
+						return err
+					}
+					produced.Add(1)
+				}
+				return nil
+			})
+			return nil
+		},
+	})
+	ctx := timeout(t, 15*time.Second)
+	ag, err := srv.WaitAgent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.adopted(t, ag.ID)
+	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "x"}})
+	<-started
+	srv.Stop()
+	eventually(t, "the agent to notice the stop", func() bool { return !a.rt.Connected() })
+	close(release)
+	// 2 KiB hold about 20 of these records: the producer must stall.
+	eventually(t, "the producer to stall", func() bool {
+		p := produced.Load()
+		time.Sleep(50 * time.Millisecond)
+		return p > 0 && p == produced.Load()
+	})
+	if p := produced.Load(); p >= n {
+		t.Fatalf("produced all %d replies into a 2 KiB journal while disconnected", p)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for i := range n {
+		m, err := srv.Await(ctx, tid)
+		if err != nil {
+			t.Fatalf("reply %d: %v (produced %d)", i, err, produced.Load())
+		}
+		if want := fmt.Sprintf("%03d", i); m.ExecData == nil || !strings.HasPrefix(m.ExecData.Data, want) || m.Seq <= last {
+			t.Fatalf("reply %d: %+v seq %d after %d", i, m.ExecData, m.Seq, last)
+		}
+		last = m.Seq
+	}
+	if d := srv.Duplicates(); d != 0 {
+		t.Errorf("%d duplicates", d)
+	}
 }
