@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentfleet/jkframe/kvconf"
 	"github.com/agentfleet/jkframe/logging"
@@ -64,6 +65,8 @@ type Config struct {
 	Task    Task    `kv:"task"`
 	Cluster Cluster `kv:"cluster"`
 	Metrics Metrics `kv:"metrics"`
+
+	HostMetrics HostMetrics `kv:"hostmetrics"`
 }
 
 // Store selects the database.
@@ -125,6 +128,29 @@ type Metrics struct {
 	KafkaKeys []string `kv:"-"`
 }
 
+// HostMetrics configures the reports of the metrics-agents
+// (internal/hostmetrics, /api/metrics, /metrics/hosts).
+type HostMetrics struct {
+	// FlushInterval is how often pushed reports are written to the store
+	// (two transactions per flush whatever the number of agents).
+	FlushInterval utils.Duration `kv:"flush_interval"`
+	// HistoryRetention is how long usage samples are kept; 0 keeps none.
+	HistoryRetention utils.Duration `kv:"history_retention"`
+	// HistoryInterval is the least time between two kept samples of one
+	// agent; 0 keeps every pushed sample.
+	HistoryInterval utils.Duration `kv:"history_interval"`
+	// StaleIntervals: a host leaves /metrics/hosts after this many usage
+	// intervals without a report.
+	StaleIntervals uint `kv:"stale_intervals"`
+	// MaxInterfaces, MaxMounts and MaxSensors cap the series per host.
+	MaxInterfaces uint `kv:"max_interfaces"`
+	MaxMounts     uint `kv:"max_mounts"`
+	MaxSensors    uint `kv:"max_sensors"`
+	// FleetConcurrency bounds the agents contacted at once by
+	// PUT /api/metrics/status.
+	FleetConcurrency uint `kv:"fleet_concurrency"`
+}
+
 // Defaults of the keys that have one.
 const (
 	DefaultListen         = 13081
@@ -140,6 +166,15 @@ const (
 	DefaultRateLimit      = 50
 	DefaultTimeout        = 60e9
 	DefaultMaxTimeout     = 3600e9
+
+	DefaultHostFlushInterval    = 5e9
+	DefaultHostHistoryRetention = 24 * 3600e9
+	DefaultHostHistoryInterval  = 60e9
+	DefaultHostStaleIntervals   = 3
+	DefaultHostMaxInterfaces    = 32
+	DefaultHostMaxMounts        = 32
+	DefaultHostMaxSensors       = 64
+	DefaultHostFleetConcurrency = 32
 )
 
 // Default returns the configuration with every default filled in and no id.
@@ -166,6 +201,12 @@ func Default() Config {
 		},
 		Agent: Agent{MaxFrame: DefaultMaxFrame},
 		Task:  Task{OutputCap: DefaultOutputCap},
+		HostMetrics: HostMetrics{
+			FlushInterval: DefaultHostFlushInterval, HistoryRetention: DefaultHostHistoryRetention,
+			HistoryInterval: DefaultHostHistoryInterval, StaleIntervals: DefaultHostStaleIntervals,
+			MaxInterfaces: DefaultHostMaxInterfaces, MaxMounts: DefaultHostMaxMounts, MaxSensors: DefaultHostMaxSensors,
+			FleetConcurrency: DefaultHostFleetConcurrency,
+		},
 	}
 }
 
@@ -302,7 +343,31 @@ func (c *Config) check() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		add(invalid("tls", "tls.cert and tls.key must be set together"))
 	}
+	c.HostMetrics.check(add)
 	return errors.Join(errs...)
+}
+
+func (h *HostMetrics) check(add func(error)) {
+	if h.FlushInterval < utils.Duration(100*time.Millisecond) || h.FlushInterval > utils.Duration(time.Minute) {
+		add(invalid("hostmetrics.flush_interval", "must be between 100ms and 1m"))
+	}
+	if h.HistoryRetention < 0 || h.HistoryRetention > utils.Duration(366*24*time.Hour) {
+		add(invalid("hostmetrics.history_retention", "must be between 0 (no history) and 366d"))
+	}
+	if h.HistoryInterval < 0 || h.HistoryInterval > utils.Duration(24*time.Hour) {
+		add(invalid("hostmetrics.history_interval", "must be between 0 (every sample) and 1d"))
+	}
+	if h.StaleIntervals < 2 || h.StaleIntervals > 100 {
+		add(invalid("hostmetrics.stale_intervals", "must be between 2 and 100"))
+	}
+	for _, k := range []struct {
+		key string
+		v   uint
+	}{{"max_interfaces", h.MaxInterfaces}, {"max_mounts", h.MaxMounts}, {"max_sensors", h.MaxSensors}, {"fleet_concurrency", h.FleetConcurrency}} {
+		if k.v < 1 || k.v > 1024 {
+			add(invalid("hostmetrics."+k.key, "must be between 1 and 1024"))
+		}
+	}
 }
 
 func validHost(s string) bool {

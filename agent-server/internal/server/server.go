@@ -31,6 +31,7 @@ import (
 	"github.com/agentfleet/agent-server/internal/api"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/execsvc"
+	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -66,6 +67,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	agents  *metrics.Agents
 	rec     *recorder
+	hostm   *hostmetrics.Service
 	ln      net.Listener
 	http    *http.Server
 	disk    *diskWatch
@@ -149,6 +151,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.hub.Handle(protocol.TypeAgentInfo, s.onAgentInfo)
+	if s.hostm, err = newHostMetrics(cfg.HostMetrics, st, s.hub, s.log, s.reg); err != nil {
+		return nil, err
+	}
 
 	s.disk = newDiskWatch(cfg.CacheDir, float64(cfg.CacheThreshold), s.log)
 	s.api, err = api.New(api.Options{
@@ -160,6 +165,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.api.HandleRaw("GET /ws/agent", s.hub)
+	if err := s.api.RoutesMetrics(s.hostm); err != nil {
+		return nil, err
+	}
 
 	execSvc, err := execsvc.New(execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir})
 	if err != nil {
@@ -274,6 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	wg.Go(func() { s.rec.run(recCtx, s.onlineIDs) })
+	wg.Go(func() { s.hostm.Run(recCtx) }) // stopped after the hub: the last pushes are flushed
 	s.log.Info("agent-server listening", "addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver)
 
 	errc := make(chan error, 1)
@@ -367,6 +376,7 @@ func (s *Server) onDisconnect(sess *hub.Session, reason string) {
 		return // replaced by a newer session of the same agent
 	}
 	s.agents.Delete(id)
+	s.hostm.Forget(id)
 	s.rec.touch(id)
 }
 

@@ -1,0 +1,430 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	japi "github.com/agentfleet/jkframe/api"
+
+	"github.com/agentfleet/agent-server/internal/hostmetrics"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// Limits of the metrics routes.
+const (
+	maxTop              = 1 << 20          // ?top=
+	defaultFleetTimeout = 10 * time.Second // per agent, PUT /api/metrics/status
+)
+
+// metricsRoutes serves /api/metrics and /metrics/hosts.
+type metricsRoutes struct {
+	s     *Server
+	svc   *hostmetrics.Service
+	hosts http.Handler
+}
+
+// errNoMetrics answers ?cached=1 when nothing was ever stored.
+var errNoMetrics = japi.NotFound("metrics")
+
+// RoutesMetrics registers the /api/metrics routes and /metrics/hosts (the
+// host series of svc's collector, on a registry of their own; same token
+// rule as /metrics).
+func (s *Server) RoutesMetrics(svc *hostmetrics.Service) error {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(svc.Collector()); err != nil {
+		return fmt.Errorf("register the /metrics/hosts collector: %w", err)
+	}
+	m := &metricsRoutes{s: s, svc: svc, hosts: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})}
+	s.Handle("GET /api/metrics/{id}/static", m.static, Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic", m.dynamic, Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/usage", m.one(store.CategoryUsage), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/process", m.one(store.CategoryProcess), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/connections", m.one(store.CategoryConns), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/temps", m.one(store.CategoryTemps), Expensive())
+	s.Handle("GET /api/metrics/{id}/status", m.getStatus, Expensive())
+	s.Handle("PUT /api/metrics/{id}/status", m.putStatus, Expensive())
+	s.Handle("PUT /api/metrics/status", m.putFleet, Expensive())
+	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public())
+	return nil
+}
+
+// fail maps the service's errors, then the hub's (see mapError).
+func (m *metricsRoutes) fail(ctx context.Context, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, hostmetrics.ErrNoData):
+		return errNoMetrics
+	case errors.Is(err, hostmetrics.ErrUnexpectedReply):
+		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: err.Error(), Err: err}
+	}
+	return m.s.callError(ctx, timeout, err)
+}
+
+// cachedType refuses ?cached=1 for a connected agent of another type; an
+// offline agent is served from the store.
+func (m *metricsRoutes) cachedType(id string) error {
+	if sess, ok := m.s.o.Fleet.Session(id); ok && sess.Type != hostmetrics.AgentType {
+		return m.s.agentType(id, hostmetrics.AgentType)
+	}
+	return nil
+}
+
+// setCollected names when the server received a cached report.
+func setCollected(w http.ResponseWriter, at time.Time) {
+	if !at.IsZero() {
+		w.Header().Set("X-Collected-At", at.UTC().Format(time.RFC3339Nano))
+	}
+}
+
+// dynParams are the parameters of the dynamic routes.
+type dynParams struct {
+	id      string
+	cached  bool
+	timeout time.Duration
+	top     int
+	kinds   []string
+}
+
+func (m *metricsRoutes) params(r *http.Request, top, kinds bool) (dynParams, error) {
+	p := japi.Params(r)
+	d := dynParams{id: p.Path("id"), cached: p.Bool("cached", false), timeout: m.s.timeout(p)}
+	if top {
+		d.top = p.Int("top", 0, 0, maxTop)
+	}
+	var rawKinds []string
+	if kinds {
+		rawKinds = p.Strings("kinds")
+	}
+	if err := p.Err(); err != nil {
+		return d, err
+	}
+	if kinds {
+		k, err := hostmetrics.ParseKinds(rawKinds)
+		if err != nil {
+			return d, japi.BadParam("kinds", strings.TrimPrefix(err.Error(), hostmetrics.ErrBadValue.Error()+": "))
+		}
+		d.kinds = k
+	}
+	return d, nil
+}
+
+func (m *metricsRoutes) static(w http.ResponseWriter, r *http.Request) error {
+	q, err := m.params(r, false, false)
+	if err != nil {
+		return err
+	}
+	if q.cached {
+		if err := m.cachedType(q.id); err != nil {
+			return err
+		}
+		var st hostmetrics.Static
+		at, err := m.svc.Cached(r.Context(), q.id, store.CategoryStatic, &st)
+		if err != nil {
+			return m.fail(r.Context(), 0, err)
+		}
+		setCollected(w, at)
+		japi.OK(w, r, st)
+		return nil
+	}
+	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	defer cancel()
+	st, err := m.svc.Static(ctx, q.id)
+	if err != nil {
+		return m.fail(ctx, q.timeout, err)
+	}
+	japi.OK(w, r, st)
+	return nil
+}
+
+func (m *metricsRoutes) dynamic(w http.ResponseWriter, r *http.Request) error {
+	q, err := m.params(r, true, true)
+	if err != nil {
+		return err
+	}
+	if q.cached {
+		if err := m.cachedType(q.id); err != nil {
+			return err
+		}
+		d, err := m.cachedDynamic(r.Context(), q, true, true, true, true)
+		if err != nil {
+			return m.fail(r.Context(), 0, err)
+		}
+		japi.OK(w, r, d)
+		return nil
+	}
+	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	defer cancel()
+	d, err := m.svc.Dynamic(ctx, q.id, hostmetrics.DynamicRequest{Usage: true, Process: true, Connections: true, Temperatures: true, Top: q.top, Kinds: q.kinds})
+	if err != nil {
+		return m.fail(ctx, q.timeout, err)
+	}
+	japi.OK(w, r, d)
+	return nil
+}
+
+// cachedDynamic reads the wanted categories from the cache; ErrNoData when
+// none of them is there. Missing list categories are empty.
+func (m *metricsRoutes) cachedDynamic(ctx context.Context, q dynParams, usage, process, conns, temps bool) (*hostmetrics.Dynamic, error) {
+	d := &hostmetrics.Dynamic{}
+	found := 0
+	get := func(on bool, cat string, dst any) error {
+		if !on {
+			return nil
+		}
+		_, err := m.svc.Cached(ctx, q.id, cat, dst)
+		if errors.Is(err, hostmetrics.ErrNoData) {
+			return nil
+		}
+		if err == nil {
+			found++
+		}
+		return err
+	}
+	var u hostmetrics.Usage
+	if err := get(usage, store.CategoryUsage, &u); err != nil {
+		return nil, err
+	}
+	if found > 0 {
+		d.Usage = &u
+	}
+	if err := get(process, store.CategoryProcess, &d.Process); err != nil {
+		return nil, err
+	}
+	if err := get(conns, store.CategoryConns, &d.Connections); err != nil {
+		return nil, err
+	}
+	if err := get(temps, store.CategoryTemps, &d.Temperatures); err != nil {
+		return nil, err
+	}
+	if found == 0 {
+		return nil, hostmetrics.ErrNoData
+	}
+	if process {
+		d.Process = hostmetrics.TopProcesses(orEmptySlice(d.Process), q.top)
+	}
+	if conns {
+		d.Connections = hostmetrics.FilterConnections(orEmptySlice(d.Connections), q.kinds)
+	}
+	if temps {
+		d.Temperatures = orEmptySlice(d.Temperatures)
+	}
+	return d, nil
+}
+
+func orEmptySlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// one serves one dynamic category: the payload is that category alone
+// (usage object, or process / connections / temps list).
+func (m *metricsRoutes) one(cat string) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		q, err := m.params(r, cat == store.CategoryProcess, cat == store.CategoryConns)
+		if err != nil {
+			return err
+		}
+		if q.cached {
+			if err := m.cachedType(q.id); err != nil {
+				return err
+			}
+			return m.cachedOne(w, r, q, cat)
+		}
+		if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+		defer cancel()
+		req := hostmetrics.DynamicRequest{Top: q.top, Kinds: q.kinds}
+		switch cat {
+		case store.CategoryUsage:
+			req.Usage = true
+		case store.CategoryProcess:
+			req.Process = true
+		case store.CategoryConns:
+			req.Connections = true
+		case store.CategoryTemps:
+			req.Temperatures = true
+		}
+		d, err := m.svc.Dynamic(ctx, q.id, req)
+		if err != nil {
+			return m.fail(ctx, q.timeout, err)
+		}
+		switch cat {
+		case store.CategoryUsage:
+			if d.Usage == nil {
+				return &japi.Error{Code: http.StatusServiceUnavailable, Msg: "the agent sent no usage data"}
+			}
+			japi.OK(w, r, d.Usage)
+		case store.CategoryProcess:
+			japi.OK(w, r, d.Process)
+		case store.CategoryConns:
+			japi.OK(w, r, d.Connections)
+		default:
+			japi.OK(w, r, d.Temperatures)
+		}
+		return nil
+	}
+}
+
+func (m *metricsRoutes) cachedOne(w http.ResponseWriter, r *http.Request, q dynParams, cat string) error {
+	var (
+		at  time.Time
+		err error
+		out any
+	)
+	switch cat {
+	case store.CategoryUsage:
+		var u hostmetrics.Usage
+		at, err = m.svc.Cached(r.Context(), q.id, cat, &u)
+		out = u
+	case store.CategoryProcess:
+		var ps []hostmetrics.Process
+		at, err = m.svc.Cached(r.Context(), q.id, cat, &ps)
+		out = hostmetrics.TopProcesses(orEmptySlice(ps), q.top)
+	case store.CategoryConns:
+		var cs []hostmetrics.Connection
+		at, err = m.svc.Cached(r.Context(), q.id, cat, &cs)
+		out = hostmetrics.FilterConnections(orEmptySlice(cs), q.kinds)
+	default:
+		var ts []hostmetrics.Temperature
+		at, err = m.svc.Cached(r.Context(), q.id, cat, &ts)
+		out = orEmptySlice(ts)
+	}
+	if err != nil {
+		return m.fail(r.Context(), 0, err)
+	}
+	setCollected(w, at)
+	japi.OK(w, r, out)
+	return nil
+}
+
+// getStatus asks the agent for its jobs (34 → 35); with ?cached=1 it
+// answers from the last type-37 report instead (the agent may be offline).
+func (m *metricsRoutes) getStatus(w http.ResponseWriter, r *http.Request) error {
+	q, err := m.params(r, false, false)
+	if err != nil {
+		return err
+	}
+	if q.cached {
+		if err := m.cachedType(q.id); err != nil {
+			return err
+		}
+		js, ok := m.svc.Jobs(q.id)
+		if !ok || js.Reported == nil {
+			return errNoMetrics
+		}
+		st := hostmetrics.Status{Jobs: make([]hostmetrics.StatusJob, 0, len(js.Reported.Jobs)), AllowConns: []string{}, JobStatus: js}
+		for _, j := range js.Reported.Jobs {
+			st.Jobs = append(st.Jobs, hostmetrics.StatusJob{Name: j.Name, Interval: int64(j.Interval)})
+		}
+		setCollected(w, js.Reported.Time)
+		japi.OK(w, r, st)
+		return nil
+	}
+	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	defer cancel()
+	st, err := m.svc.Status(ctx, q.id)
+	if err != nil {
+		return m.fail(ctx, q.timeout, err)
+	}
+	japi.OK(w, r, st)
+	return nil
+}
+
+// JobsRequest is the body of PUT /api/metrics/{id}/status.
+type JobsRequest struct {
+	Jobs []string `json:"jobs"`
+}
+
+// putStatus sends the job list (type 36, no reply in v1) and answers with
+// what was sent; GET .../status shows it as "requested", confirmed once a
+// type-37 report lists exactly those jobs.
+func (m *metricsRoutes) putStatus(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id") // not Params before DecodeJSON: it could read a form body
+	var req JobsRequest
+	if err := japi.DecodeJSON(r, &req, m.s.maxBody); err != nil {
+		return err
+	}
+	if req.Jobs == nil {
+		return japi.MissingParam("jobs")
+	}
+	jobs, err := hostmetrics.ParseJobs(req.Jobs)
+	if err != nil {
+		return japi.BadParam("jobs", strings.TrimPrefix(err.Error(), hostmetrics.ErrBadValue.Error()+": "))
+	}
+	p := japi.Params(r)
+	timeout := m.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	SetAudit(r, id, JobsRequest{Jobs: jobs})
+	if err := m.s.agentType(id, hostmetrics.AgentType); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	sent, err := m.svc.SetJobs(ctx, id, jobs)
+	if err != nil {
+		return m.fail(ctx, timeout, err)
+	}
+	japi.OK(w, r, sent)
+	return nil
+}
+
+// FleetRequest is the body of PUT /api/metrics/status.
+type FleetRequest struct {
+	Start *bool  `json:"start"`
+	OS    string `json:"os"`
+}
+
+// putFleet starts or stops collection on every connected metrics-agent
+// (of one OS when os is set); `timeout` bounds each agent (default 10 s).
+func (m *metricsRoutes) putFleet(w http.ResponseWriter, r *http.Request) error {
+	var req FleetRequest
+	if err := japi.DecodeJSON(r, &req, m.s.maxBody); err != nil {
+		return err
+	}
+	if req.Start == nil {
+		return japi.MissingParam("start")
+	}
+	if len(req.OS) > 64 {
+		return japi.BadParam("os", "must be at most 64 characters")
+	}
+	p := japi.Params(r)
+	timeout := p.Duration("timeout", defaultFleetTimeout, time.Second, time.Duration(m.s.o.Config.API.MaxTimeout))
+	if err := p.Err(); err != nil {
+		return err
+	}
+	SetAudit(r, "metrics-agents", req)
+	res := m.svc.SetFleet(r.Context(), *req.Start, req.OS, timeout)
+	japi.OK(w, r, res)
+	return nil
+}
+
+func (m *metricsRoutes) hostsMetrics(w http.ResponseWriter, r *http.Request) error {
+	if m.s.o.MetricsToken != "" {
+		if err := m.s.auth.checkMetrics(r, m.s.o.MetricsToken); err != nil {
+			return err
+		}
+	}
+	m.hosts.ServeHTTP(w, r)
+	return nil
+}

@@ -1,0 +1,193 @@
+package hostmetrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentfleet/libagent/protocol"
+)
+
+// AgentType is the come.name of the agents the metrics requests go to.
+const AgentType = "metrics-agent"
+
+// ErrUnexpectedReply: the agent answered with a message of another type
+// (HTTP 503).
+var ErrUnexpectedReply = errors.New("unexpected reply type")
+
+func unexpected(rep *protocol.Msg, to protocol.Type) error {
+	return fmt.Errorf("%w %d (%s) to %s", ErrUnexpectedReply, int(rep.Type), rep.Type, to)
+}
+
+// Static asks the agent for its static facts (30 → 31).
+func (s *Service) Static(ctx context.Context, agentID string) (*Static, error) {
+	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMStaticReq})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Type != protocol.TypeHMStaticRep || rep.HMStatic == nil {
+		return nil, unexpected(rep, protocol.TypeHMStaticReq)
+	}
+	return FromStatic(rep.HMStatic), nil
+}
+
+// DynamicRequest selects the categories of Dynamic, the process list limit
+// (Top, 0 = all) and the connection kinds (nil = all).
+type DynamicRequest struct {
+	Usage, Process, Connections, Temperatures bool
+
+	Top   int
+	Kinds []string
+}
+
+// Dynamic asks the agent for fresh dynamic data (32 → 33). Top and Kinds
+// are applied again to the reply, for agents that ignore them. A requested
+// list category the agent left out is empty, not null.
+func (s *Service) Dynamic(ctx context.Context, agentID string, req DynamicRequest) (*Dynamic, error) {
+	q := &protocol.HMDynamicReq{Req: []int{}, Top: req.Top, AConns: req.Kinds}
+	for _, c := range []struct {
+		on  bool
+		cat int
+	}{{req.Usage, protocol.HMReqUsage}, {req.Process, protocol.HMReqProcess}, {req.Connections, protocol.HMReqConnections}, {req.Temperatures, protocol.HMReqTemperatures}} {
+		if c.on {
+			q.Req = append(q.Req, c.cat)
+		}
+	}
+	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, HMDynamicReq: q})
+	if err != nil {
+		return nil, err
+	}
+	d := rep.HMDynamicRep
+	if rep.Type != protocol.TypeHMDynamicRep || d == nil {
+		return nil, unexpected(rep, protocol.TypeHMDynamicReq)
+	}
+	out := &Dynamic{}
+	if req.Usage && d.Usage != nil {
+		out.Usage = FromUsage(d.Usage)
+	}
+	if req.Process {
+		out.Process = TopProcesses(FromProcesses(d.Process), req.Top)
+	}
+	if req.Connections {
+		out.Connections = FilterConnections(FromConnections(d.Connections), req.Kinds)
+	}
+	if req.Temperatures {
+		out.Temperatures = FromTemperatures(d.Temperatures)
+	}
+	return out, nil
+}
+
+// Status is the payload of GET /api/metrics/{id}/status.
+type Status struct {
+	// Jobs and AllowConns are the agent's answer to type 34 (absent with
+	// ?cached=1, where Reported is the source).
+	Jobs       []StatusJob `json:"jobs"`
+	AllowConns []string    `json:"allow_conns"`
+	JobStatus
+}
+
+// StatusJob is a running job and its interval in seconds (as 1.5).
+type StatusJob struct {
+	Name     string `json:"name"`
+	Interval int64  `json:"interval"`
+}
+
+// Status asks the agent for its running jobs (34 → 35) and adds what the
+// server knows from type 37 and from the last change it sent.
+func (s *Service) Status(ctx context.Context, agentID string) (*Status, error) {
+	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMQueryCollect})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep == nil {
+		return nil, unexpected(rep, protocol.TypeHMQueryCollect)
+	}
+	st := &Status{Jobs: make([]StatusJob, 0, len(rep.HMStatusRep.Jobs)), AllowConns: orEmpty(rep.HMStatusRep.AConns)}
+	for _, j := range rep.HMStatusRep.Jobs {
+		st.Jobs = append(st.Jobs, StatusJob{Name: j.Name, Interval: int64(j.Interval / time.Second)})
+	}
+	st.JobStatus, _ = s.Jobs(agentID)
+	return st, nil
+}
+
+// SetJobs tells the agent which jobs should run (type 36, which has no
+// reply in v1) and records the request; the next type-37 report that lists
+// exactly these jobs marks it confirmed.
+func (s *Service) SetJobs(ctx context.Context, agentID string, jobs []string) (JobRequest, error) {
+	msg := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, HMChangeStatus: &protocol.HMChangeStatus{Jobs: jobs}}
+	if err := s.o.Hub.Send(ctx, agentID, msg); err != nil {
+		return JobRequest{}, err
+	}
+	now := s.o.Now()
+	s.setRequested(agentID, jobs, now)
+	return JobRequest{Time: now, Jobs: jobs}, nil
+}
+
+// FleetResult is the payload of PUT /api/metrics/status.
+type FleetResult struct {
+	Total   int `json:"total"`
+	Success int `json:"success"`
+	Failure int `json:"failure"`
+}
+
+// SetFleet starts (every job) or stops (no job) collection on every
+// connected metrics-agent whose OS is os (any when ""), at most
+// FleetConcurrency at a time. Each agent gets the type-36 change followed by
+// a type-34 query, within perAgent: an agent counts as a success when it
+// answered the query (so it was alive after receiving the change), as a
+// failure when the send or the query failed (gone, timed out, error reply).
+// ctx ending stops launching: the agents not contacted count as failures.
+func (s *Service) SetFleet(ctx context.Context, start bool, os string, perAgent time.Duration) FleetResult {
+	var targets []string
+	for _, in := range s.o.Hub.Sessions() {
+		if in.Type == AgentType && (os == "" || strings.EqualFold(in.OS, os)) {
+			targets = append(targets, in.ID)
+		}
+	}
+	jobs := []string{}
+	if start {
+		jobs = JobNames()
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.o.FleetConcurrency)
+launch:
+	for _, id := range targets {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break launch
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			actx, cancel := context.WithTimeout(ctx, perAgent)
+			defer cancel()
+			if err := s.setAndCheck(actx, id, jobs); err != nil {
+				s.log.Info("hostmetrics: fleet job change failed", "agent", id, "start", start, "err", err)
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	wg.Wait()
+	n := int(ok.Load())
+	return FleetResult{Total: len(targets), Success: n, Failure: len(targets) - n}
+}
+
+func (s *Service) setAndCheck(ctx context.Context, id string, jobs []string) error {
+	if _, err := s.SetJobs(ctx, id, jobs); err != nil {
+		return err
+	}
+	rep, err := s.o.Hub.Call(ctx, id, &protocol.Msg{Type: protocol.TypeHMQueryCollect})
+	if err != nil {
+		return err
+	}
+	if rep.Type != protocol.TypeHMCollectStatus {
+		return unexpected(rep, protocol.TypeHMQueryCollect)
+	}
+	return nil
+}
