@@ -1,0 +1,67 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/agentfleet/libagent"
+
+	"github.com/agentfleet/exec-agent/internal/runner"
+)
+
+// MaxTasksLimit is the largest exec.max_tasks: an exec holds one of
+// libagent's 64 handler workers while it runs, and ls, uploads, downloads
+// and kills need the others.
+const MaxTasksLimit = 48
+
+// Config is the exec-agent's config file (conf/agent.conf).
+type Config struct {
+	Basic libagent.Basic `kv:"basic"`
+	Exec  ExecConfig     `kv:"exec"`
+	File  FileConfig     `kv:"file"`
+}
+
+// ExecConfig is exec.*.
+type ExecConfig struct {
+	// MaxTasks is how many commands may run at once; more get a "busy"
+	// execd. 1…MaxTasksLimit.
+	MaxTasks int `kv:"max_tasks"`
+	// KillGrace is the time between SIGTERM and SIGKILL when a task's
+	// process tree is killed (kill, timeout, shutdown).
+	KillGrace time.Duration `kv:"kill_grace"`
+	// DrainTimeout is how long output is still read after the main process
+	// exited, from background processes that keep the terminal open.
+	DrainTimeout time.Duration `kv:"drain_timeout"`
+}
+
+// FileConfig is file.*.
+type FileConfig struct {
+	// TempDir is where uploads to "$$TMP$$" go; "": the OS temp directory.
+	TempDir string `kv:"temp_dir"`
+}
+
+// DefaultConfig returns the defaults of conf/agent.conf.
+func DefaultConfig() Config {
+	return Config{
+		Basic: libagent.DefaultBasic(),
+		Exec: ExecConfig{
+			MaxTasks:     runner.DefaultMaxTasks,
+			KillGrace:    runner.DefaultKillGrace,
+			DrainTimeout: runner.DefaultDrainTimeout,
+		},
+	}
+}
+
+// Validate checks the exec-agent's own keys (the runtime checks basic.*).
+func (c *Config) Validate() error {
+	if c.Exec.MaxTasks < 1 || c.Exec.MaxTasks > MaxTasksLimit {
+		return fmt.Errorf("%w: exec.max_tasks = %d: must be 1…%d", libagent.ErrInvalidConfig, c.Exec.MaxTasks, MaxTasksLimit)
+	}
+	if c.Exec.KillGrace < 100*time.Millisecond || c.Exec.KillGrace > time.Minute {
+		return fmt.Errorf("%w: exec.kill_grace = %v: must be 100ms…1m", libagent.ErrInvalidConfig, c.Exec.KillGrace)
+	}
+	if c.Exec.DrainTimeout < 10*time.Millisecond || c.Exec.DrainTimeout > time.Minute {
+		return fmt.Errorf("%w: exec.drain_timeout = %v: must be 10ms…1m", libagent.ErrInvalidConfig, c.Exec.DrainTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/agentfleet/libagent"
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/exec-agent/internal/runner"
+)
+
+// doneTimeout bounds the sending of exec_done once the task has ended:
+// with ack.v1 it is journaled at once (and replayed later if the send
+// fails); without, a connection that cannot take it within this time loses
+// it, as in v1.
+const doneTimeout = 30 * time.Second
+
+// chunkSlack is how long past a task's timeout (and kill grace) its output
+// may still wait for room in the send queue or journal before it is
+// dropped: the command is dead by then, and a stuck send must not keep the
+// task (and its exec_done) hanging forever.
+const chunkSlack = 5 * time.Minute
+
+// exec runs a command and streams its result. It returns when the task has
+// ended and exec_done was handed to the runtime, so the task lives as long
+// as the handler: Runtime.Cancel(tid) and the agent's shutdown kill it.
+func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+	x := req.Exec
+	timeout := time.Duration(x.Timeout) * time.Second
+	if timeout <= 0 {
+		timeout = runner.DefaultTimeout
+	}
+	spec := runner.Spec{
+		TaskID: req.TID, Cmd: x.Cmd, Args: x.Args, WorkDir: x.WorkDir, Env: x.Env, Timeout: timeout,
+		Auth: x.Auth, User: x.User, Pass: x.Pass, DeferRM: x.DeferRM,
+		// An extension's fields count only when it is in use.
+		Pipe: x.Pipe && a.rt.HasCap(protocol.CapStream),
+	}
+	log := a.rt.Logger().With("tid", req.TID)
+
+	chunkCtx, cancel := context.WithTimeout(ctx, timeout+a.grace+chunkSlack)
+	defer cancel()
+	out := &output{ctx: chunkCtx, w: w, ready: make(chan struct{}), log: log}
+	t, err := a.start(ctx, spec, out)
+	if err != nil {
+		log.Info("exec refused", "spec", spec, "err", err)
+		return w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
+			OK: false, Msg: err.Error(), Time: time.Now(),
+		}})
+	}
+	info := t.Info()
+	log.Debug("exec started", "spec", spec, "pid", info.Pid)
+	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
+		OK: true, Pid: info.Pid, Time: info.Begin,
+	}})
+	if err != nil {
+		log.Warn("exec: sending execd", "pid", info.Pid, "err", err)
+	}
+	close(out.ready) // output may go now: execd is first
+	res := t.Wait()
+	log.Debug("exec ended", "pid", res.Pid, "code", res.Code, "reason", res.Reason)
+	return nil
+}
+
+// start starts spec. A missing working directory is named as such: the
+// OS reports it as the shell missing.
+func (a *agent) start(ctx context.Context, spec runner.Spec, out runner.Output) (*runner.Task, error) {
+	if spec.WorkDir != "" {
+		fi, err := os.Stat(spec.WorkDir)
+		if err != nil {
+			return nil, fmt.Errorf("workdir: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("workdir %s: not a directory", spec.WorkDir)
+		}
+	}
+	return a.run.Start(ctx, spec, out)
+}
+
+// output sends a task's output and end (runner.Output).
+type output struct {
+	ctx   context.Context
+	w     libagent.Replier
+	ready chan struct{} // closed once execd is sent
+	log   *slog.Logger
+}
+
+func (o *output) Chunk(p []byte) error {
+	<-o.ready
+	return o.w.ReplyReliable(o.ctx, &protocol.Msg{Type: protocol.TypeExecData, ExecData: &protocol.ExecData{
+		Data: base64.StdEncoding.EncodeToString(p),
+	}})
+}
+
+func (o *output) Done(res runner.Result) {
+	<-o.ready
+	if res.Err != nil {
+		o.log.Warn("exec: task trouble", "pid", res.Pid, "err", res.Err)
+	}
+	// The task's context may be gone (shutdown): exec_done still goes to
+	// the journal, bounded in time.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), doneTimeout)
+	defer cancel()
+	err := o.w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: &protocol.ExecDone{
+		Code: res.Code, Time: res.End,
+	}})
+	if err != nil {
+		o.log.Warn("exec: sending exec_done", "pid", res.Pid, "code", res.Code, "err", err)
+	}
+}
+
+// kill kills a task's process tree. v1 sends no reply; with stream.v1 and a
+// tid the answer is exec_kill_rep.
+func (a *agent) kill(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+	k := req.ExecKill
+	stream := a.rt.HasCap(protocol.CapStream)
+	taskID := k.TaskID
+	if !stream {
+		taskID = ""
+	}
+	info, err := a.run.Kill(k.Pid, taskID)
+	log := a.rt.Logger().With("tid", req.TID)
+	if err != nil {
+		log.Info("exec_kill", "pid", k.Pid, "task_id", taskID, "err", err)
+	} else {
+		log.Info("exec_kill", "pid", info.Pid, "task_id", info.TaskID)
+	}
+	if req.TID == "" || !stream {
+		return nil
+	}
+	rep := &protocol.ExecKillRep{OK: err == nil, TaskID: taskID, Pid: k.Pid}
+	switch {
+	case err == nil:
+		rep.TaskID, rep.Pid = info.TaskID, info.Pid
+	case errors.Is(err, runner.ErrNoTask):
+		rep.Msg = protocol.MsgNoSuchTask
+	default:
+		rep.Msg = err.Error()
+	}
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecKillRep, ExecKillRep: rep})
+}
+
+// ps lists the running tasks.
+func (a *agent) ps(ctx context.Context, _ *protocol.Msg, w libagent.Replier) error {
+	list := a.run.List()
+	tasks := make([]protocol.PsTask, 0, len(list))
+	for _, t := range list {
+		tasks = append(tasks, protocol.PsTask{TaskID: t.TaskID, Pid: t.Pid, Begin: t.Begin})
+	}
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePsRep, Ps: &protocol.Ps{Tasks: tasks}})
+}

@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/agentfleet/libagent"
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/exec-agent/internal/files"
+)
+
+// errUploadDone stops a fetch whose body the upload no longer reads.
+var errUploadDone = errors.New("upload ended before the body was read")
+
+// ls lists a directory.
+func (a *agent) ls(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+	dir := req.LsReq.Dir
+	list, err := a.fs.List(dir)
+	rep := &protocol.LsRep{Dir: dir, OK: err == nil, Files: list}
+	if err != nil {
+		rep.Msg = err.Error()
+	}
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLsRep, LsRep: rep})
+}
+
+// upload writes a file sent inline or fetched from the server's uri.
+func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+	up := req.Upload
+	spec := files.UploadSpec{
+		Dir: up.Dir, Name: up.Name,
+		Mode:    up.Mod & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky),
+		OwnUser: up.OwnUser, OwnGroup: up.OwnGroup,
+		Size: up.Size, MD5: up.MD5, MD5Check: up.MD5Check,
+	}
+	if up.Auth != "" && spec.OwnUser == "" {
+		// v1 wrote the file as that user; we write it and hand it over.
+		spec.OwnUser = up.User
+	}
+	path, err := a.uploadBody(ctx, spec, up)
+	rep := &protocol.UploadRep{Dir: path, OK: err == nil}
+	if err != nil {
+		rep.Msg = err.Error()
+		var ae *files.AttrError
+		if errors.As(err, &ae) {
+			rep.Dir = ae.Path
+		}
+		a.rt.Logger().Info("upload failed", "tid", req.TID, "dir", up.Dir, "name", up.Name, "err", err)
+	}
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeUploadRep, UploadRep: rep})
+}
+
+func (a *agent) uploadBody(ctx context.Context, spec files.UploadSpec, up *protocol.Upload) (string, error) {
+	// Refuse a bad name or directory before anything is fetched.
+	if err := files.ValidName(spec.Name); err != nil {
+		return "", fmt.Errorf("upload: %w", err)
+	}
+	if spec.Dir != protocol.UploadTmpDir {
+		if _, err := files.CleanPath(spec.Dir); err != nil {
+			return "", fmt.Errorf("upload: %w", err)
+		}
+	}
+	switch {
+	case up.URI != "":
+		return a.uploadFetched(ctx, spec, up.URI, up.Token)
+	case up.Data != "":
+		b, err := files.DecodeInline(up.Data)
+		if err != nil {
+			return "", fmt.Errorf("upload %s: %w", spec.Name, err)
+		}
+		return a.fs.Upload(ctx, spec, bytes.NewReader(b))
+	default: // an empty file
+		return a.fs.Upload(ctx, spec, bytes.NewReader(nil))
+	}
+}
+
+// uploadFetched streams the body of GET uri into the upload: no more than
+// a pipe's buffer of it is in memory at any time.
+func (a *agent) uploadFetched(ctx context.Context, spec files.UploadSpec, uri, token string) (string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := a.rt.Fetch(ctx, uri, token, pw)
+		pw.CloseWithError(err) // nil: EOF
+	})
+	path, err := a.fs.Upload(ctx, spec, pr)
+	cancel()
+	pr.CloseWithError(errUploadDone)
+	wg.Wait()
+	return path, err
+}
+
+// download sends a file: PUT to the server's uri with bulk.v1, else v1
+// download_data blocks.
+func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+	dr := req.DownloadReq
+	fail := func(msg string) error {
+		a.rt.Logger().Info("download failed", "tid", req.TID, "path", dr.Dir, "err", msg)
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: dr.Dir, Msg: msg}})
+	}
+	f, err := files.Open(dr.Dir)
+	if err != nil {
+		return fail(err.Error())
+	}
+	defer f.Close()
+	if dr.URI != "" && a.rt.HasCap(protocol.CapBulk) {
+		return a.downloadBulk(ctx, req, w, f, fail)
+	}
+
+	sum, err := f.Sum(ctx)
+	if err != nil {
+		return fail(err.Error())
+	}
+	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{
+		Dir: dr.Dir, OK: true, Size: uint64(f.Size()), BlockSize: protocol.DefaultBlockSize, MD5: sum,
+	}})
+	if err != nil {
+		return err
+	}
+	var sendErr error
+	err = f.Blocks(ctx, protocol.DefaultBlockSize, sum, func(b protocol.DownloadData) error {
+		sendErr = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadData, DownloadData: &b})
+		return sendErr
+	})
+	if err == nil || sendErr != nil {
+		return sendErr // a connection that cannot take blocks cannot take an error either
+	}
+	a.rt.Logger().Info("download aborted", "tid", req.TID, "path", dr.Dir, "err", err)
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadError, DownloadError: &protocol.DownloadError{Msg: err.Error()}})
+}
+
+// downloadBulk PUTs the requested range to the server, then reports what
+// was sent.
+func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.Replier, f *files.Download, fail func(string) error) error {
+	dr := req.DownloadReq
+	sec, err := f.Section(int64(dr.Offset), int64(dr.Length))
+	if err != nil {
+		return fail(err.Error())
+	}
+	if err := a.rt.Put(ctx, dr.URI, dr.Token, sec, sec.Len()); err != nil {
+		return fail("upload to server: " + err.Error())
+	}
+	sum, err := sec.Sum()
+	if err != nil {
+		return fail(err.Error())
+	}
+	rep := &protocol.DownloadRep{Dir: dr.Dir, OK: true, Size: uint64(sec.Len()), MD5: sum}
+	if dr.Offset > 0 || dr.Length > 0 {
+		rep.Total = uint64(f.Size())
+	}
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: rep})
+}
