@@ -819,3 +819,45 @@ func TestJournalFullBlocksThenDrains(t *testing.T) {
 		t.Errorf("%d duplicates", d)
 	}
 }
+
+func TestWSSWithCA(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /blob", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "over https") })
+	srv := agenttest.New(t, agenttest.Options{TLS: true, HTTP: mux})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tls  libagent.TLS
+		ok   bool
+	}{
+		{"ca", libagent.TLS{CA: ca}, true},
+		{"insecure", libagent.TLS{InsecureSkipVerify: true}, true},
+		{"system roots", libagent.TLS{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := libagent.DefaultBasic()
+			b.Server, b.TLS = srv.URL(), tc.tls
+			before := srv.Accepted()
+			a := startAgent(t, "", agentSpec{basic: b})
+			if !tc.ok {
+				time.Sleep(300 * time.Millisecond) // several dial attempts (backoff ≤ 100 ms)
+				if srv.Accepted() != before || a.rt.Connected() {
+					t.Fatal("agent accepted a server it cannot verify")
+				}
+				return
+			}
+			if err := srv.WaitAccepted(timeout(t, 5*time.Second), before+1); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "connected", a.rt.Connected)
+			var buf bytes.Buffer
+			if _, err := a.rt.Fetch(timeout(t, 5*time.Second), "/blob", "", &buf); err != nil || buf.String() != "over https" {
+				t.Fatalf("Fetch over https: %q, %v", buf.String(), err)
+			}
+			a.stop(t)
+		})
+	}
+}

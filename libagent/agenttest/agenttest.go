@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,9 @@ type Options struct {
 	V1 bool
 	// MaxFrame is the read limit per frame (default protocol.MaxFrame).
 	MaxFrame int64
+	// TLS serves wss:// and https:// with httptest's certificate for
+	// 127.0.0.1 (see CertPEM).
+	TLS bool
 	// HTTP serves every path other than /ws/agent (for example the
 	// one-shot transfer URLs an agent GETs or PUTs); nil answers 404.
 	HTTP http.Handler
@@ -82,6 +86,7 @@ type Server struct {
 	tidSeq   int
 	refuse   bool // accept the upgrade then close at once
 	redirect []string
+	cert     []byte
 	gen      int // incremented by every (re)start
 	closed   bool
 	dials    atomic.Int64
@@ -156,15 +161,35 @@ func (s *Server) serve(ln net.Listener) {
 	gen := s.gen
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handle(w, r, gen) }))
 	srv.Listener = ln
-	srv.Start()
+	srv.Config.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	if s.opts.TLS {
+		srv.StartTLS()
+		s.cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	} else {
+		srv.Start()
+	}
 	s.srv = srv
+}
+
+// CertPEM returns the server certificate in PEM form (Options.TLS), for an
+// agent's basic.tls.ca.
+func (s *Server) CertPEM() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
 }
 
 // Addr is the server's host:port, a valid basic.server value.
 func (s *Server) Addr() string { return s.addr }
 
-// URL is the ws:// URL of the agent endpoint.
-func (s *Server) URL() string { return "ws://" + s.addr + "/ws/agent" }
+// URL is the ws:// (wss:// with Options.TLS) URL of the agent endpoint, a
+// valid basic.server value too.
+func (s *Server) URL() string {
+	if s.opts.TLS {
+		return "wss://" + s.addr + "/ws/agent"
+	}
+	return "ws://" + s.addr + "/ws/agent"
+}
 
 // Dials counts upgrade requests received (including refused ones).
 func (s *Server) Dials() int { return int(s.dials.Load()) }
