@@ -38,16 +38,10 @@ func (a *Agent) loop(ctx context.Context) {
 			}
 		}
 		if len(due) > 0 {
-			if !a.rt.Connected() {
-				wakeAt = now.Add(a.opts.Retry)
-			} else {
+			if a.rt.Connected() {
 				done := a.run(ctx, due)
 				after := a.clock.Now()
-				for _, j := range due {
-					if !slices.Contains(done, j) { // the link dropped: try again soon
-						next[j] = after.Add(a.opts.Retry)
-						continue
-					}
+				for _, j := range done {
 					iv := a.interval(j)
 					t, ok := next[j]
 					if !ok || t.IsZero() {
@@ -58,8 +52,17 @@ func (a *Agent) loop(ctx context.Context) {
 					}
 					next[j] = t
 				}
-				continue
+				if len(done) == len(due) {
+					continue
+				}
 			}
+			// Disconnected, or the link dropped during the run: the due jobs
+			// wait for it. That is a matter of the network, not of the
+			// schedule, so it is real time whatever the Clock.
+			if !a.sleep(ctx, a.opts.Retry) {
+				next[jobStatus] = time.Time{}
+			}
+			continue
 		}
 		c, stop := a.clock.After(wakeAt.Sub(now))
 		select {
@@ -70,6 +73,19 @@ func (a *Agent) loop(ctx context.Context) {
 		}
 		stop()
 	}
+}
+
+// sleep waits d of real time, or for a job change (false), or for ctx.
+func (a *Agent) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.wake:
+		return false
+	case <-ctx.Done():
+	}
+	return true
 }
 
 func (a *Agent) interval(job string) time.Duration {
