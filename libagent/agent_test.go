@@ -327,26 +327,36 @@ func TestServerRestart(t *testing.T) {
 }
 
 func TestAcceptThenDropBackoffGrows(t *testing.T) {
-	srv := agenttest.New(t, agenttest.Options{})
-	srv.SetRefuse(true)
-	startAgent(t, srv.Addr(), agentSpec{opts: libagent.Options{
-		Backoff: &backoff.Backoff{Min: 20 * time.Millisecond, Max: 640 * time.Millisecond, Stable: time.Hour, Rand: func() float64 { return 0.9 }},
-	}})
-	// Delays ≈ 38, 74, 146, 290, 578 ms: the 6th dial comes after ≈ 1.1 s.
-	ctx := timeout(t, 5*time.Second)
-	for len(srv.DialTimes()) < 6 {
-		if ctx.Err() != nil {
-			t.Fatalf("only %d dials", len(srv.DialTimes()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	at := srv.DialTimes()
-	first, last := at[1].Sub(at[0]), at[5].Sub(at[4])
-	if last < 4*first || last < 300*time.Millisecond {
-		t.Fatalf("gaps between dials %v … %v: backoff does not grow", first, last)
-	}
-	if total := at[5].Sub(at[0]); total < 800*time.Millisecond {
-		t.Fatalf("6 dials in %v: tight loop", total)
+	for _, tc := range []struct {
+		name string
+		set  func(*agenttest.Server)
+	}{
+		{"before handshake", func(s *agenttest.Server) { s.SetRefuse(true) }},
+		{"after handshake", func(s *agenttest.Server) { s.SetDropAfterHandshake(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := agenttest.New(t, agenttest.Options{})
+			tc.set(srv)
+			startAgent(t, srv.Addr(), agentSpec{opts: libagent.Options{
+				Backoff: &backoff.Backoff{Min: 20 * time.Millisecond, Max: 640 * time.Millisecond, Stable: time.Hour, Rand: func() float64 { return 0.9 }},
+			}})
+			// Delays ≈ 38, 74, 146, 290, 578 ms: the 6th dial comes after ≈ 1.1 s.
+			ctx := timeout(t, 5*time.Second)
+			for len(srv.DialTimes()) < 6 {
+				if ctx.Err() != nil {
+					t.Fatalf("only %d dials", len(srv.DialTimes()))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			at := srv.DialTimes()
+			first, last := at[1].Sub(at[0]), at[5].Sub(at[4])
+			if last < 4*first || last < 300*time.Millisecond {
+				t.Fatalf("gaps between dials %v … %v: backoff does not grow", first, last)
+			}
+			if total := at[5].Sub(at[0]); total < 800*time.Millisecond {
+				t.Fatalf("6 dials in %v: tight loop", total)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -255,5 +257,53 @@ func TestTelemetryDropsOldest(t *testing.T) {
 	defer cancel()
 	if err := s.send(ctx, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("send on a full queue: %v, want deadline exceeded", err)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	host, _ := os.Hostname()
+	type agentConf struct {
+		Basic Basic  `kv:"basic"`
+		Extra string `kv:"extra"`
+	}
+	for _, tc := range []struct {
+		name, text string
+		check      func(*agentConf) string
+		err        string
+	}{
+		{"defaults", "", func(c *agentConf) string {
+			if c.Basic.Server != "127.0.0.1:13081" || !c.Basic.Monitor.Enabled || c.Extra != "kept" {
+				return fmt.Sprintf("%+v", c)
+			}
+			return ""
+		}, ""},
+		{"values", "basic.id = $HOSTNAME\nbasic.log.size = 20M\nbasic.limit.cpu_quota = 50\nbasic.labels = a=1,b=2\nextra = x # comment\n", func(c *agentConf) string {
+			if c.Basic.ID != host || c.Basic.Log.Size != 20<<20 || c.Basic.Limit.CPUQuota != 50 || len(c.Basic.Labels) != 2 || c.Extra != "x" {
+				return fmt.Sprintf("%+v", c)
+			}
+			return ""
+		}, ""},
+		{"unknown key", "basic.server = 1.2.3.4:5\nbasic.bogus = 1\n", nil, "agent.conf:2"},
+		{"bad bytes", "basic.log.size = ten\n", nil, "agent.conf:1"},
+	} {
+		path := filepath.Join(t.TempDir(), "agent.conf")
+		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := &agentConf{Extra: "kept"}
+		err := loadConfig(path, c, &c.Basic)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if msg := tc.check(c); msg != "" {
+			t.Errorf("%s: got %s", tc.name, msg)
+		}
 	}
 }

@@ -85,6 +85,7 @@ type Server struct {
 	dups     int
 	tidSeq   int
 	refuse   bool // accept the upgrade then close at once
+	dropHS   bool // close right after a successful handshake
 	redirect []string
 	cert     []byte
 	gen      int // incremented by every (re)start
@@ -217,6 +218,15 @@ func (s *Server) Duplicates() int {
 func (s *Server) SetRedirect(servers []string) {
 	s.mu.Lock()
 	s.redirect = servers
+	s.mu.Unlock()
+}
+
+// SetDropAfterHandshake makes the server close every connection right
+// after a successful handshake: a server that keeps accepting agents and
+// losing them.
+func (s *Server) SetDropAfterHandshake(on bool) {
+	s.mu.Lock()
+	s.dropHS = on
 	s.mu.Unlock()
 }
 
@@ -368,8 +378,12 @@ func (s *Server) session(ws *websocket.Conn) {
 	s.mu.Lock()
 	s.accepted.Add(1)
 	s.changed()
+	drop := s.dropHS
 	s.mu.Unlock()
 	defer s.remove(c)
+	if drop {
+		return
+	}
 	for {
 		_, data, err := ws.ReadMessage()
 		if err != nil {
