@@ -16,7 +16,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz lint fmt tidy crossbuild demo bench soak release clean mysql
+.PHONY: all build test unit fuzz lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
 
 all: lint test build
 
@@ -31,8 +31,8 @@ build:
 	  done; \
 	done
 
-## test: unit and end-to-end tests of all modules with -race, then every fuzz target briefly
-test: unit fuzz
+## test: unit and end-to-end tests of all modules with -race, every fuzz target briefly, the demo headless
+test: unit fuzz demo-check
 
 unit: mysql
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
@@ -64,9 +64,14 @@ fmt:
 tidy:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy); done
 
-## demo: build and run the demo (see README)
+## demo: build, start agent-server (SQLite, 127.0.0.1:13081) with an exec-, a metrics- and the
+## example-agent, print the token and curl commands; Ctrl-C stops everything
 demo: build
-	@bash .ci/demo
+	@./bin/demo
+
+## demo-check: the demo headless on its own port and data dir: agents listed, a command runs
+demo-check: build
+	@d=$$(mktemp -d); ./bin/demo -check -data $$d -port 13981; rc=$$?; rm -rf $$d; exit $$rc
 
 ## bench: benchmarks (not part of make test); figures go to BENCHMARKS.md
 bench:
