@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/agenttest"
+	"github.com/agentfleet/libagent/backoff"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/metrics-agent/internal/collect"
@@ -199,7 +200,8 @@ func start(t *testing.T, s spec) *runner {
 	r := &runner{a: a, cfg: cfg, clock: s.clock, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		r.done <- libagent.Run(ctx, &libagent.Agent{Name: "metrics-agent", Version: "0.0.0-test", Config: cfg, Setup: a.Setup, Report: a.Report},
-			libagent.Options{ConfigPath: s.configPath, StatePath: s.statePath, Logger: logger(t), SkipLimits: true})
+			libagent.Options{ConfigPath: s.configPath, StatePath: s.statePath, Logger: logger(t), SkipLimits: true,
+				Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
 	}()
 	t.Cleanup(r.stop)
 	return r
