@@ -82,6 +82,12 @@ soak:
 	SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
 
 ## release: cross-compiled archives, .deb/.rpm and checksums.txt into release/ (packaging/README.md)
+# VERSION, COMMIT and DATE are recursive (?=): each use re-runs git and date, so
+# with commits landing meanwhile the file names and the stamp in the binaries
+# could disagree. Pinned once for release and its prerequisites.
+release: VERSION := $(VERSION)
+release: COMMIT := $(COMMIT)
+release: DATE := $(DATE)
 release: build
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' bash .ci/release
 
