@@ -31,7 +31,7 @@ import (
 // "legacy-kill" (exit code -1); "sh"/"bash" (echoes the uploaded script
 // named by its first arg).
 type fakeExec struct {
-	t       *testing.T
+	t       testing.TB
 	addr    string
 	id      string
 	caps    []string
@@ -66,7 +66,7 @@ type fakeTask struct {
 
 func (k *fakeTask) stop() { k.once.Do(func() { close(k.kill) }) }
 
-func newFakeExec(t *testing.T, addr, id string, caps ...string) *fakeExec {
+func newFakeExec(t testing.TB, addr, id string, caps ...string) *fakeExec {
 	t.Helper()
 	fa := &fakeExec{t: t, addr: addr, id: id, caps: caps, journal: "0123456789abcdef",
 		files: map[string][]byte{}, dirs: map[string][]protocol.FileInfo{}, running: map[string]*fakeTask{}, pid: 1000,
@@ -448,7 +448,7 @@ func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
 
 // waitUnacked waits until the server acked everything sent.
 func (fa *fakeExec) waitAcked() {
-	eventually(fa.t, 5*time.Second, "acks", func() bool {
+	eventually(fa.t.(*testing.T), 5*time.Second, "acks", func() bool {
 		fa.mu.Lock()
 		defer fa.mu.Unlock()
 		return len(fa.unacked) == 0
