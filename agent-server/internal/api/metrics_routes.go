@@ -3,12 +3,10 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	japi "github.com/agentfleet/jkframe/api"
@@ -34,14 +32,9 @@ type metricsRoutes struct {
 var errNoMetrics = japi.NotFound("metrics")
 
 // RoutesMetrics registers the /api/metrics routes and /metrics/hosts (the
-// host series of svc's collector, on a registry of their own; same token
-// rule as /metrics).
-func (s *Server) RoutesMetrics(svc *hostmetrics.Service) error {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(svc.Collector()); err != nil {
-		return fmt.Errorf("register the /metrics/hosts collector: %w", err)
-	}
-	m := &metricsRoutes{s: s, svc: svc, hosts: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})}
+// host series of svc's gatherer; same token rule as /metrics).
+func (s *Server) RoutesMetrics(svc *hostmetrics.Service) {
+	m := &metricsRoutes{s: s, svc: svc, hosts: promhttp.HandlerFor(svc.Gatherer(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})}
 	s.Handle("GET /api/metrics/{id}/static", m.static, Expensive())
 	s.Handle("GET /api/metrics/{id}/dynamic", m.dynamic, Expensive())
 	s.Handle("GET /api/metrics/{id}/dynamic/usage", m.one(store.CategoryUsage), Expensive())
@@ -52,7 +45,6 @@ func (s *Server) RoutesMetrics(svc *hostmetrics.Service) error {
 	s.Handle("PUT /api/metrics/{id}/status", m.putStatus, Expensive())
 	s.Handle("PUT /api/metrics/status", m.putFleet, Expensive())
 	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public())
-	return nil
 }
 
 // fail maps the service's errors, then the hub's (see mapError).

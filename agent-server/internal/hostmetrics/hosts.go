@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agentfleet/libagent/protocol"
 )
@@ -17,7 +17,6 @@ import (
 // holding it; pushes never wait for a scrape.
 type hosts struct {
 	o *Options
-	d hostDescs
 
 	mu sync.RWMutex
 	m  map[string]*hostState
@@ -58,7 +57,7 @@ type fsFacts struct {
 }
 
 func newHosts(o *Options) *hosts {
-	return &hosts{o: o, d: newHostDescs(), m: map[string]*hostState{}}
+	return &hosts{o: o, m: map[string]*hostState{}}
 }
 
 // update replaces id's snapshot by fn applied to a copy of it.
@@ -189,12 +188,12 @@ func (st *hostState) stale(now time.Time, o *Options) bool {
 	return now.Sub(last) > time.Duration(o.StaleIntervals)*st.interval(o.DefaultInterval)
 }
 
-// Describe sends nothing: the series of an unchecked collector change with
-// the hosts (each has its own help text and is consistent by construction).
-func (h *hosts) Describe(chan<- *prometheus.Desc) {}
-
-// Collect sends the series of every fresh host and drops the stale ones.
-func (h *hosts) Collect(ch chan<- prometheus.Metric) {
+// Gather implements prometheus.Gatherer: the series of every fresh host,
+// built straight into metric families sorted by host id, and the stale
+// hosts dropped. Going through a registry and const metrics instead cost
+// about three times as much per scrape (label sorting, consistency checks,
+// per-family sorts of 80,000 series for 1,000 hosts).
+func (h *hosts) Gather() ([]*dto.MetricFamily, error) {
 	now := h.o.Now()
 	h.mu.RLock()
 	list := make([]*hostState, 0, len(h.m))
@@ -202,13 +201,16 @@ func (h *hosts) Collect(ch chan<- prometheus.Metric) {
 		list = append(list, st)
 	}
 	h.mu.RUnlock()
+	slices.SortFunc(list, func(a, b *hostState) int { return cmp.Compare(a.id, b.id) })
+
+	g := newGathering(len(list))
 	var stale []*hostState
 	for _, st := range list {
 		if st.stale(now, h.o) {
 			stale = append(stale, st)
 			continue
 		}
-		h.d.collect(st, ch)
+		g.host(st)
 	}
 	if len(stale) > 0 {
 		h.mu.Lock()
@@ -219,91 +221,175 @@ func (h *hosts) Collect(ch chan<- prometheus.Metric) {
 		}
 		h.mu.Unlock()
 	}
+	return g.families(), nil
 }
 
-type hostDescs struct {
-	uname, boot, cpus, cpuUsage, load1, load5, load15                *prometheus.Desc
-	memTotal, memUsed, memFree, memAvail, swapTotal, swapUsed, swapF *prometheus.Desc
-	fsSize, fsFree, fsAvail, fsFiles, fsFilesFree                    *prometheus.Desc
-	diskRead, diskWrite                                              *prometheus.Desc
-	netRxBytes, netTxBytes, netRxPackets, netTxPackets               *prometheus.Desc
-	procs, temp, lastReport, capped                                  *prometheus.Desc
+// Families of /metrics/hosts, in exposition order.
+const (
+	fUname = iota
+	fBoot
+	fCPUs
+	fCPUUsage
+	fLoad1
+	fLoad5
+	fLoad15
+	fMemTotal
+	fMemUsed
+	fMemFree
+	fMemAvail
+	fSwapTotal
+	fSwapUsed
+	fSwapFree
+	fFsSize
+	fFsFree
+	fFsAvail
+	fFsFiles
+	fFsFilesFree
+	fDiskRead
+	fDiskWrite
+	fNetRxBytes
+	fNetTxBytes
+	fNetRxPackets
+	fNetTxPackets
+	fProcs
+	fTemp
+	fLastReport
+	fCapped
+	nFamilies
+)
+
+type famDef struct {
+	name, help string
+	counter    bool
 }
 
-func newHostDescs() hostDescs {
-	id := []string{"id"}
-	g := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(name, help, append(id, labels...), nil)
+// famDefs is a constant table (index = the f* constants).
+var famDefs = [nFamilies]famDef{
+	fUname:        {"node_uname_info", "Host facts from the static report; always 1.", false},
+	fBoot:         {"node_boot_time_seconds", "Host boot time, unix seconds.", false},
+	fCPUs:         {"node_cpus", "Logical CPUs of the host.", false},
+	fCPUUsage:     {"node_cpu_usage_percent", "CPU usage of the host over the agent's sampling interval, percent of all CPUs.", false},
+	fLoad1:        {"node_load1", "1-minute load average.", false},
+	fLoad5:        {"node_load5", "5-minute load average.", false},
+	fLoad15:       {"node_load15", "15-minute load average.", false},
+	fMemTotal:     {"node_memory_MemTotal_bytes", "Physical memory.", false},
+	fMemUsed:      {"node_memory_MemUsed_bytes", "Used memory.", false},
+	fMemFree:      {"node_memory_MemFree_bytes", "Free memory.", false},
+	fMemAvail:     {"node_memory_MemAvailable_bytes", "Memory available to new programs.", false},
+	fSwapTotal:    {"node_memory_SwapTotal_bytes", "Swap size.", false},
+	fSwapUsed:     {"node_memory_SwapUsed_bytes", "Used swap.", false},
+	fSwapFree:     {"node_memory_SwapFree_bytes", "Free swap.", false},
+	fFsSize:       {"node_filesystem_size_bytes", "File system size.", false},
+	fFsFree:       {"node_filesystem_free_bytes", "File system free space (size - used).", false},
+	fFsAvail:      {"node_filesystem_avail_bytes", "File system space available to non-root users.", false},
+	fFsFiles:      {"node_filesystem_files", "File system inodes.", false},
+	fFsFilesFree:  {"node_filesystem_files_free", "File system free inodes.", false},
+	fDiskRead:     {"node_disk_read_bytes_per_second", "Bytes read per second from the partition's device, over the agent's sampling interval.", false},
+	fDiskWrite:    {"node_disk_written_bytes_per_second", "Bytes written per second to the partition's device, over the agent's sampling interval.", false},
+	fNetRxBytes:   {"node_network_receive_bytes_total", "Bytes received by the interface since boot.", true},
+	fNetTxBytes:   {"node_network_transmit_bytes_total", "Bytes sent by the interface since boot.", true},
+	fNetRxPackets: {"node_network_receive_packets_total", "Packets received by the interface since boot.", true},
+	fNetTxPackets: {"node_network_transmit_packets_total", "Packets sent by the interface since boot.", true},
+	fProcs:        {"node_processes", "Processes in the host's last pushed process list (limited by the agent's task.process.top).", false},
+	fTemp:         {"node_hwmon_temp_celsius", "Sensor temperature.", false},
+	fLastReport:   {"agentserver_host_last_report_timestamp_seconds", "When the server last received a report from the host, unix seconds.", false},
+	fCapped:       {"agentserver_host_capped_items", "Mounts, interfaces or sensors of the host left out of these series by the per-host caps.", false},
+}
+
+// Label names; their addresses are shared by every label pair.
+var (
+	lID, lMount, lFSType, lDevice, lSensor, lKind                    = "id", "mountpoint", "fstype", "device", "sensor", "kind"
+	lMachine, lNodename, lPlatform, lPlatformVer, lRelease, lSysname = "machine", "nodename", "platform", "platform_version", "release", "sysname"
+)
+
+// gathering builds the families of one scrape. Label pairs are given in
+// name order; pairs shared by several series (a host's id, a mount) are
+// allocated once.
+type gathering struct {
+	fams  [nFamilies]*dto.MetricFamily
+	cells []cell // slab: one allocation per 4096 series
+}
+
+// cell holds everything one series needs.
+type cell struct {
+	m dto.Metric
+	g dto.Gauge
+	c dto.Counter
+	v float64
+}
+
+func newGathering(hosts int) *gathering {
+	g := &gathering{}
+	for i := range g.fams {
+		d := &famDefs[i]
+		typ := dto.MetricType_GAUGE
+		if d.counter {
+			typ = dto.MetricType_COUNTER
+		}
+		g.fams[i] = &dto.MetricFamily{Name: &d.name, Help: &d.help, Type: &typ, Metric: make([]*dto.Metric, 0, hosts)}
 	}
-	return hostDescs{
-		uname:        g("node_uname_info", "Host facts from the static report; always 1.", "nodename", "sysname", "release", "machine", "platform", "platform_version"),
-		boot:         g("node_boot_time_seconds", "Host boot time, unix seconds."),
-		cpus:         g("node_cpus", "Logical CPUs of the host."),
-		cpuUsage:     g("node_cpu_usage_percent", "CPU usage of the host over the agent's sampling interval, percent of all CPUs."),
-		load1:        g("node_load1", "1-minute load average."),
-		load5:        g("node_load5", "5-minute load average."),
-		load15:       g("node_load15", "15-minute load average."),
-		memTotal:     g("node_memory_MemTotal_bytes", "Physical memory."),
-		memUsed:      g("node_memory_MemUsed_bytes", "Used memory."),
-		memFree:      g("node_memory_MemFree_bytes", "Free memory."),
-		memAvail:     g("node_memory_MemAvailable_bytes", "Memory available to new programs."),
-		swapTotal:    g("node_memory_SwapTotal_bytes", "Swap size."),
-		swapUsed:     g("node_memory_SwapUsed_bytes", "Used swap."),
-		swapF:        g("node_memory_SwapFree_bytes", "Free swap."),
-		fsSize:       g("node_filesystem_size_bytes", "File system size.", "mountpoint", "fstype"),
-		fsFree:       g("node_filesystem_free_bytes", "File system free space (size - used).", "mountpoint", "fstype"),
-		fsAvail:      g("node_filesystem_avail_bytes", "File system space available to non-root users.", "mountpoint", "fstype"),
-		fsFiles:      g("node_filesystem_files", "File system inodes.", "mountpoint", "fstype"),
-		fsFilesFree:  g("node_filesystem_files_free", "File system free inodes.", "mountpoint", "fstype"),
-		diskRead:     g("node_disk_read_bytes_per_second", "Bytes read per second from the partition's device, over the agent's sampling interval.", "mountpoint"),
-		diskWrite:    g("node_disk_written_bytes_per_second", "Bytes written per second to the partition's device, over the agent's sampling interval.", "mountpoint"),
-		netRxBytes:   g("node_network_receive_bytes_total", "Bytes received by the interface since boot.", "device"),
-		netTxBytes:   g("node_network_transmit_bytes_total", "Bytes sent by the interface since boot.", "device"),
-		netRxPackets: g("node_network_receive_packets_total", "Packets received by the interface since boot.", "device"),
-		netTxPackets: g("node_network_transmit_packets_total", "Packets sent by the interface since boot.", "device"),
-		procs:        g("node_processes", "Processes in the host's last pushed process list (capped by the agent's task.process.top)."),
-		temp:         g("node_hwmon_temp_celsius", "Sensor temperature.", "sensor"),
-		lastReport:   g("agentserver_host_last_report_timestamp_seconds", "When the server last received a report from the host, unix seconds."),
-		capped:       g("agentserver_host_capped_items", "Mounts, interfaces or sensors of the host left out of these series by the per-host caps.", "kind"),
-	}
+	return g
 }
 
-func (d *hostDescs) collect(st *hostState, ch chan<- prometheus.Metric) {
-	send := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
-		// Label values come from JSON, so they are valid UTF-8; an error
-		// would drop only this series.
-		if m, err := prometheus.NewConstMetric(desc, t, v, append([]string{st.id}, labels...)...); err == nil {
-			ch <- m
+func pair(name *string, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: name, Value: &value}
+}
+
+func (g *gathering) add(f int, v float64, labels ...*dto.LabelPair) {
+	if len(g.cells) == 0 {
+		g.cells = make([]cell, 4096)
+	}
+	c := &g.cells[0]
+	g.cells = g.cells[1:]
+	c.v = v
+	c.m.Label = labels
+	if famDefs[f].counter {
+		c.c.Value = &c.v
+		c.m.Counter = &c.c
+	} else {
+		c.g.Value = &c.v
+		c.m.Gauge = &c.g
+	}
+	g.fams[f].Metric = append(g.fams[f].Metric, &c.m)
+}
+
+func (g *gathering) families() []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, nFamilies)
+	for _, f := range g.fams {
+		if len(f.Metric) > 0 {
+			out = append(out, f)
 		}
 	}
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) { send(desc, prometheus.GaugeValue, v, labels) }
-	counter := func(desc *prometheus.Desc, v float64, labels ...string) {
-		send(desc, prometheus.CounterValue, v, labels)
-	}
-	gauge(d.lastReport, float64(st.last.UnixNano())/1e9)
+	return out
+}
+
+func (g *gathering) host(st *hostState) {
+	id := []*dto.LabelPair{pair(&lID, st.id)}
+	g.add(fLastReport, float64(st.last.UnixNano())/1e9, id...)
 	if st.hasStatic {
-		gauge(d.uname, 1, st.nodename, st.sysname, st.release, st.machine, st.platform, st.platformVer)
+		g.add(fUname, 1, id[0], pair(&lMachine, st.machine), pair(&lNodename, st.nodename), pair(&lPlatform, st.platform),
+			pair(&lPlatformVer, st.platformVer), pair(&lRelease, st.release), pair(&lSysname, st.sysname))
 		if st.boot > 0 {
-			gauge(d.boot, st.boot)
+			g.add(fBoot, st.boot, id...)
 		}
 		if st.cpus > 0 {
-			gauge(d.cpus, st.cpus)
+			g.add(fCPUs, st.cpus, id...)
 		}
 		if st.memTotal > 0 {
-			gauge(d.memTotal, st.memTotal)
+			g.add(fMemTotal, st.memTotal, id...)
 		}
-		gauge(d.swapTotal, st.swapTotal)
+		g.add(fSwapTotal, st.swapTotal, id...)
 	}
 	if u := st.usage; u != nil {
-		gauge(d.cpuUsage, f(u.CPU.Usage))
-		gauge(d.load1, f(u.CPU.Load1))
-		gauge(d.load5, f(u.CPU.Load5))
-		gauge(d.load15, f(u.CPU.Load15))
-		gauge(d.memUsed, float64(u.Memory.Used))
-		gauge(d.memFree, float64(u.Memory.Free))
-		gauge(d.memAvail, float64(u.Memory.Available))
-		gauge(d.swapUsed, float64(u.Memory.SwapUsed))
-		gauge(d.swapF, float64(u.Memory.SwapFree))
+		g.add(fCPUUsage, f(u.CPU.Usage), id...)
+		g.add(fLoad1, f(u.CPU.Load1), id...)
+		g.add(fLoad5, f(u.CPU.Load5), id...)
+		g.add(fLoad15, f(u.CPU.Load15), id...)
+		g.add(fMemUsed, float64(u.Memory.Used), id...)
+		g.add(fMemFree, float64(u.Memory.Free), id...)
+		g.add(fMemAvail, float64(u.Memory.Available), id...)
+		g.add(fSwapUsed, float64(u.Memory.SwapUsed), id...)
+		g.add(fSwapFree, float64(u.Memory.SwapFree), id...)
 		for _, p := range st.parts {
 			fs := st.fs[p.Name]
 			size := fs.total
@@ -314,36 +400,37 @@ func (d *hostDescs) collect(st *hostState, ch chan<- prometheus.Metric) {
 			if size > p.Used {
 				free = size - p.Used
 			}
-			gauge(d.fsSize, float64(size), p.Name, fs.fstype)
-			gauge(d.fsFree, float64(free), p.Name, fs.fstype)
-			gauge(d.fsAvail, float64(p.Free), p.Name, fs.fstype)
+			fsl := []*dto.LabelPair{pair(&lFSType, fs.fstype), id[0], pair(&lMount, p.Name)}
+			g.add(fFsSize, float64(size), fsl...)
+			g.add(fFsFree, float64(free), fsl...)
+			g.add(fFsAvail, float64(p.Free), fsl...)
 			if files := p.InodeUsed + p.InodeFree; files > 0 {
-				gauge(d.fsFiles, float64(files), p.Name, fs.fstype)
-				gauge(d.fsFilesFree, float64(p.InodeFree), p.Name, fs.fstype)
+				g.add(fFsFiles, float64(files), fsl...)
+				g.add(fFsFilesFree, float64(p.InodeFree), fsl...)
 			}
-			gauge(d.diskRead, f(p.ReadPerSecond), p.Name)
-			gauge(d.diskWrite, f(p.WritePerSecond), p.Name)
+			g.add(fDiskRead, f(p.ReadPerSecond), fsl[1:]...)
+			g.add(fDiskWrite, f(p.WritePerSecond), fsl[1:]...)
 		}
 		for _, n := range st.ifaces {
-			counter(d.netRxBytes, float64(n.BytesRecv), n.Name)
-			counter(d.netTxBytes, float64(n.BytesSent), n.Name)
-			counter(d.netRxPackets, float64(n.PacketsRecv), n.Name)
-			counter(d.netTxPackets, float64(n.PacketsSent), n.Name)
+			nl := []*dto.LabelPair{pair(&lDevice, n.Name), id[0]}
+			g.add(fNetRxBytes, float64(n.BytesRecv), nl...)
+			g.add(fNetTxBytes, float64(n.BytesSent), nl...)
+			g.add(fNetRxPackets, float64(n.PacketsRecv), nl...)
+			g.add(fNetTxPackets, float64(n.PacketsSent), nl...)
 		}
 	}
 	if st.hasProcs {
-		gauge(d.procs, float64(st.procs))
+		g.add(fProcs, float64(st.procs), id...)
 	}
 	for _, t := range st.temps {
-		gauge(d.temp, f(t.Temp), t.Name)
+		g.add(fTemp, f(t.Temp), id[0], pair(&lSensor, t.Name))
 	}
-	if st.cappedMounts > 0 {
-		gauge(d.capped, float64(st.cappedMounts), "mount")
-	}
-	if st.cappedIfaces > 0 {
-		gauge(d.capped, float64(st.cappedIfaces), "interface")
-	}
-	if st.capT > 0 {
-		gauge(d.capped, float64(st.capT), "sensor")
+	for _, c := range []struct {
+		kind string
+		n    int
+	}{{"interface", st.cappedIfaces}, {"mount", st.cappedMounts}, {"sensor", st.capT}} {
+		if c.n > 0 {
+			g.add(fCapped, float64(c.n), id[0], pair(&lKind, c.kind))
+		}
 	}
 }

@@ -520,8 +520,9 @@ func (s *Service) Cached(ctx context.Context, agentID, category string, dst any)
 	return m.Time, nil
 }
 
-// Collector returns the prometheus.Collector of /metrics/hosts.
-func (s *Service) Collector() prometheus.Collector { return s.hosts }
+// Gatherer returns the series of /metrics/hosts (serve it with
+// promhttp.HandlerFor).
+func (s *Service) Gatherer() prometheus.Gatherer { return s.hosts }
 
 // HostCount returns the hosts currently in the /metrics/hosts table.
 func (s *Service) HostCount() int { return s.hosts.count() }

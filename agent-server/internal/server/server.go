@@ -165,9 +165,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.api.HandleRaw("GET /ws/agent", s.hub)
-	if err := s.api.RoutesMetrics(s.hostm); err != nil {
-		return nil, err
-	}
+	s.api.RoutesMetrics(s.hostm)
 
 	execSvc, err := execsvc.New(execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir})
 	if err != nil {
