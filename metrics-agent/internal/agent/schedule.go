@@ -95,10 +95,17 @@ func (a *Agent) interval(job string) time.Duration {
 	return a.cfg.Task.Interval(job)
 }
 
-// run collects and pushes the due jobs and returns those that are done
-// (sent, or failed for another reason than a lost connection, which leaves
-// a job due).
+// run pushes the status when due, then collects and pushes the due jobs,
+// and returns those that are done (sent, or failed for another reason than
+// a lost connection, which leaves a job due).
 func (a *Agent) run(ctx context.Context, due []string) (done []string) {
+	// The status goes first: after a change of jobs the server learns it
+	// at once, not after a process walk.
+	if slices.Contains(due, jobStatus) {
+		if err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: a.Status()}); !errors.Is(err, errNoConnection) {
+			done = append(done, jobStatus)
+		}
+	}
 	var req collect.Request
 	var dyn []string
 	for _, j := range due {
@@ -129,11 +136,6 @@ func (a *Agent) run(ctx context.Context, due []string) (done []string) {
 		rep, ws := a.col.Dynamic(ctx, req)
 		a.warn("push", ws)
 		done = append(done, a.pushDynamic(ctx, rep, dyn)...)
-	}
-	if slices.Contains(due, jobStatus) {
-		if err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: a.Status()}); !errors.Is(err, errNoConnection) {
-			done = append(done, jobStatus)
-		}
 	}
 	return done
 }
