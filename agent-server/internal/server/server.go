@@ -53,6 +53,9 @@ type Options struct {
 	// Hub, when set, adjusts the hub options before hub.New (tests shorten
 	// timeouts; the load tool lifts limits).
 	Hub func(*hub.Options)
+	// TaskResumeWait is how long tasks resumed at start-up wait for their
+	// agents to reconnect (default 1 min).
+	TaskResumeWait time.Duration
 }
 
 // Server is a running agent-server. Create it with New, then Run it.
@@ -173,6 +176,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	s.closers = append(s.closers, execSvc.Close)
 	s.api.RoutesExec(execSvc)
+	if err := s.wireTasks(ctx, execSvc); err != nil {
+		return nil, err
+	}
 
 	s.http = &http.Server{
 		Handler:           s.api.Handler(),

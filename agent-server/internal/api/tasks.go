@@ -1,0 +1,293 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	japi "github.com/agentfleet/jkframe/api"
+
+	"github.com/agentfleet/agent-server/internal/layout"
+	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/agent-server/internal/tasks"
+)
+
+// taskRoutes serves /api/tasks and /api/layout.
+type taskRoutes struct {
+	s   *Server
+	svc *tasks.Service
+	lim layout.Limits
+	// heartbeat is the interval of SSE comments that keep proxies from
+	// closing an idle stream.
+	heartbeat time.Duration
+}
+
+// RoutesTasks registers the fleet task and layout routes, served by svc.
+// lim bounds layout archives.
+func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
+	x := &taskRoutes{s: s, svc: svc, lim: lim, heartbeat: 15 * time.Second}
+	if x.lim.ArchiveBytes <= 0 {
+		x.lim.ArchiveBytes = 256 << 20
+	}
+	s.Handle("POST /api/tasks", x.create, Expensive())
+	s.Handle("GET /api/tasks", x.list)
+	s.Handle("GET /api/tasks/{id}", x.get)
+	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output)
+	s.Handle("GET /api/tasks/{id}/events", x.events)
+	s.Handle("DELETE /api/tasks/{id}", x.cancel)
+	s.Handle("POST /api/layout/run", x.layoutRun, Expensive(), MaxBody(x.lim.ArchiveBytes+1<<20))
+	s.Handle("GET /api/layout/{id}", x.layoutGet)
+	s.Handle("DELETE /api/layout/{id}", x.layoutCancel)
+	s.Handle("GET /api/layout/{id}/file", x.layoutFile)
+}
+
+// taskErr maps the task service's errors to API errors.
+func taskErr(err error) error {
+	var ae *japi.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, tasks.ErrAgentNotFound):
+		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: agent " + strings.TrimPrefix(err.Error(), tasks.ErrAgentNotFound.Error()+": "), Err: err}
+	case errors.Is(err, tasks.ErrAgentType):
+		return &japi.Error{Code: http.StatusFailedDependency, Msg: err.Error(), Err: err}
+	case errors.Is(err, tasks.ErrNotFound):
+		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: task", Err: err}
+	case errors.Is(err, tasks.ErrFinished):
+		return &japi.Error{Code: http.StatusConflict, Msg: err.Error(), Err: err}
+	case errors.Is(err, tasks.ErrInvalid):
+		return &japi.Error{Code: http.StatusBadRequest, Msg: strings.TrimPrefix(err.Error(), tasks.ErrInvalid.Error()+": "), Err: err}
+	case errors.Is(err, layout.ErrInvalid):
+		return &japi.Error{Code: http.StatusBadRequest, Msg: strings.TrimPrefix(err.Error(), layout.ErrInvalid.Error()+": "), Err: err}
+	case errors.Is(err, tasks.ErrClosed):
+		return errShutdown
+	}
+	return mapError(err)
+}
+
+func (x *taskRoutes) createdBy(r *http.Request) string {
+	tok, err := x.s.auth.check(r, true)
+	if err != nil || tok.name == "" {
+		return "anonymous"
+	}
+	return tok.name
+}
+
+// taskAudit is the detail of a fleet task's audit entry.
+type taskAudit struct {
+	Selector tasks.Selector `json:"selector"`
+	Cmd      string         `json:"cmd,omitempty"`
+	Args     []string       `json:"args,omitempty"`
+	Script   bool           `json:"script,omitempty"`
+	Agents   int            `json:"agents"`
+}
+
+// TaskCreated is the payload of POST /api/tasks.
+type TaskCreated struct {
+	ID     string `json:"id"`
+	Agents int    `json:"agents"`
+	Lost   int    `json:"lost"` // offline at start
+}
+
+func (x *taskRoutes) create(w http.ResponseWriter, r *http.Request) error {
+	var req tasks.Request
+	if err := japi.DecodeJSON(r, &req, x.s.maxBody); err != nil {
+		return err
+	}
+	au := taskAudit{Selector: req.Selector, Cmd: req.Cmd, Args: req.Args, Script: req.Script != ""}
+	SetAudit(r, "", au)
+	t, err := x.svc.Submit(r.Context(), req, x.createdBy(r))
+	if err != nil {
+		return taskErr(err)
+	}
+	au.Agents = t.Summary.Total
+	SetAudit(r, t.ID, au)
+	japi.OK(w, r, TaskCreated{ID: t.ID, Agents: t.Summary.Total, Lost: t.Summary.Lost})
+	return nil
+}
+
+func (x *taskRoutes) paging(p *japi.ParamReader, def int) store.Paging {
+	return store.Paging{Page: p.Int("page", 1, 1, 1<<30), Size: p.Int("size", def, 1, store.MaxPageSize)}
+}
+
+func (x *taskRoutes) list(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	var states []store.TaskState
+	for _, st := range p.Strings("state") {
+		for st := range strings.SplitSeq(st, ",") {
+			switch ts := store.TaskState(strings.TrimSpace(st)); ts {
+			case store.TaskPending, store.TaskRunning, store.TaskDone, store.TaskCancelled, store.TaskFailed:
+				states = append(states, ts)
+			default:
+				return japi.BadParam("state", "must be pending, running, done, cancelled or failed")
+			}
+		}
+	}
+	pg := x.paging(p, store.DefaultPageSize)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	ts, total, err := x.svc.List(r.Context(), states, pg)
+	if err != nil {
+		return taskErr(err)
+	}
+	if ts == nil {
+		ts = []store.Task{}
+	}
+	w.Header().Set("X-Total-Count", itoa(total))
+	japi.OK(w, r, ts)
+	return nil
+}
+
+func (x *taskRoutes) get(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	pg := x.paging(p, store.MaxPageSize)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	v, total, err := x.svc.Task(r.Context(), r.PathValue("id"), pg)
+	if err != nil {
+		return taskErr(err)
+	}
+	w.Header().Set("X-Total-Count", itoa(total))
+	japi.OK(w, r, v)
+	return nil
+}
+
+func (x *taskRoutes) cancel(w http.ResponseWriter, r *http.Request) error {
+	return x.doCancel(w, r, store.KindFleet)
+}
+
+func (x *taskRoutes) doCancel(w http.ResponseWriter, r *http.Request, kind store.TaskKind) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := x.svc.Cancel(ctx, r.PathValue("id"), kind); err != nil {
+		return taskErr(err)
+	}
+	japi.OK(w, r, nil)
+	return nil
+}
+
+// outputReader reads a stored output stream for http.ServeContent.
+type outputReader struct {
+	ctx       context.Context
+	svc       *tasks.Service
+	id, agent string
+	size, off int64
+}
+
+func (o *outputReader) Read(p []byte) (int, error) {
+	if o.off >= o.size {
+		return 0, io.EOF
+	}
+	b, err := o.svc.ReadOutput(o.ctx, o.id, o.agent, o.off, int64(min(len(p), 1<<20)))
+	if err != nil {
+		return 0, err
+	}
+	if len(b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b)
+	o.off += int64(n)
+	return n, nil
+}
+
+func (o *outputReader) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += o.off
+	case io.SeekEnd:
+		off += o.size
+	}
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	o.off = off
+	return off, nil
+}
+
+// output serves an agent's full stored output, with Range support.
+func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
+	id, agent := r.PathValue("id"), r.PathValue("agent")
+	res, err := x.svc.ResultOf(r.Context(), id, agent)
+	if err != nil {
+		return taskErr(err)
+	}
+	size, err := x.svc.OutputSize(r.Context(), id, agent)
+	if err != nil {
+		return taskErr(err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Output-Bytes", fmt.Sprint(res.OutputBytes))
+	w.Header().Set("X-Result-State", string(res.State))
+	http.ServeContent(w, r, "", time.Time{}, &outputReader{ctx: r.Context(), svc: x.svc, id: id, agent: agent, size: size})
+	return nil
+}
+
+// events streams a task's events as Server-Sent Events: "event: <type>",
+// "id: <n>", "data: <Event JSON>". The stream ends after the done event;
+// a task that no longer runs gets its done event at once.
+func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	t, err := x.s.o.Store.GetTask(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && t.Kind != store.KindFleet && t.Kind != store.KindLayout {
+		return japi.NotFound("task")
+	}
+	if err != nil {
+		return mapError(err)
+	}
+	sub, serr := x.svc.Subscribe(id)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(e tasks.Event) error {
+		b, _ := json.Marshal(e)
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if serr != nil { // not running here: the stored outcome
+		if t, err = x.s.o.Store.GetTask(r.Context(), id); err == nil {
+			_ = send(tasks.Event{Type: tasks.EventDone, State: string(t.State), Msg: t.Msg})
+		}
+		return nil
+	}
+	defer sub.Close()
+	_ = rc.Flush()
+	hb := time.NewTicker(x.heartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				if sub.Dropped() {
+					_, _ = fmt.Fprint(w, "event: dropped\ndata: {\"msg\":\"client too slow: reconnect and read the task afresh\"}\n\n")
+					_ = rc.Flush()
+				}
+				return nil
+			}
+			if err := send(e); err != nil {
+				return nil
+			}
+		case <-hb.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+			_ = rc.Flush()
+		case <-r.Context().Done():
+			return nil
+		}
+	}
+}
