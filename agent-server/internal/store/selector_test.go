@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func TestPagingLimitOffset(t *testing.T) {
 		{Paging{Page: 3, Size: 10}, 10, 20},
 		{Paging{Page: -1, Size: -1}, DefaultPageSize, 0},
 		{Paging{Page: 2, Size: MaxPageSize + 1}, MaxPageSize, MaxPageSize},
-		{Paging{Page: 1 << 62, Size: 1000}, 1000, 1 << 40},
+		{Paging{Page: math.MaxInt, Size: 1000}, 1000, math.MaxInt32},
 	} {
 		l, o := tc.p.limitOffset()
 		if l != tc.wantLimit || o != tc.wantOffs {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -55,7 +56,9 @@ func (p Paging) limitOffset() (limit, offset int) {
 	if size > MaxPageSize {
 		size = MaxPageSize
 	}
-	const maxOffset = 1 << 40 // keeps page*size from overflowing
+	// Keeps page*size from overflowing, on 32-bit platforms too (no table
+	// holds two billion rows to page through).
+	const maxOffset = math.MaxInt32
 	if page-1 > maxOffset/size {
 		return size, maxOffset
 	}
