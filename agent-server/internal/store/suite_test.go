@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -235,7 +236,7 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 		{name: "all default page", f: AgentFilter{}, total: 30, first: "agent-00", n: 20},
 		{name: "page 2", f: AgentFilter{Paging: Paging{Page: 2}}, total: 30, first: "agent-21", n: 10},
 		{name: "page beyond end", f: AgentFilter{Paging: Paging{Page: 4, Size: 10}}, total: 30, n: 0},
-		{name: "huge page", f: AgentFilter{Paging: Paging{Page: 1 << 50, Size: 10}}, total: 30, n: 0},
+		{name: "huge page", f: AgentFilter{Paging: Paging{Page: math.MaxInt, Size: 10}}, total: 30, n: 0},
 		{name: "page 0 is 1", f: AgentFilter{Paging: Paging{Page: 0, Size: 5}}, total: 30, first: "agent-00", n: 5},
 		{name: "negative page is 1", f: AgentFilter{Paging: Paging{Page: -3, Size: 5}}, total: 30, first: "agent-00", n: 5},
 		{name: "negative size is default", f: AgentFilter{Paging: Paging{Size: -1}}, total: 30, n: 20, first: "agent-00"},
