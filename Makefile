@@ -5,9 +5,18 @@ SHELL    := /bin/bash
 GO       ?= go
 MODULES  := $(shell sed -n 's/^[[:space:]]*\.\/\([a-z-]*\)$$/\1/p' go.work)
 PKGS     := $(addprefix ./,$(addsuffix /...,$(MODULES)))
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
-COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# Evaluated once per make run (not per use), so every file of one build agrees;
+# each can be given on the command line. DATE follows SOURCE_DATE_EPOCH when it
+# is set, for reproducible builds.
+ifndef VERSION
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+endif
+ifndef COMMIT
+COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+endif
+ifndef DATE
+DATE    := $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+endif
 # The one place build information is injected.
 BUILDINFO := github.com/agentfleet/libagent/buildinfo
 LDFLAGS  := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(DATE)
@@ -16,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
+.PHONY: all build test unit fuzz packaging lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
 
 all: lint test build
 
@@ -31,8 +40,14 @@ build:
 	  done; \
 	done
 
-## test: unit and end-to-end tests of all modules with -race, every fuzz target briefly, the demo headless
-test: unit fuzz demo-check
+## test: unit and end-to-end tests of all modules with -race, every fuzz target briefly, the
+## package test (one .deb built and inspected), the demo headless
+test: unit fuzz packaging demo-check
+
+## packaging: the release pipeline's own tests (.ci/test-packaging builds and inspects a .deb)
+packaging:
+	@bash .ci/test-changelog-section
+	@bash .ci/test-packaging
 
 unit: mysql
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
@@ -82,12 +97,6 @@ soak:
 	SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
 
 ## release: cross-compiled archives, .deb/.rpm and checksums.txt into release/ (packaging/README.md)
-# VERSION, COMMIT and DATE are recursive (?=): each use re-runs git and date, so
-# with commits landing meanwhile the file names and the stamp in the binaries
-# could disagree. Pinned once for release and its prerequisites.
-release: VERSION := $(VERSION)
-release: COMMIT := $(COMMIT)
-release: DATE := $(DATE)
 release: build
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' bash .ci/release
 
