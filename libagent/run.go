@@ -249,11 +249,35 @@ func (rt *Runtime) run(ctx context.Context) error {
 	if rt.basic.Monitor.Enabled {
 		wg.Go(func() { rt.reportLoop(ctx) })
 	}
+	if rt.jr != nil {
+		wg.Go(func() { rt.syncLoop(ctx) })
+	}
 	rt.connectLoop(ctx)
 	wg.Wait()
 	rt.wg.Wait() // handlers see ctx done and return
 	rt.log.Info("stopped", "agent", rt.agent.Name)
 	return nil
+}
+
+// journalSync is how often journaled results are made durable against a
+// host crash; Append alone already survives a crash of the agent.
+const journalSync = 200 * time.Millisecond
+
+// syncLoop fsyncs the journal while it has unsynced records (Sync is a no-op
+// otherwise); Close syncs a last time.
+func (rt *Runtime) syncLoop(ctx context.Context) {
+	t := time.NewTicker(journalSync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := rt.jr.Sync(); err != nil {
+				rt.log.Warn("journal sync", "err", err)
+			}
+		}
+	}
 }
 
 func (rt *Runtime) close() {

@@ -313,6 +313,10 @@ func (rt *Runtime) activate(ctx context.Context, s *session, hs *protocol.Handsh
 	defer rt.jmu.Unlock()
 	if rt.jr != nil && protocol.HasCap(s.caps, protocol.CapAck) {
 		if hs.Ack > 0 {
+			// The server holds everything up to hs.Ack. Numbers up to it
+			// must not be handed out again, even if a host crash lost
+			// journal records that had not been synced.
+			rt.jr.AdvanceTo(hs.Ack)
 			rt.ack(hs.Ack)
 		}
 		n := 0
