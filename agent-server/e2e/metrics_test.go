@@ -33,6 +33,7 @@ type metricsSpec struct {
 	id       string
 	addr     string                                                                 // default the server's
 	onStatus func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error // 34; default: the jobs
+	onStatic func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error // 30; default: mStatic
 }
 
 func mStatic(name string) *protocol.HMStatic {
@@ -87,6 +88,9 @@ func startMetricsAgent(t *testing.T, ts *testServer, spec metricsSpec) *metricsA
 	ma.testAgent = startAgent(t, addr, agentSpec{id: spec.id, name: "metrics-agent", setup: func(rt *libagent.Runtime) {
 		ma.rt <- rt
 		rt.Handle(protocol.TypeHMStaticReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+			if spec.onStatic != nil {
+				return spec.onStatic(ctx, w, req)
+			}
 			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: mStatic(spec.id)})
 		})
 		rt.Handle(protocol.TypeHMDynamicReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
@@ -532,4 +536,36 @@ func TestMetricsHostsRoute(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || len(b) != 0 {
 		t.Errorf("/metrics/hosts with no host: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
+}
+
+// TestMetricsAgentFailures: an agent's error reply, a wrong reply type, no
+// answer in time and a connection dropped mid-request each get their
+// status and message, never 500.
+func TestMetricsAgentFailures(t *testing.T) {
+	ts := startServer(t, serverSpec{})
+	static := func(id string, fn func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error) {
+		startMetricsAgent(t, ts, metricsSpec{id: id, onStatic: fn})
+		ts.waitOnline(id)
+	}
+	static("err-1", func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeError, ErrMsg: "cannot read /etc/os-release"})
+	})
+	static("odd-1", func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMCollectStatus, HMStatusRep: &protocol.HMStatusRep{}})
+	})
+	static("mute-1", func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
+		<-ctx.Done()
+		return nil
+	})
+	px := newProxy(t, ts.addr)
+	startMetricsAgent(t, ts, metricsSpec{id: "drop-1", addr: px.addr(), onStatic: func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
+		px.cut()
+		return nil
+	}})
+	ts.waitOnline("drop-1")
+
+	expect(t, ts.get("/api/metrics/err-1/static"), "agent error", 503, "cannot read /etc/os-release")
+	expect(t, ts.get("/api/metrics/odd-1/static"), "wrong reply", 503, "unexpected reply type 35 (hm_collect_status) to hm_static_req")
+	expect(t, ts.get("/api/metrics/mute-1/static?timeout=1"), "no answer", 504, "timeout: the agent did not answer within 1s")
+	expect(t, ts.get("/api/metrics/drop-1/static"), "dropped", 410, "agent went away: the connection closed before it answered")
 }

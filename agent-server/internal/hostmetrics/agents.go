@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,11 @@ launch:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			defer func() {
+				if r := recover(); r != nil { // counted as a failure
+					s.log.Error("hostmetrics: panic in a fleet job change", "agent", id, "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
 			actx, cancel := context.WithTimeout(ctx, perAgent)
 			defer cancel()
 			if err := s.setAndCheck(actx, id, jobs); err != nil {
