@@ -374,9 +374,13 @@ func TestMetricsFresh(t *testing.T) {
 // and ours (all in one) are both served with ?cached=1, while online, while
 // offline, and after a server restart; /metrics/hosts shows both hosts and
 // drops the one that disconnects.
-func TestMetricsPushedAndCached(t *testing.T) {
+func TestMetricsPushedAndCached(t *testing.T) { testMetricsPushed(t, "") }
+
+func TestMetricsPushedAndCachedMariaDB(t *testing.T) { testMetricsPushed(t, mysqlDSN(t)) }
+
+func testMetricsPushed(t *testing.T, mysql string) {
 	dir := t.TempDir()
-	ts := startServer(t, serverSpec{dataDir: dir})
+	ts := startServer(t, serverSpec{dataDir: dir, mysql: mysql})
 	v1 := startMetricsAgent(t, ts, metricsSpec{id: "m-v1"})
 	ours := startMetricsAgent(t, ts, metricsSpec{id: "m-ours"})
 	ts.waitOnline("m-v1")
@@ -453,7 +457,7 @@ func TestMetricsPushedAndCached(t *testing.T) {
 	// Restart: the last reports were flushed at shutdown.
 	v1.stop(t)
 	ts.stop()
-	ts2 := startServer(t, serverSpec{dataDir: dir, mod: func(c *config.Config) { c.API.MetricsToken = "scrape-token-0123456789" }})
+	ts2 := startServer(t, serverSpec{dataDir: dir, mysql: mysql, mod: func(c *config.Config) { c.API.MetricsToken = "scrape-token-0123456789" }})
 	checkCached(ts2, "after restart")
 	if e := ts2.do("GET", "/metrics/hosts", "", nil); e.status != 401 {
 		t.Errorf("/metrics/hosts without the metrics token: %d", e.status)
