@@ -98,7 +98,7 @@ func (rt *Runtime) come(local *net.TCPAddr) *protocol.Come {
 		c.MAC = macOf(local.IP)
 	}
 	if rt.state != nil {
-		c.Secret = rt.state.Secret
+		_, c.Secret = rt.state.Identity()
 	}
 	c.Journal = rt.jid
 	return c

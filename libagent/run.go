@@ -214,7 +214,7 @@ func start(ctx context.Context, a *Agent, opts Options) (_ *Runtime, err error) 
 		if rt.state, err = statefile.Load(opts.StatePath); err != nil {
 			return nil, err
 		}
-		rt.id = rt.state.ID
+		rt.id, _ = rt.state.Identity()
 	}
 	if basic.ID != "" {
 		rt.id = basic.ID

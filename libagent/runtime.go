@@ -291,16 +291,11 @@ func (rt *Runtime) adopt(hs *protocol.Handshake) error {
 	if rt.state == nil {
 		return nil
 	}
-	changed := false
-	if hs.ID != "" && rt.basic.ID == "" && rt.state.ID != hs.ID {
-		rt.state.ID = hs.ID
-		changed = true
+	id := hs.ID
+	if rt.basic.ID != "" {
+		id = "" // a configured id wins; the state keeps only assigned ones
 	}
-	if hs.Secret != "" && rt.state.Secret != hs.Secret {
-		rt.state.Secret = hs.Secret
-		changed = true
-	}
-	if !changed {
+	if !rt.state.SetIdentity(id, hs.Secret) {
 		return nil
 	}
 	return rt.state.Save()

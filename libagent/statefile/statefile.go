@@ -38,15 +38,37 @@ type State struct {
 	path string
 
 	mu sync.Mutex
-	// ID is the agent id assigned by the server ("" when none).
-	ID string
-	// Secret is the per-agent secret issued by the server ("" when none).
-	Secret string
-	extra  map[string]json.RawMessage
+	// id is the agent id assigned by the server, secret the per-agent
+	// secret it issued ("" when none); read and set them through Identity
+	// and SetIdentity, which hold mu, so a Save in another goroutine never
+	// sees them half-written.
+	id, secret string
+	extra      map[string]json.RawMessage
 }
 
 // Path returns the file the state is saved to.
 func (s *State) Path() string { return s.path }
+
+// Identity returns the assigned agent id and the per-agent secret.
+func (s *State) Identity() (id, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id, s.secret
+}
+
+// SetIdentity sets the assigned agent id and secret; an empty argument keeps
+// the stored value. It reports whether anything changed (then Save).
+func (s *State) SetIdentity(id, secret string) (changed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != "" && id != s.id {
+		s.id, changed = id, true
+	}
+	if secret != "" && secret != s.secret {
+		s.secret, changed = secret, true
+	}
+	return changed
+}
 
 // Load reads the state file at path. A missing file is an empty state that
 // Save will create.
@@ -74,9 +96,9 @@ func Load(path string) (*State, error) {
 				return nil, fmt.Errorf("statefile %s: key %q: want a string: %v", path, k, err)
 			}
 			if k == keyID {
-				s.ID = str
+				s.id = str
 			} else {
-				s.Secret = str
+				s.secret = str
 			}
 		default:
 			s.extra[k] = v
@@ -88,7 +110,7 @@ func Load(path string) (*State, error) {
 // Get decodes the extra key into v. It reports whether the key was present.
 func (s *State) Get(key string, v any) (bool, error) {
 	if key == keyID || key == keySecret {
-		return false, fmt.Errorf("statefile get %q: %w (use the ID/Secret fields)", key, ErrReservedKey)
+		return false, fmt.Errorf("statefile get %q: %w (use Identity/SetIdentity)", key, ErrReservedKey)
 	}
 	s.mu.Lock()
 	raw, ok := s.extra[key]
@@ -106,7 +128,7 @@ func (s *State) Get(key string, v any) (bool, error) {
 // key. The change is written by the next Save.
 func (s *State) Set(key string, v any) error {
 	if key == keyID || key == keySecret {
-		return fmt.Errorf("statefile set %q: %w (use the ID/Secret fields)", key, ErrReservedKey)
+		return fmt.Errorf("statefile set %q: %w (use Identity/SetIdentity)", key, ErrReservedKey)
 	}
 	if v == nil {
 		s.mu.Lock()
@@ -132,11 +154,11 @@ func (s *State) Save() error {
 	for k, v := range s.extra {
 		m[k] = v
 	}
-	if s.ID != "" {
-		m[keyID] = s.ID
+	if s.id != "" {
+		m[keyID] = s.id
 	}
-	if s.Secret != "" {
-		m[keySecret] = s.Secret
+	if s.secret != "" {
+		m[keySecret] = s.secret
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

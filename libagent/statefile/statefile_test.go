@@ -18,13 +18,13 @@ func TestLoadMissingThenRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.ID != "" || s.Secret != "" {
+	if id, sec := s.Identity(); id != "" || sec != "" {
 		t.Fatalf("missing file: got %+v, want empty", s)
 	}
 	if ok, err := s.Get("jobs", new([]string)); ok || err != nil {
 		t.Fatalf("Get on empty: %v %v", ok, err)
 	}
-	s.ID, s.Secret = "host-1", "s3cr3t"
+	s.SetIdentity("host-1", "s3cr3t")
 	if err := s.Set("jobs", []string{"usage", "conns"}); err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,8 @@ func TestLoadMissingThenRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.ID != "host-1" || s2.Secret != "s3cr3t" {
-		t.Fatalf("reloaded %q %q", s2.ID, s2.Secret)
+	if id, sec := s2.Identity(); id != "host-1" || sec != "s3cr3t" {
+		t.Fatalf("reloaded %q %q", id, sec)
 	}
 	var jobs []string
 	if ok, err := s2.Get("jobs", &jobs); !ok || err != nil || strings.Join(jobs, ",") != "usage,conns" {
@@ -90,7 +90,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty.state")
 	os.WriteFile(empty, []byte("  \n"), 0o600)
-	if s, err := Load(empty); err != nil || s.ID != "" {
+	if s, err := Load(empty); err != nil || func() string { id, _ := s.Identity(); return id }() != "" {
 		t.Fatalf("empty file: %v %v", s, err)
 	}
 }
@@ -178,7 +178,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			t.Fatalf("reload of saved state: %v", err)
 		}
-		if s2.ID != s.ID || s2.Secret != s.Secret {
+		if id2, sec2 := s2.Identity(); func() bool { id, sec := s.Identity(); return id2 != id || sec2 != sec }() {
 			t.Fatalf("round trip changed id/secret")
 		}
 	})
