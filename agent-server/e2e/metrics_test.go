@@ -442,6 +442,13 @@ func testMetricsPushed(t *testing.T, mysql string) {
 		}
 	}
 
+	self := metricsText(t, ts)
+	for _, w := range []string{`agentserver_hostmetrics_reports_total{category="usage"} 2`, `agentserver_hostmetrics_reports_total{category="static"} 2`, "agentserver_hostmetrics_hosts 2"} {
+		if !strings.Contains(self, w+"\n") {
+			t.Errorf("/metrics lacks %s", w)
+		}
+	}
+
 	// Offline: fresh is 404, cached still answers, the host leaves /metrics/hosts.
 	ours.stop(t)
 	eventually(t, 10*time.Second, "m-ours offline", func() bool {

@@ -195,7 +195,7 @@ type Service struct {
 }
 
 // New returns a Service; register its push handlers on the hub
-// (Register), serve its Collector on /metrics/hosts, and Run it.
+// (Register), serve its Gatherer on /metrics/hosts, and Run it.
 func New(o Options) (*Service, error) {
 	if o.Store == nil {
 		return nil, errors.New("hostmetrics: Options.Store is required")
@@ -212,6 +212,14 @@ func New(o Options) (*Service, error) {
 		jobs:     map[string]*JobStatus{},
 	}
 	s.hosts = newHosts(&s.o)
+	if o.Registry != nil {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agentserver_hostmetrics_hosts", Help: "Hosts in the /metrics/hosts table (stale ones leave at the next scrape).",
+		}, func() float64 { return float64(s.hosts.count()) })
+		if err := o.Registry.Register(g); err != nil {
+			return nil, fmt.Errorf("hostmetrics metrics: %w", err)
+		}
+	}
 	return s, nil
 }
 
