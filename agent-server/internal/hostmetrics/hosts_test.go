@@ -215,3 +215,27 @@ func BenchmarkScrapeHosts1000(b *testing.B) {
 
 // nopStore is enough for a service that never flushes.
 type nopStore struct{ Store }
+
+// BenchmarkIngestUsage is the cost of one usage push on the hub's reader
+// goroutine (map updates and the host snapshot copy; the store write is
+// batched elsewhere).
+func BenchmarkIngestUsage(b *testing.B) {
+	c := newClock()
+	s, err := New(Options{Store: nopStore{}, Now: c.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		realisticHost(s, i)
+	}
+	msg := dynMsg(&protocol.HMDynamicRep{Usage: sampleUsage(1)})
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("agent-20261124-%016x", i)
+	}
+	i := 0
+	for b.Loop() {
+		s.HandleDynamic(ids[i%len(ids)], msg)
+		i++
+	}
+}
