@@ -36,6 +36,12 @@ func TestRun(t *testing.T) {
 		{"bad conf", []string{"-conf", badConf, good}, 1, badConf + ":1: task.n: 30 is above the maximum 10\n" + badConf + ":2: basic.nope: unknown key\n"},
 		{"syntax", []string{syntax}, 1, syntax + ":2: manifest syntax: field typo not found\n"},
 		{"without basic", []string{"-basic=false", "-conf", okConf, good}, 1, okConf + ":2: basic.log.level: unknown key\n"},
+		{"markdown", []string{"-markdown", "-basic=false", good}, 0, "## `" + filepath.ToSlash(good) + "`\n\n" +
+			"| key | type | default | allowed | enabled when | description |\n|---|---|---|---|---|---|\n" +
+			"| `task.n` | uint | — | ≤ `10` | always | **数**: 数 |\n"},
+		{"markdown of a bad manifest", []string{"-markdown", bad}, 1, ""},
+		{"markdown of a syntax error", []string{"-markdown", syntax}, 1, ""},
+		{"markdown with conf", []string{"-markdown", "-conf", okConf, good}, 2, ""},
 		{"no args", nil, 2, ""},
 		{"missing file", []string{filepath.Join(dir, "none.yaml")}, 2, ""},
 	} {
@@ -44,6 +50,9 @@ func TestRun(t *testing.T) {
 			code := run(tc.args, &out, &errb)
 			if code != tc.code || out.String() != tc.out {
 				t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout:\n%s", code, out.String(), errb.String(), tc.code, tc.out)
+			}
+			if code == 1 && tc.out == "" && errb.Len() == 0 {
+				t.Fatal("exit 1 without a problem on stderr")
 			}
 			if code == 2 && !strings.Contains(errb.String(), "manifest-lint") {
 				t.Fatalf("stderr %q", errb.String())
