@@ -161,6 +161,11 @@ type env struct {
 
 type envOptions struct {
 	agentConf string // extra agent.conf lines
+	// agentDir holds the agent's conf dir, state and journal; "": a
+	// temporary directory.
+	agentDir string
+	// direct connects the agent to the server without the proxy.
+	direct bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -171,6 +176,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.startServer()
 	e.proxy = newProxy(t, fmt.Sprintf("127.0.0.1:%d", e.port))
 	adir := filepath.Join(e.dir, "agent")
+	if o.agentDir != "" {
+		adir = filepath.Join(o.agentDir, filepath.Base(e.dir))
+		t.Cleanup(func() { os.RemoveAll(adir) })
+	}
+	server := e.proxy.addr()
+	if o.direct {
+		server = fmt.Sprintf("127.0.0.1:%d", e.port)
+	}
 	if err := os.MkdirAll(filepath.Join(adir, "conf"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +196,7 @@ basic.monitor.enabled = false
 exec.kill_grace = 500ms
 exec.drain_timeout = 200ms
 %s
-`, e.agentID, e.proxy.addr(), agentToken, o.agentConf)
+`, e.agentID, server, agentToken, o.agentConf)
 	confPath := filepath.Join(adir, "conf", "agent.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

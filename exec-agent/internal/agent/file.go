@@ -144,7 +144,12 @@ func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.
 	if err != nil {
 		return fail(err.Error())
 	}
-	if err := a.rt.Put(ctx, dr.URI, dr.Token, sec, sec.Len()); err != nil {
+	body := &fencedReader{r: sec}
+	err = a.rt.Put(ctx, dr.URI, dr.Token, body, sec.Len())
+	// net/http may still be reading the body after the response came
+	// (a server that answers early): nothing reads the section after this.
+	body.fence()
+	if err != nil {
 		return fail("upload to server: " + err.Error())
 	}
 	sum, err := sec.Sum()
@@ -156,4 +161,30 @@ func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.
 		rep.Total = uint64(f.Size())
 	}
 	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: rep})
+}
+
+// errFenced: a read after the transfer that owned the reader was over.
+var errFenced = errors.New("transfer over")
+
+// fencedReader lets reads through until fence is called, and none after.
+type fencedReader struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (f *fencedReader) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, errFenced
+	}
+	return f.r.Read(p)
+}
+
+// fence waits for a read in progress and makes later reads fail.
+func (f *fencedReader) fence() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
 }

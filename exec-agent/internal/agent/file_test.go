@@ -33,6 +33,9 @@ func newXfer() *xfer {
 
 func (x *xfer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(protocol.TokenHeader) != "tok" {
+		// Read the body first: a server that answers before reading it
+		// makes the client's outcome a race (a 401 or a broken pipe).
+		_, _ = io.Copy(io.Discard, r.Body)
 		http.Error(w, "bad token", http.StatusUnauthorized)
 		return
 	}

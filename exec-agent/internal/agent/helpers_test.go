@@ -20,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -29,7 +29,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // env is an agenttest server with a running exec-agent.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	srv *agenttest.Server
 	id  string
 	dir string // the agent's state dir
@@ -37,7 +37,7 @@ type env struct {
 
 // start runs the exec-agent against a fresh agenttest server until the end
 // of the test.
-func start(t *testing.T, opts agenttest.Options, mod func(*Config)) *env {
+func start(t testing.TB, opts agenttest.Options, mod func(*Config)) *env {
 	t.Helper()
 	srv := agenttest.New(t, opts)
 	cfg := DefaultConfig()
@@ -80,7 +80,7 @@ func start(t *testing.T, opts agenttest.Options, mod func(*Config)) *env {
 	return &env{t: t, srv: srv, id: a.ID, dir: dir}
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
