@@ -4,6 +4,11 @@
 //
 //	agent-sim -serve 127.0.0.1:13081 -report 5s
 //	agent-sim -server ws://127.0.0.1:13081/ws/agent -n 15000 -concurrency 200 -duration 2m
+//
+// Several processes can dial together (-start-at) and stop once every
+// agent has dialed (-exit-connected); the final "window:" line gives the
+// times of the first and last successful handshake, so .ci/bench-scale can
+// merge the processes' windows into the rate the server saw.
 package main
 
 import (
@@ -48,6 +53,8 @@ func run() error {
 		serve       = flag.String("serve", "", "run a bare hub on this address instead of agents (measurement mode)")
 		pprofAddr   = flag.String("pprof", "", "with -serve: net/http/pprof on this address")
 		limit       = flag.Float64("connect-limit", 0, "with -serve: handshakes per second (0: unlimited)")
+		startAt     = flag.Int64("start-at", 0, "start dialing at this wall-clock time, in unix milliseconds (0: at once)")
+		exitConn    = flag.Bool("exit-connected", false, "stop once every agent has dialed once (handshake benchmarks)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,15 +73,28 @@ func run() error {
 	if !strings.Contains(url, "://") {
 		url = "ws://" + url + "/ws/agent"
 	}
-	s := sim.New(sim.Config{
+	cfg := sim.Config{
 		URL: url, N: *n, Concurrency: *concurrency, Type: *typ, Token: *token,
 		IDPrefix: *idPrefix, V1: *v1, Ping: *ping, Reconnect: *reconnect, Logger: log,
-	})
+	}
+	if *startAt > 0 {
+		cfg.StartAt = time.UnixMilli(*startAt)
+	}
+	s := sim.New(cfg)
+	var cancel context.CancelFunc
+	ctx, cancel = context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- s.Run(ctx) }()
 	tk := time.NewTicker(*report)
 	defer tk.Stop()
+	var allDialed <-chan time.Time // polled only with -exit-connected
+	if *exitConn {
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
+		allDialed = poll.C
+	}
 	var last sim.Stats
 	lastT := start
 	for {
@@ -87,10 +107,19 @@ func run() error {
 				fmt.Printf("first connect of all %d agents: %s → %.0f handshakes/s\n",
 					*n, st.FirstAllTook.Round(time.Millisecond), float64(*n)/st.FirstAllTook.Seconds())
 			}
+			if !st.FirstOK.IsZero() {
+				fmt.Printf("window: first_ok_ms=%d last_ok_ms=%d handshakes=%d failures=%d\n",
+					st.FirstOK.UnixMilli(), st.LastOK.UnixMilli(), st.Handshakes, st.Failures)
+			}
 			if e := s.LastError(); e != nil {
 				fmt.Printf("last error: %v\n", e)
 			}
 			return err
+		case <-allDialed:
+			if s.Stats().FirstAllTook > 0 {
+				cancel()
+				allDialed = nil
+			}
 		case now := <-tk.C:
 			st := s.Stats()
 			rate := float64(st.Handshakes-last.Handshakes) / now.Sub(lastT).Seconds()

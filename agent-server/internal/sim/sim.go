@@ -40,6 +40,9 @@ type Config struct {
 	Ping        time.Duration // keepalive interval; default 10 s
 	Reconnect   bool          // redial dropped agents (backoff 1 s … 30 s, full jitter)
 	Logger      *slog.Logger  // default: discard
+	// StartAt delays the first dial until this wall-clock time, so that
+	// several sim processes can start dialing together; zero: at once.
+	StartAt time.Time
 }
 
 // Stats are the simulation's counters so far.
@@ -51,6 +54,11 @@ type Stats struct {
 	Disconnects  int64 // live connections that ended
 	Requests     int64 // requests answered
 	FirstAllTook time.Duration
+	// FirstOK and LastOK are the wall-clock times of the first and the last
+	// successful handshake of the first round (one dial per agent, no
+	// redials): zero until there is one. Several processes' windows can be
+	// merged to get the handshake rate the server saw.
+	FirstOK, LastOK time.Time
 }
 
 // Sim runs the agents. Create with New, then Run.
@@ -63,6 +71,7 @@ type Sim struct {
 
 	dials, connected, handshakes, failures, disconnects, requests atomic.Int64
 	firstAll                                                      atomic.Int64 // ns
+	firstOK, lastOK                                               atomic.Int64 // unix ns, first round
 
 	errMu   sync.Mutex
 	lastErr error
@@ -136,6 +145,32 @@ func (s *Sim) Stats() Stats {
 		Disconnects:  s.disconnects.Load(),
 		Requests:     s.requests.Load(),
 		FirstAllTook: time.Duration(s.firstAll.Load()),
+		FirstOK:      unixTime(s.firstOK.Load()),
+		LastOK:       unixTime(s.lastOK.Load()),
+	}
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// noteOK widens the first round's window of successful handshakes to now.
+func (s *Sim) noteOK() {
+	now := time.Now().UnixNano()
+	for {
+		v := s.firstOK.Load()
+		if (v != 0 && v <= now) || s.firstOK.CompareAndSwap(v, now) {
+			break
+		}
+	}
+	for {
+		v := s.lastOK.Load()
+		if v >= now || s.lastOK.CompareAndSwap(v, now) {
+			break
+		}
 	}
 }
 
@@ -156,10 +191,20 @@ func (s *Sim) fail(err error) {
 // Run connects the agents with cfg.Concurrency dialers and keeps them
 // connected until ctx ends; then it closes every connection and returns
 // once all agent goroutines have exited. Agents whose first dial fails are
-// retried only with cfg.Reconnect.
+// retried only with cfg.Reconnect. With cfg.StartAt it first waits for
+// that time.
 func (s *Sim) Run(ctx context.Context) error {
 	if s.cfg.N <= 0 {
 		return errors.New("sim: no agents")
+	}
+	if d := time.Until(s.cfg.StartAt); !s.cfg.StartAt.IsZero() && d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -170,6 +215,9 @@ func (s *Sim) Run(ctx context.Context) error {
 		wg.Go(func() {
 			for a := range next {
 				ok := a.connect(ctx)
+				if ok {
+					s.noteOK()
+				}
 				if pending.Add(-1) == 0 {
 					s.firstAll.Store(int64(time.Since(start)))
 				}
