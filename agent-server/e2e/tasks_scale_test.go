@@ -1,0 +1,155 @@
+//go:build unix
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/server"
+)
+
+// scaleServer is a server for the scale tests and benchmarks (testing.TB,
+// unlike startServer).
+type scaleServer struct {
+	addr   string
+	client *http.Client
+}
+
+func startScaleServer(tb testing.TB) *scaleServer {
+	tb.Helper()
+	dir := tb.TempDir()
+	cfg := config.Default()
+	cfg.ID, cfg.Listen, cfg.DataDir = "scale", 0, dir
+	cfg.CacheDir, cfg.LogDir = filepath.Join(dir, "cache"), filepath.Join(dir, "logs")
+	cfg.API.Tokens = []string{"ops:" + opToken}
+	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
+	cfg.ConnectLimit = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 10 * time.Second})
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	s := &scaleServer{addr: srv.Addr(), client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{}}}
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("server: %v", err)
+		}
+		s.client.CloseIdleConnections()
+	})
+	return s
+}
+
+func (s *scaleServer) call(tb testing.TB, method, path string, body any) envelope {
+	tb.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+s.addr+path, r)
+	req.Header.Set("Authorization", "Bearer "+opToken)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	e := envelope{status: resp.StatusCode, body: b}
+	if err := json.Unmarshal(b, &e); err != nil {
+		tb.Fatalf("%s %s: %d %q", method, path, resp.StatusCode, b)
+	}
+	return e
+}
+
+// runTrue runs `true` on every simulated agent and returns the finished
+// task and how long it took from POST to done (every result stored).
+func (s *scaleServer) runTrue(tb testing.TB, n int, concurrency any) (taskView, time.Duration) {
+	tb.Helper()
+	start := time.Now()
+	e := s.call(tb, "POST", "/api/tasks", map[string]any{"selector": map[string]any{"type": "exec-agent"}, "cmd": "true", "concurrency": concurrency})
+	var p struct{ ID string }
+	if e.status != 200 || json.Unmarshal(e.Payload, &p) != nil {
+		tb.Fatalf("create: %d %s", e.status, e.Msg)
+	}
+	var v taskView
+	for {
+		e := s.call(tb, "GET", "/api/tasks/"+p.ID+"?size=1", nil)
+		v = taskView{}
+		if err := json.Unmarshal(e.Payload, &v); err != nil {
+			tb.Fatalf("get: %v", err)
+		}
+		if v.State == "done" || v.State == "failed" || v.State == "cancelled" {
+			break
+		}
+		if time.Since(start) > 2*time.Minute {
+			tb.Fatalf("task not done: %+v", v.Summary)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if v.State != "done" || v.Summary.OK != n || v.Summary.Total != n {
+		tb.Fatalf("task %s: %+v", v.State, v.Summary)
+	}
+	return v, took
+}
+
+// TestFleetConcurrencyCap: with concurrency 100 no more than 100 commands
+// are in flight, as the scheduler counts them and as the agents do.
+func TestFleetConcurrencyCap(t *testing.T) {
+	n := 1000
+	if tasksRace {
+		n = 200
+	}
+	s := startScaleServer(t)
+	sc := startSimChild(t, s.addr, n, 20*time.Millisecond)
+	sc.connect(t, n)
+	v, took := s.runTrue(t, n, 100)
+	st := sc.stats(t)
+	if v.MaxInFlight == nil || *v.MaxInFlight != 100 || st.Peak > 100 || st.Peak < 50 || st.Execs != int64(n) {
+		t.Fatalf("scheduler max in flight %v, agents' peak %d, execs %d", v.MaxInFlight, st.Peak, st.Execs)
+	}
+	t.Logf("%d agents, concurrency 100, 20 ms per exec: %s; scheduler high water %d, agents' peak %d", n, took, *v.MaxInFlight, st.Peak)
+}
+
+// BenchmarkFleetTrue10k: a fleet task of `true` on 10,000 simulated
+// agents, end to end (POST to every result stored), concurrency unlimited
+// and 100.
+func BenchmarkFleetTrue10k(b *testing.B) {
+	const n = 10000
+	s := startScaleServer(b)
+	sc := startSimChild(b, s.addr, n, 0)
+	sc.connect(b, n)
+	for _, c := range []struct {
+		name string
+		conc any
+	}{{"unlimited", nil}, {"concurrency100", 100}} {
+		b.Run(c.name, func(b *testing.B) {
+			var last taskView
+			before := sc.stats(b)
+			for b.Loop() {
+				last, _ = s.runTrue(b, n, c.conc)
+			}
+			st := sc.stats(b)
+			if st.Execs-before.Execs != int64(b.N)*n {
+				b.Fatalf("agents ran %d execs, want %d", st.Execs-before.Execs, b.N*n)
+			}
+			if last.MaxInFlight == nil || c.conc != nil && *last.MaxInFlight > 100 {
+				b.Fatalf("scheduler max in flight %v", last.MaxInFlight)
+			}
+			b.ReportMetric(float64(*last.MaxInFlight), "max-in-flight")
+		})
+	}
+}
