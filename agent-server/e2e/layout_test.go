@@ -342,3 +342,29 @@ func TestLayoutMalformed(t *testing.T) {
 		t.Fatalf("a rejected layout ran %d commands", x.started.Load())
 	}
 }
+
+func TestLayoutRestartMarkedFailed(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, serverSpec{dataDir: dir})
+	x := newExecSim()
+	x.startExecAgent(t, ts.addr, "x0")
+	ts.waitOnline("x0")
+	tar := layoutTar(t, false, mainYAML("  - {name: first, plugin: exec, cmd: 'sleep 1'}\n  - {name: second, plugin: exec, cmd: 'true'}\n"))
+	e := ts.runLayout(t, tar, "ids", "x0")
+	var id string
+	_ = json.Unmarshal(e.Payload, &id)
+	eventually(t, 10*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
+	addr := ts.addr
+	ts.stop()
+	ts2 := startServer(t, serverSpec{dataDir: dir, addr: addr})
+	g := ts2.get("/api/layout/" + id)
+	var st layoutStatus
+	_ = json.Unmarshal(g.Payload, &st)
+	if st.State != "failed" || !st.Done || !strings.HasPrefix(st.Msg, "the server restarted while the layout ran: layouts are not resumed") {
+		t.Fatalf("%+v", st)
+	}
+	n := st.Nodes[0]
+	if n.State != "lost" || n.Steps[0].Msg == "" || n.Steps[1].Skipped != true || n.Steps[1].Msg != "not started: the server restarted" {
+		t.Fatalf("node %+v", n)
+	}
+}

@@ -31,13 +31,14 @@ import (
 // commands running at once across all agents that share it.
 type execSim struct {
 	mu      sync.Mutex
-	running map[string]int // tid -> pid, all agents
+	running map[string]int    // tid -> pid, all agents
+	states  map[string]string // agent id -> state file, kept across restarts
 	cur     atomic.Int64
 	peak    atomic.Int64
 	started atomic.Int64
 }
 
-func newExecSim() *execSim { return &execSim{running: map[string]int{}} }
+func newExecSim() *execSim { return &execSim{running: map[string]int{}, states: map[string]string{}} }
 
 // startExecAgent runs a libagent agent of type exec-agent with id.
 func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
@@ -67,8 +68,15 @@ func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
 			return nil
 		},
 	}
+	x.mu.Lock()
+	state, ok := x.states[id]
+	if !ok {
+		state = filepath.Join(t.TempDir(), "agent.state")
+		x.states[id] = state
+	}
+	x.mu.Unlock()
 	o := libagent.Options{
-		StatePath: filepath.Join(t.TempDir(), "agent.state"), Logger: logger(t).With("agent", id),
+		StatePath: state, Logger: logger(t).With("agent", id),
 		KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		SkipLimits: true, Workers: 64,
 	}

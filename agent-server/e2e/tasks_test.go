@@ -402,3 +402,42 @@ func TestFleetEvents(t *testing.T) {
 	}
 
 }
+
+func TestFleetWaitOffline(t *testing.T) {
+	ts, _, _ := fleet(t, 1)
+	x := newExecSim()
+	late := x.startExecAgent(t, ts.addr, "late")
+	ts.waitOnline("late")
+	late.stop(t)
+	eventually(t, 5*time.Second, "late offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
+	// Waited for: it comes back within wait_offline.
+	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": []string{"late", "x0"}}, "cmd": "echo hi", "wait_offline": 20})
+	if v := ts.task(t, id); byAgent(v)["late"].State != "pending" || byAgent(v)["late"].Msg != "agent offline; waiting for it" {
+		t.Fatalf("before it is back: %+v", byAgent(v)["late"])
+	}
+	x.startExecAgent(t, ts.addr, "late")
+	v := ts.waitTask(t, id, 20*time.Second)
+	if r := byAgent(v)["late"]; r.State != "ok" || r.OutputHead != "hi\n" {
+		t.Fatalf("late agent: %+v", r)
+	}
+	// Not back in time: lost.
+	t.Run("never back", func(t *testing.T) {
+		x2 := newExecSim()
+		gone := x2.startExecAgent(t, ts.addr, "gone")
+		ts.waitOnline("gone")
+		gone.stop(t)
+		eventually(t, 5*time.Second, "gone offline", func() bool {
+			for _, a := range ts.agents("online=false&type=exec-agent") {
+				if a.ID == "gone" {
+					return true
+				}
+			}
+			return false
+		})
+		id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": []string{"gone"}}, "cmd": "true", "wait_offline": "300ms"})
+		v := ts.waitTask(t, id, 10*time.Second)
+		if r := byAgent(v)["gone"]; r.State != "lost" || r.Msg != "agent offline when its turn came" {
+			t.Fatalf("%+v", r)
+		}
+	})
+}
