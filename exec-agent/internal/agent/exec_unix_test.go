@@ -4,6 +4,7 @@ package agent
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,5 +175,22 @@ func TestExecResultAfterReconnect(t *testing.T) {
 	r := e.collectRest(tid)
 	if r.output != "after\n" || r.done == nil || r.done.Code != 7 {
 		t.Fatalf("after reconnect: output %q done %+v, want after\\n and code 7", r.output, r.done)
+	}
+}
+
+// Stopping the agent kills the running tasks' trees before Run returns.
+func TestShutdownKillsTasks(t *testing.T) {
+	e := start(t, agenttest.Options{}, nil)
+	mark := t.TempDir() + "/started"
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{
+		Cmd: fmt.Sprintf("trap '' TERM; sleep 30 & touch %s; wait", mark), Pipe: true}})
+	m := e.await(tid, 10*time.Second)
+	if m.Type != protocol.TypeExecd || !m.Execd.OK {
+		t.Fatalf("execd: %+v", m)
+	}
+	waitFor(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	e.stop()
+	if err := syscall.Kill(-m.Execd.Pid, 0); err == nil { // the process group
+		t.Errorf("processes of the task (group %d) outlived the agent's Run", m.Execd.Pid)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type env struct {
 	srv *agenttest.Server
 	id  string
 	dir string // the agent's state dir
+	// stop stops the agent and waits for Run to return (once).
+	stop func()
 }
 
 // start runs the exec-agent against a fresh agenttest server until the end
@@ -57,17 +60,21 @@ func start(t testing.TB, opts agenttest.Options, mod func(*Config)) *env {
 			KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent Run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent Run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("agent did not stop within 15 s")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("agent did not stop within 15 s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
 	a, err := srv.WaitAgent(wctx)
@@ -77,7 +84,7 @@ func start(t testing.TB, opts agenttest.Options, mod func(*Config)) *env {
 	if a.Come.Name != Name {
 		t.Fatalf("come.name = %q, want %q", a.Come.Name, Name)
 	}
-	return &env{t: t, srv: srv, id: a.ID, dir: dir}
+	return &env{t: t, srv: srv, id: a.ID, dir: dir, stop: stop}
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
