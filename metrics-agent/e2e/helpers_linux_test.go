@@ -183,7 +183,7 @@ func startAgent(t testing.TB, s *server, dir, extra string) *agentProc {
 	}
 	path := filepath.Join(confDir, "agent.conf")
 	if _, err := os.Stat(path); err != nil {
-		conf := fmt.Sprintf("basic.server = %s\nbasic.token = %s\nbasic.log.target = stdout\nbasic.log.level = debug\n%s", s.addr, agentToken, extra)
+		conf := fmt.Sprintf("basic.server = %s\nbasic.token = %s\nbasic.log.target = stdout\n%s", s.addr, agentToken, extra)
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -311,16 +312,11 @@ func TestMetricsRoutes(t *testing.T) {
 				return false
 			}
 			defer resp.Body.Close()
-			var sb strings.Builder
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := resp.Body.Read(buf)
-				sb.Write(buf[:n])
-				if err != nil {
-					break
-				}
+			b, err := io.ReadAll(resp.Body)
+			body = string(b)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return false
 			}
-			body = sb.String()
 			return strings.Contains(body, "node_load1{"+label)
 		})
 		for _, series := range []string{"node_cpus{", "node_memory_", "node_filesystem_size_bytes{", "node_network_receive_bytes_total{", "node_processes{", "node_uname_info{"} {
