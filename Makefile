@@ -25,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz packaging lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
+.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
 
 all: lint test build
 
@@ -41,8 +41,12 @@ build:
 	done
 
 ## test: unit and end-to-end tests of all modules with -race, every fuzz target briefly, the
-## package test (one .deb built and inspected), the demo headless
-test: unit fuzz packaging demo-check
+## package test (one .deb built and inspected), the agent-writing walkthrough, the demo headless
+test: unit fuzz packaging docs demo-check
+
+## docs: run the commands of docs/writing-an-agent.md in a throwaway copy
+docs:
+	@bash .ci/test-writing-an-agent
 
 ## packaging: the release pipeline's own tests (.ci/test-packaging builds and inspects a .deb)
 packaging:
