@@ -53,9 +53,16 @@ func mainArgs(a *Agent, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprintf(stderr, usage, a.Name, DefaultConfigPath) }
 	conf := fs.String("conf", filepath.Join(filepath.Dir(exe), DefaultConfigPath), "config file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: the usage went to stderr, not an error
+		}
 		return 2
 	}
 	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "help" {
+		fs.Usage()
+		return 0
+	}
 	if len(rest) == 0 {
 		fs.Usage()
 		return 2
@@ -63,6 +70,9 @@ func mainArgs(a *Agent, args []string, stdout, stderr io.Writer) int {
 	cmd := rest[0]
 	// Flags may also follow the command: "agent run --conf x".
 	if err := fs.Parse(rest[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
