@@ -29,6 +29,7 @@ func (s *Server) routesCore() {
 	s.Handle("GET /api/agents/{id}/logs", s.agentLogs, Expensive())
 	s.Handle("GET /api/agents/{id}/log/download", s.agentLogDownload, Expensive())
 	s.Handle("GET /api/foo/{id}", s.foo, Expensive())
+	s.Handle("POST /api/agents/{id}/call", s.call, Expensive())
 	s.Handle("GET /api/audit", s.listAudit)
 	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON))
 	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML))
