@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +107,12 @@ func (s *scaleServer) runTrue(tb testing.TB, n int, concurrency any) (taskView, 
 	return v, took
 }
 
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // TestFleetConcurrencyCap: with concurrency 100 no more than 100 commands
 // are in flight, as the scheduler counts them and as the agents do.
 func TestFleetConcurrencyCap(t *testing.T) {
@@ -139,9 +146,14 @@ func BenchmarkFleetTrue10k(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var last taskView
 			before := sc.stats(b)
+			cpu0 := cpuTime()
 			for b.Loop() {
 				last, _ = s.runTrue(b, n, c.conc)
 			}
+			// The server's CPU time per run (it shares the test process; the
+			// agents run in the child): on a shared machine the wall time
+			// depends on the other load, this does not.
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "server-cpu-s/op")
 			st := sc.stats(b)
 			if st.Execs-before.Execs != int64(b.N)*n {
 				b.Fatalf("agents ran %d execs, want %d", st.Execs-before.Execs, b.N*n)

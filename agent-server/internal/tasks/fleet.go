@@ -424,17 +424,7 @@ func follow(ctx context.Context, s *Service, r *run, agent string, h Handle) (st
 			}
 			if !killed {
 				killed = true
-				kctx, cancel := context.WithTimeout(context.Background(), s.o.KillWait)
-				if err := h.Kill(kctx); err != nil {
-					s.log.Warn("tasks: kill on cancel", "task", r.id, "agent", agent, "err", err)
-				}
-				cancel()
-				t := time.NewTimer(s.o.KillWait)
-				select {
-				case <-h.Done():
-				case <-t.C:
-				}
-				t.Stop()
+				kill(s, r.id, agent, h)
 			}
 		}
 		if listening, _ := r.events.active(); listening {
@@ -442,11 +432,18 @@ func follow(ctx context.Context, s *Service, r *run, agent string, h Handle) (st
 		}
 		break
 	}
-	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := h.Wait(wctx)
-	if err != nil {
-		s.log.Warn("tasks: wait for a result", "task", r.id, "agent", agent, "err", err)
+	var res store.Result
+	select {
+	case <-h.Done():
+		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var err error
+		res, err = h.Wait(wctx) // the result is stored when Wait returns
+		cancel()
+		if err != nil {
+			s.log.Warn("tasks: wait for a result", "task", r.id, "agent", agent, "err", err)
+		}
+	default: // killed, but the agent did not confirm within KillWait
+		res = h.Result()
 	}
 	if killed && !res.State.Final() || killed && res.State == store.ResultFailed {
 		res.Msg = "killed: " + errCancelled.Error()
@@ -464,6 +461,36 @@ func follow(ctx context.Context, s *Service, r *run, agent string, h Handle) (st
 	}
 	r.events.publish(ev)
 	return res, true
+}
+
+// kill kills a command and waits up to KillWait for its end. A command
+// cancelled while it was being started may not be known to the agent yet
+// ("no such task"): the kill is repeated until the agent confirms it.
+func kill(s *Service, taskID, agent string, h Handle) {
+	deadline := time.NewTimer(s.o.KillWait)
+	defer deadline.Stop()
+	retry := time.NewTicker(s.o.Poll)
+	defer retry.Stop()
+	for {
+		kctx, cancel := context.WithTimeout(context.Background(), s.o.KillWait)
+		err := h.Kill(kctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-h.Done():
+			return
+		case <-deadline.C:
+			s.log.Warn("tasks: kill on cancel", "task", taskID, "agent", agent, "err", err)
+			return
+		case <-retry.C:
+		}
+	}
+	select {
+	case <-h.Done():
+	case <-deadline.C:
+	}
 }
 
 // awaitOnline waits (when the task allows it) for the agent to be online.

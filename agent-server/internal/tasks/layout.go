@@ -271,12 +271,13 @@ func (lr *layoutRun) step(ctx context.Context, r *run, agent string, st *layout.
 			return fail(store.ResultLost, "the server is shutting down")
 		}
 		if !ok { // the step's or the run's timeout: kill it
-			kctx, kcancel := context.WithTimeout(context.Background(), s.o.KillWait)
-			_ = h.Kill(kctx)
-			kcancel()
-			wctx, wcancel := context.WithTimeout(context.Background(), s.o.KillWait)
-			out, _ = h.Wait(wctx)
-			wcancel()
+			kill(s, lr.id, agent, h)
+			out = h.Result()
+			if isDone(h) {
+				wctx, wcancel := context.WithTimeout(context.Background(), s.o.KillWait)
+				out, _ = h.Wait(wctx)
+				wcancel()
+			}
 			if !out.State.Final() || out.State == store.ResultFailed {
 				out.State, out.Msg = store.ResultTimedOut, fmt.Sprintf("timed out after %s", timeout)
 			}
@@ -406,6 +407,15 @@ func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
 		return "", fmt.Errorf("file %s of agent %s: %w", rel, agent, ErrNotFound)
 	}
 	return full, nil
+}
+
+func isDone(h Handle) bool {
+	select {
+	case <-h.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // readAll reads a command's whole kept output, up to limit bytes.
