@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -39,6 +41,23 @@ func TestCallAgentDefinedType(t *testing.T) {
 		t.Fatalf("call: %d %q %s", e.status, e.Msg, e.Payload)
 	}
 
+	// curl -d labels the body as a form; it is JSON all the same.
+	req, err := http.NewRequest("POST", ts.url+"/api/agents/dev-1/call?timeout=5", strings.NewReader(`{"type":200,"payload":{"echo":{"text":"form"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+opToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"text":"hello, form"`) {
+		t.Fatalf("call with a form content type: %d %s", resp.StatusCode, b)
+	}
+
 	for _, tc := range []struct {
 		name, path, token, body string
 		code                    int
@@ -54,6 +73,7 @@ func TestCallAgentDefinedType(t *testing.T) {
 		{"not JSON", "/api/agents/dev-1/call", opToken, `{`, 400, "invalid JSON body"},
 		{"unknown field", "/api/agents/dev-1/call", opToken, `{"type":200,"x":1}`, 400, "unknown parameter x"},
 		{"unknown agent", "/api/agents/nobody/call", opToken, `{"type":200}`, 404, "not found: agent"},
+		{"bad timeout", "/api/agents/dev-1/call?timeout=x", opToken, `{"type":200}`, 400, "invalid parameter timeout"},
 		{"read-only token", "/api/agents/dev-1/call", roToken, `{"type":200}`, 403, "forbidden: read-only token allows GET requests only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,9 +41,15 @@ type CallReply struct {
 // of their own.
 func (s *Server) call(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	timeout := s.timeout(japi.Params(r))
 	var req CallRequest
+	// The body first: reading parameters parses a form body, and clients
+	// like curl -d label JSON as a form.
 	if err := japi.DecodeJSON(r, &req, s.maxBody); err != nil {
+		return err
+	}
+	p := japi.Params(r)
+	timeout := s.timeout(p)
+	if err := p.Err(); err != nil {
 		return err
 	}
 	if req.Type < MinCallType || req.Type > MaxCallType {
