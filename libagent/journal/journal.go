@@ -18,8 +18,11 @@
 //
 // Records are appended to the newest segment; when it would grow past the
 // segment size (an eighth of the bound, at most 16 MiB) a new segment is
-// started. Ack deletes every segment whose records are all acknowledged, so
-// space comes back without rewriting live data.
+// started. Ack deletes every older segment whose records are all
+// acknowledged, so space comes back without rewriting live data; the active
+// segment is kept for the next records even when all of it is acknowledged
+// (recreating it per ack cost fsyncs), and rolled over when its space is
+// needed.
 //
 // # Durability
 //
@@ -264,7 +267,12 @@ func (j *Journal) Append(payload []byte) (uint64, error) {
 		return 0, ErrClosed
 	}
 	if j.size+rec > j.maxBytes {
-		return 0, fmt.Errorf("journal append: %d of %d bytes pending: %w", j.size, j.maxBytes, ErrFull)
+		if err := j.rollAcked(); err != nil {
+			return 0, fmt.Errorf("journal append: %w", err)
+		}
+	}
+	if j.size+rec > j.maxBytes {
+		return 0, fmt.Errorf("journal append: %d of %d bytes pending: %w", j.size-j.ackedBytes(), j.maxBytes, ErrFull)
 	}
 	seq := j.next
 	if err := j.ensureActive(rec, seq); err != nil {
@@ -353,23 +361,35 @@ func (j *Journal) Ack(upTo uint64) error {
 	}
 	j.acked = upTo
 	j.ackDirty = true
-	if len(j.segs) == 0 || j.segs[0].first == 0 || j.segs[0].last > upTo {
-		return nil // no segment is wholly acknowledged yet: nothing to free
-	}
-	if err := j.writeAcked(); err != nil {
+	if err := j.reclaim(); err != nil {
 		return fmt.Errorf("journal ack %d: %w", upTo, err)
 	}
+	return nil
+}
 
-	keep := j.segs[:0]
+// reclaim deletes the wholly acknowledged segments other than the active
+// (last) one, after making the acknowledged position durable, so the stored
+// position never falls behind a deleted record. The active segment is kept
+// even when wholly acknowledged: deleting and recreating it on every ack
+// cost a directory fsync, an ack-file fsync and an unlink per command; its
+// space comes back when it rolls over (Append). j.mu is held.
+func (j *Journal) reclaim() error {
+	n := 0 // wholly acknowledged segments at the front, the last one excluded
+	for n < len(j.segs)-1 && j.segs[n].first != 0 && j.segs[n].last <= j.acked {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := j.writeAcked(); err != nil {
+		return err
+	}
 	var errs []error
+	keep := j.segs[:0]
 	for i, seg := range j.segs {
-		if seg.last > upTo || seg.first == 0 {
+		if i >= n {
 			keep = append(keep, seg)
 			continue
-		}
-		if i == len(j.segs)-1 && j.active != nil {
-			errs = append(errs, j.active.Close())
-			j.active = nil
 		}
 		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			// Still open by a replay on Windows: keep it counted; the
@@ -382,10 +402,7 @@ func (j *Journal) Ack(upTo uint64) error {
 	}
 	clear(j.segs[len(keep):])
 	j.segs = keep
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("journal ack %d: %w", upTo, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Pending calls fn for every unacknowledged record in sequence order, for
@@ -461,6 +478,39 @@ func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.size
+}
+
+// rollAcked frees the active segment when all of it is acknowledged: the
+// next record starts a new segment and the old one is deleted. j.mu is held.
+func (j *Journal) rollAcked() error {
+	n := len(j.segs)
+	if n == 0 || j.segs[n-1].first == 0 || j.segs[n-1].last > j.acked {
+		return nil
+	}
+	if j.active != nil {
+		if err := j.active.Close(); err != nil {
+			return err
+		}
+		j.active = nil
+	}
+	// An empty placeholder makes the acknowledged segment no longer the
+	// last; ensureActive replaces it with a real one for the next record.
+	j.segs = append(j.segs, &segment{})
+	err := j.reclaim()
+	j.segs = j.segs[:len(j.segs)-1]
+	return err
+}
+
+// ackedBytes is the size of the records at or below the acknowledged
+// position that are still on disk (the active segment's). j.mu is held.
+func (j *Journal) ackedBytes() int64 {
+	var n int64
+	for _, seg := range j.segs {
+		if seg.first != 0 && seg.last <= j.acked {
+			n += seg.size
+		}
+	}
+	return n
 }
 
 // writeAcked stores the acknowledged position atomically. j.mu is held.

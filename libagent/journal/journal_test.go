@@ -101,13 +101,15 @@ func TestAppendAckReplayAcrossRestart(t *testing.T) {
 	appendN(t, j, 5)
 	wantPending(t, j, 41, 105)
 
-	// Acking everything removes every segment, yet sequence numbers go on.
+	// Acking everything removes every segment but the active one (kept to
+	// append to: recreating it per ack cost fsyncs), yet sequence numbers go on.
 	if err := j.Ack(105); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(segFiles(t, dir)); n != 0 || j.Size() != 0 {
-		t.Fatalf("after full ack: %d segments, size %d", n, j.Size())
+	if n := len(segFiles(t, dir)); n != 1 {
+		t.Fatalf("after full ack: %d segments, want only the active one", n)
 	}
+	wantPending(t, j, 0, 0)
 	j.Close()
 	j = open(t, dir, 4096)
 	if j.NextSeq() != 106 {
@@ -315,14 +317,14 @@ func TestAckPersistence(t *testing.T) {
 	if got := readAcked(filepath.Join(dir, ackedName)); got != 4 {
 		t.Fatalf("acked file = %d after Sync, want 4", got)
 	}
-	if err := j.Ack(10); err != nil { // frees the segment: written at once
+	if err := j.Ack(10); err != nil { // the active segment is kept: still lazy
 		t.Fatal(err)
 	}
-	if got := readAcked(filepath.Join(dir, ackedName)); got != 10 {
-		t.Fatalf("acked file = %d after a freeing Ack, want 10", got)
+	if got := readAcked(filepath.Join(dir, ackedName)); got != 4 {
+		t.Fatalf("acked file = %d after an Ack that frees nothing, want 4 (lazy)", got)
 	}
-	if n := len(segFiles(t, dir)); n != 0 {
-		t.Fatalf("%d segment files left after acking everything", n)
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
 	}
 	// Simulate a crash: drop the journal without Close and reopen.
 	j2, err := Open(dir, 1<<20)
@@ -350,5 +352,44 @@ func TestAdvanceTo(t *testing.T) {
 	}
 	if seq != 101 {
 		t.Fatalf("seq after AdvanceTo(100) = %d, want 101", seq)
+	}
+}
+
+// A wholly acknowledged active segment is rolled over when its space is
+// needed, and the acknowledged position is stored before it is deleted.
+func TestRollOverAckedActiveSegment(t *testing.T) {
+	dir := t.TempDir()
+	const max = 1024
+	j := open(t, dir, max)
+	payload := make([]byte, 100) // 116 bytes a record: 8 fit
+	var last uint64
+	for {
+		seq, err := j.Append(payload)
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = seq
+	}
+	if err := j.Ack(last); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := j.Append(payload) // needs the acknowledged space back
+	if err != nil {
+		t.Fatalf("append after acking everything: %v", err)
+	}
+	if seq != last+1 {
+		t.Fatalf("seq %d, want %d", seq, last+1)
+	}
+	if got := readAcked(filepath.Join(dir, ackedName)); got != last {
+		t.Fatalf("acked file = %d, want %d before acknowledged segments are deleted", got, last)
+	}
+	if got := pending(t, j); len(got) != 1 || got[0].seq != last+1 {
+		t.Fatalf("pending after roll-over: %v, want only seq %d", got, last+1)
+	}
+	if j.Size() > max {
+		t.Fatalf("size %d over the bound %d", j.Size(), max)
 	}
 }
