@@ -87,8 +87,6 @@ type Exec struct {
 	doneOnce    sync.Once
 	kick        chan struct{} // wakes the writer
 
-	flushMu sync.Mutex // serialises store writes of this exec
-
 	mu        sync.Mutex
 	res       store.Result // State, ExitCode, PID, StartedAt, EndedAt, Msg
 	sess      *hub.Session // the session feeding it now
@@ -421,7 +419,9 @@ func (e *Exec) appendLocked(b []byte) {
 	e.pend = append(e.pend, b...)
 }
 
-// writer batches output appends and result writes to the store.
+// writer decides when the exec's state goes to the store: at once for
+// state changes and big output, after Options.FlushDelay for small output.
+// The service's flusher does the writes.
 func (e *Exec) writer() {
 	s := e.svc
 	defer s.wg.Done()
@@ -440,9 +440,9 @@ func (e *Exec) writer() {
 		case <-e.kick:
 		case <-batchC:
 			batchC = nil
-			_ = e.flush()
+			e.flushLater()
 		case <-late:
-			_ = e.flush()
+			e.flushLater()
 			return
 		case <-deadline.C:
 			e.expire()
@@ -457,7 +457,7 @@ func (e *Exec) writer() {
 		final := !e.finalAt.IsZero()
 		e.mu.Unlock()
 		if urgent {
-			_ = e.flush()
+			e.flushLater()
 		} else if waiting && batchC == nil {
 			if batch == nil {
 				batch = time.NewTimer(s.o.FlushDelay)
@@ -467,8 +467,9 @@ func (e *Exec) writer() {
 			batchC = batch.C
 		}
 		if final && late == nil {
-			_ = e.flush()
-			e.closeDone() // even when the store failed: the outcome is known
+			// The flusher closes Done once the final state is stored (or
+			// its write failed: the outcome is known, the write is retried).
+			e.flushLater()
 			if e.acked || e.adopted {
 				return
 			}
@@ -496,69 +497,13 @@ func (e *Exec) expire() {
 	e.end(store.ResultTimedOut, CodeKilled, fmt.Sprintf("no result from the agent within the timeout (%s) and %s grace; kill sent", e.timeout, e.svc.o.Grace), store.TaskDone)
 }
 
-// flush writes pending output, then the result and the task state.
-func (e *Exec) flush() error {
-	e.flushMu.Lock()
-	defer e.flushMu.Unlock()
-	s := e.svc
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
-	defer cancel()
-	var errs []error
-	e.mu.Lock()
-	e.inflight, e.pend = e.pend, nil
-	chunk := e.inflight
-	e.mu.Unlock()
-	if len(chunk) > 0 {
-		kept, err := s.st.AppendOutput(ctx, e.tid, e.agentID, chunk)
-		if err != nil {
-			errs = append(errs, err)
-			s.log.Error("execsvc: store output", "agent", e.agentID, "task", e.tid, "err", err)
-		}
-		e.mu.Lock()
-		e.stored += int64(kept)
-		if kept < len(chunk) {
-			e.storeFull = true
-			e.pend = nil
-		}
-		e.inflight = nil
-		e.mu.Unlock()
-	}
-	e.mu.Lock()
-	var res *store.Result
-	if e.resDirty {
-		r := e.snapshotLocked()
-		res = &r
-		e.resDirty = false
-	}
-	task, msg := e.taskState, e.taskMsg
-	e.taskState = ""
-	e.mu.Unlock()
-	if res != nil {
-		if err := s.st.PutResults(ctx, []store.Result{*res}); err != nil {
-			errs = append(errs, err)
-			s.log.Error("execsvc: store result", "agent", e.agentID, "task", e.tid, "err", err)
-			e.mu.Lock()
-			e.resDirty = true
-			e.mu.Unlock()
-		}
-	}
-	if task != "" {
-		if err := s.st.UpdateTaskState(ctx, e.tid, task, s.o.Now(), msg); err != nil && !errors.Is(err, store.ErrConflict) {
-			errs = append(errs, err)
-			s.log.Error("execsvc: store task state", "task", e.tid, "err", err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("store task %s of agent %s: %w", e.tid, e.agentID, errors.Join(errs...))
-	}
-	e.mu.Lock()
-	final := !e.finalAt.IsZero() && !e.resDirty && e.taskState == ""
-	e.mu.Unlock()
-	if final {
-		e.closeDone()
-	}
-	return nil
-}
+// flush stores the pending output, result and task state with the
+// service's next group commit and waits for it.
+func (e *Exec) flush() error { return e.svc.fl.flushWait(e) }
+
+// flushLater asks for the next group commit without waiting; the flusher
+// closes Done once it stored the final state.
+func (e *Exec) flushLater() { e.svc.fl.add(e) }
 
 // snapshotLocked is the result as it stands (e.mu held).
 func (e *Exec) snapshotLocked() store.Result {

@@ -116,6 +116,7 @@ type Service struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 	limit *rate.Limiter // log lines about agents' stray messages
+	fl    *flusher      // group-commits the execs' store writes
 
 	mu     sync.Mutex
 	execs  map[execKey]*Exec
@@ -141,6 +142,8 @@ func New(o Options) (*Service, error) {
 		execs: make(map[execKey]*Exec),
 	}
 	s.xfers.m = make(map[string]*transfer)
+	s.fl = newFlusher(s)
+	go s.fl.run()
 	s.hub.HandleJournal(s.onJournal)
 	for _, t := range []protocol.Type{protocol.TypeExecd, protocol.TypeExecData, protocol.TypeExecDone} {
 		s.hub.Handle(t, s.onStray)
@@ -156,7 +159,8 @@ func (s *Service) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.stop()
-	s.wg.Wait()
+	s.wg.Wait() // writers end with a last flush through the flusher
+	s.fl.stop()
 	s.xfers.closeAll()
 }
 
