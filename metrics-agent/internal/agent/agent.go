@@ -12,7 +12,8 @@
 // skipped, not caught up. While the agent is disconnected due jobs wait (the
 // link is checked every Options.Retry) and run as soon as it is back, so a
 // reconnect is followed by fresh data. hm_agent_status (37) is pushed every
-// basic.monitor.interval and right after the jobs change.
+// basic.monitor.interval and right after the jobs change, ahead of the
+// reports due at the same time (a process walk never delays it).
 //
 // # Push shapes
 //
