@@ -1,0 +1,259 @@
+package execsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// countingStore counts PutResults calls and can hold or fail them.
+type countingStore struct {
+	store.Store
+	puts  atomic.Int64
+	rows  atomic.Int64
+	gate  chan struct{} // when set, PutResults waits for it to close
+	fails atomic.Int64  // the next n PutResults calls fail
+}
+
+var errFlaky = errors.New("flaky store")
+
+func (c *countingStore) PutResults(ctx context.Context, rs []store.Result) error {
+	c.puts.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
+	if c.fails.Add(-1) >= 0 {
+		return errFlaky
+	}
+	c.rows.Add(int64(len(rs)))
+	return c.Store.PutResults(ctx, rs)
+}
+
+// testSvc is a Service on a real hub (loopback WebSocket) and SQLite store.
+type testSvc struct {
+	*Service
+	st  *countingStore
+	url string
+}
+
+func newTestSvc(t *testing.T, gate chan struct{}) *testSvc {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: raw, gate: gate}
+	h, err := hub.New(hub.Options{ExtraCaps: Caps, WriteTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Options{Hub: h, Store: cs, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		srv.Close()
+		svc.Close()
+		if err := raw.Close(); err != nil {
+			t.Errorf("store close: %v", err)
+		}
+	})
+	return &testSvc{Service: svc, st: cs, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+}
+
+// connectTrue connects an agent that answers every exec with execd and
+// exit code 0, and waits until the hub has its session.
+func (ts *testSvc) connectTrue(t *testing.T, id string) {
+	t.Helper()
+	c, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial(ts.url, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	var mu sync.Mutex
+	send := func(m *protocol.Msg) {
+		b, err := protocol.Encode(m)
+		if err != nil {
+			panic(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		_ = c.WriteMessage(websocket.TextMessage, b)
+	}
+	send(&protocol.Msg{Type: protocol.TypeCome, Come: &protocol.Come{ID: id, Name: id, Version: "1.0.0", OS: "linux", Arch: "amd64"}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			m, err := protocol.Decode(b)
+			if err != nil || m.Type != protocol.TypeExec {
+				continue
+			}
+			now := time.Now()
+			send(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Execd: &protocol.Execd{OK: true, Pid: 7, Time: now}})
+			send(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, ExecDone: &protocol.ExecDone{Code: 0, Time: now}})
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	waitFor(t, "session of "+id, func() bool { _, ok := ts.hub.Session(id); return ok })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommit: many concurrent execs reach the store in a few
+// PutResults calls, and each Done closes only once its final result and
+// task state are stored.
+func TestGroupCommit(t *testing.T) {
+	const agents, perAgent = 10, 20
+	gate := make(chan struct{})
+	ts := newTestSvc(t, gate)
+	for i := range agents {
+		ts.connectTrue(t, fmt.Sprintf("a%d", i))
+	}
+	ctx := context.Background()
+	var execs []*Exec
+	for i := range agents {
+		for range perAgent {
+			e, err := ts.Run(ctx, fmt.Sprintf("a%d", i), Spec{Cmd: "true"}, RunOptions{})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			execs = append(execs, e)
+		}
+	}
+	// Every outcome is known while the store is held: none may be Done.
+	waitFor(t, "all outcomes", func() bool {
+		for _, e := range execs {
+			if !e.isDone() {
+				return false
+			}
+		}
+		return true
+	})
+	for _, e := range execs {
+		select {
+		case <-e.Done():
+			t.Fatalf("task %s done before its result was stored", e.TaskID())
+		default:
+		}
+	}
+	close(gate)
+	for _, e := range execs {
+		<-e.Done()
+		r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
+		if err != nil || r.State != store.ResultOK || r.PID != 7 {
+			t.Fatalf("stored result of %s: %+v, %v", e.TaskID(), r, err)
+		}
+		task, err := ts.st.GetTask(ctx, e.TaskID())
+		if err != nil || task.State != store.TaskDone {
+			t.Fatalf("stored task %s: %s, %v", e.TaskID(), task.State, err)
+		}
+	}
+	n, puts := int64(len(execs)), ts.st.puts.Load()
+	t.Logf("%d execs stored with %d PutResults calls (%d rows)", n, puts, ts.st.rows.Load())
+	if puts > 5 || puts*10 > n {
+		t.Errorf("%d PutResults calls for %d execs, want a handful", puts, n)
+	}
+}
+
+// TestGroupCommitRetry: a failed result write is retried, and Done does not
+// wait for the retry (the outcome is known).
+func TestGroupCommitRetry(t *testing.T) {
+	ts := newTestSvc(t, nil)
+	ts.connectTrue(t, "a0")
+	ts.st.fails.Store(3)
+	ctx := context.Background()
+	e, err := ts.Run(ctx, "a0", Spec{Cmd: "true"}, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if r, err := e.Wait(wctx); err != nil || r.State != store.ResultOK {
+		t.Fatalf("wait: %+v, %v", r, err)
+	}
+	waitFor(t, "the retried result", func() bool {
+		r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
+		return err == nil && r.State == store.ResultOK
+	})
+	if ts.st.puts.Load() < 4 {
+		t.Errorf("%d PutResults calls, want the 3 failures and a success", ts.st.puts.Load())
+	}
+}
+
+// TestGroupCommitDeletedTask: a task deleted under a running exec fails
+// its own row, not the rest of the batch.
+func TestGroupCommitDeletedTask(t *testing.T) {
+	gate := make(chan struct{})
+	ts := newTestSvc(t, gate)
+	ts.connectTrue(t, "a0")
+	ctx := context.Background()
+	var execs []*Exec
+	for range 5 {
+		e, err := ts.Run(ctx, "a0", Spec{Cmd: "true"}, RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		execs = append(execs, e)
+	}
+	waitFor(t, "all outcomes", func() bool {
+		for _, e := range execs {
+			if !e.isDone() {
+				return false
+			}
+		}
+		return true
+	})
+	if err := ts.st.DeleteTask(ctx, execs[2].TaskID()); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	for i, e := range execs {
+		<-e.Done()
+		r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
+		switch {
+		case i == 2 && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("deleted task %s: result %+v, %v", e.TaskID(), r, err)
+		case i != 2 && (err != nil || r.State != store.ResultOK):
+			t.Errorf("task %s: result %+v, %v", e.TaskID(), r, err)
+		}
+	}
+	err := ts.Service.fl.flushWait(execs[0])
+	if err != nil {
+		t.Errorf("flush after the batch: %v", err)
+	}
+}
