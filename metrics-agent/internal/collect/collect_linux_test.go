@@ -338,5 +338,11 @@ func TestQPSLimitCanceled(t *testing.T) {
 		if len(ps) == 0 || len(ps) == 4 || len(ws) != 1 || !strings.Contains(ws[0].Error(), "process: walk stopped after 2 of 4 processes") {
 			t.Errorf("%d processes, warnings %v: want a partial list and a warning", len(ps), ws)
 		}
+		// The next caller, within the share window, must not get the
+		// partial walk: it walks again and sees every process.
+		ps, ws = c.Processes(context.Background(), 0)
+		if len(ps) != 4 || len(ws) != 0 {
+			t.Errorf("after a cancelled walk: %d processes, warnings %v; want all 4", len(ps), ws)
+		}
 	})
 }
