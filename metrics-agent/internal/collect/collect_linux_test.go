@@ -330,7 +330,9 @@ func TestQPSLimit(t *testing.T) {
 
 func TestQPSLimitCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, _, _ := fixture(t, "debian", Options{ProcessQPS: 1})
+		// A share window longer than the test, so that only the rule
+		// "partial walks are not shared" makes the second call walk again.
+		c, _, _ := fixture(t, "debian", Options{ProcessQPS: 1, ShareWindow: time.Hour})
 		c.now = time.Now
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
