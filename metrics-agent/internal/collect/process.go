@@ -40,7 +40,7 @@ func (c *Collector) snapshot(ctx context.Context, lim limiter, w *warns) *snapsh
 	// A walk cut short by its caller's context is that caller's partial
 	// answer only: shared, it would hand other callers a truncated list, and
 	// as the next CPU baseline it would lose the processes it skipped.
-	if ctx.Err() == nil {
+	if !s.partial {
 		c.snap = s
 	}
 	return s

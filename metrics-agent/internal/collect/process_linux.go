@@ -25,6 +25,7 @@ type snapshot struct {
 	procs    []procInfo
 	owner    map[uint64]sockOwner // socket inode → first (lowest pid) holder
 	memTotal uint64
+	partial  bool // the walk stopped early (its caller's context)
 }
 
 type procInfo struct {
@@ -79,6 +80,7 @@ func (c *Collector) takeSnapshot(ctx context.Context, lim limiter, prev *snapsho
 	for _, pid := range pids {
 		if err := lim.Wait(ctx); err != nil {
 			w.addf("process", "walk stopped after %d of %d processes: %w", len(s.procs), len(pids), err)
+			s.partial = true
 			break
 		}
 		p, err := c.readProc(pid, &buf)

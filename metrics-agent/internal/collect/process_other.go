@@ -17,10 +17,11 @@ import (
 )
 
 type snapshot struct {
-	at    time.Time
-	procs []protocol.HMProcess
-	times map[int32]procTimes
-	conns []net.ConnectionStat
+	at      time.Time
+	procs   []protocol.HMProcess
+	times   map[int32]procTimes
+	conns   []net.ConnectionStat
+	partial bool // the walk stopped early (its caller's context)
 }
 
 type procTimes struct {
@@ -52,6 +53,7 @@ func (c *Collector) takeSnapshot(ctx context.Context, lim limiter, prev *snapsho
 	for _, p := range procs {
 		if err := lim.Wait(ctx); err != nil {
 			w.addf("process", "walk stopped after %d of %d processes: %w", len(s.procs), len(procs), err)
+			s.partial = true
 			break
 		}
 		h := protocol.HMProcess{ID: p.Pid}
