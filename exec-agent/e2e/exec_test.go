@@ -35,6 +35,8 @@ func TestExec(t *testing.T) {
 		{name: "args", req: runReq{Cmd: "printf '%s|'", Args: []string{"a b", "$HOME", "`x`"}}, output: "a b|$HOME|`x`|"},
 		{name: "env and workdir", req: runReq{Cmd: "echo $E2E_FOO; pwd", Env: []string{"E2E_FOO=bar baz"}, WorkDir: wd}, output: "bar baz\r\n" + wd + "\r\n"},
 		{name: "su to nobody", req: runReq{Cmd: "id -un", Auth: "su", User: "nobody"}, output: "nobody\r\n"},
+		{name: "pty by default", req: runReq{Cmd: "test -t 1 && echo tty"}, output: "tty\r\n"},
+		{name: "pipes on request", req: runReq{Cmd: "test -t 1 || echo pipe; echo err >&2", Pipe: true}, output: "pipe\nerr\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

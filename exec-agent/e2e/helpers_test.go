@@ -335,6 +335,7 @@ type runReq struct {
 	Env     []string `json:"env,omitempty"`
 	Timeout int      `json:"timeout,omitempty"`
 	Result  *bool    `json:"result,omitempty"`
+	Pipe    bool     `json:"pipe,omitempty"`
 }
 
 type runReply struct {

@@ -71,6 +71,10 @@ type ExecRunRequest struct {
 	Env     []string `json:"env"`
 	Timeout int      `json:"timeout"` // seconds; <= 0: 60
 	Result  *bool    `json:"result"`  // wait for the end; default true
+	// Pipe runs the command with pipes instead of a pty (output without
+	// terminal processing, stdout and stderr interleaved as written); only
+	// agents announcing stream.v1 honour it, others use a pty as v1 did.
+	Pipe bool `json:"pipe"`
 }
 
 // ExecRunReply is the payload of POST /api/exec/{id}/run.
@@ -103,6 +107,7 @@ type execAudit struct {
 	WorkDir string   `json:"workdir,omitempty"`
 	Env     []string `json:"env,omitempty"`
 	Timeout int      `json:"timeout"`
+	Pipe    bool     `json:"pipe,omitempty"`
 	Type    string   `json:"type,omitempty"` // script
 }
 
@@ -141,11 +146,11 @@ func (x *execRoutes) run(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	spec := execsvc.Spec{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, Pass: req.Pass, WorkDir: req.WorkDir, Env: req.Env, Timeout: timeout}
+	spec := execsvc.Spec{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, Pass: req.Pass, WorkDir: req.WorkDir, Env: req.Env, Timeout: timeout, Pipe: req.Pipe}
 	if err := spec.Validate(); err != nil {
 		return x.err(r.Context(), 0, err)
 	}
-	audit := execAudit{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, WorkDir: req.WorkDir, Env: req.Env, Timeout: int(timeout / time.Second)}
+	audit := execAudit{Cmd: req.Cmd, Args: req.Args, Auth: req.Auth, User: req.User, WorkDir: req.WorkDir, Env: req.Env, Timeout: int(timeout / time.Second), Pipe: req.Pipe}
 	SetAudit(r, "", audit)
 	if err := x.s.agentType(id, ExecAgent); err != nil {
 		return err
