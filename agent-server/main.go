@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -120,6 +121,11 @@ func serve(confPath, base string, svc service.Config, stderr io.Writer) error {
 	cfg, err := config.Load(confPath, config.Options{BaseDir: base, Warn: func(s string) { warns = append(warns, s) }})
 	if err != nil {
 		return err
+	}
+	// Process-wide, so set here and not by the server package (tests run
+	// several servers in one process).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(int(cfg.GCPercent))
 	}
 	return service.Run(svc, func(ctx context.Context) error {
 		srv, err := server.New(ctx, cfg, server.Options{ShutdownTimeout: 20 * time.Second})

@@ -67,6 +67,12 @@ type Config struct {
 	Metrics Metrics `kv:"metrics"`
 
 	HostMetrics HostMetrics `kv:"hostmetrics"`
+
+	// GCPercent is the Go garbage collector's target (GOGC) for the server
+	// process; the environment's GOGC, when set, wins. 50 instead of Go's 100
+	// keeps the heap of thousands of idle agents' sessions closer to what is
+	// live (≈ 2 kB less RSS per agent) for a GC cycle every few seconds.
+	GCPercent uint `kv:"gc_percent"`
 }
 
 // Store selects the database.
@@ -163,6 +169,7 @@ const (
 	DefaultOutputCap      = 16 << 20
 	DefaultLogSize        = 50 << 20
 	DefaultLogRotate      = 7
+	DefaultGCPercent      = 50
 	DefaultRateLimit      = 50
 	DefaultTimeout        = 60e9
 	DefaultMaxTimeout     = 3600e9
@@ -190,6 +197,7 @@ func Default() Config {
 		LogRotate:      DefaultLogRotate,
 		LogLevel:       "info",
 		LogTarget:      []string{"stdout", "file"},
+		GCPercent:      DefaultGCPercent,
 		ConnectLimit:   DefaultConnectLimit,
 		Store:          Store{Driver: "sqlite"},
 		API: API{
@@ -298,6 +306,9 @@ func (c *Config) check() error {
 	}
 	if c.LogRotate < 1 {
 		add(invalid("log_rotate", "must be >= 1"))
+	}
+	if c.GCPercent < 10 || c.GCPercent > 1000 {
+		add(invalid("gc_percent", "must be between 10 and 1000, got %d", c.GCPercent))
 	}
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		add(invalid("log_level", "must be one of debug, info, warn, error, got %q", c.LogLevel))

@@ -57,6 +57,7 @@ var parseTests = []struct {
 	{"dup token name", "id = a\napi.tokens = x:0123456789abcdef, x:0123456789abcdeg\n", `api.tokens: invalid config: item 2: token name "x" used twice`, nil, ""},
 	{"tokens ok", "id = a\napi.tokens = ops:0123456789abcdef, 0123456789abcdeX\nagent.tokens = 0123456789abcdeY\n", "", func(c Config) bool { return len(c.API.Tokens) == 2 && len(c.Agent.Tokens) == 1 }, ""},
 	{"log level", "id = a\nlog_level = loud\n", `log_level: invalid config: must be one of debug, info, warn, error, got "loud"`, nil, ""},
+	{"gc percent", "id = a\ngc_percent = 5\n", `gc_percent: invalid config: must be between 10 and 1000, got 5`, nil, ""},
 	{"log target", "id = a\nlog_target = stdout, syslog\n", `log_target: invalid config: items must be stdout or file, got "syslog"`, nil, ""},
 	{"rotate", "id = a\nlog_rotate = 0\n", "log_rotate: invalid config: must be >= 1", nil, ""},
 	{"log size", "id = a\nlog_size = 10Q\n", "t.conf:2: log_size", nil, ""},
