@@ -46,8 +46,12 @@
 // # Concurrency
 //
 // A Service and an Exec are safe for concurrent use. Each running exec has
-// a reader goroutine (its reply stream) and a writer goroutine (store
-// writes), both owned by the Service and ended by Close. Messages fed from
-// the hub's handlers are processed without blocking on the store, except
-// a journaled exec_done, which is stored before the hub acks it.
+// a reader goroutine (its reply stream) and a writer goroutine (deadlines,
+// late data, output batching), both owned by the Service and ended by Close.
+// The store writes of every exec go through one service flusher that
+// group-commits them: each round takes everything pending and writes all
+// results in one transaction, so batches grow with load and a lone exec
+// waits for nothing. Messages fed from the hub's handlers are processed
+// without blocking on the store, except a journaled exec_done, which is
+// stored before the hub acks it.
 package execsvc
