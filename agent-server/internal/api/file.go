@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -142,8 +143,9 @@ func (x *execRoutes) download(w http.ResponseWriter, r *http.Request) error {
 // form is a multipart body read as a stream: the file part spooled to the
 // cache dir (with its MD5), the other parts kept as values.
 type form struct {
-	spool    *execsvc.Spool
-	fileName string
+	spool     *execsvc.Spool
+	fileName  string
+	afterFile bool // a value came after the file part
 }
 
 func (f *form) close() {
@@ -155,12 +157,21 @@ func (f *form) close() {
 // readForm reads r's multipart body; afterwards japi.Params sees its
 // values. The file part is limited to limit bytes.
 func (x *execRoutes) readForm(r *http.Request, limit int64) (*form, error) {
-	mr, err := r.MultipartReader()
+	return x.readFormFollowed(r, limit, nil)
+}
+
+// readFormFollowed is readForm that lets the file part be followed while
+// it is spooled: atFile, when not nil, is called as the file part starts,
+// with japi.Params seeing the values before it (and the query), and
+// returns the grown callback of execsvc.NewLiveSpool, or nil.
+func (x *execRoutes) readFormFollowed(r *http.Request, limit int64, atFile func(fileName string) func(*execsvc.Spool, int64)) (*form, error) {
+	mr, err := multipartReader(r)
 	if err != nil {
 		return nil, &japi.Error{Code: http.StatusBadRequest, Msg: "invalid multipart body: " + err.Error()}
 	}
 	f := &form{}
 	values := map[string][]string{}
+	r.MultipartForm = &multipart.Form{Value: values}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -177,7 +188,11 @@ func (x *execRoutes) readForm(r *http.Request, limit int64) (*form, error) {
 				return nil, japi.BadParam("file", "only one file per request")
 			}
 			f.fileName = part.FileName()
-			if f.spool, err = execsvc.NewSpool(x.svc.CacheDir(), part, limit); err != nil {
+			var grown func(*execsvc.Spool, int64)
+			if atFile != nil {
+				grown = atFile(f.fileName)
+			}
+			if f.spool, err = execsvc.NewLiveSpool(x.svc.CacheDir(), part, limit, grown); err != nil {
 				f.close()
 				if errors.Is(err, execsvc.ErrTooLarge) {
 					return nil, &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("file too large (limit %d bytes)", limit)}
@@ -196,9 +211,34 @@ func (x *execRoutes) readForm(r *http.Request, limit int64) (*form, error) {
 			return nil, japi.BadParam(name, fmt.Sprintf("value longer than %d bytes", maxFieldSize))
 		}
 		values[name] = append(values[name], string(b))
+		f.afterFile = f.afterFile || f.spool != nil
 	}
-	r.MultipartForm = &multipart.Form{Value: values}
 	return f, nil
+}
+
+// formBuf is the read buffer of multipart bodies. mime/multipart reads
+// through a 4 KiB buffer unless given a larger *bufio.Reader: 4 KiB reads
+// of a large upload cost more in system calls than the copy itself.
+const formBuf = 256 << 10
+
+// multipartReader is r.MultipartReader with a formBuf read buffer.
+func multipartReader(r *http.Request) (*multipart.Reader, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, http.ErrNotMultipart
+	}
+	if r.MultipartForm != nil {
+		return nil, errors.New("http: multipart handled by ParseMultipartForm")
+	}
+	d, params, err := mime.ParseMediaType(ct)
+	if err != nil || d != "multipart/form-data" {
+		return nil, http.ErrNotMultipart
+	}
+	boundary, ok := params["boundary"]
+	if !ok {
+		return nil, http.ErrMissingBoundary
+	}
+	return multipart.NewReader(bufio.NewReaderSize(r.Body, formBuf), boundary), nil
 }
 
 // bodyErr maps an error reading the request body.
@@ -249,75 +289,180 @@ type uploadAudit struct {
 	User    string `json:"user,omitempty"`
 }
 
+// followAfter is how much of an upload must have arrived before the agent
+// starts reading it (bulk.v1 agents only): smaller files go after the
+// MD5 check, with their size and MD5 announced to the agent.
+const followAfter = 4 << 20
+
+// uploadParams are the parameters of an upload but the file.
+type uploadParams struct {
+	dir, rawURL, md5hex, name string
+	mod                       uint64
+	ownUser, ownGroup         string
+	auth, user, pass          string
+	timeout                   time.Duration
+}
+
+// uploadParams reads and checks the parameters; name defaults to the
+// file part's name.
+func (x *execRoutes) uploadParams(r *http.Request, fileName string) (uploadParams, error) {
+	p := japi.Params(r)
+	var u uploadParams
+	u.dir = p.Required("dir")
+	u.rawURL = p.String("url", "")
+	u.md5hex = p.String("md5", "")
+	modText := p.String("mod", "0644")
+	u.ownUser, u.ownGroup = p.String("own_user", ""), p.String("own_group", "")
+	u.auth = p.OneOf("auth", "", protocol.AuthSu, protocol.AuthSudo)
+	u.user, u.pass = p.String("user", ""), p.String("pass", "")
+	u.name = p.String("name", "")
+	u.timeout = x.s.timeout(p)
+	if err := p.Err(); err != nil {
+		return u, err
+	}
+	mod, err := strconv.ParseUint(modText, 8, 32)
+	if err != nil || mod > 0o7777 {
+		return u, japi.BadParam("mod", "must be an octal file mode like 0644")
+	}
+	u.mod = mod
+	if u.auth != "" && u.user == "" {
+		return u, japi.MissingParam("user")
+	}
+	if u.name == "" && u.rawURL == "" {
+		u.name = fileName
+	}
+	return u, nil
+}
+
+func (u uploadParams) spec() execsvc.UploadSpec {
+	return execsvc.UploadSpec{
+		Dir: u.dir, Name: u.name, Mod: os.FileMode(u.mod), OwnUser: u.ownUser, OwnGroup: u.ownGroup, Auth: u.auth, User: u.user, Pass: u.pass,
+	}
+}
+
+// followed is an upload the agent reads while the client still sends it.
+type followed struct {
+	p      *execsvc.PendingUpload
+	sp     *execsvc.Spool
+	params uploadParams // those it was started with
+}
+
+// errUploadAbandoned breaks a followed upload the server did not accept.
+var errUploadAbandoned = errors.New("upload not accepted by the server")
+
+// abandon breaks the agent's transfer and waits (up to timeout) for the
+// agent to report its failure, so that its temporary file is gone when
+// the client gets the answer.
+func (fu *followed) abandon(ctx context.Context, timeout time.Duration) {
+	if fu.p == nil {
+		return
+	}
+	fu.sp.Abort(errUploadAbandoned)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	_, _ = fu.p.Wait(ctx)
+	fu.p = nil
+}
+
 func (x *execRoutes) upload(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := x.s.agentType(id, ExecAgent); err != nil {
 		return err
 	}
 	limit := int64(x.s.o.Config.API.UploadMaxBody)
-	f, err := x.readForm(r, limit)
+	var fu followed
+	defer fu.abandon(r.Context(), time.Duration(x.s.o.Config.API.Timeout))
+	f, err := x.readFormFollowed(r, limit, func(fileName string) func(*execsvc.Spool, int64) {
+		return x.follow(r, id, fileName, &fu)
+	})
 	if err != nil {
 		return err
 	}
 	defer f.close()
-	p := japi.Params(r)
-	dir := p.Required("dir")
-	rawURL := p.String("url", "")
-	md5hex := p.String("md5", "")
-	modText := p.String("mod", "0644")
-	ownUser, ownGroup := p.String("own_user", ""), p.String("own_group", "")
-	auth := p.OneOf("auth", "", protocol.AuthSu, protocol.AuthSudo)
-	user, pass := p.String("user", ""), p.String("pass", "")
-	name := p.String("name", "")
-	timeout := x.s.timeout(p)
-	if err := p.Err(); err != nil {
+	u, err := x.uploadParams(r, f.fileName)
+	if err != nil {
 		return err
 	}
-	mod, err := strconv.ParseUint(modText, 8, 32)
-	if err != nil || mod > 0o7777 {
-		return japi.BadParam("mod", "must be an octal file mode like 0644")
-	}
-	if auth != "" && user == "" {
-		return japi.MissingParam("user")
+	if fu.p != nil && f.afterFile {
+		a, b := u, fu.params
+		a.md5hex, a.timeout, b.md5hex, b.timeout = "", 0, "", 0
+		if a != b { // changed by values after the file: start again
+			fu.abandon(r.Context(), u.timeout)
+		}
 	}
 	switch {
-	case f.spool == nil && rawURL == "":
+	case f.spool == nil && u.rawURL == "":
 		return japi.MissingParam("file")
-	case f.spool != nil && rawURL != "":
+	case f.spool != nil && u.rawURL != "":
 		return japi.BadParam("url", "give either file or url, not both")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), u.timeout)
 	defer cancel()
-	if rawURL != "" {
-		u, err := url.Parse(rawURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u.rawURL != "" {
+		pu, err := url.Parse(u.rawURL)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return japi.BadParam("url", "must be an http or https URL")
 		}
-		if name == "" {
-			_, name = path.Split(u.Path)
+		if u.name == "" {
+			_, u.name = path.Split(pu.Path)
 		}
-		if f.spool, err = x.fetch(ctx, u, limit); err != nil {
+		if f.spool, err = x.fetch(ctx, pu, limit); err != nil {
 			return err
 		}
-	} else if name == "" {
-		name = f.fileName
 	}
-	if err := execsvc.ValidName(name); err != nil {
-		return japi.BadParam("name", fmt.Sprintf("%q is not a plain file name", name))
+	if err := execsvc.ValidName(u.name); err != nil {
+		return japi.BadParam("name", fmt.Sprintf("%q is not a plain file name", u.name))
 	}
-	if err := checkMD5(md5hex, f.spool); err != nil {
+	if err := checkMD5(u.md5hex, f.spool); err != nil {
 		return err
 	}
-	SetAudit(r, "", uploadAudit{Dir: dir, Name: name, URL: rawURL, Size: f.spool.Size, MD5: hex.EncodeToString(f.spool.MD5[:]),
-		Mod: fmt.Sprintf("%04o", mod), OwnUser: ownUser, Auth: auth, User: user})
-	full, err := x.svc.Upload(ctx, id, execsvc.UploadSpec{
-		Dir: dir, Name: name, Mod: os.FileMode(mod), OwnUser: ownUser, OwnGroup: ownGroup, Auth: auth, User: user, Pass: pass,
-	}, f.spool)
+	SetAudit(r, "", uploadAudit{Dir: u.dir, Name: u.name, URL: u.rawURL, Size: f.spool.Size, MD5: hex.EncodeToString(f.spool.MD5[:]),
+		Mod: fmt.Sprintf("%04o", u.mod), OwnUser: u.ownUser, Auth: u.auth, User: u.user})
+	var full string
+	if fu.p != nil {
+		f.spool.Release()
+		full, err = fu.p.Wait(ctx)
+		fu.p = nil
+	} else {
+		full, err = x.svc.Upload(ctx, id, u.spec(), f.spool)
+	}
 	if err != nil {
-		return x.err(ctx, timeout, err)
+		return x.err(ctx, u.timeout, err)
 	}
 	japi.OK(w, r, UploadReply{Dir: full})
 	return nil
+}
+
+// follow returns the grown callback that starts the agent's transfer of a
+// file part once followAfter bytes have arrived, when the agent has
+// bulk.v1 and the values before the file part make a valid upload;
+// otherwise nil (the file goes to the agent after it is whole).
+func (x *execRoutes) follow(r *http.Request, id, fileName string, fu *followed) func(*execsvc.Spool, int64) {
+	if !x.svc.HasCap(id, protocol.CapBulk) {
+		return nil
+	}
+	u, err := x.uploadParams(r, fileName)
+	if err != nil || u.rawURL != "" || execsvc.ValidName(u.name) != nil {
+		return nil
+	}
+	if u.md5hex != "" {
+		if b, err := hex.DecodeString(u.md5hex); err != nil || len(b) != md5.Size {
+			return nil
+		}
+	}
+	tried := false
+	return func(sp *execsvc.Spool, n int64) {
+		if tried || n <= followAfter {
+			return
+		}
+		tried = true
+		p, err := x.svc.StartUpload(r.Context(), id, u.spec(), sp)
+		if err != nil {
+			x.s.log.Info("upload: agent cannot follow the spool, sending it whole", "agent", id, "err", err)
+			return
+		}
+		fu.p, fu.sp, fu.params = p, sp, u
+	}
 }
 
 // fetch downloads an upload's url into a spool.

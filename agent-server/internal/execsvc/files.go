@@ -81,45 +81,6 @@ func (s *Service) Stat(ctx context.Context, agentID, path string) (protocol.File
 	return protocol.FileInfo{}, &hub.AgentError{AgentID: agentID, Msg: "no such file: " + path}
 }
 
-// Spool is a file received into the cache dir, with its size and MD5.
-type Spool struct {
-	f    *os.File
-	Size int64
-	MD5  [16]byte
-}
-
-// NewSpool copies r into a new temp file in dir, at most limit bytes
-// (beyond: ErrTooLarge), computing the MD5 as it goes. Close removes it.
-func NewSpool(dir string, r io.Reader, limit int64) (*Spool, error) {
-	f, err := os.CreateTemp(dir, "spool-*")
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	sp := &Spool{f: f}
-	h := md5.New()
-	buf := make([]byte, copyBuf)
-	n, err := io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, h)}, struct{ io.Reader }{io.LimitReader(r, limit+1)}, buf)
-	if err == nil && n > limit {
-		err = fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
-	}
-	if err != nil {
-		sp.Close()
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	sp.Size = n
-	copy(sp.MD5[:], h.Sum(nil))
-	return sp, nil
-}
-
-// ReadAt reads the spooled bytes.
-func (sp *Spool) ReadAt(p []byte, off int64) (int, error) { return sp.f.ReadAt(p, off) }
-
-// Close removes the file.
-func (sp *Spool) Close() {
-	_ = sp.f.Close()
-	_ = os.Remove(sp.f.Name())
-}
-
 // UploadSpec says where and how a file is written on the agent.
 type UploadSpec struct {
 	Dir      string // target directory; protocol.UploadTmpDir = the agent's temp dir
@@ -144,14 +105,8 @@ func (s *Service) Upload(ctx context.Context, agentID string, spec UploadSpec, s
 	if !ok {
 		return "", fmt.Errorf("upload to agent %s: %w", agentID, hub.ErrAgentNotFound)
 	}
-	pass := spec.Pass
-	if pass != "" && !strings.HasPrefix(pass, "$0$") && !strings.HasPrefix(pass, "$1$") {
-		pass = protocol.EncodePass(pass)
-	}
-	up := &protocol.Upload{
-		Dir: spec.Dir, Name: spec.Name, Auth: spec.Auth, User: spec.User, Pass: pass, Mod: spec.Mod,
-		OwnUser: spec.OwnUser, OwnGroup: spec.OwnGroup, Size: uint64(src.Size), MD5: src.MD5, MD5Check: src.Size > 0,
-	}
+	up := uploadMsg(spec)
+	up.Size, up.MD5, up.MD5Check = uint64(src.Size), src.MD5, src.Size > 0
 	if !sess.HasCap(protocol.CapBulk) && src.Size <= protocol.MaxInlineUpload {
 		b := make([]byte, src.Size)
 		if _, err := src.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
@@ -163,9 +118,27 @@ func (s *Service) Upload(ctx context.Context, agentID string, spec UploadSpec, s
 		defer s.xfers.remove(t)
 		up.URI, up.Token = TransferPath+t.id, t.token
 	}
+	return s.callUpload(ctx, sess, spec.Name, up)
+}
+
+// uploadMsg is the upload message of spec, without the bytes.
+func uploadMsg(spec UploadSpec) *protocol.Upload {
+	pass := spec.Pass
+	if pass != "" && !strings.HasPrefix(pass, "$0$") && !strings.HasPrefix(pass, "$1$") {
+		pass = protocol.EncodePass(pass)
+	}
+	return &protocol.Upload{
+		Dir: spec.Dir, Name: spec.Name, Auth: spec.Auth, User: spec.User, Pass: pass, Mod: spec.Mod,
+		OwnUser: spec.OwnUser, OwnGroup: spec.OwnGroup,
+	}
+}
+
+// callUpload sends up and waits for the agent's reply.
+func (s *Service) callUpload(ctx context.Context, sess *hub.Session, name string, up *protocol.Upload) (string, error) {
+	agentID := sess.ID()
 	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeUpload, Upload: up})
 	if err != nil {
-		return "", fmt.Errorf("upload %s to agent %s: %w", spec.Name, agentID, err)
+		return "", fmt.Errorf("upload %s to agent %s: %w", name, agentID, err)
 	}
 	if rep.Type != protocol.TypeUploadRep || rep.UploadRep == nil {
 		return "", fmt.Errorf("upload to agent %s: unexpected reply type %d", agentID, rep.Type)
@@ -174,6 +147,66 @@ func (s *Service) Upload(ctx context.Context, agentID string, spec UploadSpec, s
 		return "", &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.UploadRep.Msg}
 	}
 	return rep.UploadRep.Dir, nil
+}
+
+// PendingUpload is an upload started by StartUpload: the agent is
+// reading the spool while it still fills.
+type PendingUpload struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when path and err are set
+	path   string
+	err    error
+}
+
+// StartUpload starts writing sp, a spool still being filled by
+// NewLiveSpool, to agentID, which must have bulk.v1: the agent GETs a
+// one-shot URL whose chunked body follows the spool as it grows, without
+// a size or MD5 announced. The body ends only when sp is released (the
+// caller found it good); sp.Abort (or Close) breaks it, so the agent
+// fails the upload and leaves any existing file as it was. ctx bounds the
+// whole upload. Wait for the result.
+func (s *Service) StartUpload(ctx context.Context, agentID string, spec UploadSpec, sp *Spool) (*PendingUpload, error) {
+	if err := ValidName(spec.Name); err != nil {
+		return nil, err
+	}
+	if sp.live == nil {
+		return nil, fmt.Errorf("upload to agent %s: %w: the spool cannot be followed", agentID, ErrInvalid)
+	}
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("upload to agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	if !sess.HasCap(protocol.CapBulk) {
+		return nil, fmt.Errorf("upload to agent %s: %w: the agent lacks %s", agentID, ErrInvalid, protocol.CapBulk)
+	}
+	up := uploadMsg(spec)
+	t := s.xfers.add(&transfer{follow: sp}, s.o.TransferTTL)
+	up.URI, up.Token = TransferPath+t.id, t.token
+	ctx, cancel := context.WithCancel(ctx)
+	p := &PendingUpload{cancel: cancel, done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(p.done)
+		defer s.xfers.remove(t)
+		p.path, p.err = s.callUpload(ctx, sess, spec.Name, up)
+	}()
+	return p, nil
+}
+
+// Wait returns the full path written, or why the upload failed (an
+// agent-side failure is a *hub.AgentError). When ctx ends first, the
+// upload is cancelled and Wait returns ctx's error.
+func (p *PendingUpload) Wait(ctx context.Context) (string, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.cancel()
+		<-p.done
+		return "", fmt.Errorf("upload: %w", ctx.Err())
+	}
+	p.cancel()
+	return p.path, p.err
 }
 
 // Download is a file coming from an agent. Offset, Size and Total are

@@ -35,6 +35,7 @@ type transfer struct {
 	expires   time.Time
 	src       io.ReaderAt
 	size      int64
+	follow    *Spool // a spool still filling, served chunked as it grows
 	put       chan *incoming
 	gone      chan struct{} // closed when the waiting side gives up
 }
@@ -132,6 +133,9 @@ func (s *Service) Pending() int {
 // ServeTransfer answers an agent's request of a one-shot URL (id is the
 // path element after TransferPath): GET serves an upload's file, PUT
 // hands its body to the waiting download and answers 204 once consumed.
+// The GET of a spool still filling (StartUpload) is chunked; when the
+// spool fails, ServeTransfer panics with http.ErrAbortHandler so that the
+// agent sees a broken body rather than a short one.
 // Errors (nothing written yet): ErrTransferNotFound (unknown, used or
 // expired), ErrTransferToken (X-Token missing or wrong),
 // ErrTransferAborted, or the request context's error.
@@ -141,6 +145,17 @@ func (s *Service) ServeTransfer(w http.ResponseWriter, r *http.Request, id strin
 		return err
 	}
 	switch {
+	case r.Method == http.MethodGet && t.follow != nil:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		buf := make([]byte, copyBuf)
+		if _, err := io.CopyBuffer(struct{ io.Writer }{w}, t.follow.follow(r.Context()), buf); err != nil {
+			s.log.Info("execsvc: transfer GET broken off", "transfer", t.id, "err", err)
+			// Without a Content-Length only a missing last chunk tells
+			// the agent that the body is not whole.
+			panic(http.ErrAbortHandler)
+		}
+		return nil
 	case r.Method == http.MethodGet && t.src != nil:
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(t.size, 10))
