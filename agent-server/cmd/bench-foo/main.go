@@ -55,6 +55,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{base: strings.TrimRight(*api, "/"), token: *token, clients: *clients, timeout: *timeout}
+	// Leave no connection open behind us: a server shutting down waits for
+	// them (freshly dialed ones count as busy for 5 s).
+	defer func() {
+		if b.hc != nil {
+			b.hc.CloseIdleConnections()
+		}
+	}()
 	ids, err := b.onlineAgents(ctx, *typ, *n)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench-foo:", err)

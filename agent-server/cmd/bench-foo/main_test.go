@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +67,7 @@ func startServer(t *testing.T, types map[string]int) string {
 	t.Cleanup(func() {
 		simCancel()
 		<-simDone
+		http.DefaultClient.CloseIdleConnections() // countOnline's
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server Run: %v", err)
@@ -87,7 +91,38 @@ func startServer(t *testing.T, types map[string]int) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "http://" + srv.Addr()
+	// The server records new agents in the store in the background: wait
+	// until the API lists every one of them online, which is what the tool
+	// reads (a sim agent counts as connected at its handshake, earlier).
+	base := "http://" + srv.Addr()
+	for {
+		n, err := countOnline(base)
+		if err == nil && n == want {
+			return base
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API lists %d of %d agents online (err %v)", n, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// countOnline returns the X-Total-Count of GET /api/agents?online=true.
+func countOnline(base string) (int, error) {
+	req, err := http.NewRequest("GET", base+"/api/agents?online=true&size=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+opToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return strconv.Atoi(resp.Header.Get("X-Total-Count"))
 }
 
 func TestRun(t *testing.T) {
