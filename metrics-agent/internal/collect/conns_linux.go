@@ -8,78 +8,122 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 )
 
-// sockTables are the kernel's socket tables of the collector's network
-// namespace.
-type sockTables struct {
-	inet [4][]inetSocket // tcp, tcp6, udp, udp6
-	unix []unixSocket
-}
-
 var inetFiles = [4]string{"tcp", "tcp6", "udp", "udp6"}
 
-func (c *Collector) readTables(kinds int, w *warns) sockTables {
-	var t sockTables
+var unixStates = [...]string{2: "CONNECTING", 3: "ESTABLISHED", 4: "DISCONNECTING"}
+
+// connList lists the sockets of the collector's network namespace, reading
+// the tables of the wanted kinds only. The tables are streamed (see
+// netparse.go): a host with 50,000 TIME_WAIT sockets costs the list itself
+// and no per-line garbage.
+func (c *Collector) connList(s *snapshot, kinds int, w *warns) []protocol.HMConnection {
+	b := connBuilder{owner: s.owner}
+	nr := newNetReader(nil)
 	for i, name := range inetFiles {
 		if kinds&(1<<i) == 0 {
 			continue
 		}
-		b, err := os.ReadFile(c.proc("net", name))
-		if err != nil {
-			if !(i%2 == 1 && errors.Is(err, fs.ErrNotExist)) { // IPv6 disabled
-				w.add("conns."+name, err)
-			}
-			continue
-		}
-		if t.inet[i], err = parseNetIP(b); err != nil {
+		err := c.readTable(nr, name, func() error {
+			return scanNetIP(nr, func(e *inetSocket) { b.addInet(i, e) })
+		})
+		if err != nil && !(i%2 == 1 && errors.Is(err, fs.ErrNotExist)) { // IPv6 disabled
 			w.add("conns."+name, err)
 		}
 	}
-	if kinds&kindUnix == 0 {
-		return t
+	if kinds&kindUnix != 0 {
+		if err := c.readTable(nr, "unix", func() error { return scanNetUnix(nr, b.addUnix) }); err != nil {
+			w.add("conns.unix", err)
+		}
 	}
-	if b, err := os.ReadFile(c.proc("net", "unix")); err != nil {
-		w.add("conns.unix", err)
-	} else if t.unix, err = parseNetUnix(b); err != nil {
-		w.add("conns.unix", err)
-	}
-	return t
+	return b.list()
 }
 
-var unixStates = [...]string{2: "CONNECTING", 3: "ESTABLISHED", 4: "DISCONNECTING"}
+// readTable opens /proc/net/<name> for scan, which reads it through nr.
+func (c *Collector) readTable(nr *netReader, name string, scan func() error) error {
+	f, err := os.Open(c.proc("net", name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	nr.reset(f)
+	err = scan()
+	nr.reset(nil)
+	return err
+}
 
-func (c *Collector) connList(s *snapshot, kinds int, w *warns) []protocol.HMConnection {
-	var out []protocol.HMConnection
-	tables := c.readTables(kinds, w)
-	for i, t := range tables.inet {
-		if kinds&(1<<i) == 0 {
-			continue
+// connTextChunk is the size of the blocks the address texts are gathered
+// in before they become one string.
+const connTextChunk = 32 << 10
+
+// connBuilder builds a connection list. The Local and Remote texts of the
+// connections are written into one buffer, which becomes a string each
+// connTextChunk bytes; the connections then take their texts as substrings
+// of it. A socket thus costs no allocation of its own (the list grows by
+// doubling); the price is that one kept connection keeps its block.
+type connBuilder struct {
+	owner map[uint64]sockOwner
+	out   []protocol.HMConnection
+	text  []byte // texts of the connections not yet given theirs
+	ends  []int  // of these: end of Local, end of Remote in text
+}
+
+func (b *connBuilder) addInet(kind int, e *inetSocket) {
+	h := protocol.HMConnection{Type: connTypes[kind]}
+	if kind <= 1 {
+		if int(e.State) < len(tcpStates) {
+			h.Status = tcpStates[e.State]
 		}
-		for _, e := range t {
-			o := s.owner[e.Inode]
-			h := protocol.HMConnection{FD: o.fd, Pid: o.pid, Type: connTypes[i],
-				Local: formatAddr(e.Local, false), Remote: formatAddr(e.Remote, true)}
-			if i <= 1 {
-				if int(e.State) < len(tcpStates) {
-					h.Status = tcpStates[e.State]
-				}
-			} else if e.State == tcpEstablished {
-				h.Status = "ESTABLISHED" // a connected UDP socket
-			}
-			out = append(out, h)
+	} else if e.State == tcpEstablished {
+		h.Status = "ESTABLISHED" // a connected UDP socket
+	}
+	b.text = appendAddr(b.text, e.Local, false)
+	local := len(b.text)
+	b.text = appendAddr(b.text, e.Remote, true)
+	b.push(h, e.Inode, local)
+}
+
+func (b *connBuilder) addUnix(e *unixSocket) {
+	h := protocol.HMConnection{Type: "unix"}
+	switch {
+	case e.Flags&unixAcceptCon != 0:
+		h.Status = "LISTEN"
+	case int(e.State) < len(unixStates):
+		h.Status = unixStates[e.State]
+	}
+	b.text = append(b.text, e.Path...)
+	b.push(h, e.Inode, len(b.text))
+}
+
+// push adds h, whose texts are the end of b.text (Local ending at local),
+// with the owner of the socket inode.
+func (b *connBuilder) push(h protocol.HMConnection, inode uint64, local int) {
+	if inode != 0 { // TIME_WAIT and other orphans: nobody holds them
+		if o, ok := b.owner[inode]; ok {
+			h.FD, h.Pid = o.fd, o.pid
 		}
 	}
-	if kinds&kindUnix != 0 {
-		for _, e := range tables.unix {
-			o := s.owner[e.Inode]
-			h := protocol.HMConnection{FD: o.fd, Pid: o.pid, Type: "unix", Local: e.Path}
-			switch {
-			case e.Flags&unixAcceptCon != 0:
-				h.Status = "LISTEN"
-			case int(e.State) < len(unixStates):
-				h.Status = unixStates[e.State]
-			}
-			out = append(out, h)
-		}
+	b.out = append(b.out, h)
+	b.ends = append(b.ends, local, len(b.text))
+	if len(b.text) >= connTextChunk {
+		b.flush()
 	}
-	return out
+}
+
+// flush gives the connections added since the last flush their texts.
+func (b *connBuilder) flush() {
+	s := string(b.text)
+	pending := b.out[len(b.out)-len(b.ends)/2:]
+	pos := 0
+	for i := range pending {
+		local, remote := b.ends[2*i], b.ends[2*i+1]
+		pending[i].Local, pending[i].Remote = s[pos:local], s[local:remote]
+		pos = remote
+	}
+	b.text, b.ends = b.text[:0], b.ends[:0]
+}
+
+// list returns the connections; nil when there are none.
+func (b *connBuilder) list() []protocol.HMConnection {
+	b.flush()
+	return b.out
 }

@@ -45,33 +45,6 @@ func FuzzParseMountinfo(f *testing.F) {
 	})
 }
 
-func FuzzParseNetTCP(f *testing.F) {
-	for _, c := range netTCPCases {
-		f.Add(c.in)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		list, err := parseNetIP([]byte(in))
-		wantSyntax(t, err)
-		for _, s := range list {
-			if !s.Local.IsValid() || !s.Remote.IsValid() {
-				t.Fatalf("invalid address in %+v", s)
-			}
-			formatAddr(s.Local, false)
-			formatAddr(s.Remote, true)
-		}
-	})
-}
-
-func FuzzParseNetUnix(f *testing.F) {
-	for _, c := range netUnixCases {
-		f.Add(c.in)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		_, err := parseNetUnix([]byte(in))
-		wantSyntax(t, err)
-	})
-}
-
 func FuzzParseRoute(f *testing.F) {
 	for _, c := range routeCases {
 		f.Add(c.in, false)
