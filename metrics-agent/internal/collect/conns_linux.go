@@ -52,19 +52,27 @@ func (c *Collector) readTable(nr *netReader, name string, scan func() error) err
 }
 
 // connTextChunk is the size of the blocks the address texts are gathered
-// in before they become one string.
-const connTextChunk = 32 << 10
+// in before they become one string; maxConnBlock the most connections
+// gathered in one block of the list.
+const (
+	connTextChunk = 32 << 10
+	maxConnBlock  = 2048
+)
 
-// connBuilder builds a connection list. The Local and Remote texts of the
-// connections are written into one buffer, which becomes a string each
-// connTextChunk bytes; the connections then take their texts as substrings
-// of it. A socket thus costs no allocation of its own (the list grows by
-// doubling); the price is that one kept connection keeps its block.
+// connBuilder builds a connection list without knowing its length. The
+// connections are gathered in blocks (64, 128, ... up to maxConnBlock), copied
+// into a list of the right length at the end: the list costs twice its size
+// at most, where append would allocate five times it. Their Local and Remote
+// texts are written into one buffer that becomes a string each
+// connTextChunk bytes or block; the connections take their texts as
+// substrings of it. A socket thus costs no allocation of its own; the price
+// is that one kept connection keeps its text block.
 type connBuilder struct {
-	owner map[uint64]sockOwner
-	out   []protocol.HMConnection
-	text  []byte // texts of the connections not yet given theirs
-	ends  []int  // of these: end of Local, end of Remote in text
+	owner  map[uint64]sockOwner
+	blocks [][]protocol.HMConnection
+	n      int    // connections in blocks
+	text   []byte // texts of the connections not yet given theirs
+	ends   []int  // of these: end of Local, end of Remote in text
 }
 
 func (b *connBuilder) addInet(kind int, e *inetSocket) {
@@ -102,17 +110,32 @@ func (b *connBuilder) push(h protocol.HMConnection, inode uint64, local int) {
 			h.FD, h.Pid = o.fd, o.pid
 		}
 	}
-	b.out = append(b.out, h)
+	last := len(b.blocks) - 1
+	if last < 0 || len(b.blocks[last]) == cap(b.blocks[last]) {
+		size := 64
+		if last >= 0 {
+			size = min(2*cap(b.blocks[last]), maxConnBlock)
+		}
+		b.blocks = append(b.blocks, make([]protocol.HMConnection, 0, size))
+		last++
+	}
+	b.blocks[last] = append(b.blocks[last], h)
+	b.n++
 	b.ends = append(b.ends, local, len(b.text))
-	if len(b.text) >= connTextChunk {
+	if len(b.text) >= connTextChunk || len(b.blocks[last]) == cap(b.blocks[last]) {
 		b.flush()
 	}
 }
 
-// flush gives the connections added since the last flush their texts.
+// flush gives the connections added since the last flush, all in the last
+// block, their texts.
 func (b *connBuilder) flush() {
+	if len(b.ends) == 0 {
+		return
+	}
 	s := string(b.text)
-	pending := b.out[len(b.out)-len(b.ends)/2:]
+	block := b.blocks[len(b.blocks)-1]
+	pending := block[len(block)-len(b.ends)/2:]
 	pos := 0
 	for i := range pending {
 		local, remote := b.ends[2*i], b.ends[2*i+1]
@@ -125,5 +148,16 @@ func (b *connBuilder) flush() {
 // list returns the connections; nil when there are none.
 func (b *connBuilder) list() []protocol.HMConnection {
 	b.flush()
-	return b.out
+	switch len(b.blocks) {
+	case 0:
+		return nil
+	case 1:
+		return b.blocks[0]
+	}
+	out := make([]protocol.HMConnection, 0, b.n)
+	for i, block := range b.blocks {
+		out = append(out, block...)
+		b.blocks[i] = nil // garbage as soon as copied
+	}
+	return out
 }
