@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -83,11 +84,7 @@ func (r *recorder) flush(touch bool, online []string) {
 	// interval brings fresh data.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, a := range ups {
-		if err := r.st.UpsertAgent(ctx, a); err != nil {
-			r.log.Error("store agent", "agent", a.ID, "err", err)
-		}
-	}
+	r.upsertAll(ctx, ups)
 	if !touch {
 		return
 	}
@@ -101,5 +98,23 @@ func (r *recorder) flush(touch bool, online []string) {
 			r.log.Error("store agents last_seen", "agents", n, "err", err)
 		}
 		ids = ids[n:]
+	}
+}
+
+// upsertAll writes the agents in batches of one transaction each; when a
+// batch fails (one agent's bad data fails all of it), its agents are written
+// one by one so that the others still get through.
+func (r *recorder) upsertAll(ctx context.Context, ups map[string]store.Agent) {
+	const batch = 2000
+	as := slices.Collect(maps.Values(ups))
+	for chunk := range slices.Chunk(as, batch) {
+		if err := r.st.UpsertAgents(ctx, chunk); err == nil {
+			continue
+		}
+		for _, a := range chunk {
+			if err := r.st.UpsertAgent(ctx, a); err != nil {
+				r.log.Error("store agent", "agent", a.ID, "err", err)
+			}
+		}
 	}
 }

@@ -70,6 +70,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	agents  *metrics.Agents
 	rec     *recorder
+	secrets *secretStore
 	hostm   *hostmetrics.Service
 	ln      net.Listener
 	http    *http.Server
@@ -130,8 +131,10 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.rec = newRecorder(st, s.log, o.TouchInterval)
 
 	// The store keeps agent secrets and journal high-water marks, so both
-	// survive a restart (store.Store implements hub.SecretStore/AckStore).
-	var secrets hub.SecretStore = st
+	// survive a restart (store.Store implements hub.SecretStore/AckStore);
+	// new secrets are written behind the handshake (see secretStore).
+	s.secrets = newSecretStore(st, s.log, secretFlushInterval)
+	var secrets hub.SecretStore = s.secrets
 	var acks hub.AckStore = st
 	hopts := hub.Options{
 		Logger:       s.log.With("component", "hub"),
@@ -286,6 +289,8 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	recCtx, stopRec := context.WithCancel(context.Background())
 	wg.Go(func() { s.rec.run(recCtx, s.onlineIDs) })
+	// Stopped after the hub, so the last new secrets are written.
+	wg.Go(func() { s.secrets.run(recCtx) })
 	wg.Go(func() { s.hostm.Run(recCtx) }) // stopped after the hub: the last pushes are flushed
 	s.log.Info("agent-server listening", "addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver)
 

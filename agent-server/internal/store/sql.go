@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -1382,6 +1383,152 @@ func (s *sqlStore) SetJournalAck(ctx context.Context, agentID, journal string, s
 			s.d.upsert("agent_id", "journal")+" seq = CASE WHEN "+ex+" > seq THEN "+ex+" ELSE seq END",
 			agentID, journal, int64(seq))
 		return err
+	})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+// ---- batches
+
+// agentArgs checks a and returns its row for an INSERT INTO agents
+// (agentCols), with its approximate size in bytes. It applies the rules of
+// UpsertAgent.
+func (s *sqlStore) agentArgs(a Agent, now time.Time) ([]any, int, error) {
+	if a.ID == "" {
+		return nil, 0, fmt.Errorf("%w: empty agent id", ErrInvalid)
+	}
+	if err := checkLens(
+		"agent id", a.ID, maxIDLen, "type", a.Type, maxTextLen, "version", a.Version, maxTextLen, "ip", a.IP, maxTextLen,
+		"mac", a.MAC, maxTextLen, "host_name", a.HostName, maxTextLen, "os", a.OS, maxTextLen, "platform", a.Platform, maxTextLen,
+		"platform_version", a.PlatformVersion, maxTextLen, "kernel_version", a.KernelVersion, maxTextLen,
+		"arch", a.Arch, maxTextLen, "cpu", a.CPU, maxTextLen); err != nil {
+		return nil, 0, err
+	}
+	if err := ValidateLabels(a.Labels); err != nil {
+		return nil, 0, err
+	}
+	if err := checkJSON("facts", a.Facts); err != nil {
+		return nil, 0, err
+	}
+	last := firstNonZero(a.LastSeen, a.ConnectedAt, now)
+	first := firstNonZero(a.FirstSeen, a.ConnectedAt, last)
+	var labels any
+	size := 128 + len(a.ID) + len(a.Type) + len(a.Version) + len(a.IP) + len(a.MAC) + len(a.HostName) + len(a.OS) +
+		len(a.Platform) + len(a.PlatformVersion) + len(a.KernelVersion) + len(a.Arch) + len(a.CPU) + len(a.Facts)
+	if a.Labels != nil {
+		b, err := json.Marshal(a.Labels)
+		if err != nil {
+			return nil, 0, err
+		}
+		labels = b
+		size += len(b)
+	}
+	return []any{a.ID, a.Type, a.Version, a.IP, a.MAC, a.HostName, a.OS, a.Platform, a.PlatformVersion, a.KernelVersion,
+		a.Arch, a.CPU, a.CPUCore, int64(a.Memory), labels, nullBytes(a.Facts),
+		s.d.timeArg(utc(first)), s.d.timeArg(utc(last)), s.d.timeArg(utc(a.ConnectedAt))}, size, nil
+}
+
+// agentUpsertTail is the update part of the agents upsert: FirstSeen kept,
+// nil labels and facts keep the stored ones, the rest replaced.
+func (s *sqlStore) agentUpsertTail() string {
+	ex := s.d.excluded
+	var set []string
+	for _, c := range []string{"type", "version", "ip", "mac", "host_name", "os", "platform", "platform_version", "kernel_version", "arch", "cpu", "cpu_core", "memory", "last_seen", "connected_at"} {
+		set = append(set, c+" = "+ex(c))
+	}
+	set = append(set, "labels = COALESCE("+ex("labels")+", labels)", "facts = COALESCE("+ex("facts")+", facts)")
+	return s.d.upsert("id") + " " + strings.Join(set, ", ")
+}
+
+func (s *sqlStore) UpsertAgents(ctx context.Context, as []Agent) error {
+	defer s.observe("upsert_agents")()
+	op := fmt.Sprintf("upsert %d agents", len(as))
+	if len(as) == 0 {
+		return nil
+	}
+	now := s.now()
+	rows := make([][]any, len(as))
+	sizes := make([]int, len(as))
+	// The labels each agent ends with, for those whose labels are replaced:
+	// the last non-nil set listed.
+	labels := map[string]map[string]string{}
+	for i, a := range as {
+		row, size, err := s.agentArgs(a, now)
+		if err != nil {
+			return s.fail(op+": agent "+a.ID, err)
+		}
+		rows[i], sizes[i] = row, size
+		if a.Labels != nil {
+			labels[a.ID] = a.Labels
+		}
+	}
+	ids := slices.Sorted(maps.Keys(labels))
+	var labelRows [][3]string
+	for _, id := range ids {
+		for _, k := range slices.Sorted(maps.Keys(labels[id])) {
+			labelRows = append(labelRows, [3]string{id, k, labels[id][k]})
+		}
+	}
+	tail := s.agentUpsertTail()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := batchInsert(ctx, tx, "INSERT INTO agents ("+agentCols+") VALUES ", tail, 19, len(rows),
+			func(i int) ([]any, int) { return rows[i], sizes[i] })
+		if err != nil {
+			return err
+		}
+		for chunk := range slices.Chunk(ids, maxBatchRows) {
+			args := make([]any, len(chunk))
+			for i, id := range chunk {
+				args[i] = id
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM agent_labels WHERE agent_id IN ("+placeholders(len(chunk))+")", args...); err != nil {
+				return err
+			}
+		}
+		return batchInsert(ctx, tx, "INSERT INTO agent_labels (agent_id, k, v) VALUES ", "", 3, len(labelRows),
+			func(i int) ([]any, int) {
+				r := labelRows[i]
+				return []any{r[0], r[1], r[2]}, len(r[0]) + len(r[1]) + len(r[2])
+			})
+	})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) SetSecretHashes(ctx context.Context, hashes map[string][]byte) error {
+	defer s.observe("set_secret_hashes")()
+	op := fmt.Sprintf("store secrets of %d agents", len(hashes))
+	if len(hashes) == 0 {
+		return nil
+	}
+	var set, forget []string
+	for _, id := range slices.Sorted(maps.Keys(hashes)) {
+		if err := checkLens("agent id", id, maxIDLen); err != nil {
+			return s.fail(op, err)
+		}
+		if hashes[id] == nil {
+			forget = append(forget, id)
+		} else {
+			set = append(set, id)
+		}
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for chunk := range slices.Chunk(forget, maxBatchRows) {
+			args := make([]any, len(chunk))
+			for i, id := range chunk {
+				args[i] = id
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM agent_secrets WHERE agent_id IN ("+placeholders(len(chunk))+")", args...); err != nil {
+				return err
+			}
+		}
+		return batchInsert(ctx, tx, "INSERT INTO agent_secrets (agent_id, hash) VALUES ",
+			s.d.upsert("agent_id")+" hash = "+s.d.excluded("hash"), 2, len(set),
+			func(i int) ([]any, int) { return []any{set[i], hashes[set[i]]}, len(set[i]) + len(hashes[set[i]]) })
 	})
 	if err != nil {
 		return s.fail(op, err)

@@ -150,6 +150,16 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database. The Store must not be used afterwards.
 	Close() error
+
+	// UpsertAgents is UpsertAgent for many agents in one transaction (with
+	// multi-row statements), the same semantics per agent; an id listed
+	// twice ends as if UpsertAgent had been called in list order. Every
+	// agent is checked first: one invalid agent fails the call (ErrInvalid,
+	// naming it) and nothing is written.
+	UpsertAgents(ctx context.Context, as []Agent) error
+	// SetSecretHashes is SetSecretHash for many agents in one transaction
+	// (a nil hash forgets the agent's secret).
+	SetSecretHashes(ctx context.Context, hashes map[string][]byte) error
 }
 
 // Drivers.

@@ -1039,3 +1039,137 @@ func testSecretsAndAcks(t *testing.T, s Store, cfg Config) {
 		t.Fatalf("ack after DeleteAgent = %d", seq)
 	}
 }
+
+// The batch methods, against both backends.
+func TestBatchSQLite(t *testing.T) { runBatchSuite(t, sqliteTestConfig) }
+
+func TestBatchMySQL(t *testing.T) { runBatchSuite(t, mysqlTestConfig) }
+
+func runBatchSuite(t *testing.T, nc newConfig) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"UpsertAgents", testUpsertAgents},
+		{"UpsertAgentsMany", testUpsertAgentsMany},
+		{"SetSecretHashes", testSetSecretHashes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, openStore(t, nc(t)))
+		})
+	}
+}
+
+func testUpsertAgents(t *testing.T, s Store) {
+	ctx := context.Background()
+	must(t, s.UpsertAgents(ctx, nil))
+	a1, a2 := sampleAgent("a1"), sampleAgent("a2")
+	a2.Labels = nil
+	must(t, s.UpsertAgents(ctx, []Agent{a1, a2, {ID: "bare"}}))
+	got, err := s.GetAgent(ctx, "a1")
+	must(t, err)
+	a1.FirstSeen = t0
+	sameAgent(t, got, a1)
+	got, err = s.GetAgent(ctx, "a2")
+	must(t, err)
+	a2.FirstSeen = t0
+	sameAgent(t, got, a2)
+	got, _ = s.GetAgent(ctx, "bare")
+	if !got.FirstSeen.Equal(utc(t0)) || !got.LastSeen.Equal(utc(t0)) || !got.ConnectedAt.IsZero() || got.Labels != nil {
+		t.Fatalf("bare agent %+v", got)
+	}
+
+	// Reconnect: FirstSeen kept, nil labels and facts kept, labels set
+	// through the API kept, non-nil labels replace (also in the selector
+	// table); an id listed twice ends as its last entry.
+	must(t, s.SetAgentLabels(ctx, "a2", map[string]string{"team": "ops"}))
+	later := t0.Add(time.Hour)
+	b1 := sampleAgent("a1")
+	b1.Version, b1.Labels, b1.Facts, b1.FirstSeen, b1.ConnectedAt, b1.LastSeen = "2.0.0", nil, nil, later, later, later
+	b2 := sampleAgent("a2")
+	b2.Labels, b2.ConnectedAt, b2.LastSeen = nil, later, later
+	b1again := b1
+	b1again.Version, b1again.Labels = "3.0.0", map[string]string{"role": "db"}
+	must(t, s.UpsertAgents(ctx, []Agent{b1, b2, b1again}))
+	got, _ = s.GetAgent(ctx, "a1")
+	want := b1again
+	want.FirstSeen, want.Facts = t0, a1.Facts
+	sameAgent(t, got, want)
+	got, _ = s.GetAgent(ctx, "a2")
+	if !maps.Equal(got.Labels, map[string]string{"team": "ops"}) || !got.FirstSeen.Equal(utc(t0)) || !got.LastSeen.Equal(utc(later)) {
+		t.Fatalf("a2 after reconnect: %+v", got)
+	}
+	for sel, want := range map[string][]string{"env": nil, "role": {"a1"}, "team": {"a2"}} {
+		l, _, err := s.ListAgents(ctx, AgentFilter{Labels: []LabelMatch{{Key: sel, Op: LabelExists}}})
+		must(t, err)
+		var ids []string
+		for _, a := range l {
+			ids = append(ids, a.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Fatalf("agents with label %s: %v, want %v", sel, ids, want)
+		}
+	}
+
+	// One bad agent fails the batch, naming it, and nothing is written.
+	for _, tc := range []struct {
+		a    Agent
+		want string
+	}{
+		{Agent{}, "empty agent id"},
+		{Agent{ID: "x", Labels: map[string]string{"bad key": "v"}}, `agent x: invalid: label "bad key": key has character ' '`},
+		{Agent{ID: "x", Facts: json.RawMessage(`{`)}, "facts is not valid JSON"},
+		{Agent{ID: strings.Repeat("é", 129)}, "agent id longer than 128 characters"},
+		{Agent{ID: "x", HostName: strings.Repeat("h", 256)}, "host_name longer than 255 characters"},
+	} {
+		wantErr(t, s.UpsertAgents(ctx, []Agent{sampleAgent("fresh"), tc.a}), ErrInvalid, tc.want)
+		if _, err := s.GetAgent(ctx, "fresh"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after a failed batch (%s): agent fresh: %v, want not found", tc.want, err)
+		}
+	}
+}
+
+// testUpsertAgentsMany crosses the statement batch size.
+func testUpsertAgentsMany(t *testing.T, s Store) {
+	ctx := context.Background()
+	const n = 2*maxBatchRows + 7
+	as := make([]Agent, n)
+	for i := range as {
+		as[i] = sampleAgent(fmt.Sprintf("m%04d", i))
+		as[i].Labels = map[string]string{"i": fmt.Sprint(i), "env": "prod"}
+	}
+	must(t, s.UpsertAgents(ctx, as))
+	must(t, s.UpsertAgents(ctx, as)) // again: all updates
+	l, total, err := s.ListAgents(ctx, AgentFilter{Labels: []LabelMatch{{Key: "env", Op: LabelEq, Value: "prod"}}, Paging: Paging{Size: 1}})
+	must(t, err)
+	if total != n || len(l) != 1 {
+		t.Fatalf("%d agents with env=prod (page %d), want %d", total, len(l), n)
+	}
+	got, err := s.GetAgent(ctx, "m1006")
+	must(t, err)
+	if got.Labels["i"] != "1006" || got.HostName != "host-m1006" {
+		t.Fatalf("m1006 = %+v", got)
+	}
+}
+
+func testSetSecretHashes(t *testing.T, s Store) {
+	ctx := context.Background()
+	must(t, s.SetSecretHashes(ctx, nil))
+	must(t, s.SetSecretHash(ctx, "old", []byte{9}))
+	hashes := map[string][]byte{"old": nil, "a": {1}, "b": {2, 2}}
+	for i := range 2 * maxBatchRows {
+		hashes[fmt.Sprintf("n%04d", i)] = []byte{byte(i)}
+	}
+	must(t, s.SetSecretHashes(ctx, hashes))
+	must(t, s.SetSecretHashes(ctx, map[string][]byte{"a": {3}})) // replaces
+	for id, want := range map[string][]byte{"old": nil, "a": {3}, "b": {2, 2}, "n0999": {byte(999 % 256)}, "none": nil} {
+		if h, err := s.SecretHash(ctx, id); err != nil || !bytes.Equal(h, want) {
+			t.Fatalf("secret of %s = %x, %v; want %x", id, h, err, want)
+		}
+	}
+	wantErr(t, s.SetSecretHashes(ctx, map[string][]byte{"c": {1}, strings.Repeat("x", 129): {1}}), ErrInvalid, "agent id longer than 128 characters")
+	if h, _ := s.SecretHash(ctx, "c"); h != nil {
+		t.Fatalf("secret of c written by a failed batch: %x", h)
+	}
+}
