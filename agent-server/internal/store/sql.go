@@ -45,6 +45,9 @@ type sqlStore struct {
 	d   dialect
 	cfg Config
 	lat *prometheus.HistogramVec // nil without a Registerer
+
+	// Prepared once: the reads of every auth.v1 / ack.v1 handshake.
+	secretQ, ackQ *sql.Stmt
 }
 
 // Batch bounds of multi-row statements: SQLite allows 32766 variables per
@@ -57,6 +60,9 @@ const (
 
 func newSQLStore(w, r *sql.DB, d dialect, cfg Config) (*sqlStore, error) {
 	s := &sqlStore{w: w, r: r, d: d, cfg: cfg}
+	if err := s.prepare(); err != nil {
+		return nil, err
+	}
 	if cfg.Registerer != nil {
 		s.lat = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        "agent_server_store_duration_seconds",
@@ -65,6 +71,7 @@ func newSQLStore(w, r *sql.DB, d dialect, cfg Config) (*sqlStore, error) {
 			Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"op"})
 		if err := cfg.Registerer.Register(s.lat); err != nil {
+			s.closeStmts()
 			return nil, fmt.Errorf("store: register metrics: %w", err)
 		}
 	}
@@ -1299,7 +1306,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqlStore) Close() error {
-	var errs []error
+	errs := []error{s.closeStmts()}
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
@@ -1318,7 +1325,7 @@ func (s *sqlStore) Close() error {
 func (s *sqlStore) SecretHash(ctx context.Context, agentID string) ([]byte, error) {
 	defer s.observe("secret_hash")()
 	var h []byte
-	err := s.r.QueryRowContext(ctx, "SELECT hash FROM agent_secrets WHERE agent_id = ?", agentID).Scan(&h)
+	err := s.secretQ.QueryRowContext(ctx, agentID).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -1356,7 +1363,7 @@ func (s *sqlStore) SetSecretHash(ctx context.Context, agentID string, hash []byt
 func (s *sqlStore) JournalAck(ctx context.Context, agentID, journal string) (uint64, error) {
 	defer s.observe("journal_ack")()
 	var seq int64
-	err := s.r.QueryRowContext(ctx, "SELECT seq FROM journal_acks WHERE agent_id = ? AND journal = ?", agentID, journal).Scan(&seq)
+	err := s.ackQ.QueryRowContext(ctx, agentID, journal).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -1534,4 +1541,32 @@ func (s *sqlStore) SetSecretHashes(ctx context.Context, hashes map[string][]byte
 		return s.fail(op, err)
 	}
 	return nil
+}
+
+// ---- prepared statements
+
+// prepare prepares the statements run on every handshake, so that the
+// database does not parse them each time (database/sql prepares each one
+// once per pooled connection).
+func (s *sqlStore) prepare() error {
+	ctx := context.Background()
+	var err error
+	if s.secretQ, err = s.r.PrepareContext(ctx, "SELECT hash FROM agent_secrets WHERE agent_id = ?"); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.ackQ, err = s.r.PrepareContext(ctx, "SELECT seq FROM journal_acks WHERE agent_id = ? AND journal = ?"); err != nil {
+		s.closeStmts()
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) closeStmts() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.secretQ, s.ackQ} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
