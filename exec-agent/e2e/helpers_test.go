@@ -392,13 +392,24 @@ func (e *env) status(pid int) status {
 	return s
 }
 
-// waitDone polls the task's status until it is done.
+// waitDone polls the task's status until it is done. A 404 counts as not
+// yet: after a server restart the task is known again only once the agent's
+// journal replay has arrived, which can be just after the agent is listed.
 func (e *env) waitDone(pid int, d time.Duration) status {
 	e.t.Helper()
 	var s status
 	eventually(e.t, d, fmt.Sprintf("task pid %d done", pid), func() bool {
-		s = e.status(pid)
-		return s.Done
+		r := e.api("GET", fmt.Sprintf("/api/exec/%s/status/%d", e.agentID, pid), nil)
+		switch r.status {
+		case 200:
+			s = status{}
+			_ = json.Unmarshal(r.Payload, &s)
+			return s.Done
+		case 404:
+			return false
+		}
+		e.t.Fatalf("status %d: %d %s", pid, r.status, r.body)
+		return false
 	})
 	return s
 }
