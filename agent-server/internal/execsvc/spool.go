@@ -223,6 +223,12 @@ func (fr *follower) Read(p []byte) (int, error) {
 			k, rerr := fr.sp.f.ReadAt(p, fr.off)
 			fr.off += int64(k)
 			if rerr != nil && !(rerr == io.EOF && k == len(p)) {
+				l.mu.Lock()
+				err := l.err // closed because it failed: say why
+				l.mu.Unlock()
+				if err != nil {
+					return k, err
+				}
 				return k, fmt.Errorf("spool: %w", rerr)
 			}
 			return k, nil
