@@ -381,16 +381,6 @@ type status struct {
 	Msg    string `json:"msg"`
 }
 
-func (e *env) status(pid int) status {
-	e.t.Helper()
-	r := e.api("GET", fmt.Sprintf("/api/exec/%s/status/%d", e.agentID, pid), nil)
-	var s status
-	if r.status != 200 {
-		e.t.Fatalf("status %d: %d %s", pid, r.status, r.body)
-	}
-	_ = json.Unmarshal(r.Payload, &s)
-	return s
-}
 
 // waitDone polls the task's status until it is done. A 404 counts as not
 // yet: after a server restart the task is known again only once the agent's
