@@ -378,7 +378,10 @@ func (x *execRoutes) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	defer f.close()
+	defer func() {
+		fu.abandon(r.Context(), time.Duration(x.s.o.Config.API.Timeout)) // before the spool goes
+		f.close()
+	}()
 	u, err := x.uploadParams(r, f.fileName)
 	if err != nil {
 		return err
