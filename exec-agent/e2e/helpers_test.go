@@ -381,7 +381,6 @@ type status struct {
 	Msg    string `json:"msg"`
 }
 
-
 // waitDone polls the task's status until it is done. A 404 counts as not
 // yet: after a server restart the task is known again only once the agent's
 // journal replay has arrived, which can be just after the agent is listed.
