@@ -164,6 +164,17 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	e.res.State = store.ResultRunning
 	e.res.StartedAt = now
 	e.resDirty = true
+	if e.ownTask {
+		// Stored before the exec is sent, not by the next group commit: if
+		// the server dies before that commit, the agent's journal replay
+		// must find this row to complete the task (adopt), and the row is
+		// what ties the task to this agent. Fleet tasks write their
+		// per-agent rows when they are submitted.
+		if err := s.st.PutResults(ctx, []store.Result{e.snapshotLocked()}); err != nil {
+			return nil, fmt.Errorf("run on agent %s: record task %s: %w", agentID, taskID, err)
+		}
+		e.resDirty = false
+	}
 	if err := s.register(e); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,10 @@ import (
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
-// countingStore counts PutResults calls and can hold or fail them.
+// countingStore counts PutResults calls that carry outcomes (a final
+// state: what the group commit batches) and can hold or fail them. The row a
+// Run stores before sending the exec (state running) passes straight
+// through.
 type countingStore struct {
 	store.Store
 	puts  atomic.Int64
@@ -31,6 +35,9 @@ type countingStore struct {
 var errFlaky = errors.New("flaky store")
 
 func (c *countingStore) PutResults(ctx context.Context, rs []store.Result) error {
+	if !slices.ContainsFunc(rs, func(r store.Result) bool { return r.State.Final() }) {
+		return c.Store.PutResults(ctx, rs)
+	}
 	c.puts.Add(1)
 	if c.gate != nil {
 		<-c.gate
@@ -255,5 +262,26 @@ func TestGroupCommitDeletedTask(t *testing.T) {
 	err := ts.Service.fl.flushWait(execs[0])
 	if err != nil {
 		t.Errorf("flush after the batch: %v", err)
+	}
+}
+
+// An own exec's result row is in the store before Run returns (before the
+// exec reaches the agent): a server that dies before the next group commit
+// still finds it when the agent replays its journal, and adopts the task.
+func TestRunStoresResultBeforeSending(t *testing.T) {
+	gate := make(chan struct{}) // holds every outcome write: only Run's own write can land
+	ts := newTestSvc(t, gate)
+	defer close(gate)
+	ts.connectTrue(t, "a0")
+	e, err := ts.Run(context.Background(), "a0", Spec{Cmd: "true"}, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ts.st.Store.GetResult(context.Background(), e.TaskID(), "a0")
+	if err != nil {
+		t.Fatalf("result row right after Run: %v", err)
+	}
+	if res.AgentID != "a0" || res.State != store.ResultRunning {
+		t.Fatalf("result row right after Run: %+v, want a0 running", res)
 	}
 }
