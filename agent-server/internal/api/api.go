@@ -61,7 +61,8 @@ type Session struct {
 	Type        string // come.name
 	Version     string
 	ConnectedAt time.Time
-	Busy        bool // requests to it are pending
+	LastSeen    time.Time // last traffic from the agent (pings included)
+	Busy        bool      // requests to it are pending
 }
 
 // Replies is a stream of replies to one request. Recv returns the next

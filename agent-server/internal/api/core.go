@@ -117,6 +117,11 @@ func agentView(a store.Agent, sess Session, online bool) Agent {
 	}
 	if online {
 		v.IsOnline, v.IsBusy, v.ConnectedAt = true, sess.Busy, sess.ConnectedAt
+		// The store's last_seen of a connected agent is written only every
+		// few minutes (and at disconnect); the live session knows better.
+		if sess.LastSeen.After(v.LastSeen) {
+			v.LastSeen = sess.LastSeen
+		}
 		if v.Type == "" {
 			v.Type, v.Version = sess.Type, sess.Version
 		}
