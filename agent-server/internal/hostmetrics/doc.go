@@ -31,5 +31,5 @@
 // A host leaves the table when its agent disconnects ([Service.Forget]) or
 // has not pushed usage for StaleIntervals usage intervals (the interval the
 // agent reports in type 37, else the gap between its last two pushes, else
-// DefaultInterval).
+// DefaultInterval), and for at least MinStale.
 package hostmetrics

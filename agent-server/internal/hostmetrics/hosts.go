@@ -178,14 +178,21 @@ func (st *hostState) interval(def time.Duration) time.Duration {
 	return def
 }
 
+// MinStale is the shortest silence after which a host leaves the table. The
+// interval it is otherwise derived from can be tiny — two pushes close
+// together (an on-demand answer beside a scheduled one) make an observed gap
+// of milliseconds — and a host must not flicker out of a scrape for that. A
+// disconnect still removes a host at once.
+const MinStale = time.Minute
+
 // stale: no usage (or, without usage, no report at all) within
-// StaleIntervals usage intervals.
+// StaleIntervals usage intervals, and at least MinStale.
 func (st *hostState) stale(now time.Time, o *Options) bool {
 	last := st.usageAt
 	if last.IsZero() {
 		last = st.last
 	}
-	return now.Sub(last) > time.Duration(o.StaleIntervals)*st.interval(o.DefaultInterval)
+	return now.Sub(last) > max(time.Duration(o.StaleIntervals)*st.interval(o.DefaultInterval), MinStale)
 }
 
 // Gather implements prometheus.Gatherer: the series of every fresh host,

@@ -110,22 +110,29 @@ func TestHostsStale(t *testing.T) {
 	usage("reported") // says its interval is 5 s
 	usage("default")  // one push: 1 min assumed
 	usage("gone")
+	usage("quick") // two pushes 10 ms apart: an observed "interval" of 10 ms
 	s.HandleAgentStatus("reported", &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: &protocol.HMAgentStatus{Jobs: []protocol.HMAgentJob{{Name: "usage", Interval: 5}}}})
+	c.Add(10 * time.Millisecond)
+	usage("quick")
 	c.Add(10 * time.Second)
 	usage("observed")
 	s.Forget("gone")
-	if has("gone") || !has("observed") || !has("reported") || !has("default") {
-		t.Fatal("after 10 s: wrong hosts")
+	if has("gone") || !has("observed") || !has("reported") || !has("default") || !has("quick") {
+		t.Fatal("after 10 s: wrong hosts (a host must not drop out for 3 × 10 ms)")
 	}
-	c.Add(16 * time.Second) // reported: 26 s > 3 × 5 s
-	if has("reported") || !has("observed") || !has("default") {
-		t.Fatal("after 26 s: reported should be stale, the others fresh")
+	c.Add(20 * time.Second) // 30 s: past 3 × 5 s and 3 × 10 s, but under MinStale
+	if !has("reported") || !has("observed") || !has("quick") {
+		t.Fatal("after 30 s: hosts dropped before MinStale")
 	}
-	c.Add(15 * time.Second) // observed: 31 s > 3 × 10 s
+	c.Add(35 * time.Second) // 65 s: reported and quick silent for > MinStale
+	if has("reported") || has("quick") || !has("observed") || !has("default") {
+		t.Fatal("after 65 s: reported and quick should be stale, observed (last push 55 s ago) and default fresh")
+	}
+	c.Add(10 * time.Second) // 75 s: observed silent for 65 s
 	if has("observed") || !has("default") {
-		t.Fatal("after 41 s: observed should be stale")
+		t.Fatal("after 75 s: observed should be stale")
 	}
-	c.Add(140 * time.Second) // default: 181 s > 3 × 1 min
+	c.Add(106 * time.Second) // default: 181 s > 3 × 1 min
 	if has("default") || s.HostCount() != 0 {
 		t.Fatalf("after 181 s: %d hosts left", s.HostCount())
 	}
