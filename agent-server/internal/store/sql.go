@@ -308,6 +308,34 @@ func (s *sqlStore) TouchAgents(ctx context.Context, ids []string, t time.Time) e
 
 type scanner interface{ Scan(...any) error }
 
+// listPage counts the rows of table matching where and reads one page of
+// them in order, scanning each with scan. Errors are returned unwrapped, for
+// the caller's s.fail.
+func listPage[T any](ctx context.Context, s *sqlStore, p Paging, cols, table, where, order string, args []any, scan func(scanner) (T, error)) ([]T, int, error) {
+	var total int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	limit, offset := p.limitOffset()
+	if offset >= total {
+		return []T{}, total, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT "+cols+" FROM "+table+where+" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, v)
+	}
+	return out, total, rows.Err()
+}
+
 func scanAgent(sc scanner) (Agent, error) {
 	var a Agent
 	var labels, facts []byte
@@ -406,28 +434,8 @@ func (s *sqlStore) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, int,
 	if err != nil {
 		return nil, 0, s.fail(op, err)
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM agents"+where, args...).Scan(&total); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	limit, offset := f.limitOffset()
-	if offset >= total {
-		return []Agent{}, total, nil
-	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+agentCols+" FROM agents"+where+" ORDER BY id LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	out, total, err := listPage(ctx, s, f.Paging, agentCols, "agents", where, "id", args, scanAgent)
 	if err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	defer rows.Close()
-	out := []Agent{}
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, 0, s.fail(op, err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, s.fail(op, err)
 	}
 	return out, total, nil
@@ -636,31 +644,10 @@ func (s *sqlStore) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int, er
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks"+where, args...).Scan(&total); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	limit, offset := f.limitOffset()
-	if offset >= total {
-		return []Task{}, total, nil
-	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+taskCols+" FROM tasks"+where+" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	out, total, err := listPage(ctx, s, f.Paging, taskCols, "tasks", where, "created_at DESC, id DESC", args, scanTask)
 	if err != nil {
 		return nil, 0, s.fail(op, err)
 	}
-	defer rows.Close()
-	out := []Task{}
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, 0, s.fail(op, err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	rows.Close()
 	if err := s.summarise(ctx, out); err != nil {
 		return nil, 0, s.fail(op, err)
 	}
@@ -863,28 +850,8 @@ func (s *sqlStore) ListResults(ctx context.Context, taskID string, f ResultFilte
 			args = append(args, string(st))
 		}
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM results"+where, args...).Scan(&total); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	limit, offset := f.limitOffset()
-	if offset >= total {
-		return []Result{}, total, nil
-	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+resultCols+" FROM results"+where+" ORDER BY agent_id LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	out, total, err := listPage(ctx, s, f.Paging, resultCols, "results", where, "agent_id", args, scanResult)
 	if err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	defer rows.Close()
-	out := []Result{}
-	for rows.Next() {
-		r, err := scanResult(rows)
-		if err != nil {
-			return nil, 0, s.fail(op, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, s.fail(op, err)
 	}
 	return out, total, nil
@@ -1076,35 +1043,23 @@ func (s *sqlStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, 
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit"+where, args...).Scan(&total); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
-	limit, offset := f.limitOffset()
-	if offset >= total {
-		return []AuditEntry{}, total, nil
-	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+auditCols+" FROM audit"+where+" ORDER BY at DESC, id DESC LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	out, total, err := listPage(ctx, s, f.Paging, auditCols, "audit", where, "at DESC, id DESC", args, scanAudit)
 	if err != nil {
 		return nil, 0, s.fail(op, err)
 	}
-	defer rows.Close()
-	out := []AuditEntry{}
-	for rows.Next() {
-		var e AuditEntry
-		var detail []byte
-		if err := rows.Scan(&e.ID, dbTime{&e.Time}, &e.Actor, &e.Action, &e.Target, &e.RequestID, &detail, &e.Result); err != nil {
-			return nil, 0, s.fail(op, err)
-		}
-		if len(detail) > 0 {
-			e.Detail = json.RawMessage(detail)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, s.fail(op, err)
-	}
 	return out, total, nil
+}
+
+func scanAudit(sc scanner) (AuditEntry, error) {
+	var e AuditEntry
+	var detail []byte
+	if err := sc.Scan(&e.ID, dbTime{&e.Time}, &e.Actor, &e.Action, &e.Target, &e.RequestID, &detail, &e.Result); err != nil {
+		return e, err
+	}
+	if len(detail) > 0 {
+		e.Detail = json.RawMessage(detail)
+	}
+	return e, nil
 }
 
 // ---- metrics
