@@ -124,14 +124,9 @@ func (m *metricsRoutes) static(w http.ResponseWriter, r *http.Request) error {
 		japi.OK(w, r, st)
 		return nil
 	}
-	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
-	defer cancel()
-	st, err := m.svc.Static(ctx, q.id)
+	st, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Static, error) { return m.svc.Static(ctx, q.id) })
 	if err != nil {
-		return m.fail(ctx, q.timeout, err)
+		return err
 	}
 	japi.OK(w, r, st)
 	return nil
@@ -153,14 +148,10 @@ func (m *metricsRoutes) dynamic(w http.ResponseWriter, r *http.Request) error {
 		japi.OK(w, r, d)
 		return nil
 	}
-	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
-	defer cancel()
-	d, err := m.svc.Dynamic(ctx, q.id, hostmetrics.DynamicRequest{Usage: true, Process: true, Connections: true, Temperatures: true, Top: q.top, Kinds: q.kinds})
+	req := hostmetrics.DynamicRequest{Usage: true, Process: true, Connections: true, Temperatures: true, Top: q.top, Kinds: q.kinds}
+	d, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Dynamic, error) { return m.svc.Dynamic(ctx, q.id, req) })
 	if err != nil {
-		return m.fail(ctx, q.timeout, err)
+		return err
 	}
 	japi.OK(w, r, d)
 	return nil
@@ -236,11 +227,6 @@ func (m *metricsRoutes) one(cat string) HandlerFunc {
 			}
 			return m.cachedOne(w, r, q, cat)
 		}
-		if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
-		defer cancel()
 		req := hostmetrics.DynamicRequest{Top: q.top, Kinds: q.kinds}
 		switch cat {
 		case store.CategoryUsage:
@@ -252,9 +238,9 @@ func (m *metricsRoutes) one(cat string) HandlerFunc {
 		case store.CategoryTemps:
 			req.Temperatures = true
 		}
-		d, err := m.svc.Dynamic(ctx, q.id, req)
+		d, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Dynamic, error) { return m.svc.Dynamic(ctx, q.id, req) })
 		if err != nil {
-			return m.fail(ctx, q.timeout, err)
+			return err
 		}
 		switch cat {
 		case store.CategoryUsage:
@@ -328,17 +314,28 @@ func (m *metricsRoutes) getStatus(w http.ResponseWriter, r *http.Request) error 
 		japi.OK(w, r, st)
 		return nil
 	}
-	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
-	defer cancel()
-	st, err := m.svc.Status(ctx, q.id)
+	st, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Status, error) { return m.svc.Status(ctx, q.id) })
 	if err != nil {
-		return m.fail(ctx, q.timeout, err)
+		return err
 	}
 	japi.OK(w, r, st)
 	return nil
+}
+
+// askAgent checks that the agent is a metrics-agent and asks it through
+// call, bounded by the request's timeout; failures are mapped to API errors.
+func askAgent[T any](m *metricsRoutes, r *http.Request, q dynParams, call func(ctx context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := m.s.agentType(q.id, hostmetrics.AgentType); err != nil {
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), q.timeout)
+	defer cancel()
+	v, err := call(ctx)
+	if err != nil {
+		return zero, m.fail(ctx, q.timeout, err)
+	}
+	return v, nil
 }
 
 // JobsRequest is the body of PUT /api/metrics/{id}/status.
