@@ -474,19 +474,25 @@ func (s *sqlStore) SetAgentLabels(ctx context.Context, id string, labels map[str
 
 func (s *sqlStore) DeleteAgent(ctx context.Context, id string) error {
 	defer s.observe("delete_agent")()
+	return s.deleteCascade(ctx, "delete agent "+id, "DELETE FROM agents WHERE id = ?", id, []string{
+		"DELETE FROM agent_labels WHERE agent_id = ?",
+		"DELETE FROM metrics WHERE agent_id = ?",
+		"DELETE FROM usage_history WHERE agent_id = ?",
+		"DELETE FROM agent_secrets WHERE agent_id = ?",
+		"DELETE FROM journal_acks WHERE agent_id = ?",
+	})
+}
+
+// deleteCascade runs the child deletes, then the parent's, in one
+// transaction; ErrNotFound when the parent row did not exist.
+func (s *sqlStore) deleteCascade(ctx context.Context, op, parent, id string, children []string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			"DELETE FROM agent_labels WHERE agent_id = ?",
-			"DELETE FROM metrics WHERE agent_id = ?",
-			"DELETE FROM usage_history WHERE agent_id = ?",
-			"DELETE FROM agent_secrets WHERE agent_id = ?",
-			"DELETE FROM journal_acks WHERE agent_id = ?",
-		} {
+		for _, q := range children {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM agents WHERE id = ?", id)
+		res, err := tx.ExecContext(ctx, parent, id)
 		if err != nil {
 			return err
 		}
@@ -498,7 +504,7 @@ func (s *sqlStore) DeleteAgent(ctx context.Context, id string) error {
 		return nil
 	})
 	if err != nil {
-		return s.fail("delete agent "+id, err)
+		return s.fail(op, err)
 	}
 	return nil
 }
@@ -703,27 +709,8 @@ func (s *sqlStore) UpdateTaskState(ctx context.Context, id string, state TaskSta
 
 func (s *sqlStore) DeleteTask(ctx context.Context, id string) error {
 	defer s.observe("delete_task")()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{"DELETE FROM outputs WHERE task_id = ?", "DELETE FROM results WHERE task_id = ?"} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return err
-			}
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM tasks WHERE id = ?", id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return s.fail("delete task "+id, err)
-	}
-	return nil
+	return s.deleteCascade(ctx, "delete task "+id, "DELETE FROM tasks WHERE id = ?", id,
+		[]string{"DELETE FROM outputs WHERE task_id = ?", "DELETE FROM results WHERE task_id = ?"})
 }
 
 // ---- results
