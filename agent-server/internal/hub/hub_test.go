@@ -235,9 +235,11 @@ func TestIDConflictAndTakeover(t *testing.T) {
 		t.Errorf("hooks %q", got)
 	}
 	mu.Unlock()
-	if got := th.counter(t, "agentserver_hub_handshakes_total", "reason", reasonConflict); got != 1 {
-		t.Errorf("conflict counter %v", got)
-	}
+	// The session counts its rejection after writing it, so the count can
+	// trail the client's view of the rejection by a moment.
+	waitFor(t, 2*time.Second, "the conflict counted once", func() bool {
+		return th.counter(t, "agentserver_hub_handshakes_total", "reason", reasonConflict) == 1
+	})
 	// After an operator reset the agent is treated as new: a fresh secret.
 	th.store.ResetSecret("a1")
 	second.c.Close()
