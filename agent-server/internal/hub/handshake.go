@@ -42,7 +42,10 @@ func (s *Session) handshake() string {
 	s.come = come
 	s.caps = makeCapSet(come.Caps) & makeCapSet(h.caps)
 	id := come.ID
-	if id == "" {
+	// An id the server has just drawn from a cryptographic source is known
+	// to nobody: there is no secret or journal ack to look up for it.
+	fresh := id == ""
+	if fresh {
 		id = h.newAgentID()
 	}
 	s.id = id
@@ -53,7 +56,11 @@ func (s *Session) handshake() string {
 	proven := false
 	var issued []byte // hash of a newly issued secret, stored once registered
 	if s.caps.has(protocol.CapAuth) {
-		stored, err := h.opts.Secrets.SecretHash(ctx, id)
+		var stored []byte
+		var err error
+		if !fresh {
+			stored, err = h.opts.Secrets.SecretHash(ctx, id)
+		}
 		if err != nil {
 			h.log.Error("hub: read agent secret", "agent", id, "err", err)
 			s.reject(id, "server error")
@@ -71,7 +78,11 @@ func (s *Session) handshake() string {
 		}
 	}
 	if s.caps.has(protocol.CapAck) && come.Journal != "" {
-		hwm, err := h.opts.Acks.JournalAck(ctx, id, come.Journal)
+		var hwm uint64
+		var err error
+		if !fresh {
+			hwm, err = h.opts.Acks.JournalAck(ctx, id, come.Journal)
+		}
 		if err != nil {
 			h.log.Error("hub: read journal ack", "agent", id, "err", err)
 			s.reject(id, "server error")

@@ -68,6 +68,41 @@ func TestHandshakeAssignsID(t *testing.T) {
 	}
 }
 
+// brokenReads is a store whose reads fail.
+type brokenReads struct{ *MemStore }
+
+func (brokenReads) SecretHash(context.Context, string) ([]byte, error) {
+	return nil, errors.New("disk on fire")
+}
+
+func (brokenReads) JournalAck(context.Context, string, string) (uint64, error) {
+	return 0, errors.New("disk on fire")
+}
+
+// The handshake of an agent the server names itself reads nothing from the
+// store (there is nothing to read for a new id); one that brings its own id
+// does, and a failing read refuses it.
+func TestHandshakeOfNewAgentReadsNothing(t *testing.T) {
+	th := newTestHub(t, func(o *Options) {
+		b := brokenReads{NewMemStore()}
+		o.Secrets, o.Acks = b, b
+	})
+	c := come("", protocol.CapAuth, protocol.CapAck)
+	c.Journal = "j1"
+	a := connect(t, th, c, nil)
+	if !a.hs.OK || a.hs.Secret == "" || a.hs.Ack != 0 {
+		t.Fatalf("new agent: handshake = %+v", a.hs)
+	}
+	for _, caps := range [][]string{{protocol.CapAuth}, {protocol.CapAck}} {
+		c := come("known-1", caps...)
+		c.Journal = "j1"
+		b := connect(t, th, c, nil)
+		if b.hs.OK || b.hs.Msg != "server error" {
+			t.Errorf("caps %v, store read failing: handshake = %+v", caps, b.hs)
+		}
+	}
+}
+
 func TestUpgradeAuth(t *testing.T) {
 	tests := []struct {
 		name   string
