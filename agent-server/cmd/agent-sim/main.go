@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -55,8 +56,21 @@ func run() error {
 		limit       = flag.Float64("connect-limit", 0, "with -serve: handshakes per second (0: unlimited)")
 		startAt     = flag.Int64("start-at", 0, "start dialing at this wall-clock time, in unix milliseconds (0: at once)")
 		exitConn    = flag.Bool("exit-connected", false, "stop once every agent has dialed once (handshake benchmarks)")
+		sourceAddrs = flag.Int("source-addrs", 16, "dial a server on 127.0.0.1 from this many loopback addresses, 127.0.0.1 to 127.0.0.N, in turn (Linux)")
+		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process to this file (diagnosis)")
 	)
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *duration > 0 {
@@ -76,6 +90,7 @@ func run() error {
 	cfg := sim.Config{
 		URL: url, N: *n, Concurrency: *concurrency, Type: *typ, Token: *token,
 		IDPrefix: *idPrefix, V1: *v1, Ping: *ping, Reconnect: *reconnect, Logger: log,
+		SourceAddrs: *sourceAddrs,
 	}
 	if *startAt > 0 {
 		cfg.StartAt = time.UnixMilli(*startAt)

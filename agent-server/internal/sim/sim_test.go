@@ -3,13 +3,19 @@ package sim
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"net"
+	"net/http"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/server"
 )
 
@@ -86,5 +92,60 @@ func TestWindowEmptyWhenAllFail(t *testing.T) {
 	}
 	if !st.FirstOK.IsZero() || !st.LastOK.IsZero() {
 		t.Errorf("window %v … %v, want zero times", st.FirstOK, st.LastOK)
+	}
+}
+
+// recordingListener keeps the remote address of every accepted connection.
+type recordingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	hosts map[string]int
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		l.mu.Lock()
+		l.hosts[host]++
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func TestSourceAddrs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("source address spreading is Linux only")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &recordingListener{Listener: ln, hosts: map[string]int{}}
+	st := hub.NewMemStore()
+	h, err := hub.New(hub.Options{Secrets: st, Acks: st, AllowLegacy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(rl) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		_ = srv.Shutdown(ctx)
+	})
+
+	stats := runUntilDialed(t, New(Config{URL: "ws://" + ln.Addr().String() + "/ws/agent", N: 8, Concurrency: 2, SourceAddrs: 4}))
+	if stats.Handshakes != 8 || stats.Failures != 0 {
+		t.Fatalf("handshakes %d failures %d, want 8 and 0", stats.Handshakes, stats.Failures)
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	want := map[string]int{"127.0.0.1": 2, "127.0.0.2": 2, "127.0.0.3": 2, "127.0.0.4": 2}
+	if !maps.Equal(rl.hosts, want) {
+		t.Errorf("connections per source address %v, want %v", rl.hosts, want)
 	}
 }
