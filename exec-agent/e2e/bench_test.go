@@ -41,7 +41,7 @@ func BenchmarkExecTrue(b *testing.B) {
 // the agent's conf, state and journal elsewhere (e.g. /dev/shm, to see
 // what the journal's fsyncs cost).
 func benchEnv() envOptions {
-	return envOptions{direct: true, agentDir: os.Getenv("E2E_AGENT_DIR")}
+	return envOptions{direct: true, agentDir: os.Getenv("E2E_AGENT_DIR"), logLevel: "info"}
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

@@ -148,15 +148,16 @@ func (p *proc) tail() string {
 
 // env is a server, a proxy and an exec-agent connected through it.
 type env struct {
-	t       testing.TB
-	dir     string
-	port    int
-	url     string
-	server  *proc
-	agent   *proc
-	proxy   *proxy
-	client  *http.Client
-	agentID string
+	t        testing.TB
+	dir      string
+	port     int
+	url      string
+	server   *proc
+	agent    *proc
+	proxy    *proxy
+	client   *http.Client
+	agentID  string
+	logLevel string
 }
 
 type envOptions struct {
@@ -166,6 +167,9 @@ type envOptions struct {
 	agentDir string
 	// direct connects the agent to the server without the proxy.
 	direct bool
+	// logLevel of the server and the agent; "": debug (tests want the
+	// detail when they fail; benchmarks measure the default, info).
+	logLevel string
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -173,6 +177,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e := &env{t: t, dir: t.TempDir(), port: freePort(t), agentID: agentID,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
+	level := o.logLevel
+	if level == "" {
+		level = "debug"
+	}
+	e.logLevel = level
 	e.startServer()
 	e.proxy = newProxy(t, fmt.Sprintf("127.0.0.1:%d", e.port))
 	adir := filepath.Join(e.dir, "agent")
@@ -191,12 +200,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 basic.server = %s
 basic.token = %s
 basic.log.target = stdout
-basic.log.level = debug
+basic.log.level = %s
 basic.monitor.enabled = false
 exec.kill_grace = 500ms
 exec.drain_timeout = 200ms
 %s
-`, e.agentID, server, agentToken, o.agentConf)
+`, e.agentID, server, agentToken, level, o.agentConf)
 	confPath := filepath.Join(adir, "conf", "agent.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -232,13 +241,13 @@ cache_dir = %s/cache
 cache_threshold = 99
 log_dir = %s/logs
 log_target = stdout
-log_level = debug
+log_level = %s
 api.tokens = ops:%s
 api.rate_limit = 0
 api.upload_max_body = 1G
 agent.tokens = fleet:%s
 connect_limit = 0
-`, e.port, sdir, sdir, sdir, apiToken, agentToken)
+`, e.port, sdir, sdir, sdir, e.logLevel, apiToken, agentToken)
 	confPath := filepath.Join(sdir, "server.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		e.t.Fatal(err)

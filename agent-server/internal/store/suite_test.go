@@ -66,6 +66,7 @@ func runSuite(t *testing.T, nc newConfig) {
 		{"SecretsAndAcks", testSecretsAndAcks},
 		{"PingClose", testPingClose},
 		{"Prometheus", testPrometheus},
+		{"HotWritesPrepared", testHotWritesPrepared},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1171,5 +1172,29 @@ func testSetSecretHashes(t *testing.T, s Store) {
 	wantErr(t, s.SetSecretHashes(ctx, map[string][]byte{"c": {1}, strings.Repeat("x", 129): {1}}), ErrInvalid, "agent id longer than 128 characters")
 	if h, _ := s.SecretHash(ctx, "c"); h != nil {
 		t.Fatalf("secret of c written by a failed batch: %x", h)
+	}
+}
+
+// testHotWritesPrepared runs the one-row writes of the exec and metrics
+// paths and checks that each found its prepared statement: a change to
+// one of their SQL texts that hotWrites does not follow shows up here.
+func testHotWritesPrepared(t *testing.T, s Store, _ Config) {
+	ctx := context.Background()
+	now := time.Now()
+	task, err := s.CreateTask(ctx, Task{Kind: KindExec, State: TaskPending})
+	must(t, err)
+	must(t, s.UpdateTaskState(ctx, task.ID, TaskPending, now, ""))
+	must(t, s.UpdateTaskState(ctx, task.ID, TaskRunning, now, ""))
+	r := Result{TaskID: task.ID, AgentID: "a1", State: ResultRunning, StartedAt: now}
+	must(t, s.PutResults(ctx, []Result{r}))
+	r.State, r.EndedAt = ResultOK, now
+	must(t, s.PutResults(ctx, []Result{r}))
+	must(t, s.UpdateTaskState(ctx, task.ID, TaskDone, now, ""))
+	must(t, s.PutMetrics(ctx, []Metric{{AgentID: "a1", Category: "usage", Time: now, Data: []byte(`{}`)}}))
+	if got, err := s.GetResult(ctx, task.ID, "a1"); err != nil || got.State != ResultOK {
+		t.Fatalf("result %+v, %v", got, err)
+	}
+	if n := s.(*sqlStore).cold.Load(); n != 0 {
+		t.Errorf("%d hot writes ran unprepared", n)
 	}
 }
