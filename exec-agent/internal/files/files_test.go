@@ -348,6 +348,8 @@ func TestUploadFailureKeepsOldFile(t *testing.T) {
 	}{
 		{"reader fails halfway", context.Background(), UploadSpec{Size: 3 << 20, MD5: sum}, &failingReader{n: 1 << 20, err: errors.New("connection reset")},
 			nil, "upload " + target + ": after 1048576 bytes: connection reset"},
+		{"reader fails halfway, size unknown", context.Background(), UploadSpec{}, &failingReader{n: 1 << 20, err: errors.New("connection reset")},
+			nil, "upload " + target + ": after 1048576 bytes: connection reset"},
 		{"md5 mismatch", context.Background(), UploadSpec{Size: 3 << 20, MD5: [16]byte{1}, MD5Check: true}, bytes.NewReader(newData),
 			ErrChecksum, fmt.Sprintf("upload %s: md5 mismatch: got %x, want 01000000000000000000000000000000", target, sum)},
 		{"short body", context.Background(), UploadSpec{Size: 3<<20 + 1, MD5: sum}, bytes.NewReader(newData),
