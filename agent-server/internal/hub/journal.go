@@ -23,6 +23,9 @@ type journal struct {
 
 var errNoJournalHandler = errors.New("no journal handler registered")
 
+// execDoneAckDelay is how soon an exec_done is acked at the latest.
+const execDoneAckDelay = 20 * time.Millisecond
+
 // journaled handles a message carrying a seq: dedup, delivery, ack batching.
 func (s *Session) journaled(msg *protocol.Msg) string {
 	h := s.hub
@@ -48,10 +51,24 @@ func (s *Session) journaled(msg *protocol.Msg) string {
 	s.mu.Lock()
 	jr.hwm = msg.Seq
 	jr.unacked++
-	now := msg.Type == protocol.TypeExecDone || jr.unacked >= h.opts.AckBatch
-	if !now && jr.timer == nil {
-		h.wg.Add(1)
-		jr.timer = time.AfterFunc(h.opts.AckDelay, s.ackTimer)
+	now := jr.unacked >= h.opts.AckBatch
+	if !now {
+		delay := h.opts.AckDelay
+		if msg.Type == protocol.TypeExecDone {
+			// Soon, but not here: this goroutine would otherwise write the
+			// ack's high-water mark while the exec's result is being
+			// stored, and on SQLite (one writer connection) the result's
+			// write would wait for it — latency on every exec.
+			delay = min(delay, execDoneAckDelay)
+			if jr.timer != nil && jr.timer.Stop() {
+				h.wg.Done() // the pending ack is rescheduled below
+				jr.timer = nil
+			}
+		}
+		if jr.timer == nil {
+			h.wg.Add(1)
+			jr.timer = time.AfterFunc(delay, s.ackTimer)
+		}
 	}
 	s.mu.Unlock()
 	if now {

@@ -74,7 +74,7 @@ type Options struct {
 	ExtraCaps []string
 
 	// AckDelay bounds how long a stored journaled message waits for its
-	// ack; an exec_done or AckBatch messages are acked at once. Default 1 s.
+	// ack; an exec_done within 20 ms, AckBatch messages at once. Default 1 s.
 	AckDelay time.Duration
 	// AckBatch is the number of stored messages that triggers an ack.
 	// Default 256.
