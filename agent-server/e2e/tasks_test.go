@@ -263,7 +263,7 @@ func TestFleetCancel(t *testing.T) {
 	if v.State != "cancelled" || x.started.Load() != 2 {
 		t.Fatalf("%+v started %d", v, x.started.Load())
 	}
-	eventually(t, 5*time.Second, "killed commands gone", func() bool { return x.cur.Load() == 0 })
+	eventually(t, 20*time.Second, "killed commands gone", func() bool { return x.cur.Load() == 0 })
 	m := byAgent(v)
 	for i, a := range ids {
 		r := m[a]
