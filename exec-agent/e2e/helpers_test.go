@@ -177,11 +177,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e := &env{t: t, dir: t.TempDir(), port: freePort(t), agentID: agentID,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
-	level := o.logLevel
-	if level == "" {
-		level = "debug"
+	e.logLevel = o.logLevel
+	if e.logLevel == "" {
+		e.logLevel = "debug"
 	}
-	e.logLevel = level
 	e.startServer()
 	e.proxy = newProxy(t, fmt.Sprintf("127.0.0.1:%d", e.port))
 	adir := filepath.Join(e.dir, "agent")
@@ -205,7 +204,7 @@ basic.monitor.enabled = false
 exec.kill_grace = 500ms
 exec.drain_timeout = 200ms
 %s
-`, e.agentID, server, agentToken, level, o.agentConf)
+`, e.agentID, server, agentToken, e.logLevel, o.agentConf)
 	confPath := filepath.Join(adir, "conf", "agent.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // BenchmarkPutResults10k stores the results of a 10,000-agent fleet task
@@ -28,4 +29,41 @@ func BenchmarkPutResults10k(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/10000, "µs/result")
 		})
 	}
+}
+
+// BenchmarkExecWrites is the store's share of one exec through the API
+// (SQLite): the task, its running result row, the final row, the task's
+// final state — each timed on its own.
+func BenchmarkExecWrites(b *testing.B) {
+	ctx := context.Background()
+	s := openStore(b, sqliteTestConfig(b))
+	now := time.Now()
+	var create, running, final, state time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		task, err := s.CreateTask(ctx, Task{Kind: KindExec, State: TaskRunning, CreatedAt: now, StartedAt: now, Spec: []byte(`{"cmd":"true"}`)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		r := Result{TaskID: task.ID, AgentID: "a1", State: ResultRunning, StartedAt: now}
+		if err := s.PutResults(ctx, []Result{r}); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		r.State, r.EndedAt = ResultOK, now
+		if err := s.PutResults(ctx, []Result{r}); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		if err := s.UpdateTaskState(ctx, task.ID, TaskDone, now, ""); err != nil {
+			b.Fatal(err)
+		}
+		create, running, final, state = create+t1.Sub(t0), running+t2.Sub(t1), final+t3.Sub(t2), state+time.Since(t3)
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+	b.ReportMetric(us(create), "µs-create")
+	b.ReportMetric(us(running), "µs-running-row")
+	b.ReportMetric(us(final), "µs-final-row")
+	b.ReportMetric(us(state), "µs-task-state")
 }

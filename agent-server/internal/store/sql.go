@@ -51,7 +51,7 @@ type sqlStore struct {
 	secretQ, ackQ *sql.Stmt
 	// hotWrites prepared, by their SQL text; not changed after open.
 	wcache map[string]*sql.Stmt
-	cold   atomic.Int64 // execTx/queryTx/execW calls whose statement was not prepared (tests)
+	cold   atomic.Int64 // execTx/queryTx/execW calls that ran unprepared (tests)
 }
 
 // Batch bounds of multi-row statements: SQLite allows 32766 variables per
@@ -789,14 +789,7 @@ func (s *sqlStore) tasksExist(ctx context.Context, tx *sql.Tx, rs []Result) erro
 		}
 	}
 	for chunk := range slices.Chunk(args, maxBatchRows) {
-		q := "SELECT id FROM tasks WHERE id IN (" + placeholders(len(chunk)) + ")"
-		var rows *sql.Rows
-		var err error
-		if len(chunk) == 1 {
-			rows, err = s.queryTx(ctx, tx, q, chunk...)
-		} else {
-			rows, err = tx.QueryContext(ctx, q, chunk...)
-		}
+		rows, err := s.queryTx(ctx, tx, "SELECT id FROM tasks WHERE id IN ("+placeholders(len(chunk))+")", chunk...)
 		if err != nil {
 			return err
 		}
@@ -1108,8 +1101,6 @@ func (s *sqlStore) PutMetrics(ctx context.Context, ms []Metric) error {
 	return nil
 }
 
-// batchInsert runs multi-row inserts of n rows; row(i) gives the i-th row's
-// arguments and approximate size in bytes.
 // metricUpdate is the update part of the metrics upsert: the newer report
 // wins.
 func (s *sqlStore) metricUpdate() string {
@@ -1119,6 +1110,9 @@ func (s *sqlStore) metricUpdate() string {
 	return s.d.upsert("agent_id", "category") + " data = CASE WHEN " + newer + " THEN " + ex("data") + " ELSE data END, at = CASE WHEN " + newer + " THEN " + ex("at") + " ELSE at END"
 }
 
+// batchInsert runs multi-row inserts of n rows; row(i) gives the i-th row's
+// arguments and approximate size in bytes. A one-row statement of the hot
+// paths (one result, one metric) runs prepared (hotWrites).
 func (s *sqlStore) batchInsert(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, row func(int) ([]any, int)) error {
 	args := make([]any, 0, cols*min(n, maxBatchRows))
 	rows, size := 0, 0
@@ -1126,15 +1120,7 @@ func (s *sqlStore) batchInsert(ctx context.Context, tx *sql.Tx, head, tail strin
 		if rows == 0 {
 			return nil
 		}
-		var err error
-		q := head + rowsPlaceholders(rows, cols) + " " + tail
-		if rows == 1 {
-			// The common case of the hot paths (one result, one metric):
-			// prepared once.
-			_, err = s.execTx(ctx, tx, q, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, q, args...)
-		}
+		_, err := s.execTx(ctx, tx, head+rowsPlaceholders(rows, cols)+" "+tail, args...)
 		args, rows, size = args[:0], 0, 0
 		return err
 	}
@@ -1538,7 +1524,7 @@ func (s *sqlStore) hotWrites() []string {
 // else nil.
 func (s *sqlStore) wstmt(q string) *sql.Stmt { return s.wcache[q] }
 
-// execTx runs q in tx, prepared once.
+// execTx runs q in tx: prepared when it is one of hotWrites, else as it is.
 func (s *sqlStore) execTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	if st := s.wstmt(q); st != nil {
 		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
@@ -1547,7 +1533,7 @@ func (s *sqlStore) execTx(ctx context.Context, tx *sql.Tx, q string, args ...any
 	return tx.ExecContext(ctx, q, args...)
 }
 
-// queryTx runs the query q in tx, prepared once.
+// queryTx runs the query q in tx: prepared when it is one of hotWrites.
 func (s *sqlStore) queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
 	if st := s.wstmt(q); st != nil {
 		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
@@ -1556,7 +1542,8 @@ func (s *sqlStore) queryTx(ctx context.Context, tx *sql.Tx, q string, args ...an
 	return tx.QueryContext(ctx, q, args...)
 }
 
-// execW runs q on the writer pool outside a transaction, prepared once.
+// execW runs q on the writer pool outside a transaction: prepared when it
+// is one of hotWrites.
 func (s *sqlStore) execW(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if st := s.wstmt(q); st != nil {
 		return st.ExecContext(ctx, args...)

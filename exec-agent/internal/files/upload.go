@@ -115,8 +115,8 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 	}
 	// The MD5 is computed only when there is one to check: a body of
 	// unknown size (our server's streamed upload, whose end it sends only
-	// after checking the MD5 itself) has none, and hashing 200 MB costs a
-	// third of a second of CPU.
+	// after checking the MD5 itself) has none, and Go's MD5 runs at about
+	// 950 MB/s here: 0.2 s of CPU per 200 MB.
 	check := spec.Size > 0 && (spec.MD5Check || spec.MD5 != [16]byte{})
 	var n int64
 	var sum [16]byte
