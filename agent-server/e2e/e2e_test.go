@@ -200,8 +200,9 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"GET", "/api/agents?page=0", "", 400, "invalid parameter page: must be an integer between 1 and 1073741824"},
 		{"GET", "/api/agents?page=x", "", 400, "invalid parameter page: must be an integer between 1 and 1073741824"},
-		{"GET", "/api/agents?size=1001", "", 400, "invalid parameter size: must be an integer between 1 and 1000"},
-		{"GET", "/api/agents?size=-1", "", 400, "invalid parameter size: must be an integer between 1 and 1000"},
+		{"GET", "/api/agents?size=200001", "", 400, "invalid parameter size: must be an integer between 1 and 200000"},
+		{"GET", "/api/agents?size=-1", "", 400, "invalid parameter size: must be an integer between 1 and 200000"},
+		{"GET", "/api/agents?size=5000", "", 200, ""},
 		{"GET", "/api/agents?online=maybe", "", 400, "invalid parameter online: must be true or false"},
 		{"GET", "/api/agents?labels=%3D%3D", "", 400, "invalid parameter labels: "},
 		{"GET", "/api/agents?page=99999", "", 200, ""},
@@ -424,7 +425,7 @@ func TestLogs(t *testing.T) {
 	startAgent(t, ts.addr, agentSpec{id: "l-1", setup: setup})
 	ts.waitOnline("l-1")
 	e := ts.get("/api/agents/l-1/logs")
-	if e.status != 200 || string(e.Payload) != `[{"name":"example-agent.log","size":42,"mod_time":"2026-11-24T10:00:00Z"}]` {
+	if e.status != 200 || string(e.Payload) != `[{"name":"example-agent.log","size":42,"mod_time":1795514400,"modified_at":"2026-11-24T10:00:00Z"}]` {
 		t.Errorf("logs: %d %s", e.status, e.body)
 	}
 	e = ts.get("/api/agents/l-1/log/download?files=example-agent.log")

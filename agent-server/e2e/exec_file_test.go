@@ -29,21 +29,25 @@ func TestFileLs(t *testing.T) {
 	}
 	ts.waitOnline("x1")
 	type entry struct {
-		Name    string    `json:"name"`
-		Auth    string    `json:"auth"`
-		User    string    `json:"user"`
-		Group   string    `json:"group"`
-		Size    uint64    `json:"size"`
-		ModTime time.Time `json:"mod_time"`
-		IsDir   bool      `json:"is_dir"`
-		IsLink  bool      `json:"is_link"`
-		LinkDir string    `json:"link_dir"`
+		Name       string    `json:"name"`
+		Auth       uint32    `json:"auth"`
+		Mode       string    `json:"mode"`
+		Perm       string    `json:"perm"`
+		User       string    `json:"user"`
+		Group      string    `json:"group"`
+		Size       uint64    `json:"size"`
+		ModTime    int64     `json:"mod_time"`
+		ModifiedAt time.Time `json:"modified_at"`
+		IsDir      bool      `json:"is_dir"`
+		IsLink     bool      `json:"is_link"`
+		LinkDir    string    `json:"link_dir"`
 	}
 	got := decode[[]entry](t, ts.get("/api/file/x1/ls?dir=/srv"))
+	u := mt.Unix()
 	want := []entry{
-		{"a.txt", "-rw-r--r--", "root", "adm", 12, mt, false, false, ""},
-		{"sub", "drwxr-xr-x", "root", "root", 4096, mt, true, false, ""},
-		{"l", "Lrwxrwxrwx", "u", "g", 0, mt, false, true, "/srv/sub"},
+		{"a.txt", 0o644, "-rw-r--r--", "0644", "root", "adm", 12, u, mt, false, false, ""},
+		{"sub", 2147484141, "drwxr-xr-x", "0755", "root", "root", 4096, u, mt, true, false, ""},
+		{"l", 134218239, "Lrwxrwxrwx", "0777", "u", "g", 0, u, mt, false, true, "/srv/sub"},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ls = %+v\nwant %+v", got, want)

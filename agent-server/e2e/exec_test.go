@@ -19,9 +19,9 @@ import (
 )
 
 type runReply struct {
-	ID     string    `json:"id"`
-	Begin  time.Time `json:"begin"`
-	PID    int       `json:"pid"`
+	ID     string `json:"id"`
+	Begin  int64  `json:"begin"`
+	PID    int    `json:"pid"`
 	Result *struct {
 		Running     bool   `json:"running"`
 		Code        int    `json:"code"`

@@ -347,16 +347,18 @@ type runReq struct {
 }
 
 type runReply struct {
-	ID     string     `json:"id"`
-	Begin  time.Time  `json:"begin"`
-	PID    int        `json:"pid"`
-	Result *runResult `json:"result"`
+	ID      string     `json:"id"`
+	Begin   int64      `json:"begin"` // unix seconds
+	BeginAt time.Time  `json:"begin_at"`
+	PID     int        `json:"pid"`
+	Result  *runResult `json:"result"`
 }
 
 type runResult struct {
 	Running     bool      `json:"running"`
 	Code        int       `json:"code"`
-	End         time.Time `json:"end"`
+	End         int64     `json:"end"` // unix seconds
+	EndAt       time.Time `json:"end_at"`
 	Data        []byte    `json:"data"`
 	State       string    `json:"state"`
 	Msg         string    `json:"msg"`

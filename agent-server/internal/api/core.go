@@ -141,7 +141,9 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		Keyword:  p.String("keyword", ""),
 	}
 	f.Page = p.Int("page", 1, 1, 1<<30)
-	f.Size = p.Int("size", store.DefaultPageSize, 1, store.MaxPageSize)
+	// 1.5 had no upper bound (clients ask for "everything" with a large
+	// size); pages beyond the store's are cut from a scan.
+	f.Size = p.Int("size", store.DefaultPageSize, 1, maxAgentScan)
 	hasOnline := p.Has("online")
 	online := p.Bool("online", false)
 	sel := p.String("labels", "")
@@ -164,12 +166,13 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		total int
 		err   error
 	)
+	big := f.Size > store.MaxPageSize
 	switch {
 	case hasOnline && online:
 		if len(sessions) == 0 {
 			break
 		}
-		if len(sessions) > store.MaxFilterIDs {
+		if big || len(sessions) > store.MaxFilterIDs {
 			list, total, err = s.scanAgents(r.Context(), f, func(id string) bool { _, ok := sessions[id]; return ok })
 			break
 		}
@@ -179,6 +182,8 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		list, total, err = s.o.Store.ListAgents(r.Context(), f)
 	case hasOnline:
 		list, total, err = s.scanAgents(r.Context(), f, func(id string) bool { _, ok := sessions[id]; return !ok })
+	case big:
+		list, total, err = s.scanAgents(r.Context(), f, func(string) bool { return true })
 	default:
 		list, total, err = s.o.Store.ListAgents(r.Context(), f)
 	}

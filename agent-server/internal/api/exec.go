@@ -77,24 +77,40 @@ type ExecRunRequest struct {
 	Pipe bool `json:"pipe"`
 }
 
-// ExecRunReply is the payload of POST /api/exec/{id}/run.
+// ExecRunReply is the payload of POST /api/exec/{id}/run. The fields of
+// 1.5 keep its names and JSON types (times in unix seconds); the RFC 3339
+// forms are the *_at fields beside them.
 type ExecRunReply struct {
-	ID     string      `json:"id"` // the task id
-	Begin  time.Time   `json:"begin"`
-	PID    int         `json:"pid"`
-	Result *ExecResult `json:"result,omitempty"`
+	ID      string      `json:"id"`    // the task id
+	Begin   int64       `json:"begin"` // unix seconds, as 1.5
+	BeginAt time.Time   `json:"begin_at"`
+	PID     int         `json:"pid"`
+	Result  *ExecResult `json:"result,omitempty"`
 }
+
+// CodeServerTimeout is the exit code 1.5 reported when the server stopped
+// waiting for a command (result.running is then true).
+const CodeServerTimeout = -65535
 
 // ExecResult is the outcome part of a run reply.
 type ExecResult struct {
 	Running     bool      `json:"running"`
-	Code        int       `json:"code"`
-	End         time.Time `json:"end,omitzero"`
-	Data        []byte    `json:"data"` // base64 in JSON
+	Code        int       `json:"code"`          // CodeServerTimeout while running
+	End         int64     `json:"end,omitempty"` // unix seconds, as 1.5; absent while running
+	EndAt       time.Time `json:"end_at,omitzero"`
+	Data        []byte    `json:"data"` // base64 in JSON, never null
 	State       string    `json:"state"`
 	Msg         string    `json:"msg,omitempty"`
 	Dropped     int64     `json:"dropped"`
 	OutputBytes int64     `json:"output_bytes"`
+}
+
+// unix is t in unix seconds, 0 for the zero time (as 1.5 wrote it).
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // execAudit is the audit detail of a run: never the password.
@@ -185,7 +201,7 @@ func (x *execRoutes) start(r *http.Request, id string, spec execsvc.Spec, o exec
 		return e, ExecRunReply{}, x.err(ctx, limit, err)
 	}
 	res := e.Result()
-	return e, ExecRunReply{ID: e.TaskID(), Begin: res.StartedAt, PID: res.PID}, nil
+	return e, ExecRunReply{ID: e.TaskID(), Begin: unix(res.StartedAt), BeginAt: res.StartedAt, PID: res.PID}, nil
 }
 
 // wait waits for the end of e (its timeout plus a little) and builds the
@@ -209,10 +225,17 @@ func (x *execRoutes) wait(r *http.Request, e *execsvc.Exec) (*ExecResult, error)
 	if derr != nil {
 		return nil, derr
 	}
-	return &ExecResult{
-		Running: isRunning(e), Code: res.ExitCode, End: res.EndedAt, Data: data, State: string(res.State),
+	if data == nil {
+		data = []byte{}
+	}
+	out := &ExecResult{
+		Running: isRunning(e), Code: res.ExitCode, End: unix(res.EndedAt), EndAt: res.EndedAt, Data: data, State: string(res.State),
 		Msg: res.Msg, Dropped: res.Dropped, OutputBytes: res.OutputBytes,
-	}, nil
+	}
+	if out.Running {
+		out.Code, out.End, out.EndAt = CodeServerTimeout, 0, time.Time{}
+	}
+	return out, nil
 }
 
 func isRunning(e *execsvc.Exec) bool {
@@ -224,15 +247,18 @@ func isRunning(e *execsvc.Exec) bool {
 	}
 }
 
-// ExecStatus is the payload of GET /api/exec/{id}/status/{pid}.
+// ExecStatus is the payload of GET /api/exec/{id}/status/{pid}: 1.5's
+// fields (unix seconds) and the richer ones beside them.
 type ExecStatus struct {
-	TaskID string    `json:"task_id"`
-	Begin  time.Time `json:"begin"`
-	End    time.Time `json:"end,omitzero"`
-	Done   bool      `json:"done"`
-	Code   int       `json:"code"`
-	State  string    `json:"state"`
-	Msg    string    `json:"msg,omitempty"`
+	Begin   int64     `json:"begin"`         // unix seconds
+	End     int64     `json:"end,omitempty"` // unix seconds, once done
+	Done    bool      `json:"done"`
+	Code    int       `json:"code"`
+	TaskID  string    `json:"task_id"`
+	BeginAt time.Time `json:"begin_at"`
+	EndAt   time.Time `json:"end_at,omitzero"`
+	State   string    `json:"state"`
+	Msg     string    `json:"msg,omitempty"`
 }
 
 // lookup finds the exec of {id} with {pid}.
@@ -256,7 +282,12 @@ func (x *execRoutes) status(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res := e.Result()
-	japi.OK(w, r, ExecStatus{TaskID: e.TaskID(), Begin: res.StartedAt, End: res.EndedAt, Done: !isRunning(e), Code: res.ExitCode, State: string(res.State), Msg: res.Msg})
+	st := ExecStatus{Begin: unix(res.StartedAt), Done: !isRunning(e), Code: res.ExitCode, TaskID: e.TaskID(), BeginAt: res.StartedAt,
+		State: string(res.State), Msg: res.Msg}
+	if st.Done {
+		st.End, st.EndAt = unix(res.EndedAt), res.EndedAt
+	}
+	japi.OK(w, r, st)
 	return nil
 }
 
@@ -312,9 +343,10 @@ func (x *execRoutes) kill(w http.ResponseWriter, r *http.Request) error {
 
 // PsEntry is one running task of GET /api/exec/{id}/ps.
 type PsEntry struct {
-	TaskID string    `json:"task_id"`
-	PID    int       `json:"pid"`
-	Begin  time.Time `json:"begin"`
+	TaskID  string    `json:"task_id"`
+	PID     int       `json:"pid"`
+	Begin   int64     `json:"begin"` // unix seconds, as 1.5
+	BeginAt time.Time `json:"begin_at"`
 }
 
 func (x *execRoutes) ps(w http.ResponseWriter, r *http.Request) error {
@@ -335,7 +367,7 @@ func (x *execRoutes) ps(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]PsEntry, 0, len(tasks))
 	for _, t := range tasks {
-		out = append(out, PsEntry{TaskID: t.TaskID, PID: t.Pid, Begin: t.Begin})
+		out = append(out, PsEntry{TaskID: t.TaskID, PID: t.Pid, Begin: unix(t.Begin), BeginAt: t.Begin})
 	}
 	japi.OK(w, r, out)
 	return nil

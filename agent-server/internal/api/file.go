@@ -24,17 +24,21 @@ import (
 	"github.com/agentfleet/agent-server/internal/execsvc"
 )
 
-// FileEntry is one entry of GET /api/file/{id}/ls.
+// FileEntry is one entry of GET /api/file/{id}/ls: 1.5's fields with its
+// JSON types, and the readable forms beside them.
 type FileEntry struct {
-	Name    string    `json:"name"`
-	Auth    string    `json:"auth"` // permission string, e.g. -rw-r--r--
-	User    string    `json:"user"`
-	Group   string    `json:"group"`
-	Size    uint64    `json:"size"`
-	ModTime time.Time `json:"mod_time"`
-	IsDir   bool      `json:"is_dir"`
-	IsLink  bool      `json:"is_link"`
-	LinkDir string    `json:"link_dir"`
+	Name       string    `json:"name"`
+	Auth       uint32    `json:"auth"` // Go os.FileMode as a number, type bits included (a 0700 directory is 2147484096), as 1.5
+	Mode       string    `json:"mode"` // the same as text, e.g. drwx------
+	Perm       string    `json:"perm"` // permission bits in octal, e.g. 0700
+	User       string    `json:"user"`
+	Group      string    `json:"group"`
+	Size       uint64    `json:"size"`
+	ModTime    int64     `json:"mod_time"` // unix seconds, as 1.5
+	ModifiedAt time.Time `json:"modified_at"`
+	IsDir      bool      `json:"is_dir"`
+	IsLink     bool      `json:"is_link"`
+	LinkDir    string    `json:"link_dir"`
 }
 
 func (x *execRoutes) ls(w http.ResponseWriter, r *http.Request) error {
@@ -57,7 +61,8 @@ func (x *execRoutes) ls(w http.ResponseWriter, r *http.Request) error {
 	out := make([]FileEntry, 0, len(files))
 	for _, f := range files {
 		out = append(out, FileEntry{
-			Name: f.Name, Auth: f.Mod.String(), User: f.User, Group: f.Group, Size: f.Size, ModTime: f.ModTime,
+			Name: f.Name, Auth: uint32(f.Mod), Mode: f.Mod.String(), Perm: fmt.Sprintf("%04o", uint32(f.Mod.Perm())),
+			User: f.User, Group: f.Group, Size: f.Size, ModTime: unix(f.ModTime), ModifiedAt: f.ModTime,
 			IsDir: f.Mod.IsDir(), IsLink: f.IsLink || f.Mod&os.ModeSymlink != 0, LinkDir: f.LinkDir,
 		})
 	}

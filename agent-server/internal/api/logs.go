@@ -18,9 +18,10 @@ import (
 
 // LogFile is one entry of GET /api/agents/{id}/logs.
 type LogFile struct {
-	Name    string    `json:"name"`
-	Size    uint64    `json:"size"`
-	ModTime time.Time `json:"mod_time"`
+	Name       string    `json:"name"`
+	Size       uint64    `json:"size"`
+	ModTime    int64     `json:"mod_time"` // unix seconds, as 1.5
+	ModifiedAt time.Time `json:"modified_at"`
 }
 
 func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) error {
@@ -41,7 +42,7 @@ func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]LogFile, 0, len(rep.LogLs.Files))
 	for _, f := range rep.LogLs.Files {
-		out = append(out, LogFile{Name: f.Name, Size: f.Size, ModTime: f.ModTime})
+		out = append(out, LogFile{Name: f.Name, Size: f.Size, ModTime: unix(f.ModTime), ModifiedAt: f.ModTime})
 	}
 	japi.OK(w, r, out)
 	return nil

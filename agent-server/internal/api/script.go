@@ -38,11 +38,13 @@ var scriptTypes = []string{"sh", "bash", "python", "python3", "bat", "powershell
 
 // ScriptReply is the payload of POST /api/script/{id}/run.
 type ScriptReply struct {
-	ID          string    `json:"id"` // the task id
-	Begin       time.Time `json:"begin"`
-	End         time.Time `json:"end,omitzero"`
-	Code        int       `json:"code"`
-	Data        []byte    `json:"data"` // base64 in JSON
+	ID          string    `json:"id"`    // the task id
+	Begin       int64     `json:"begin"` // unix seconds, as 1.5
+	End         int64     `json:"end"`   // unix seconds, as 1.5; 0 while running
+	Code        int       `json:"code"`  // CodeServerTimeout while running
+	Data        []byte    `json:"data"`  // base64 in JSON
+	BeginAt     time.Time `json:"begin_at"`
+	EndAt       time.Time `json:"end_at,omitzero"`
 	Running     bool      `json:"running"`
 	State       string    `json:"state"`
 	Msg         string    `json:"msg,omitempty"`
@@ -117,7 +119,7 @@ func (x *execRoutes) script(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	japi.OK(w, r, ScriptReply{ID: rep.ID, Begin: rep.Begin, End: res.End, Code: res.Code, Data: res.Data, Running: res.Running,
+	japi.OK(w, r, ScriptReply{ID: rep.ID, Begin: rep.Begin, End: res.End, Code: res.Code, Data: res.Data, BeginAt: rep.BeginAt, EndAt: res.EndAt, Running: res.Running,
 		State: res.State, Msg: res.Msg, Dropped: res.Dropped, OutputBytes: res.OutputBytes})
 	return nil
 }

@@ -59,6 +59,7 @@ type SessionInfo struct {
 	LastSeen    time.Time         `json:"last_seen"`
 	Caps        []string          `json:"caps"` // extensions in use on this connection
 	Labels      map[string]string `json:"labels,omitempty"`
+	Pending     int               `json:"pending"` // requests waiting for the agent's reply, running execs included
 }
 
 // ID returns the agent id.
@@ -102,6 +103,9 @@ func (s *Session) Info() SessionInfo {
 	if c.IP != nil {
 		info.IP = c.IP.String()
 	}
+	s.mu.Lock()
+	info.Pending = len(s.waiters)
+	s.mu.Unlock()
 	return info
 }
 

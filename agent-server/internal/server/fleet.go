@@ -13,7 +13,7 @@ import (
 type fleet struct{ h *hub.Hub }
 
 func sessionOf(in hub.SessionInfo) api.Session {
-	return api.Session{ID: in.ID, Type: in.Type, Version: in.Version, ConnectedAt: in.ConnectedAt, LastSeen: in.LastSeen}
+	return api.Session{ID: in.ID, Type: in.Type, Version: in.Version, ConnectedAt: in.ConnectedAt, LastSeen: in.LastSeen, Busy: in.Pending > 0}
 }
 
 func (f fleet) Session(id string) (api.Session, bool) {
