@@ -400,6 +400,9 @@ func TestUploadBadRequests(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		spec UploadSpec
 		is   error
@@ -410,15 +413,15 @@ func TestUploadBadRequests(t *testing.T) {
 		{UploadSpec{Dir: dir, Name: ".."}, ErrName, `upload: invalid file name "..": is . or ..`},
 		{UploadSpec{Dir: "tmp", Name: "x"}, ErrPath, `upload: dir: invalid path "tmp": not absolute`},
 		{UploadSpec{Dir: dir + "/sub/..", Name: "x"}, ErrPath, `upload: dir: invalid path "` + dir + `/sub/..": has a . or .. element`},
-		{UploadSpec{Dir: dir + "/missing", Name: "x"}, os.ErrNotExist, "upload " + dir + "/missing/x: open " + dir + "/missing/.upload-"},
-		{UploadSpec{Dir: dir, Name: "sub"}, nil, "upload " + dir + "/sub: is a directory"},
+		{UploadSpec{Dir: dir + "/file/x", Name: "x"}, syscall.ENOTDIR, "upload " + dir + "/file/x/x: mkdir " + dir + "/file: not a directory"},
+		{UploadSpec{Dir: dir, Name: "sub"}, syscall.EISDIR, "upload " + dir + "/sub: is a directory"},
 	} {
 		_, err := fs.Upload(context.Background(), tt.spec, strings.NewReader("data"))
 		if err == nil || !strings.HasPrefix(err.Error(), tt.err) || (tt.is != nil && !errors.Is(err, tt.is)) {
 			t.Errorf("%+v: %v, want %s", tt.spec, err, tt.err)
 		}
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
@@ -600,6 +603,29 @@ func BenchmarkDownloadSection(b *testing.B) {
 		}
 		if _, err := s.Sum(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// An upload into a directory that does not exist creates it and its
+// parents with mode 0755 (less the umask), as v1 agents did.
+func TestUploadCreatesDir(t *testing.T) {
+	fs := New(Options{})
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "c")
+	path, err := fs.Upload(context.Background(), UploadSpec{Dir: dir, Name: "f.txt", Size: 4, MD5: md5.Sum([]byte("data")), MD5Check: true}, strings.NewReader("data"))
+	if err != nil || path != filepath.Join(dir, "f.txt") {
+		t.Fatalf("Upload = %q, %v", path, err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "data" {
+		t.Fatalf("file holds %q, %v", got, err)
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	for _, d := range []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), dir} {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != os.FileMode(UploadDirMode&^umask) {
+			t.Errorf("%s: %v, %v; want a directory with mode %o", d, fi.Mode(), err, UploadDirMode&^umask)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/agentfleet/jkframe/compress"
 	"github.com/agentfleet/libagent/protocol"
@@ -57,6 +58,10 @@ type UploadSpec struct {
 	MD5Check bool
 }
 
+// UploadDirMode is the mode of the directories an upload creates (before
+// the umask), as v1 agents used.
+const UploadDirMode = 0o755
+
 // copyBuf is the size of the one buffer a transfer streams through.
 const copyBuf = 256 << 10
 
@@ -70,7 +75,8 @@ func DecodeInline(data string) ([]byte, error) {
 	return b, nil
 }
 
-// Upload writes body to Dir/Name and returns the full path written. The
+// Upload writes body to Dir/Name and returns the full path written. A
+// missing Dir is created first, with its parents (UploadDirMode). The
 // bytes go to a temporary file in Dir (MD5 computed on the way), are checked
 // against Size and MD5, synced, then renamed over the target: a failed
 // upload never touches an existing file and leaves no temporary file. Then
@@ -92,8 +98,12 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		return "", fmt.Errorf("upload: %w", err)
 	}
 	target := filepath.Join(dir, spec.Name)
+	// A missing directory is created, with its parents, as v1 agents did.
+	if err := os.MkdirAll(dir, UploadDirMode); err != nil {
+		return "", fmt.Errorf("upload %s: %w", target, err)
+	}
 	if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
-		return "", fmt.Errorf("upload %s: is a directory", target)
+		return "", fmt.Errorf("upload %s: %w", target, syscall.EISDIR)
 	}
 
 	tmp, err := os.CreateTemp(dir, ".upload-*.part")
