@@ -871,3 +871,46 @@ func TestWSSWithCA(t *testing.T) {
 		})
 	}
 }
+
+// A handler's error goes out with its kind (protocol.KindOf) to a server
+// that speaks errkind.v1, and as the plain v1 type 0 to one that does not.
+func TestHandlerErrorKind(t *testing.T) {
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "errkind.v1", true: "v1"}[v1], func(t *testing.T) {
+			srv := agenttest.New(t, agenttest.Options{V1: v1})
+			missing := filepath.Join(t.TempDir(), "nope")
+			startAgent(t, srv.Addr(), agentSpec{setup: func(rt *libagent.Runtime) error {
+				rt.Handle(protocol.TypeLsReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+					_, err := os.ReadDir(missing)
+					return err
+				})
+				rt.Handle(protocol.TypeFoo, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+					return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{Msg: "m", Kind: protocol.KindDenied}})
+				})
+				return nil
+			}})
+			ctx := timeout(t, 10*time.Second)
+			ag, err := srv.WaitAgent(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind := map[bool]protocol.ErrKind{false: protocol.KindNotFound, true: ""}[v1]
+			tid, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: missing}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := srv.Await(ctx, tid)
+			if err != nil || rep.Type != protocol.TypeError || rep.ErrMsg != "open "+missing+": no such file or directory" || rep.ErrKind != wantKind {
+				t.Fatalf("reply %v %+v, want type 0 with kind %q", err, rep, wantKind)
+			}
+			wantKind = map[bool]protocol.ErrKind{false: protocol.KindDenied, true: ""}[v1]
+			if tid, err = srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeFoo}); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = srv.Await(ctx, tid)
+			if err != nil || rep.Type != protocol.TypeExecd || rep.Execd.Kind != wantKind {
+				t.Fatalf("reply %v %+v, want execd with kind %q", err, rep, wantKind)
+			}
+		})
+	}
+}

@@ -109,7 +109,7 @@ func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {
 		if err != nil && m.TID != "" {
 			// hctx may be what failed (timeout, kill): answer on a fresh one.
 			ectx, ecancel := context.WithTimeout(rt.ctx, rt.opts.WriteTimeout)
-			perr := rt.Push(ectx, protocol.Errorf(m.TID, "%s", err.Error()))
+			perr := rt.Push(ectx, protocol.ErrorReply(m.TID, err))
 			ecancel()
 			if perr != nil {
 				rt.log.Warn("cannot send error reply", "type", m.Type, "tid", m.TID, "err", err, "send_err", perr)

@@ -149,8 +149,13 @@ func (rt *Runtime) Cancel(tid string) bool {
 // Push sends m (usually without tid) on the current connection. It blocks
 // while the send queue is full, until ctx is done, and returns
 // ErrNotConnected while there is no connection. Type 7 reports use the
-// drop-oldest telemetry queue instead and never block.
+// drop-oldest telemetry queue instead and never block. The
+// protocol.CapErrKind fields of m are cleared when the connection does not
+// use that extension.
 func (rt *Runtime) Push(ctx context.Context, m *protocol.Msg) error {
+	if !rt.HasCap(protocol.CapErrKind) {
+		m.StripKinds() // a v1 server gets the v1 message
+	}
 	b, err := protocol.Encode(m)
 	if err != nil {
 		return err
@@ -174,7 +179,7 @@ func (rt *Runtime) current() *session {
 
 // caps are the capabilities announced in come.
 func (rt *Runtime) caps() []string {
-	c := []string{protocol.CapAuth}
+	c := []string{protocol.CapAuth, protocol.CapErrKind}
 	if rt.jr != nil {
 		c = append(c, protocol.CapAck)
 	}

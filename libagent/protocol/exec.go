@@ -31,6 +31,8 @@ type Execd struct {
 	Msg  string    `json:"msg,omitempty"`
 	Pid  int       `json:"pid"`
 	Time time.Time `json:"t"` // start time
+	// Kind classifies Msg when OK is false (CapErrKind only).
+	Kind ErrKind `json:"kind,omitempty"`
 }
 
 // ExecData is one chunk of output (type 12).

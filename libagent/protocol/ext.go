@@ -24,7 +24,7 @@ const (
 )
 
 // Caps is what this package implements, in the order announced.
-func Caps() []string { return []string{CapAuth, CapAck, CapBulk, CapStream} }
+func Caps() []string { return []string{CapAuth, CapAck, CapBulk, CapStream, CapErrKind} }
 
 // HasCap reports whether caps contains c.
 func HasCap(caps []string, c string) bool { return slices.Contains(caps, c) }
@@ -51,10 +51,11 @@ type PsTask struct {
 // "exec_kill_rep"; CapStream). OK false with Msg MsgNoSuchTask when nothing
 // matched.
 type ExecKillRep struct {
-	OK     bool   `json:"ok"`
-	Msg    string `json:"msg,omitempty"`
-	TaskID string `json:"task_id,omitempty"`
-	Pid    int    `json:"pid,omitempty"`
+	OK     bool    `json:"ok"`
+	Msg    string  `json:"msg,omitempty"`
+	TaskID string  `json:"task_id,omitempty"`
+	Pid    int     `json:"pid,omitempty"`
+	Kind   ErrKind `json:"kind,omitempty"` // classifies Msg (CapErrKind)
 }
 
 // MsgNoSuchTask is ExecKillRep.Msg when no running task matched.

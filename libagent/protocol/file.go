@@ -28,6 +28,7 @@ type LsRep struct {
 	OK    bool       `json:"ok"`
 	Msg   string     `json:"msg,omitempty"`
 	Files []FileInfo `json:"files,omitempty"`
+	Kind  ErrKind    `json:"kind,omitempty"` // classifies Msg (CapErrKind only)
 }
 
 // UploadTmpDir as Upload.Dir means the OS temp directory.
@@ -61,9 +62,10 @@ const TokenHeader = "X-Token"
 
 // UploadRep answers Upload (type 23).
 type UploadRep struct {
-	Dir string `json:"dir"` // full path written
-	OK  bool   `json:"ok"`
-	Msg string `json:"msg,omitempty"`
+	Dir  string  `json:"dir"` // full path written
+	OK   bool    `json:"ok"`
+	Msg  string  `json:"msg,omitempty"`
+	Kind ErrKind `json:"kind,omitempty"` // classifies Msg (CapErrKind only)
 }
 
 // DownloadReq asks the agent for a file (type 24).
@@ -91,6 +93,8 @@ type DownloadRep struct {
 
 	// Total is the whole file's size when a range was sent (CapBulk).
 	Total uint64 `json:"total,omitempty"`
+	// Kind classifies Msg when OK is false (CapErrKind only).
+	Kind ErrKind `json:"kind,omitempty"`
 }
 
 // DefaultBlockSize is the v1 download block size.
@@ -104,5 +108,6 @@ type DownloadData struct {
 
 // DownloadError aborts a v1 download after DownloadRep (type 27).
 type DownloadError struct {
-	Msg string `json:"msg"`
+	Msg  string  `json:"msg"`
+	Kind ErrKind `json:"kind,omitempty"` // classifies Msg (CapErrKind only)
 }

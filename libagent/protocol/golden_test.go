@@ -26,6 +26,7 @@ var samples = []struct {
 	msg  *Msg
 }{
 	{"error", &Msg{Type: TypeError, TID: "20261124-00001-9f2c0a1b2c3d4e5f", ErrMsg: "unsupported message type 55"}},
+	{"error_kind", &Msg{Type: TypeError, TID: "t-dl", ErrMsg: "open /var/log/nope: no such file or directory", ErrKind: KindNotFound}},
 	{"come", &Msg{Type: TypeCome, Come: &Come{
 		ID: "agent-20261124-0123456789abcdef", Name: "exec-agent", Version: "1.0.0",
 		IP: net.ParseIP("192.168.1.20"), MAC: "52:54:00:12:34:56", HostName: "web-1",
@@ -55,6 +56,8 @@ var samples = []struct {
 	{"exec_pipe", &Msg{Type: TypeExec, TID: "t-exec2", Exec: &Exec{Cmd: "true", Pipe: true}}},
 	{"execd", &Msg{Type: TypeExecd, TID: "t-exec", Execd: &Execd{OK: true, Pid: 4242, Time: t0}}},
 	{"execd_fail", &Msg{Type: TypeExecd, TID: "t-exec", Execd: &Execd{Msg: "exec: \"nope\": executable file not found in $PATH", Time: t0}}},
+	{"execd_fail_kind", &Msg{Type: TypeExecd, TID: "t-exec", Execd: &Execd{Msg: "workdir: stat /srv/nope: no such file or directory", Time: t0, Kind: KindNotFound}}},
+	{"ls_rep_fail_kind", &Msg{Type: TypeLsRep, TID: "t-ls", LsRep: &LsRep{Dir: "etc", Msg: "invalid path \"etc\": not absolute", Kind: KindInvalid}}},
 	{"exec_data", &Msg{Type: TypeExecData, TID: "t-exec", Seq: 7, ExecData: &ExecData{Data: "aGVsbG8gd2lkZSB3b3JsZAo="}}},
 	{"exec_done", &Msg{Type: TypeExecDone, TID: "t-exec", Seq: 8, ExecDone: &ExecDone{Code: 137, Time: t1}}},
 	{"exec_kill", &Msg{Type: TypeExecKill, ExecKill: &ExecKill{Pid: 4242}}},

@@ -17,10 +17,12 @@ const MaxFrame = 16 << 20
 // Msg is the envelope of every message: a type, an optional task id, and at
 // most one payload key, chosen by the type (Type.PayloadKey).
 type Msg struct {
-	Type   Type            `json:"type"`
-	TID    string          `json:"tid,omitempty"`    // task id; replies echo the request's
-	ErrMsg string          `json:"errmsg,omitempty"` // with TypeError
-	Plugin json.RawMessage `json:"plugin,omitempty"` // legacy, ignored
+	Type   Type   `json:"type"`
+	TID    string `json:"tid,omitempty"`    // task id; replies echo the request's
+	ErrMsg string `json:"errmsg,omitempty"` // with TypeError
+	// ErrKind classifies ErrMsg (CapErrKind only).
+	ErrKind ErrKind         `json:"errkind,omitempty"`
+	Plugin  json.RawMessage `json:"plugin,omitempty"` // legacy, ignored
 
 	// Seq numbers journaled messages (execd, exec_data, exec_done) when
 	// CapAck is in use; 1, 2, 3, … per agent journal, never reused.
