@@ -61,7 +61,13 @@ func (rt *Runtime) handleLogList(ctx context.Context, req *protocol.Msg, w Repli
 // returns are accepted: a path, "..", or any other name is refused.
 func (rt *Runtime) handleLogDownload(ctx context.Context, req *protocol.Msg, w Replier) error {
 	fail := func(err error) error {
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: &protocol.LogDownloadInfo{Msg: err.Error()}})
+		// Only the request's own mistakes have a kind: a failure to list
+		// or zip the files is the agent's, whatever error it wraps.
+		var kind protocol.ErrKind
+		if ke, ok := errors.AsType[*protocol.KindError](err); ok {
+			kind = ke.Kind
+		}
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: &protocol.LogDownloadInfo{Msg: err.Error(), Kind: kind}})
 	}
 	files, err := rt.logFiles()
 	if err != nil {
@@ -110,13 +116,13 @@ func (rt *Runtime) handleLogDownload(ctx context.Context, req *protocol.Msg, w R
 // error.
 func pickLogFiles(files []logFile, names []string) ([]logFile, error) {
 	if len(names) == 0 {
-		return nil, errors.New("log download: no file requested")
+		return nil, protocol.WithKind(protocol.KindInvalid, errors.New("log download: no file requested"))
 	}
 	var out []logFile
 	for _, n := range names {
 		i := slices.IndexFunc(files, func(f logFile) bool { return f.Name == n })
 		if i < 0 || n != filepath.Base(n) || n == ".." || n == "." {
-			return nil, fmt.Errorf("log download %q: %w", n, ErrNotLogFile)
+			return nil, protocol.WithKind(protocol.KindNotFound, fmt.Errorf("log download %q: %w", n, ErrNotLogFile))
 		}
 		if !slices.ContainsFunc(out, func(f logFile) bool { return f.Name == n }) {
 			out = append(out, files[i])

@@ -224,7 +224,7 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/api/agents/ex-1/log/download?files=../etc/passwd", "", 400, `invalid parameter files: "../etc/passwd" is not a plain file name`},
 		{"GET", "/api/agents/ex-1/log/download?files=..", "", 400, `invalid parameter files: ".." is not a plain file name`},
 		{"GET", "/api/agents/nope/log/download?files=a.log", "", 404, "not found: agent"},
-		{"GET", "/api/agents/ex-1/log/download?files=nope.log", "", 503, ""},
+		{"GET", "/api/agents/ex-1/log/download?files=nope.log", "", 404, `log download "nope.log": not a log file of this agent`},
 		{"GET", "/api/foo/nope", "", 404, "not found: agent"},
 		{"GET", "/api/foo/ex-1?timeout=-5", "", 400, "invalid parameter timeout: must be a duration (seconds or e.g. 1m30s) between 1s and 1h0m0s"},
 		{"GET", "/api/foo/ex-1?timeout=2h", "", 400, "invalid parameter timeout: must be a duration (seconds or e.g. 1m30s) between 1s and 1h0m0s"},

@@ -322,11 +322,11 @@ func TestExecBadInput(t *testing.T) {
 		{"GET", "/api/exec/ex-1/ps", "", 424, "invalid agent type want [exec-agent] got [example-agent]"},
 		{"GET", "/api/exec/x1/ps?timeout=0", "", 400, "invalid parameter timeout: must be a duration (seconds or e.g. 1m30s) between 1s and 1h0m0s"},
 		{"GET", "/api/file/x1/ls", "", 400, "missing parameter dir"},
-		{"GET", "/api/file/x1/ls?dir=/nope", "", 503, "open /nope: no such file or directory"},
+		{"GET", "/api/file/x1/ls?dir=/nope", "", 404, "open /nope: no such file or directory"}, // a v1 agent: kind read from its text
 		{"GET", "/api/file/ex-1/ls?dir=/", "", 424, "invalid agent type want [exec-agent] got [example-agent]"},
 		{"GET", "/api/file/x1/download", "", 400, "missing parameter dir"},
 		{"GET", "/api/file/x1/download?dir=/x&timeout=-1", "", 400, "invalid parameter timeout: must be a duration (seconds or e.g. 1m30s) between 1s and 1h0m0s"},
-		{"GET", "/api/file/x1/download?dir=/nope", "", 503, "open /nope: no such file or directory"},
+		{"GET", "/api/file/x1/download?dir=/nope", "", 404, "open /nope: no such file or directory"},
 		{"POST", "/api/file/x1/upload", "", 400, "invalid multipart body: request Content-Type isn't multipart/form-data"},
 		{"GET", "/api/transfer/abc", "", 404, "not found: transfer"},
 		{"PUT", "/api/transfer/abc", "x", 404, "not found: transfer"},

@@ -149,6 +149,8 @@ type LogDownloadInfo struct {
 	Size      uint64 `json:"size,omitempty"`
 	BlockSize uint64 `json:"block_size,omitempty"`
 	MD5       MD5    `json:"md5,omitempty"` // an array: omitempty never omits it
+	// Kind classifies Msg when OK is false (CapErrKind only).
+	Kind ErrKind `json:"kind,omitempty"`
 }
 
 // LogDownloadData is one block of the zip (type 10004, key "log_ddata").

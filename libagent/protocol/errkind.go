@@ -8,10 +8,10 @@ import (
 
 // CapErrKind: a failure reply says what kind of failure it is — Msg.ErrKind
 // beside errmsg on type 0, "kind" in execd, ls_rep, upload_rep,
-// download_rep, download_error and exec_kill_rep — so that the server can
-// tell a request the agent cannot carry out (a missing file, a relative
-// path) from the agent failing. The fields are sent only when both sides
-// announced it; a v1 peer gets the text alone, as before.
+// download_rep, download_error, exec_kill_rep and log_dinfo — so that the
+// server can tell a request the agent cannot carry out (a missing file, a
+// relative path) from the agent failing. The fields are sent only when both
+// sides announced it; a v1 peer gets the text alone, as before.
 const CapErrKind = "errkind.v1"
 
 // ErrKind classifies an agent-side failure (CapErrKind). The empty kind is
@@ -61,7 +61,8 @@ func (e *KindError) Error() string { return e.Err.Error() }
 func (e *KindError) Unwrap() error { return e.Err }
 
 // WithKind marks err as being of kind k (nil stays nil). KindOf finds the
-// mark through any wrapping.
+// mark through any wrapping; WithKind("", err) marks err as the agent's own
+// failure, whatever standard error it wraps.
 func WithKind(k ErrKind, err error) error {
 	if err == nil {
 		return nil
@@ -117,5 +118,7 @@ func (m *Msg) StripKinds() {
 		m.DownloadError.Kind = ""
 	case m.ExecKillRep != nil:
 		m.ExecKillRep.Kind = ""
+	case m.LogDInfo != nil:
+		m.LogDInfo.Kind = ""
 	}
 }

@@ -73,6 +73,7 @@ func TestStripKinds(t *testing.T) {
 		{&Msg{Type: TypeDownloadRep, DownloadRep: &DownloadRep{Msg: "m", Kind: KindUnprocessable}}, &Msg{Type: TypeDownloadRep, DownloadRep: &DownloadRep{Msg: "m"}}},
 		{&Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m", Kind: KindConflict}}, &Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m"}}},
 		{&Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m"}}},
+		{&Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m"}}},
 	}
 	for _, m := range msgs {
 		m.with.StripKinds()

@@ -13,8 +13,10 @@
 // document.
 //
 // Agent errors map to statuses: not connected 404 "not found: agent", gone
-// mid-request 410, no answer in time 504, an agent's error reply 503 with
-// the agent's message, wrong agent type 424.
+// mid-request 410, no answer in time 504, wrong agent type 424, an agent's
+// failure reply the status of its kind (protocol.ErrKind: 400, 403, 404,
+// 409, 422) or, without one, 503 — always with the agent's message. Error
+// messages are cut at 1 KiB.
 package api
 
 import (
@@ -234,7 +236,7 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 			au = &auditInfo{target: r.PathValue("id")}
 			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, au))
 		}
-		err := mapError(h(w, r))
+		err := clipError(mapError(h(w, r)))
 		if au != nil {
 			s.audit(r, tok, pattern, au, err)
 		}

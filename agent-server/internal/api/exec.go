@@ -12,6 +12,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 
 	"github.com/agentfleet/agent-server/internal/execsvc"
+	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -387,6 +388,8 @@ func (x *execRoutes) err(ctx context.Context, timeout time.Duration, err error) 
 			msg = msg[i+len(execsvc.ErrInvalid.Error())+2:]
 		}
 		return &japi.Error{Code: http.StatusBadRequest, Msg: msg, Err: err}
+	case errors.As(err, new(*hub.AgentError)):
+		return mapError(err)
 	case errors.Is(err, execsvc.ErrStartFailed):
 		msg := err.Error()
 		if i := strings.Index(msg, execsvc.ErrStartFailed.Error()+": "); i >= 0 {

@@ -14,6 +14,8 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/jkframe/compress"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/hub"
 )
 
 // LogFile is one entry of GET /api/agents/{id}/logs.
@@ -97,7 +99,8 @@ func (s *Server) agentLogDownload(w http.ResponseWriter, r *http.Request) error 
 	}
 	info := first.LogDInfo
 	if !info.OK {
-		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: info.Msg}
+		// v1 agents send no kind (a v1 agent's refusal is a 503, as in 1.5).
+		return &japi.Error{Code: agentErrStatus(&hub.AgentError{Kind: info.Kind}), Msg: info.Msg}
 	}
 	if info.Size > maxLogZipSize {
 		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("log zip of %d bytes is over the %d byte limit", info.Size, maxLogZipSize)}

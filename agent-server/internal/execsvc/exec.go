@@ -97,6 +97,7 @@ type Exec struct {
 	resDirty  bool
 	taskState store.TaskState // to store, "" when none
 	taskMsg   string
+	startFail *hub.AgentError // why the agent refused the start (type 0 or execd ok false)
 	head      []byte
 	tail      ring
 	total     int64
@@ -125,9 +126,9 @@ func (s *Service) newExec(agentID, tid string, timeout time.Duration, adopted bo
 // bound by ctx: it ends at its timeout, by Kill, or with the agent.
 //
 // Errors: wrapping ErrInvalid, hub.ErrAgentNotFound, hub.ErrAgentGone,
-// *hub.AgentError (type 0 reply), ErrStartFailed (execd ok false; the
-// agent's msg is in the error and the result), ErrClosed, ctx's error, or a
-// store error. The Exec is returned with the error whenever a result was
+// ErrStartFailed together with the agent's *hub.AgentError (a type 0 reply
+// or execd ok false; the agent's msg is in the result too), ErrClosed,
+// ctx's error, or a store error. The Exec is returned with the error whenever a result was
 // recorded, so the caller can report its task id.
 func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptions) (*Exec, error) {
 	if err := spec.Validate(); err != nil {
@@ -204,8 +205,8 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.res.PID == 0 && e.res.State.Final() {
-		if e.startErr() != nil {
-			return e, e.startErr()
+		if e.startFail != nil {
+			return e, fmt.Errorf("run on agent %s: %w: %w", agentID, ErrStartFailed, e.startFail)
 		}
 		return e, fmt.Errorf("run on agent %s: %w: %s", agentID, ErrStartFailed, e.res.Msg)
 	}
@@ -215,15 +216,17 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	return e, nil
 }
 
-// startErr is the error of a start refused with type 0 (e.mu held).
-func (e *Exec) startErr() error {
-	if strings.HasPrefix(e.res.Msg, agentErrPrefix) {
-		return &hub.AgentError{AgentID: e.agentID, TID: e.tid, Msg: strings.TrimPrefix(e.res.Msg, agentErrPrefix)}
-	}
-	return nil
-}
-
 const agentErrPrefix = "agent error: "
+
+// failStart records why the agent refused the start, unless the exec
+// has ended already.
+func (e *Exec) failStart(err *hub.AgentError) {
+	e.mu.Lock()
+	if e.finalAt.IsZero() && e.startFail == nil {
+		e.startFail = err
+	}
+	e.mu.Unlock()
+}
 
 // reader consumes the live reply stream.
 func (e *Exec) reader(sess *hub.Session, st *hub.Stream) {
@@ -272,6 +275,7 @@ func (e *Exec) disconnected(sess *hub.Session) {
 func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 	switch m.Type {
 	case protocol.TypeError:
+		e.failStart(sess.AgentError(m.TID, m.ErrMsg, m.ErrKind))
 		e.end(store.ResultFailed, 0, agentErrPrefix+m.ErrMsg, store.TaskFailed)
 	case protocol.TypeExecd:
 		if m.Execd == nil {
@@ -282,6 +286,7 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			if msg == "" {
 				msg = "the agent could not start the command"
 			}
+			e.failStart(sess.AgentError(m.TID, msg, m.Execd.Kind))
 			e.end(store.ResultFailed, 0, msg, store.TaskFailed)
 			return
 		}
@@ -623,7 +628,7 @@ func (s *Service) killTask(ctx context.Context, agentID, taskID string, pid int)
 		if rep.ExecKillRep.Msg == protocol.MsgNoSuchTask {
 			return fmt.Errorf("kill task %s on agent %s: %w", taskID, agentID, ErrNoSuchTask)
 		}
-		return &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.ExecKillRep.Msg}
+		return sess.AgentError(rep.TID, rep.ExecKillRep.Msg, rep.ExecKillRep.Kind)
 	}
 	return nil
 }

@@ -36,9 +36,13 @@ func ValidName(name string) error {
 }
 
 // Ls lists a directory on the agent. An agent-side failure (ok false) is a
-// *hub.AgentError with the agent's message.
+// *hub.AgentError with the agent's message and kind.
 func (s *Service) Ls(ctx context.Context, agentID, dir string) ([]protocol.FileInfo, error) {
-	rep, err := s.hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: dir}})
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("ls %s on agent %s: %w", dir, agentID, hub.ErrAgentNotFound)
+	}
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: dir}})
 	if err != nil {
 		return nil, fmt.Errorf("ls %s on agent %s: %w", dir, agentID, err)
 	}
@@ -46,7 +50,7 @@ func (s *Service) Ls(ctx context.Context, agentID, dir string) ([]protocol.FileI
 		return nil, fmt.Errorf("ls %s on agent %s: unexpected reply type %d", dir, agentID, rep.Type)
 	}
 	if !rep.LsRep.OK {
-		return nil, &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.LsRep.Msg}
+		return nil, sess.AgentError(rep.TID, rep.LsRep.Msg, rep.LsRep.Kind)
 	}
 	return rep.LsRep.Files, nil
 }
@@ -66,7 +70,8 @@ func splitPath(p string) (dir, name string) {
 }
 
 // Stat returns the listing entry of one file (through ls of its parent).
-// A missing file is a *hub.AgentError "no such file: <path>".
+// A missing file is a *hub.AgentError "no such file: <path>" of kind
+// protocol.KindNotFound.
 func (s *Service) Stat(ctx context.Context, agentID, path string) (protocol.FileInfo, error) {
 	dir, name := splitPath(path)
 	files, err := s.Ls(ctx, agentID, dir)
@@ -78,7 +83,7 @@ func (s *Service) Stat(ctx context.Context, agentID, path string) (protocol.File
 			return f, nil
 		}
 	}
-	return protocol.FileInfo{}, &hub.AgentError{AgentID: agentID, Msg: "no such file: " + path}
+	return protocol.FileInfo{}, &hub.AgentError{AgentID: agentID, Msg: "no such file: " + path, Kind: protocol.KindNotFound}
 }
 
 // UploadSpec says where and how a file is written on the agent.
@@ -144,7 +149,7 @@ func (s *Service) callUpload(ctx context.Context, sess *hub.Session, name string
 		return "", fmt.Errorf("upload to agent %s: unexpected reply type %d", agentID, rep.Type)
 	}
 	if !rep.UploadRep.OK {
-		return "", &hub.AgentError{AgentID: agentID, TID: rep.TID, Msg: rep.UploadRep.Msg}
+		return "", sess.AgentError(rep.TID, rep.UploadRep.Msg, rep.UploadRep.Kind)
 	}
 	return rep.UploadRep.Dir, nil
 }
@@ -214,6 +219,7 @@ func (p *PendingUpload) Wait(ctx context.Context) (string, error) {
 type Download struct {
 	Path    string
 	agentID string
+	sess    *hub.Session
 	Offset  int64 // first byte of the body in the file
 	Size    int64 // bytes of the body; -1 when the agent did not say
 	Total   int64 // file size; -1 when unknown (a range of a bulk.v1 download)
@@ -252,7 +258,7 @@ func (s *Service) Download(ctx context.Context, agentID, path string, off, lengt
 		return nil, fmt.Errorf("download from agent %s: %w", agentID, hub.ErrAgentNotFound)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	d := &Download{Path: path, agentID: agentID, Offset: off, Size: -1, Total: -1, svc: s, cancel: cancel}
+	d := &Download{Path: path, agentID: agentID, sess: sess, Offset: off, Size: -1, Total: -1, svc: s, cancel: cancel}
 	var err error
 	if sess.HasCap(protocol.CapBulk) {
 		err = d.startBulk(ctx, sess, off, length)
@@ -289,7 +295,7 @@ func (d *Download) startBulk(ctx context.Context, sess *hub.Session, off, length
 		if r.err != nil {
 			return r.err
 		}
-		return repError(sess.ID(), r.m)
+		return repError(sess, r.m)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -301,12 +307,12 @@ func (d *Download) startBulk(ctx context.Context, sess *hub.Session, off, length
 }
 
 // repError turns a download_rep that is not a success into an error.
-func repError(agentID string, m *protocol.Msg) error {
+func repError(sess *hub.Session, m *protocol.Msg) error {
 	if m.Type == protocol.TypeDownloadRep && m.DownloadRep != nil && !m.DownloadRep.OK {
-		return &hub.AgentError{AgentID: agentID, TID: m.TID, Msg: m.DownloadRep.Msg}
+		return sess.AgentError(m.TID, m.DownloadRep.Msg, m.DownloadRep.Kind)
 	}
 	if m.Type == protocol.TypeDownloadError && m.DownloadError != nil {
-		return &hub.AgentError{AgentID: agentID, TID: m.TID, Msg: m.DownloadError.Msg}
+		return sess.AgentError(m.TID, m.DownloadError.Msg, m.DownloadError.Kind)
 	}
 	return fmt.Errorf("unexpected reply type %d", m.Type)
 }
@@ -323,7 +329,7 @@ func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length i
 		return err
 	}
 	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
-		return repError(sess.ID(), m)
+		return repError(sess, m)
 	}
 	rep := m.DownloadRep
 	size := int64(rep.Size)
@@ -344,7 +350,7 @@ func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length i
 			return err
 		}
 		if m.Type != protocol.TypeDownloadData || m.DownloadData == nil {
-			return repError(sess.ID(), m)
+			return repError(sess, m)
 		}
 		bo := int64(m.DownloadData.Offset)
 		if bo < 0 || bo >= size {
@@ -418,7 +424,7 @@ func (d *Download) WriteTo(w io.Writer) (int64, error) {
 	}
 	m := r.m
 	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
-		return n, fmt.Errorf("download %s: %w", d.Path, repError(d.agentID, m))
+		return n, fmt.Errorf("download %s: %w", d.Path, repError(d.sess, m))
 	}
 	if int64(m.DownloadRep.Size) != n || !bytes.Equal(h.Sum(nil), m.DownloadRep.MD5[:]) {
 		return n, fmt.Errorf("download %s: %w (%d bytes received, agent sent %d)", d.Path, ErrChecksum, n, m.DownloadRep.Size)

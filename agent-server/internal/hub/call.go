@@ -60,7 +60,7 @@ func (s *Session) Call(ctx context.Context, msg *protocol.Msg) (*protocol.Msg, e
 			return nil, fmt.Errorf("call %s (tid %s) to agent %s: %w", msg.Type, msg.TID, s.id, w.err)
 		}
 		if rep.Type == protocol.TypeError {
-			return rep, &AgentError{AgentID: s.id, TID: rep.TID, Msg: rep.ErrMsg}
+			return rep, s.AgentError(rep.TID, rep.ErrMsg, rep.ErrKind)
 		}
 		return rep, nil
 	case <-ctx.Done():
@@ -211,7 +211,7 @@ func (st *Stream) Recv(ctx context.Context) (*protocol.Msg, error) {
 			return nil, fmt.Errorf("stream %s from agent %s: %w", st.tid, st.s.id, st.w.err)
 		}
 		if m.Type == protocol.TypeError {
-			return m, &AgentError{AgentID: st.s.id, TID: m.TID, Msg: m.ErrMsg}
+			return m, st.s.AgentError(m.TID, m.ErrMsg, m.ErrKind)
 		}
 		return m, nil
 	case <-ctx.Done():

@@ -41,12 +41,17 @@ var (
 	ErrClosed = errors.New("hub closed")
 )
 
-// AgentError is a type 0 reply: the agent refused or failed the request
-// (HTTP 503 in the API).
+// AgentError is a failure reply from an agent: type 0, or a reply whose
+// ok is false. Kind says whether the request could not be carried out (the
+// API answers 4xx) or the agent failed ("": 503). Make one with
+// Session.AgentError.
 type AgentError struct {
 	AgentID string
 	TID     string
-	Msg     string // errmsg as sent by the agent
+	Msg     string // errmsg / msg as sent by the agent
+	// Kind is the agent's classification (protocol.CapErrKind), or for an
+	// agent without that extension what its message shows (LegacyKind).
+	Kind protocol.ErrKind
 }
 
 func (e *AgentError) Error() string {
@@ -112,6 +117,7 @@ func New(opts Options) (*Hub, error) {
 	if opts.Acks != nil {
 		h.caps = append(h.caps, protocol.CapAck)
 	}
+	h.caps = append(h.caps, protocol.CapErrKind) // AgentError handles it
 	for _, c := range opts.ExtraCaps {
 		if !slices.Contains(h.caps, c) {
 			h.caps = append(h.caps, c)

@@ -35,7 +35,7 @@ func TestHandshakeAssignsID(t *testing.T) {
 	if len(a.hs.Secret) != 43 {
 		t.Errorf("secret %q: want 43 base64url chars", a.hs.Secret)
 	}
-	if got := strings.Join(a.hs.Caps, ","); got != "auth.v1,ack.v1" {
+	if got := strings.Join(a.hs.Caps, ","); got != "auth.v1,ack.v1,errkind.v1" {
 		t.Errorf("server caps %q", got)
 	}
 	s, ok := th.Session(a.hs.ID)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/agentfleet/libagent"
@@ -51,7 +52,7 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	if err != nil {
 		log.Info("exec refused", "spec", spec, "err", err)
 		return w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
-			OK: false, Msg: err.Error(), Time: time.Now(),
+			OK: false, Msg: err.Error(), Time: time.Now(), Kind: kindOf(err),
 		}})
 	}
 	info := t.Info()
@@ -77,7 +78,7 @@ func (a *agent) start(ctx context.Context, spec runner.Spec, out runner.Output) 
 			return nil, fmt.Errorf("workdir: %w", err)
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("workdir %s: not a directory", spec.WorkDir)
+			return nil, fmt.Errorf("workdir %s: %w", spec.WorkDir, syscall.ENOTDIR)
 		}
 	}
 	return a.run.Start(ctx, spec, out)
@@ -139,9 +140,9 @@ func (a *agent) kill(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	case err == nil:
 		rep.TaskID, rep.Pid = info.TaskID, info.Pid
 	case errors.Is(err, runner.ErrNoTask):
-		rep.Msg = protocol.MsgNoSuchTask
+		rep.Msg, rep.Kind = protocol.MsgNoSuchTask, protocol.KindNotFound
 	default:
-		rep.Msg = err.Error()
+		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 	}
 	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecKillRep, ExecKillRep: rep})
 }

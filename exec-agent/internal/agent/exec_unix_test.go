@@ -107,9 +107,9 @@ func TestExecBusyKillPs(t *testing.T) {
 		kill protocol.ExecKill
 		want protocol.ExecKillRep
 	}{
-		{"unknown task", protocol.ExecKill{TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope"}},
-		{"pid of another task", protocol.ExecKill{Pid: execd.Execd.Pid, TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Pid: execd.Execd.Pid}},
-		{"nothing", protocol.ExecKill{}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask}},
+		{"unknown task", protocol.ExecKill{TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Kind: protocol.KindNotFound}},
+		{"pid of another task", protocol.ExecKill{Pid: execd.Execd.Pid, TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Pid: execd.Execd.Pid, Kind: protocol.KindNotFound}},
+		{"nothing", protocol.ExecKill{}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, Kind: protocol.KindNotFound}},
 		{"by task id", protocol.ExecKill{TaskID: tid}, protocol.ExecKillRep{OK: true, TaskID: tid, Pid: execd.Execd.Pid}},
 	}
 	for _, k := range kills {

@@ -24,7 +24,7 @@ func (a *agent) ls(ctx context.Context, req *protocol.Msg, w libagent.Replier) e
 	list, err := a.fs.List(dir)
 	rep := &protocol.LsRep{Dir: dir, OK: err == nil, Files: list}
 	if err != nil {
-		rep.Msg = err.Error()
+		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 	}
 	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLsRep, LsRep: rep})
 }
@@ -45,7 +45,7 @@ func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replie
 	path, err := a.uploadBody(ctx, spec, up)
 	rep := &protocol.UploadRep{Dir: path, OK: err == nil}
 	if err != nil {
-		rep.Msg = err.Error()
+		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 		var ae *files.AttrError
 		if errors.As(err, &ae) {
 			rep.Dir = ae.Path
@@ -101,13 +101,13 @@ func (a *agent) uploadFetched(ctx context.Context, spec files.UploadSpec, uri, t
 // download_data blocks.
 func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
 	dr := req.DownloadReq
-	fail := func(msg string) error {
-		a.rt.Logger().Info("download failed", "tid", req.TID, "path", dr.Dir, "err", msg)
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: dr.Dir, Msg: msg}})
+	fail := func(err error) error {
+		a.rt.Logger().Info("download failed", "tid", req.TID, "path", dr.Dir, "err", err)
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: dr.Dir, Msg: err.Error(), Kind: kindOf(err)}})
 	}
 	f, err := files.Open(dr.Dir)
 	if err != nil {
-		return fail(err.Error())
+		return fail(err)
 	}
 	defer f.Close()
 	if dr.URI != "" && a.rt.HasCap(protocol.CapBulk) {
@@ -116,7 +116,7 @@ func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Repl
 
 	sum, err := f.Sum(ctx)
 	if err != nil {
-		return fail(err.Error())
+		return fail(err)
 	}
 	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{
 		Dir: dr.Dir, OK: true, Size: uint64(f.Size()), BlockSize: protocol.DefaultBlockSize, MD5: sum,
@@ -133,16 +133,16 @@ func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Repl
 		return sendErr // a connection that cannot take blocks cannot take an error either
 	}
 	a.rt.Logger().Info("download aborted", "tid", req.TID, "path", dr.Dir, "err", err)
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadError, DownloadError: &protocol.DownloadError{Msg: err.Error()}})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadError, DownloadError: &protocol.DownloadError{Msg: err.Error(), Kind: kindOf(err)}})
 }
 
 // downloadBulk PUTs the requested range to the server, then reports what
 // was sent.
-func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.Replier, f *files.Download, fail func(string) error) error {
+func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.Replier, f *files.Download, fail func(error) error) error {
 	dr := req.DownloadReq
 	sec, err := f.Section(int64(dr.Offset), int64(dr.Length))
 	if err != nil {
-		return fail(err.Error())
+		return fail(err)
 	}
 	body := &fencedReader{r: sec}
 	err = a.rt.Put(ctx, dr.URI, dr.Token, body, sec.Len())
@@ -150,11 +150,11 @@ func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.
 	// (a server that answers early): nothing reads the section after this.
 	body.fence()
 	if err != nil {
-		return fail("upload to server: " + err.Error())
+		return fail(fmt.Errorf("upload to server: %w", protocol.WithKind("", err)))
 	}
 	sum, err := sec.Sum()
 	if err != nil {
-		return fail(err.Error())
+		return fail(err)
 	}
 	rep := &protocol.DownloadRep{Dir: dr.Dir, OK: true, Size: uint64(sec.Len()), MD5: sum}
 	if dr.Offset > 0 || dr.Length > 0 {

@@ -16,6 +16,10 @@ import (
 // ErrChanged: the file changed while it was being sent.
 var ErrChanged = errors.New("file changed during the download")
 
+// ErrNotRegular: a download of something that is not a regular file (a
+// directory, a device, a socket).
+var ErrNotRegular = errors.New("not a regular file")
+
 // Download is an open file to send. Its size is fixed when it is opened;
 // the methods read it with ReadAt, so they do not disturb each other, but a
 // Download is meant for one transfer at a time.
@@ -43,7 +47,7 @@ func Open(path string) (*Download, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("download %s: %s, not a regular file", clean, kind(fi.Mode()))
+		return nil, fmt.Errorf("download %s: %s, %w", clean, kind(fi.Mode()), ErrNotRegular)
 	}
 	return &Download{f: f, path: clean, size: fi.Size()}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentfleet/libagent/protocol"
 )
@@ -284,7 +285,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec, out Output) (*Task, error
 		r.mu.Unlock()
 		r.wg.Done()
 		r.removeDeferred(spec.DeferRM)
-		return nil, fmt.Errorf("start %q: %w", spec.Cmd, err)
+		return nil, fmt.Errorf("start %q: %w", clip(spec.Cmd), err)
 	}
 	t := &Task{
 		r: r, spec: spec, out: out, p: p, pid: p.pid(), start: time.Now(), pass: pass,
@@ -295,6 +296,22 @@ func (r *Runner) Start(ctx context.Context, spec Spec, out Output) (*Task, error
 	r.mu.Unlock()
 	go t.run(ctx)
 	return t, nil
+}
+
+// clipLen is how much of a request's value an error message quotes.
+const clipLen = 256
+
+// clip shortens s for an error message: a command can be megabytes long,
+// and the message goes back to the caller, into logs and the store.
+func clip(s string) string {
+	if len(s) <= clipLen {
+		return s
+	}
+	cut := clipLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }
 
 // prepared is a Spec turned into what the OS layer needs.
@@ -323,7 +340,7 @@ func (r *Runner) prepare(spec Spec) (*prepared, string, error) {
 	env = slices.Clip(env)
 	for i, kv := range spec.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsRune(kv, 0) {
-			return nil, "", fmt.Errorf("%w: env[%d] %q: want K=V", ErrSpec, i, kv)
+			return nil, "", fmt.Errorf("%w: env[%d] %q: want K=V", ErrSpec, i, clip(kv))
 		}
 	}
 	var mark [8]byte

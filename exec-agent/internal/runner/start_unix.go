@@ -33,14 +33,14 @@ func (r *Runner) command(spec Spec, p *prepared) error {
 		return nil
 	case AuthSu, AuthSudo:
 	default:
-		return fmt.Errorf("%w: auth %q: want \"\", %q or %q", ErrSpec, spec.Auth, AuthSu, AuthSudo)
+		return fmt.Errorf("%w: auth %q: want \"\", %q or %q", ErrSpec, clip(spec.Auth), AuthSu, AuthSudo)
 	}
 	user := spec.User
 	if user == "" {
 		user = "root"
 	}
 	if err := validUser(user); err != nil {
-		return fmt.Errorf("%w: user %q: %v", ErrSpec, user, err)
+		return fmt.Errorf("%w: user %q: %v", ErrSpec, clip(user), err)
 	}
 	if spec.Auth == AuthSudo {
 		p.argv = []string{r.opts.Sudo, "-S", "-u", user, "--", sh, "-c", script}
