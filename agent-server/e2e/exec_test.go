@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"path/filepath"
@@ -418,7 +419,8 @@ func (ts *testServer) multipartBytes(path string, fields map[string]string, name
 	}
 	defer resp.Body.Close()
 	var e envelope
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	e.status = resp.StatusCode
+	e.body, _ = io.ReadAll(resp.Body)
+	_ = json.Unmarshal(e.body, &e)
+	e.status, e.header = resp.StatusCode, resp.Header
 	return e
 }
