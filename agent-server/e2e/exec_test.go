@@ -294,6 +294,9 @@ func TestExecAgentDrop(t *testing.T) {
 }
 
 func TestExecBadInput(t *testing.T) {
+	// A 900 KB parameter is not echoed back whole: messages stop at 1 KiB.
+	long := `invalid parameter env: "=` + strings.Repeat("x", 900<<10) + `" is not K=V`
+	clipped := fmt.Sprintf("%s… (%d more bytes)", long[:1024], len(long)-1024)
 	ts, cache := startExecServer(t, nil)
 	newFakeExec(t, ts.addr, "x1", protocol.CapStream)
 	startAgent(t, ts.addr, agentSpec{id: "ex-1"})
@@ -312,6 +315,10 @@ func TestExecBadInput(t *testing.T) {
 		{"POST", "/api/exec/x1/run", `{"cmd":"true","auth":"root"}`, 400, "invalid parameter auth: must be one of su, sudo"},
 		{"POST", "/api/exec/x1/run", `{"cmd":"true","auth":"sudo"}`, 400, "missing parameter user (needed with auth)"},
 		{"POST", "/api/exec/x1/run", `{"cmd":"true","env":["=x"]}`, 400, `invalid parameter env: "=x" is not K=V`},
+		{"POST", "/api/exec/x1/run", `{"cmd":"echo a\u0000b"}`, 400, "invalid parameter cmd: contains NUL"},
+		{"POST", "/api/exec/x1/run", `{"cmd":"echo","args":["a","b\u0000"]}`, 400, "invalid parameter args: contains NUL"},
+		{"POST", "/api/exec/x1/run", `{"cmd":"pwd","workdir":"/tmp\u0000"}`, 400, "invalid parameter workdir: contains NUL"},
+		{"POST", "/api/exec/x1/run", `{"cmd":"true","env":["=` + strings.Repeat("x", 900<<10) + `"]}`, 400, clipped},
 		{"POST", "/api/exec/nobody/run", `{"cmd":"true"}`, 404, "not found: agent"},
 		{"POST", "/api/exec/ex-1/run", `{"cmd":"true"}`, 424, "invalid agent type want [exec-agent] got [example-agent]"},
 		{"GET", "/api/exec/x1/status/abc", "", 400, "invalid parameter pid: must be an integer between 1 and 2147483647"},
@@ -344,7 +351,7 @@ func TestExecBadInput(t *testing.T) {
 			e = ts.do(tt.method, tt.path, opToken, nil)
 		}
 		if e.status != tt.status || e.Msg != tt.msg {
-			t.Errorf("%s %s %s: %d %q, want %d %q", tt.method, tt.path, tt.body, e.status, e.Msg, tt.status, tt.msg)
+			t.Errorf("%s %s %.200s: %d %.200q, want %d %.200q", tt.method, tt.path, tt.body, e.status, e.Msg, tt.status, tt.msg)
 		}
 	}
 

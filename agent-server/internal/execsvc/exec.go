@@ -52,6 +52,19 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("%w: invalid parameter env: %q is not K=V", ErrInvalid, kv)
 		}
 	}
+	// No OS takes NUL in an argument, a path or the environment: v1 agents
+	// would fail with "invalid argument" as their own error.
+	fields := []struct {
+		name string
+		vals []string
+	}{{"cmd", []string{s.Cmd}}, {"args", s.Args}, {"workdir", []string{s.WorkDir}}, {"user", []string{s.User}}, {"env", s.Env}}
+	for _, f := range fields {
+		for _, v := range f.vals {
+			if strings.IndexByte(v, 0) >= 0 {
+				return fmt.Errorf("%w: invalid parameter %s: contains NUL", ErrInvalid, f.name)
+			}
+		}
+	}
 	return nil
 }
 

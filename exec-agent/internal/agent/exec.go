@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -70,8 +72,19 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 }
 
 // start starts spec. A missing working directory is named as such: the
-// OS reports it as the shell missing.
+// OS reports it as the shell missing. NUL, which no OS takes in an
+// argument or path, is the request's mistake (the OS would call it an
+// invalid argument, like its own failures).
 func (a *agent) start(ctx context.Context, spec runner.Spec, out runner.Output) (*runner.Task, error) {
+	fields := []struct {
+		name string
+		vals []string
+	}{{"cmd", []string{spec.Cmd}}, {"args", spec.Args}, {"workdir", []string{spec.WorkDir}}, {"user", []string{spec.User}}}
+	for _, f := range fields {
+		if slices.ContainsFunc(f.vals, func(v string) bool { return strings.IndexByte(v, 0) >= 0 }) {
+			return nil, protocol.WithKind(protocol.KindInvalid, fmt.Errorf("%s contains NUL", f.name))
+		}
+	}
 	if spec.WorkDir != "" {
 		fi, err := os.Stat(spec.WorkDir)
 		if err != nil {
