@@ -73,7 +73,7 @@ func TestExec(t *testing.T) {
 	})
 	t.Run("bad workdir", func(t *testing.T) {
 		_, r := e.run(runReq{Cmd: "true", WorkDir: "/nonexistent/e2e"}, false)
-		if r.status != 503 || !strings.Contains(r.Msg, "workdir: stat /nonexistent/e2e: no such file or directory") {
+		if r.status != 404 || !strings.Contains(r.Msg, "workdir: stat /nonexistent/e2e: no such file or directory") {
 			t.Errorf("bad workdir: %d %s", r.status, r.body)
 		}
 	})
