@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/libagent/protocol"
 )
 
 // compat holds the OpenAPI document for check.
@@ -308,5 +310,39 @@ func TestCompat15(t *testing.T) {
 		if fleet.Total != 1 || fleet.Success != 1 || fleet.Failure != 0 {
 			t.Errorf("fleet: %+v", fleet)
 		}
+	})
+}
+
+// A synchronous run the server stops waiting for (the command's timeout
+// plus 5 s) answers running with code -65535 and no end, as 1.5 did. The
+// fake agent's "hold" ignores its timeout, so the wait always ends first.
+func TestExecServerTimeoutCode(t *testing.T) {
+	ts := startServerForReal(t) // the fake agent sends no pings: the default dead-peer timeout
+	fa := newFakeExec(t, ts.addr, "x1", protocol.CapStream)
+	ts.waitOnline("x1")
+	e := ts.json("POST", "/api/exec/x1/run", map[string]any{"cmd": "hold", "timeout": 1})
+	var rep struct {
+		Begin  int64 `json:"begin"`
+		PID    int   `json:"pid"`
+		Result *struct {
+			Running bool   `json:"running"`
+			Code    int    `json:"code"`
+			End     *int64 `json:"end"`
+			Data    string `json:"data"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(e.Payload, &rep); err != nil || e.status != 200 || rep.Result == nil {
+		t.Fatalf("run: %d %s (%v)", e.status, e.body, err)
+	}
+	if r := rep.Result; !r.Running || r.Code != -65535 || r.End != nil || r.Data != "YmVmb3JlCg==" {
+		t.Errorf("result %+v (end %v), want running, code -65535, no end, the output so far", r, r.End)
+	}
+	if k := ts.do("DELETE", fmt.Sprintf("/api/exec/x1/kill/%d", rep.PID), opToken, nil); k.status != 200 {
+		t.Errorf("kill: %d %s", k.status, k.body)
+	}
+	eventually(t, 10*time.Second, "the held task to end", func() bool {
+		fa.mu.Lock()
+		defer fa.mu.Unlock()
+		return len(fa.running) == 0
 	})
 }
