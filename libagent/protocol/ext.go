@@ -21,10 +21,15 @@ const (
 	// CapStream: exec.pipe, exec_kill.task_id with exec_kill_rep (103),
 	// ps_req / ps_rep (101 / 102).
 	CapStream = "stream.v1"
+	// CapPty: interactive terminal sessions, pty_open … pty_close
+	// (104–111), with credit-based flow control (see PtyOpen).
+	CapPty = "pty.v1"
 )
 
 // Caps is what this package implements, in the order announced.
-func Caps() []string { return []string{CapAuth, CapAck, CapBulk, CapStream, CapErrKind} }
+func Caps() []string {
+	return []string{CapAuth, CapAck, CapBulk, CapStream, CapErrKind, CapPty}
+}
 
 // HasCap reports whether caps contains c.
 func HasCap(caps []string, c string) bool { return slices.Contains(caps, c) }

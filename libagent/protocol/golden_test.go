@@ -36,7 +36,7 @@ var samples = []struct {
 	{"come_ext", &Msg{Type: TypeCome, Come: &Come{
 		ID: "agent-20261124-0123456789abcdef", Name: "exec-agent", Version: "1.0.0",
 		IP: net.ParseIP("fd00::20"), OS: "windows", Arch: "arm64", CPUCore: 8, Memory: 1 << 34,
-		Caps: Caps(), Secret: "s3cr3t-base64url", Labels: map[string]string{"env": "prod", "dc": "sh1"},
+		Caps: []string{CapAuth, CapAck, CapBulk, CapStream}, Secret: "s3cr3t-base64url", Labels: map[string]string{"env": "prod", "dc": "sh1"},
 		Journal: "9c1f0e2ab34d5e6f",
 	}}},
 	{"handshake", &Msg{Type: TypeHandshake, Handshake: &Handshake{OK: true, ID: "agent-20261124-0123456789abcdef"}}},
@@ -130,6 +130,19 @@ var samples = []struct {
 	{"ps_req", &Msg{Type: TypePsReq, TID: "t-ps"}},
 	{"ps_rep", &Msg{Type: TypePsRep, TID: "t-ps", Ps: &Ps{Tasks: []PsTask{{TaskID: "t-exec", Pid: 4242, Begin: t0}}}}},
 	{"exec_kill_rep", &Msg{Type: TypeExecKillRep, TID: "t-kill", ExecKillRep: &ExecKillRep{OK: true, TaskID: "t-exec", Pid: 4242}}},
+	{"pty_open", &Msg{Type: TypePtyOpen, TID: "t-pty", PtyOpen: &PtyOpen{
+		Cmd: "top", User: "deploy", Env: []string{"TERM=xterm-256color"}, Cols: 120, Rows: 40, Window: 16,
+	}}},
+	{"pty_open_login", &Msg{Type: TypePtyOpen, TID: "t-pty2", PtyOpen: &PtyOpen{Cols: 80, Rows: 24}}},
+	{"pty_opened", &Msg{Type: TypePtyOpened, TID: "t-pty", PtyOpened: &PtyOpened{OK: true, Pid: 4242, Window: 16}}},
+	{"pty_opened_fail", &Msg{Type: TypePtyOpened, TID: "t-pty", PtyOpened: &PtyOpened{Msg: "busy: 16 tasks running, limit 16"}}},
+	{"pty_input", &Msg{Type: TypePtyInput, TID: "t-pty", PtyData: NewPtyData([]byte("echo hi\r"))}},
+	{"pty_output", &Msg{Type: TypePtyOutput, TID: "t-pty", PtyData: NewPtyData([]byte("echo hi\r\nhi\r\n$ "))}},
+	{"pty_resize", &Msg{Type: TypePtyResize, TID: "t-pty", PtyResize: &PtyResize{Cols: 132, Rows: 43}}},
+	{"pty_ack", &Msg{Type: TypePtyAck, TID: "t-pty", PtyAck: &PtyAck{N: 8}}},
+	{"pty_exit", &Msg{Type: TypePtyExit, TID: "t-pty", PtyExit: &PtyExit{Code: 130}}},
+	{"pty_exit_idle", &Msg{Type: TypePtyExit, TID: "t-pty", PtyExit: &PtyExit{Code: 129, Msg: "idle timeout: no input or output for 30m0s"}}},
+	{"pty_close", &Msg{Type: TypePtyClose, TID: "t-pty"}},
 }
 
 func fixturePath(name string) string { return filepath.Join("testdata", name+".json") }

@@ -64,6 +64,13 @@ type Msg struct {
 	Ps          *Ps          `json:"ps,omitempty"`
 	ExecKillRep *ExecKillRep `json:"exec_kill_rep,omitempty"`
 
+	PtyOpen   *PtyOpen   `json:"pty_open,omitempty"`
+	PtyOpened *PtyOpened `json:"pty_opened,omitempty"`
+	PtyData   *PtyData   `json:"pty_data,omitempty"` // pty_input and pty_output
+	PtyResize *PtyResize `json:"pty_resize,omitempty"`
+	PtyAck    *PtyAck    `json:"pty_ack,omitempty"`
+	PtyExit   *PtyExit   `json:"pty_exit,omitempty"`
+
 	// Extra holds the payload keys of a message whose type this package
 	// does not know: the agents outside this repository (install, logs,
 	// rpa, ...) and agent authors' own types carry their own keys, which a
@@ -126,6 +133,12 @@ func (m *Msg) payloads() []string {
 	add(m.Ack != nil, "ack")
 	add(m.Ps != nil, "ps")
 	add(m.ExecKillRep != nil, "exec_kill_rep")
+	add(m.PtyOpen != nil, "pty_open")
+	add(m.PtyOpened != nil, "pty_opened")
+	add(m.PtyData != nil, "pty_data")
+	add(m.PtyResize != nil, "pty_resize")
+	add(m.PtyAck != nil, "pty_ack")
+	add(m.PtyExit != nil, "pty_exit")
 	return keys
 }
 

@@ -52,6 +52,15 @@ const (
 	TypePsReq       Type = 101 // S→A, CapStream: no payload
 	TypePsRep       Type = 102 // A→S, CapStream: ps
 	TypeExecKillRep Type = 103 // A→S, CapStream: exec_kill_rep, answers a 14 that has a tid
+
+	TypePtyOpen   Type = 104 // S→A, CapPty: pty_open, starts a session (tid names it)
+	TypePtyOpened Type = 105 // A→S, CapPty: pty_opened
+	TypePtyInput  Type = 106 // S→A, CapPty: pty_data, keystrokes
+	TypePtyOutput Type = 107 // A→S, CapPty: pty_data, terminal output
+	TypePtyResize Type = 108 // S→A, CapPty: pty_resize
+	TypePtyAck    Type = 109 // both, CapPty: pty_ack, returns data credits
+	TypePtyExit   Type = 110 // A→S, CapPty: pty_exit, the session's last message
+	TypePtyClose  Type = 111 // S→A, CapPty: no payload, ends the session
 )
 
 // typeInfo describes a known type: its name and the payload key it requires
@@ -103,6 +112,15 @@ var types = map[Type]typeInfo{
 	TypePsReq:       {"ps_req", ""},
 	TypePsRep:       {"ps_rep", "ps"},
 	TypeExecKillRep: {"exec_kill_rep", "exec_kill_rep"},
+
+	TypePtyOpen:   {"pty_open", "pty_open"},
+	TypePtyOpened: {"pty_opened", "pty_opened"},
+	TypePtyInput:  {"pty_input", "pty_data"},
+	TypePtyOutput: {"pty_output", "pty_data"},
+	TypePtyResize: {"pty_resize", "pty_resize"},
+	TypePtyAck:    {"pty_ack", "pty_ack"},
+	TypePtyExit:   {"pty_exit", "pty_exit"},
+	TypePtyClose:  {"pty_close", ""},
 }
 
 // String returns the protocol name of t ("exec", "log_ls_req", …), or
