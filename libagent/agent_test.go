@@ -914,3 +914,74 @@ func TestHandlerErrorKind(t *testing.T) {
 		})
 	}
 }
+
+// TestInlineAndConnScoped: inline handlers see their messages in arrival
+// order (the worker pool does not keep it); a connection-scoped handler's
+// context ends with the connection its request came on.
+func TestInlineAndConnScoped(t *testing.T) {
+	const n = 300
+	srv := agenttest.New(t, agenttest.Options{})
+	var mu sync.Mutex
+	var got []string
+	scoped := make(chan error, 1)
+	a := startAgent(t, srv.Addr(), agentSpec{
+		setup: func(rt *libagent.Runtime) error {
+			rt.Handle(protocol.TypePtyInput, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+				mu.Lock()
+				got = append(got, req.PtyData.Data)
+				mu.Unlock()
+				return nil
+			}, libagent.Inline())
+			rt.Handle(protocol.TypeFoo, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+				if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeBar}); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				scoped <- ctx.Err()
+				return nil
+			}, libagent.ConnScoped())
+			return nil
+		},
+	})
+	ctx := timeout(t, 10*time.Second)
+	ag, err := srv.WaitAgent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.adopted(t, ag.ID)
+	var want []string
+	for i := range n {
+		d := protocol.NewPtyData(fmt.Appendf(nil, "%d", i)).Data
+		want = append(want, d)
+		if _, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypePtyInput, TID: "p", PtyData: &protocol.PtyData{Data: d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every input", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n })
+	mu.Lock()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("input %d is %q, want %q: order lost", i, got[i], want[i])
+		}
+	}
+	mu.Unlock()
+
+	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeFoo})
+	if rep, err := srv.Await(ctx, tid); err != nil || rep.Type != protocol.TypeBar {
+		t.Fatalf("foo: %+v, %v", rep, err)
+	}
+	select {
+	case err := <-scoped:
+		t.Fatalf("scoped handler ended before the connection did: %v", err)
+	default:
+	}
+	srv.Drop()
+	select {
+	case err := <-scoped:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("scoped handler's context ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("dropping the connection did not cancel the scoped handler")
+	}
+}

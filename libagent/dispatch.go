@@ -69,6 +69,16 @@ func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {
 		}
 		return
 	}
+	if h.inline {
+		if err := rt.runHandler(rt.ctx, h.fn, m); err != nil {
+			if m.TID != "" {
+				rt.reply(ctx, s, protocol.Errorf(m.TID, "%s", err.Error()))
+			} else {
+				rt.log.Warn("handler failed", "type", m.Type, "err", err)
+			}
+		}
+		return
+	}
 	select {
 	case rt.pool <- struct{}{}:
 	default:
@@ -82,6 +92,15 @@ func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {
 	hctx, cancel := context.WithCancel(rt.ctx)
 	if h.timeout > 0 {
 		hctx, cancel = context.WithTimeout(rt.ctx, h.timeout)
+	}
+	if h.connScoped {
+		rt.wg.Go(func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-hctx.Done():
+			}
+		})
 	}
 	t := &task{cancel: cancel}
 	if m.TID != "" {

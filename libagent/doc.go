@@ -16,7 +16,11 @@
 // keepalive keeps working. A handler's context is cancelled when the task
 // is killed ([Runtime.Cancel]), its timeout ([WithTimeout]) expires or the
 // agent shuts down — not when the connection drops: results sent with
-// [Replier.ReplyReliable] survive a reconnect.
+// [Replier.ReplyReliable] survive a reconnect. Two options change that:
+// [ConnScoped] ends the handler's context with the connection its request
+// came on (an interactive session, whose peer is gone with it), and
+// [Inline] runs a handler on the reader itself, in arrival order, for the
+// messages that feed a running task (keystrokes); it must never block.
 //
 // # Start-up order
 //

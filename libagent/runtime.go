@@ -76,8 +76,10 @@ type Runtime struct {
 }
 
 type handler struct {
-	fn      HandlerFunc
-	timeout time.Duration
+	fn         HandlerFunc
+	timeout    time.Duration
+	inline     bool // run on the reader, in arrival order
+	connScoped bool // cancel when the request's connection ends
 }
 
 // HandlerFunc handles one request. ctx is cancelled when the task is killed
@@ -90,6 +92,20 @@ type HandleOption func(*handler)
 
 // WithTimeout cancels the handler's context after d.
 func WithTimeout(d time.Duration) HandleOption { return func(h *handler) { h.timeout = d } }
+
+// Inline runs the handler on the connection's reader, in the order the
+// messages arrived, instead of on the worker pool. It is for messages that
+// feed a running task and must keep their order (the keystrokes of an
+// interactive session): the handler must return at once — hand the work
+// to the task, never wait for a send queue, a lock held long, or I/O.
+// Its context is the run's; an error it returns is answered with type 0
+// only when the queue has room.
+func Inline() HandleOption { return func(h *handler) { h.inline = true } }
+
+// ConnScoped cancels the handler's context also when the connection the
+// request arrived on ends, for tasks that cannot survive a reconnect (an
+// interactive session: its server-side peer is gone with the connection).
+func ConnScoped() HandleOption { return func(h *handler) { h.connScoped = true } }
 
 // Handle registers h for messages of type t, replacing a built-in handler
 // of the same type. Call it only from Agent.Setup.
