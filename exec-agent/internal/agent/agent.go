@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sync"
 	"time"
 
 	"github.com/agentfleet/libagent"
@@ -20,7 +21,7 @@ func New(cfg *Config) *libagent.Agent {
 	return &libagent.Agent{
 		Name:   Name,
 		Config: cfg,
-		Caps:   []string{protocol.CapStream, protocol.CapBulk},
+		Caps:   append([]string{protocol.CapStream, protocol.CapBulk}, shellCaps...),
 		Setup:  func(rt *libagent.Runtime) error { return setup(rt, cfg) },
 	}
 }
@@ -32,6 +33,13 @@ type agent struct {
 	fs  *files.FS
 	// grace is the kill grace of the runner.
 	grace time.Duration
+	// idle ends an interactive session without input or output for that
+	// long (0: never); drain is how long its output is still read after
+	// its main process ended.
+	idle, drain time.Duration
+
+	shellMu sync.Mutex
+	shells  map[string]*shellSession // live interactive sessions by tid
 }
 
 func setup(rt *libagent.Runtime, cfg *Config) error {
@@ -39,7 +47,8 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 		return err
 	}
 	a := &agent{
-		rt: rt, grace: cfg.Exec.KillGrace,
+		rt: rt, grace: cfg.Exec.KillGrace, idle: cfg.Exec.ShellIdleTimeout, drain: cfg.Exec.DrainTimeout,
+		shells: make(map[string]*shellSession),
 		run: runner.New(runner.Options{
 			MaxTasks:     cfg.Exec.MaxTasks,
 			KillGrace:    cfg.Exec.KillGrace,
@@ -54,5 +63,10 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 	rt.Handle(protocol.TypeLsReq, a.ls)
 	rt.Handle(protocol.TypeUpload, a.upload)
 	rt.Handle(protocol.TypeDownloadReq, a.download)
+	rt.Handle(protocol.TypePtyOpen, a.ptyOpen, libagent.ConnScoped())
+	rt.Handle(protocol.TypePtyInput, a.ptyInput, libagent.Inline())
+	rt.Handle(protocol.TypePtyResize, a.ptyResize, libagent.Inline())
+	rt.Handle(protocol.TypePtyAck, a.ptyAck, libagent.Inline())
+	rt.Handle(protocol.TypePtyClose, a.ptyClose, libagent.Inline())
 	return nil
 }

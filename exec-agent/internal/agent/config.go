@@ -14,6 +14,9 @@ import (
 // and kills need the others.
 const MaxTasksLimit = 48
 
+// DefaultShellIdleTimeout is exec.shell_idle_timeout's default.
+const DefaultShellIdleTimeout = 30 * time.Minute
+
 // Config is the exec-agent's config file (conf/agent.conf).
 type Config struct {
 	Basic libagent.Basic `kv:"basic"`
@@ -32,6 +35,10 @@ type ExecConfig struct {
 	// DrainTimeout is how long output is still read after the main process
 	// exited, from background processes that keep the terminal open.
 	DrainTimeout time.Duration `kv:"drain_timeout"`
+	// ShellIdleTimeout ends an interactive session (pty.v1) that had no
+	// input and no output for that long; 0: never. Sessions count against
+	// MaxTasks like commands.
+	ShellIdleTimeout time.Duration `kv:"shell_idle_timeout"`
 }
 
 // FileConfig is file.*.
@@ -48,6 +55,8 @@ func DefaultConfig() Config {
 			MaxTasks:     runner.DefaultMaxTasks,
 			KillGrace:    runner.DefaultKillGrace,
 			DrainTimeout: runner.DefaultDrainTimeout,
+
+			ShellIdleTimeout: DefaultShellIdleTimeout,
 		},
 	}
 }
@@ -62,6 +71,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Exec.DrainTimeout < 10*time.Millisecond || c.Exec.DrainTimeout > time.Minute {
 		return fmt.Errorf("%w: exec.drain_timeout = %v: must be 10ms…1m", libagent.ErrInvalidConfig, c.Exec.DrainTimeout)
+	}
+	if c.Exec.ShellIdleTimeout < 0 || c.Exec.ShellIdleTimeout > 7*24*time.Hour {
+		return fmt.Errorf("%w: exec.shell_idle_timeout = %v: must be 0 (never) or up to 7d", libagent.ErrInvalidConfig, c.Exec.ShellIdleTimeout)
 	}
 	return nil
 }

@@ -48,10 +48,11 @@ func TestManifestAndConfig(t *testing.T) {
 	// default DefaultConfig has.
 	def := DefaultConfig()
 	want := map[string]string{
-		"exec.max_tasks":     "16",
-		"exec.kill_grace":    def.Exec.KillGrace.String(),
-		"exec.drain_timeout": def.Exec.DrainTimeout.String(),
-		"file.temp_dir":      def.File.TempDir,
+		"exec.max_tasks":          "16",
+		"exec.kill_grace":         def.Exec.KillGrace.String(),
+		"exec.drain_timeout":      def.Exec.DrainTimeout.String(),
+		"exec.shell_idle_timeout": def.Exec.ShellIdleTimeout.String(),
+		"file.temp_dir":           def.File.TempDir,
 	}
 	for key, v := range want {
 		it := m.Lookup(key)
@@ -107,6 +108,9 @@ func TestConfigValidate(t *testing.T) {
 		{"grace short", func(c *Config) { c.Exec.KillGrace = time.Millisecond }, "invalid config: exec.kill_grace = 1ms: must be 100ms…1m"},
 		{"grace long", func(c *Config) { c.Exec.KillGrace = time.Hour }, "invalid config: exec.kill_grace = 1h0m0s: must be 100ms…1m"},
 		{"drain zero", func(c *Config) { c.Exec.DrainTimeout = 0 }, "invalid config: exec.drain_timeout = 0s: must be 10ms…1m"},
+		{"shell idle never", func(c *Config) { c.Exec.ShellIdleTimeout = 0 }, ""},
+		{"shell idle negative", func(c *Config) { c.Exec.ShellIdleTimeout = -time.Second }, "invalid config: exec.shell_idle_timeout = -1s: must be 0 (never) or up to 7d"},
+		{"shell idle 8d", func(c *Config) { c.Exec.ShellIdleTimeout = 8 * 24 * time.Hour }, "invalid config: exec.shell_idle_timeout = 192h0m0s: must be 0 (never) or up to 7d"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

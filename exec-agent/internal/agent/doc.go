@@ -31,9 +31,20 @@
 //     otherwise v1: download_rep{size, block_size 32768, md5}, download_data
 //     blocks in offset order, or download_error when reading fails midway
 //     (the file changed, an I/O error).
+//   - pty_open (104) → pty_opened (105), pty_output (107)…, pty_ack (109)…,
+//     pty_exit (110): an interactive session in a pty (pty.v1; not announced
+//     on Windows, where pty_open is refused as not supported). The handler
+//     runs as long as the session and is scoped to its connection: a lost
+//     connection kills the session's process tree. pty_input (106),
+//     pty_resize (108), pty_ack (109) and pty_close (111) are handled
+//     inline, in arrival order, and only hand their content to the session.
+//     Output is sent one message per credit the server granted; keystrokes
+//     queue up to the window the agent granted (a peer exceeding it ends
+//     the session). exec.shell_idle_timeout ends a session without input
+//     or output.
 //
 // Concurrency: the runner limits the commands running at once
-// (exec.max_tasks); beyond it execd says "busy". libagent runs at most 64
-// handlers at once and an exec holds one for its lifetime, so
+// (exec.max_tasks; interactive sessions take the same slots); beyond it
+// execd (or pty_opened) says "busy". libagent runs at most 64 handlers at once and an exec holds one for its lifetime, so
 // exec.max_tasks is capped at MaxTasksLimit to keep room for file requests.
 package agent

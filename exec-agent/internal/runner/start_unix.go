@@ -117,13 +117,17 @@ func (pr *proc) startPipes() error {
 	return nil
 }
 
-func (pr *proc) startPty() error {
+func (pr *proc) startPty() error { return pr.startPtySize(ptySize) }
+
+// startPtySize starts the command in a new session with a pty of that size
+// as its controlling terminal.
+func (pr *proc) startPtySize(size pty.Winsize) error {
 	master, tty, err := pty.Open()
 	if err != nil {
 		return fmt.Errorf("open pty: %w", err)
 	}
 	defer tty.Close()
-	if err := pty.Setsize(master, &ptySize); err != nil {
+	if err := pty.Setsize(master, &size); err != nil {
 		master.Close()
 		return fmt.Errorf("pty size: %w", err)
 	}
