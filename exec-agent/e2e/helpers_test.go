@@ -242,11 +242,12 @@ log_dir = %s/logs
 log_target = stdout
 log_level = %s
 api.tokens = ops:%s
+api.read_only_tokens = viewer:%s
 api.rate_limit = 0
 api.upload_max_body = 1G
 agent.tokens = fleet:%s
 connect_limit = 0
-`, e.port, sdir, sdir, sdir, e.logLevel, apiToken, agentToken)
+`, e.port, sdir, sdir, sdir, e.logLevel, apiToken, readOnlyToken, agentToken)
 	confPath := filepath.Join(sdir, "server.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		e.t.Fatal(err)

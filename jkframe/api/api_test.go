@@ -364,3 +364,36 @@ func TestMaxBody(t *testing.T) {
 		t.Fatalf("small body: %d %s", rec.Code, body)
 	}
 }
+
+// A hijacked connection (a WebSocket upgrade) is logged as 101.
+func TestAccessLogHijack(t *testing.T) {
+	log, buf := newLogger()
+	h := AccessLog(log)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		_ = rw.Flush()
+		conn.Close()
+	}))
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ws")
+	if err == nil {
+		resp.Body.Close()
+	}
+	<-done // the line is written when the handler returns
+	var line map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
+		t.Fatalf("log line: %v\n%s", err, buf)
+	}
+	if line["status"] != float64(101) || line["level"] != "INFO" {
+		t.Errorf("log line %v, want status 101 at INFO", line)
+	}
+}

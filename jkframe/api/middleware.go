@@ -232,9 +232,15 @@ func (rec *recorder) Flush() {
 	_ = http.NewResponseController(rec.ResponseWriter).Flush()
 }
 
+// Hijack hands the connection over; the access log shows it as 101, the
+// status of the WebSocket upgrades that hijack connections.
 func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err == nil && !rec.wrote {
+		rec.status = http.StatusSwitchingProtocols
+	}
 	rec.wrote = true
-	return http.NewResponseController(rec.ResponseWriter).Hijack()
+	return conn, rw, err
 }
 
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

@@ -125,6 +125,8 @@ type route struct {
 	diskHungry bool
 	maxBody    int64
 	noAudit    bool
+	// interactive: a WebSocket route acting on a host (the shell).
+	interactive bool
 }
 
 // Public skips authentication (health checks).
@@ -142,6 +144,17 @@ func MaxBody(n int64) RouteOption { return func(r *route) { r.maxBody = n } }
 
 // NoAudit leaves a state-changing route out of the audit log.
 func NoAudit() RouteOption { return func(r *route) { r.noAudit = true } }
+
+// Interactive marks a WebSocket route that acts on a host (the shell): it
+// needs an operator token although it is a GET, the token may also come as
+// a "bearer.<token>" entry of Sec-WebSocket-Protocol (browsers cannot set
+// headers on a WebSocket), and the handler writes its own audit entries
+// (it lasts a session: one when it opens, one when it ends), finding the
+// caller with tokenOf.
+//
+// TODO(lead): once api.Scope lands, the shell route takes
+// api.Scope("exec:run") instead of requiring a non-read-only token here.
+func Interactive() RouteOption { return func(r *route) { r.interactive = true } }
 
 // New builds the server with the routes of the core API.
 func New(o Options) (*Server, error) {
@@ -211,9 +224,22 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	handler := japi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		var tok tokenInfo
 		if !rt.public {
+			ar := r
+			if rt.interactive {
+				var err error
+				if ar, err = withProtocolToken(r); err != nil {
+					return err
+				}
+			}
 			var err error
-			if tok, err = s.auth.check(r, mutating); err != nil {
+			if tok, err = s.auth.check(ar, mutating || rt.interactive); err != nil {
+				if rt.interactive && err == errReadOnly {
+					return errReadOnlyShell
+				}
 				return err
+			}
+			if rt.interactive {
+				r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 			}
 		}
 		if rt.expensive {

@@ -166,18 +166,20 @@ func (s *Session) deliver(msg *protocol.Msg) bool {
 }
 
 // Terminal reports whether a reply ends its stream: type 0, exec_done,
-// execd / download_rep / log_download_info with ok false, download_error,
-// and the single-reply types (bar, ls_rep, upload_rep, ps_rep,
-// exec_kill_rep). Streams whose end only the caller knows (a v1 download
-// after its last block) are ended with Stream.Close.
+// pty_exit, execd / pty_opened / download_rep / log_download_info with ok
+// false, download_error, and the single-reply types (bar, ls_rep,
+// upload_rep, ps_rep, exec_kill_rep). Streams whose end only the caller
+// knows (a v1 download after its last block) are ended with Stream.Close.
 func Terminal(m *protocol.Msg) bool {
 	switch m.Type {
 	case protocol.TypeError, protocol.TypeExecDone, protocol.TypeDownloadError,
 		protocol.TypeBar, protocol.TypeLsRep, protocol.TypeUploadRep,
-		protocol.TypePsRep, protocol.TypeExecKillRep:
+		protocol.TypePsRep, protocol.TypeExecKillRep, protocol.TypePtyExit:
 		return true
 	case protocol.TypeExecd:
 		return m.Execd != nil && !m.Execd.OK
+	case protocol.TypePtyOpened:
+		return m.PtyOpened != nil && !m.PtyOpened.OK
 	case protocol.TypeDownloadRep:
 		return m.DownloadRep != nil && !m.DownloadRep.OK
 	case protocol.TypeLogDownloadInfo:
@@ -221,3 +223,6 @@ func (st *Stream) Recv(ctx context.Context) (*protocol.Msg, error) {
 
 // Close stops waiting for replies; later ones go to the type's handler.
 func (st *Stream) Close() { st.s.removeWaiter(st.tid, st.w) }
+
+// Buffered returns how many replies wait for Recv now.
+func (st *Stream) Buffered() int { return len(st.w.ch) }

@@ -505,7 +505,7 @@ func (s *Session) teardown(reason string) {
 // capSet is the set of known extensions in use, as bits.
 type capSet uint8
 
-var knownCaps = [...]string{protocol.CapAuth, protocol.CapAck, protocol.CapBulk, protocol.CapStream, protocol.CapErrKind}
+var knownCaps = [...]string{protocol.CapAuth, protocol.CapAck, protocol.CapBulk, protocol.CapStream, protocol.CapErrKind, protocol.CapPty}
 
 func makeCapSet(caps []string) capSet {
 	var cs capSet

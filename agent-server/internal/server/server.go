@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/metrics"
+	"github.com/agentfleet/agent-server/internal/shell"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -72,6 +74,7 @@ type Server struct {
 	rec     *recorder
 	secrets *secretStore
 	hostm   *hostmetrics.Service
+	shell   *shell.Service
 	ln      net.Listener
 	http    *http.Server
 	disk    *diskWatch
@@ -152,7 +155,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		Acks:         acks,
 		OnConnect:    s.onConnect,
 		OnDisconnect: s.onDisconnect,
-		ExtraCaps:    execsvc.Caps,
+		ExtraCaps:    append(slices.Clone(execsvc.Caps), shell.Caps...),
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -183,6 +186,10 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	s.closers = append(s.closers, execSvc.Close)
 	s.api.RoutesExec(execSvc)
+	if s.shell, err = shell.New(shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.reg}); err != nil {
+		return nil, err
+	}
+	s.api.RoutesShell(s.shell)
 	if err := s.wireTasks(ctx, execSvc); err != nil {
 		return nil, err
 	}
@@ -312,6 +319,11 @@ func (s *Server) Run(ctx context.Context) error {
 	var herr error
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- s.http.Shutdown(sctx) }() // closes the listener at once
+	// Interactive sessions are hijacked connections, which http.Shutdown
+	// does not wait for: end them while their agents are still connected.
+	if err := s.shell.Close(sctx); err != nil {
+		herr = err
+	}
 	if err := s.hub.Shutdown(sctx); err != nil {
 		herr = err
 	}
