@@ -28,6 +28,7 @@ import (
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/server"
+	"github.com/agentfleet/agent-server/internal/shell"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,6 +56,7 @@ type serverSpec struct {
 	addr    string // "" = a free port
 	mysql   string // DSN with database; "" = SQLite
 	mod     func(*config.Config)
+	shell   func(*shell.Options)
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -94,7 +96,8 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
 		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
-		Hub: func(o *hub.Options) { o.DeadAfter = 2 * time.Second },
+		Hub:   func(o *hub.Options) { o.DeadAfter = 2 * time.Second },
+		Shell: spec.shell,
 	})
 	if err != nil {
 		cancel()

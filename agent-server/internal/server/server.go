@@ -55,6 +55,9 @@ type Options struct {
 	// Hub, when set, adjusts the hub options before hub.New (tests shorten
 	// timeouts; the load tool lifts limits).
 	Hub func(*hub.Options)
+	// Shell, when set, adjusts the interactive shell's options (tests
+	// shorten the keepalive).
+	Shell func(*shell.Options)
 	// TaskResumeWait is how long tasks resumed at start-up wait for their
 	// agents to reconnect (default 1 min).
 	TaskResumeWait time.Duration
@@ -186,7 +189,11 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	s.closers = append(s.closers, execSvc.Close)
 	s.api.RoutesExec(execSvc)
-	if s.shell, err = shell.New(shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.reg}); err != nil {
+	shopts := shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.reg}
+	if o.Shell != nil {
+		o.Shell(&shopts)
+	}
+	if s.shell, err = shell.New(shopts); err != nil {
 		return nil, err
 	}
 	s.api.RoutesShell(s.shell)
