@@ -159,7 +159,9 @@ func (a *agent) runShell(ctx context.Context, s *shellSession) int {
 		defer idleT.Stop()
 		idle = idleT.C
 	}
-	exited := s.sh.Exited()
+	// Each case runs once: its channel is then set to nil (a closed
+	// channel would be ready again on every turn of the loop).
+	exited, ctxDone, end := s.sh.Exited(), ctx.Done(), (<-chan struct{})(s.end)
 	hungUp := false
 	hangup := func(reason string) {
 		s.stop(reason)
@@ -174,13 +176,15 @@ func (a *agent) runShell(ctx context.Context, s *shellSession) int {
 		select {
 		case <-pumped:
 			done = true
-		case <-ctx.Done():
+		case <-ctxDone:
+			ctxDone = nil
 			if a.rt.Context().Err() != nil {
 				hangup(msgShutdown)
 			} else {
 				hangup(msgConnLost)
 			}
-		case <-s.end:
+		case <-end:
+			end = nil
 			hangup(s.reason)
 		case <-exited:
 			// Background processes may keep the terminal open: a read
