@@ -8,7 +8,8 @@ import (
 
 // CapErrKind: a failure reply says what kind of failure it is — Msg.ErrKind
 // beside errmsg on type 0, "kind" in execd, ls_rep, upload_rep,
-// download_rep, download_error, exec_kill_rep and log_dinfo — so that the
+// download_rep, download_error, exec_kill_rep, log_dinfo and pty_opened —
+// so that the
 // server can tell a request the agent cannot carry out (a missing file, a
 // relative path) from the agent failing. The fields are sent only when both
 // sides announced it; a v1 peer gets the text alone, as before.
@@ -120,5 +121,7 @@ func (m *Msg) StripKinds() {
 		m.ExecKillRep.Kind = ""
 	case m.LogDInfo != nil:
 		m.LogDInfo.Kind = ""
+	case m.PtyOpened != nil:
+		m.PtyOpened.Kind = ""
 	}
 }

@@ -74,6 +74,7 @@ func TestStripKinds(t *testing.T) {
 		{&Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m", Kind: KindConflict}}, &Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m"}}},
 		{&Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m"}}},
 		{&Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m"}}},
+		{&Msg{Type: TypePtyOpened, PtyOpened: &PtyOpened{Msg: "m", Kind: KindInvalid}}, &Msg{Type: TypePtyOpened, PtyOpened: &PtyOpened{Msg: "m"}}},
 	}
 	for _, m := range msgs {
 		m.with.StripKinds()

@@ -36,7 +36,7 @@ var samples = []struct {
 	{"come_ext", &Msg{Type: TypeCome, Come: &Come{
 		ID: "agent-20261124-0123456789abcdef", Name: "exec-agent", Version: "1.0.0",
 		IP: net.ParseIP("fd00::20"), OS: "windows", Arch: "arm64", CPUCore: 8, Memory: 1 << 34,
-		Caps: []string{CapAuth, CapAck, CapBulk, CapStream}, Secret: "s3cr3t-base64url", Labels: map[string]string{"env": "prod", "dc": "sh1"},
+		Caps: []string{CapAuth, CapAck, CapBulk, CapStream, CapErrKind}, Secret: "s3cr3t-base64url", Labels: map[string]string{"env": "prod", "dc": "sh1"},
 		Journal: "9c1f0e2ab34d5e6f",
 	}}},
 	{"handshake", &Msg{Type: TypeHandshake, Handshake: &Handshake{OK: true, ID: "agent-20261124-0123456789abcdef"}}},
@@ -136,6 +136,7 @@ var samples = []struct {
 	{"pty_open_login", &Msg{Type: TypePtyOpen, TID: "t-pty2", PtyOpen: &PtyOpen{Cols: 80, Rows: 24}}},
 	{"pty_opened", &Msg{Type: TypePtyOpened, TID: "t-pty", PtyOpened: &PtyOpened{OK: true, Pid: 4242, Window: 16}}},
 	{"pty_opened_fail", &Msg{Type: TypePtyOpened, TID: "t-pty", PtyOpened: &PtyOpened{Msg: "busy: 16 tasks running, limit 16"}}},
+	{"pty_opened_invalid", &Msg{Type: TypePtyOpened, TID: "t-pty", PtyOpened: &PtyOpened{Msg: `invalid exec request: user "-x": starts with '-'`, Kind: KindInvalid}}},
 	{"pty_input", &Msg{Type: TypePtyInput, TID: "t-pty", PtyData: NewPtyData([]byte("echo hi\r"))}},
 	{"pty_output", &Msg{Type: TypePtyOutput, TID: "t-pty", PtyData: NewPtyData([]byte("echo hi\r\nhi\r\n$ "))}},
 	{"pty_resize", &Msg{Type: TypePtyResize, TID: "t-pty", PtyResize: &PtyResize{Cols: 132, Rows: 43}}},

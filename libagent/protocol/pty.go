@@ -57,6 +57,8 @@ type PtyOpened struct {
 	// Window is the number of pty_input messages the server may send
 	// before the first pty_ack; 0 means PtyDefaultWindow.
 	Window uint32 `json:"window,omitempty"`
+	// Kind classifies Msg when OK is false (CapErrKind only).
+	Kind ErrKind `json:"kind,omitempty"`
 }
 
 // PtyData is a chunk of terminal bytes: keystrokes in pty_input (type 106)

@@ -209,7 +209,11 @@ func (x *shellRoutes) openError(ctx context.Context, id string, timeout time.Dur
 		return &japi.Error{Code: http.StatusConflict, Err: err, Msg: "conflict: agent " + id +
 			" does not support interactive shells: it does not announce pty.v1 (jkstack 1.5 exec-agents and exec-agents on Windows do not)"}
 	case errors.As(err, &refused):
-		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: refused.Error(), Err: err}
+		code, ok := kindStatus[refused.Kind]
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		return &japi.Error{Code: code, Msg: refused.Error(), Err: err}
 	case errors.Is(err, shell.ErrClosed):
 		return errShutdown
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:

@@ -71,8 +71,12 @@ var (
 )
 
 // RefusedError is an agent's pty_opened{ok:false}: the session did not
-// start, for the reason in Msg.
-type RefusedError struct{ Msg string }
+// start, for the reason in Msg; Kind classifies it (errkind.v1; empty: the
+// agent's own failure, such as busy).
+type RefusedError struct {
+	Msg  string
+	Kind protocol.ErrKind
+}
 
 func (e *RefusedError) Error() string { return "shell not started: " + e.Msg }
 
@@ -252,7 +256,7 @@ func (svc *Service) Open(ctx context.Context, spec Spec) (_ *Session, err error)
 	switch {
 	case m.Type == protocol.TypePtyOpened && m.PtyOpened.OK:
 	case m.Type == protocol.TypePtyOpened:
-		return nil, &RefusedError{Msg: m.PtyOpened.Msg}
+		return nil, &RefusedError{Msg: m.PtyOpened.Msg, Kind: m.PtyOpened.Kind}
 	default:
 		st.Close()
 		svc.sendClose(hs, st.TID())

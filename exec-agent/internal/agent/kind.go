@@ -13,7 +13,8 @@ import (
 // kindOf classifies a failure for its reply (protocol.CapErrKind): the
 // request errors this agent knows by type — a path or file name breaking
 // the path rule, an invalid exec request, a download of something that is
-// not a regular file, an unknown user or group, a kill with no such task —
+// not a regular file, an unknown user or group, an interactive shell on an
+// OS without pty support, a kill with no such task —
 // then the standard ones (protocol.KindOf). Anything else is the agent's
 // own failure (empty kind).
 func kindOf(err error) protocol.ErrKind {
@@ -28,7 +29,8 @@ func kindOf(err error) protocol.ErrKind {
 		return protocol.KindOf(err)
 	case errors.Is(err, files.ErrPath), errors.Is(err, files.ErrName), errors.Is(err, runner.ErrSpec):
 		return protocol.KindInvalid
-	case errors.Is(err, files.ErrNotRegular), errors.As(err, &unknownUser), errors.As(err, &unknownGroup):
+	case errors.Is(err, files.ErrNotRegular), errors.As(err, &unknownUser), errors.As(err, &unknownGroup),
+		errors.Is(err, runner.ErrShellUnsupported):
 		return protocol.KindUnprocessable
 	case errors.Is(err, runner.ErrNoTask):
 		return protocol.KindNotFound

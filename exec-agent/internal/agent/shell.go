@@ -81,8 +81,8 @@ func (a *agent) session(tid string) *shellSession {
 func (a *agent) ptyOpen(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
 	o := req.PtyOpen
 	log := a.rt.Logger().With("tid", req.TID)
-	refuse := func(msg string) error {
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, PtyOpened: &protocol.PtyOpened{Msg: msg}})
+	refuse := func(err error) error {
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, PtyOpened: &protocol.PtyOpened{Msg: err.Error(), Kind: kindOf(err)}})
 	}
 	env := slices.Clone(o.Env)
 	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
@@ -92,7 +92,7 @@ func (a *agent) ptyOpen(ctx context.Context, req *protocol.Msg, w libagent.Repli
 	sh, err := a.run.StartShell(spec)
 	if err != nil {
 		log.Info("shell refused", "spec", spec, "err", err)
-		return refuse(err.Error())
+		return refuse(err)
 	}
 	s := &shellSession{
 		tid: req.TID, sh: sh, w: w, log: log,

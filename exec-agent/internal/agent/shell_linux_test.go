@@ -419,7 +419,7 @@ func TestShellRefused(t *testing.T) {
 	tests := []struct {
 		o   protocol.PtyOpen
 		msg string
-	}{
+	}{ // all of kind invalid
 		{protocol.PtyOpen{Cmd: "sh", Cols: 0, Rows: 24}, "invalid exec request: terminal size 0×24: columns and rows must be 1…4096"},
 		{protocol.PtyOpen{Cmd: "sh", Cols: 80, Rows: 5000}, "invalid exec request: terminal size 80×5000: columns and rows must be 1…4096"},
 		{protocol.PtyOpen{Cmd: "sh", Cols: 80, Rows: 24, Env: []string{"NOEQUALS"}}, `invalid exec request: env[0] "NOEQUALS": want K=V`},
@@ -428,14 +428,14 @@ func TestShellRefused(t *testing.T) {
 	for _, tc := range tests {
 		tid := e.send(&protocol.Msg{Type: protocol.TypePtyOpen, PtyOpen: &tc.o})
 		m := e.await(tid, 20*time.Second)
-		if m.Type != protocol.TypePtyOpened || m.PtyOpened.OK || m.PtyOpened.Msg != tc.msg {
-			t.Errorf("%+v: %v %+v, want pty_opened{ok:false, msg:%q}", tc.o, m.Type, m.PtyOpened, tc.msg)
+		if m.Type != protocol.TypePtyOpened || m.PtyOpened.OK || m.PtyOpened.Msg != tc.msg || m.PtyOpened.Kind != protocol.KindInvalid {
+			t.Errorf("%+v: %v %+v, want pty_opened{ok:false, msg:%q, kind:invalid}", tc.o, m.Type, m.PtyOpened, tc.msg)
 		}
 	}
 	// One slot, shared with commands: a second session is busy.
 	c := e.openShell(protocol.PtyOpen{Cmd: "sh"}, ptyOpts{})
 	_, opened := e.tryOpenShell(protocol.PtyOpen{Cmd: "sh"}, ptyOpts{})
-	if opened.OK || opened.Msg != "busy: 1 tasks running, limit 1" {
+	if opened.OK || opened.Msg != "busy: 1 tasks running, limit 1" || opened.Kind != "" {
 		t.Errorf("second session: %+v", opened)
 	}
 	if r := e.exec(&protocol.Exec{Cmd: "true"}); r.execd.OK || !strings.Contains(r.execd.Msg, "busy") {
