@@ -39,6 +39,36 @@ func (m LabelMatch) String() string {
 	}
 }
 
+// MatchLabels reports whether labels satisfy every term of sel, with the
+// semantics ListAgents applies in SQL (an empty selector matches all; k!=v
+// also holds when k is absent).
+func MatchLabels(sel []LabelMatch, labels map[string]string) bool {
+	for _, m := range sel {
+		v, ok := labels[m.Key]
+		switch m.Op {
+		case LabelEq:
+			if !ok || v != m.Value {
+				return false
+			}
+		case LabelNotEq:
+			if ok && v == m.Value {
+				return false
+			}
+		case LabelExists:
+			if !ok {
+				return false
+			}
+		case LabelNotExists:
+			if ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Limits on labels, checked by ValidateLabels and ParseSelector.
 const (
 	MaxLabelKey   = 63

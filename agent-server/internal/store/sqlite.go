@@ -155,6 +155,23 @@ var sqliteSchema = []string{
 		seq INTEGER NOT NULL,
 		PRIMARY KEY (agent_id, journal)
 	) WITHOUT ROWID;`,
+	// v3: API tokens created at runtime (only the SHA-256 of the secret),
+	// and the agent, remote address and HTTP status of audit entries.
+	`CREATE TABLE api_tokens (
+		name TEXT PRIMARY KEY,
+		hash BLOB NOT NULL UNIQUE,
+		scopes TEXT NOT NULL,
+		selector TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER,
+		revoked_at INTEGER,
+		revoked_by TEXT NOT NULL DEFAULT ''
+	) WITHOUT ROWID;
+	ALTER TABLE audit ADD COLUMN agent TEXT NOT NULL DEFAULT '';
+	ALTER TABLE audit ADD COLUMN remote TEXT NOT NULL DEFAULT '';
+	ALTER TABLE audit ADD COLUMN status INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX audit_agent ON audit (agent, at);`,
 }
 
 // sqliteDSN turns a path (or a file: URI without parameters) into a

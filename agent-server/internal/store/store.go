@@ -116,9 +116,31 @@ type Store interface {
 	OutputSize(ctx context.Context, taskID, agentID string) (int64, error)
 
 	// AppendAudit stores an entry (Time now when zero) and returns its id.
+	// The audit log is append-only: no method updates or deletes entries.
 	AppendAudit(ctx context.Context, e AuditEntry) (int64, error)
 	// ListAudit returns a page of entries, newest first, and the number matching.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, int, error)
+	// ScanAudit returns up to limit entries matching f (Paging ignored)
+	// with an id above afterID, oldest first: an export walks the log
+	// with it, stable under concurrent appends.
+	ScanAudit(ctx context.Context, f AuditFilter, afterID int64, limit int) ([]AuditEntry, error)
+
+	// CreateAPIToken stores a new runtime API token (CreatedAt now when
+	// zero). ErrConflict when the name or the hash exists; ErrInvalid for
+	// a bad name, a hash that is not TokenHashSize bytes or no scopes.
+	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
+	// GetAPIToken returns a token by name, or ErrNotFound.
+	GetAPIToken(ctx context.Context, name string) (APIToken, error)
+	// APITokenByHash returns the token whose secret hashes to hash, or
+	// ErrNotFound; revoked and expired tokens are returned too.
+	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
+	// ListAPITokens returns a page of tokens ordered by name, revoked ones
+	// included, and the number of tokens.
+	ListAPITokens(ctx context.Context, p Paging) ([]APIToken, int, error)
+	// RevokeAPIToken marks a token revoked at at by by and returns it. A
+	// token already revoked keeps its first revocation. ErrNotFound when
+	// absent.
+	RevokeAPIToken(ctx context.Context, name string, at time.Time, by string) (APIToken, error)
 
 	// PutMetrics stores each metric as the latest of its (agent, category),
 	// unless the stored one is newer.

@@ -227,13 +227,20 @@ type ResultFilter struct {
 	Paging
 }
 
-// AuditEntry records one state-changing call.
+// AuditEntry records one API call: every state-changing call and every
+// call that touches a host.
 type AuditEntry struct {
-	ID        int64           `json:"id"`   // assigned by AppendAudit
-	Time      time.Time       `json:"time"` // now when zero
-	Actor     string          `json:"actor"`
-	Action    string          `json:"action"` // e.g. "exec.run"
-	Target    string          `json:"target"` // agent id, task id, ...
+	ID     int64     `json:"id"`   // assigned by AppendAudit
+	Time   time.Time `json:"time"` // now when zero
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"` // the route, e.g. "POST /api/exec/{id}/run"
+	Target string    `json:"target"` // agent id, task id, ...
+	// Agent is the agent the call reached ("" when none or many).
+	Agent string `json:"agent"`
+	// Remote is the client's address (host:port of the connection).
+	Remote string `json:"remote"`
+	// Status is the HTTP status of the answer (0: not known).
+	Status    int             `json:"status"`
 	RequestID string          `json:"request_id"`
 	Detail    json.RawMessage `json:"detail,omitempty"`
 	Result    string          `json:"result"` // "ok" or the error text
@@ -245,10 +252,32 @@ type AuditFilter struct {
 	Actor  string
 	Action string
 	Target string
+	Agent  string
 	Since  time.Time
 	Until  time.Time
 	Paging
 }
+
+// APIToken is an API token created at runtime (/api/tokens). Only the
+// SHA-256 hash of its secret is stored. A revoked token is kept, so its
+// name stays taken.
+type APIToken struct {
+	Name      string    `json:"name"`
+	Hash      []byte    `json:"-"`
+	Scopes    []string  `json:"scopes"`
+	Selector  string    `json:"selector"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
+	RevokedAt time.Time `json:"revoked_at,omitzero"` // zero: not revoked
+	RevokedBy string    `json:"revoked_by,omitempty"`
+}
+
+// Lengths of APIToken fields.
+const (
+	MaxTokenName  = 64
+	TokenHashSize = 32
+)
 
 // Metric categories pushed by metrics-agents.
 const (
