@@ -10,9 +10,11 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,8 +87,11 @@ type Store struct {
 type API struct {
 	// Tokens are the operator tokens ("name:secret" or a bare secret).
 	Tokens []string `kv:"tokens"`
-	// ReadOnlyTokens may only call GET routes.
+	// ReadOnlyTokens hold the read scopes (authz.ReadOnlyScopes).
 	ReadOnlyTokens []string `kv:"read_only_tokens"`
+	// Scoped are the api.token.<name>.* groups: tokens with scopes, an
+	// optional label selector and an optional expiry.
+	Scoped []ScopedToken `kv:"-"`
 	// MetricsToken, when set, is required by /metrics.
 	MetricsToken string `kv:"metrics_token"`
 	// MaxBody bounds request bodies (JSON); UploadMaxBody bounds file uploads.
@@ -231,18 +236,35 @@ type Options struct {
 
 // Load reads the file at path.
 func Load(path string, o Options) (Config, error) {
-	return load(func(c *Config, opts ...kvconf.Option) error { return kvconf.Load(path, c, opts...) }, o)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("kvconf: %w", err)
+	}
+	return Parse(data, path, o)
 }
 
 // Parse reads configuration text; file names it in errors.
 func Parse(data []byte, file string, o Options) (Config, error) {
+	// The api.token.<name>.* keys are not fields: their entries are read
+	// here and picked up when the decoder reports them as unknown.
+	entries, err := kvconf.Parse(bytes.NewReader(data), file)
+	if err != nil {
+		return Config{}, err
+	}
+	byKey := make(map[string]kvconf.Entry, len(entries))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Key, scopedPrefix) {
+			byKey[e.Key] = e
+		}
+	}
 	return load(func(c *Config, opts ...kvconf.Option) error {
 		return kvconf.Unmarshal(data, c, append(opts, kvconf.File(file))...)
-	}, o)
+	}, byKey, o)
 }
 
-func load(decode func(*Config, ...kvconf.Option) error, o Options) (Config, error) {
+func load(decode func(*Config, ...kvconf.Option) error, scoped map[string]kvconf.Entry, o Options) (Config, error) {
 	c := Default()
+	st := newScopedReader(&c, o.Env)
 	warn := o.Warn
 	if warn == nil {
 		warn = func(string) {}
@@ -252,6 +274,10 @@ func load(decode func(*Config, ...kvconf.Option) error, o Options) (Config, erro
 		kvconf.Strict(false),
 		kvconf.Warn(func(err error) {
 			var ke *kvconf.Error
+			if errors.As(err, &ke) && strings.HasPrefix(ke.Key, scopedPrefix) {
+				st.add(ke.File, scoped[ke.Key])
+				return
+			}
 			if errors.As(err, &ke) && strings.HasPrefix(ke.Key, "metrics.kafka.") {
 				c.Metrics.KafkaKeys = append(c.Metrics.KafkaKeys, ke.Key)
 				warn(fmt.Sprintf("%s:%d: %s: accepted but not used (Kafka export is not implemented)", ke.File, ke.Line, ke.Key))
@@ -268,6 +294,9 @@ func load(decode func(*Config, ...kvconf.Option) error, o Options) (Config, erro
 	}
 	if len(unknown) > 0 {
 		return Config{}, errors.Join(unknown...)
+	}
+	if err := st.finish(); err != nil {
+		return Config{}, err
 	}
 	if c.GRPCListen != "" {
 		warn("grpc_listen: accepted but not used (the gRPC API is not implemented)")
@@ -327,13 +356,10 @@ func (c *Config) check() error {
 	default:
 		add(invalid("store.driver", "must be sqlite or mysql, got %q", c.Store.Driver))
 	}
-	if _, err := ParseTokens("api.tokens", "operator", c.API.Tokens); err != nil {
-		add(err)
-	}
-	if _, err := ParseTokens("api.read_only_tokens", "read-only", c.API.ReadOnlyTokens); err != nil {
-		add(err)
-	}
 	if _, err := ParseTokens("agent.tokens", "agent", c.Agent.Tokens); err != nil {
+		add(err)
+	}
+	if _, err := c.APITokens(); err != nil {
 		add(err)
 	}
 	if c.API.MaxBody < 1<<10 {

@@ -1,11 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestShippedConf(t *testing.T) {
@@ -71,11 +73,40 @@ var parseTests = []struct {
 	{"no equals", "id = a\nlisten\n", "t.conf:2", nil, ""},
 	{"set twice", "id = a\nid = b\n", "t.conf:2: id", nil, ""},
 	{"legacy", "id = a\nallow_legacy_agents = yes\n", "t.conf:2: allow_legacy_agents", nil, ""},
+	{"scoped token", "id = a\napi.token.deploy.secret = 0123456789abcdef\napi.token.deploy.scopes = exec:run, agents:read\napi.token.deploy.selector = env=prod, team=web\napi.token.deploy.expires = 2027-06-30\n", "", func(c Config) bool {
+		ts, err := c.APITokens()
+		return err == nil && len(ts) == 1 && ts[0].Name == "deploy" && fmt.Sprint(ts[0].Scopes) == "[agents:read exec:run]" &&
+			ts[0].Selector == "env=prod, team=web" && ts[0].Expires.Equal(time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC))
+	}, ""},
+	{"scoped token env secret", "id = a\napi.token.ci.v2.secret = ${CI_TOKEN}\napi.token.ci.v2.scopes = tasks:read\n", "", func(c Config) bool {
+		ts, err := c.APITokens()
+		return err == nil && len(ts) == 1 && ts[0].Name == "ci.v2" && ts[0].Secret == "ci-secret-0123456789"
+	}, ""},
+	{"legacy roles map onto scopes", "id = a\napi.tokens = ops:0123456789abcdef\napi.read_only_tokens = ro:0123456789abcdeX\n", "", func(c Config) bool {
+		ts, err := c.APITokens()
+		return err == nil && len(ts) == 2 && fmt.Sprint(ts[0].Scopes) == "[admin]" &&
+			fmt.Sprint(ts[1].Scopes) == "[agents:read metrics:read exec:read tasks:read audit:read]"
+	}, ""},
+	{"scoped token no secret", "id = a\napi.token.x.scopes = admin\n", "t.conf:2: api.token.x: invalid config: missing api.token.x.secret", nil, ""},
+	{"scoped token no scopes", "id = a\napi.token.x.secret = 0123456789abcdef\n", "t.conf:2: api.token.x: invalid config: missing api.token.x.scopes", nil, ""},
+	{"scoped token bad scope", "id = a\napi.token.x.secret = 0123456789abcdef\napi.token.x.scopes = exec:all\n", `t.conf:2: api.token.x: invalid config: scopes: unknown scope "exec:all" (known: agents:read,`, nil, ""},
+	{"scoped token short", "id = a\napi.token.x.secret = short\napi.token.x.scopes = admin\n", "t.conf:2: api.token.x: invalid config: secret: token must be at least 16 characters", nil, ""},
+	{"scoped token bad selector", "id = a\napi.token.x.secret = 0123456789abcdef\napi.token.x.scopes = exec:run\napi.token.x.selector = a,,b\n", "t.conf:2: api.token.x: invalid config: selector: label selector: empty term", nil, ""},
+	{"scoped token fleet-wide with selector", "id = a\napi.token.x.secret = 0123456789abcdef\napi.token.x.scopes = admin\napi.token.x.selector = env=prod\n", "t.conf:2: api.token.x: invalid config: scope admin is fleet-wide and cannot be limited by a selector", nil, ""},
+	{"scoped token bad field", "id = a\napi.token.x.secret = 0123456789abcdef\napi.token.x.scope = admin\n", `t.conf:3: api.token.x.scope: invalid config: unknown key "scope" (want one of secret, scopes, selector, expires)`, nil, ""},
+	{"scoped token no field", "id = a\napi.token.x = 1\n", "t.conf:2: api.token.x: invalid config: want api.token.<name>.<key>", nil, ""},
+	{"scoped token bad name", "id = a\napi.token.a/b.secret = 0123456789abcdef\n", "t.conf:2", nil, ""},
+	{"scoped token bad expiry", "id = a\napi.token.x.expires = soon\n", `t.conf:2: api.token.x.expires: invalid config: "soon" is not an RFC 3339 time or a date`, nil, ""},
+	{"scoped token env unset", "id = a\napi.token.x.secret = $NOPE\n", "t.conf:2: api.token.x.secret: invalid config: environment variable NOPE is not set", nil, ""},
+	{"token names unique across kinds", "id = a\napi.tokens = x:0123456789abcdef\napi.token.x.secret = 0123456789abcdeX\napi.token.x.scopes = agents:read\n", `api.token.x: invalid config: token name "x" is also used by api.tokens`, nil, ""},
 }
 
 func env(k string) (string, bool) {
-	if k == "AS_ID" {
+	switch k {
+	case "AS_ID":
 		return "from-env", true
+	case "CI_TOKEN":
+		return "ci-secret-0123456789", true
 	}
 	return "", false
 }
@@ -133,7 +164,7 @@ func TestGeneratedToken(t *testing.T) {
 		t.Fatalf("mode %v %v", st.Mode(), err)
 	}
 	tok2, _, created, err := GeneratedToken(dir, TokenFile, GeneratedTokenName)
-	if err != nil || created || tok2 != tok {
+	if err != nil || created || !reflect.DeepEqual(tok2, tok) {
 		t.Fatalf("second: %+v %v %v", tok2, created, err)
 	}
 	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
