@@ -3,14 +3,21 @@
 // status = code, typed parameters, request ids, recover, access log).
 //
 // Every /api route goes through, in order: request id, access log, recover,
-// metrics (count and latency by route pattern), bearer-token auth (operator
-// tokens may call everything, read-only tokens only GET), the rate limit of
-// expensive routes (those that reach an agent), the body limit, the handler,
-// and for state-changing methods an audit entry naming the token.
+// metrics (count and latency by route pattern), bearer-token auth, the
+// route's scope (authz), the token's label selector when the route reaches
+// an agent, the rate limit of expensive routes (those that reach an agent),
+// the body limit, the handler, and an audit entry naming the token for
+// state-changing calls and for every call that touches a host.
+//
+// Every route declares its authorization rule where it is registered:
+// [Scope] (the scope a token needs), [Authenticated] (any valid token) or
+// [Public] (no token). [Server.Handle] panics on a route without one, so a
+// server with such a route does not start.
 //
 // Feature packages add their routes with [Server.Handle]; [Server.Routes]
 // lists every pattern, which the OpenAPI golden test compares with the
-// document.
+// document, and [Server.Rules] the rule of each, which the authorization
+// test walks.
 //
 // Agent errors map to statuses: not connected 404 "not found: agent", gone
 // mid-request 410, no answer in time 504, wrong agent type 424, an agent's
@@ -23,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -36,6 +44,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/openapi"
@@ -83,9 +92,13 @@ type Options struct {
 	Registry prometheus.Registerer
 	// Gatherer serves /metrics (usually the same registry).
 	Gatherer prometheus.Gatherer
-	// Operator and ReadOnly are the API tokens; MetricsToken guards /metrics.
+	// Tokens are the configured API tokens with their scopes
+	// (config.APITokens). Operator and ReadOnly are tokens of the two
+	// roles of earlier versions: admin, and authz.ReadOnlyScopes.
+	Tokens             []config.Token
 	Operator, ReadOnly []config.Token
-	MetricsToken       string
+	// MetricsToken guards /metrics.
+	MetricsToken string
 	// Version is reported by /api/info/server.
 	Version string
 	// Blocking reports whether disk-hungry calls are refused now (cache
@@ -109,6 +122,21 @@ type Server struct {
 
 	mu     sync.Mutex
 	routes []string
+	rules  map[string]Rule
+}
+
+// Rule is the authorization rule of a route, as registered.
+type Rule struct {
+	// Public: no token needed. Authenticated: any valid token. Otherwise
+	// Scope is the scope needed.
+	Public        bool
+	Authenticated bool
+	Scope         authz.Scope
+	// AgentParam is the path parameter naming the agent reached ("" when
+	// none): limited tokens are checked against it.
+	AgentParam string
+	// Audited: every call that passed authentication is in the audit log.
+	Audited bool
 }
 
 // HandlerFunc is a route handler: it writes the response itself and returns
@@ -120,17 +148,44 @@ type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 type RouteOption func(*route)
 
 type route struct {
-	public     bool // no token
-	expensive  bool
-	diskHungry bool
-	maxBody    int64
-	noAudit    bool
+	public        bool // no token
+	authenticated bool // any valid token
+	scope         authz.Scope
+	agentParam    string // path parameter naming the agent reached
+	agentParamSet bool
+	audit         bool
+	expensive     bool
+	diskHungry    bool
+	maxBody       int64
+	noAudit       bool
 	// interactive: a WebSocket route acting on a host (the shell).
 	interactive bool
 }
 
-// Public skips authentication (health checks).
+// Public skips authentication (health checks, one-shot transfer URLs,
+// routes that check a token of their own).
 func Public() RouteOption { return func(r *route) { r.public = true } }
+
+// Scope makes the route need scope s (a name from authz, e.g.
+// api.Scope("exec:run")); admin tokens hold every scope.
+func Scope(s authz.Scope) RouteOption { return func(r *route) { r.scope = s } }
+
+// Authenticated lets any valid token call the route, whatever its scopes
+// (whoami, server info, the OpenAPI document).
+func Authenticated() RouteOption { return func(r *route) { r.authenticated = true } }
+
+// AgentParam names the path parameter that holds the agent the route
+// reaches ("" for none). The default is "id" when the pattern has {id}:
+// a token limited by a selector gets 404 "not found: agent" for an agent
+// outside it, and the audit entry names the agent.
+func AgentParam(name string) RouteOption {
+	return func(r *route) { r.agentParam, r.agentParamSet = name, true }
+}
+
+// Audit puts every call of a GET route in the audit log: routes that return
+// what a host holds (command output, pulled files). Expensive routes (they
+// reach an agent) and state-changing ones are audited anyway.
+func Audit() RouteOption { return func(r *route) { r.audit = true } }
 
 // Expensive puts the route under the API rate limit (api.rate_limit).
 func Expensive() RouteOption { return func(r *route) { r.expensive = true } }
@@ -145,15 +200,12 @@ func MaxBody(n int64) RouteOption { return func(r *route) { r.maxBody = n } }
 // NoAudit leaves a state-changing route out of the audit log.
 func NoAudit() RouteOption { return func(r *route) { r.noAudit = true } }
 
-// Interactive marks a WebSocket route that acts on a host (the shell): it
-// needs an operator token although it is a GET, the token may also come as
-// a "bearer.<token>" entry of Sec-WebSocket-Protocol (browsers cannot set
-// headers on a WebSocket), and the handler writes its own audit entries
-// (it lasts a session: one when it opens, one when it ends), finding the
-// caller with tokenOf.
-//
-// TODO(lead): once api.Scope lands, the shell route takes
-// api.Scope("exec:run") instead of requiring a non-read-only token here.
+// Interactive marks a WebSocket route that acts on a host (the shell): the
+// token may also come as a "bearer.<token>" entry of Sec-WebSocket-Protocol
+// (browsers cannot set headers on a WebSocket), and the handler writes its
+// own audit entries (it lasts a session: one when it opens, one when it
+// ends) with Server.audit; a call that ends before the handler wrote one
+// is audited as any other.
 func Interactive() RouteOption { return func(r *route) { r.interactive = true } }
 
 // New builds the server with the routes of the core API.
@@ -183,11 +235,25 @@ func New(o Options) (*Server, error) {
 		}
 		lim = rate.NewLimiter(rate.Limit(o.Config.API.RateLimit), burst)
 	}
+	tokens := slices.Clone(o.Tokens)
+	for _, t := range o.Operator {
+		t.Scopes = []authz.Scope{authz.Admin}
+		tokens = append(tokens, t)
+	}
+	for _, t := range o.ReadOnly {
+		t.Scopes = authz.ReadOnlyScopes
+		tokens = append(tokens, t)
+	}
+	au, err := newAuth(tokens, o.Store, o.Now)
+	if err != nil {
+		return nil, fmt.Errorf("api tokens: %w", err)
+	}
 	s := &Server{
 		o:       o,
 		log:     o.Logger,
 		mux:     http.NewServeMux(),
-		auth:    newAuth(o.Operator, o.ReadOnly),
+		auth:    au,
+		rules:   map[string]Rule{},
 		limiter: lim,
 		m:       m,
 		maxBody: int64(o.Config.API.MaxBody),
@@ -213,65 +279,128 @@ func (s *Server) Routes() []string {
 	return out
 }
 
-// Handle registers h for pattern ("METHOD /path/{param}").
+// Handle registers h for pattern ("METHOD /path/{param}"). It panics when
+// the route has no authorization rule (Scope, Authenticated or Public) or
+// names an unknown scope: a server with such a route must not start.
 func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	rt := route{maxBody: s.maxBody}
 	for _, o := range opts {
 		o(&rt)
 	}
-	method, _, _ := strings.Cut(pattern, " ")
+	method, path, _ := strings.Cut(pattern, " ")
 	mutating := method != http.MethodGet && method != http.MethodHead
-	handler := japi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		var tok tokenInfo
-		if !rt.public {
-			ar := r
-			if rt.interactive {
-				var err error
-				if ar, err = withProtocolToken(r); err != nil {
-					return err
-				}
-			}
-			var err error
-			if tok, err = s.auth.check(ar, mutating || rt.interactive); err != nil {
-				if rt.interactive && err == errReadOnly {
-					return errReadOnlyShell
-				}
-				return err
-			}
-			if rt.interactive {
-				r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
-			}
-		}
-		if rt.expensive {
-			if !s.limiter.Allow() {
-				w.Header().Set("Retry-After", "1")
-				return &japi.Error{Code: http.StatusTooManyRequests, Msg: "rate limited: too many requests to agents, retry later"}
-			}
-		}
-		if rt.diskHungry && s.o.Blocking() {
-			return errDiskFull
-		}
-		if rt.maxBody > 0 && r.Body != nil {
-			if r.ContentLength > rt.maxBody {
-				return &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large (limit " + strconv.FormatInt(rt.maxBody, 10) + " bytes)"}
-			}
-			r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
-		}
-		var au *auditInfo
-		if mutating && !rt.noAudit {
-			au = &auditInfo{target: r.PathValue("id")}
-			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, au))
-		}
-		err := clipError(mapError(h(w, r)))
-		if au != nil {
-			s.audit(r, tok, pattern, au, err)
-		}
+	if !rt.agentParamSet && strings.Contains(path, "{id}") {
+		rt.agentParam = "id"
+	}
+	rule := Rule{Public: rt.public, Authenticated: rt.authenticated, Scope: rt.scope, AgentParam: rt.agentParam,
+		Audited: (mutating && !rt.noAudit) || rt.expensive || rt.audit}
+	if err := rule.check(); err != nil {
+		panic(fmt.Sprintf("api: route %q: %v", pattern, err))
+	}
+	inner := japi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		st := stateOf(r)
+		err := s.serve(w, r, st, &rt, h)
+		st.err = err
 		return err
 	})
-	s.mux.Handle(pattern, s.m.Wrap(pattern, handler))
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &reqState{}
+		if rule.Audited {
+			st.audit = &auditInfo{target: r.PathValue("id")}
+			if rt.agentParam != "" {
+				st.audit.agent = r.PathValue(rt.agentParam)
+			}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		sw := &statusWriter{ResponseWriter: w}
+		if st.audit != nil {
+			defer func() {
+				if p := recover(); p != nil {
+					s.finishAudit(r, pattern, st, sw, p)
+					panic(p)
+				}
+				s.finishAudit(r, pattern, st, sw, nil)
+			}()
+		}
+		inner.ServeHTTP(sw, r)
+	})
+	s.mux.Handle(pattern, s.m.Wrap(pattern, outer))
 	s.mu.Lock()
 	s.routes = append(s.routes, pattern)
+	s.rules[pattern] = rule
 	s.mu.Unlock()
+}
+
+func (r Rule) check() error {
+	n := 0
+	for _, set := range []bool{r.Public, r.Authenticated, r.Scope != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("no authorization rule: give it api.Scope(...), api.Authenticated() or api.Public()")
+	case n > 1:
+		return fmt.Errorf("more than one of api.Scope, api.Authenticated and api.Public")
+	}
+	if r.Scope != "" {
+		if _, ok := authz.Lookup(r.Scope); !ok {
+			return fmt.Errorf("unknown scope %q", r.Scope)
+		}
+	}
+	return nil
+}
+
+// serve authenticates and authorizes r, applies the route's limits and
+// runs h.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, st *reqState, rt *route, h HandlerFunc) error {
+	if !rt.public {
+		ar := r
+		if rt.interactive {
+			var err error
+			if ar, err = withProtocolToken(r); err != nil {
+				return err
+			}
+		}
+		id, err := s.auth.authenticate(ar)
+		if err != nil {
+			return err
+		}
+		st.id, st.authed = id, true
+		if rt.scope != "" && !id.Has(rt.scope) {
+			return forbidden(rt.scope)
+		}
+		if rt.agentParam != "" && id.Limited() {
+			if err := s.reaches(r.Context(), id, r.PathValue(rt.agentParam)); err != nil {
+				return err
+			}
+		}
+	}
+	if rt.expensive {
+		if !s.limiter.Allow() {
+			w.Header().Set("Retry-After", "1")
+			return &japi.Error{Code: http.StatusTooManyRequests, Msg: "rate limited: too many requests to agents, retry later"}
+		}
+	}
+	if rt.diskHungry && s.o.Blocking() {
+		return errDiskFull
+	}
+	if rt.maxBody > 0 && r.Body != nil {
+		if r.ContentLength > rt.maxBody {
+			return &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large (limit " + strconv.FormatInt(rt.maxBody, 10) + " bytes)"}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
+	return clipError(mapError(h(w, r)))
+}
+
+// Rules returns the authorization rule of every route registered with
+// Handle, by pattern.
+func (s *Server) Rules() map[string]Rule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.rules)
 }
 
 // HandleRaw registers h for pattern as it is: no envelope, no token check

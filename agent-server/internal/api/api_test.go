@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
 )
 
@@ -64,41 +66,51 @@ func FuzzParseTime(f *testing.F) {
 }
 
 var authTests = []struct {
-	header   string
-	mutating bool
-	name     string
-	err      string
+	header string
+	name   string
+	err    string
 }{
-	{"", false, "", "unauthorized: missing bearer token"},
-	{"Bearer", false, "", "unauthorized: invalid token"},
-	{"Bearer ", false, "", "unauthorized: invalid token"},
-	{"Basic operator-secret-000000", false, "", "unauthorized: invalid token"},
-	{"Bearer operator-secret-000000", true, "ops", ""},
-	{"bearer operator-secret-000000", false, "ops", ""},
-	{"Bearer  operator-secret-000000 ", false, "ops", ""},
-	{"Bearer operator-secret-00000", false, "", "unauthorized: invalid token"},
-	{"Bearer readonly-secret-000000", false, "ro", ""},
-	{"Bearer readonly-secret-000000", true, "ro", "forbidden: read-only token allows GET requests only"},
+	{"", "", "unauthorized: missing bearer token"},
+	{"Bearer", "", "unauthorized: invalid token"},
+	{"Bearer ", "", "unauthorized: invalid token"},
+	{"Basic operator-secret-000000", "", "unauthorized: invalid token"},
+	{"Bearer operator-secret-000000", "ops", ""},
+	{"bearer operator-secret-000000", "ops", ""},
+	{"Bearer  operator-secret-000000 ", "ops", ""},
+	{"Bearer operator-secret-00000", "", "unauthorized: invalid token"},
+	{"Bearer readonly-secret-000000", "ro", ""},
+	{"Bearer expired-secret-0000000", "", "unauthorized: token expired"},
+	{"Bearer aft_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", "unauthorized: invalid token"}, // no store here
 }
 
-func newTestAuth() *auth {
-	return newAuth([]config.Token{{Name: "ops", Secret: "operator-secret-000000"}}, []config.Token{{Name: "ro", Secret: "readonly-secret-000000"}})
+var testNow = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+func newTestAuth(t testing.TB) *auth {
+	a, err := newAuth([]config.Token{
+		{Name: "ops", Secret: "operator-secret-000000", Scopes: []authz.Scope{authz.Admin}},
+		{Name: "ro", Secret: "readonly-secret-000000", Scopes: authz.ReadOnlyScopes},
+		{Name: "old", Secret: "expired-secret-0000000", Scopes: []authz.Scope{authz.AgentsRead}, Expires: testNow},
+	}, nil, func() time.Time { return testNow })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func TestAuth(t *testing.T) {
-	a := newTestAuth()
+	a := newTestAuth(t)
 	for _, tt := range authTests {
 		r := httptest.NewRequest("GET", "/api/x", nil)
 		if tt.header != "" {
 			r.Header.Set("Authorization", tt.header)
 		}
-		tok, err := a.check(r, tt.mutating)
+		id, err := a.authenticate(r)
 		got := ""
 		if err != nil {
 			got = err.Error()
 		}
-		if got != tt.err || (tt.err == "" && tok.name != tt.name) {
-			t.Errorf("%q mutating=%v: %q %q, want %q %q", tt.header, tt.mutating, tok.name, got, tt.name, tt.err)
+		if got != tt.err || (tt.err == "" && id.Name != tt.name) {
+			t.Errorf("%q: %q %q, want %q %q", tt.header, id.Name, got, tt.name, tt.err)
 		}
 	}
 	r := httptest.NewRequest("GET", "/metrics", nil)
@@ -109,22 +121,29 @@ func TestAuth(t *testing.T) {
 	if err := a.checkMetrics(r, "other-secret-00000000"); err == nil {
 		t.Error("wrong metrics token accepted")
 	}
+	r.Header.Set("Authorization", "Bearer readonly-secret-000000")
+	if err := a.checkMetrics(r, "other-secret-00000000"); err != nil {
+		t.Errorf("read-only token (metrics:read) on /metrics: %v", err)
+	}
+	if _, err := newAuth([]config.Token{{Name: "x", Secret: "0123456789abcdef", Scopes: []authz.Scope{authz.Admin}, Selector: "env=prod"}}, nil, time.Now); err == nil {
+		t.Error("admin with a selector accepted")
+	}
 }
 
 func FuzzAuth(f *testing.F) {
 	for _, tt := range authTests {
-		f.Add(tt.header, tt.mutating)
+		f.Add(tt.header)
 	}
-	a := newTestAuth()
-	f.Fuzz(func(t *testing.T, h string, mutating bool) {
+	a := newTestAuth(f)
+	f.Fuzz(func(t *testing.T, h string) {
 		r := httptest.NewRequest("GET", "/api/x", nil)
 		r.Header["Authorization"] = []string{h}
-		tok, err := a.check(r, mutating)
-		if err == nil && tok.name != "ops" && tok.name != "ro" {
-			t.Fatalf("%q accepted as %q", h, tok.name)
+		id, err := a.authenticate(r)
+		if err == nil && id.Name != "ops" && id.Name != "ro" {
+			t.Fatalf("%q accepted as %q", h, id.Name)
 		}
-		if err == nil && tok.name == "ro" && mutating {
-			t.Fatalf("read-only token allowed a mutating call")
+		if err == nil && id.Name == "ro" && !id.ReadOnly() {
+			t.Fatalf("read-only token may write")
 		}
 	})
 }
@@ -147,9 +166,9 @@ func TestRouteOptions(t *testing.T) {
 		japi.OK(w, r, nil)
 		return nil
 	}
-	s.Handle("GET /disk", ok, DiskHungry())
+	s.Handle("GET /disk", ok, DiskHungry(), Scope(authz.AgentsRead))
 	s.Handle("GET /cheap", ok, Public())
-	s.Handle("GET /costly", ok, Expensive(), MaxBody(4))
+	s.Handle("GET /costly", ok, Expensive(), MaxBody(4), Authenticated())
 	h := s.Handler()
 	call := func(path, body string) (int, string) {
 		r := httptest.NewRequest("GET", path, strings.NewReader(body))
@@ -186,5 +205,37 @@ func TestRouteOptions(t *testing.T) {
 		if !slices.Contains(s.Routes(), r) {
 			t.Errorf("Routes() lacks %s", r)
 		}
+	}
+}
+
+// TestRouteWithoutRule: a route registered without an authorization rule
+// (or with an unknown scope, or two rules) stops the server from starting.
+func TestRouteWithoutRule(t *testing.T) {
+	cfg := config.Default()
+	cfg.ID = "t"
+	s, err := New(Options{Config: &cfg, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(w http.ResponseWriter, r *http.Request) error { return nil }
+	for _, tc := range []struct {
+		pattern string
+		opts    []RouteOption
+		want    string
+	}{
+		{"GET /api/new", nil, `api: route "GET /api/new": no authorization rule`},
+		{"GET /api/new2", []RouteOption{Expensive()}, `api: route "GET /api/new2": no authorization rule`},
+		{"GET /api/new3", []RouteOption{Scope("exec:everything")}, `api: route "GET /api/new3": unknown scope "exec:everything"`},
+		{"GET /api/new4", []RouteOption{Scope(authz.ExecRun), Public()}, `api: route "GET /api/new4": more than one`},
+	} {
+		func() {
+			defer func() {
+				p := recover()
+				if p == nil || !strings.HasPrefix(fmt.Sprint(p), tc.want) {
+					t.Errorf("%s: panic %v, want %q", tc.pattern, p, tc.want)
+				}
+			}()
+			s.Handle(tc.pattern, h, tc.opts...)
+		}()
 	}
 }

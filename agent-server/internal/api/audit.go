@@ -1,31 +1,73 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"time"
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
-type auditKey struct{}
+type stateKey struct{}
 
-// auditInfo is filled by a state-changing handler: the target (default the
-// {id} path parameter) and a detail object.
+// reqState is what the middleware learns about a request: its identity,
+// its audit entry (nil when the route is not audited) and its outcome.
+type reqState struct {
+	id     authz.Identity
+	authed bool
+	audit  *auditInfo
+	err    error
+	// selfAudited: the handler wrote its own entries (Server.audit).
+	selfAudited bool
+}
+
+func stateOf(r *http.Request) *reqState {
+	if st, _ := r.Context().Value(stateKey{}).(*reqState); st != nil {
+		return st
+	}
+	return &reqState{}
+}
+
+// IdentityFrom returns the identity of the token that made the request of
+// ctx (false on public routes and outside a request).
+func IdentityFrom(ctx context.Context) (authz.Identity, bool) {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	if st == nil || !st.authed {
+		return authz.Identity{}, false
+	}
+	return st.id, true
+}
+
+// actor is the name recorded for r: its token's name, or "anonymous".
+func actor(r *http.Request) string {
+	if id, ok := IdentityFrom(r.Context()); ok && id.Name != "" {
+		return id.Name
+	}
+	return "anonymous"
+}
+
+// auditInfo is filled by the handler of an audited route: the target
+// (default the {id} path parameter), the agent (default the route's agent
+// parameter) and a detail object.
 type auditInfo struct {
 	target string
+	agent  string
 	detail any
 }
 
 // SetAudit sets the target (when not empty) and detail of the audit entry
-// of the current request. Handlers of state-changing routes call it; it does
+// of the current request. Handlers of audited routes call it; it does
 // nothing elsewhere.
 func SetAudit(r *http.Request, target string, detail any) {
-	au, _ := r.Context().Value(auditKey{}).(*auditInfo)
+	au := stateOf(r).audit
 	if au == nil {
 		return
 	}
@@ -35,26 +77,64 @@ func SetAudit(r *http.Request, target string, detail any) {
 	au.detail = detail
 }
 
-// audit stores the entry of a state-changing call. The store failing is
-// logged: the call itself already happened.
-func (s *Server) audit(r *http.Request, tok tokenInfo, pattern string, au *auditInfo, err error) {
+// SetAuditAgent names the agent the request reached, for routes whose
+// agent is not a path parameter.
+func SetAuditAgent(r *http.Request, agent string) {
+	if au := stateOf(r).audit; au != nil {
+		au.agent = agent
+	}
+}
+
+// finishAudit stores the entry of an audited call that passed
+// authentication (refusals by scope or selector included). The store
+// failing is logged: the call itself already happened.
+func (s *Server) finishAudit(r *http.Request, pattern string, st *reqState, sw *statusWriter, panicked any) {
+	if !st.authed && !s.rules[pattern].Public {
+		return // 401: no identity to record; the access log has it
+	}
+	if st.selfAudited {
+		return
+	}
+	e := s.auditEntry(r, pattern, st.audit, sw.status(), st.err)
+	if panicked != nil {
+		e.Result = "aborted: " + fmt.Sprint(panicked)
+		if errors.Is(asError(panicked), http.ErrAbortHandler) {
+			e.Result = "aborted: the response was cut off"
+		}
+	}
+	s.storeAudit(r, e)
+}
+
+// audit stores an entry for r now: for handlers that record several per
+// call (the shell: its open and its end). status 0 means the status of err
+// (200 without one). The middleware then writes none for the call.
+func (s *Server) audit(r *http.Request, action string, au *auditInfo, status int, err error) {
+	stateOf(r).selfAudited = true
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.storeAudit(r, s.auditEntry(r, action, au, status, err))
+}
+
+// auditEntry builds the entry of a call with status and outcome err.
+func (s *Server) auditEntry(r *http.Request, action string, au *auditInfo, status int, err error) store.AuditEntry {
 	e := store.AuditEntry{
 		Time:      s.o.Now(),
-		Actor:     tok.name,
-		Action:    pattern,
+		Actor:     actor(r),
+		Action:    action,
 		Target:    au.target,
+		Agent:     au.agent,
+		Remote:    r.RemoteAddr,
+		Status:    status,
 		RequestID: japi.RequestIDFrom(r.Context()),
 		Result:    "ok",
-	}
-	if e.Actor == "" {
-		e.Actor = "anonymous"
 	}
 	if err != nil {
 		var ae *japi.Error
 		if errors.As(err, &ae) {
-			e.Result = ae.Msg
+			e.Result, e.Status = ae.Msg, ae.Code
 		} else {
-			e.Result = "internal error"
+			e.Result, e.Status = "internal error", http.StatusInternalServerError
 		}
 	}
 	if au.detail != nil {
@@ -62,9 +142,87 @@ func (s *Server) audit(r *http.Request, tok tokenInfo, pattern string, au *audit
 			e.Detail = b
 		}
 	}
+	return e
+}
+
+// storeAudit appends e; a failure is logged and counted (the call itself
+// already happened).
+func (s *Server) storeAudit(r *http.Request, e store.AuditEntry) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
-	if _, aerr := s.o.Store.AppendAudit(ctx, e); aerr != nil {
+	aerr := errNoStore
+	if s.o.Store != nil {
+		_, aerr = s.o.Store.AppendAudit(ctx, e)
+	}
+	if aerr != nil {
+		s.m.AuditFailed()
 		s.log.Error("audit entry not stored", "action", e.Action, "actor", e.Actor, "target", e.Target, "reqid", e.RequestID, "err", aerr)
 	}
+}
+
+var errNoStore = errors.New("no store")
+
+func asError(v any) error {
+	err, _ := v.(error)
+	return err
+}
+
+// statusWriter records the status of a response for its audit entry.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// status is the written status (200 when the handler wrote nothing).
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Flush passes through (streamed downloads, event streams).
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Hijack passes through (WebSocket routes).
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// reaches checks that a token limited by a selector may reach agent id:
+// 404 "not found: agent" otherwise, as for an agent that does not exist.
+func (s *Server) reaches(ctx context.Context, id authz.Identity, agent string) error {
+	if !id.Limited() {
+		return nil
+	}
+	a, err := s.o.Store.GetAgent(ctx, agent)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errAgentNotFound // connected but not stored yet: its labels are not known
+	case err != nil:
+		return mapError(err)
+	case !id.Reaches(a.Labels):
+		return errAgentNotFound
+	}
+	return nil
 }

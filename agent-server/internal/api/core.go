@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -21,19 +24,22 @@ const ExampleAgent = "example-agent"
 func (s *Server) routesCore() {
 	s.Handle("GET /healthz", s.healthz, Public())
 	s.Handle("GET /readyz", s.readyz, Public())
-	s.Handle("GET /metrics", s.metrics, Public())
-	s.Handle("GET /api/info/server", s.infoServer)
-	s.Handle("GET /api/agents", s.listAgents)
-	s.Handle("GET /api/agents/{id}", s.getAgent)
-	s.Handle("PUT /api/agents/{id}/labels", s.putLabels)
-	s.Handle("GET /api/agents/{id}/logs", s.agentLogs, Expensive())
-	s.Handle("GET /api/agents/{id}/log/download", s.agentLogDownload, Expensive())
-	s.Handle("GET /api/foo/{id}", s.foo, Expensive())
-	s.Handle("POST /api/agents/{id}/call", s.call, Expensive())
-	s.Handle("GET /api/audit", s.listAudit)
-	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON))
-	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML))
+	s.Handle("GET /metrics", s.metrics, Public()) // its own token rule: api.metrics_token
+	s.Handle("GET /api/info/server", s.infoServer, Authenticated())
+	s.Handle("GET /api/whoami", s.whoami, Authenticated())
+	s.Handle("GET /api/agents", s.listAgents, Scope(authz.AgentsRead))
+	s.Handle("GET /api/agents/{id}", s.getAgent, Scope(authz.AgentsRead))
+	s.Handle("PUT /api/agents/{id}/labels", s.putLabels, Scope(authz.AgentsWrite))
+	s.Handle("GET /api/agents/{id}/logs", s.agentLogs, Scope(authz.LogsRead), Expensive())
+	s.Handle("GET /api/agents/{id}/log/download", s.agentLogDownload, Scope(authz.LogsRead), Expensive())
+	s.Handle("GET /api/foo/{id}", s.foo, Scope(authz.ExecRun), Expensive())
+	s.Handle("POST /api/agents/{id}/call", s.call, Scope(authz.ExecRun), Expensive())
+	s.Handle("GET /api/audit", s.listAudit, Scope(authz.AuditRead))
+	s.Handle("GET /api/audit/export", s.exportAudit, Scope(authz.AuditRead), Audit())
+	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON), Authenticated())
+	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML), Authenticated())
 	s.Handle("GET /docs/", raw(s.doc.ServeDocs), Public())
+	s.routesTokens()
 }
 
 // raw adapts a plain handler function.
@@ -79,13 +85,53 @@ type ServerInfo struct {
 }
 
 func (s *Server) infoServer(w http.ResponseWriter, r *http.Request) error {
+	n := len(s.o.Fleet.Sessions())
+	if id, _ := IdentityFrom(r.Context()); id.Limited() {
+		// Only the connected agents the token reaches.
+		keep, err := s.reachable(r, func(string) bool { return true })
+		if err != nil {
+			return err
+		}
+		n = 0
+		for _, ss := range s.o.Fleet.Sessions() {
+			if keep(ss.ID) {
+				n++
+			}
+		}
+	}
 	japi.OK(w, r, ServerInfo{
 		ID:         s.o.Config.ID,
 		Version:    s.o.Version,
-		Agents:     len(s.o.Fleet.Sessions()),
+		Agents:     n,
 		IsBlocking: s.o.Blocking(),
 	})
 	return nil
+}
+
+// reachable returns a test of the agents r's token reaches among those
+// want accepts: every agent for a token without a selector, else the
+// stored agents matching its selector.
+func (s *Server) reachable(r *http.Request, want func(string) bool) (func(string) bool, error) {
+	id, _ := IdentityFrom(r.Context())
+	if !id.Limited() {
+		return want, nil
+	}
+	in := map[string]bool{}
+	f := store.AgentFilter{Labels: id.Labels()}
+	f.Size = store.MaxPageSize
+	for f.Page = 1; ; f.Page++ {
+		list, _, err := s.o.Store.ListAgents(r.Context(), f)
+		if err != nil {
+			return nil, mapError(err)
+		}
+		for _, a := range list {
+			in[a.ID] = true
+		}
+		if len(list) < store.MaxPageSize || f.Page*store.MaxPageSize >= maxAgentScan {
+			break
+		}
+	}
+	return func(id string) bool { return in[id] && want(id) }, nil
 }
 
 // Agent is one agent in the API (the 1.5 fields first).
@@ -157,6 +203,9 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Labels = m
 	}
+	if err := limitFilter(r, &f); err != nil {
+		return err
+	}
 	sessions := map[string]Session{}
 	for _, ss := range s.o.Fleet.Sessions() {
 		sessions[ss.ID] = ss
@@ -197,6 +246,20 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("X-Total-Count", itoa(total))
 	japi.OK(w, r, out)
+	return nil
+}
+
+// limitFilter adds the selector of a limited token to f: lists leave out
+// the agents the token does not reach.
+func limitFilter(r *http.Request, f *store.AgentFilter) error {
+	id, _ := IdentityFrom(r.Context())
+	if !id.Limited() {
+		return nil
+	}
+	f.Labels = append(f.Labels, id.Labels()...)
+	if len(f.Labels) > store.MaxLabels {
+		return japi.BadParam("labels", fmt.Sprintf("with the token's selector more than %d terms", store.MaxLabels))
+	}
 	return nil
 }
 
@@ -310,26 +373,37 @@ func (s *Server) callError(ctx context.Context, timeout time.Duration, err error
 	return mapError(err)
 }
 
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
-	p := japi.Params(r)
+// auditFilter reads the filter parameters of the audit routes.
+func auditFilter(p *japi.ParamReader) (store.AuditFilter, error) {
 	f := store.AuditFilter{
 		Actor:  p.String("actor", ""),
 		Action: p.String("action", ""),
 		Target: p.String("target", ""),
+		Agent:  p.String("agent", ""),
 	}
 	since, until := p.String("since", ""), p.String("until", "")
-	f.Page = p.Int("page", 1, 1, 1<<30)
-	f.Size = p.Int("size", store.DefaultPageSize, 1, store.MaxPageSize)
 	if err := p.Err(); err != nil {
-		return err
+		return f, err
 	}
 	var err error
 	if f.Since, err = parseTime("since", since); err != nil {
-		return err
+		return f, err
 	}
 	if f.Until, err = parseTime("until", until); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	page := p.Int("page", 1, 1, 1<<30)
+	size := p.Int("size", store.DefaultPageSize, 1, store.MaxPageSize)
+	f, err := auditFilter(p)
+	if err != nil {
 		return err
 	}
+	f.Page, f.Size = page, size
 	list, total, err := s.o.Store.ListAudit(r.Context(), f)
 	if err != nil {
 		return mapError(err)
@@ -340,6 +414,55 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("X-Total-Count", itoa(total))
 	japi.OK(w, r, list)
 	return nil
+}
+
+// auditExportBatch is the entries read from the store at a time.
+const auditExportBatch = 1000
+
+// exportAudit streams the matching audit entries as JSON Lines, oldest
+// first; until defaults to the time of the request, so an export ends
+// even while entries keep coming. An error after the first line cuts the
+// connection: a client never takes a partial export for a whole one.
+func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(japi.Params(r))
+	if err != nil {
+		return err
+	}
+	if f.Until.IsZero() {
+		f.Until = s.o.Now()
+	}
+	SetAudit(r, "audit", map[string]any{"since": f.Since, "until": f.Until, "actor": f.Actor, "action": f.Action, "agent": f.Agent})
+	rc := http.NewResponseController(w)
+	var after int64
+	n := 0
+	for {
+		batch, err := s.o.Store.ScanAudit(r.Context(), f, after, auditExportBatch)
+		if err != nil {
+			if n == 0 {
+				return mapError(err)
+			}
+			s.log.Warn("audit export aborted", "after", after, "reqid", japi.RequestIDFrom(r.Context()), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if n == 0 {
+			w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
+			w.Header().Set("Content-Disposition", `attachment; filename="audit.jsonl"`)
+			w.WriteHeader(http.StatusOK)
+		}
+		for _, e := range batch {
+			b, _ := json.Marshal(e)
+			b = append(b, '\n')
+			if _, err := w.Write(b); err != nil {
+				return nil // the client left
+			}
+			after = e.ID
+			n++
+		}
+		_ = rc.Flush()
+		if len(batch) < auditExportBatch {
+			return nil
+		}
+	}
 }
 
 // parseTime reads an RFC 3339 time or unix seconds; "" is the zero time.

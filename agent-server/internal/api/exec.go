@@ -11,6 +11,7 @@ import (
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -48,15 +49,16 @@ func (s *Server) RoutesExec(svc *execsvc.Service) {
 		},
 	}}
 	uploadMax := int64(s.o.Config.API.UploadMaxBody)
-	s.Handle("POST /api/exec/{id}/run", x.run, Expensive())
-	s.Handle("GET /api/exec/{id}/status/{pid}", x.status)
-	s.Handle("GET /api/exec/{id}/pty/{pid}", x.pty)
-	s.Handle("DELETE /api/exec/{id}/kill/{pid}", x.kill, Expensive())
-	s.Handle("GET /api/exec/{id}/ps", x.ps, Expensive())
-	s.Handle("GET /api/file/{id}/ls", x.ls, Expensive())
-	s.Handle("GET /api/file/{id}/download", x.download, Expensive())
-	s.Handle("POST /api/file/{id}/upload", x.upload, Expensive(), DiskHungry(), MaxBody(uploadMax+1<<20))
-	s.Handle("POST /api/script/{id}/run", x.script, Expensive(), DiskHungry(), MaxBody(maxScript+1<<20))
+	s.Handle("POST /api/exec/{id}/run", x.run, Scope(authz.ExecRun), Expensive())
+	s.Handle("GET /api/exec/{id}/status/{pid}", x.status, Scope(authz.ExecRead))
+	s.Handle("GET /api/exec/{id}/pty/{pid}", x.pty, Scope(authz.ExecRead), Audit())
+	s.Handle("DELETE /api/exec/{id}/kill/{pid}", x.kill, Scope(authz.ExecRun), Expensive())
+	s.Handle("GET /api/exec/{id}/ps", x.ps, Scope(authz.ExecRead), Expensive())
+	s.Handle("GET /api/file/{id}/ls", x.ls, Scope(authz.FilesRead), Expensive())
+	s.Handle("GET /api/file/{id}/download", x.download, Scope(authz.FilesRead), Expensive())
+	s.Handle("POST /api/file/{id}/upload", x.upload, Scope(authz.FilesWrite), Expensive(), DiskHungry(), MaxBody(uploadMax+1<<20))
+	s.Handle("POST /api/script/{id}/run", x.script, Scope(authz.ExecRun), Expensive(), DiskHungry(), MaxBody(maxScript+1<<20))
+	// One-shot URLs the agents use: the transfer id is the credential.
 	s.Handle("GET /api/transfer/{xid}", x.transfer, Public(), NoAudit())
 	s.Handle("PUT /api/transfer/{xid}", x.transfer, Public(), NoAudit(), MaxBody(-1))
 }
@@ -142,14 +144,6 @@ func (x *execRoutes) cmdTimeout(sec int) (time.Duration, error) {
 	return time.Duration(sec) * time.Second, nil
 }
 
-func (x *execRoutes) createdBy(r *http.Request) string {
-	tok, err := x.s.auth.check(r, true)
-	if err != nil || tok.name == "" {
-		return "anonymous"
-	}
-	return tok.name
-}
-
 func (x *execRoutes) run(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var req ExecRunRequest
@@ -173,7 +167,7 @@ func (x *execRoutes) run(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	wait := req.Result == nil || *req.Result
-	e, rep, err := x.start(r, id, spec, execsvc.RunOptions{CreatedBy: x.createdBy(r)})
+	e, rep, err := x.start(r, id, spec, execsvc.RunOptions{CreatedBy: actor(r)})
 	if e != nil {
 		audit.TaskID = e.TaskID()
 		SetAudit(r, "", audit)

@@ -104,7 +104,7 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 	if l == nil {
 		return japi.MissingParam("file")
 	}
-	id, err := x.svc.RunLayout(r.Context(), req, l, x.createdBy(r))
+	id, err := x.svc.RunLayout(r.Context(), req, l, actor(r))
 	au := layoutAudit{IDs: req.IDs, Mode: req.Mode, Continue: req.Continue, Name: l.Name, Steps: len(l.Steps)}
 	if err != nil {
 		SetAudit(r, "", au)

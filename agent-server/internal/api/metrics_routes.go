@@ -11,6 +11,7 @@ import (
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/store"
 )
@@ -35,16 +36,16 @@ var errNoMetrics = japi.NotFound("metrics")
 // host series of svc's gatherer; same token rule as /metrics).
 func (s *Server) RoutesMetrics(svc *hostmetrics.Service) {
 	m := &metricsRoutes{s: s, svc: svc, hosts: promhttp.HandlerFor(svc.Gatherer(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})}
-	s.Handle("GET /api/metrics/{id}/static", m.static, Expensive())
-	s.Handle("GET /api/metrics/{id}/dynamic", m.dynamic, Expensive())
-	s.Handle("GET /api/metrics/{id}/dynamic/usage", m.one(store.CategoryUsage), Expensive())
-	s.Handle("GET /api/metrics/{id}/dynamic/process", m.one(store.CategoryProcess), Expensive())
-	s.Handle("GET /api/metrics/{id}/dynamic/connections", m.one(store.CategoryConns), Expensive())
-	s.Handle("GET /api/metrics/{id}/dynamic/temps", m.one(store.CategoryTemps), Expensive())
-	s.Handle("GET /api/metrics/{id}/status", m.getStatus, Expensive())
-	s.Handle("PUT /api/metrics/{id}/status", m.putStatus, Expensive())
-	s.Handle("PUT /api/metrics/status", m.putFleet, Expensive())
-	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public())
+	s.Handle("GET /api/metrics/{id}/static", m.static, Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic", m.dynamic, Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/usage", m.one(store.CategoryUsage), Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/process", m.one(store.CategoryProcess), Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/connections", m.one(store.CategoryConns), Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/dynamic/temps", m.one(store.CategoryTemps), Scope(authz.MetricsRead), Expensive())
+	s.Handle("GET /api/metrics/{id}/status", m.getStatus, Scope(authz.MetricsRead), Expensive())
+	s.Handle("PUT /api/metrics/{id}/status", m.putStatus, Scope(authz.MetricsWrite), Expensive())
+	s.Handle("PUT /api/metrics/status", m.putFleet, Scope(authz.MetricsWrite), Expensive())
+	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public()) // its own token rule: api.metrics_token
 }
 
 // fail maps the service's errors, then the hub's (see mapError).
@@ -403,7 +404,12 @@ func (m *metricsRoutes) putFleet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	SetAudit(r, "metrics-agents", req)
-	res := m.svc.SetFleet(r.Context(), *req.Start, req.OS, timeout)
+	// A token limited by a selector acts on the agents it reaches only.
+	keep, err := m.s.reachable(r, func(string) bool { return true })
+	if err != nil {
+		return err
+	}
+	res := m.svc.SetFleet(r.Context(), *req.Start, req.OS, timeout, keep)
 	japi.OK(w, r, res)
 	return nil
 }

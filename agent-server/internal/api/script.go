@@ -107,7 +107,7 @@ func (x *execRoutes) script(w http.ResponseWriter, r *http.Request) error {
 	}
 	spec.Args = append(append(append([]string(nil), in.pre...), path), args...)
 	spec.DeferRM = path
-	e, rep, err := x.start(r, id, spec, execsvc.RunOptions{Kind: store.KindScript, CreatedBy: x.createdBy(r)})
+	e, rep, err := x.start(r, id, spec, execsvc.RunOptions{Kind: store.KindScript, CreatedBy: actor(r)})
 	if e != nil {
 		audit.TaskID = e.TaskID()
 		SetAudit(r, "", audit)

@@ -13,6 +13,7 @@ import (
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/shell"
 )
 
@@ -32,17 +33,6 @@ const (
 	maxShellCmd  = 16 << 10
 	maxShellUser = 256
 )
-
-type tokenKey struct{}
-
-// errReadOnlyShell refuses a read-only token on an Interactive route.
-var errReadOnlyShell = &japi.Error{Code: http.StatusForbidden, Msg: "forbidden: a read-only token cannot open an interactive shell"}
-
-// tokenOf returns the caller of an Interactive route.
-func tokenOf(r *http.Request) tokenInfo {
-	t, _ := r.Context().Value(tokenKey{}).(tokenInfo)
-	return t
-}
 
 // withProtocolToken returns r with the token of a "bearer.<token>"
 // subprotocol as its Authorization header, when it has none. The token
@@ -95,7 +85,7 @@ func (s *Server) RoutesShell(svc *shell.Service) {
 			japi.Fail(w, r, &japi.Error{Code: status, Msg: "websocket upgrade failed: " + reason.Error()})
 		},
 	}
-	s.Handle(shellRoute, x.shell, Expensive(), Interactive())
+	s.Handle(shellRoute, x.shell, Scope(authz.ExecRun), Expensive(), Interactive())
 }
 
 // sameOrigin accepts requests without Origin (non-browser clients) and
@@ -155,7 +145,6 @@ func (x *shellRoutes) shell(w http.ResponseWriter, r *http.Request) error {
 	if err := x.s.agentType(id, ExecAgent); err != nil {
 		return err
 	}
-	tok := tokenOf(r)
 	d := shellAudit{Event: "open", Remote: r.RemoteAddr, Cmd: cmd, User: user, Cols: cols, Rows: rows}
 	timeout := time.Duration(x.s.o.Config.API.Timeout)
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -166,7 +155,7 @@ func (x *shellRoutes) shell(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		err = x.openError(ctx, id, timeout, err)
-		x.s.audit(r, tok, shellRoute, &auditInfo{target: id, detail: d}, err)
+		x.s.audit(r, shellRoute, &auditInfo{target: id, agent: id, detail: d}, 0, err)
 		return err
 	}
 	d.TID, d.Pid = sess.TID(), sess.Pid()
@@ -174,11 +163,11 @@ func (x *shellRoutes) shell(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		// Upgrade answered the client itself.
 		sess.Abort()
-		x.s.audit(r, tok, shellRoute, &auditInfo{target: id, detail: d}, &japi.Error{Code: http.StatusBadRequest, Msg: "websocket upgrade failed: " + err.Error()})
+		x.s.audit(r, shellRoute, &auditInfo{target: id, agent: id, detail: d}, 0, &japi.Error{Code: http.StatusBadRequest, Msg: "websocket upgrade failed: " + err.Error()})
 		return nil
 	}
-	x.s.audit(r, tok, shellRoute, &auditInfo{target: id, detail: d}, nil)
-	x.s.log.Info("shell session opened", "agent", id, "tid", d.TID, "pid", d.Pid, "actor", tok.name, "remote", d.Remote, "user", user, "cmd", cmd)
+	x.s.audit(r, shellRoute, &auditInfo{target: id, agent: id, detail: d}, http.StatusSwitchingProtocols, nil)
+	x.s.log.Info("shell session opened", "agent", id, "tid", d.TID, "pid", d.Pid, "actor", actor(r), "remote", d.Remote, "user", user, "cmd", cmd)
 
 	res := sess.Serve(ws)
 
@@ -196,8 +185,8 @@ func (x *shellRoutes) shell(w http.ResponseWriter, r *http.Request) error {
 	default:
 		endErr = &japi.Error{Code: http.StatusServiceUnavailable, Msg: res.Outcome + ": " + res.Msg}
 	}
-	x.s.audit(r, tok, shellRoute, &auditInfo{target: id, detail: end}, endErr)
-	x.s.log.Info("shell session ended", "agent", id, "tid", d.TID, "actor", tok.name, "result", res)
+	x.s.audit(r, shellRoute, &auditInfo{target: id, agent: id, detail: end}, http.StatusSwitchingProtocols, endErr)
+	x.s.log.Info("shell session ended", "agent", id, "tid", d.TID, "actor", actor(r), "result", res)
 	return nil
 }
 

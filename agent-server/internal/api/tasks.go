@@ -12,6 +12,7 @@ import (
 
 	japi "github.com/agentfleet/jkframe/api"
 
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/layout"
 	"github.com/agentfleet/agent-server/internal/store"
 	"github.com/agentfleet/agent-server/internal/tasks"
@@ -34,16 +35,18 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	if x.lim.ArchiveBytes <= 0 {
 		x.lim.ArchiveBytes = 256 << 20
 	}
-	s.Handle("POST /api/tasks", x.create, Expensive())
-	s.Handle("GET /api/tasks", x.list)
-	s.Handle("GET /api/tasks/{id}", x.get)
-	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output)
-	s.Handle("GET /api/tasks/{id}/events", x.events)
-	s.Handle("DELETE /api/tasks/{id}", x.cancel)
-	s.Handle("POST /api/layout/run", x.layoutRun, Expensive(), MaxBody(x.lim.ArchiveBytes+1<<20))
-	s.Handle("GET /api/layout/{id}", x.layoutGet)
-	s.Handle("DELETE /api/layout/{id}", x.layoutCancel)
-	s.Handle("GET /api/layout/{id}/file", x.layoutFile)
+	// {id} is a task here: the agents a task reaches are checked when it
+	// is created; a token limited by a selector sees only its own tasks.
+	s.Handle("POST /api/tasks", x.create, Scope(authz.TasksWrite), Expensive())
+	s.Handle("GET /api/tasks", x.list, Scope(authz.TasksRead))
+	s.Handle("GET /api/tasks/{id}", x.get, Scope(authz.TasksRead), AgentParam(""))
+	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output, Scope(authz.TasksRead), AgentParam("agent"), Audit())
+	s.Handle("GET /api/tasks/{id}/events", x.events, Scope(authz.TasksRead), AgentParam(""))
+	s.Handle("DELETE /api/tasks/{id}", x.cancel, Scope(authz.TasksWrite), AgentParam(""))
+	s.Handle("POST /api/layout/run", x.layoutRun, Scope(authz.TasksWrite), Expensive(), MaxBody(x.lim.ArchiveBytes+1<<20))
+	s.Handle("GET /api/layout/{id}", x.layoutGet, Scope(authz.TasksRead), AgentParam(""))
+	s.Handle("DELETE /api/layout/{id}", x.layoutCancel, Scope(authz.TasksWrite), AgentParam(""))
+	s.Handle("GET /api/layout/{id}/file", x.layoutFile, Scope(authz.TasksRead), AgentParam(""), Audit())
 }
 
 // taskErr maps the task service's errors to API errors.
@@ -72,14 +75,6 @@ func taskErr(err error) error {
 	return mapError(err)
 }
 
-func (x *taskRoutes) createdBy(r *http.Request) string {
-	tok, err := x.s.auth.check(r, true)
-	if err != nil || tok.name == "" {
-		return "anonymous"
-	}
-	return tok.name
-}
-
 // taskAudit is the detail of a fleet task's audit entry.
 type taskAudit struct {
 	Selector tasks.Selector `json:"selector"`
@@ -103,7 +98,7 @@ func (x *taskRoutes) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	au := taskAudit{Selector: req.Selector, Cmd: req.Cmd, Args: req.Args, Script: req.Script != ""}
 	SetAudit(r, "", au)
-	t, err := x.svc.Submit(r.Context(), req, x.createdBy(r))
+	t, err := x.svc.Submit(r.Context(), req, actor(r))
 	if err != nil {
 		return taskErr(err)
 	}

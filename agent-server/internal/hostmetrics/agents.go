@@ -142,10 +142,12 @@ type FleetResult struct {
 // answered the query (so it was alive after receiving the change), as a
 // failure when the send or the query failed (gone, timed out, error reply).
 // ctx ending stops launching: the agents not contacted count as failures.
-func (s *Service) SetFleet(ctx context.Context, start bool, os string, perAgent time.Duration) FleetResult {
+// keep, when not nil, limits the agents to those it accepts (a token's
+// selector).
+func (s *Service) SetFleet(ctx context.Context, start bool, os string, perAgent time.Duration, keep func(id string) bool) FleetResult {
 	var targets []string
 	for _, in := range s.o.Hub.Sessions() {
-		if in.Type == AgentType && (os == "" || strings.EqualFold(in.OS, os)) {
+		if in.Type == AgentType && (os == "" || strings.EqualFold(in.OS, os)) && (keep == nil || keep(in.ID)) {
 			targets = append(targets, in.ID)
 		}
 	}

@@ -15,8 +15,9 @@ import (
 
 // API counts and times HTTP requests by route pattern and status.
 type API struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	auditFailed prometheus.Counter
 }
 
 // NewAPI registers agentserver_api_requests_total{route, status} and
@@ -24,7 +25,8 @@ type API struct {
 func NewAPI(reg prometheus.Registerer) (*API, error) {
 	r := stat.New(reg, "agentserver")
 	a := &API{
-		requests: r.CounterVec("api_requests_total", "HTTP requests by route pattern and status code.", "route", "status"),
+		requests:    r.CounterVec("api_requests_total", "HTTP requests by route pattern and status code.", "route", "status"),
+		auditFailed: r.Counter("api_audit_failures_total", "Audit entries the store did not take (each also logged at error level)."),
 	}
 	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "agentserver_api_request_duration_seconds",
@@ -39,6 +41,9 @@ func NewAPI(reg prometheus.Registerer) (*API, error) {
 	}
 	return a, nil
 }
+
+// AuditFailed counts an audit entry that could not be stored.
+func (a *API) AuditFailed() { a.auditFailed.Inc() }
 
 // Wrap counts and times every request to next under route.
 func (a *API) Wrap(route string, next http.Handler) http.Handler {

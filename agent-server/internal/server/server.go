@@ -30,6 +30,7 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/api"
+	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	operator, readOnly, agentTokens, err := s.tokens()
+	apiToks, agentTokens, err := s.tokens()
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.disk = newDiskWatch(cfg.CacheDir, float64(cfg.CacheThreshold), s.log)
 	s.api, err = api.New(api.Options{
 		Config: &s.cfg, Store: st, Fleet: fleet{s.hub}, Logger: s.log.With("component", "api"),
-		Registry: s.reg, Gatherer: s.reg, Operator: operator, ReadOnly: readOnly,
+		Registry: s.reg, Gatherer: s.reg, Tokens: apiToks,
 		MetricsToken: cfg.API.MetricsToken, Version: o.Version, Blocking: s.disk.blocking,
 	})
 	if err != nil {
@@ -247,24 +248,22 @@ func (s *Server) openLog() error {
 // tokens parses the configured tokens and creates the ones that are
 // missing: an operator token when no API token is configured, an enrollment
 // token when no agent token is. Only the files' paths are logged.
-func (s *Server) tokens() (operator, readOnly []config.Token, agent []string, err error) {
+func (s *Server) tokens() (apiToks []config.Token, agent []string, err error) {
 	c := &s.cfg
-	if operator, err = config.ParseTokens("api.tokens", "operator", c.API.Tokens); err != nil {
-		return
-	}
-	if readOnly, err = config.ParseTokens("api.read_only_tokens", "read-only", c.API.ReadOnlyTokens); err != nil {
+	if apiToks, err = c.APITokens(); err != nil {
 		return
 	}
 	agentToks, err := config.ParseTokens("agent.tokens", "agent", c.Agent.Tokens)
 	if err != nil {
 		return
 	}
-	if len(operator) == 0 && len(readOnly) == 0 {
+	if len(apiToks) == 0 {
 		tok, path, created, gerr := config.GeneratedToken(c.DataDir, config.TokenFile, config.GeneratedTokenName)
 		if gerr != nil {
-			return nil, nil, nil, gerr
+			return nil, nil, gerr
 		}
-		operator = append(operator, tok)
+		tok.Scopes = []authz.Scope{authz.Admin}
+		apiToks = append(apiToks, tok)
 		if created {
 			s.log.Warn("no api.tokens configured: generated an operator API token", "file", path)
 		} else {
@@ -274,7 +273,7 @@ func (s *Server) tokens() (operator, readOnly []config.Token, agent []string, er
 	if len(agentToks) == 0 {
 		tok, path, created, gerr := config.GeneratedToken(c.DataDir, config.AgentTokenFile, config.GeneratedTokenName)
 		if gerr != nil {
-			return nil, nil, nil, gerr
+			return nil, nil, gerr
 		}
 		agentToks = append(agentToks, tok)
 		msg := "no agent.tokens configured: using the generated agent enrollment token (basic.token of the agents)"
@@ -286,7 +285,7 @@ func (s *Server) tokens() (operator, readOnly []config.Token, agent []string, er
 	for _, t := range agentToks {
 		agent = append(agent, t.Secret)
 	}
-	return operator, readOnly, agent, nil
+	return apiToks, agent, nil
 }
 
 // Addr returns the address the server listens on.
