@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -286,17 +287,42 @@ func (x *execRoutes) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// pty serves the output of a command as 1.5 clients poll it: the bytes
+// produced since the caller's previous call. The cursor is the token's own,
+// so readers never take output from one another; ?offset=N reads from
+// byte N instead and moves no cursor. X-Next-Offset names where the next
+// read starts. Output of a command started by another token needs
+// exec:read-any.
 func (x *execRoutes) pty(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	hasOff := p.Has("offset")
+	off := p.Int("offset", 0, 0, math.MaxInt)
+	if err := p.Err(); err != nil {
+		return err
+	}
 	e, err := x.lookup(r)
 	if err != nil {
 		return err
 	}
-	b, err := e.Pty(r.Context(), maxPty)
+	SetAudit(r, "", map[string]any{"task_id": e.TaskID(), "pid": e.PID()})
+	if err := x.s.mayReadOutput(r, e.TaskID()); err != nil {
+		return err
+	}
+	var (
+		b    []byte
+		next int64
+	)
+	if hasOff {
+		b, next, err = e.PtyAt(r.Context(), int64(off), maxPty)
+	} else {
+		b, next, err = e.Pty(r.Context(), actor(r), maxPty)
+	}
 	if err != nil && len(b) == 0 {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Done", fmt.Sprint(!isRunning(e)))
+	w.Header().Set("X-Next-Offset", strconv.FormatInt(next, 10))
 	_, _ = w.Write(b)
 	return nil
 }

@@ -118,8 +118,8 @@ type Exec struct {
 	inflight  []byte // being appended, at offset stored
 	pend      []byte // waiting, at offset pendOff
 	pendOff   int64
-	storeFull bool // the stored stream ends at stored
-	ptyOff    int64
+	storeFull bool             // the stored stream ends at stored
+	ptyOff    map[string]int64 // pty cursor of each reader
 }
 
 func (s *Service) newExec(agentID, tid string, timeout time.Duration, adopted bool) *Exec {
@@ -745,29 +745,40 @@ func (e *Exec) ReadOutput(ctx context.Context, off int64, max int) (data []byte,
 	return nil, off, nil
 }
 
-// Pty returns the output produced since the previous Pty call (at most
-// max bytes; the rest comes with the next call), as 1.5's pty polling.
-func (e *Exec) Pty(ctx context.Context, max int) ([]byte, error) {
+// Pty returns the output produced since reader's previous Pty call (at
+// most max bytes; the rest comes with the next call), as 1.5's pty
+// polling, and the offset where the next call starts. Each reader (an API
+// token) has its own cursor, so one reader never takes output from another.
+func (e *Exec) Pty(ctx context.Context, reader string, max int) ([]byte, int64, error) {
 	e.mu.Lock()
-	off := e.ptyOff
+	off := e.ptyOff[reader]
 	e.mu.Unlock()
+	out, next, err := e.PtyAt(ctx, off, max)
+	e.mu.Lock()
+	if e.ptyOff == nil {
+		e.ptyOff = map[string]int64{}
+	}
+	e.ptyOff[reader] = max64(e.ptyOff[reader], next)
+	e.mu.Unlock()
+	return out, next, err
+}
+
+// PtyAt returns the output from offset off (at most max bytes) and the
+// offset after it, moving no cursor. Bytes that were dropped are skipped.
+func (e *Exec) PtyAt(ctx context.Context, off int64, max int) ([]byte, int64, error) {
 	var out []byte
 	for len(out) < max {
 		b, next, err := e.ReadOutput(ctx, off, max-len(out))
 		if err != nil {
-			return out, err
+			return out, off, err
 		}
+		off = next
 		if len(b) == 0 {
-			off = next
 			break
 		}
 		out = append(out, b...)
-		off = next
 	}
-	e.mu.Lock()
-	e.ptyOff = max64(e.ptyOff, off)
-	e.mu.Unlock()
-	return out, nil
+	return out, off, nil
 }
 
 // Output returns the whole output as far as it is kept, for a sync reply:
