@@ -74,7 +74,7 @@ func TestCallAgentDefinedType(t *testing.T) {
 		{"unknown field", "/api/agents/dev-1/call", opToken, `{"type":200,"x":1}`, 400, "unknown parameter x"},
 		{"unknown agent", "/api/agents/nobody/call", opToken, `{"type":200}`, 404, "not found: agent"},
 		{"bad timeout", "/api/agents/dev-1/call?timeout=x", opToken, `{"type":200}`, 400, "invalid parameter timeout"},
-		{"read-only token", "/api/agents/dev-1/call", roToken, `{"type":200}`, 403, "forbidden: read-only token allows GET requests only"},
+		{"read-only token", "/api/agents/dev-1/call", roToken, `{"type":200}`, 403, "forbidden: the token lacks scope exec:run"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := ts.do("POST", tc.path, tc.token, strings.NewReader(tc.body))

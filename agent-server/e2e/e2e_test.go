@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -319,7 +320,7 @@ func TestRestart(t *testing.T) {
 			t.Errorf("%s: no last_seen", a.ID)
 		}
 	}
-	e := ts2.get("/api/audit?actor=ops")
+	e := ts2.get("/api/audit?actor=ops&action=" + url.QueryEscape("PUT /api/agents/{id}/labels"))
 	var entries []struct {
 		Actor, Action, Target, Result string
 	}

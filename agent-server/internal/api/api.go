@@ -104,7 +104,7 @@ type Options struct {
 	// Blocking reports whether disk-hungry calls are refused now (cache
 	// dir over cache_threshold); nil means never.
 	Blocking func() bool
-	// Now is the clock of audit entries; time.Now when nil.
+	// Now is the clock of audit entries and token expiry; time.Now when nil.
 	Now func() time.Time
 }
 

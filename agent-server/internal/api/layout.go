@@ -104,6 +104,9 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 	if l == nil {
 		return japi.MissingParam("file")
 	}
+	if err := x.s.reachesAll(r, req.IDs); err != nil {
+		return err
+	}
 	id, err := x.svc.RunLayout(r.Context(), req, l, actor(r))
 	au := layoutAudit{IDs: req.IDs, Mode: req.Mode, Continue: req.Continue, Name: l.Name, Steps: len(l.Steps)}
 	if err != nil {
@@ -116,9 +119,21 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (x *taskRoutes) layoutGet(w http.ResponseWriter, r *http.Request) error {
+	t, err := x.s.visibleTask(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
 	st, err := x.svc.Layout(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return taskErr(err)
+	}
+	if !ownsOutput(r, t.CreatedBy) {
+		for i := range st.Nodes {
+			for k := range st.Nodes[i].Steps {
+				st.Nodes[i].Steps[k].Output = ""
+			}
+		}
+		w.Header().Set(headerWithheld, withheldValue)
 	}
 	japi.OK(w, r, st)
 	return nil
@@ -136,6 +151,13 @@ func (x *taskRoutes) layoutFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	SetAuditAgent(r, agent)
+	if _, err := x.s.visibleTask(r, id); err != nil {
+		return err
+	}
+	if err := x.s.mayReadOutput(r, id); err != nil {
+		return err
+	}
 	if _, err := x.svc.Layout(r.Context(), id); err != nil {
 		return taskErr(err)
 	}

@@ -96,6 +96,9 @@ func (x *taskRoutes) create(w http.ResponseWriter, r *http.Request) error {
 	if err := japi.DecodeJSON(r, &req, x.s.maxBody); err != nil {
 		return err
 	}
+	if err := x.s.limitSelector(r, &req.Selector); err != nil {
+		return err
+	}
 	au := taskAudit{Selector: req.Selector, Cmd: req.Cmd, Args: req.Args, Script: req.Script != ""}
 	SetAudit(r, "", au)
 	t, err := x.svc.Submit(r.Context(), req, actor(r))
@@ -129,7 +132,20 @@ func (x *taskRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	ts, total, err := x.svc.List(r.Context(), states, pg)
+	var (
+		ts    []store.Task
+		total int
+		err   error
+	)
+	if id, _ := IdentityFrom(r.Context()); id.Limited() {
+		// Only the token's own tasks (see visibleTask).
+		ts, total, err = x.s.o.Store.ListTasks(r.Context(), store.TaskFilter{Kind: store.KindFleet, States: states, CreatedBy: id.Name, Paging: pg})
+		for i := range ts {
+			ts[i].Spec = nil
+		}
+	} else {
+		ts, total, err = x.svc.List(r.Context(), states, pg)
+	}
 	if err != nil {
 		return taskErr(err)
 	}
@@ -147,9 +163,19 @@ func (x *taskRoutes) get(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
+	t, err := x.s.visibleTask(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
 	v, total, err := x.svc.Task(r.Context(), r.PathValue("id"), pg)
 	if err != nil {
 		return taskErr(err)
+	}
+	if !ownsOutput(r, t.CreatedBy) {
+		for i := range v.Agents {
+			v.Agents[i].OutputHead, v.Agents[i].OutputTail = "", ""
+		}
+		w.Header().Set(headerWithheld, withheldValue)
 	}
 	w.Header().Set("X-Total-Count", itoa(total))
 	japi.OK(w, r, v)
@@ -161,6 +187,9 @@ func (x *taskRoutes) cancel(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (x *taskRoutes) doCancel(w http.ResponseWriter, r *http.Request, kind store.TaskKind) error {
+	if _, err := x.s.visibleTask(r, r.PathValue("id")); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if err := x.svc.Cancel(ctx, r.PathValue("id"), kind); err != nil {
@@ -212,6 +241,12 @@ func (o *outputReader) Seek(off int64, whence int) (int64, error) {
 // output serves an agent's full stored output, with Range support.
 func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
 	id, agent := r.PathValue("id"), r.PathValue("agent")
+	if _, err := x.s.visibleTask(r, id); err != nil {
+		return err
+	}
+	if err := x.s.mayReadOutput(r, id); err != nil {
+		return err
+	}
 	res, err := x.svc.ResultOf(r.Context(), id, agent)
 	if err != nil {
 		return taskErr(err)
@@ -232,12 +267,17 @@ func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
 // a task that no longer runs gets its done event at once.
 func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	t, err := x.s.o.Store.GetTask(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && t.Kind != store.KindFleet && t.Kind != store.KindLayout {
+	t, err := x.s.visibleTask(r, id)
+	if err != nil {
+		return err
+	}
+	if t.Kind != store.KindFleet && t.Kind != store.KindLayout {
 		return japi.NotFound("task")
 	}
-	if err != nil {
-		return mapError(err)
+	// Output events of another token's task only with exec:read-any.
+	withhold := !ownsOutput(r, t.CreatedBy)
+	if withhold {
+		w.Header().Set(headerWithheld, withheldValue)
 	}
 	sub, serr := x.svc.Subscribe(id)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -272,6 +312,9 @@ func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 					_ = rc.Flush()
 				}
 				return nil
+			}
+			if withhold && e.Type == tasks.EventOutput {
+				continue
 			}
 			if err := send(e); err != nil {
 				return nil

@@ -4,6 +4,12 @@
 //
 // The api package's golden test compares [Doc.Operations] with the routes
 // it registers, so the document cannot drift from the code.
+//
+// Every operation carries its authorization rule: x-scope is the scope a
+// token needs, "authenticated" (any valid token) or "public" (no token);
+// x-audited: true marks the operations whose every call is audited. The
+// authorization test walks the document and checks both against the
+// server.
 package openapi
 
 import (
@@ -27,7 +33,14 @@ type Doc struct {
 	json []byte
 	tree map[string]any
 	ops  []string
+	auth map[string]OpAuth
 	page []byte
+}
+
+// OpAuth is the authorization rule the document gives an operation.
+type OpAuth struct {
+	Scope   string // a scope name, "authenticated" or "public"
+	Audited bool
 }
 
 // Load parses the embedded document.
@@ -50,16 +63,26 @@ func parse(src []byte) (*Doc, error) {
 	if !ok {
 		return nil, fmt.Errorf("openapi: no paths")
 	}
-	d := &Doc{yaml: src, tree: tree}
+	d := &Doc{yaml: src, tree: tree, auth: map[string]OpAuth{}}
 	for p, item := range paths {
 		m, ok := item.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("openapi: path %s: not a mapping", p)
 		}
 		for _, meth := range methods {
-			if _, ok := m[meth]; ok {
-				d.ops = append(d.ops, strings.ToUpper(meth)+" "+p)
+			raw, ok := m[meth]
+			if !ok {
+				continue
 			}
+			name := strings.ToUpper(meth) + " " + p
+			d.ops = append(d.ops, name)
+			op, _ := raw.(map[string]any)
+			scope, _ := op["x-scope"].(string)
+			if scope == "" {
+				return nil, fmt.Errorf("openapi: %s: no x-scope (a scope, authenticated or public)", name)
+			}
+			audited, _ := op["x-audited"].(bool)
+			d.auth[name] = OpAuth{Scope: scope, Audited: audited}
 		}
 	}
 	slices.Sort(d.ops)
@@ -76,6 +99,12 @@ func parse(src []byte) (*Doc, error) {
 // Operations returns every operation as "METHOD /path" (the ServeMux pattern
 // form, {param} included), sorted.
 func (d *Doc) Operations() []string { return slices.Clone(d.ops) }
+
+// Auth returns the authorization rule of operation op ("METHOD /path").
+func (d *Doc) Auth(op string) (OpAuth, bool) {
+	a, ok := d.auth[op]
+	return a, ok
+}
 
 // JSON returns the document as JSON.
 func (d *Doc) JSON() []byte { return d.json }

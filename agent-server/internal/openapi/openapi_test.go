@@ -22,6 +22,12 @@ func TestLoad(t *testing.T) {
 			t.Errorf("operation %q missing from %q", want, ops)
 		}
 	}
+	if a, ok := d.Auth("GET /api/file/{id}/download"); !ok || a.Scope != "files:read" || !a.Audited {
+		t.Errorf("Auth(download) = %+v %v", a, ok)
+	}
+	if a, ok := d.Auth("GET /healthz"); !ok || a.Scope != "public" || a.Audited {
+		t.Errorf("Auth(healthz) = %+v %v", a, ok)
+	}
 	var v map[string]any
 	if err := json.Unmarshal(d.JSON(), &v); err != nil || v["openapi"] != "3.0.3" {
 		t.Fatalf("JSON: %v %v", err, v["openapi"])
@@ -30,7 +36,7 @@ func TestLoad(t *testing.T) {
 	rec := httptest.NewRecorder()
 	d.ServeDocs(rec, httptest.NewRequest("GET", "/docs/", nil))
 	page := rec.Body.String()
-	for _, want := range []string{"<code>/api/agents/{id}/log/download</code>", "<code>files</code>", "id=\"schema-Agent\"", "(no token)"} {
+	for _, want := range []string{"<code>/api/agents/{id}/log/download</code>", "<code>files</code>", "id=\"schema-Agent\"", "(no token)", "(scope files:read)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("docs page lacks %q", want)
 		}
@@ -52,6 +58,7 @@ func TestParseErrors(t *testing.T) {
 		{"openapi: \"2.0\"\npaths: {}\n", "openapi: not an OpenAPI 3 document (openapi: 2.0)"},
 		{"openapi: 3.0.3\n", "openapi: no paths"},
 		{"openapi: 3.0.3\npaths:\n  /x: 1\n", "openapi: path /x: not a mapping"},
+		{"openapi: 3.0.3\npaths:\n  /x:\n    get: {summary: x}\n", "openapi: GET /x: no x-scope (a scope, authenticated or public)"},
 		{"openapi: [\n", "openapi: yaml: line 1"},
 	}
 	for _, tt := range tests {

@@ -28,7 +28,7 @@ nav a{margin-right:1em}
 <pre>{{.Description}}</pre>
 <h2>Routes</h2>
 {{range .Ops}}<div class="op" id="{{.Anchor}}">
-<div><span class="m {{.MethodLower}}">{{.Method}}</span> <code>{{.Path}}</code> — {{.Summary}}{{if .Public}} <em>(no token)</em>{{end}}</div>
+<div><span class="m {{.MethodLower}}">{{.Method}}</span> <code>{{.Path}}</code> — {{.Summary}}{{if .Public}} <em>(no token)</em>{{else if .Scope}} <em>(scope {{.Scope}})</em>{{end}}</div>
 {{if .Description}}<p>{{.Description}}</p>{{end}}
 {{if .Params}}<table><tr><th>parameter</th><th>in</th><th>type</th><th>required</th><th>description</th></tr>
 {{range .Params}}<tr><td><code>{{.Name}}</code></td><td>{{.In}}</td><td>{{.Type}}</td><td>{{if .Required}}yes{{end}}</td><td>{{.Description}}</td></tr>
@@ -44,10 +44,10 @@ nav a{margin-right:1em}
 `))
 
 type pageOp struct {
-	Method, MethodLower, Path, Anchor, Summary, Description, Body string
-	Public                                                        bool
-	Params                                                        []pageParam
-	Responses                                                     []string
+	Method, MethodLower, Path, Anchor, Summary, Description, Body, Scope string
+	Public                                                               bool
+	Params                                                               []pageParam
+	Responses                                                            []string
 }
 
 type pageParam struct {
@@ -125,6 +125,7 @@ func render(tree map[string]any) ([]byte, error) {
 			if sec, ok := op["security"].([]any); ok && len(sec) == 0 {
 				po.Public = true
 			}
+			po.Scope, _ = op["x-scope"].(string)
 			params, _ := op["parameters"].([]any)
 			for _, raw := range params {
 				pm := resolve(tree, mapOf(raw))
