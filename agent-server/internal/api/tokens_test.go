@@ -78,3 +78,48 @@ func TestRuntimeTokenExpiry(t *testing.T) {
 		t.Errorf("listed state: %d %s", code, p)
 	}
 }
+
+var ttlCases = []struct {
+	in   string
+	want time.Duration
+	err  string
+}{
+	{"3600", time.Hour, ""},
+	{"720h", 720 * time.Hour, ""},
+	{"1h30m", 90 * time.Minute, ""},
+	{"0", 0, "must be more than 0"},
+	{"-1h", 0, "must be more than 0"},
+	{"87841h", 0, "at most 10 years"},
+	{"999999999999", 0, "at most 10 years"},
+	{"soon", 0, "must be seconds or a duration"},
+	{"1.5", 0, "must be seconds or a duration"},
+	{"", 0, "must be seconds or a duration"},
+}
+
+func TestParseTTL(t *testing.T) {
+	for _, tc := range ttlCases {
+		got, err := parseTTL(ttlValue(tc.in))
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("parseTTL(%q) error %v, want %q", tc.in, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("parseTTL(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseTTL(f *testing.F) {
+	for _, tc := range ttlCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseTTL(ttlValue(s))
+		if err == nil && (d <= 0 || d > maxTokenTTL) {
+			t.Fatalf("parseTTL(%q) = %v accepted", s, d)
+		}
+		var v ttlValue
+		if err := v.UnmarshalJSON([]byte(s)); err == nil {
+			_, _ = parseTTL(v)
+		}
+	})
+}

@@ -150,6 +150,15 @@ func FuzzParse(f *testing.F) {
 		if c.ID == "" || c.Listen == 0 || c.LogRotate < 1 {
 			t.Fatalf("accepted an invalid config: %+v", c)
 		}
+		toks, err := c.APITokens()
+		if err != nil {
+			t.Fatalf("accepted a config whose tokens fail: %v", err)
+		}
+		for _, tk := range toks {
+			if len(tk.Scopes) == 0 || len(tk.Secret) < MinTokenLen {
+				t.Fatalf("accepted token %+v", tk)
+			}
+		}
 	})
 }
 
