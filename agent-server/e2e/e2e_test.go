@@ -100,6 +100,7 @@ func TestAPIAuth(t *testing.T) {
 		{"GET", "/api/file/a1/ls?dir=/", roToken, "", 403, "forbidden: the token lacks scope files:read"},
 		{"GET", "/api/whoami", roToken, "", 200, ""},
 		{"GET", "/api/whoami", "", "", 401, "unauthorized: missing bearer token"},
+		{"GET", "/api/agents", agentToken, "", 401, "unauthorized: invalid token"}, // an enrollment token is no API token
 		{"PUT", "/api/agents/a1/labels", "", `{"labels":{}}`, 401, "unauthorized: missing bearer token"},
 		{"GET", "/api/agents", roToken, "", 200, ""},
 		{"GET", "/api/audit", roToken, "", 200, ""},
