@@ -47,6 +47,34 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
 }
 
+// BenchmarkExecPs: GET /api/exec/{id}/ps, a read that reaches the agent
+// (and so is audited), against a simulated agent (SQLite store); reports
+// the median.
+func BenchmarkExecPs(b *testing.B) {
+	ts := benchServer(b)
+	newFakeExec(b, ts.addr, "x1", protocol.CapAck, protocol.CapBulk, protocol.CapStream)
+	ts.waitAgent(b, "x1")
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		req, _ := http.NewRequest("GET", ts.url+"/api/exec/x1/ps", nil)
+		req.Header.Set("Authorization", "Bearer "+opToken)
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+}
+
 // BenchmarkTransfer moves 64 MiB up and down through the server with a
 // bulk.v1 simulated agent (which holds the file in memory).
 func BenchmarkTransfer(b *testing.B) {

@@ -319,6 +319,10 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 					s.finishAudit(r, pattern, st, sw, p)
 					panic(p)
 				}
+				// The entry carries the outcome, so it is written after
+				// the response; flushing first keeps the store's write
+				// out of the client's wait (the response has its length).
+				_ = http.NewResponseController(sw).Flush()
 				s.finishAudit(r, pattern, st, sw, nil)
 			}()
 		}
