@@ -316,14 +316,14 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		if st.audit != nil {
 			defer func() {
 				if p := recover(); p != nil {
-					s.finishAudit(r, pattern, st, sw, p)
+					s.finishAudit(r, pattern, rule.Public, st, sw, p)
 					panic(p)
 				}
 				// The entry carries the outcome, so it is written after
 				// the response; flushing first keeps the store's write
 				// out of the client's wait (the response has its length).
 				_ = http.NewResponseController(sw).Flush()
-				s.finishAudit(r, pattern, st, sw, nil)
+				s.finishAudit(r, pattern, rule.Public, st, sw, nil)
 			}()
 		}
 		inner.ServeHTTP(sw, r)

@@ -88,8 +88,8 @@ func SetAuditAgent(r *http.Request, agent string) {
 // finishAudit stores the entry of an audited call that passed
 // authentication (refusals by scope or selector included). The store
 // failing is logged: the call itself already happened.
-func (s *Server) finishAudit(r *http.Request, pattern string, st *reqState, sw *statusWriter, panicked any) {
-	if !st.authed && !s.rules[pattern].Public {
+func (s *Server) finishAudit(r *http.Request, pattern string, public bool, st *reqState, sw *statusWriter, panicked any) {
+	if !st.authed && !public {
 		return // 401: no identity to record; the access log has it
 	}
 	if st.selfAudited {

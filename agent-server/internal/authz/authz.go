@@ -69,7 +69,7 @@ var table = []Info{
 	{Name: MetricsRead, Help: "read host metrics (cached or fresh from the agent)"},
 	{Name: MetricsWrite, Help: "change metrics collection (jobs, fleet start/stop)", Writes: true},
 	{Name: ExecRun, Help: "run and kill commands and scripts, agent calls, example foo, interactive shells", Writes: true},
-	{Name: ExecRead, Help: "status, process list and output of the token's own commands"},
+	{Name: ExecRead, Help: "status and process list of commands, output of the token's own"},
 	{Name: ExecReadAny, Help: "output of commands and tasks started by other tokens", Implies: []Scope{ExecRead}},
 	{Name: FilesRead, Help: "list directories and download files of hosts"},
 	{Name: FilesWrite, Help: "upload files to hosts", Writes: true},
