@@ -59,6 +59,7 @@ var matrixCalls = map[string]matrixCall{
 	"GET /api/exec/{id}/pty/{pid}":              {path: "/api/exec/a1/pty/1"},
 	"DELETE /api/exec/{id}/kill/{pid}":          {path: "/api/exec/a1/kill/1"},
 	"GET /api/exec/{id}/ps":                     {path: "/api/exec/a1/ps"},
+	"GET /api/exec/{id}/shell":                  {path: "/api/exec/a1/shell"},
 	"GET /api/file/{id}/ls":                     {path: "/api/file/a1/ls?dir=/"},
 	"GET /api/file/{id}/download":               {path: "/api/file/a1/download?dir=/etc/hostname"},
 	"POST /api/file/{id}/upload":                {path: "/api/file/a1/upload"},

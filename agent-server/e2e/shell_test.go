@@ -63,7 +63,7 @@ func TestShellRefusals(t *testing.T) {
 		{"legacy", "rows=0", opToken, 400, "invalid parameter rows"},
 		{"legacy", "user=a%20b", opToken, 400, "invalid parameter user: contains a space, control character, '/' or ':'"},
 		{"legacy", "cmd=a%00b", opToken, 400, "invalid parameter cmd: longer than 16384 bytes or contains a NUL byte"},
-		{"legacy", "", roToken, 403, "forbidden: a read-only token cannot open an interactive shell"},
+		{"legacy", "", roToken, 403, "forbidden: the token lacks scope exec:run"},
 		{"legacy", "", "", 401, "unauthorized: missing bearer token"},
 		{"legacy", "", "wrong", 401, "unauthorized: invalid token"},
 	}
@@ -73,13 +73,24 @@ func TestShellRefusals(t *testing.T) {
 			t.Errorf("%s?%s: %d %q, want %d %q", tc.id, tc.query, status, msg, tc.status, tc.msg)
 		}
 	}
-	// The open that reached the agent's checks is audited with its refusal.
-	e := ts.get("/api/audit?action=GET%20/api/exec/%7Bid%7D/shell&target=legacy")
+	// The open that reached the agent's checks is audited with its refusal
+	// (the calls refused earlier have entries of their own).
+	e := ts.get("/api/audit?action=GET%20/api/exec/%7Bid%7D/shell&target=legacy&size=100")
 	var list []struct {
 		Actor  string `json:"actor"`
+		Status int    `json:"status"`
 		Result string `json:"result"`
 	}
-	if err := json.Unmarshal(e.Payload, &list); err != nil || len(list) != 1 || list[0].Actor != "ops" || !strings.HasPrefix(list[0].Result, "conflict: agent legacy") {
-		t.Errorf("audit %s: %+v %v", e.Payload, list, err)
+	if err := json.Unmarshal(e.Payload, &list); err != nil || len(list) != 7 {
+		t.Errorf("audit %s: %+v %v (want an entry per authenticated call: 6 by ops, 1 by grafana)", e.Payload, list, err)
+	}
+	conflicts := 0
+	for _, a := range list {
+		if a.Status == 409 && a.Actor == "ops" && strings.HasPrefix(a.Result, "conflict: agent legacy") {
+			conflicts++
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("audit %s: %d entries of the refused open, want 1", e.Payload, conflicts)
 	}
 }

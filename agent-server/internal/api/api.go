@@ -322,7 +322,9 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 				// The entry carries the outcome, so it is written after
 				// the response; flushing first keeps the store's write
 				// out of the client's wait (the response has its length).
-				_ = http.NewResponseController(sw).Flush()
+				if !st.selfAudited {
+					sw.Flush()
+				}
 				s.finishAudit(r, pattern, rule.Public, st, sw, nil)
 			}()
 		}

@@ -170,7 +170,8 @@ func asError(v any) error {
 // statusWriter records the status of a response for its audit entry.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code     int
+	hijacked bool // the connection was taken over (WebSocket)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -195,15 +196,24 @@ func (w *statusWriter) status() int {
 	return w.code
 }
 
-// Flush passes through (streamed downloads, event streams).
-func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+// Flush passes through (streamed downloads, event streams); after a
+// hijack there is nothing to flush.
+func (w *statusWriter) Flush() {
+	if !w.hijacked {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
 
 // Hijack passes through (WebSocket routes).
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.code == 0 {
 		w.code = http.StatusSwitchingProtocols
 	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, rw, err
 }
 
 // Unwrap lets http.ResponseController reach deadlines.
