@@ -319,12 +319,8 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 					s.finishAudit(r, pattern, rule.Public, st, sw, p)
 					panic(p)
 				}
-				// The entry carries the outcome, so it is written after
-				// the response; flushing first keeps the store's write
-				// out of the client's wait (the response has its length).
-				if !st.selfAudited {
-					sw.Flush()
-				}
+				// Before the response ends: a client's next request sees
+				// the entry of this one.
 				s.finishAudit(r, pattern, rule.Public, st, sw, nil)
 			}()
 		}
