@@ -55,7 +55,8 @@ type Config struct {
 	// limit) and ConnectBurst how many may come at once (0 = ConnectLimit).
 	ConnectLimit uint `kv:"connect_limit"`
 	ConnectBurst uint `kv:"connect_burst"`
-	// AllowLegacyAgents admits agents that send no enrollment token (v1).
+	// AllowLegacyAgents admits v1 agents: no enrollment token, no auth.v1
+	// (only for ids without a per-agent secret; see hub.Options.AllowLegacy).
 	AllowLegacyAgents bool `kv:"allow_legacy_agents"`
 
 	Store   Store   `kv:"store"`
