@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // Hostile clients against the real server (issue #13, items 1, 4, 5 and 6):
@@ -5,6 +7,7 @@ package e2e
 // that it stays closed.
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,5 +128,21 @@ func TestHostileAgentImpersonation(t *testing.T) {
 				t.Errorf("web-1 after the impostors: version %q, labels %v, online %v", ag.Version, ag.Labels, ag.IsOnline)
 			}
 		})
+	}
+}
+
+// TestHostileLayoutPullDst: a pull step whose dst leaves the task's result
+// area is refused when the archive is checked (400 naming the step),
+// before anything runs, instead of being accepted and failing at run time.
+func TestHostileLayoutPullDst(t *testing.T) {
+	ts := startServer(t, serverSpec{})
+	startAgent(t, ts.addr, agentSpec{name: "exec-agent", id: "ex-1"})
+	ts.waitOnline("ex-1")
+	for _, dst := range []string{"/etc/cron.d/evil", "../../../evil", "a/../../evil", `C:\evil`, `..\\evil`, "$ID/../../evil", "."} {
+		steps := fmt.Sprintf("  - name: grab\n    plugin: file\n    action: pull\n    src: /etc/hostname\n    dst: '%s'\n", dst)
+		e := ts.runLayout(t, layoutTar(t, true, mainYAML(steps)), "ids", "ex-1")
+		if e.status != http.StatusBadRequest || !strings.Contains(e.Msg, `step 1 "grab"`) || !strings.Contains(e.Msg, "dst") {
+			t.Errorf("dst %q: %d %q, want 400 naming step 1 and dst", dst, e.status, e.Msg)
+		}
 	}
 }

@@ -18,6 +18,9 @@
 //     a built-in ($ID $IDX $EVEN $ODD $DEADLINE) nor the output of an
 //     earlier step is an error at submit time; shell variables must be
 //     written $$HOME.
+//   - A pull dst must stay inside the task's result area: absolute or
+//     climbing ("../x", "a/../../x", "$ID/../../x") dsts are refused when
+//     the archive is checked, and the expanded dst again at run time.
 //   - A step's timeout defaults to the run's timeout; the run's to
 //     DefaultTimeout.
 package layout
@@ -363,6 +366,11 @@ func (l *Layout) validateStep(s *Step, known map[string]bool) error {
 		if !isAbs(s.Src) {
 			return fmt.Errorf("src %q must be an absolute path on the agent", s.Src)
 		}
+		// Checked as written: variables cannot make a dst that climbs out
+		// here legal, and the expanded dst is checked again at run time.
+		if _, err := ResultPath(s.Dst); err != nil {
+			return fmt.Errorf("dst: %v", err)
+		}
 		if s.Mode != "" || s.Owner != "" || s.Group != "" {
 			return errors.New("mode, owner and group apply to push only")
 		}
@@ -399,6 +407,24 @@ func (l *Layout) File(src string) ([]byte, error) {
 		return nil, err
 	}
 	return l.Files[path.Clean(strings.ReplaceAll(src, `\`, "/"))], nil
+}
+
+// ResultPath cleans a pull dst into a slash-separated path relative to an
+// agent's result area; absolute, empty or escaping paths are errors.
+func ResultPath(dst string) (string, error) {
+	d := strings.ReplaceAll(dst, `\`, "/")
+	c := path.Clean(d)
+	switch {
+	case d == "" || c == ".":
+		return "", errors.New("empty path")
+	case strings.HasPrefix(c, "/") || len(c) > 1 && c[1] == ':':
+		return "", fmt.Errorf("%q must be relative to the task's result area", dst)
+	case c == ".." || strings.HasPrefix(c, "../"):
+		return "", fmt.Errorf("%q escapes the task's result area", dst)
+	case strings.ContainsRune(c, 0):
+		return "", fmt.Errorf("%q has a NUL byte", dst)
+	}
+	return c, nil
 }
 
 func isAbs(p string) bool {

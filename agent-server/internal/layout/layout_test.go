@@ -158,6 +158,12 @@ func malformed(t testing.TB) []struct {
 		{"src is a hard link", f(false, mainWith("  - {name: copy, plugin: file, src: h, dst: /tmp/x}\n"), conf, entry{name: "h", body: "a.conf", typ: tar.TypeLink}), `invalid layout: step 1 "copy": src "h" is a link in the archive (links are ignored)`},
 		{"src is a dir", f(false, mainWith("  - {name: copy, plugin: file, src: d, dst: /tmp/x}\n"), entry{name: "d/", typ: tar.TypeDir}), `invalid layout: step 1 "copy": src "d" is a directory`},
 		{"pull src relative", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: x.log, dst: x}\n")), `invalid layout: step 1 "get": src "x.log" must be an absolute path on the agent`},
+		{"pull dst absolute", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: /etc/cron.d/x}\n")), `invalid layout: step 1 "get": dst: "/etc/cron.d/x" must be relative to the task's result area`},
+		{"pull dst escapes", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: a/../../x}\n")), `invalid layout: step 1 "get": dst: "a/../../x" escapes the task's result area`},
+		{"pull dst escapes after a variable", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: $ID/../../x}\n")), `invalid layout: step 1 "get": dst: "$ID/../../x" escapes the task's result area`},
+		{"pull dst drive", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: 'C:\\x'}\n")), `invalid layout: step 1 "get": dst: "C:\\x" must be relative to the task's result area`},
+		{"pull dst backslashes escape", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: '..\\x'}\n")), `invalid layout: step 1 "get": dst: "..\\x" escapes the task's result area`},
+		{"pull dst empty path", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: ./}\n")), `invalid layout: step 1 "get": dst: empty path`},
 		{"bad action", f(false, mainWith("  - {name: get, plugin: file, action: copy, src: a.conf, dst: x}\n"), conf), `invalid layout: step 1 "get": unknown action "copy" (want push or pull)`},
 		{"bad mode", f(false, mainWith("  - {name: c, plugin: file, src: a.conf, dst: /x, mode: '999'}\n"), conf), `invalid layout: step 1 "c": invalid mode "999" (octal, e.g. "0644")`},
 		{"bad auth", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, auth: root}\n")), `invalid layout: step 1 "a": unknown auth "root" (want sudo or su)`},
@@ -210,6 +216,11 @@ func FuzzParse(f *testing.F) {
 			s := &l.Steps[i]
 			if s.Plugin != PluginExec && s.Plugin != PluginFile {
 				t.Fatalf("step %d plugin %q accepted", i, s.Plugin)
+			}
+			if s.Plugin == PluginFile && s.Action == ActionPull {
+				if _, err := ResultPath(s.Dst); err != nil {
+					t.Fatalf("step %d: pull dst %q accepted: %v", i, s.Dst, err)
+				}
 			}
 			if s.Plugin == PluginFile && s.Action == ActionPush && !strings.Contains(s.Src, "$") {
 				if _, err := l.File(s.Src); err != nil {

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -337,6 +335,11 @@ func (lr *layoutRun) pull(ctx context.Context, agent, src, dst string, res store
 	if err != nil {
 		return fail("dst: %v", err)
 	}
+	if !pathElem(lr.id) || !pathElem(agent) {
+		// Agent ids are chosen by agents: one like "../x" must not place
+		// the file outside the result area.
+		return fail("pull: agent id %q cannot name a directory", agent)
+	}
 	if s.o.ResultDir == "" {
 		return fail("pull: the server has no result directory")
 	}
@@ -371,22 +374,8 @@ func (lr *layoutRun) pull(ctx context.Context, agent, src, dst string, res store
 }
 
 // ResultPath cleans a pull dst into a path relative to an agent's result
-// area; absolute or escaping paths are errors.
-func ResultPath(dst string) (string, error) {
-	d := strings.ReplaceAll(dst, `\`, "/")
-	c := path.Clean(d)
-	switch {
-	case d == "" || c == ".":
-		return "", errors.New("empty path")
-	case strings.HasPrefix(c, "/") || len(c) > 1 && c[1] == ':':
-		return "", fmt.Errorf("%q must be relative to the task's result area", dst)
-	case c == ".." || strings.HasPrefix(c, "../"):
-		return "", fmt.Errorf("%q escapes the task's result area", dst)
-	case strings.ContainsRune(c, 0):
-		return "", fmt.Errorf("%q has a NUL byte", dst)
-	}
-	return c, nil
-}
+// area; absolute or escaping paths are errors (layout.ResultPath).
+func ResultPath(dst string) (string, error) { return layout.ResultPath(dst) }
 
 // PulledFile returns the path on the server of a file a layout pulled.
 func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
@@ -397,16 +386,19 @@ func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: path: %v", ErrInvalid, err)
 	}
-	for _, p := range []string{taskID, agent} {
-		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, `/\`) {
-			return "", fmt.Errorf("%w: bad task or agent id", ErrInvalid)
-		}
+	if !pathElem(taskID) || !pathElem(agent) {
+		return "", fmt.Errorf("%w: bad task or agent id", ErrInvalid)
 	}
 	full := filepath.Join(s.o.ResultDir, taskID, agent, filepath.FromSlash(c))
 	if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("file %s of agent %s: %w", rel, agent, ErrNotFound)
 	}
 	return full, nil
+}
+
+// pathElem reports whether s can be used as one path element.
+func pathElem(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
 }
 
 func isDone(h Handle) bool {
