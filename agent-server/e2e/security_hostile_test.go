@@ -7,9 +7,20 @@ package e2e
 // that it stays closed.
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +156,163 @@ func TestHostileLayoutPullDst(t *testing.T) {
 			t.Errorf("dst %q: %d %q, want 400 naming step 1 and dst", dst, e.status, e.Msg)
 		}
 	}
+}
+
+// layoutBomb is a tar.gz of main.yaml and n files of size zero bytes each,
+// built as a multi-member gzip (one compressed MiB of zeros repeated), so
+// that making a 300 MiB bomb costs the test nothing.
+func layoutBomb(t testing.TB, n int, size int64) []byte {
+	t.Helper()
+	member := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		return buf.Bytes()
+	}
+	header := func(name string, size int64) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()[:512] // the header block alone (Flush would want the content)
+	}
+	const mib = 1 << 20
+	zeroMiB := member(make([]byte, mib))
+	var out bytes.Buffer
+	main := "name: bomb\ntasks:\n  - {name: a, plugin: exec, cmd: 'true'}\n"
+	out.Write(member(append(header("main.yaml", int64(len(main))), append([]byte(main), make([]byte, 512-len(main))...)...)))
+	for i := range n {
+		out.Write(member(header(fmt.Sprintf("zero%d", i), size)))
+		for range size / mib {
+			out.Write(zeroMiB)
+		}
+		out.Write(member(make([]byte, size%mib))) // the rest, with the padding below
+		if pad := (512 - size%512) % 512; pad > 0 {
+			out.Write(member(make([]byte, pad)))
+		}
+	}
+	out.Write(member(make([]byte, 1024))) // end of archive
+	return out.Bytes()
+}
+
+// TestHostileLayoutBomb: a 300 KB tar.gz that unpacks to 300 MiB (five
+// 60 MiB files, each under the 64 MiB file limit) is refused with 400 once
+// it goes over the 256 MiB limit, without the server holding the content
+// in memory: what the server allocates stays a few MiB, six at once too,
+// and the spooled files are gone afterwards.
+func TestHostileLayoutBomb(t *testing.T) {
+	data := t.TempDir()
+	ts := startServer(t, serverSpec{dataDir: data})
+	startAgent(t, ts.addr, agentSpec{name: "exec-agent", id: "ex-1"})
+	ts.waitOnline("ex-1")
+	bomb := layoutBomb(t, 5, 60<<20)
+	if len(bomb) > 400<<10 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	for _, parallel := range []int{1, 6} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var wg sync.WaitGroup
+		errs := make(chan string, parallel)
+		for range parallel {
+			wg.Go(func() {
+				e := ts.runLayout(t, bomb, "ids", "ex-1")
+				if e.status != http.StatusBadRequest || !strings.Contains(e.Msg, `"zero4": the archive unpacks to over 268435456 bytes`) {
+					errs <- fmt.Sprintf("%d %q", e.status, e.Msg)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Errorf("parallel %d: %s; want 400 naming the limit", parallel, e)
+		}
+		runtime.ReadMemStats(&after)
+		t.Logf("parallel %d: allocated %.1f MiB", parallel, float64(after.TotalAlloc-before.TotalAlloc)/(1<<20))
+		// Before the fix one bomb allocated 615 MiB (its content, grown).
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(parallel)*16<<20 {
+			t.Errorf("parallel %d: the server allocated %d MiB for %d bombs of %d KB", parallel, alloc>>20, parallel, len(bomb)>>10)
+		}
+		ents, _ := filepath.Glob(filepath.Join(data, "cache", "layout-*"))
+		if len(ents) != 0 {
+			t.Errorf("spool dirs left: %v", ents)
+		}
+	}
+}
+
+// BenchmarkLayoutBombRSS measures the server process's peak RSS while it
+// refuses the 300 KB → 300 MiB layout bomb of TestHostileLayoutBomb, one
+// at a time and six at once (Linux: VmHWM, reset through
+// /proc/self/clear_refs before each round). Run:
+//
+//	go test -run '^$' -bench LayoutBombRSS -benchtime 3x -count 5 ./e2e/
+func BenchmarkLayoutBombRSS(b *testing.B) {
+	ts := benchServer(b)
+	bomb := layoutBomb(b, 5, 60<<20)
+	post := func() {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("ids", "nobody")
+		fw, _ := mw.CreateFormFile("file", "bomb.tar.gz")
+		_, _ = fw.Write(bomb)
+		_ = mw.Close()
+		req, _ := http.NewRequest("POST", ts.url+"/api/layout/run", &body)
+		req.Header.Set("Authorization", "Bearer "+opToken)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			b.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	for _, parallel := range []int{1, 6} {
+		b.Run(fmt.Sprintf("x%d", parallel), func(b *testing.B) {
+			var growth, peak float64
+			for b.Loop() {
+				runtime.GC()
+				debug.FreeOSMemory()
+				if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+					b.Skipf("cannot reset the peak RSS: %v", err)
+				}
+				base := procStatusKB(b, "VmRSS")
+				var wg sync.WaitGroup
+				for range parallel {
+					wg.Go(post)
+				}
+				wg.Wait()
+				hwm := procStatusKB(b, "VmHWM")
+				growth = max(growth, float64(hwm-base)/1024)
+				peak = max(peak, float64(hwm)/1024)
+			}
+			b.ReportMetric(growth, "RSS-growth-MB")
+			b.ReportMetric(peak, "peak-RSS-MB")
+		})
+	}
+}
+
+// procStatusKB reads a kB field of /proc/self/status.
+func procStatusKB(b *testing.B, field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no %s in /proc/self/status", field)
+	return 0
 }

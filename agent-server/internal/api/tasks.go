@@ -22,6 +22,9 @@ type taskRoutes struct {
 	s   *Server
 	svc *tasks.Service
 	lim layout.Limits
+	// spoolDir holds the files of layouts being checked and run
+	// (cache_dir).
+	spoolDir string
 	// heartbeat is the interval of SSE comments that keep proxies from
 	// closing an idle stream.
 	heartbeat time.Duration
@@ -31,6 +34,9 @@ type taskRoutes struct {
 // lim bounds layout archives.
 func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	x := &taskRoutes{s: s, svc: svc, lim: lim, heartbeat: 15 * time.Second}
+	if s.o.Config != nil {
+		x.spoolDir = s.o.Config.CacheDir
+	}
 	if x.lim.ArchiveBytes <= 0 {
 		x.lim.ArchiveBytes = 256 << 20
 	}
@@ -40,7 +46,7 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output)
 	s.Handle("GET /api/tasks/{id}/events", x.events)
 	s.Handle("DELETE /api/tasks/{id}", x.cancel)
-	s.Handle("POST /api/layout/run", x.layoutRun, Expensive(), MaxBody(x.lim.ArchiveBytes+1<<20))
+	s.Handle("POST /api/layout/run", x.layoutRun, Expensive(), DiskHungry(), MaxBody(x.lim.ArchiveBytes+1<<20))
 	s.Handle("GET /api/layout/{id}", x.layoutGet)
 	s.Handle("DELETE /api/layout/{id}", x.layoutCancel)
 	s.Handle("GET /api/layout/{id}/file", x.layoutFile)

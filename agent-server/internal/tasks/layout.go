@@ -46,7 +46,14 @@ type layoutSpec struct {
 func stepKey(agent string, n int) string { return fmt.Sprintf("%s#%03d", agent, n+1) }
 
 // RunLayout checks the agents (online exec-agents) and starts l on them.
-func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.Layout, createdBy string) (string, error) {
+// It takes l over: l is closed when the run ends, or at once when
+// RunLayout fails.
+func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.Layout, createdBy string) (id string, err error) {
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	switch req.Mode {
 	case "":
 		req.Mode = ModeSequence
@@ -119,6 +126,7 @@ type layoutRun struct {
 }
 
 func (lr *layoutRun) run(ctx context.Context, r *run) {
+	defer lr.l.Close()
 	s, ids := lr.s, lr.req.IDs
 	items := make([]int, len(ids))
 	for i := range items {
@@ -308,17 +316,18 @@ func (lr *layoutRun) step(ctx context.Context, r *run, agent string, st *layout.
 		if st.Action == layout.ActionPull {
 			return lr.pull(sctx, agent, src, dst, res)
 		}
-		data, err := lr.l.File(src)
+		f, size, err := lr.l.Open(src)
 		if err != nil {
 			return fail(store.ResultFailed, "%v", err)
 		}
-		if err := s.x.Push(sctx, agent, PushFile{Path: dst, Data: data, Mode: os.FileMode(st.FileMode()), Owner: st.Owner, Group: st.Group, Auth: auth, User: user}); err != nil {
+		defer f.Close()
+		if err := s.x.Push(sctx, agent, PushFile{Path: dst, Body: f, Size: size, Mode: os.FileMode(st.FileMode()), Owner: st.Owner, Group: st.Group, Auth: auth, User: user}); err != nil {
 			if sctx.Err() == context.DeadlineExceeded {
 				return fail(store.ResultTimedOut, "push %s: timed out after %s", dst, timeout)
 			}
 			return fail(store.ResultFailed, "push %s: %v", dst, err)
 		}
-		res.State, res.Msg, res.EndedAt = store.ResultOK, fmt.Sprintf("pushed %d bytes to %s", len(data), dst), time.Now().UTC()
+		res.State, res.Msg, res.EndedAt = store.ResultOK, fmt.Sprintf("pushed %d bytes to %s", size, dst), time.Now().UTC()
 		return res
 	}
 	return fail(store.ResultFailed, "unknown plugin %q", st.Plugin)
