@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -315,4 +317,123 @@ func procStatusKB(b *testing.B, field string) int64 {
 	}
 	b.Fatalf("no %s in /proc/self/status", field)
 	return 0
+}
+
+// TestHostileUpload: POST /api/file/{id}/upload against the real
+// exec-agent. A name with control characters is 400; setuid, setgid and
+// sticky bits asked for are applied, not dropped; an unknown own_user or
+// own_group is 422 naming it and leaves no file behind; url= never fetches from the
+// server's loopback (or link-local, unspecified) addresses.
+func TestHostileUpload(t *testing.T) {
+	ts := startServerForReal(t)
+	id := realAgents(t, ts, 1)[0]
+	dir := t.TempDir()
+	up := func(fields map[string]string, body string) envelope {
+		t.Helper()
+		f := map[string]string{"dir": dir}
+		for k, v := range fields {
+			f[k] = v
+		}
+		return ts.multipart("/api/file/"+id+"/upload", f, "upload.bin", body)
+	}
+	empty := func(what string) {
+		t.Helper()
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s: %s holds %q", what, dir, names)
+		}
+	}
+
+	// Control characters in the name.
+	for _, name := range []string{"a\x01b", "line\nfeed", "tab\there", "del\x7f", "esc\x1b[31m", "c1\u0085x"} {
+		e := up(map[string]string{"name": name}, "x")
+		if e.status != http.StatusBadRequest || !strings.Contains(e.Msg, "invalid parameter name") {
+			t.Errorf("name %q: %d %q, want 400 naming name", name, e.status, e.Msg)
+		}
+	}
+	empty("after names with control characters")
+
+	// Special mode bits are applied.
+	for _, tc := range []struct {
+		mod  string
+		want os.FileMode
+	}{
+		{"4755", 0o755 | os.ModeSetuid},
+		{"2750", 0o750 | os.ModeSetgid},
+		{"1777", 0o777 | os.ModeSticky},
+		{"7777", 0o777 | os.ModeSetuid | os.ModeSetgid | os.ModeSticky},
+		{"0640", 0o640},
+	} {
+		name := "mode-" + tc.mod
+		e := up(map[string]string{"name": name, "mod": tc.mod}, "#!/bin/sh\n")
+		if e.status != 200 {
+			t.Errorf("mod %s: %d %q", tc.mod, e.status, e.Msg)
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != tc.want {
+			t.Errorf("mod %s: file mode %v, want %v", tc.mod, got, tc.want)
+		}
+		_ = os.Remove(filepath.Join(dir, name))
+	}
+	for _, bad := range []string{"17777", "0o755", "rwx", "-1"} {
+		if e := up(map[string]string{"name": "m", "mod": bad}, "x"); e.status != http.StatusBadRequest || !strings.Contains(e.Msg, "invalid parameter mod") {
+			t.Errorf("mod %q: %d %q", bad, e.status, e.Msg)
+		}
+	}
+
+	// Unknown owner: 422 naming the parameter (an agent-detected request
+	// error, errkind.v1), and nothing is written.
+	for _, tc := range []struct{ key, value string }{
+		{"own_user", "no-such-user-4711"},
+		{"own_group", "no-such-group-4711"},
+	} {
+		e := up(map[string]string{"name": "owned", tc.key: tc.value, "mod": "4755"}, "x")
+		if e.status != http.StatusUnprocessableEntity || !strings.Contains(e.Msg, tc.key+` "`+tc.value+`"`) {
+			t.Errorf("%s=%s: %d %q, want 422 naming %s", tc.key, tc.value, e.status, e.Msg, tc.key)
+		}
+		empty(tc.key + " unknown")
+	}
+
+	// url= pointing at the server's own host.
+	var hit bool
+	var mu sync.Mutex
+	secret := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hit = true
+		mu.Unlock()
+		_, _ = w.Write([]byte("internal secret"))
+	}))
+	defer secret.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(secret.URL, "http://"))
+	_, apiPort, _ := net.SplitHostPort(ts.addr)
+	for _, u := range []string{
+		secret.URL + "/latest/meta-data",
+		"http://localhost:" + port + "/x",
+		"http://[::1]:" + port + "/x",
+		"http://127.0.0.2:" + port + "/x",
+		"http://0.0.0.0:" + port + "/x",
+		"http://[::ffff:127.0.0.1]:" + port + "/x",
+		"http://127.0.0.1:" + apiPort + "/healthz",
+		"http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+		"http://[fe80::1]/x",
+	} {
+		e := up(map[string]string{"url": u, "name": "fetched"}, "")
+		if e.status != http.StatusBadRequest || !strings.Contains(e.Msg, "invalid parameter url") {
+			t.Errorf("url %s: %d %q, want 400 naming url", u, e.status, e.Msg)
+		}
+	}
+	mu.Lock()
+	if hit {
+		t.Error("the server fetched from its own loopback")
+	}
+	mu.Unlock()
+	empty("after url uploads")
 }
