@@ -437,3 +437,42 @@ func TestHostileUpload(t *testing.T) {
 	mu.Unlock()
 	empty("after url uploads")
 }
+
+// TestHostileSecretReset: the operator's way out when an agent lost its
+// state file: DELETE /api/agents/{id}/secret (operators only, audited).
+// After it the id enrols again and gets a new secret; the old one no
+// longer proves anything.
+func TestHostileSecretReset(t *testing.T) {
+	ts := startServer(t, serverSpec{})
+	first, c := impostorCome(t, ts, agentToken, &protocol.Come{ID: "web-2", Name: "exec-agent", Version: "1", Caps: []string{protocol.CapAuth}})
+	if !first.OK || first.Secret == "" {
+		t.Fatalf("first handshake %+v", first)
+	}
+	c.Close()
+	eventually(t, 10*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+
+	if e := ts.do("DELETE", "/api/agents/web-2/secret", roToken, nil); e.status != http.StatusForbidden {
+		t.Errorf("read-only reset: %d %s", e.status, e.Msg)
+	}
+	if e := ts.do("DELETE", "/api/agents/nobody/secret", opToken, nil); e.status != http.StatusNotFound {
+		t.Errorf("reset of an unknown agent: %d %s", e.status, e.Msg)
+	}
+	e := ts.do("DELETE", "/api/agents/web-2/secret", opToken, nil)
+	if e.status != 200 || string(e.Payload) != `{"id":"web-2","had_secret":true}` {
+		t.Fatalf("reset: %d %s", e.status, e.body)
+	}
+	again, c2 := impostorCome(t, ts, agentToken, &protocol.Come{ID: "web-2", Name: "exec-agent", Version: "1", Caps: []string{protocol.CapAuth}})
+	if !again.OK || again.Secret == "" || again.Secret == first.Secret {
+		t.Fatalf("after the reset: %+v", again)
+	}
+	c2.Close()
+	eventually(t, 10*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+	old, _ := impostorCome(t, ts, agentToken, &protocol.Come{ID: "web-2", Name: "exec-agent", Version: "1", Caps: []string{protocol.CapAuth}, Secret: first.Secret})
+	if old.OK || old.Msg != protocol.MsgBadSecret {
+		t.Errorf("the old secret after the reset: %+v", old)
+	}
+	a := ts.get("/api/audit?size=100")
+	if !strings.Contains(string(a.Payload), "DELETE /api/agents/{id}/secret") {
+		t.Errorf("reset not audited: %s", a.Payload)
+	}
+}
