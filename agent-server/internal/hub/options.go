@@ -66,7 +66,8 @@ type Options struct {
 	StreamBuffer int
 
 	// Secrets holds per-agent secret hashes (auth.v1). Nil: auth.v1 is not
-	// offered.
+	// offered, so every session is a v1 session (admitted only with
+	// AllowLegacy).
 	Secrets SecretStore
 	// Acks holds the journal high-water marks (ack.v1). Nil: ack.v1 is not
 	// offered.
