@@ -44,6 +44,7 @@ var matrixCalls = map[string]matrixCall{
 	"GET /api/agents":                           {path: "/api/agents"},
 	"GET /api/agents/{id}":                      {path: "/api/agents/a1"},
 	"PUT /api/agents/{id}/labels":               {path: "/api/agents/a1/labels", body: `{"labels":{"k":"v"}}`},
+	"DELETE /api/agents/{id}/secret":            {path: "/api/agents/a1/secret"},
 	"GET /api/agents/{id}/logs":                 {path: "/api/agents/a1/logs"},
 	"GET /api/agents/{id}/log/download":         {path: "/api/agents/a1/log/download?files=a.log"},
 	"GET /api/foo/{id}":                         {path: "/api/foo/a1"},

@@ -23,7 +23,10 @@ import (
 // fakeExec is a simulated exec-agent speaking the real protocol over a
 // real WebSocket: exec (a tiny command language, below), kill, ps, ls,
 // upload (inline or by URL) and download (v1 blocks or bulk.v1 PUT), with
-// an ack.v1 journal it replays after a reconnect.
+// an ack.v1 journal it replays after a reconnect. It always enrols with
+// auth.v1 and keeps the secret it is issued (the servers of these tests
+// refuse v1 sessions, allow_legacy_agents being off): caps names the
+// extensions that change how it executes and moves files.
 //
 // Commands: "true"; "echo X" (X + "\n"); "exit N"; "seq N" (lines 1..N);
 // "bytes N" (N bytes of 'x'); "sleep" (until killed or its timeout: 137);
@@ -36,6 +39,7 @@ type fakeExec struct {
 	id      string
 	caps    []string
 	journal string
+	secret  string // issued at the first handshake (auth.v1)
 
 	mu      sync.Mutex
 	conn    *websocket.Conn
@@ -89,7 +93,8 @@ func (fa *fakeExec) connect() {
 		t.Fatalf("dial: %v", err)
 	}
 	resp.Body.Close()
-	come := &protocol.Come{ID: fa.id, Name: "exec-agent", Version: "1.2.3", OS: "linux", Caps: fa.caps}
+	caps := append([]string{protocol.CapAuth}, fa.caps...)
+	come := &protocol.Come{ID: fa.id, Name: "exec-agent", Version: "1.2.3", OS: "linux", Caps: caps, Secret: fa.secret}
 	if fa.has(protocol.CapAck) {
 		come.Journal = fa.journal
 	}
@@ -107,6 +112,9 @@ func (fa *fakeExec) connect() {
 	}
 	fa.mu.Lock()
 	fa.conn = c
+	if m.Handshake.Secret != "" {
+		fa.secret = m.Handshake.Secret
+	}
 	// Replay what the server does not hold yet, in order, before anything new.
 	var keep []*protocol.Msg
 	for _, j := range fa.unacked {

@@ -66,7 +66,9 @@ func randBytes(n int) []byte {
 func TestFileUpload(t *testing.T) {
 	for _, cs := range capSets {
 		t.Run(cs.name, func(t *testing.T) {
-			ts, cache := startExecServer(t, nil)
+			// The url= source below is on loopback, which the default
+			// api.url_deny refuses (TestHostileUpload).
+			ts, cache := startExecServer(t, func(c *config.Config) { c.API.URLDeny = []string{"link-local", "metadata"} })
 			fa := newFakeExec(t, ts.addr, "x1", cs.caps...)
 			ts.waitOnline("x1")
 			for _, n := range []int{0, 1, 1 << 20, 1<<20 + 1, 3 << 20} {

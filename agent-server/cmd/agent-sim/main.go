@@ -46,7 +46,7 @@ func run() error {
 		typ         = flag.String("type", "example-agent", "agent type (come.name)")
 		token       = flag.String("token", "", "enrollment token (Authorization: Bearer)")
 		idPrefix    = flag.String("id-prefix", "", "agent ids are <prefix><6-digit index>; empty: the server assigns ids")
-		v1          = flag.Bool("v1", false, "speak plain v1: announce no capabilities")
+		v1          = flag.Bool("v1", false, "speak plain v1: announce no capabilities (a server needs allow_legacy_agents for them)")
 		duration    = flag.Duration("duration", 0, "stop after this long (0: until interrupted)")
 		ping        = flag.Duration("ping", 10*time.Second, "keepalive ping interval")
 		reconnect   = flag.Bool("reconnect", true, "redial agents whose connection drops")

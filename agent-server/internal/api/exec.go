@@ -37,18 +37,7 @@ type execRoutes struct {
 
 // RoutesExec registers the exec, file and script routes, served by svc.
 func (s *Server) RoutesExec(svc *execsvc.Service) {
-	x := &execRoutes{s: s, svc: svc, http: &http.Client{
-		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true, ResponseHeaderTimeout: time.Minute},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("too many redirects")
-			}
-			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-				return errors.New("redirect to a non-http URL")
-			}
-			return nil
-		},
-	}}
+	x := &execRoutes{s: s, svc: svc, http: fetchClient(s.o.Config)}
 	uploadMax := int64(s.o.Config.API.UploadMaxBody)
 	s.Handle("POST /api/exec/{id}/run", x.run, Scope(authz.ExecRun), Expensive())
 	s.Handle("GET /api/exec/{id}/status/{pid}", x.status, Scope(authz.ExecRead))

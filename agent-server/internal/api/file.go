@@ -21,6 +21,8 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/egress"
 	"github.com/agentfleet/agent-server/internal/execsvc"
 )
 
@@ -341,8 +343,26 @@ func (x *execRoutes) uploadParams(r *http.Request, fileName string) (uploadParam
 
 func (u uploadParams) spec() execsvc.UploadSpec {
 	return execsvc.UploadSpec{
-		Dir: u.dir, Name: u.name, Mod: os.FileMode(u.mod), OwnUser: u.ownUser, OwnGroup: u.ownGroup, Auth: u.auth, User: u.user, Pass: u.pass,
+		Dir: u.dir, Name: u.name, Mod: fileMode(u.mod), OwnUser: u.ownUser, OwnGroup: u.ownGroup, Auth: u.auth, User: u.user, Pass: u.pass,
 	}
+}
+
+// fileMode turns a Unix mode (octal 0–7777) into the os.FileMode of the
+// upload message: permission bits, and setuid, setgid and sticky as
+// os.ModeSetuid, os.ModeSetgid, os.ModeSticky (os.FileMode(04000) would
+// mean nothing, and the bits were silently lost).
+func fileMode(m uint64) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
 }
 
 // followed is an upload the agent reads while the client still sends it.
@@ -419,7 +439,7 @@ func (x *execRoutes) upload(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err := execsvc.ValidName(u.name); err != nil {
-		return japi.BadParam("name", fmt.Sprintf("%q is not a plain file name", u.name))
+		return japi.BadParam("name", strings.TrimPrefix(err.Error(), execsvc.ErrInvalid.Error()+": "))
 	}
 	if err := checkMD5(u.md5hex, f.spool); err != nil {
 		return err
@@ -473,6 +493,21 @@ func (x *execRoutes) follow(r *http.Request, id, fileName string, fu *followed) 
 	}
 }
 
+// fetchClient is the client of upload URLs: it connects only where
+// api.url_allow / api.url_deny let it (egress), checked at each dial and
+// redirect, never through a proxy.
+func fetchClient(c *config.Config) *http.Client {
+	allow, deny := []string(nil), egress.DefaultDeny
+	if c != nil {
+		allow, deny = c.API.URLAllow, c.API.URLDeny
+	}
+	p, err := egress.New(allow, deny)
+	if err != nil { // config.check refuses such lists; stay closed anyway
+		p, _ = egress.New(nil, egress.DefaultDeny)
+	}
+	return p.Client(5, time.Minute)
+}
+
 // fetch downloads an upload's url into a spool.
 func (x *execRoutes) fetch(ctx context.Context, u *url.URL, limit int64) (*execsvc.Spool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -480,6 +515,16 @@ func (x *execRoutes) fetch(ctx context.Context, u *url.URL, limit int64) (*execs
 		return nil, japi.BadParam("url", "must be an http or https URL")
 	}
 	resp, err := x.http.Do(req)
+	if errors.Is(err, egress.ErrDenied) {
+		msg := err.Error()
+		if i := strings.Index(msg, egress.ErrDenied.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		if strings.Contains(err.Error(), "redirect to ") {
+			msg = "a redirect went to a " + msg
+		}
+		return nil, &japi.Error{Code: http.StatusBadRequest, Msg: "invalid parameter url: " + msg + " (api.url_allow, api.url_deny)", Err: err}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &japi.Error{Code: http.StatusGatewayTimeout, Msg: "timeout: fetching url", Err: err}

@@ -6,13 +6,17 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/jkframe/utils"
 
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/execsvc"
 )
 
 // TestUploadParams checks the parameters of an upload as read at the
@@ -92,4 +96,57 @@ func TestMultipartReader(t *testing.T) {
 			t.Errorf("%q: err = %v, want %q", tt.ct, err, tt.err)
 		}
 	}
+}
+
+func TestFileMode(t *testing.T) {
+	for _, tt := range []struct {
+		unix uint64
+		want os.FileMode
+	}{
+		{0o644, 0o644},
+		{0o4755, os.ModeSetuid | 0o755},
+		{0o2750, os.ModeSetgid | 0o750},
+		{0o1777, os.ModeSticky | 0o777},
+		{0o7777, os.ModeSetuid | os.ModeSetgid | os.ModeSticky | 0o777},
+		{0, 0},
+	} {
+		if got := fileMode(tt.unix); got != tt.want {
+			t.Errorf("%04o: %v, want %v", tt.unix, got, tt.want)
+		}
+	}
+}
+
+// FuzzUploadParams: whatever the query, uploadParams answers a 400 or
+// values within their bounds; names that pass ValidName
+// carry no control character.
+func FuzzUploadParams(f *testing.F) {
+	for _, q := range []string{"dir=/d", "dir=/d&mod=4755&name=a", "dir=/d&mod=17777", "dir=/d&name=a%01b", "dir=/d&auth=sudo&user=u", "dir=/d&own_user=x&timeout=5", "dir=/d&url=http://h/p"} {
+		f.Add(q, "f.bin")
+	}
+	c := &config.Config{}
+	c.API.Timeout = utils.Duration(30 * time.Second)
+	c.API.MaxTimeout = utils.Duration(time.Hour)
+	x := &execRoutes{s: &Server{o: Options{Config: c}}}
+	f.Fuzz(func(t *testing.T, query, fileName string) {
+		r := httptest.NewRequest("POST", "/api/file/a/upload", nil)
+		r.URL.RawQuery = query
+		r.MultipartForm = &multipart.Form{Value: map[string][]string{}}
+		u, err := x.uploadParams(r, fileName)
+		if err != nil {
+			var ae *japi.Error
+			if !errors.As(err, &ae) || ae.Code != http.StatusBadRequest || ae.Msg == "" {
+				t.Fatalf("error %v is not a 400 with a message", err)
+			}
+			return
+		}
+		if u.mod > 0o7777 || u.dir == "" || u.timeout <= 0 || u.timeout > time.Hour {
+			t.Fatalf("accepted %+v", u)
+		}
+		if fileMode(u.mod)&^(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
+			t.Fatalf("mode %v", fileMode(u.mod))
+		}
+		if execsvc.ValidName(u.name) == nil && strings.ContainsFunc(u.name, unicode.IsControl) {
+			t.Fatalf("name %q passes", u.name)
+		}
+	})
 }

@@ -31,8 +31,9 @@ type layoutAudit struct {
 }
 
 // layoutRun reads the multipart form as it streams in: the archive is
-// parsed and validated from the part, never spooled to disk.
-func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
+// checked as it is read from the part, its files spooled under cache_dir
+// (never held in memory), and refused at the first byte over a limit.
+func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) (err error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		return japi.BadParam("Content-Type", "must be multipart/form-data")
@@ -44,6 +45,11 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 	fields := map[string][]string{}
 	var l *layout.Layout
 	var lerr error
+	defer func() {
+		if l != nil && err != nil { // RunLayout owns it once called
+			l.Close()
+		}
+	}()
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -61,7 +67,7 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 			if l != nil || lerr != nil {
 				return japi.BadParam("file", "given twice")
 			}
-			l, lerr = layout.Parse(part, x.lim)
+			l, lerr = layout.Parse(part, x.lim, x.spoolDir)
 			_, _ = io.Copy(io.Discard, part)
 			continue
 		}
@@ -107,8 +113,10 @@ func (x *taskRoutes) layoutRun(w http.ResponseWriter, r *http.Request) error {
 	if err := x.s.reachesAll(r, req.IDs); err != nil {
 		return err
 	}
-	id, err := x.svc.RunLayout(r.Context(), req, l, actor(r))
-	au := layoutAudit{IDs: req.IDs, Mode: req.Mode, Continue: req.Continue, Name: l.Name, Steps: len(l.Steps)}
+	ll := l
+	l = nil // RunLayout takes it over
+	id, err := x.svc.RunLayout(r.Context(), req, ll, actor(r))
+	au := layoutAudit{IDs: req.IDs, Mode: req.Mode, Continue: req.Continue, Name: ll.Name, Steps: len(ll.Steps)}
 	if err != nil {
 		SetAudit(r, "", au)
 		return taskErr(err)

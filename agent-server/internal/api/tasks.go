@@ -23,6 +23,9 @@ type taskRoutes struct {
 	s   *Server
 	svc *tasks.Service
 	lim layout.Limits
+	// spoolDir holds the files of layouts being checked and run
+	// (cache_dir).
+	spoolDir string
 	// heartbeat is the interval of SSE comments that keep proxies from
 	// closing an idle stream.
 	heartbeat time.Duration
@@ -32,6 +35,9 @@ type taskRoutes struct {
 // lim bounds layout archives.
 func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	x := &taskRoutes{s: s, svc: svc, lim: lim, heartbeat: 15 * time.Second}
+	if s.o.Config != nil {
+		x.spoolDir = s.o.Config.CacheDir
+	}
 	if x.lim.ArchiveBytes <= 0 {
 		x.lim.ArchiveBytes = 256 << 20
 	}
@@ -43,7 +49,7 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output, Scope(authz.TasksRead), AgentParam("agent"), Audit())
 	s.Handle("GET /api/tasks/{id}/events", x.events, Scope(authz.TasksRead), AgentParam(""))
 	s.Handle("DELETE /api/tasks/{id}", x.cancel, Scope(authz.TasksWrite), AgentParam(""))
-	s.Handle("POST /api/layout/run", x.layoutRun, Scope(authz.TasksWrite), Expensive(), MaxBody(x.lim.ArchiveBytes+1<<20))
+	s.Handle("POST /api/layout/run", x.layoutRun, Scope(authz.TasksWrite), Expensive(), DiskHungry(), MaxBody(x.lim.ArchiveBytes+1<<20))
 	s.Handle("GET /api/layout/{id}", x.layoutGet, Scope(authz.TasksRead), AgentParam(""))
 	s.Handle("DELETE /api/layout/{id}", x.layoutCancel, Scope(authz.TasksWrite), AgentParam(""))
 	s.Handle("GET /api/layout/{id}/file", x.layoutFile, Scope(authz.TasksRead), AgentParam(""), Audit())

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"github.com/agentfleet/jkframe/kvconf"
 	"github.com/agentfleet/jkframe/logging"
 	"github.com/agentfleet/jkframe/utils"
+
+	"github.com/agentfleet/agent-server/internal/egress"
 )
 
 // ErrInvalid is wrapped by every error about a value out of its range or a
@@ -57,7 +60,8 @@ type Config struct {
 	// limit) and ConnectBurst how many may come at once (0 = ConnectLimit).
 	ConnectLimit uint `kv:"connect_limit"`
 	ConnectBurst uint `kv:"connect_burst"`
-	// AllowLegacyAgents admits agents that send no enrollment token (v1).
+	// AllowLegacyAgents admits v1 agents: no enrollment token, no auth.v1
+	// (only for ids without a per-agent secret; see hub.Options.AllowLegacy).
 	AllowLegacyAgents bool `kv:"allow_legacy_agents"`
 
 	Store   Store   `kv:"store"`
@@ -105,6 +109,13 @@ type API struct {
 	// largest `timeout` a request may ask for.
 	Timeout    utils.Duration `kv:"timeout"`
 	MaxTimeout utils.Duration `kv:"max_timeout"`
+	// URLAllow and URLDeny bound the URLs the server fetches for API callers
+	// (upload url=): CIDRs, addresses, host names, *.domain patterns or the
+	// keywords of egress.Keywords. URLDeny defaults to egress.DefaultDeny
+	// (loopback, link-local, unspecified, metadata); an empty URLAllow
+	// allows what is not denied.
+	URLAllow []string `kv:"url_allow"`
+	URLDeny  []string `kv:"url_deny"`
 }
 
 // Agent configures the agent side (/ws/agent).
@@ -211,6 +222,7 @@ func Default() Config {
 			RateLimit:     DefaultRateLimit,
 			Timeout:       DefaultTimeout,
 			MaxTimeout:    DefaultMaxTimeout,
+			URLDeny:       slices.Clone(egress.DefaultDeny),
 		},
 		Agent: Agent{MaxFrame: DefaultMaxFrame},
 		Task:  Task{OutputCap: DefaultOutputCap},
@@ -373,6 +385,12 @@ func (c *Config) check() error {
 	}
 	if c.API.Timeout <= 0 || c.API.MaxTimeout < c.API.Timeout {
 		add(invalid("api.timeout", "must be > 0 and <= api.max_timeout"))
+	}
+	if _, err := egress.New(c.API.URLAllow, nil); err != nil {
+		add(invalid("api.url_allow", "%v", err))
+	}
+	if _, err := egress.New(nil, c.API.URLDeny); err != nil {
+		add(invalid("api.url_deny", "%v", err))
 	}
 	if c.Agent.MaxFrame < 64<<10 || c.Agent.MaxFrame > 1<<30 {
 		add(invalid("agent.max_frame", "must be between 64K and 1G"))

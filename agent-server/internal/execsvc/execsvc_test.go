@@ -54,11 +54,18 @@ func TestRing(t *testing.T) {
 func TestValidName(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		ok   bool
-	}{{"a.txt", true}, {"..a", true}, {"", false}, {".", false}, {"..", false}, {"a/b", false}, {`a\b`, false}, {"a\x00", false}} {
+		why  string // "" = valid
+	}{
+		{"a.txt", ""}, {"..a", ""}, {"中文 name.txt", ""}, {strings.Repeat("n", 255), ""},
+		{"", "is not a plain file name"}, {".", "is not a plain file name"}, {"..", "is not a plain file name"},
+		{"a/b", "is not a plain file name"}, {`a\b`, "is not a plain file name"},
+		{"a\x00", "has a control character"}, {"a\x01b", "has a control character"}, {"new\nline", "has a control character"},
+		{"del\x7f", "has a control character"}, {"c1\u0085", "has a control character"}, {"\x1b[2J", "has a control character"},
+		{"bad\xff", "is not valid UTF-8"}, {strings.Repeat("n", 256), "is longer than 255 bytes"},
+	} {
 		err := ValidName(tt.name)
-		if (err == nil) != tt.ok || err != nil && !strings.HasSuffix(err.Error(), "is not a plain file name") {
-			t.Errorf("ValidName(%q) = %v", tt.name, err)
+		if (err == nil) != (tt.why == "") || err != nil && !strings.HasSuffix(err.Error(), tt.why) {
+			t.Errorf("ValidName(%q) = %v, want %q", tt.name, err, tt.why)
 		}
 	}
 }

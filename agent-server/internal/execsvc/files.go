@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentfleet/jkframe/compress"
 	"github.com/agentfleet/libagent/protocol"
@@ -27,12 +29,24 @@ var (
 )
 
 // ValidName checks that name is a plain file name: not empty, no path
-// separators, not "." or "..", no NUL.
+// separators, not "." or "..", no NUL or other control character (C0,
+// DEL, C1: they end up in listings, logs and terminals), valid UTF-8, at
+// most 255 bytes.
 func ValidName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
-		return fmt.Errorf("%w: %q is not a plain file name", ErrInvalid, name)
+	var why string
+	switch {
+	case name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\"):
+		why = "is not a plain file name"
+	case strings.ContainsFunc(name, unicode.IsControl):
+		why = "has a control character"
+	case !utf8.ValidString(name):
+		why = "is not valid UTF-8"
+	case len(name) > 255:
+		why = "is longer than 255 bytes"
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%w: %q %s", ErrInvalid, name, why)
 }
 
 // Ls lists a directory on the agent. An agent-side failure (ok false) is a

@@ -64,7 +64,8 @@ func newTestSvc(t *testing.T, gate chan struct{}) *testSvc {
 		t.Fatal(err)
 	}
 	cs := &countingStore{Store: raw, gate: gate}
-	h, err := hub.New(hub.Options{ExtraCaps: Caps, WriteTimeout: 2 * time.Second})
+	// The test agent speaks plain v1, admitted only with AllowLegacy.
+	h, err := hub.New(hub.Options{ExtraCaps: Caps, WriteTimeout: 2 * time.Second, AllowLegacy: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -19,6 +18,10 @@ const maxIDLen = 128
 
 // msgBadID is Handshake.Msg for an unusable come.id.
 const msgBadID = "invalid agent id"
+
+// msgLegacyRefused is Handshake.Msg for a v1 session (no auth.v1) while
+// Options.AllowLegacy is off.
+const msgLegacyRefused = "agent must use auth.v1: this server does not accept v1 agents (allow_legacy_agents is off)"
 
 // handshake reads come and answers it. It returns "" when the session is
 // registered (the handshake frame is queued first), else the rejection
@@ -53,30 +56,34 @@ func (s *Session) handshake() string {
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
 	defer cancel()
 	hs := &protocol.Handshake{OK: true, ID: id, Caps: h.caps}
-	proven := false
-	var issued []byte // hash of a newly issued secret, stored once registered
-	if s.caps.has(protocol.CapAuth) {
-		var stored []byte
+	auth := s.caps.has(protocol.CapAuth)
+	// The stored secret is read whenever the verdict can depend on it: for
+	// every id the agent names, whatever caps it claims. (A v1 session
+	// while legacy agents are refused is refused either way.)
+	var stored []byte
+	if !fresh && h.opts.Secrets != nil && (auth || h.opts.AllowLegacy) {
 		var err error
-		if !fresh {
-			stored, err = h.opts.Secrets.SecretHash(ctx, id)
-		}
-		if err != nil {
+		if stored, err = h.opts.Secrets.SecretHash(ctx, id); err != nil {
 			h.log.Error("hub: read agent secret", "agent", id, "err", err)
 			s.reject(id, "server error")
 			return reasonStore
 		}
-		switch {
-		case stored == nil:
-			hs.Secret = newSecret()
-			issued = hashSecret(hs.Secret)
-		case come.Secret != "" && subtle.ConstantTimeCompare(hashSecret(come.Secret), stored) == 1:
-			proven = true
-		default:
-			s.reject(id, protocol.MsgBadSecret)
-			return reasonBadSecret
-		}
 	}
+	f := comeFactsOf(s.caps, fresh, stored, come.Secret, h.opts.AllowLegacy)
+	var issued []byte // hash of a newly issued secret, stored once registered
+	v := decideCome(f)
+	switch v {
+	case rejectSecret:
+		s.reject(id, protocol.MsgBadSecret)
+		return reasonBadSecret
+	case rejectLegacy:
+		s.reject(id, msgLegacyRefused)
+		return reasonLegacy
+	case acceptIssue:
+		hs.Secret = newSecret()
+		issued = hashSecret(hs.Secret)
+	}
+	proven := v == acceptProven
 	if s.caps.has(protocol.CapAck) && come.Journal != "" {
 		var hwm uint64
 		var err error

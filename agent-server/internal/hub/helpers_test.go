@@ -37,7 +37,9 @@ func newTestHub(t *testing.T, opt func(*Options)) *testHub {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store := NewMemStore()
-	o := Options{Registry: reg, Clock: fixedClock{testDay}, Secrets: store, Acks: store,
+	// Most tests here speak plain v1, which the hub admits only with
+	// AllowLegacy; the tests of that rule set it themselves.
+	o := Options{Registry: reg, Clock: fixedClock{testDay}, Secrets: store, Acks: store, AllowLegacy: true,
 		WriteTimeout: 2 * time.Second, AckDelay: 20 * time.Millisecond}
 	if opt != nil {
 		opt(&o)

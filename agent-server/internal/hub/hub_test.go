@@ -232,7 +232,7 @@ func TestIDConflictAndTakeover(t *testing.T) {
 		caps   []string
 		msg    string
 	}{
-		{"v1 conflict", "", nil, protocol.MsgIDConflict},
+		{"v1 session", "", nil, protocol.MsgBadSecret}, // the id has a secret: no v1 session may have it
 		{"no secret", "", []string{protocol.CapAuth}, protocol.MsgBadSecret},
 		{"wrong secret", "wrong", []string{protocol.CapAuth}, protocol.MsgBadSecret},
 	}
@@ -272,8 +272,8 @@ func TestIDConflictAndTakeover(t *testing.T) {
 	mu.Unlock()
 	// The session counts its rejection after writing it, so the count can
 	// trail the client's view of the rejection by a moment.
-	waitFor(t, 2*time.Second, "the conflict counted once", func() bool {
-		return th.counter(t, "agentserver_hub_handshakes_total", "reason", reasonConflict) == 1
+	waitFor(t, 2*time.Second, "the rejections counted", func() bool {
+		return th.counter(t, "agentserver_hub_handshakes_total", "reason", reasonBadSecret) == 3
 	})
 	// After an operator reset the agent is treated as new: a fresh secret.
 	th.store.ResetSecret("a1")

@@ -20,6 +20,7 @@ const (
 	reasonBadID        = "bad_id"
 	reasonConflict     = "id_conflict"
 	reasonBadSecret    = "bad_secret"
+	reasonLegacy       = "legacy_refused" // a v1 session without AllowLegacy
 	reasonStore        = "store_error"
 	reasonClosed       = "closed"        // the peer closed the connection
 	reasonReadError    = "read_error"    // a read failed for another reason

@@ -35,7 +35,11 @@ type Options struct {
 	// always refused with 401; a missing one is accepted only with
 	// AllowLegacy. When AgentTokens is empty no token is checked at all.
 	AgentTokens []string
-	// AllowLegacy accepts upgrades without a token (v1 agents).
+	// AllowLegacy admits v1 agents: upgrades without a token, and sessions
+	// that do not negotiate auth.v1 (no per-agent secret), the latter only
+	// for ids that have no stored secret. Off, every session must speak
+	// auth.v1: it proves its id's secret or is issued one. An id with a
+	// stored secret is never served without proof, whatever this says.
 	AllowLegacy bool
 
 	// ConnectLimit is the admission rate in handshakes per second, with
@@ -62,7 +66,8 @@ type Options struct {
 	StreamBuffer int
 
 	// Secrets holds per-agent secret hashes (auth.v1). Nil: auth.v1 is not
-	// offered.
+	// offered, so every session is a v1 session (admitted only with
+	// AllowLegacy).
 	Secrets SecretStore
 	// Acks holds the journal high-water marks (ack.v1). Nil: ack.v1 is not
 	// offered.

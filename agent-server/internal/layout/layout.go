@@ -1,42 +1,51 @@
 // Package layout reads orchestration archives ("layouts", layout.md): a
-// tar, optionally gzipped, holding main.yaml or main.json and the files its
-// steps push. [Parse] validates everything it can before anything runs;
+// tar, optionally gzip or bzip2 compressed, holding main.yaml or main.json
+// and the files its steps push. [Parse] validates everything it can before anything runs;
 // its errors name the step ("step 2 \"add site\": ...") and wrap
 // [ErrInvalid].
 //
 // Decisions beyond the spec:
+//   - The archive is read with jkframe/archive: entries that are absolute
+//     or climb out ("../x"), symlinks pointing out of the archive, hard
+//     links to outside names, devices and fifos make it invalid; so does
+//     going over a limit (Limits: the unpacked size, each file, the number
+//     of entries, the main file's size, the number of steps), detected at
+//     the first byte over it. Files are spooled to disk, never held in
+//     memory.
 //   - Only regular files and directories are taken from the tar. Symlinks
-//     and hard links are ignored; a step whose src names one fails
-//     validation ("is a link in the archive (links are ignored)").
-//   - Entry names are cleaned; an entry that is absolute or climbs out of
-//     the archive ("../x") makes the whole archive invalid.
-//   - Limits (Limits): the archive's unpacked size, each file, the number
-//     of entries, the main file's size and the number of steps.
+//     and hard links that stay inside are ignored; a step whose src names
+//     one fails validation ("is a link in the archive (links are
+//     ignored)").
 //   - Variables are $name or ${name} (letters, digits, _ ; not starting
 //     with a digit); "$$" is a literal "$", and "$" followed by anything
 //     else stays as it is (so awk's $1 works). A variable that is neither
 //     a built-in ($ID $IDX $EVEN $ODD $DEADLINE) nor the output of an
 //     earlier step is an error at submit time; shell variables must be
 //     written $$HOME.
+//   - A pull dst must stay inside the task's result area: absolute or
+//     climbing ("../x", "a/../../x", "$ID/../../x") dsts are refused when
+//     the archive is checked, and the expanded dst again at run time.
 //   - A step's timeout defaults to the run's timeout; the run's to
 //     DefaultTimeout.
 package layout
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agentfleet/jkframe/archive"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -134,72 +143,57 @@ type Layout struct {
 	Timeout int    `yaml:"timeout" json:"timeout,omitempty"` // seconds, whole run per agent
 	Steps   []Step `yaml:"tasks" json:"tasks"`
 
-	// Files are the archive's regular files by cleaned relative path.
-	Files map[string][]byte `yaml:"-" json:"-"`
+	// Files are the archive's regular files by cleaned relative path, with
+	// their sizes; the content is in the spool directory (Open).
+	Files map[string]int64 `yaml:"-" json:"-"`
 	links map[string]bool
 	dirs  map[string]bool
+	dir   string // spool directory; "" once closed
 }
 
 // Builtins are the variables every step sees.
 var Builtins = []string{"ID", "IDX", "EVEN", "ODD", "DEADLINE"}
 
-// Parse reads an archive and validates it.
-func Parse(r io.Reader, lim Limits) (*Layout, error) {
+// Parse reads an archive (tar, tar.gz or tar.bz2) and validates it. Its
+// files are spooled to a new directory under spoolDir (the OS temp dir
+// when empty), streamed through jkframe/archive: nothing of them is held
+// in memory, and the first byte over a limit ends the read. The Layout
+// owns that directory: Close removes it. On error nothing is left.
+func Parse(r io.Reader, lim Limits, spoolDir string) (*Layout, error) {
 	lim.defaults()
-	br := bufio.NewReader(r)
-	var src io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: file: not a gzip stream: %v", ErrInvalid, err)
-		}
-		defer zr.Close()
-		src = zr
+	ar, err := archive.NewReader(r, archive.Limits{Entries: lim.Entries, FileBytes: lim.FileBytes, TotalBytes: lim.ArchiveBytes})
+	if err != nil {
+		return nil, fmt.Errorf("%w: file: %v", ErrInvalid, err)
 	}
-	l := &Layout{Files: map[string][]byte{}, links: map[string]bool{}, dirs: map[string]bool{}}
-	tr := tar.NewReader(src)
-	var total int64
-	for n := 0; ; n++ {
-		h, err := tr.Next()
-		if err == io.EOF {
-			if n == 0 {
-				return nil, fmt.Errorf("%w: file: empty archive", ErrInvalid)
-			}
-			break
+	defer ar.Close()
+	dir, err := os.MkdirTemp(spoolDir, SpoolPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("layout spool: %w", err)
+	}
+	l := &Layout{Files: map[string]int64{}, links: map[string]bool{}, dirs: map[string]bool{}, dir: dir}
+	ok := false
+	defer func() {
+		if !ok {
+			l.Close()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: file: not a tar archive: %v", ErrInvalid, err)
+	}()
+	err = archive.Extract(ar, dir, archive.ExtractOptions{Links: archive.LinksSkip, OnEntry: func(e *archive.Entry, _ bool) error {
+		switch e.Type {
+		case archive.TypeFile:
+			l.Files[e.Name] = e.Size
+		case archive.TypeDir:
+			l.dirs[e.Name] = true
+		default:
+			l.links[e.Name] = true
 		}
-		if n >= lim.Entries {
-			return nil, fmt.Errorf("%w: file: more than %d entries", ErrInvalid, lim.Entries)
+		return nil
+	}})
+	if err != nil {
+		var ae *archive.Error
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("%w: file: %v", ErrInvalid, err)
 		}
-		name, err := entryName(h.Name)
-		if err != nil {
-			return nil, err
-		}
-		switch h.Typeflag {
-		case tar.TypeReg: // the reader turns old TypeRegA entries into TypeReg
-			if h.Size > lim.FileBytes {
-				return nil, fmt.Errorf("%w: file: %s is over the %d-byte file limit", ErrInvalid, name, lim.FileBytes)
-			}
-			total += h.Size
-			if total > lim.ArchiveBytes {
-				return nil, fmt.Errorf("%w: file: the archive unpacks to over %d bytes", ErrInvalid, lim.ArchiveBytes)
-			}
-			b, err := io.ReadAll(io.LimitReader(tr, h.Size))
-			if err != nil || int64(len(b)) != h.Size {
-				return nil, fmt.Errorf("%w: file: %s is truncated: %v", ErrInvalid, name, err)
-			}
-			if _, dup := l.Files[name]; dup {
-				return nil, fmt.Errorf("%w: file: %s appears twice", ErrInvalid, name)
-			}
-			l.Files[name] = b
-		case tar.TypeSymlink, tar.TypeLink:
-			l.links[name] = true
-		case tar.TypeDir:
-			l.dirs[name] = true
-		default: // devices, fifos, pax/gnu headers the reader did not fold in
-		}
+		return nil, fmt.Errorf("layout spool: %w", err)
 	}
 	if err := l.readMain(lim); err != nil {
 		return nil, err
@@ -207,35 +201,66 @@ func Parse(r io.Reader, lim Limits) (*Layout, error) {
 	if err := l.validate(lim); err != nil {
 		return nil, err
 	}
+	ok = true
 	return l, nil
 }
 
-// entryName cleans a tar entry name; absolute or escaping names are errors.
-func entryName(raw string) (string, error) {
-	n := strings.ReplaceAll(raw, `\`, "/")
-	if strings.HasPrefix(n, "/") || len(n) > 1 && n[1] == ':' {
-		return "", fmt.Errorf("%w: file: entry %q is an absolute path", ErrInvalid, raw)
+// SpoolPrefix starts the name of every spool directory Parse makes, so
+// that those a crash left behind can be found (RemoveSpools).
+const SpoolPrefix = "layout-"
+
+// RemoveSpools removes the spool directories Parse made in dir (those of
+// a previous run of the server: layouts are not resumed).
+func RemoveSpools(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	}
-	c := path.Clean(n)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%w: file: entry %q escapes the archive", ErrInvalid, raw)
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), SpoolPrefix) {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
 	}
-	if strings.ContainsRune(c, 0) {
-		return "", fmt.Errorf("%w: file: entry %q has a NUL byte", ErrInvalid, raw)
+	return errors.Join(errs...)
+}
+
+// Close removes the spooled files. The Layout must not be used after.
+func (l *Layout) Close() error {
+	if l.dir == "" {
+		return nil
 	}
-	return c, nil
+	err := os.RemoveAll(l.dir)
+	l.dir = ""
+	return err
+}
+
+// readFile reads a spooled file of at most max bytes.
+func (l *Layout) readFile(name string, max int64) ([]byte, error) {
+	f, err := os.Open(filepath.Join(l.dir, filepath.FromSlash(name)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 func (l *Layout) readMain(lim Limits) error {
-	y, hasY := l.Files["main.yaml"]
-	j, hasJ := l.Files["main.json"]
-	var err error
+	ySize, hasY := l.Files["main.yaml"]
+	jSize, hasJ := l.Files["main.json"]
 	switch {
 	case hasY && hasJ:
 		return fmt.Errorf("%w: file: both main.yaml and main.json (keep one)", ErrInvalid)
 	case hasY:
-		if int64(len(y)) > lim.MainBytes {
+		if ySize > lim.MainBytes {
 			return fmt.Errorf("%w: main.yaml: over %d bytes", ErrInvalid, lim.MainBytes)
+		}
+		y, err := l.readFile("main.yaml", lim.MainBytes)
+		if err != nil {
+			return fmt.Errorf("layout spool: %w", err)
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(y))
 		dec.KnownFields(true)
@@ -246,8 +271,12 @@ func (l *Layout) readMain(lim Limits) error {
 			return fmt.Errorf("%w: main.yaml: empty", ErrInvalid)
 		}
 	case hasJ:
-		if int64(len(j)) > lim.MainBytes {
+		if jSize > lim.MainBytes {
 			return fmt.Errorf("%w: main.json: over %d bytes", ErrInvalid, lim.MainBytes)
+		}
+		j, err := l.readFile("main.json", lim.MainBytes)
+		if err != nil {
+			return fmt.Errorf("layout spool: %w", err)
 		}
 		dec := json.NewDecoder(bytes.NewReader(j))
 		dec.DisallowUnknownFields()
@@ -363,6 +392,11 @@ func (l *Layout) validateStep(s *Step, known map[string]bool) error {
 		if !isAbs(s.Src) {
 			return fmt.Errorf("src %q must be an absolute path on the agent", s.Src)
 		}
+		// Checked as written: variables cannot make a dst that climbs out
+		// here legal, and the expanded dst is checked again at run time.
+		if _, err := ResultPath(s.Dst); err != nil {
+			return fmt.Errorf("dst: %v", err)
+		}
 		if s.Mode != "" || s.Owner != "" || s.Group != "" {
 			return errors.New("mode, owner and group apply to push only")
 		}
@@ -393,12 +427,36 @@ func (l *Layout) CheckSrc(src string) error {
 	return nil
 }
 
-// File returns the archive file a push src names.
-func (l *Layout) File(src string) ([]byte, error) {
+// Open opens the spooled archive file a push src names, and tells its
+// size.
+func (l *Layout) Open(src string) (*os.File, int64, error) {
 	if err := l.CheckSrc(src); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return l.Files[path.Clean(strings.ReplaceAll(src, `\`, "/"))], nil
+	name := path.Clean(strings.ReplaceAll(src, `\`, "/"))
+	f, err := os.Open(filepath.Join(l.dir, filepath.FromSlash(name)))
+	if err != nil {
+		return nil, 0, fmt.Errorf("src %q: %w", src, err)
+	}
+	return f, l.Files[name], nil
+}
+
+// ResultPath cleans a pull dst into a slash-separated path relative to an
+// agent's result area; absolute, empty or escaping paths are errors.
+func ResultPath(dst string) (string, error) {
+	d := strings.ReplaceAll(dst, `\`, "/")
+	c := path.Clean(d)
+	switch {
+	case d == "" || c == ".":
+		return "", errors.New("empty path")
+	case strings.HasPrefix(c, "/") || len(c) > 1 && c[1] == ':':
+		return "", fmt.Errorf("%q must be relative to the task's result area", dst)
+	case c == ".." || strings.HasPrefix(c, "../"):
+		return "", fmt.Errorf("%q escapes the task's result area", dst)
+	case strings.ContainsRune(c, 0):
+		return "", fmt.Errorf("%q has a NUL byte", dst)
+	}
+	return c, nil
 }
 
 func isAbs(p string) bool {

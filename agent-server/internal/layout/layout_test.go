@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -25,6 +27,7 @@ func mkTar(t testing.TB, gz bool, es ...entry) []byte {
 			h.Linkname = e.body
 		case tar.TypeDir:
 			h.Mode = 0o755
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		default:
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.body))
@@ -87,8 +90,8 @@ func TestParseGood(t *testing.T) {
 			entry{name: "main.yaml", body: goodMain},
 			entry{name: "conf/", typ: tar.TypeDir},
 			entry{name: "./conf/example.conf", body: "server {}\n"},
-			entry{name: "link", body: "/etc/passwd", typ: tar.TypeSymlink},
-		)), Limits{})
+			entry{name: "link", body: "conf/example.conf", typ: tar.TypeSymlink},
+		)), Limits{}, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,8 +101,18 @@ func TestParseGood(t *testing.T) {
 		if c := l.Steps[1].Cond(); c == nil || *c != (Cond{"$installed", ">", "0"}) {
 			t.Fatalf("cond %+v", c)
 		}
-		if b, err := l.File("conf/example.conf"); err != nil || string(b) != "server {}\n" {
+		if b, err := readSrc(l, "conf/example.conf"); err != nil || string(b) != "server {}\n" {
 			t.Fatalf("file %q %v", b, err)
+		}
+		if l.Files["conf/example.conf"] != 10 || len(l.Files) != 2 {
+			t.Fatalf("files %v", l.Files)
+		}
+		dir := l.dir
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("spool dir after Close: %v", err)
 		}
 		if l.Steps[2].FileMode() != 0o644 {
 			t.Fatalf("mode %o", l.Steps[2].FileMode())
@@ -110,10 +123,21 @@ func TestParseGood(t *testing.T) {
 		}
 	}
 	// main.json works the same.
-	l, err := Parse(bytes.NewReader(mkTar(t, false, entry{name: "main.json", body: `{"name":"j","tasks":[{"name":"a","plugin":"exec","cmd":"true"}]}`})), Limits{})
+	l, err := Parse(bytes.NewReader(mkTar(t, false, entry{name: "main.json", body: `{"name":"j","tasks":[{"name":"a","plugin":"exec","cmd":"true"}]}`})), Limits{}, t.TempDir())
 	if err != nil || l.Steps[0].Cmd != "true" {
 		t.Fatalf("json: %+v %v", l, err)
 	}
+	l.Close()
+}
+
+// readSrc reads the spooled file a push src names.
+func readSrc(l *Layout, src string) ([]byte, error) {
+	f, _, err := l.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func mainWith(steps string) entry { return entry{name: "main.yaml", body: "name: x\ntasks:\n" + steps} }
@@ -131,20 +155,23 @@ func malformed(t testing.TB) []struct {
 		tar  []byte
 		err  string
 	}{
-		{"not a tar", []byte("hello, this is not a tar archive at all, but it is long enough to be read as a header? no." + strings.Repeat("x", 600)), "invalid layout: file: not a tar archive: archive/tar: invalid tar header"},
+		{"not a tar", []byte("hello, this is not a tar archive at all, but it is long enough to be read as a header? no." + strings.Repeat("x", 600)), "invalid layout: file: not a tar, tar.gz, tar.bz2 or zip archive"},
 		{"empty input", nil, "invalid layout: file: empty archive"},
 		{"bad gzip", []byte{0x1f, 0x8b, 1, 2, 3}, "invalid layout: file: not a gzip stream: unexpected EOF"},
-		{"truncated gzip", f(true, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"))[:40], "invalid layout: file: not a tar archive: unexpected EOF"},
+		{"truncated gzip", f(true, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"))[:40], "invalid layout: file: not a tar.gz archive: unexpected EOF"},
 		{"no main", f(false, conf), "invalid layout: file: the archive has no main.yaml or main.json"},
-		{"main is a link", f(false, entry{name: "main.yaml", body: "/etc/passwd", typ: tar.TypeSymlink}), "invalid layout: file: main.yaml is a link in the archive (links are ignored)"},
+		{"main is a link", f(false, entry{name: "main.yaml", body: "other.yaml", typ: tar.TypeSymlink}), "invalid layout: file: main.yaml is a link in the archive (links are ignored)"},
 		{"both mains", f(false, mainWith(""), entry{name: "main.json", body: "{}"}), "invalid layout: file: both main.yaml and main.json (keep one)"},
 		{"bad yaml", f(false, entry{name: "main.yaml", body: "tasks: [\n"}), "invalid layout: main.yaml: line 1: did not find expected node content"},
 		{"unknown key", f(false, entry{name: "main.yaml", body: "name: x\ntask: []\n"}), "invalid layout: main.yaml: unmarshal errors:\n  line 2: field task not found in type layout.Layout"},
 		{"bad json", f(false, entry{name: "main.json", body: `{"tasks":`}), "invalid layout: main.json: unexpected EOF"},
 		{"empty yaml", f(false, entry{name: "main.yaml", body: ""}), "invalid layout: main.yaml: empty"},
 		{"no tasks", f(false, mainWith("")), "invalid layout: main: no tasks"},
-		{"absolute entry", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "/etc/x", body: "x"}), `invalid layout: file: entry "/etc/x" is an absolute path`},
-		{"escaping entry", f(false, entry{name: "../x", body: "x"}), `invalid layout: file: entry "../x" escapes the archive`},
+		{"absolute entry", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "/etc/x", body: "x"}), `invalid layout: file: "/etc/x": absolute path`},
+		{"escaping entry", f(false, entry{name: "../x", body: "x"}), `invalid layout: file: "../x": path climbs out of the archive`},
+		{"symlink out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "l", body: "/etc/passwd", typ: tar.TypeSymlink}), `invalid layout: file: "l": symlink to an absolute path ("/etc/passwd")`},
+		{"hard link out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "h", body: "../../etc/shadow", typ: tar.TypeLink}), `invalid layout: file: "h": hard link to "../../etc/shadow": path climbs out of the archive`},
+		{"device", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "mem", typ: tar.TypeChar}), `invalid layout: file: "mem": device or fifo`},
 		{"unknown plugin", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n  - {name: b, plugin: shell, cmd: ls}\n")), `invalid layout: step 2 "b": unknown plugin "shell" (want exec or file)`},
 		{"missing plugin", f(false, mainWith("  - {name: a, cmd: ls}\n")), `invalid layout: step 1 "a": missing plugin (want exec or file)`},
 		{"missing cmd", f(false, mainWith("  - {name: a, plugin: exec}\n")), `invalid layout: step 1 "a": missing cmd`},
@@ -154,10 +181,16 @@ func malformed(t testing.TB) []struct {
 		{"src escapes", f(false, mainWith("  - {name: copy, plugin: file, src: ../../etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "../../etc/passwd" escapes the archive`},
 		{"src escapes via dir", f(false, mainWith("  - {name: copy, plugin: file, src: d/../../x, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "d/../../x" escapes the archive`},
 		{"src absolute", f(false, mainWith("  - {name: copy, plugin: file, src: /etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "/etc/passwd" must be relative to the archive root`},
-		{"src is a symlink", f(false, mainWith("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), entry{name: "l", body: "/etc/passwd", typ: tar.TypeSymlink}), `invalid layout: step 1 "copy": src "l" is a link in the archive (links are ignored)`},
+		{"src is a symlink", f(false, mainWith("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), entry{name: "l", body: "a.conf", typ: tar.TypeSymlink}), `invalid layout: step 1 "copy": src "l" is a link in the archive (links are ignored)`},
 		{"src is a hard link", f(false, mainWith("  - {name: copy, plugin: file, src: h, dst: /tmp/x}\n"), conf, entry{name: "h", body: "a.conf", typ: tar.TypeLink}), `invalid layout: step 1 "copy": src "h" is a link in the archive (links are ignored)`},
 		{"src is a dir", f(false, mainWith("  - {name: copy, plugin: file, src: d, dst: /tmp/x}\n"), entry{name: "d/", typ: tar.TypeDir}), `invalid layout: step 1 "copy": src "d" is a directory`},
 		{"pull src relative", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: x.log, dst: x}\n")), `invalid layout: step 1 "get": src "x.log" must be an absolute path on the agent`},
+		{"pull dst absolute", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: /etc/cron.d/x}\n")), `invalid layout: step 1 "get": dst: "/etc/cron.d/x" must be relative to the task's result area`},
+		{"pull dst escapes", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: a/../../x}\n")), `invalid layout: step 1 "get": dst: "a/../../x" escapes the task's result area`},
+		{"pull dst escapes after a variable", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: $ID/../../x}\n")), `invalid layout: step 1 "get": dst: "$ID/../../x" escapes the task's result area`},
+		{"pull dst drive", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: 'C:\\x'}\n")), `invalid layout: step 1 "get": dst: "C:\\x" must be relative to the task's result area`},
+		{"pull dst backslashes escape", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: '..\\x'}\n")), `invalid layout: step 1 "get": dst: "..\\x" escapes the task's result area`},
+		{"pull dst empty path", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: ./}\n")), `invalid layout: step 1 "get": dst: empty path`},
 		{"bad action", f(false, mainWith("  - {name: get, plugin: file, action: copy, src: a.conf, dst: x}\n"), conf), `invalid layout: step 1 "get": unknown action "copy" (want push or pull)`},
 		{"bad mode", f(false, mainWith("  - {name: c, plugin: file, src: a.conf, dst: /x, mode: '999'}\n"), conf), `invalid layout: step 1 "c": invalid mode "999" (octal, e.g. "0644")`},
 		{"bad auth", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, auth: root}\n")), `invalid layout: step 1 "a": unknown auth "root" (want sudo or su)`},
@@ -167,8 +200,8 @@ func malformed(t testing.TB) []struct {
 		{"if unknown variable", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, if: $x = 3}\n")), `invalid layout: step 1 "a": if: unknown variable $x`},
 		{"output builtin", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, output: ID}\n")), `invalid layout: step 1 "a": output "ID" is a built-in variable`},
 		{"negative timeout", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, timeout: -1}\n")), `invalid layout: step 1 "a": negative timeout`},
-		{"oversize file", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls}\n"), entry{name: "big", body: strings.Repeat("x", 2000)}), "invalid layout: file: big is over the 1024-byte file limit"},
-		{"oversize archive", f(false, entry{name: "a", body: strings.Repeat("x", 1000)}, entry{name: "b", body: strings.Repeat("x", 1000)}, entry{name: "c", body: strings.Repeat("x", 1000)}), "invalid layout: file: the archive unpacks to over 2048 bytes"},
+		{"oversize file", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls}\n"), entry{name: "big", body: strings.Repeat("x", 2000)}), `invalid layout: file: "big": declares 2000 bytes, over the 1024-byte file limit`},
+		{"oversize archive", f(false, entry{name: "a", body: strings.Repeat("x", 1000)}, entry{name: "b", body: strings.Repeat("x", 1000)}, entry{name: "c", body: strings.Repeat("x", 1000)}), `invalid layout: file: "c": the archive unpacks to over 2048 bytes`},
 		{"too many entries", f(false, entry{name: "1/", typ: tar.TypeDir}, entry{name: "2/", typ: tar.TypeDir}, entry{name: "3/", typ: tar.TypeDir}, entry{name: "4/", typ: tar.TypeDir}, entry{name: "5/", typ: tar.TypeDir}, entry{name: "6/", typ: tar.TypeDir}), "invalid layout: file: more than 5 entries"},
 	}
 }
@@ -178,7 +211,11 @@ var testLimits = Limits{ArchiveBytes: 2048, FileBytes: 1024, Entries: 5}
 func TestParseMalformed(t *testing.T) {
 	for _, c := range malformed(t) {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse(bytes.NewReader(c.tar), testLimits)
+			spool := t.TempDir()
+			_, err := Parse(bytes.NewReader(c.tar), testLimits, spool)
+			if ents, _ := os.ReadDir(spool); len(ents) != 0 {
+				t.Errorf("spool left behind: %v", ents)
+			}
 			if err == nil || err.Error() != c.err {
 				t.Fatalf("error\n got %q\nwant %q", err, c.err)
 			}
@@ -196,7 +233,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(mkTar(f, false, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
 	f.Add(mkTar(f, true, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l, err := Parse(bytes.NewReader(b), testLimits)
+		l, err := Parse(bytes.NewReader(b), testLimits, t.TempDir())
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
@@ -211,8 +248,13 @@ func FuzzParse(f *testing.F) {
 			if s.Plugin != PluginExec && s.Plugin != PluginFile {
 				t.Fatalf("step %d plugin %q accepted", i, s.Plugin)
 			}
+			if s.Plugin == PluginFile && s.Action == ActionPull {
+				if _, err := ResultPath(s.Dst); err != nil {
+					t.Fatalf("step %d: pull dst %q accepted: %v", i, s.Dst, err)
+				}
+			}
 			if s.Plugin == PluginFile && s.Action == ActionPush && !strings.Contains(s.Src, "$") {
-				if _, err := l.File(s.Src); err != nil {
+				if _, err := readSrc(l, s.Src); err != nil {
 					t.Fatalf("step %d: validated src fails: %v", i, err)
 				}
 			}
@@ -221,6 +263,9 @@ func FuzzParse(f *testing.F) {
 			if strings.HasPrefix(name, "/") || name == ".." || strings.HasPrefix(name, "../") {
 				t.Fatalf("file %q kept", name)
 			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -23,8 +23,9 @@ const secretFlushInterval = 100 * time.Millisecond
 //
 // Losing the recorded hashes in a crash is safe: an agent whose secret was
 // never stored is, at its next handshake, an agent without a stored secret.
-// The hub then applies the v1 rules (enrollment token) and issues it a new
-// secret, which the agent keeps in place of the lost one.
+// The hub then lets it enrol again like a new agent (enrollment token,
+// auth.v1) and issues it a new secret, which the agent keeps in place of
+// the lost one.
 //
 // A write that fails is retried at the next flush; the pending hashes are
 // bounded by the number of agents. Safe for concurrent use; one goroutine

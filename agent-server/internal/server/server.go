@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	s.api.HandleRaw("GET /ws/agent", s.hub)
 	s.api.RoutesMetrics(s.hostm)
+	s.api.RoutesSecrets(s.secrets)
 
 	execSvc, err := execsvc.New(execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir})
 	if err != nil {

@@ -22,6 +22,11 @@ func (s *Server) wireTasks(ctx context.Context, execSvc *execsvc.Service) error 
 		return err
 	}
 	s.closers = append(s.closers, svc.Close) // runs before execSvc.Close
+	// Layouts are not resumed: the files a previous run spooled for them
+	// are of no use.
+	if err := layout.RemoveSpools(s.cfg.CacheDir); err != nil {
+		s.log.Warn("remove old layout spools", "dir", s.cfg.CacheDir, "err", err)
+	}
 	s.api.RoutesTasks(svc, layout.Limits{})
 	if err := svc.Resume(ctx); err != nil {
 		return fmt.Errorf("resume tasks: %w", err)

@@ -37,8 +37,9 @@ type StartOptions struct {
 
 // PushFile is a file written to an agent.
 type PushFile struct {
-	Path         string // absolute on the agent
-	Data         []byte
+	Path         string    // absolute on the agent
+	Body         io.Reader // Size bytes
+	Size         int64
 	Mode         os.FileMode
 	Owner, Group string
 	Auth, User   string
@@ -131,7 +132,7 @@ func (x execExecutor) Push(ctx context.Context, id string, f PushFile) error {
 	if dir == "" {
 		dir = "/"
 	}
-	sp, err := execsvc.NewSpool(x.cacheDir, strings.NewReader(string(f.Data)), int64(len(f.Data)))
+	sp, err := execsvc.NewSpool(x.cacheDir, f.Body, f.Size)
 	if err != nil {
 		return err
 	}

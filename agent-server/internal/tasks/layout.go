@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -48,7 +46,14 @@ type layoutSpec struct {
 func stepKey(agent string, n int) string { return fmt.Sprintf("%s#%03d", agent, n+1) }
 
 // RunLayout checks the agents (online exec-agents) and starts l on them.
-func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.Layout, createdBy string) (string, error) {
+// It takes l over: l is closed when the run ends, or at once when
+// RunLayout fails.
+func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.Layout, createdBy string) (id string, err error) {
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	switch req.Mode {
 	case "":
 		req.Mode = ModeSequence
@@ -121,6 +126,7 @@ type layoutRun struct {
 }
 
 func (lr *layoutRun) run(ctx context.Context, r *run) {
+	defer lr.l.Close()
 	s, ids := lr.s, lr.req.IDs
 	items := make([]int, len(ids))
 	for i := range items {
@@ -310,17 +316,18 @@ func (lr *layoutRun) step(ctx context.Context, r *run, agent string, st *layout.
 		if st.Action == layout.ActionPull {
 			return lr.pull(sctx, agent, src, dst, res)
 		}
-		data, err := lr.l.File(src)
+		f, size, err := lr.l.Open(src)
 		if err != nil {
 			return fail(store.ResultFailed, "%v", err)
 		}
-		if err := s.x.Push(sctx, agent, PushFile{Path: dst, Data: data, Mode: os.FileMode(st.FileMode()), Owner: st.Owner, Group: st.Group, Auth: auth, User: user}); err != nil {
+		defer f.Close()
+		if err := s.x.Push(sctx, agent, PushFile{Path: dst, Body: f, Size: size, Mode: os.FileMode(st.FileMode()), Owner: st.Owner, Group: st.Group, Auth: auth, User: user}); err != nil {
 			if sctx.Err() == context.DeadlineExceeded {
 				return fail(store.ResultTimedOut, "push %s: timed out after %s", dst, timeout)
 			}
 			return fail(store.ResultFailed, "push %s: %v", dst, err)
 		}
-		res.State, res.Msg, res.EndedAt = store.ResultOK, fmt.Sprintf("pushed %d bytes to %s", len(data), dst), time.Now().UTC()
+		res.State, res.Msg, res.EndedAt = store.ResultOK, fmt.Sprintf("pushed %d bytes to %s", size, dst), time.Now().UTC()
 		return res
 	}
 	return fail(store.ResultFailed, "unknown plugin %q", st.Plugin)
@@ -336,6 +343,11 @@ func (lr *layoutRun) pull(ctx context.Context, agent, src, dst string, res store
 	rel, err := ResultPath(dst)
 	if err != nil {
 		return fail("dst: %v", err)
+	}
+	if !pathElem(lr.id) || !pathElem(agent) {
+		// Agent ids are chosen by agents: one like "../x" must not place
+		// the file outside the result area.
+		return fail("pull: agent id %q cannot name a directory", agent)
 	}
 	if s.o.ResultDir == "" {
 		return fail("pull: the server has no result directory")
@@ -371,22 +383,8 @@ func (lr *layoutRun) pull(ctx context.Context, agent, src, dst string, res store
 }
 
 // ResultPath cleans a pull dst into a path relative to an agent's result
-// area; absolute or escaping paths are errors.
-func ResultPath(dst string) (string, error) {
-	d := strings.ReplaceAll(dst, `\`, "/")
-	c := path.Clean(d)
-	switch {
-	case d == "" || c == ".":
-		return "", errors.New("empty path")
-	case strings.HasPrefix(c, "/") || len(c) > 1 && c[1] == ':':
-		return "", fmt.Errorf("%q must be relative to the task's result area", dst)
-	case c == ".." || strings.HasPrefix(c, "../"):
-		return "", fmt.Errorf("%q escapes the task's result area", dst)
-	case strings.ContainsRune(c, 0):
-		return "", fmt.Errorf("%q has a NUL byte", dst)
-	}
-	return c, nil
-}
+// area; absolute or escaping paths are errors (layout.ResultPath).
+func ResultPath(dst string) (string, error) { return layout.ResultPath(dst) }
 
 // PulledFile returns the path on the server of a file a layout pulled.
 func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
@@ -397,16 +395,19 @@ func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: path: %v", ErrInvalid, err)
 	}
-	for _, p := range []string{taskID, agent} {
-		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, `/\`) {
-			return "", fmt.Errorf("%w: bad task or agent id", ErrInvalid)
-		}
+	if !pathElem(taskID) || !pathElem(agent) {
+		return "", fmt.Errorf("%w: bad task or agent id", ErrInvalid)
 	}
 	full := filepath.Join(s.o.ResultDir, taskID, agent, filepath.FromSlash(c))
 	if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("file %s of agent %s: %w", rel, agent, ErrNotFound)
 	}
 	return full, nil
+}
+
+// pathElem reports whether s can be used as one path element.
+func pathElem(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
 }
 
 func isDone(h Handle) bool {

@@ -34,7 +34,7 @@ func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replie
 	up := req.Upload
 	spec := files.UploadSpec{
 		Dir: up.Dir, Name: up.Name,
-		Mode:    up.Mod & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky),
+		Mode:    wireMode(up.Mod),
 		OwnUser: up.OwnUser, OwnGroup: up.OwnGroup,
 		Size: up.Size, MD5: up.MD5, MD5Check: up.MD5Check,
 	}
@@ -45,14 +45,33 @@ func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replie
 	path, err := a.uploadBody(ctx, spec, up)
 	rep := &protocol.UploadRep{Dir: path, OK: err == nil}
 	if err != nil {
-		rep.Msg, rep.Kind = err.Error(), kindOf(err)
-		var ae *files.AttrError
-		if errors.As(err, &ae) {
-			rep.Dir = ae.Path
+		var oe *files.OwnerError
+		if errors.As(err, &oe) && oe.Field == "own_user" && up.OwnUser == "" {
+			oe.Field = "user" // the owner came from the auth user
+			err = fmt.Errorf("upload: %w", oe)
 		}
+		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 		a.rt.Logger().Info("upload failed", "tid", req.TID, "dir", up.Dir, "name", up.Name, "err", err)
 	}
 	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeUploadRep, UploadRep: rep})
+}
+
+// wireMode is the mode of an upload message: os.FileMode permission bits
+// and os.ModeSetuid, os.ModeSetgid, os.ModeSticky. Servers that sent the
+// Unix octal bits 04000, 02000, 01000 instead (bits os.FileMode leaves
+// unused) mean the same, and are read so.
+func wireMode(m os.FileMode) os.FileMode {
+	out := m & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	if m&0o4000 != 0 {
+		out |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= os.ModeSticky
+	}
+	return out
 }
 
 func (a *agent) uploadBody(ctx context.Context, spec files.UploadSpec, up *protocol.Upload) (string, error) {

@@ -208,9 +208,34 @@ func TestUploadModeOwner(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "m")); err != nil || fi.Mode() != 0o751 {
 		t.Errorf("mode %v (err %v), want -rwxr-x--x (type bits ignored)", fi.Mode(), err)
 	}
-	rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: dir, Name: "o", OwnUser: "no-such-user-xyz", Data: compress.Encode([]byte("x"))}})
-	if r := rep.UploadRep; r.OK || r.Dir != filepath.Join(dir, "o") || !strings.Contains(r.Msg, "file written, but chown failed") {
-		t.Errorf("bad owner: %+v, want a failure that says the file was written", r)
+	// Setuid, setgid and sticky, as os.FileMode bits or as the Unix octal
+	// bits a server may send.
+	for _, mod := range []os.FileMode{os.ModeSetuid | os.ModeSetgid | os.ModeSticky | 0o755, 0o7755} {
+		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: dir, Name: "s", Mod: mod, Data: compress.Encode([]byte("x"))}})
+		fi, err := os.Stat(filepath.Join(dir, "s"))
+		if !rep.UploadRep.OK || err != nil || fi.Mode() != os.ModeSetuid|os.ModeSetgid|os.ModeSticky|0o755 {
+			t.Errorf("mod %o: %+v, mode %v (err %v)", uint32(mod), rep.UploadRep, fi.Mode(), err)
+		}
+	}
+	// An unknown owner fails before anything is written; with su/sudo
+	// and no own_user the owner is the auth user, and the reply says so.
+	for _, tc := range []struct {
+		up  protocol.Upload
+		msg string
+	}{
+		{protocol.Upload{OwnUser: "no-such-user-xyz"}, `upload: own_user "no-such-user-xyz": user: unknown user no-such-user-xyz`},
+		{protocol.Upload{OwnGroup: "no-such-group-xyz"}, `upload: own_group "no-such-group-xyz": group: unknown group no-such-group-xyz`},
+		{protocol.Upload{Auth: protocol.AuthSudo, User: "no-such-user-xyz"}, `upload: user "no-such-user-xyz": user: unknown user no-such-user-xyz`},
+	} {
+		up := tc.up
+		up.Dir, up.Name, up.Mod, up.Data = dir, "o", 0o4755, compress.Encode([]byte("x"))
+		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &up})
+		if r := rep.UploadRep; r.OK || r.Dir != "" || r.Msg != tc.msg {
+			t.Errorf("bad owner: %+v, want the failure %q", r, tc.msg)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "o")); err == nil {
+			t.Errorf("%q: the file was written", tc.msg)
+		}
 	}
 }
 

@@ -453,23 +453,30 @@ func TestUploadModeAndOwner(t *testing.T) {
 		{"owner names", UploadSpec{Mode: 0o600, OwnUser: "nobody", OwnGroup: "nogroup"}, 0o600, 65534, 65534, ""},
 		{"numeric ids", UploadSpec{OwnUser: "4321", OwnGroup: "8765"}, 0o644, 4321, 8765, ""},
 		{"group only", UploadSpec{OwnGroup: "nogroup"}, 0o644, 0, 65534, ""},
-		{"unknown user", UploadSpec{Mode: 0o600, OwnUser: "no-such-user-q"}, 0o600, 0, 0, `file written, but chown failed: user "no-such-user-q": user: unknown user no-such-user-q`},
-		{"unknown group", UploadSpec{OwnGroup: "no-such-group-q"}, 0o644, 0, 0, `file written, but chown failed: group "no-such-group-q": group: unknown group no-such-group-q`},
+		// chown comes before chmod, which would otherwise lose these bits.
+		{"setuid and owner", UploadSpec{Mode: os.ModeSetuid | os.ModeSetgid | 0o750, OwnUser: "nobody", OwnGroup: "nogroup"}, os.ModeSetuid | os.ModeSetgid | 0o750, 65534, 65534, ""},
+		{"sticky", UploadSpec{Mode: os.ModeSticky | 0o777}, os.ModeSticky | 0o777, 0, 0, ""},
+		{"unknown user", UploadSpec{Mode: 0o600, OwnUser: "no-such-user-q"}, 0, 0, 0, `upload: own_user "no-such-user-q": user: unknown user no-such-user-q`},
+		{"unknown group", UploadSpec{OwnGroup: "no-such-group-q"}, 0, 0, 0, `upload: own_group "no-such-group-q": group: unknown group no-such-group-q`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.spec.Dir, tt.spec.Name = protocol.UploadTmpDir, strings.ReplaceAll(tt.name, " ", "_")
 			path, err := fs.Upload(context.Background(), tt.spec, strings.NewReader("hello"))
-			if path != filepath.Join(tmp, tt.spec.Name) {
+			if tt.errContains != "" {
+				var oe *OwnerError
+				if !errors.As(err, &oe) || path != "" || err.Error() != tt.errContains {
+					t.Fatalf("path %q, err %v, want an OwnerError %s", path, err, tt.errContains)
+				}
+				// Found before anything was written: no file, no temporary.
+				if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+					t.Fatalf("left behind: %v", ents)
+				}
+				return
+			}
+			if err != nil || path != filepath.Join(tmp, tt.spec.Name) {
 				t.Fatalf("path %q, err %v", path, err)
 			}
-			if tt.errContains != "" {
-				var ae *AttrError
-				if !errors.As(err, &ae) || ae.Step != "chown" || ae.Path != path || !strings.Contains(err.Error(), tt.errContains) {
-					t.Fatalf("err %v, want an AttrError containing %s", err, tt.errContains)
-				}
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			defer os.Remove(path)
 			if b, _ := os.ReadFile(path); string(b) != "hello" {
 				t.Fatalf("content %q", b)
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel errors, for errors.Is.
@@ -19,7 +21,8 @@ var (
 const maxName = 255
 
 // ValidName checks that name is a plain file name: not empty, not "." or
-// "..", no '/' or '\' (on any OS), no NUL, at most 255 bytes.
+// "..", no '/' or '\' (on any OS), no NUL or other control character
+// (C0, DEL, C1), valid UTF-8, at most 255 bytes.
 func ValidName(name string) error {
 	var why string
 	switch {
@@ -31,6 +34,10 @@ func ValidName(name string) error {
 		why = "contains a path separator"
 	case strings.ContainsRune(name, 0):
 		why = "contains NUL"
+	case strings.ContainsFunc(name, unicode.IsControl):
+		why = "contains a control character"
+	case !utf8.ValidString(name):
+		why = "is not valid UTF-8"
 	case len(name) > maxName:
 		why = fmt.Sprintf("longer than %d bytes", maxName)
 	default:

@@ -25,6 +25,13 @@ var nameTests = []struct {
 	{`a\b`, `invalid file name "a\\b": contains a path separator`},
 	{`..\..\win.ini`, `invalid file name "..\\..\\win.ini": contains a path separator`},
 	{"a\x00b", `invalid file name "a\x00b": contains NUL`},
+	{"a\x01b", `invalid file name "a\x01b": contains a control character`},
+	{"line\nfeed", `invalid file name "line\nfeed": contains a control character`},
+	{"tab\t", `invalid file name "tab\t": contains a control character`},
+	{"del\x7f", `invalid file name "del\x7f": contains a control character`},
+	{"esc\x1b[31m", `invalid file name "esc\x1b[31m": contains a control character`},
+	{"c1\u0085", `invalid file name "c1\u0085": contains a control character`},
+	{"bad\xffutf8", `invalid file name "bad\xffutf8": is not valid UTF-8`},
 	{strings.Repeat("a", 256), `invalid file name "` + strings.Repeat("a", 256) + `": longer than 255 bytes`},
 }
 

@@ -69,12 +69,13 @@ func (f *names) name(kind string, id uint32, miss map[string]bool) string {
 	return n
 }
 
-// chown sets the owner of path by user and group name (or numeric id); ""
-// leaves that part unchanged.
-func chown(path, owner, group string) error {
-	uid, gid := -1, -1
+// resolveOwner turns user and group names (or numeric ids) into ids; ""
+// gives -1 (leave unchanged). A name the host does not know is an
+// *OwnerError.
+func resolveOwner(owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
 	if owner != "" {
-		id, err := lookupID(owner, func(s string) (string, error) {
+		uid, err = lookupID(owner, func(s string) (string, error) {
 			u, err := user.Lookup(s)
 			if err != nil {
 				return "", err
@@ -82,12 +83,11 @@ func chown(path, owner, group string) error {
 			return u.Uid, nil
 		})
 		if err != nil {
-			return fmt.Errorf("user %q: %w", owner, err)
+			return 0, 0, ownerErr("own_user", owner, err)
 		}
-		uid = id
 	}
 	if group != "" {
-		id, err := lookupID(group, func(s string) (string, error) {
+		gid, err = lookupID(group, func(s string) (string, error) {
 			g, err := user.LookupGroup(s)
 			if err != nil {
 				return "", err
@@ -95,11 +95,21 @@ func chown(path, owner, group string) error {
 			return g.Gid, nil
 		})
 		if err != nil {
-			return fmt.Errorf("group %q: %w", group, err)
+			return 0, 0, ownerErr("own_group", group, err)
 		}
-		gid = id
 	}
-	return os.Chown(path, uid, gid)
+	return uid, gid, nil
+}
+
+// ownerErr is an *OwnerError when the lookup found no such name, else the
+// lookup's own failure (the user database could not be read).
+func ownerErr(field, name string, err error) error {
+	var uu user.UnknownUserError
+	var ug user.UnknownGroupError
+	if errors.As(err, &uu) || errors.As(err, &ug) {
+		return &OwnerError{Field: field, Name: name, Err: err}
+	}
+	return fmt.Errorf("%s %q: %w", field, name, err)
 }
 
 // lookupID resolves a name, or takes a numeric id as it is.

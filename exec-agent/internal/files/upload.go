@@ -22,20 +22,18 @@ var (
 	ErrSize = errors.New("size mismatch")
 )
 
-// AttrError reports that an upload was written and renamed into place, but
-// applying its mode or owner failed: the new file is there (at Path), with
-// the attributes of a fresh file.
-type AttrError struct {
-	Path string
-	Step string // "chmod" or "chown"
-	Err  error
+// OwnerError reports an own_user or own_group this host does not know
+// (Err: the lookup's user.UnknownUserError or user.UnknownGroupError). It
+// is found before anything is written.
+type OwnerError struct {
+	Field string // "own_user" or "own_group" (the upload message's key)
+	Name  string
+	Err   error
 }
 
-func (e *AttrError) Error() string {
-	return fmt.Sprintf("upload %s: file written, but %s failed: %v", e.Path, e.Step, e.Err)
-}
+func (e *OwnerError) Error() string { return fmt.Sprintf("%s %q: %v", e.Field, e.Name, e.Err) }
 
-func (e *AttrError) Unwrap() error { return e.Err }
+func (e *OwnerError) Unwrap() error { return e.Err }
 
 // UploadSpec describes an upload, as the upload message (type 22) does.
 type UploadSpec struct {
@@ -44,11 +42,13 @@ type UploadSpec struct {
 	Dir string
 	// Name is a plain file name (ValidName).
 	Name string
-	// Mode sets the permission bits (and setuid/setgid/sticky); 0 keeps
-	// those of the file being replaced, or 0644 for a new file.
+	// Mode sets the permission bits and setuid/setgid/sticky (os.ModeSetuid,
+	// os.ModeSetgid, os.ModeSticky); 0 keeps those of the file being
+	// replaced, or 0644 for a new file.
 	Mode os.FileMode
 	// OwnUser and OwnGroup (names or numeric ids) are applied with chown;
-	// "" leaves that part as created (the agent's user/group).
+	// "" leaves that part as created (the agent's user/group). A name this
+	// host does not know is an *OwnerError before anything is written.
 	OwnUser, OwnGroup string
 	// Size is the expected size; 0: unknown (no size or MD5 check).
 	Size uint64
@@ -75,13 +75,15 @@ func DecodeInline(data string) ([]byte, error) {
 	return b, nil
 }
 
-// Upload writes body to Dir/Name and returns the full path written. A
-// missing Dir is created first, with its parents (UploadDirMode). The
-// bytes go to a temporary file in Dir (MD5 computed on the way), are checked
-// against Size and MD5, synced, then renamed over the target: a failed
-// upload never touches an existing file and leaves no temporary file. Then
-// Mode and owner are applied; their failure is an *AttrError (the file
-// stays). Canceling ctx aborts the copy.
+// Upload writes body to Dir/Name and returns the full path written. The
+// owner is resolved first (an unknown one is an *OwnerError), before a
+// missing Dir is created with its parents (UploadDirMode). The bytes go
+// to a temporary file in Dir (MD5 computed on the way), are checked against
+// Size and MD5; the owner, then the mode (after chown, which would clear
+// setuid and setgid) are applied to that file, which is synced and renamed
+// over the target. So the file appears whole with its owner and mode, or
+// not at all: a failed upload never touches an existing file and leaves no
+// temporary file. Canceling ctx aborts the copy.
 func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (string, error) {
 	dir := spec.Dir
 	if dir == protocol.UploadTmpDir {
@@ -98,6 +100,12 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		return "", fmt.Errorf("upload: %w", err)
 	}
 	target := filepath.Join(dir, spec.Name)
+	uid, gid := -1, -1
+	if spec.OwnUser != "" || spec.OwnGroup != "" {
+		if uid, gid, err = resolveOwner(spec.OwnUser, spec.OwnGroup); err != nil {
+			return "", fmt.Errorf("upload: %w", err)
+		}
+	}
 	// A missing directory is created, with its parents, as v1 agents did.
 	if err := os.MkdirAll(dir, UploadDirMode); err != nil {
 		return "", fmt.Errorf("upload %s: %w", target, err)
@@ -151,6 +159,14 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 			mode = fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 		}
 	}
+	if uid >= 0 || gid >= 0 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			return "", fmt.Errorf("upload %s: chown: %w", target, err)
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return "", fmt.Errorf("upload %s: chmod: %w", target, err)
+	}
 	if err := tmp.Sync(); err != nil {
 		return "", fmt.Errorf("upload %s: sync: %w", target, err)
 	}
@@ -162,15 +178,6 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 	}
 	committed = true
 	_ = syncDir(dir) // durability only; the file is in place either way
-
-	if err := os.Chmod(target, mode); err != nil {
-		return target, &AttrError{Path: target, Step: "chmod", Err: err}
-	}
-	if spec.OwnUser != "" || spec.OwnGroup != "" {
-		if err := chown(target, spec.OwnUser, spec.OwnGroup); err != nil {
-			return target, &AttrError{Path: target, Step: "chown", Err: err}
-		}
-	}
 	return target, nil
 }
 

@@ -1,0 +1,4 @@
+package archive
+
+// platformName refuses names Windows cannot store as written.
+func platformName(name string) error { return windowsName(name) }
