@@ -139,6 +139,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		OS:       p.String("os", ""),
 		Platform: p.String("platform", ""),
 		Keyword:  p.String("keyword", ""),
+		Sort:     p.String("sort", ""),
 	}
 	f.Page = p.Int("page", 1, 1, 1<<30)
 	// 1.5 had no upper bound (clients ask for "everything" with a large
@@ -149,6 +150,11 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	sel := p.String("labels", "")
 	if err := p.Err(); err != nil {
 		return err
+	}
+	if f.Sort != "" {
+		if _, err := store.AgentOrder(f.Sort); err != nil {
+			return japi.BadParam("sort", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
+		}
 	}
 	if sel != "" {
 		m, err := store.ParseSelector(sel)
