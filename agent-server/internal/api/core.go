@@ -12,6 +12,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/console"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -33,7 +34,9 @@ func (s *Server) routesCore() {
 	s.Handle("GET /api/audit", s.listAudit)
 	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON))
 	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML))
-	s.Handle("GET /docs/", raw(s.doc.ServeDocs), Public())
+	s.Handle("GET /docs/", raw(s.site.Docs), Public())
+	s.Handle("GET /ui/", raw(s.site.UI), Public())
+	s.Handle("GET /{$}", raw(console.Root), Public())
 }
 
 // raw adapts a plain handler function.
