@@ -70,6 +70,8 @@ export function Fleet({ query }) {
     setSelected(s);
   };
   const showServer = agents.some((a) => a.server);
+  // Selecting is for the write actions: a token without them sees none.
+  const selectable = can(me, 'agents:write') || can(me, 'tasks:write');
 
   return (
     <section>
@@ -111,7 +113,7 @@ export function Fleet({ query }) {
         <table class="grid fleet" aria-busy={loading}>
           <thead>
             <tr>
-              <th><input type="checkbox" aria-label="Select every agent of this page" checked={allOnPage} onChange={toggleAll} /></th>
+              {selectable ? <th><input type="checkbox" aria-label="Select every agent of this page" checked={allOnPage} onChange={toggleAll} /></th> : null}
               <SortHeader k="id" sort={f.sort || 'id'} onSort={(s) => update({ sort: s === 'id' ? '' : s })}>ID</SortHeader>
               <SortHeader k="host_name" sort={f.sort} onSort={(s) => update({ sort: s })}>Host</SortHeader>
               <SortHeader k="ip" sort={f.sort} onSort={(s) => update({ sort: s })}>IP</SortHeader>
@@ -128,7 +130,7 @@ export function Fleet({ query }) {
           <tbody>
             {agents.map((a) => (
               <tr key={a.id} class={selected.has(a.id) ? 'sel' : ''}>
-                <td><input type="checkbox" aria-label={'Select ' + a.id} checked={selected.has(a.id)} onChange={() => toggle(a.id)} /></td>
+                {selectable ? <td><input type="checkbox" aria-label={'Select ' + a.id} checked={selected.has(a.id)} onChange={() => toggle(a.id)} /></td> : null}
                 <td><Link href={'/ui/hosts/' + encodeURIComponent(a.id)}>{a.id}</Link></td>
                 <td>{a.host_name || '—'}</td>
                 <td>{a.ip || '—'}</td>
@@ -193,8 +195,8 @@ function LabelEditor({ ids, onDone }) {
   return (
     <form class="panel" onSubmit={apply} aria-label="Edit labels">
       <h2>Labels of {ids.length} agent{ids.length > 1 ? 's' : ''}</h2>
-      <label>Set <input name="set" placeholder="env=prod, team=web" value={set} onInput={(e) => setSet(e.currentTarget.value)} /></label>
-      <label>Remove keys <input name="remove" placeholder="canary, old" value={remove} onInput={(e) => setRemove(e.currentTarget.value)} /></label>
+      <label>Set <input name="labels" placeholder="env=prod, team=web" value={set} onInput={(e) => setSet(e.currentTarget.value)} /></label>
+      <label>Remove keys <input name="drop" placeholder="canary, old" value={remove} onInput={(e) => setRemove(e.currentTarget.value)} /></label>
       <div class="row">
         <button type="submit" disabled={busy}>{busy ? `Saving ${done}/${ids.length}…` : 'Apply'}</button>
         <button type="button" class="secondary" onClick={onDone}>Close</button>

@@ -102,7 +102,7 @@ export function Run({ query }) {
             <label class="radio"><input type="radio" name="kind" value="program" checked={f.kind === 'program'} onChange={set('kind')} /> Program and arguments</label>
           </div>
           {f.kind === 'command' ? (
-            <label>Command (run by <code>sh -c</code>)<input name="command" class="mono" value={f.command} onInput={set('command')} placeholder="uptime; df -h /" required /></label>
+            <label><span>Command (run by <code>sh -c</code>)</span><input name="command" class="mono" value={f.command} onInput={set('command')} placeholder="uptime; df -h /" required /></label>
           ) : f.kind === 'script' ? (
             <div>
               <label>Interpreter <select name="type" value={f.type} onChange={set('type')}>{TYPES.map((t) => <option key={t}>{t}</option>)}</select></label>
