@@ -93,9 +93,11 @@ export function qs(o) {
 
 // events follows a Server-Sent Events route with fetch (EventSource cannot
 // send the Authorization header) and calls on(type, data) per event until
-// the stream ends or signal aborts.
-export async function events(path, on, signal) {
+// the stream ends or signal aborts; onOpen once the server answered (the
+// subscription is in place).
+export async function events(path, on, signal, onOpen) {
   const res = await request(path, { headers: { Accept: 'text/event-stream' }, signal });
+  if (onOpen) onOpen(); // subscribed: what happens from now on arrives as events
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {

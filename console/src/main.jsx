@@ -7,7 +7,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, get, session, setUnauthorizedHandler, takeFragmentToken } from './api.js';
 import { Link, Me, can, navigate, useLocation } from './util.jsx';
 import { SignIn } from './pages/signin.jsx';
-import { Fleet } from './pages/fleet.jsx';
+import { Fleet, prefetchFleet } from './pages/fleet.jsx';
 import { Host } from './pages/host.jsx';
 import { TerminalPage } from './pages/terminal.jsx';
 import { Files } from './pages/files.jsx';
@@ -111,7 +111,8 @@ function App() {
       const who = await identify();
       setMe(who);
       setState('ready');
-      get('/api/info/server').then(setInfo, () => {});
+      // The header's server line waits for the first page to be drawn.
+      setTimeout(() => get('/api/info/server').then(setInfo, () => {}), 300);
     } catch (e) {
       signOut(e);
     }
@@ -121,6 +122,7 @@ function App() {
     setUnauthorizedHandler((e) => signOut(e || new ApiError(401, 'the session ended: sign in again')));
     const tok = takeFragmentToken();
     if (tok) session.set(tok);
+    if (session.token()) prefetchFleet();
     start();
     // A legacy server: a refused write means a read-only token.
     const onForbidden = () => setMe((m) => (m && m.legacy && !m.read_only ? { ...m, read_only: true, scopes: ['agents:read', 'metrics:read', 'files:read', 'tasks:read', 'exec:read', 'audit:read', 'logs:read'] } : m));

@@ -82,10 +82,16 @@ type ServerInfo struct {
 }
 
 func (s *Server) infoServer(w http.ResponseWriter, r *http.Request) error {
+	agents := 0
+	if c, ok := s.o.Fleet.(interface{ Count() int }); ok {
+		agents = c.Count() // O(1); Sessions copies every session
+	} else {
+		agents = len(s.o.Fleet.Sessions())
+	}
 	japi.OK(w, r, ServerInfo{
 		ID:         s.o.Config.ID,
 		Version:    s.o.Version,
-		Agents:     len(s.o.Fleet.Sessions()),
+		Agents:     agents,
 		IsBlocking: s.o.Blocking(),
 	})
 	return nil
@@ -166,9 +172,14 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Labels = m
 	}
+	// The online filter needs every live session; a plain listing looks up
+	// only the page's agents (O(page), not O(fleet): the console's fleet
+	// page asks for one every few seconds).
 	sessions := map[string]Session{}
-	for _, ss := range s.o.Fleet.Sessions() {
-		sessions[ss.ID] = ss
+	if hasOnline {
+		for _, ss := range s.o.Fleet.Sessions() {
+			sessions[ss.ID] = ss
+		}
 	}
 	var (
 		list  []store.Agent
@@ -202,6 +213,9 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	out := make([]Agent, 0, len(list))
 	for _, a := range list {
 		ss, ok := sessions[a.ID]
+		if !hasOnline {
+			ss, ok = s.o.Fleet.Session(a.ID)
+		}
 		out = append(out, agentView(a, ss, ok))
 	}
 	w.Header().Set("X-Total-Count", itoa(total))

@@ -10,6 +10,35 @@ import {
 const PAGE = 50;
 const REFRESH = 5000;
 
+// fleetQuery is the GET /api/agents query of the page's URL query.
+function fleetQuery(query) {
+  return '/api/agents' + qs({
+    keyword: query.get('q') || '', labels: query.get('labels') || '', type: query.get('type') || '',
+    online: query.get('online') || '', sort: query.get('sort') || '', page: Number(query.get('page') || 1), size: PAGE,
+  });
+}
+
+// A fleet page opened directly starts its first listing while the app is
+// still asking who the token is: the table's data is not one round trip
+// behind the sign-in check.
+let prefetched = null;
+export function prefetchFleet() {
+  if (location.pathname !== '/ui/fleet' && location.pathname !== '/ui/' && location.pathname !== '/ui') return;
+  const path = fleetQuery(new URLSearchParams(location.search));
+  prefetched = { path, res: api(path) };
+  prefetched.res.catch(() => {});
+}
+
+function listing(path) {
+  if (prefetched && prefetched.path === path) {
+    const p = prefetched.res;
+    prefetched = null;
+    return p;
+  }
+  prefetched = null;
+  return api(path);
+}
+
 export function Fleet({ query }) {
   const me = useMe();
   const f = {
@@ -32,9 +61,7 @@ export function Fleet({ query }) {
   };
 
   const { data, error, loading, reload } = usePoll(async () => {
-    const r = await api('/api/agents' + qs({
-      keyword: f.keyword, labels: f.labels, type: f.type, online: f.online, sort: f.sort, page: f.page, size: PAGE,
-    }));
+    const r = await listing(fleetQuery(query));
     setNow(Date.now());
     return { agents: r.payload || [], total: r.total };
   }, [f.keyword, f.labels, f.type, f.online, f.sort, f.page], REFRESH);

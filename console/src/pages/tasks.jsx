@@ -13,6 +13,11 @@ const PAGE = 50;
 const FINISHED = ['ok', 'failed', 'timed_out', 'skipped', 'lost'];
 const FAILED = ['failed', 'timed_out', 'lost'];
 
+// rank orders a host's states: they only move forward, so a listing that
+// is older than an event never takes a state back.
+const rank = (st) => (FINISHED.includes(st) ? 2 : st === 'running' ? 1 : 0);
+const newer = (a, b) => (!a || rank(b.state) >= rank(a.state) ? b : a);
+
 export function Tasks({ query }) {
   const me = useMe();
   const state = query.get('state') || '';
@@ -98,7 +103,11 @@ export function TaskDetail({ id }) {
     setView(v);
     const as = {}, os = {};
     for (const a of v.agents || []) { as[a.agent] = a; os[a.agent] = initialOutput(a); }
-    setAgents(as);
+    setAgents((prev) => {
+      const next = {};
+      for (const [k, a] of Object.entries(as)) next[k] = newer(prev[k], a);
+      return next;
+    });
     setOut((prev) => {
       const next = { ...os };
       for (const k of Object.keys(prev)) if (prev[k].bytes > (next[k] ? next[k].bytes : 0)) next[k] = prev[k];
@@ -117,15 +126,20 @@ export function TaskDetail({ id }) {
         setLive(true);
         await events(`/api/tasks/${eid}/events`, (type, e) => {
           if (type === 'state') {
-            setAgents((m) => ({ ...m, [e.agent]: { ...(m[e.agent] || { agent: e.agent }), state: e.state, exit_code: e.exit_code ?? (m[e.agent] || {}).exit_code, msg: e.msg } }));
+            setAgents((m) => {
+              const cur = m[e.agent] || { agent: e.agent };
+              return { ...m, [e.agent]: newer(cur, { ...cur, state: e.state, exit_code: e.exit_code ?? cur.exit_code, msg: e.msg }) };
+            });
           } else if (type === 'output') {
             setOut((m) => ({ ...m, [e.agent]: appendOutput(m[e.agent] || { text: '', bytes: 0 }, e.offset || 0, e.data || '') }));
+            // Output means the command runs, whatever state event was missed.
+            setAgents((m) => (m[e.agent] && rank(m[e.agent].state) === 0 ? { ...m, [e.agent]: { ...m[e.agent], state: 'running' } } : m));
           } else if (type === 'done') {
             setView((v2) => (v2 ? { ...v2, state: e.state, msg: e.msg } : v2));
           }
           // "dropped": the server gave up on a slow reader and ends the
           // stream; the reload below catches up and follows again.
-        }, ctl.signal);
+        }, ctl.signal, () => { load().catch(() => {}); }); // what changed before the subscription
         if (stop) return;
         setLive(false);
         const v2 = await load();
