@@ -10,7 +10,8 @@
 // in. Per run, from the browser's performance timeline: first contentful
 // paint, and the "fleet-rendered" mark the page sets in the first
 // animation frame after the first page of agents is in the DOM (the table
-// painted); plus the GET /api/agents call's own duration. Medians printed.
+// painted); plus the GET /api/agents call's own duration. Medians printed,
+// after the medians of the API calls behind the page timed from Node.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,6 +38,17 @@ try {
   await until(`${AGENTS} agents connected`, async () => (await w.get('/api/info/server')).agents >= AGENTS, 300000);
   await until(`${AGENTS} agents stored`, async () => (await w.api('/api/agents?size=1')).headers.get('x-total-count') >= AGENTS, 120000);
   console.log(`${AGENTS} agents connected and stored; load average ${la()}`);
+  // The API calls behind the page, timed from here (15 each, median).
+  for (const q of ['/api/agents?size=50', '/api/agents?size=50&sort=-last_seen', '/api/agents?size=50&keyword=sim1-0001', '/api/info/server']) {
+    const ts = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = performance.now();
+      const r = await w.api(q);
+      if (r.status !== 200) throw new Error(`${q}: ${r.status}`);
+      ts.push(performance.now() - t0);
+    }
+    console.log(`RESULT GET ${q}: median ${median(ts).toFixed(1)} ms, min ${Math.min(...ts).toFixed(1)} ms; load ${la()}`);
+  }
   const fcp = [], rendered = [], apiMs = [];
   for (let r = 0; r < RUNS; r++) {
     const profile = mkdtempSync(join(tmpdir(), 'bench-fleet-'));
