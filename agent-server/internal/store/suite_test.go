@@ -206,7 +206,7 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 			OS: []string{"linux", "windows", "linux"}[i%3], Platform: []string{"debian", "windows", "centos"}[i%3],
 			IP: fmt.Sprintf("192.168.%d.%d", i/10, i), MAC: fmt.Sprintf("aa:bb:cc:dd:ee:%02x", i),
 			HostName: fmt.Sprintf("Web%02d", (i*7)%30),
-			Labels: map[string]string{"env": []string{"prod", "dev"}[i%2], "rack": fmt.Sprint(i % 3)},
+			Labels:   map[string]string{"env": []string{"prod", "dev"}[i%2], "rack": fmt.Sprint(i % 3)},
 		}
 		if i == 7 {
 			a.Labels = nil
