@@ -225,10 +225,42 @@ test('audit: filter by actor and action', async () => {
   await shot(page, 'audit');
 });
 
-test('layouts: the new-layout form', async () => {
+// ustar writes a tar archive of small text files (the layout's archive).
+function ustar(files) {
+  const blocks = [];
+  for (const [name, text] of Object.entries(files)) {
+    const body = Buffer.from(text);
+    const h = Buffer.alloc(512);
+    h.write(name, 0);
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\0' + '00', 257);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    blocks.push(h, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+test('layouts: start one from an uploaded archive, follow its steps', async () => {
+  const tar = join(w.dir, 'layout.tar');
+  writeFileSync(tar, ustar({ 'main.yaml': "name: console\ntimeout: 60\ntasks:\n  - {name: hello, plugin: exec, cmd: 'echo layout-hello'}\n" }));
   await page.goto(w.url + '/ui/layouts/new');
-  await page.getByRole('button', { name: 'Start' }).waitFor();
+  await page.getByLabel('Exec-agent ids').fill(w.execId);
+  await page.getByLabel('Archive').setInputFiles(tar);
   await shot(page, 'layout-new');
+  await page.getByRole('button', { name: 'Start' }).click();
+  await page.waitForURL(/\/ui\/layouts\/[^/]+$/);
+  await until('the step ran', async () => (await page.locator('pre.output').allTextContents()).some((t) => t.includes('layout-hello')));
+  await page.locator('h1 .state').filter({ hasText: /done|ok|success/ }).waitFor();
+  await shot(page, 'layout');
 });
 
 test('API reference: Swagger UI from the binary, try-it-out with the signed-in token', async () => {
