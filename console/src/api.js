@@ -10,7 +10,10 @@ export const session = {
   token() {
     try { return sessionStorage.getItem(KEY) || ''; } catch { return ''; }
   },
-  set(tok) { sessionStorage.setItem(KEY, tok); },
+  set(tok) {
+    sessionStorage.setItem(KEY, tok);
+    sessionStorage.removeItem('agentfleet.read-only'); // a new token: what it may do is asked afresh
+  },
   clear() { try { sessionStorage.removeItem(KEY); } catch { /* storage off */ } },
 };
 

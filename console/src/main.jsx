@@ -17,13 +17,19 @@ import { Audit } from './pages/audit.jsx';
 
 // identify reads what the token may do. Servers without GET /api/whoami
 // (before scoped tokens) are taken as an operator token until a write is
-// refused with 403, which turns the session read-only.
+// refused with 403, which turns the session read-only (for the rest of the
+// tab's session).
+const LEGACY_RO = 'agentfleet.read-only';
+const READ_SCOPES = ['agents:read', 'metrics:read', 'files:read', 'tasks:read', 'exec:read', 'audit:read', 'logs:read'];
+const legacyReadOnly = (m) => ({ ...m, read_only: true, scopes: READ_SCOPES });
+
 export async function identify() {
   try {
     return await get('/api/whoami');
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return { name: 'token', scopes: ['admin'], read_only: false, legacy: true };
-    throw e;
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+    const me = { name: 'token', scopes: ['admin'], read_only: false, legacy: true };
+    return sessionStorage.getItem(LEGACY_RO) ? legacyReadOnly(me) : me;
   }
 }
 
@@ -100,6 +106,7 @@ function App() {
 
   const signOut = (why) => {
     session.clear();
+    try { sessionStorage.removeItem(LEGACY_RO); } catch { /* storage off */ }
     setMe(null);
     setError(why || null);
     setState('signin');
@@ -125,7 +132,11 @@ function App() {
     if (session.token()) prefetchFleet();
     start();
     // A legacy server: a refused write means a read-only token.
-    const onForbidden = () => setMe((m) => (m && m.legacy && !m.read_only ? { ...m, read_only: true, scopes: ['agents:read', 'metrics:read', 'files:read', 'tasks:read', 'exec:read', 'audit:read', 'logs:read'] } : m));
+    const onForbidden = () => setMe((m) => {
+      if (!m || !m.legacy || m.read_only) return m;
+      sessionStorage.setItem(LEGACY_RO, '1');
+      return legacyReadOnly(m);
+    });
     addEventListener('agentfleet:forbidden', onForbidden);
     return () => removeEventListener('agentfleet:forbidden', onForbidden);
   }, []);

@@ -259,7 +259,7 @@ function ProcessesOf({ metrics, exec }) {
       {msg ? <div class={msg.ok ? 'note' : 'error'} role="status">{msg.text}</div> : null}
       {procs.error && procs.error.status === 404 ? <p class="muted">No process list reported yet: refresh from the host.</p> : <ErrorBox error={procs.error} />}
       <div class="table-wrap">
-        <table class="grid compact">
+        <table class="grid compact procs">
           <thead><tr>
             {PROC_COLS.map(([k, label]) => {
               const dir = sort === k ? 'ascending' : sort === '-' + k ? 'descending' : 'none';
