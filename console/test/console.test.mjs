@@ -139,14 +139,7 @@ test('host: processes sorted by a column, and one killed from the list', async (
   await page.getByRole('status').filter({ hasText: `kill ${victim.pid}: exit 0` }).waitFor();
 });
 
-test('terminal: type echo hi, read hi', async (t) => {
-  const doc = (await w.api('/api/openapi.json')).env;
-  if (!doc.paths['/api/exec/{id}/shell']) {
-    // The shell route is another change; this test runs once the server has it.
-    console.log('# console terminal test: GET /api/exec/{id}/shell is not a route of this server: NOT RUN');
-    t.skip('the shell route (GET /api/exec/{id}/shell) is not on this server yet');
-    return;
-  }
+test('terminal: type echo hi, read hi; UTF-8 both ways; the pty follows the window', async () => {
   await page.goto(w.url + '/ui/hosts/' + w.execId + '/terminal');
   await until('connected', async () => (await page.getByTestId('term-status').textContent()) === 'connected');
   await page.locator('.xterm').click();
@@ -156,6 +149,20 @@ test('terminal: type echo hi, read hi', async (t) => {
     return rows.some((r) => r.trim() === 'hi');
   });
   await shot(page, 'terminal');
+  // UTF-8 both ways, and the pty follows the window's size.
+  const rows = () => page.locator('.xterm-rows > div').allTextContents();
+  await page.keyboard.type('echo "é→✓"\n');
+  await until('UTF-8 echoed', async () => (await rows()).some((r) => r.trim() === 'é→✓'));
+  const size = async () => {
+    await page.keyboard.type('clear; stty size\n');
+    let got = '';
+    await until('stty size', async () => { got = (await rows()).map((r) => r.trim()).find((r) => /^\d+ \d+$/.test(r)) || ''; return got; });
+    return got;
+  };
+  const before = await size();
+  await page.setViewportSize({ width: 900, height: 600 });
+  await until('the pty resized', async () => (await size()) !== before);
+  await page.setViewportSize({ width: 1280, height: 800 });
   await page.keyboard.type('exit\n');
   await until('exited', async () => (await page.getByTestId('term-status').textContent()) === 'exited');
 });
