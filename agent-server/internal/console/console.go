@@ -112,12 +112,12 @@ func load(fsys fs.FS) (*Site, error) {
 	return s, err
 }
 
-// Has reports whether the embedded tree holds name ("ui/index.html").
-func (s *Site) Has(name string) bool { _, ok := s.files[name]; return ok }
+// has reports whether the embedded tree holds name ("ui/index.html").
+func (s *Site) has(name string) bool { _, ok := s.files[name]; return ok }
 
-// Files returns the embedded files' names and sizes (raw, gzip), for the
+// sizes returns the embedded files' names and sizes (raw, gzip), for the
 // size budget test.
-func (s *Site) Files() map[string][2]int {
+func (s *Site) sizes() map[string][2]int {
 	out := make(map[string][2]int, len(s.files))
 	for n, f := range s.files {
 		gz := len(f.body)

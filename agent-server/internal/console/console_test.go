@@ -131,12 +131,12 @@ func TestEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"ui/index.html", "ui/app.js", "ui/app.css", "docs/index.html", "docs/swagger-ui-bundle.js", "docs/docs.js"} {
-		if !s.Has(f) {
+		if !s.has(f) {
 			t.Errorf("%s is not embedded (make console)", f)
 		}
 	}
 	var ui, docs int
-	for name, sz := range s.Files() {
+	for name, sz := range s.sizes() {
 		if strings.HasPrefix(name, "ui/") {
 			ui += sz[1]
 		} else {
