@@ -53,6 +53,12 @@ export function TerminalPage({ id }) {
       if (opts.cmd) q.set('cmd', opts.cmd);
       if (opts.user) q.set('user', opts.user);
       const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/exec/${encodeURIComponent(id)}/shell?${q}`;
+      // A subprotocol is an HTTP token: other characters cannot be offered.
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(session.token())) {
+        setStatus('failed');
+        setErr(new Error("this token has characters a WebSocket subprotocol cannot carry (letters, digits and !#$%&'*+-.^_`|~ only): the terminal needs a token without them"));
+        return;
+      }
       let sock;
       try {
         sock = new WebSocket(url, ['agentfleet.shell.v1', 'bearer.' + session.token()]);
