@@ -25,5 +25,4 @@ if (!token) {
     },
     onComplete: () => ui.preauthorizeApiKey('bearer', token),
   });
-  window.ui = ui;
 }
