@@ -25,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql
+.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql console console-check console-test
 
 all: lint test build
 
@@ -41,8 +41,26 @@ build:
 	done
 
 ## test: unit and end-to-end tests of all modules with -race, every fuzz target briefly, the
-## package test (one .deb built and inspected), the agent-writing walkthrough, the demo headless
-test: unit fuzz packaging docs demo-check
+## package test (one .deb built and inspected), the agent-writing walkthrough, the demo headless,
+## the console's build check and browser tests
+test: unit fuzz packaging docs demo-check console-check console-test
+
+## console: install the console's npm packages (console/package-lock.json) and rebuild the
+## console into agent-server/internal/console/dist; commit the result (docs/console.md)
+console:
+	@bash .ci/console-deps
+	@cd console && node build.mjs --sizes
+
+## console-check: the committed console build is what its sources and lockfile build, within budget
+console-check:
+	@bash .ci/console-deps
+	@cd console && node build.mjs --check
+
+## console-test: the console in Debian's chromium against the real server and agents (screenshots
+## in artifacts/screenshots/)
+console-test: build
+	@bash .ci/console-deps --browser
+	@cd console && node --test --test-concurrency=1 test/*.test.mjs
 
 ## docs: run the commands of docs/writing-an-agent.md in a throwaway copy
 docs:

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/jkframe/utils"
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/protocol"
 
@@ -579,4 +580,67 @@ func TestMetricsAgentFailures(t *testing.T) {
 	expect(t, ts.get("/api/metrics/odd-1/static"), "wrong reply", 503, "unexpected reply type 35 (hm_collect_status) to hm_static_req")
 	expect(t, ts.get("/api/metrics/mute-1/static?timeout=1"), "no answer", 504, "timeout: the agent did not answer within 1s")
 	expect(t, ts.get("/api/metrics/drop-1/static"), "dropped", 410, "agent went away: the connection closed before it answered")
+}
+
+// TestMetricsHistoryRoute: GET /api/metrics/{id}/history answers from the
+// in-memory history of pushed usage, and from the store once the memory is
+// gone (restart); bad input is a 400 naming the parameter.
+func TestMetricsHistoryRoute(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(c *config.Config) {
+		c.HostMetrics.RecentStep = utils.Duration(time.Second)
+		c.HostMetrics.HistoryInterval = 0 // every pushed sample is stored
+	}
+	ts := startServer(t, serverSpec{dataDir: dir, mod: mod})
+	ma := startMetricsAgent(t, ts, metricsSpec{id: "m-h"})
+	startAgent(t, ts.addr, agentSpec{id: "ex-h"})
+	ts.waitOnline("m-h")
+	ts.waitOnline("ex-h")
+
+	type history struct {
+		Source  string     `json:"source"`
+		Step    int        `json:"step"`
+		Time    []int64    `json:"time"`
+		CPU     []float64  `json:"cpu"`
+		NetSent []*float64 `json:"net_sent"`
+	}
+	h := payloadOf[history](t, ts.get("/api/metrics/m-h/history"), "before any push")
+	if len(h.Time) != 0 || h.CPU == nil {
+		t.Errorf("before any push: %+v", h)
+	}
+	// Push until two samples at least a step apart are kept (no sleep: the
+	// condition is what the test waits for).
+	cpu := 0.0
+	eventually(t, 20*time.Second, "two samples in the history", func() bool {
+		cpu++
+		ma.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Usage: mUsage(cpu)}})
+		h = payloadOf[history](t, ts.get("/api/metrics/m-h/history"), "memory")
+		return len(h.Time) >= 2
+	})
+	if h.Source != "memory" || h.Step != 1 || h.CPU[0] != 1 || h.NetSent[0] != nil || h.NetSent[1] == nil || *h.NetSent[1] != 0 {
+		t.Errorf("memory history: %+v", h)
+	}
+	since := fmt.Sprint(h.Time[len(h.Time)-1])
+	if h2 := payloadOf[history](t, ts.get("/api/metrics/m-h/history?since="+since), "since"); len(h2.Time) == 0 || h2.Time[0] != h.Time[len(h.Time)-1] {
+		t.Errorf("since=%s: %v", since, h2.Time)
+	}
+	for _, tc := range []struct {
+		path, msg string
+		code      int
+	}{
+		{"/api/metrics/m-h/history?since=yesterday", "invalid parameter since: must be an RFC 3339 time or unix seconds", 400},
+		{"/api/metrics/nope/history", "not found: agent", 404},
+		{"/api/metrics/ex-h/history", "invalid agent type want [metrics-agent] got [example-agent]", 424},
+	} {
+		expect(t, ts.get(tc.path), tc.path, tc.code, tc.msg)
+	}
+
+	// After a restart the memory is empty: the stored samples answer.
+	ma.stop(t)
+	ts.stop()
+	ts2 := startServer(t, serverSpec{dataDir: dir, mod: mod})
+	h2 := payloadOf[history](t, ts2.get("/api/metrics/m-h/history"), "after restart")
+	if h2.Source != "store" || len(h2.Time) < len(h.Time) || h2.CPU[0] != 1 {
+		t.Errorf("store history: %+v", h2)
+	}
 }

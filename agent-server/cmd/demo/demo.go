@@ -260,6 +260,7 @@ Try, in another terminal:
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/foo/%[8]s
   curl -s %[1]s/metrics | grep agent_info
 
+Console: %[1]s/ui/   signed in: %[1]s/ui/#token=%[4]s (the fragment never reaches the server)
 API reference: %[1]s/docs/      Ctrl-C stops everything.
 `, d.base(), len(ids), d.data, d.token, filepath.Join(d.data, "server", "data", "api-token"),
 		ids["exec-agent"], ids["metrics-agent"], ids["example-agent"])

@@ -46,6 +46,7 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/console"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/openapi"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -119,6 +120,7 @@ type Server struct {
 	m       *metrics.API
 	maxBody int64
 	doc     *openapi.Doc
+	site    *console.Site
 
 	mu     sync.Mutex
 	routes []string
@@ -227,6 +229,10 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	site, err := console.New()
+	if err != nil {
+		return nil, err
+	}
 	lim := rate.NewLimiter(rate.Inf, 1)
 	if o.Config.API.RateLimit > 0 {
 		burst := int(o.Config.API.RateBurst)
@@ -258,6 +264,7 @@ func New(o Options) (*Server, error) {
 		m:       m,
 		maxBody: int64(o.Config.API.MaxBody),
 		doc:     doc,
+		site:    site,
 	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))

@@ -15,6 +15,7 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/authz"
+	"github.com/agentfleet/agent-server/internal/console"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -38,7 +39,9 @@ func (s *Server) routesCore() {
 	s.Handle("GET /api/audit/export", s.exportAudit, Scope(authz.AuditRead), Audit())
 	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON), Authenticated())
 	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML), Authenticated())
-	s.Handle("GET /docs/", raw(s.doc.ServeDocs), Public())
+	s.Handle("GET /docs/", raw(s.site.Docs), Public())
+	s.Handle("GET /ui/", raw(s.site.UI), Public())
+	s.Handle("GET /{$}", raw(console.Root), Public())
 	s.routesTokens()
 }
 
@@ -85,7 +88,12 @@ type ServerInfo struct {
 }
 
 func (s *Server) infoServer(w http.ResponseWriter, r *http.Request) error {
-	n := len(s.o.Fleet.Sessions())
+	var n int
+	if c, ok := s.o.Fleet.(interface{ Count() int }); ok {
+		n = c.Count() // O(1); Sessions copies every session
+	} else {
+		n = len(s.o.Fleet.Sessions())
+	}
 	if id, _ := IdentityFrom(r.Context()); id.Limited() {
 		// Only the connected agents the token reaches.
 		keep, err := s.reachable(r, func(string) bool { return true })
@@ -185,6 +193,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 		OS:       p.String("os", ""),
 		Platform: p.String("platform", ""),
 		Keyword:  p.String("keyword", ""),
+		Sort:     p.String("sort", ""),
 	}
 	f.Page = p.Int("page", 1, 1, 1<<30)
 	// 1.5 had no upper bound (clients ask for "everything" with a large
@@ -196,6 +205,11 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
+	if f.Sort != "" {
+		if _, err := store.AgentOrder(f.Sort); err != nil {
+			return japi.BadParam("sort", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
+		}
+	}
 	if sel != "" {
 		m, err := store.ParseSelector(sel)
 		if err != nil {
@@ -206,9 +220,14 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if err := limitFilter(r, &f); err != nil {
 		return err
 	}
+	// The online filter needs every live session; a plain listing looks up
+	// only the page's agents (O(page), not O(fleet): the console's fleet
+	// page asks for one every few seconds).
 	sessions := map[string]Session{}
-	for _, ss := range s.o.Fleet.Sessions() {
-		sessions[ss.ID] = ss
+	if hasOnline {
+		for _, ss := range s.o.Fleet.Sessions() {
+			sessions[ss.ID] = ss
+		}
 	}
 	var (
 		list  []store.Agent
@@ -242,6 +261,9 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	out := make([]Agent, 0, len(list))
 	for _, a := range list {
 		ss, ok := sessions[a.ID]
+		if !hasOnline {
+			ss, ok = s.o.Fleet.Session(a.ID)
+		}
 		out = append(out, agentView(a, ss, ok))
 	}
 	w.Header().Set("X-Total-Count", itoa(total))

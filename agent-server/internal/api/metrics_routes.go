@@ -45,6 +45,7 @@ func (s *Server) RoutesMetrics(svc *hostmetrics.Service) {
 	s.Handle("GET /api/metrics/{id}/status", m.getStatus, Scope(authz.MetricsRead), Expensive())
 	s.Handle("PUT /api/metrics/{id}/status", m.putStatus, Scope(authz.MetricsWrite), Expensive())
 	s.Handle("PUT /api/metrics/status", m.putFleet, Scope(authz.MetricsWrite), Expensive())
+	s.Handle("GET /api/metrics/{id}/history", m.history, Scope(authz.MetricsRead))
 	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public()) // its own token rule: api.metrics_token
 }
 
@@ -73,6 +74,54 @@ func setCollected(w http.ResponseWriter, at time.Time) {
 	if !at.IsZero() {
 		w.Header().Set("X-Collected-At", at.UTC().Format(time.RFC3339Nano))
 	}
+}
+
+// maxHistorySpan bounds how far back ?since= of the history route reaches
+// (the stored history is bounded by hostmetrics.history_retention anyway).
+const maxHistorySpan = 366 * 24 * time.Hour
+
+// history answers GET /api/metrics/{id}/history: the host's usage since
+// `since` (default: one hour ago), from this server's memory or the store.
+// It never asks the agent.
+func (m *metricsRoutes) history(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	id := p.Path("id")
+	since := p.String("since", "")
+	if err := p.Err(); err != nil {
+		return err
+	}
+	from, err := parseTime("since", since)
+	if err != nil {
+		return err
+	}
+	now := m.s.o.Now()
+	if from.IsZero() {
+		from = now.Add(-time.Hour)
+	}
+	from = later(from, now.Add(-maxHistorySpan))
+	if err := m.cachedType(id); err != nil {
+		return err
+	}
+	if _, online := m.s.o.Fleet.Session(id); !online {
+		if _, err := m.s.o.Store.GetAgent(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+			return errAgentNotFound
+		} else if err != nil {
+			return mapError(err)
+		}
+	}
+	h, err := m.svc.History(r.Context(), id, from)
+	if err != nil {
+		return mapError(err)
+	}
+	japi.OK(w, r, h)
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // dynParams are the parameters of the dynamic routes.

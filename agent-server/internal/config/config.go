@@ -171,6 +171,13 @@ type HostMetrics struct {
 	// FleetConcurrency bounds the agents contacted at once by
 	// PUT /api/metrics/status.
 	FleetConcurrency uint `kv:"fleet_concurrency"`
+	// RecentWindow is how much usage history each host keeps in memory
+	// (GET /api/metrics/{id}/history, the console's charts); 0 keeps none.
+	RecentWindow utils.Duration `kv:"recent_window"`
+	// RecentStep is the least time between two in-memory samples.
+	RecentStep utils.Duration `kv:"recent_step"`
+	// MaxRecentHosts bounds the hosts with an in-memory history.
+	MaxRecentHosts uint `kv:"max_recent_hosts"`
 }
 
 // Defaults of the keys that have one.
@@ -198,6 +205,9 @@ const (
 	DefaultHostMaxMounts        = 32
 	DefaultHostMaxSensors       = 64
 	DefaultHostFleetConcurrency = 32
+	DefaultHostRecentWindow     = 3600e9
+	DefaultHostRecentStep       = 15e9
+	DefaultHostMaxRecentHosts   = 100000
 )
 
 // Default returns the configuration with every default filled in and no id.
@@ -231,6 +241,7 @@ func Default() Config {
 			HistoryInterval: DefaultHostHistoryInterval, StaleIntervals: DefaultHostStaleIntervals,
 			MaxInterfaces: DefaultHostMaxInterfaces, MaxMounts: DefaultHostMaxMounts, MaxSensors: DefaultHostMaxSensors,
 			FleetConcurrency: DefaultHostFleetConcurrency,
+			RecentWindow:     DefaultHostRecentWindow, RecentStep: DefaultHostRecentStep, MaxRecentHosts: DefaultHostMaxRecentHosts,
 		},
 	}
 }
@@ -411,6 +422,17 @@ func (h *HostMetrics) check(add func(error)) {
 	}
 	if h.HistoryInterval < 0 || h.HistoryInterval > utils.Duration(24*time.Hour) {
 		add(invalid("hostmetrics.history_interval", "must be between 0 (every sample) and 1d"))
+	}
+	if h.RecentWindow < 0 || h.RecentWindow > utils.Duration(24*time.Hour) {
+		add(invalid("hostmetrics.recent_window", "must be between 0 (none) and 1d"))
+	}
+	if h.RecentStep < utils.Duration(time.Second) || h.RecentStep > utils.Duration(time.Hour) || time.Duration(h.RecentStep)%time.Second != 0 {
+		add(invalid("hostmetrics.recent_step", "must be whole seconds between 1s and 1h"))
+	} else if h.RecentWindow > 0 && h.RecentWindow/h.RecentStep > 8640 {
+		add(invalid("hostmetrics.recent_step", "gives more than 8640 samples per host over hostmetrics.recent_window"))
+	}
+	if h.MaxRecentHosts < 1 || h.MaxRecentHosts > 1000000 {
+		add(invalid("hostmetrics.max_recent_hosts", "must be between 1 and 1000000"))
 	}
 	if h.StaleIntervals < 2 || h.StaleIntervals > 100 {
 		add(invalid("hostmetrics.stale_intervals", "must be between 2 and 100"))

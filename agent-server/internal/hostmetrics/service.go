@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type Store interface {
 	GetMetric(ctx context.Context, agentID, category string) (store.Metric, error)
 	AddUsage(ctx context.Context, ms []store.Metric) error
 	PruneUsage(ctx context.Context, olderThan time.Time) (int64, error)
+	UsageHistory(ctx context.Context, agentID string, since time.Time) ([]store.Metric, error)
 }
 
 // Hub is the part of *hub.Hub the service uses to reach agents.
@@ -61,6 +63,18 @@ type Options struct {
 	// MaxPendingHistory bounds the history samples waiting for a flush;
 	// beyond it the oldest are dropped (counted). Default 100,000.
 	MaxPendingHistory int
+
+	// RecentWindow is how much usage history each host keeps in memory
+	// (History; the console's charts); < 0 keeps none. Default 1 h.
+	RecentWindow time.Duration
+	// RecentStep is the least time between two samples of the in-memory
+	// history (a whole number of seconds, at least 1 s); it sets its memory
+	// cost: RecentWindow / RecentStep samples of 28 bytes per host.
+	// Default 15 s.
+	RecentStep time.Duration
+	// MaxRecentHosts bounds the hosts with an in-memory history; the
+	// pushes of further hosts are not kept there (counted). Default 100,000.
+	MaxRecentHosts int
 
 	// StaleIntervals: a host leaves /metrics/hosts when it has not pushed
 	// usage for this many usage intervals. Default 3.
@@ -99,6 +113,16 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPendingHistory <= 0 {
 		o.MaxPendingHistory = 100000
+	}
+	if o.RecentWindow == 0 {
+		o.RecentWindow = time.Hour
+	}
+	if o.RecentStep <= 0 {
+		o.RecentStep = 15 * time.Second
+	}
+	o.RecentStep = max(time.Second, o.RecentStep.Truncate(time.Second))
+	if o.MaxRecentHosts <= 0 {
+		o.MaxRecentHosts = 100000
 	}
 	if o.StaleIntervals <= 0 {
 		o.StaleIntervals = 3
@@ -180,10 +204,11 @@ type JobRequest struct {
 // hub's reader goroutines: they only update maps under a mutex. Run owns
 // the flush and prune loop. All methods are safe for concurrent use.
 type Service struct {
-	o     Options
-	log   *slog.Logger
-	m     *svcMetrics
-	hosts *hosts
+	o      Options
+	log    *slog.Logger
+	m      *svcMetrics
+	hosts  *hosts
+	recent *recent // nil: no in-memory history
 
 	mu       sync.Mutex
 	pending  map[key]report
@@ -212,12 +237,18 @@ func New(o Options) (*Service, error) {
 		jobs:     map[string]*JobStatus{},
 	}
 	s.hosts = newHosts(&s.o)
+	s.recent = newRecent(o.RecentWindow, o.RecentStep, o.MaxRecentHosts, m.recentUntracked.Inc)
 	if o.Registry != nil {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "agentserver_hostmetrics_hosts", Help: "Hosts in the /metrics/hosts table (stale ones leave at the next scrape).",
 		}, func() float64 { return float64(s.hosts.count()) })
-		if err := o.Registry.Register(g); err != nil {
-			return nil, fmt.Errorf("hostmetrics metrics: %w", err)
+		rg := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agentserver_hostmetrics_recent_hosts", Help: "Hosts with an in-memory usage history (hostmetrics.recent_window).",
+		}, func() float64 { return float64(s.recent.count()) })
+		for _, c := range []prometheus.Collector{g, rg} {
+			if err := o.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("hostmetrics metrics: %w", err)
+			}
 		}
 	}
 	return s, nil
@@ -271,6 +302,9 @@ func (s *Service) HandleDynamic(agentID string, m *protocol.Msg) {
 		s.pending[key{agentID, store.CategoryTemps}] = report{now, d.Temperatures}
 	}
 	s.mu.Unlock()
+	if d.Usage != nil {
+		s.recent.add(agentID, now, pointFromWire(d.Usage))
+	}
 	s.hosts.setDynamic(agentID, d, now)
 }
 
@@ -401,6 +435,7 @@ func (s *Service) Run(ctx context.Context) {
 			if err := s.Flush(ctx); err != nil {
 				s.log.Warn("hostmetrics: flush", "err", err)
 			}
+			s.recent.sweep(s.o.Now())
 		case <-prune.C:
 			if _, err := s.Prune(ctx); err != nil {
 				s.log.Warn("hostmetrics: prune usage history", "err", err)
@@ -528,6 +563,41 @@ func (s *Service) Cached(ctx context.Context, agentID, category string, dst any)
 	return m.Time, nil
 }
 
+// History returns a host's usage samples at or after since, oldest first:
+// from the in-memory recent history when this server holds the host's, else
+// from the stored usage history (one sample per HistoryInterval; the host
+// pushes to another server of a cluster, or this server restarted). A host
+// with neither gives an empty History, not an error.
+func (s *Service) History(ctx context.Context, agentID string, since time.Time) (*History, error) {
+	if ss, ok := s.recent.since(agentID, since); ok {
+		h := newHistory("memory", s.o.RecentStep, len(ss))
+		for _, x := range ss {
+			h.append(x)
+		}
+		return h, nil
+	}
+	ms, err := s.o.Store.UsageHistory(ctx, agentID, since)
+	if err != nil {
+		return nil, fmt.Errorf("usage history of agent %s: %w", agentID, err)
+	}
+	h := newHistory("store", max(s.o.HistoryInterval, 0), len(ms))
+	var ring hostRing
+	ring.buf = make([]recentSample, 1)
+	for _, m := range ms {
+		var u Usage
+		if err := json.Unmarshal(m.Data, &u); err != nil {
+			s.m.badStored.Inc()
+			continue
+		}
+		p := pointFromAPI(&u)
+		t := uint32(max(0, min(m.Time.Unix(), math.MaxUint32)))
+		ring.add(recentSample{t: t, cpu: hundredths(p.cpu), mem: hundredths(p.mem), disk: hundredths(p.disk), load1: hundredths(p.load1),
+			rd: float32(p.rd), wr: float32(p.wr)}, p)
+		h.append(ring.buf[0])
+	}
+	return h, nil
+}
+
 // Gatherer returns the series of /metrics/hosts (serve it with
 // promhttp.HandlerFor).
 func (s *Service) Gatherer() prometheus.Gatherer { return s.hosts }
@@ -536,15 +606,23 @@ func (s *Service) Gatherer() prometheus.Gatherer { return s.hosts }
 func (s *Service) HostCount() int { return s.hosts.count() }
 
 type svcMetrics struct {
-	reports      *prometheus.CounterVec
-	dropped      prometheus.Counter
-	flushErrors  prometheus.Counter
-	pruned       prometheus.Counter
-	flushSeconds prometheus.Histogram
+	recentUntracked prometheus.Counter
+	badStored       prometheus.Counter
+	reports         *prometheus.CounterVec
+	dropped         prometheus.Counter
+	flushErrors     prometheus.Counter
+	pruned          prometheus.Counter
+	flushSeconds    prometheus.Histogram
 }
 
 func newSvcMetrics(reg prometheus.Registerer) (*svcMetrics, error) {
 	m := &svcMetrics{
+		recentUntracked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agentserver_hostmetrics_recent_untracked_total", Help: "Usage pushes not kept in the in-memory history: hostmetrics.max_recent_hosts hosts are tracked already.",
+		}),
+		badStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agentserver_hostmetrics_history_unreadable_total", Help: "Stored usage history samples that could not be decoded (left out of GET /api/metrics/{id}/history).",
+		}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentserver_hostmetrics_reports_total", Help: "Pushed metrics reports received, by category.",
 		}, []string{"category"}),
@@ -563,7 +641,7 @@ func newSvcMetrics(reg prometheus.Registerer) (*svcMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reports, m.dropped, m.flushErrors, m.pruned, m.flushSeconds} {
+		for _, c := range []prometheus.Collector{m.reports, m.dropped, m.flushErrors, m.pruned, m.flushSeconds, m.recentUntracked, m.badStored} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

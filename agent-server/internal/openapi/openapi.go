@@ -1,6 +1,6 @@
 // Package openapi holds agent-server's OpenAPI 3 document (openapi.yaml,
-// written by hand and embedded), serves it as YAML and JSON, and renders a
-// self-contained HTML page of it (/docs/) that loads nothing from elsewhere.
+// written by hand and embedded) and serves it as YAML and JSON; the
+// reference page that renders it (/docs/) is served by internal/console.
 //
 // The api package's golden test compares [Doc.Operations] with the routes
 // it registers, so the document cannot drift from the code.
@@ -34,7 +34,6 @@ type Doc struct {
 	tree map[string]any
 	ops  []string
 	auth map[string]OpAuth
-	page []byte
 }
 
 // OpAuth is the authorization rule the document gives an operation.
@@ -69,12 +68,16 @@ func parse(src []byte) (*Doc, error) {
 		if !ok {
 			return nil, fmt.Errorf("openapi: path %s: not a mapping", p)
 		}
+		pattern := p
+		if p == "/" { // ServeMux's pattern for exactly "/"
+			pattern = "/{$}"
+		}
 		for _, meth := range methods {
 			raw, ok := m[meth]
 			if !ok {
 				continue
 			}
-			name := strings.ToUpper(meth) + " " + p
+			name := strings.ToUpper(meth) + " " + pattern
 			d.ops = append(d.ops, name)
 			op, _ := raw.(map[string]any)
 			scope, _ := op["x-scope"].(string)
@@ -89,9 +92,6 @@ func parse(src []byte) (*Doc, error) {
 	var err error
 	if d.json, err = json.MarshalIndent(tree, "", "  "); err != nil {
 		return nil, fmt.Errorf("openapi: to JSON: %w", err)
-	}
-	if d.page, err = render(tree); err != nil {
-		return nil, fmt.Errorf("openapi: docs page: %w", err)
 	}
 	return d, nil
 }
@@ -120,12 +120,6 @@ func (d *Doc) ServeJSON(w http.ResponseWriter, _ *http.Request) {
 // ServeYAML writes the YAML document.
 func (d *Doc) ServeYAML(w http.ResponseWriter, _ *http.Request) {
 	write(w, "application/yaml", d.yaml)
-}
-
-// ServeDocs writes the HTML page.
-func (d *Doc) ServeDocs(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	write(w, "text/html; charset=utf-8", d.page)
 }
 
 func write(w http.ResponseWriter, ctype string, b []byte) {

@@ -3,6 +3,7 @@ package openapi
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,20 +34,12 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("JSON: %v %v", err, v["openapi"])
 	}
 
+	for _, want := range []string{"GET /{$}", "GET /ui/"} {
+		if !slices.Contains(ops, want) {
+			t.Errorf("operation %q missing (the path / is ServeMux's /{$})", want)
+		}
+	}
 	rec := httptest.NewRecorder()
-	d.ServeDocs(rec, httptest.NewRequest("GET", "/docs/", nil))
-	page := rec.Body.String()
-	for _, want := range []string{"<code>/api/agents/{id}/log/download</code>", "<code>files</code>", "id=\"schema-Agent\"", "(no token)", "(scope files:read)"} {
-		if !strings.Contains(page, want) {
-			t.Errorf("docs page lacks %q", want)
-		}
-	}
-	for _, bad := range []string{"http://", "https://", "<script"} {
-		if strings.Contains(page, bad) {
-			t.Errorf("docs page refers to %q: it must be self-contained", bad)
-		}
-	}
-	rec = httptest.NewRecorder()
 	d.ServeYAML(rec, nil)
 	if !strings.HasPrefix(rec.Body.String(), "openapi: 3.0.3") || rec.Header().Get("Content-Type") != "application/yaml" {
 		t.Errorf("yaml: %q %q", rec.Header(), rec.Body.String()[:20])

@@ -24,6 +24,9 @@ func (f fleet) Session(id string) (api.Session, bool) {
 	return sessionOf(s.Info()), true
 }
 
+// Count is the number of live sessions (GET /api/info/server).
+func (f fleet) Count() int { return f.h.Count() }
+
 func (f fleet) Sessions() []api.Session {
 	infos := f.h.Sessions()
 	out := make([]api.Session, len(infos))

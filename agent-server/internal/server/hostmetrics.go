@@ -26,6 +26,9 @@ func newHostMetrics(c config.HostMetrics, st store.Store, h *hub.Hub, log *slog.
 		MaxMounts:        int(c.MaxMounts),
 		MaxSensors:       int(c.MaxSensors),
 		FleetConcurrency: int(c.FleetConcurrency),
+		RecentWindow:     time.Duration(c.RecentWindow),
+		RecentStep:       time.Duration(c.RecentStep),
+		MaxRecentHosts:   int(c.MaxRecentHosts),
 	}
 	// In the config 0 means "none" / "every sample"; in Options, < 0 does.
 	if o.Retention == 0 {
@@ -33,6 +36,9 @@ func newHostMetrics(c config.HostMetrics, st store.Store, h *hub.Hub, log *slog.
 	}
 	if o.HistoryInterval == 0 {
 		o.HistoryInterval = -1
+	}
+	if o.RecentWindow == 0 {
+		o.RecentWindow = -1
 	}
 	svc, err := hostmetrics.New(o)
 	if err != nil {

@@ -391,8 +391,8 @@ func agentWhere(f AgentFilter) (string, []any, error) {
 	}
 	if f.Keyword != "" {
 		p := "%" + likeEscape(strings.ToLower(f.Keyword)) + "%"
-		conds = append(conds, "(LOWER(id) LIKE ? ESCAPE '!' OR LOWER(ip) LIKE ? ESCAPE '!' OR LOWER(mac) LIKE ? ESCAPE '!')")
-		args = append(args, p, p, p)
+		conds = append(conds, "(LOWER(id) LIKE ? ESCAPE '!' OR LOWER(ip) LIKE ? ESCAPE '!' OR LOWER(mac) LIKE ? ESCAPE '!' OR LOWER(host_name) LIKE ? ESCAPE '!')")
+		args = append(args, p, p, p, p)
 	}
 	if len(f.IDs) > MaxFilterIDs {
 		return "", nil, fmt.Errorf("%w: more than %d ids", ErrInvalid, MaxFilterIDs)
@@ -438,7 +438,11 @@ func (s *sqlStore) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, int,
 	if err != nil {
 		return nil, 0, s.fail(op, err)
 	}
-	out, total, err := listPage(ctx, s, f.Paging, agentCols, "agents", where, "id", args, scanAgent)
+	order, err := AgentOrder(f.Sort)
+	if err != nil {
+		return nil, 0, s.fail(op, err)
+	}
+	out, total, err := listPage(ctx, s, f.Paging, agentCols, "agents", where, order, args, scanAgent)
 	if err != nil {
 		return nil, 0, s.fail(op, err)
 	}

@@ -209,7 +209,8 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 			ID: fmt.Sprintf("agent-%02d", i), Type: []string{"exec-agent", "metrics-agent"}[i%2],
 			OS: []string{"linux", "windows", "linux"}[i%3], Platform: []string{"debian", "windows", "centos"}[i%3],
 			IP: fmt.Sprintf("192.168.%d.%d", i/10, i), MAC: fmt.Sprintf("aa:bb:cc:dd:ee:%02x", i),
-			Labels: map[string]string{"env": []string{"prod", "dev"}[i%2], "rack": fmt.Sprint(i % 3)},
+			HostName: fmt.Sprintf("Web%02d", (i*7)%30),
+			Labels:   map[string]string{"env": []string{"prod", "dev"}[i%2], "rack": fmt.Sprint(i % 3)},
 		}
 		if i == 7 {
 			a.Labels = nil
@@ -237,6 +238,7 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 		n         int    // page length
 		wantIDs   []string
 		wantError string
+		sorted    string // "none": the page is not in id order
 	}{
 		{name: "all default page", f: AgentFilter{}, total: 30, first: "agent-00", n: 20},
 		{name: "page 2", f: AgentFilter{Paging: Paging{Page: 2}}, total: 30, first: "agent-21", n: 10},
@@ -267,6 +269,13 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 		{name: "label bad op", f: AgentFilter{Labels: []LabelMatch{{Key: "env", Op: 99}}}, wantError: "label operator 99"},
 		{name: "too many ids", f: AgentFilter{IDs: make([]string, MaxFilterIDs+1)}, wantError: "more than 20000 ids"},
 		{name: "keyword and labels", f: AgentFilter{Keyword: "agent-1", Labels: sel("rack=1")}, wantIDs: []string{"agent-10", "agent-13", "agent-16", "agent-19"}, total: 4, n: 4, first: "agent-10"},
+		{name: "keyword host name any case", f: AgentFilter{Keyword: "wEB2"}, total: 10, n: 10, first: "agent-03"},
+		{name: "sort host name", f: AgentFilter{Sort: "host_name", Paging: Paging{Size: 3}}, wantIDs: []string{"agent-00", "agent-13", "agent-26"}, total: 30, n: 3, first: "agent-00", sorted: "none"},
+		{name: "sort host name descending", f: AgentFilter{Sort: "-host_name", Paging: Paging{Size: 2}}, wantIDs: []string{"agent-17", "agent-04"}, total: 30, n: 2, first: "agent-17", sorted: "none"},
+		{name: "sort ties by id", f: AgentFilter{Sort: "os", Paging: Paging{Size: 3}}, wantIDs: []string{"agent-00", "agent-02", "agent-03"}, total: 30, n: 3, first: "agent-00"},
+		{name: "sort id descending", f: AgentFilter{Sort: "-id", Paging: Paging{Size: 1}}, total: 30, n: 1, first: "x_y%7", sorted: "none"},
+		{name: "sort unknown key", f: AgentFilter{Sort: "labels"}, wantError: `sort key "labels"`},
+		{name: "sort injection", f: AgentFilter{Sort: "id; DROP TABLE agents"}, wantError: "sort key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,7 +297,7 @@ func testAgentList(t *testing.T, s Store, _ Config) {
 			if tc.wantIDs != nil && !slices.Equal(ids(got), tc.wantIDs) {
 				t.Fatalf("ids %v, want %v", ids(got), tc.wantIDs)
 			}
-			if !slices.IsSorted(ids(got)) {
+			if tc.sorted == "" && !slices.IsSorted(ids(got)) {
 				t.Fatalf("not ordered by id: %v", ids(got))
 			}
 		})

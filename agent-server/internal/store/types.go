@@ -2,7 +2,10 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -70,13 +73,37 @@ type AgentFilter struct {
 	Type     string
 	OS       string
 	Platform string
-	// Keyword matches a case-insensitive substring of the id, IP or MAC.
+	// Keyword matches a case-insensitive substring of the id, IP, MAC or
+	// host name.
 	Keyword string
 	// Labels must all match (see ParseSelector).
 	Labels []LabelMatch
 	// IDs, when not empty, restricts the result to these ids (at most MaxFilterIDs).
 	IDs []string
+	// Sort orders the page: one of AgentSortKeys, "-" in front for
+	// descending; ties are broken by id. Empty sorts by id.
+	Sort string
 	Paging
+}
+
+// AgentSortKeys are the columns AgentFilter.Sort accepts.
+var AgentSortKeys = []string{"id", "type", "version", "ip", "host_name", "os", "platform", "arch", "first_seen", "last_seen"}
+
+// AgentOrder checks AgentFilter.Sort and returns its ORDER BY clause.
+func AgentOrder(sort string) (string, error) {
+	key, dir := strings.TrimPrefix(sort, "-"), ""
+	if strings.HasPrefix(sort, "-") {
+		dir = " DESC"
+	}
+	switch {
+	case sort == "":
+		return "id", nil
+	case !slices.Contains(AgentSortKeys, key):
+		return "", fmt.Errorf("%w: sort key %q (one of %s, - in front for descending)", ErrInvalid, key, strings.Join(AgentSortKeys, ", "))
+	case key == "id":
+		return "id" + dir, nil
+	}
+	return key + dir + ", id" + dir, nil
 }
 
 // MaxFilterIDs bounds AgentFilter.IDs.

@@ -1,0 +1,68 @@
+// Usage charts of a host (uPlot), from GET /api/metrics/{id}/history.
+// Loaded only by the host page.
+import uPlot from 'uplot';
+import { useEffect, useRef } from 'preact/hooks';
+import { fmtBytes } from './util.jsx';
+
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
+
+function Chart({ title, time, series, fmt, max }) {
+  const el = useRef(null);
+  const plot = useRef(null);
+  useEffect(() => {
+    const width = Math.max(240, el.current.clientWidth || 400);
+    const opts = {
+      width,
+      height: 160,
+      legend: { live: true },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: max ? { range: [0, max] } : { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1)] } },
+      axes: [
+        { stroke: '#555', grid: { stroke: '#eee' } },
+        { stroke: '#555', grid: { stroke: '#eee' }, size: 64, values: (u, ticks) => ticks.map(fmt) },
+      ],
+      series: [{}, ...series.map((s, i) => ({
+        label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+        value: (u, v) => (v === null || v === undefined ? '—' : fmt(v)),
+      }))],
+    };
+    const data = [time, ...series.map((s) => s.values)];
+    plot.current = new uPlot(opts, data, el.current);
+    const ro = new ResizeObserver(() => {
+      const w = el.current && el.current.clientWidth;
+      if (w && plot.current) plot.current.setSize({ width: w, height: 160 });
+    });
+    ro.observe(el.current);
+    return () => { ro.disconnect(); plot.current.destroy(); plot.current = null; };
+  }, [series.length]);
+  useEffect(() => {
+    if (plot.current) plot.current.setData([time, ...series.map((s) => s.values)]);
+  }, [time, series]);
+  return (
+    <figure class="chart">
+      <figcaption>{title}</figcaption>
+      <div ref={el} role="img" aria-label={`${title}, ${time.length} samples`} data-samples={time.length} />
+    </figure>
+  );
+}
+
+const pct = (v) => `${Math.round(v)} %`;
+const rate = (v) => `${fmtBytes(v)}/s`;
+const num = (v) => (Math.abs(v) < 10 ? v.toFixed(1) : v.toFixed(0));
+
+export default function UsageCharts({ h }) {
+  if (!h || !h.time || h.time.length === 0) {
+    return <p class="muted" data-testid="no-history">No usage samples in the last hour yet (the metrics-agent pushes them every few seconds).</p>;
+  }
+  return (
+    <div class="charts" data-testid="charts" data-source={h.source}>
+      <Chart title="CPU, memory and fullest disk (%)" time={h.time} max={100} fmt={pct}
+        series={[{ label: 'CPU', values: h.cpu }, { label: 'memory', values: h.mem }, { label: 'disk', values: h.disk }]} />
+      <Chart title="Load (1 min)" time={h.time} fmt={num} series={[{ label: 'load1', values: h.load1 }]} />
+      <Chart title="Disk throughput" time={h.time} fmt={rate}
+        series={[{ label: 'read', values: h.disk_read }, { label: 'write', values: h.disk_write }]} />
+      <Chart title="Network throughput" time={h.time} fmt={rate}
+        series={[{ label: 'received', values: h.net_recv }, { label: 'sent', values: h.net_sent }]} />
+    </div>
+  );
+}
