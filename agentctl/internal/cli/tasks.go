@@ -34,7 +34,7 @@ func viewTask(t client.Task) taskView {
 // taskDetailView is the JSON of tasks get for a fleet task.
 type taskDetailView struct {
 	taskView
-	Request json.RawMessage   `json:"request,omitempty"`
+	Request json.RawMessage  `json:"request,omitempty"`
 	Agents  []taskResultView `json:"agents"`
 }
 

@@ -158,14 +158,14 @@ func (c *Client) AgentLogZip(ctx context.Context, id string, files []string) (*h
 
 // AuditEntry is one entry of GET /api/audit.
 type AuditEntry struct {
-	ID        int64          `json:"id"`
-	Time      Time           `json:"time"`
-	Actor     string         `json:"actor"`
-	Action    string         `json:"action"`
-	Target    string         `json:"target"`
-	RequestID string         `json:"request_id"`
+	ID        int64           `json:"id"`
+	Time      Time            `json:"time"`
+	Actor     string          `json:"actor"`
+	Action    string          `json:"action"`
+	Target    string          `json:"target"`
+	RequestID string          `json:"request_id"`
 	Detail    json.RawMessage `json:"detail,omitempty"`
-	Result    string         `json:"result"`
+	Result    string          `json:"result"`
 }
 
 // AuditFilter narrows GET /api/audit.
