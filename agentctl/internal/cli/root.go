@@ -113,6 +113,7 @@ Start with: agentctl login https://server:13081`,
 		c.GroupID = "config"
 		root.AddCommand(c)
 	}
+	root.InitDefaultCompletionCmd() // now, so that its commands are in the tree (help tests)
 	return root
 }
 

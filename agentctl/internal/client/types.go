@@ -73,10 +73,13 @@ func ParseTime(s string) (time.Time, error) {
 	return v, nil
 }
 
+// maxUnix is the first second of year 10000, which RFC 3339 cannot write.
+const maxUnix = 253402300800
+
 // unixTime reads seconds since the epoch, with an optional fraction.
 func unixTime(s string) (time.Time, error) {
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f >= maxUnix {
 		return time.Time{}, fmt.Errorf("time %q: want unix seconds or RFC 3339", s)
 	}
 	if f == 0 {
