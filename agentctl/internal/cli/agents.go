@@ -28,9 +28,9 @@ type agentView struct {
 	IsOnline    bool              `json:"is_online"`
 	IsBusy      bool              `json:"is_busy"`
 	Labels      map[string]string `json:"labels"`
-	FirstSeen   client.Time       `json:"first_seen,omitzero"`
-	LastSeen    client.Time       `json:"last_seen,omitzero"`
-	ConnectedAt client.Time       `json:"connected_at,omitzero"`
+	FirstSeen   client.Time       `json:"first_seen"`
+	LastSeen    client.Time       `json:"last_seen"`
+	ConnectedAt client.Time       `json:"connected_at"`
 }
 
 func viewAgent(x client.Agent) agentView {
@@ -145,7 +145,7 @@ func (a *App) agentsGetCmd() *cobra.Command {
 		Use:               "get ID",
 		Short:             "Show one agent",
 		Args:              args(1, 1),
-		ValidArgsFunction: a.completeAgentIDs(false),
+		ValidArgsFunction: a.completeAgentIDs(false, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := a.client()
 			if err != nil {
@@ -219,7 +219,7 @@ printed. Labels an agent sends in its config replace these at its next connectio
 		Example: `  agentctl agents label web-01 env=prod role=web
   agentctl agents label web-01 role-`,
 		Args:              args(2, -1),
-		ValidArgsFunction: a.completeAgentIDs(true),
+		ValidArgsFunction: a.completeAgentIDs(true, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, del, err := ParseLabelOps(args[1:])
 			if err != nil {

@@ -18,7 +18,7 @@ type auditView struct {
 	Target    string          `json:"target"`
 	RequestID string          `json:"request_id"`
 	Result    string          `json:"result"`
-	Detail    json.RawMessage `json:"detail,omitempty"`
+	Detail    json.RawMessage `json:"detail"`
 }
 
 func (a *App) auditCmd() *cobra.Command {

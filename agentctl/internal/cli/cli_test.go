@@ -215,10 +215,10 @@ func FuzzParseLocation(f *testing.F) {
 
 func TestParseLabelOps(t *testing.T) {
 	for _, tc := range []struct {
-		in   []string
-		set  string
-		del  string
-		err  string
+		in  []string
+		set string
+		del string
+		err string
 	}{
 		{in: []string{"env=prod", "role=web"}, set: "map[env:prod role:web]", del: "[]"},
 		{in: []string{"env=", "old-"}, set: "map[env:]", del: "[old]"},

@@ -69,28 +69,42 @@ func (a *App) agentIDs(cmd *cobra.Command, prefix, typ string) []string {
 	return out
 }
 
+// afterDash reports whether "--" was typed before the word being
+// completed. (cmd.ArgsLenAtDash is not reliable while completing: cobra
+// parses the flags twice, the first time with a "--" of its own.)
+func (a *App) afterDash() bool {
+	if len(a.args) < 2 {
+		return false
+	}
+	return slices.Contains(a.args[:len(a.args)-1], "--")
+}
+
 // completeAgentIDs completes agent ids: one (multi false) or several, and
 // never after "--".
-func (a *App) completeAgentIDs(multi bool) compFunc {
+func (a *App) completeAgentIDs(multi bool, typ string) compFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if cmd.ArgsLenAtDash() >= 0 {
+		if a.afterDash() {
 			return nil, cobra.ShellCompDirectiveDefault
 		}
 		if !multi && len(args) > 0 {
 			return nil, noFiles
 		}
-		return a.agentIDs(cmd, toComplete, ""), noFiles
+		return a.agentIDs(cmd, toComplete, typ), noFiles
 	}
 }
 
-// completeFirstAgent completes an agent id as the first argument and
-// local files after it.
-func (a *App) completeFirstAgent(typ string) compFunc {
+// completeAgentsThenFile completes agent ids, or local files once the
+// word looks like a path (script run ID... FILE).
+func (a *App) completeAgentsThenFile(typ string) compFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
+		if a.afterDash() || toComplete == "" || strings.ContainsAny(toComplete, `/\.~`) {
 			return nil, cobra.ShellCompDirectiveDefault
 		}
-		return a.agentIDs(cmd, toComplete, typ), noFiles
+		ids := a.agentIDs(cmd, toComplete, typ)
+		if len(ids) == 0 {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		return ids, noFiles
 	}
 }
 

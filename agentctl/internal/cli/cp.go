@@ -245,6 +245,14 @@ func (cp *copier) upload(ctx context.Context, src, dst Location) error {
 		if strings.HasSuffix(dst.Path, "/") {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("from stdin, %s must name the file, not a directory", dst)}
 		}
+		// stdin cannot be sent twice: make sure of the directory first.
+		if _, isDir, err := cp.remoteDir(ctx, dst.Agent, path.Dir(dst.Path)); err != nil {
+			return err
+		} else if !isDir {
+			if err := cp.mkdir(ctx, dst.Agent, path.Dir(dst.Path)); err != nil {
+				return fmt.Errorf("upload to %s: %w", dst, err)
+			}
+		}
 		cp.bar = cp.a.newBar(cp.f.quiet, -1, path.Base(dst.Path))
 		in := cp.a.In
 		return cp.uploadOne(ctx, "-", dst.Agent, path.Dir(dst.Path), path.Base(dst.Path), cp.mode, -1,
@@ -478,7 +486,8 @@ func (cp *copier) download(ctx context.Context, src, dst Location) error {
 
 func downloadErr(src Location, err error) error {
 	var ae *client.Error
-	if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable && strings.Contains(ae.Msg, "is a directory") {
+	if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable &&
+		strings.Contains(ae.Msg, "directory") && !strings.Contains(ae.Msg, "no such file") {
 		return &ExitError{Code: ExitRemote, Err: fmt.Errorf("%s: %s — copy a directory with -r", src, ae.Msg)}
 	}
 	return fmt.Errorf("download %s: %w", src, err)

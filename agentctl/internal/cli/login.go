@@ -194,7 +194,7 @@ type whoView struct {
 	Name      string      `json:"name"`
 	Scopes    []string    `json:"scopes"`
 	Selector  string      `json:"selector"`
-	ExpiresAt client.Time `json:"expires_at,omitzero"`
+	ExpiresAt client.Time `json:"expires_at"`
 	ReadOnly  bool        `json:"read_only"`
 }
 

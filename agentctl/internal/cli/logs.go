@@ -22,7 +22,7 @@ import (
 type logFileView struct {
 	Name    string      `json:"name"`
 	Size    int64       `json:"size"`
-	ModTime client.Time `json:"mod_time,omitzero"`
+	ModTime client.Time `json:"mod_time"`
 }
 
 // maxLogText bounds a log file read into memory for printing.
@@ -43,7 +43,7 @@ the files named with --file, through the server's log download (a zip the agent 
   agentctl logs web-01 --ls
   agentctl logs web-01 --file exec-agent.log --file exec-agent-2026-01-02T00-00-00.log --zip web-01-logs.zip`,
 		Args:              args(1, 1),
-		ValidArgsFunction: a.completeAgentIDs(false),
+		ValidArgsFunction: a.completeAgentIDs(false, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tail < 0 {
 				return usagef(cmd, "--tail must not be negative")

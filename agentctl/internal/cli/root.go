@@ -41,6 +41,7 @@ type App struct {
 	cfgPath string
 	cfg     *config.File
 	cli     *client.Client
+	args    []string // as given to Run
 }
 
 // Main runs agentctl with the process's streams and returns the exit
@@ -59,6 +60,7 @@ func isTerminal(f any) bool {
 
 // Run executes args and returns the exit code; errors are printed to Err.
 func (a *App) Run(ctx context.Context, args []string) int {
+	a.args = args
 	root := a.Root()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

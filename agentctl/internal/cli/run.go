@@ -131,7 +131,7 @@ The remote command gets no stdin.`,
   agentctl run a1 a2 a3 --summary -- cat /etc/os-release
   agentctl run -l env=prod -o json -- df -h /`,
 		Args:              args(0, -1),
-		ValidArgsFunction: a.completeAgentIDs(true),
+		ValidArgsFunction: a.completeAgentIDs(true, "exec-agent"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
 			if dash < 0 {
@@ -206,20 +206,20 @@ func (a *App) interrupts(ctx context.Context, first func(context.Context)) *inte
 
 // runView is the JSON of run and script run: one entry per agent.
 type runView struct {
-	TaskID string          `json:"task_id"`
-	State  string          `json:"state"`
-	Msg    string          `json:"msg,omitempty"`
-	Agents []runAgentView  `json:"agents"`
-	Counts *client.Summary `json:"summary,omitempty"`
+	TaskID string         `json:"task_id"`
+	State  string         `json:"state"`
+	Msg    string         `json:"msg"`
+	Agents []runAgentView `json:"agents"`
+	Counts client.Summary `json:"summary"`
 }
 
 type runAgentView struct {
 	Agent       string      `json:"agent"`
 	State       string      `json:"state"`
 	ExitCode    int         `json:"exit_code"`
-	Msg         string      `json:"msg,omitempty"`
-	StartedAt   client.Time `json:"started_at,omitzero"`
-	EndedAt     client.Time `json:"ended_at,omitzero"`
+	Msg         string      `json:"msg"`
+	StartedAt   client.Time `json:"started_at"`
+	EndedAt     client.Time `json:"ended_at"`
 	Output      string      `json:"output"`
 	OutputBytes int64       `json:"output_bytes"`
 }
@@ -292,7 +292,7 @@ func (a *App) runOne(ctx context.Context, cl *client.Client, id string, argv []s
 		v := runView{TaskID: st.ID, State: taskStateOf(status.State), Msg: status.Msg, Agents: []runAgentView{{
 			Agent: id, State: status.State, ExitCode: status.Code, Msg: status.Msg, StartedAt: status.Begin, EndedAt: status.End,
 			Output: buf.String(), OutputBytes: int64(buf.Len()),
-		}}}
+		}}, Counts: summaryOf(status.State)}
 		if _, err := printData(a.Out, f.output, v); err != nil {
 			return err
 		}
@@ -323,6 +323,28 @@ func limitText(d time.Duration) string {
 		return " (the server's default, 60s)"
 	}
 	return " of " + d.String()
+}
+
+// summaryOf counts one agent's result.
+func summaryOf(state string) client.Summary {
+	s := client.Summary{Total: 1}
+	switch state {
+	case "ok":
+		s.OK = 1
+	case "failed":
+		s.Failed = 1
+	case "timed_out":
+		s.TimedOut = 1
+	case "lost":
+		s.Lost = 1
+	case "skipped":
+		s.Skipped = 1
+	case "running":
+		s.Running = 1
+	default:
+		s.Pending = 1
+	}
+	return s
 }
 
 // taskStateOf maps a result state to the state of a one-agent task.
@@ -449,8 +471,7 @@ func fullOutput(ctx context.Context, cl *client.Client, task string, r client.Ag
 }
 
 func (a *App) runViewOf(ctx context.Context, cl *client.Client, view client.TaskView) (runView, error) {
-	s := view.Summary
-	v := runView{TaskID: view.ID, State: view.State, Msg: view.Msg, Agents: make([]runAgentView, 0, len(view.Agents)), Counts: &s}
+	v := runView{TaskID: view.ID, State: view.State, Msg: view.Msg, Agents: make([]runAgentView, 0, len(view.Agents)), Counts: view.Summary}
 	for _, r := range view.Agents {
 		out, err := fullOutput(ctx, cl, view.ID, r)
 		if err != nil {

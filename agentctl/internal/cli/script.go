@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ inline (at most 64 KiB; not bat), output and results as for agentctl run.`,
 		Example: `  agentctl script run web-01 ./check.sh -- --verbose
   agentctl script run -l role=db --concurrency 1 ./backup.py`,
 		Args:              args(1, -1),
-		ValidArgsFunction: a.completeAgentIDs(true),
+		ValidArgsFunction: a.completeAgentsThenFile("exec-agent"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pos, scriptArgs := args, []string(nil)
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
@@ -147,11 +148,13 @@ func (a *App) scriptOne(ctx context.Context, cl *client.Client, id, name string,
 		v := runView{TaskID: res.ID, State: taskStateOf(res.State), Msg: res.Msg, Agents: []runAgentView{{
 			Agent: id, State: res.State, ExitCode: res.Code, Msg: res.Msg, StartedAt: res.Begin, EndedAt: res.End,
 			Output: normalizeNewlines(string(res.Data)), OutputBytes: res.OutputBytes,
-		}}}
+		}}, Counts: summaryOf(res.State)}
 		if _, err := printData(a.Out, f.output, v); err != nil {
 			return err
 		}
-	} else if _, err := a.Out.Write(res.Data); err != nil {
+	} else if _, err := io.WriteString(a.Out, normalizeNewlines(string(res.Data))); err != nil {
+		// The script route runs scripts in a pseudo-terminal: its CRLF
+		// line ends are not the script's.
 		return err
 	}
 	switch {

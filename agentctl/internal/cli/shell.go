@@ -31,7 +31,7 @@ not a terminal it is sent as typed, followed by an end-of-file (Ctrl-D).`,
   agentctl shell web-01 --user deploy
   agentctl shell web-01 -- top`,
 		Args:              args(1, 1),
-		ValidArgsFunction: a.completeAgentIDs(false),
+		ValidArgsFunction: a.completeAgentIDs(false, "exec-agent"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var command string
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {

@@ -19,10 +19,10 @@ type taskView struct {
 	Kind       string         `json:"kind"`
 	State      string         `json:"state"`
 	CreatedBy  string         `json:"created_by"`
-	CreatedAt  client.Time    `json:"created_at,omitzero"`
-	StartedAt  client.Time    `json:"started_at,omitzero"`
-	FinishedAt client.Time    `json:"finished_at,omitzero"`
-	Msg        string         `json:"msg,omitempty"`
+	CreatedAt  client.Time    `json:"created_at"`
+	StartedAt  client.Time    `json:"started_at"`
+	FinishedAt client.Time    `json:"finished_at"`
+	Msg        string         `json:"msg"`
 	Summary    client.Summary `json:"summary"`
 }
 
@@ -34,7 +34,7 @@ func viewTask(t client.Task) taskView {
 // taskDetailView is the JSON of tasks get for a fleet task.
 type taskDetailView struct {
 	taskView
-	Request json.RawMessage  `json:"request,omitempty"`
+	Request json.RawMessage  `json:"request"`
 	Agents  []taskResultView `json:"agents"`
 }
 
@@ -42,9 +42,9 @@ type taskResultView struct {
 	Agent       string      `json:"agent"`
 	State       string      `json:"state"`
 	ExitCode    int         `json:"exit_code"`
-	Msg         string      `json:"msg,omitempty"`
-	StartedAt   client.Time `json:"started_at,omitzero"`
-	EndedAt     client.Time `json:"ended_at,omitzero"`
+	Msg         string      `json:"msg"`
+	StartedAt   client.Time `json:"started_at"`
+	EndedAt     client.Time `json:"ended_at"`
 	OutputHead  string      `json:"output_head"`
 	OutputTail  string      `json:"output_tail"`
 	Dropped     int64       `json:"dropped"`

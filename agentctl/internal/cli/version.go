@@ -18,7 +18,7 @@ type versionView struct {
 		Go       string `json:"go"`
 		Platform string `json:"platform"`
 	} `json:"client"`
-	Server *serverView `json:"server,omitempty"`
+	Server *serverView `json:"server"`
 }
 
 type serverView struct {
