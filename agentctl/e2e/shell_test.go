@@ -55,7 +55,10 @@ func (x *tmux) waitScreen(what string, cond func(string) bool) string {
 	return s
 }
 
-func (x *tmux) typeLine(s string) { x.run("send-keys", "-t", "s", "-l", s); x.run("send-keys", "-t", "s", "Enter") }
+func (x *tmux) typeLine(s string) {
+	x.run("send-keys", "-t", "s", "-l", s)
+	x.run("send-keys", "-t", "s", "Enter")
+}
 
 // TestShellTmux drives `agentctl shell` in a real terminal (tmux): typing,
 // reading the screen, a window resize seen by the remote terminal, Ctrl-C
@@ -88,7 +91,9 @@ func TestShellTmux(t *testing.T) {
 	x.typeLine("echo hello-$((6*7))")
 	x.waitScreen("the remote shell's answer", func(s string) bool { return strings.Contains(s, "hello-42") })
 
-	size := func() string { return strings.TrimSpace(x.run("display-message", "-p", "-t", "s", "#{pane_height} #{pane_width}")) }
+	size := func() string {
+		return strings.TrimSpace(x.run("display-message", "-p", "-t", "s", "#{pane_height} #{pane_width}"))
+	}
 	want := size()
 	x.typeLine("stty size")
 	x.waitScreen("stty size "+want, func(s string) bool { return strings.Contains(s, "\n"+want+"\n") || strings.HasPrefix(s, want+"\n") })

@@ -96,8 +96,8 @@ func TestParseDigestHeader(t *testing.T) {
 		{"sha-256=:" + sha + ":, md5=:" + md5 + ":", []string{"md5", "sha-256"}},
 		{"SHA-256=:" + sha + ":", []string{"sha-256"}},
 		{"sha-512=:" + md5 + ":", []string{"sha-512"}}, // unknown: kept, not checked
-		{"md5=:" + sha + ":", nil},                      // wrong length
-		{"md5=" + md5, nil},                             // not a byte sequence
+		{"md5=:" + sha + ":", nil},                     // wrong length
+		{"md5=" + md5, nil},                            // not a byte sequence
 		{"md5=:!!:", nil},
 		{"", nil},
 		{"md5", nil},

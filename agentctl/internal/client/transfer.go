@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // copyBuf is the buffer of file copies: large enough that system calls
@@ -48,40 +50,45 @@ type UploadResult struct {
 // called with the byte count as it grows.
 func (c *Client) Upload(ctx context.Context, agent string, spec UploadSpec, open func() (io.Reader, error), oneShot bool, progress func(int64)) (UploadResult, error) {
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		last *io.PipeReader
-		res  UploadResult
+		mu     sync.Mutex
+		res    UploadResult
+		bodies []*formBody
 	)
 	body := func() (io.Reader, error) {
 		src, err := open()
 		if err != nil {
 			return nil, err
 		}
-		pr, pw := io.Pipe()
-		mw := multipart.NewWriter(pw)
-		mu.Lock()
-		last = pr
-		mu.Unlock()
-		wg.Go(func() {
+		boundary := multipart.NewWriter(io.Discard).Boundary()
+		fb := newFormBody(boundary, func(w io.Writer) error {
+			mw := multipart.NewWriter(w)
+			if err := mw.SetBoundary(boundary); err != nil {
+				return err
+			}
 			n, sum, err := writeUploadForm(mw, spec, src, progress)
 			if err == nil {
 				mu.Lock()
 				res.Size, res.MD5 = n, sum
 				mu.Unlock()
 			}
-			pw.CloseWithError(err)
+			return err
 		})
-		return typedBody{pr, mw.FormDataContentType()}, nil
+		mu.Lock()
+		bodies = append(bodies, fb)
+		mu.Unlock()
+		return fb, nil
 	}
 	resp, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/api/file/" + url.PathEscape(agent) + "/upload",
 		Stream: true, OneShot: oneShot, Body: body})
 	mu.Lock()
-	if last != nil {
-		last.CloseWithError(errors.New("upload finished")) // a writer still blocked ends
-	}
+	list := bodies
 	mu.Unlock()
-	wg.Wait()
+	for _, b := range list {
+		b.finish()
+	}
+	mu.Lock()
+	out := res
+	mu.Unlock()
 	if err != nil {
 		return UploadResult{}, err
 	}
@@ -92,18 +99,125 @@ func (c *Client) Upload(ctx context.Context, agent string, spec UploadSpec, open
 	if err := decodePayload(resp, &rep); err != nil {
 		return UploadResult{}, err
 	}
-	res.Path = rep.Dir
-	return res, nil
+	out.Path = rep.Dir
+	return out, nil
 }
 
-// typedBody is a request body that knows its Content-Type.
-type typedBody struct {
-	io.ReadCloser
-	contentType string
+// errBodyClosed stops an upload body whose request is over.
+var errBodyClosed = errors.New("upload request ended")
+
+// formBody is an upload's multipart body, written once by write. The
+// HTTP/1 transport copies a body with io.Copy: through WriteTo the form
+// reaches the connection in copyBuf-sized chunks, where Read would go
+// through io.Copy's 32 KiB buffer (more system calls than curl's 64 KiB
+// writes, and one more copy). Read (HTTP/2) runs the same writer in a
+// goroutine of ours through a pipe. The body is sent without a
+// Content-Length (chunked): a length would hide WriteTo behind an
+// io.LimitedReader.
+type formBody struct {
+	write func(io.Writer) error
+	ct    string
+
+	mu      sync.Mutex
+	started bool
+	pr      *io.PipeReader
+	done    chan struct{} // closed when write returned
+	stop    atomic.Bool
+}
+
+func newFormBody(boundary string, write func(io.Writer) error) *formBody {
+	return &formBody{write: write, ct: "multipart/form-data; boundary=" + boundary, done: make(chan struct{})}
 }
 
 // ContentType is read by send.
-func (b typedBody) ContentType() string { return b.contentType }
+func (b *formBody) ContentType() string { return b.ct }
+
+func (b *formBody) begin() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return false
+	}
+	b.started = true
+	return true
+}
+
+// WriteTo writes the whole form to w.
+func (b *formBody) WriteTo(w io.Writer) (int64, error) {
+	if !b.begin() {
+		return 0, errors.New("upload body read twice")
+	}
+	defer close(b.done)
+	sw := &stoppableWriter{w: w, stop: &b.stop}
+	err := b.write(sw)
+	return sw.n, err
+}
+
+func (b *formBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.pr == nil {
+		if b.started {
+			b.mu.Unlock()
+			return 0, errors.New("upload body read twice")
+		}
+		b.started = true
+		pr, pw := io.Pipe()
+		b.pr = pr
+		go func() { // waited for by finish
+			defer close(b.done)
+			pw.CloseWithError(b.write(&stoppableWriter{w: pw, stop: &b.stop}))
+		}()
+	}
+	pr := b.pr
+	b.mu.Unlock()
+	return pr.Read(p)
+}
+
+// Close stops the writer at its next write.
+func (b *formBody) Close() error {
+	b.stop.Store(true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pr != nil {
+		b.pr.CloseWithError(errBodyClosed)
+	}
+	return nil
+}
+
+// finish stops the writer and waits until it returned. A WriteTo runs in
+// the transport's goroutine and may sit in a write that the transport
+// ends by closing the connection: that wait is bounded.
+func (b *formBody) finish() {
+	_ = b.Close()
+	b.mu.Lock()
+	started := b.started
+	b.mu.Unlock()
+	if !started {
+		return
+	}
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-b.done:
+	case <-t.C:
+	}
+}
+
+// stoppableWriter counts the bytes and fails once stop is set.
+type stoppableWriter struct {
+	w    io.Writer
+	stop *atomic.Bool
+	n    int64
+}
+
+func (s *stoppableWriter) Write(p []byte) (int, error) {
+	if s.stop.Load() {
+		return 0, errBodyClosed
+	}
+	n, err := s.w.Write(p)
+	s.n += int64(n)
+	return n, err
+}
 
 // writeUploadForm writes the multipart form: the parameters, the file,
 // then its MD5 (known only at the end: the server accepts values after
@@ -128,16 +242,66 @@ func writeUploadForm(mw *multipart.Writer, spec UploadSpec, src io.Reader, progr
 	if err != nil {
 		return 0, "", err
 	}
-	h := md5.New()
-	n, err := copyCounting(io.MultiWriter(fw, h), src, progress)
+	n, sum, err := copyHashing(fw, src, progress)
 	if err != nil {
 		return n, "", err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if err := mw.WriteField("md5", sum); err != nil {
 		return n, "", err
 	}
 	return n, sum, mw.Close()
+}
+
+// copyHashing copies src to dst and returns the hex MD5 of the bytes;
+// the hash runs in a goroutine of its own beside the writes, so that it
+// does not slow the copy down while a core is free.
+func copyHashing(dst io.Writer, src io.Reader, progress func(int64)) (int64, string, error) {
+	const bufs = 4
+	free := make(chan []byte, bufs)
+	for range bufs {
+		free <- make([]byte, copyBuf)
+	}
+	work := make(chan []byte, bufs)
+	h := md5.New()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for b := range work {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	})
+	var n int64
+	var err error
+	for {
+		buf := <-free
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				err = werr
+				break
+			}
+			work <- buf[:k]
+			n += int64(k)
+			if progress != nil {
+				progress(n)
+			}
+		} else {
+			free <- buf
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err != nil {
+		return n, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // copyCounting copies with a large buffer, reporting the count.
@@ -195,17 +359,13 @@ var ErrChecksum = errors.New("checksum mismatch")
 // bytes written and the hex MD5 of them.
 func (d *Download) CopyTo(w io.Writer, progress func(int64)) (int64, string, error) {
 	defer d.resp.Body.Close()
-	h := md5.New()
 	want, _ := parseDigests(d.resp.Header)
-	var extra hash.Hash
+	var sha hash.Hash
 	if want.sha256 != nil {
-		extra = sha256.New()
+		sha = sha256.New()
+		w = io.MultiWriter(w, sha)
 	}
-	dst := io.MultiWriter(w, h)
-	if extra != nil {
-		dst = io.MultiWriter(w, h, extra)
-	}
-	n, err := copyCounting(dst, d.resp.Body, progress)
+	n, sum, err := copyHashing(w, d.resp.Body, progress)
 	if err != nil {
 		return n, "", &ConnError{Server: d.resp.Request.URL.Host, Err: fmt.Errorf("download cut after %d bytes: %w", n, err)}
 	}
@@ -215,14 +375,13 @@ func (d *Download) CopyTo(w io.Writer, progress func(int64)) (int64, string, err
 	if t, ok := parseDigests(d.resp.Trailer); ok {
 		want = t
 	}
-	sum := h.Sum(nil)
-	if want.md5 != nil && string(want.md5) != string(sum) {
-		return n, "", fmt.Errorf("%w: md5 %x, the server announced %x", ErrChecksum, sum, want.md5)
+	if want.md5 != nil && hex.EncodeToString(want.md5) != sum {
+		return n, "", fmt.Errorf("%w: md5 %s, the server announced %x", ErrChecksum, sum, want.md5)
 	}
-	if want.sha256 != nil && extra != nil && string(want.sha256) != string(extra.Sum(nil)) {
+	if want.sha256 != nil && sha != nil && string(want.sha256) != string(sha.Sum(nil)) {
 		return n, "", fmt.Errorf("%w: sha-256 differs from the one the server announced", ErrChecksum)
 	}
-	return n, hex.EncodeToString(sum), nil
+	return n, sum, nil
 }
 
 type digests struct{ md5, sha256 []byte }

@@ -64,9 +64,9 @@ func TestFileMode(t *testing.T) {
 		want fs.FileMode
 		err  bool
 	}{
-		{in: `2147484096`, want: fs.ModeDir | 0o700},  // 1.5: decimal os.FileMode
-		{in: `420`, want: 0o644},                      // 1.5: a file
-		{in: `"-rw-r--r--"`, want: 0o644},             // text form
+		{in: `2147484096`, want: fs.ModeDir | 0o700},   // 1.5: decimal os.FileMode
+		{in: `420`, want: 0o644},                       // 1.5: a file
+		{in: `"-rw-r--r--"`, want: 0o644},              // text form
 		{in: `"drwxr-xr-x"`, want: fs.ModeDir | 0o755}, // directory
 		{in: `"Lrwxrwxrwx"`, want: fs.ModeSymlink | 0o777},
 		{in: `"dtrwxrwxrwx"`, want: fs.ModeDir | fs.ModeSticky | 0o777},
