@@ -31,6 +31,13 @@ func TestRunOne(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(r.out), "\n"); len(lines) != 20000 || lines[19999] != "20000" {
 		t.Errorf("seq: %d lines", len(lines))
 	}
+	// The command's time limit: 124, as timeout(1) does. (The command
+	// ignores SIGTERM: the server reports timed_out only for a command
+	// that had to be killed, exit 137.)
+	r = fleet.ctl(t, ctlOpts{}, "run", "e2e-a3", "--timeout", "1s", "--", "trap '' TERM; sleep 60")
+	if r.code != 124 || !strings.Contains(r.err, "e2e-a3: the command hit its time limit of 1s — raise --timeout") {
+		t.Errorf("--timeout: exit %d %s", r.code, r.err)
+	}
 	r = fleet.ok(t, "run", "e2e-a1", "-t", "--", "echo tty; tty -s && echo yes")
 	if r.out != "tty\r\nyes\r\n" {
 		t.Errorf("-t: %q", r.out)

@@ -168,7 +168,6 @@ type copier struct {
 	base  int64 // bytes of the files before the current one
 	start time.Time
 	view  cpView
-	made  map[string]bool // directories made through the exec route
 }
 
 // bar is the progress bar of a copy (nil when not shown).
@@ -227,14 +226,17 @@ func (cp *copier) report() error {
 	return nil
 }
 
-// remoteDir reports whether path is a directory on the agent (ls
-// answers only for directories; the agent's refusal is 503).
+// remoteDir reports whether path is a directory on the agent: ls answers
+// only for directories; a missing path is 404, a file 422 (older servers
+// answer every agent refusal with 503).
 func (cp *copier) remoteDir(ctx context.Context, agent, p string) ([]client.FileEntry, bool, error) {
 	list, err := cp.cl.Ls(ctx, agent, p)
 	if err == nil {
 		return list, true, nil
 	}
-	if client.IsStatus(err, http.StatusServiceUnavailable) {
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.Msg != "not found: agent" && (ae.Status == http.StatusNotFound ||
+		ae.Status == http.StatusUnprocessableEntity || ae.Status == http.StatusServiceUnavailable) {
 		return nil, false, nil
 	}
 	return nil, false, err
@@ -244,14 +246,6 @@ func (cp *copier) upload(ctx context.Context, src, dst Location) error {
 	if src.Path == "-" {
 		if strings.HasSuffix(dst.Path, "/") {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("from stdin, %s must name the file, not a directory", dst)}
-		}
-		// stdin cannot be sent twice: make sure of the directory first.
-		if _, isDir, err := cp.remoteDir(ctx, dst.Agent, path.Dir(dst.Path)); err != nil {
-			return err
-		} else if !isDir {
-			if err := cp.mkdir(ctx, dst.Agent, path.Dir(dst.Path)); err != nil {
-				return fmt.Errorf("upload to %s: %w", dst, err)
-			}
 		}
 		cp.bar = cp.a.newBar(cp.f.quiet, -1, path.Base(dst.Path))
 		in := cp.a.In
@@ -291,37 +285,6 @@ func (cp *copier) upload(ctx context.Context, src, dst Location) error {
 	}
 	cp.bar = cp.a.newBar(cp.f.quiet, fi.Size(), name)
 	return cp.uploadOne(ctx, src.Path, dst.Agent, dir, fileName, cp.modeOf(fi), fi.Size(), fileOpener(src.Path), false)
-}
-
-// missingDir reports an upload the agent refused for a missing directory.
-func missingDir(err error) bool {
-	var ae *client.Error
-	return errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable && strings.Contains(ae.Msg, "no such file or directory")
-}
-
-// mkdir makes dir (and its parents) on the agent with a command: mkdir -p
-// on Unix, mkdir (which makes parents) on Windows.
-func (cp *copier) mkdir(ctx context.Context, agent, dir string) error {
-	if cp.made == nil {
-		cp.made = map[string]bool{}
-	}
-	cp.made[dir] = true
-	x, err := cp.cl.Agent(ctx, agent)
-	if err != nil {
-		return err
-	}
-	req := client.ExecRequest{Cmd: "mkdir", Args: []string{"-p", "--", dir}, Result: true, Pipe: true, Timeout: 30}
-	if x.OS == "windows" {
-		req.Args = []string{dir}
-	}
-	res, err := cp.cl.RunExec(ctx, agent, req)
-	if err != nil {
-		return err
-	}
-	if res.Code != 0 || res.State != "ok" {
-		return fmt.Errorf("mkdir %s: exit %d: %s", dir, res.Code, strings.TrimSpace(string(res.Data)))
-	}
-	return nil
 }
 
 func (cp *copier) modeOf(fi fs.FileInfo) fs.FileMode {
@@ -364,14 +327,6 @@ func (c closeAtEOF) Read(p []byte) (int, error) {
 func (cp *copier) uploadOne(ctx context.Context, srcName, agent, dir, name string, mode fs.FileMode, size int64, open func() (io.Reader, error), oneShot bool) error {
 	spec := client.UploadSpec{Dir: dir, Name: name, Mode: mode, OwnUser: cp.f.ownUser, OwnGroup: cp.f.ownGroup}
 	res, err := cp.cl.Upload(ctx, agent, spec, open, oneShot, cp.progress)
-	if err != nil && !oneShot && missingDir(err) && !cp.made[dir] {
-		// The API creates a missing directory; exec-agents that do not
-		// get it made through the exec route, then the upload again.
-		if merr := cp.mkdir(ctx, agent, dir); merr != nil {
-			return fmt.Errorf("upload %s to %s:%s: %w (and making the directory failed: %v)", srcName, agent, path.Join(dir, name), err, merr)
-		}
-		res, err = cp.cl.Upload(ctx, agent, spec, open, oneShot, cp.progress)
-	}
 	if err != nil {
 		return fmt.Errorf("upload %s to %s:%s: %w", srcName, agent, path.Join(dir, name), err)
 	}
@@ -486,7 +441,7 @@ func (cp *copier) download(ctx context.Context, src, dst Location) error {
 
 func downloadErr(src Location, err error) error {
 	var ae *client.Error
-	if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable &&
+	if errors.As(err, &ae) && (ae.Status == http.StatusUnprocessableEntity || ae.Status == http.StatusServiceUnavailable) &&
 		strings.Contains(ae.Msg, "directory") && !strings.Contains(ae.Msg, "no such file") {
 		return &ExitError{Code: ExitRemote, Err: fmt.Errorf("%s: %s — copy a directory with -r", src, ae.Msg)}
 	}

@@ -95,9 +95,9 @@ func apiHint(e *client.Error) string {
 		hint = "this token may not do that — agentctl whoami shows what it may; log in with a token that has the scope"
 	case http.StatusNotFound:
 		switch {
-		case strings.Contains(e.Msg, "agent"):
+		case strings.HasPrefix(e.Msg, "not found: agent"):
 			hint = "agentctl agents ls lists the agents the server knows (and whether they are online)"
-		case strings.Contains(e.Msg, "task"):
+		case strings.HasPrefix(e.Msg, "not found: task"):
 			hint = "agentctl tasks ls lists the tasks"
 		case client.IsRouteMissing(e):
 			hint = "the server does not have this route: it is older than this agentctl (agentctl version)"

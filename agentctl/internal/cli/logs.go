@@ -64,7 +64,7 @@ the files named with --file, through the server's log download (a zip the agent 
 			if list {
 				views := make([]logFileView, len(logs))
 				for i, l := range logs {
-					views[i] = logFileView(l)
+					views[i] = logFileView{Name: l.Name, Size: l.Size, ModTime: l.ModTime}
 				}
 				if ok, err := printData(a.Out, output, views); ok {
 					return err

@@ -138,15 +138,19 @@ func (c *Client) SetLabels(ctx context.Context, id string, labels map[string]str
 
 // LogFile is one of an agent's log files.
 type LogFile struct {
-	Name    string `json:"name"`
-	Size    int64  `json:"size"`
-	ModTime Time   `json:"mod_time"`
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`
+	ModTime    Time   `json:"mod_time"`
+	ModifiedAt Time   `json:"modified_at"`
 }
 
 // AgentLogs lists an agent's log files.
 func (c *Client) AgentLogs(ctx context.Context, id string) ([]LogFile, error) {
 	var v []LogFile
 	_, err := c.Call(ctx, http.MethodGet, "/api/agents/"+url.PathEscape(id)+"/logs", nil, nil, &v)
+	for i := range v {
+		v[i].ModTime = precise(v[i].ModifiedAt, v[i].ModTime)
+	}
 	return v, err
 }
 

@@ -412,17 +412,6 @@ type envelope struct {
 // maxEnvelope bounds a JSON reply (the largest are task views).
 const maxEnvelope = 256 << 20
 
-// jsonBody encodes v once and replays it on each attempt.
-func jsonBody(v any) func() (io.Reader, error) {
-	b, err := json.Marshal(v)
-	return func() (io.Reader, error) {
-		if err != nil {
-			return nil, err
-		}
-		return bytes.NewReader(b), nil
-	}
-}
-
 // Call sends a JSON request (in may be nil) and decodes the payload of
 // the envelope into out (may be nil). The header of the reply is
 // returned for X-Total-Count and friends.

@@ -28,9 +28,10 @@ type ExecRequest struct {
 
 // ExecStarted is the reply of a run that does not wait.
 type ExecStarted struct {
-	ID    string `json:"id"` // task id
-	Begin Time   `json:"begin"`
-	PID   int    `json:"pid"`
+	ID      string `json:"id"` // task id
+	Begin   Time   `json:"begin"`
+	BeginAt Time   `json:"begin_at"`
+	PID     int    `json:"pid"`
 }
 
 // StartExec starts a command and returns at once.
@@ -38,51 +39,21 @@ func (c *Client) StartExec(ctx context.Context, agent string, r ExecRequest) (Ex
 	r.Result = false
 	var v ExecStarted
 	_, err := c.Call(ctx, http.MethodPost, "/api/exec/"+url.PathEscape(agent)+"/run", nil, r, &v)
+	v.Begin = precise(v.BeginAt, v.Begin)
 	return v, err
-}
-
-// ExecResult is the result part of a run that waited for the end.
-type ExecResult struct {
-	Running bool   `json:"running"`
-	Code    int    `json:"code"`
-	End     Time   `json:"end"`
-	Data    []byte `json:"data"`
-	State   string `json:"state"`
-	Msg     string `json:"msg"`
-}
-
-// RunExec runs a command and waits for its end (at most its timeout + 5 s).
-func (c *Client) RunExec(ctx context.Context, agent string, r ExecRequest) (ExecResult, error) {
-	r.Result = true
-	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout+scriptWait(r.Timeout))
-	defer cancel()
-	var v struct {
-		Result *ExecResult `json:"result"`
-	}
-	resp, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/api/exec/" + url.PathEscape(agent) + "/run", Stream: true,
-		Header: http.Header{"Content-Type": {"application/json"}}, Body: jsonBody(r)})
-	if err != nil {
-		return ExecResult{}, err
-	}
-	defer resp.Body.Close()
-	if err := decodePayload(resp, &v); err != nil {
-		return ExecResult{}, err
-	}
-	if v.Result == nil {
-		return ExecResult{}, fmt.Errorf("run on %s: no result in the reply", agent)
-	}
-	return *v.Result, nil
 }
 
 // ExecStatus is GET /api/exec/{id}/status/{pid}.
 type ExecStatus struct {
-	TaskID string `json:"task_id"`
-	Begin  Time   `json:"begin"`
-	End    Time   `json:"end"`
-	Done   bool   `json:"done"`
-	Code   int    `json:"code"`
-	State  string `json:"state"`
-	Msg    string `json:"msg"`
+	TaskID  string `json:"task_id"`
+	Begin   Time   `json:"begin"`
+	BeginAt Time   `json:"begin_at"`
+	End     Time   `json:"end"`
+	EndAt   Time   `json:"end_at"`
+	Done    bool   `json:"done"`
+	Code    int    `json:"code"`
+	State   string `json:"state"`
+	Msg     string `json:"msg"`
 }
 
 func execPath(agent string, pid int, what string) string {
@@ -93,6 +64,7 @@ func execPath(agent string, pid int, what string) string {
 func (c *Client) ExecStatus(ctx context.Context, agent string, pid int) (ExecStatus, error) {
 	var v ExecStatus
 	_, err := c.Call(ctx, http.MethodGet, execPath(agent, pid, "status"), nil, nil, &v)
+	v.Begin, v.End = precise(v.BeginAt, v.Begin), precise(v.EndAt, v.End)
 	return v, err
 }
 
@@ -132,7 +104,9 @@ type ScriptRequest struct {
 type ScriptResult struct {
 	ID          string `json:"id"`
 	Begin       Time   `json:"begin"`
+	BeginAt     Time   `json:"begin_at"`
 	End         Time   `json:"end"`
+	EndAt       Time   `json:"end_at"`
 	Code        int    `json:"code"`
 	Data        []byte `json:"data"`
 	Running     bool   `json:"running"`
@@ -173,6 +147,7 @@ func (c *Client) RunScript(ctx context.Context, agent, name string, script []byt
 	if err := decodePayload(resp, &v); err != nil {
 		return v, err
 	}
+	v.Begin, v.End = precise(v.BeginAt, v.Begin), precise(v.EndAt, v.End)
 	return v, nil
 }
 
@@ -185,12 +160,13 @@ func scriptWait(timeout int) time.Duration {
 
 // FileEntry is one entry of GET /api/file/{id}/ls.
 type FileEntry struct {
-	Name    string   `json:"name"`
-	Auth    FileMode `json:"auth"`
-	User    string   `json:"user"`
-	Group   string   `json:"group"`
-	Size    int64    `json:"size"`
-	ModTime Time     `json:"mod_time"`
+	Name       string   `json:"name"`
+	Auth       FileMode `json:"auth"`
+	User       string   `json:"user"`
+	Group      string   `json:"group"`
+	Size       int64    `json:"size"`
+	ModTime    Time     `json:"mod_time"`
+	ModifiedAt Time     `json:"modified_at"`
 	IsDir   bool     `json:"is_dir"`
 	IsLink  bool     `json:"is_link"`
 	LinkDir string   `json:"link_dir"`
@@ -202,6 +178,9 @@ func (c *Client) Ls(ctx context.Context, agent, dir string) ([]FileEntry, error)
 	_, err := c.Call(ctx, http.MethodGet, "/api/file/"+url.PathEscape(agent)+"/ls", url.Values{"dir": {dir}}, nil, &v)
 	if err != nil {
 		return nil, fmt.Errorf("ls %s:%s: %w", agent, dir, err)
+	}
+	for i := range v {
+		v[i].ModTime = precise(v[i].ModifiedAt, v[i].ModTime)
 	}
 	return v, nil
 }

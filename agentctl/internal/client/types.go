@@ -54,6 +54,15 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return json.Marshal(t.UTC().Format(time.RFC3339Nano))
 }
 
+// precise returns the RFC 3339 form of a moment (the *_at fields, with
+// sub-second precision) when the server sent it, else the 1.5 field.
+func precise(at, legacy Time) Time {
+	if !at.IsZero() {
+		return at
+	}
+	return legacy
+}
+
 // ParseTime reads RFC 3339 or unix seconds; "" and "0" are the zero time.
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
