@@ -167,9 +167,9 @@ type FileEntry struct {
 	Size       int64    `json:"size"`
 	ModTime    Time     `json:"mod_time"`
 	ModifiedAt Time     `json:"modified_at"`
-	IsDir   bool     `json:"is_dir"`
-	IsLink  bool     `json:"is_link"`
-	LinkDir string   `json:"link_dir"`
+	IsDir      bool     `json:"is_dir"`
+	IsLink     bool     `json:"is_link"`
+	LinkDir    string   `json:"link_dir"`
 }
 
 // Ls lists a directory on an agent.
