@@ -60,6 +60,19 @@ func (x *tmux) typeLine(s string) {
 	x.run("send-keys", "-t", "s", "Enter")
 }
 
+// sleeps returns the pids of "sleep 3017" processes.
+func sleeps(t *testing.T) []string {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var out []string
+	for _, d := range dirs {
+		if b, err := os.ReadFile(d); err == nil && string(b) == "sleep\x003017\x00" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // TestShellTmux drives `agentctl shell` in a real terminal (tmux): typing,
 // reading the screen, a window resize seen by the remote terminal, Ctrl-C
 // reaching the remote command, and the exit code passed through. It needs
@@ -106,13 +119,22 @@ func TestShellTmux(t *testing.T) {
 	x.typeLine("stty size")
 	x.waitScreen("stty size after the resize", func(s string) bool { return strings.Contains(s, "40 120") })
 
-	// Ctrl-C goes to the remote terminal, not to agentctl.
-	x.typeLine("sleep 300; echo not-interrupted")
+	// Ctrl-C goes to the remote terminal, not to agentctl: the remote
+	// sleep (a unique length, to find it in /proc) dies, the shell stays.
+	// The screen shows typed commands too: the shell's arithmetic tells
+	// output from input.
+	x.typeLine("sleep 3017; echo X-$((40+2))")
+	if err := waitFor(60*time.Second, "the remote sleep", func() bool { return len(sleeps(t)) > 0 }); err != nil {
+		t.Fatalf("%v; the screen:\n%s", err, x.screen())
+	}
 	x.run("send-keys", "-t", "s", "C-c")
-	x.typeLine("echo after-ctrl-c")
-	s := x.waitScreen("the shell after Ctrl-C", func(s string) bool { return strings.Contains(s, "after-ctrl-c\n") })
-	if strings.Contains(s, "not-interrupted") {
-		t.Errorf("Ctrl-C did not reach the remote sleep:\n%s", s)
+	if err := waitFor(60*time.Second, "the sleep gone", func() bool { return len(sleeps(t)) == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	x.typeLine("echo after-$((1+2))")
+	s := x.waitScreen("the shell after Ctrl-C", func(s string) bool { return strings.Contains(s, "after-3\n") })
+	if strings.Contains(s, "X-42") {
+		t.Errorf("the command after the interrupted sleep ran:\n%s", s)
 	}
 
 	x.typeLine("exit 3")
@@ -121,5 +143,30 @@ func TestShellTmux(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(status); strings.TrimSpace(string(b)) != "3" {
 		t.Errorf("agentctl shell exited %s, want the remote 3", b)
+	}
+}
+
+// TestShellPiped sends a script to `agentctl shell` on stdin (not a
+// terminal): it runs, then the end of input (Ctrl-D) ends the shell,
+// whose exit code agentctl returns.
+func TestShellPiped(t *testing.T) {
+	if !shellRoute(t) {
+		msg := "agent-server has no GET /api/exec/{id}/shell route yet: agentctl shell is not tested end to end"
+		if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_SHELL") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	r := fleet.ctl(t, ctlOpts{stdin: strings.NewReader("echo piped-$((2+3))\nexit 4\n")}, "shell", "e2e-a2", "--", "/bin/sh")
+	if r.code != 4 || !strings.Contains(r.out, "piped-5") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", r.code, r.out, r.err)
+	}
+	r = fleet.ctl(t, ctlOpts{stdin: strings.NewReader("echo eof\n")}, "shell", "e2e-a2", "--", "/bin/sh")
+	if r.code != 0 || !strings.Contains(r.out, "eof") {
+		t.Errorf("Ctrl-D: exit %d\nstdout %q\nstderr %q", r.code, r.out, r.err)
+	}
+	r = fleet.ctl(t, ctlOpts{}, "shell", "nosuch")
+	if r.code != 1 || !strings.Contains(r.err, "not found: agent") {
+		t.Errorf("unknown agent: %d %s", r.code, r.err)
 	}
 }
