@@ -121,7 +121,7 @@ Start with: agentctl login https://server:13081`,
 
 // usageErr marks err as a usage error (exit 2) and points at the help.
 func usageErr(c *cobra.Command, err error) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 }
 
 // usagef is a usage error of command c.

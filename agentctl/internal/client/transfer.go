@@ -304,30 +304,6 @@ func copyHashing(dst io.Writer, src io.Reader, progress func(int64)) (int64, str
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyCounting copies with a large buffer, reporting the count.
-func copyCounting(dst io.Writer, src io.Reader, progress func(int64)) (int64, error) {
-	buf := make([]byte, copyBuf)
-	var n int64
-	for {
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			if _, err := dst.Write(buf[:k]); err != nil {
-				return n, err
-			}
-			n += int64(k)
-			if progress != nil {
-				progress(n)
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
-}
-
 // Download is a file coming from an agent.
 type Download struct {
 	resp *http.Response
