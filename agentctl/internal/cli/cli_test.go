@@ -325,3 +325,25 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// TestColours: colours on a terminal only, never with NO_COLOR or
+// TERM=dumb.
+func TestColours(t *testing.T) {
+	for _, tc := range []struct {
+		tty  bool
+		env  map[string]string
+		want bool
+	}{
+		{tty: true, want: true},
+		{tty: false, want: false},
+		{tty: true, env: map[string]string{"NO_COLOR": "1"}, want: false},
+		{tty: true, env: map[string]string{"NO_COLOR": ""}, want: true},
+		{tty: true, env: map[string]string{"TERM": "dumb"}, want: false},
+	} {
+		a := &App{Getenv: func(k string) string { return tc.env[k] }, IsTerminal: func(any) bool { return tc.tty }}
+		got := a.palette(&bytes.Buffer{}).red("x")
+		if (got != "x") != tc.want {
+			t.Errorf("tty %v env %v: %q", tc.tty, tc.env, got)
+		}
+	}
+}

@@ -89,6 +89,9 @@ func (f *follower) agent(id string) *agentOut {
 // run follows the events until the done event. A stream that ends early
 // (dropped for lagging, connection lost) is opened again.
 func (f *follower) run(ctx context.Context) error {
+	f.mu.Lock()
+	f.drawProgress(true) // the states known before the first event
+	f.mu.Unlock()
 	failures := 0
 	for {
 		seq, err := f.cl.Events(ctx, f.id)

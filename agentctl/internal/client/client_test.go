@@ -269,3 +269,37 @@ func TestNotEnvelope(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestEventsIdle checks that an event stream gone silent (no event, no
+// keep-alive comment) ends with an error instead of hanging.
+func TestEventsIdle(t *testing.T) {
+	saved := eventsIdle
+	eventsIdle = 200 * time.Millisecond
+	defer func() { eventsIdle = saved }()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 1\nevent: state\ndata: {\"agent\":\"a1\",\"state\":\"running\"}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // silent from now on
+	}))
+	defer srv.Close()
+	c, _ := New(Options{Servers: []string{srv.URL}})
+	defer c.Close()
+	seq, err := c.Events(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var last error
+	for ev, err := range seq {
+		if err != nil {
+			last = err
+			break
+		}
+		got = append(got, ev.Type+":"+ev.Agent)
+	}
+	var ce *ConnError
+	if fmt.Sprint(got) != "[state:a1]" || !errors.As(last, &ce) || !strings.Contains(last.Error(), "nothing received for 200ms") {
+		t.Errorf("events %v, end %v", got, last)
+	}
+}

@@ -209,14 +209,17 @@ const maxEvent = 1 << 20
 // last one yielded), the end of the stream, or an error. A stream the
 // server drops yields ErrEventsDropped; the caller reconnects.
 func (c *Client) Events(ctx context.Context, id string) (iter.Seq2[Event, error], error) {
+	ctx, idle, cancel := withIdle(ctx, eventsIdle)
 	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/api/tasks/" + url.PathEscape(id) + "/events",
 		Header: http.Header{"Accept": {"text/event-stream"}}, Stream: true})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
+	body := idle(resp.Body)
 	return func(yield func(Event, error) bool) {
-		defer resp.Body.Close()
-		for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: maxEvent}) {
+		defer body.Close()
+		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEvent}) {
 			if err != nil {
 				yield(Event{}, &ConnError{Server: resp.Request.URL.Host, Err: err})
 				return

@@ -313,11 +313,14 @@ type Download struct {
 
 // Download starts the download of path from an agent.
 func (c *Client) Download(ctx context.Context, agent, path string) (*Download, error) {
+	ctx, idle, cancel := withIdle(ctx, downloadIdle)
 	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/api/file/" + url.PathEscape(agent) + "/download",
 		Query: url.Values{"dir": {path}}, Stream: true, Header: http.Header{"Accept-Encoding": {"identity"}}})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
+	resp.Body = idle(resp.Body)
 	return &Download{resp: resp, Size: resp.ContentLength}, nil
 }
 
