@@ -151,6 +151,19 @@ tasks:
 	if _, err := os.Stat(filepath.Join(dir, "site-e2e-a3.conf")); err == nil {
 		t.Error("e2e-a3 is not role=web")
 	}
+	// The layout through the tasks commands.
+	m := regexp.MustCompile(`layout (\w+): 2 agent`).FindStringSubmatch(r.err)
+	if m == nil {
+		t.Fatalf("no layout id in:\n%s", r.err)
+	}
+	r = fleet.ok(t, "tasks", "get", m[1])
+	if !regexp.MustCompile(`(?m)^e2e-a2\s+push\s+\w+`).MatchString(r.out) {
+		t.Errorf("tasks get of a layout:\n%s", r.out)
+	}
+	r = fleet.ok(t, "tasks", "watch", m[1])
+	if !strings.Contains(r.err, "2/2 agent(s) finished") {
+		t.Errorf("tasks watch of a finished layout:\n%s", r.err)
+	}
 	os.WriteFile(filepath.Join(lay, "main.yaml"), []byte("name: bad\ntimeout: 60\ntasks:\n  - {name: fail, plugin: exec, cmd: 'exit 5'}\n"), 0o644)
 	r = fleet.ctl(t, ctlOpts{}, "layout", "run", lay, "e2e-a3", "-o", "json")
 	if r.code != 1 {
