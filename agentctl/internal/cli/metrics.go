@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +60,9 @@ and dynamic payloads (the 1.5 field names) once.`,
 			live := !once && a.IsTerminal(a.Out)
 			var prev *sample
 			if live {
+				if f, ok := a.Out.(*os.File); ok {
+					defer prepareOutput(f)()
+				}
 				fmt.Fprint(a.Out, "\x1b[?1049h\x1b[?25l") // alternate screen, no cursor
 				defer fmt.Fprint(a.Out, "\x1b[?25h\x1b[?1049l")
 			}

@@ -68,6 +68,9 @@ func (a *App) shell(ctx context.Context, cl *client.Client, id string, o client.
 		return err
 	}
 	defer conn.Close()
+	if outTTY {
+		defer prepareOutput(outFile)()
+	}
 	if inTTY {
 		old, err := term.MakeRaw(int(inFile.Fd()))
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/term"
 )
 
@@ -26,4 +27,18 @@ func watchResize(ctx context.Context, tty *os.File, resize func(cols, rows int))
 			}
 		}
 	}
+}
+
+// prepareOutput turns on the console's processing of escape sequences
+// (colours, cursor moves of the remote terminal) and returns the undo.
+func prepareOutput(f *os.File) func() {
+	h := windows.Handle(f.Fd())
+	var mode uint32
+	if windows.GetConsoleMode(h, &mode) != nil {
+		return func() {}
+	}
+	if windows.SetConsoleMode(h, mode|windows.ENABLE_VIRTUAL_TERMINAL_PROCESSING) != nil {
+		return func() {}
+	}
+	return func() { _ = windows.SetConsoleMode(h, mode) }
 }

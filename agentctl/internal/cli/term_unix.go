@@ -28,3 +28,7 @@ func watchResize(ctx context.Context, tty *os.File, resize func(cols, rows int))
 		}
 	}
 }
+
+// prepareOutput readies the terminal for the remote's escape sequences:
+// nothing to do on Unix.
+func prepareOutput(*os.File) func() { return func() {} }
