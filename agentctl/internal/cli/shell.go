@@ -95,7 +95,7 @@ func (a *App) shell(ctx context.Context, cl *client.Client, id string, o client.
 	// (a blocked read of a terminal does not end); the process exits
 	// after the session, which ends it.
 	go s.pumpInput(a.In, !inTTY)
-	code, err := s.readOutput(a.Out)
+	code, err := s.readOutput(a.Out, a.Err)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (s *shellSession) pumpInput(in io.Reader, eot bool) {
 
 // readOutput copies terminal bytes to out until the exit message and the
 // close after it.
-func (s *shellSession) readOutput(out io.Writer) (int, error) {
+func (s *shellSession) readOutput(out, errw io.Writer) (int, error) {
 	code, exited := 0, false
 	for {
 		typ, b, err := s.conn.ReadMessage()
@@ -171,6 +171,9 @@ func (s *shellSession) readOutput(out io.Writer) (int, error) {
 			switch m.Type {
 			case "exit":
 				code, exited = m.Code, true
+				if m.Msg != "" { // the agent ended the session itself
+					fmt.Fprintf(errw, "\r\nagentctl: the session ended: %s\r\n", m.Msg)
+				}
 				_ = s.write(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 			case "error":
 				return 0, &ExitError{Code: ExitRemote, Err: fmt.Errorf("shell: %s", m.Msg)}
