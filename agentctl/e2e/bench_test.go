@@ -56,6 +56,11 @@ func TestCpThroughput(t *testing.T) {
 			return timeCmd("curl", "-sS", "-f", "-o", "/dev/null", "-H", auth, "-F", "dir="+remote, "-F", "name=up-curl.bin",
 				"-F", "file=@"+src, fleet.url+"/api/file/"+agent+"/upload")
 		},
+		// The same check as agentctl's: the file's MD5 sent with it.
+		"curl+md5": func() time.Duration {
+			return timeCmd("sh", "-c", `curl -sS -f -o /dev/null -H "$1" -F "dir=$2" -F name=up-curl-md5.bin -F "md5=$(md5sum "$3" | cut -c1-32)" -F "file=@$3" "$4"`,
+				"sh", auth, remote, src, fleet.url+"/api/file/"+agent+"/upload")
+		},
 	}
 	down := map[string]func() time.Duration{
 		"agentctl": func() time.Duration {
@@ -68,19 +73,21 @@ func TestCpThroughput(t *testing.T) {
 	}
 	times := map[string][]time.Duration{}
 	for i := range rounds {
-		order := []string{"agentctl", "curl"}
+		order := []string{"agentctl", "curl", "curl+md5"}
 		if i%2 == 1 {
-			order = []string{"curl", "agentctl"}
+			order = []string{"curl+md5", "curl", "agentctl"}
 		}
 		for _, tool := range order {
 			times["upload "+tool] = append(times["upload "+tool], up[tool]())
 		}
 		for _, tool := range order {
-			times["download "+tool] = append(times["download "+tool], down[tool]())
+			if down[tool] != nil {
+				times["download "+tool] = append(times["download "+tool], down[tool]())
+			}
 		}
 	}
 	for _, f := range []string{filepath.Join(remote, "up-agentctl.bin"), filepath.Join(remote, "up-curl.bin"),
-		filepath.Join(dir, "down-agentctl.bin"), filepath.Join(dir, "down-curl.bin")} {
+		filepath.Join(remote, "up-curl-md5.bin"), filepath.Join(dir, "down-agentctl.bin"), filepath.Join(dir, "down-curl.bin")} {
 		if got := fileMD5(t, f); got != sum {
 			t.Errorf("%s: md5 %s, want %s", f, got, sum)
 		}
@@ -99,6 +106,10 @@ func TestCpThroughput(t *testing.T) {
 			dir, mbps(a), a.Round(time.Millisecond), mbps(c), c.Round(time.Millisecond), 100*ratio)
 		t.Logf("%-8s all agentctl %v", dir, fmtTimes(times[dir+" agentctl"]))
 		t.Logf("%-8s all curl     %v", dir, fmtTimes(times[dir+" curl"]))
+		if m := times[dir+" curl+md5"]; m != nil {
+			t.Logf("%-8s curl with md5sum (the same check as agentctl) %7.1f MiB/s (%v), agentctl/that %.0f%%; all %v",
+				dir, mbps(median(m)), median(m).Round(time.Millisecond), 100*mbps(a)/mbps(median(m)), fmtTimes(m))
+		}
 		if ratio < 0.9 {
 			t.Errorf("%s: agentctl reaches %.0f%% of curl's throughput, want at least 90%%", dir, 100*ratio)
 		}

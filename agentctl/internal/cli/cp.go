@@ -137,7 +137,8 @@ not a terminal).`,
 			defer cancel()
 			cp := &copier{a: a, cl: cl, f: f, mode: mode, start: time.Now(), view: cpView{Files: []cpFile{}, Skipped: []string{}}}
 			if dst.remote() {
-				err = cp.upload(ctx, src, dst)
+				cp.upload = true
+				err = cp.uploadTo(ctx, src, dst)
 			} else {
 				err = cp.download(ctx, src, dst)
 			}
@@ -160,14 +161,15 @@ not a terminal).`,
 
 // copier does one cp.
 type copier struct {
-	a     *App
-	cl    *client.Client
-	f     cpFlags
-	mode  fs.FileMode
-	bar   bar
-	base  int64 // bytes of the files before the current one
-	start time.Time
-	view  cpView
+	a      *App
+	cl     *client.Client
+	f      cpFlags
+	mode   fs.FileMode
+	bar    bar
+	base   int64 // bytes of the files before the current one
+	start  time.Time
+	view   cpView
+	upload bool
 }
 
 // bar is the progress bar of a copy (nil when not shown).
@@ -220,8 +222,12 @@ func (cp *copier) report() error {
 	}
 	if cp.a.IsTerminal(cp.a.Err) && !cp.f.quiet {
 		secs := max(cp.view.Seconds, 0.001)
-		fmt.Fprintf(cp.a.Err, "%d file(s), %s in %s (%s/s), checksums verified\n", len(cp.view.Files), bytesIEC(uint64(cp.view.Bytes)),
-			shortDuration(time.Duration(secs*float64(time.Second))), bytesIEC(uint64(float64(cp.view.Bytes)/secs)))
+		check := "lengths checked"
+		if cp.upload {
+			check = "MD5 checked by the server"
+		}
+		fmt.Fprintf(cp.a.Err, "%d file(s), %s in %s (%s/s), %s\n", len(cp.view.Files), bytesIEC(uint64(cp.view.Bytes)),
+			shortDuration(time.Duration(secs*float64(time.Second))), bytesIEC(uint64(float64(cp.view.Bytes)/secs)), check)
 	}
 	return nil
 }
@@ -242,7 +248,7 @@ func (cp *copier) remoteDir(ctx context.Context, agent, p string) ([]client.File
 	return nil, false, err
 }
 
-func (cp *copier) upload(ctx context.Context, src, dst Location) error {
+func (cp *copier) uploadTo(ctx context.Context, src, dst Location) error {
 	if src.Path == "-" {
 		if strings.HasSuffix(dst.Path, "/") {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("from stdin, %s must name the file, not a directory", dst)}
@@ -414,7 +420,7 @@ func (cp *copier) download(ctx context.Context, src, dst Location) error {
 			return downloadErr(src, err)
 		}
 		cp.bar = cp.a.newBar(cp.f.quiet, d.Size, path.Base(src.Path))
-		n, sum, err := d.CopyTo(cp.a.Out, cp.progress)
+		n, sum, err := d.CopyTo(cp.a.Out, cp.f.output != "text", cp.progress)
 		if err != nil {
 			return fmt.Errorf("download %s: %w", src, err)
 		}
@@ -465,7 +471,7 @@ func (cp *copier) downloadOne(ctx context.Context, agent, remote, local string, 
 		d.Close()
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
-	n, sum, err := d.CopyTo(tmp, cp.progress)
+	n, sum, err := d.CopyTo(tmp, cp.f.output != "text", cp.progress)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
