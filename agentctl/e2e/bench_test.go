@@ -52,6 +52,9 @@ func TestCpThroughput(t *testing.T) {
 		"agentctl": func() time.Duration {
 			return timeCmd(bins.ctl, "cp", "-q", src, agent+":"+remote+"/up-agentctl.bin")
 		},
+		"agentctl --no-checksum": func() time.Duration {
+			return timeCmd(bins.ctl, "cp", "-q", "--no-checksum", src, agent+":"+remote+"/up-agentctl-nosum.bin")
+		},
 		"curl": func() time.Duration {
 			return timeCmd("curl", "-sS", "-f", "-o", "/dev/null", "-H", auth, "-F", "dir="+remote, "-F", "name=up-curl.bin",
 				"-F", "file=@"+src, fleet.url+"/api/file/"+agent+"/upload")
@@ -73,9 +76,9 @@ func TestCpThroughput(t *testing.T) {
 	}
 	times := map[string][]time.Duration{}
 	for i := range rounds {
-		order := []string{"agentctl", "curl", "curl+md5"}
+		order := []string{"agentctl", "curl", "curl+md5", "agentctl --no-checksum"}
 		if i%2 == 1 {
-			order = []string{"curl+md5", "curl", "agentctl"}
+			slices.Reverse(order)
 		}
 		for _, tool := range order {
 			times["upload "+tool] = append(times["upload "+tool], up[tool]())
@@ -87,7 +90,7 @@ func TestCpThroughput(t *testing.T) {
 		}
 	}
 	for _, f := range []string{filepath.Join(remote, "up-agentctl.bin"), filepath.Join(remote, "up-curl.bin"),
-		filepath.Join(remote, "up-curl-md5.bin"), filepath.Join(dir, "down-agentctl.bin"), filepath.Join(dir, "down-curl.bin")} {
+		filepath.Join(remote, "up-curl-md5.bin"), filepath.Join(remote, "up-agentctl-nosum.bin"), filepath.Join(dir, "down-agentctl.bin"), filepath.Join(dir, "down-curl.bin")} {
 		if got := fileMD5(t, f); got != sum {
 			t.Errorf("%s: md5 %s, want %s", f, got, sum)
 		}
@@ -106,6 +109,10 @@ func TestCpThroughput(t *testing.T) {
 			dir, mbps(a), a.Round(time.Millisecond), mbps(c), c.Round(time.Millisecond), 100*ratio)
 		t.Logf("%-8s all agentctl %v", dir, fmtTimes(times[dir+" agentctl"]))
 		t.Logf("%-8s all curl     %v", dir, fmtTimes(times[dir+" curl"]))
+		if m := times[dir+" agentctl --no-checksum"]; m != nil {
+			t.Logf("%-8s agentctl --no-checksum %7.1f MiB/s (%v), of curl %.0f%%; all %v",
+				dir, mbps(median(m)), median(m).Round(time.Millisecond), 100*mbps(median(m))/mbps(c), fmtTimes(m))
+		}
 		if m := times[dir+" curl+md5"]; m != nil {
 			t.Logf("%-8s curl with md5sum (the same check as agentctl) %7.1f MiB/s (%v), agentctl/that %.0f%%; all %v",
 				dir, mbps(median(m)), median(m).Round(time.Millisecond), 100*mbps(a)/mbps(median(m)), fmtTimes(m))

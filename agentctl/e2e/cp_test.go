@@ -119,6 +119,10 @@ func TestCpStreamsAndTrees(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dir, "new", "sub", "from-stdin.txt")); !bytes.Equal(got, data) {
 		t.Errorf("stdin upload: %d bytes", len(got))
 	}
+	r = fleet.ok(t, "cp", "--no-checksum", "-o", "json", "-", "e2e-a2:"+dir+"/nosum.txt")
+	if got, _ := os.ReadFile(filepath.Join(dir, "nosum.txt")); len(got) != 0 || !strings.Contains(r.out, `"md5": ""`) {
+		t.Errorf("--no-checksum: %q %s", got, r.out)
+	}
 	r = fleet.ok(t, "cp", "e2e-a3:"+dir+"/new/sub/from-stdin.txt", "-")
 	if r.out != string(data) {
 		t.Errorf("stdout: %d bytes", len(r.out))

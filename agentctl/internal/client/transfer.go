@@ -32,6 +32,9 @@ type UploadSpec struct {
 	Mode     fs.FileMode
 	OwnUser  string
 	OwnGroup string
+	// NoMD5: the MD5 is neither computed nor sent (the server still
+	// checks what it passes on to the agent).
+	NoMD5 bool
 }
 
 // UploadResult is what the server wrote.
@@ -241,6 +244,13 @@ func writeUploadForm(mw *multipart.Writer, spec UploadSpec, src io.Reader, progr
 	fw, err := mw.CreateFormFile("file", spec.Name)
 	if err != nil {
 		return 0, "", err
+	}
+	if spec.NoMD5 {
+		n, err := copyPlain(fw, src, progress)
+		if err != nil {
+			return n, "", err
+		}
+		return n, "", mw.Close()
 	}
 	n, sum, err := copyHashing(fw, src, progress)
 	if err != nil {
