@@ -102,11 +102,12 @@ tidy:
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy); done
 
 ## demo: build, start agent-server (SQLite, 127.0.0.1:13081) with an exec-, a metrics- and the
-## example-agent, print the token and curl commands; Ctrl-C stops everything
+## example-agent, print the token and agentctl and curl commands; Ctrl-C stops everything
 demo: build
 	@./bin/demo
 
 ## demo-check: the demo headless on its own port and data dir: agents listed, a command runs
+## (through the API, and through agentctl)
 demo-check: build
 	@d=$$(mktemp -d); ./bin/demo -check -data $$d -port 13981; rc=$$?; rm -rf $$d; exit $$rc
 

@@ -241,7 +241,7 @@ func (d *demo) check(ctx context.Context, ids map[string]string) error {
 	}
 	sort.Strings(types)
 	fmt.Fprintf(d.out, "demo check ok: agents %s connected; exec-agent ran echo (exit 0); example-agent answered foo\n", strings.Join(types, ", "))
-	return nil
+	return d.checkAgentctl(ctx, ids)
 }
 
 func (d *demo) printHelp(ids map[string]string) {
@@ -251,7 +251,19 @@ agent-server is running on %[1]s with %[2]d agents (data, configs and logs in %[
 API token:  %[4]s
             (generated on first start, kept in %[5]s)
 
-Try, in another terminal:
+Try agentctl, the command line, in another terminal:
+
+  export AGENTCTL_SERVER=%[1]s AGENTCTL_TOKEN=%[4]s
+  %[9]s agents ls
+  %[9]s run %[6]s -- uname -a
+  %[9]s run -l demo=yes --summary -- 'echo hello from $(hostname)'
+  %[9]s cp README.md %[6]s:/tmp/agentctl-demo/
+  %[9]s metrics %[7]s
+  %[9]s shell %[6]s
+  %[9]s --help
+  (or save a context: echo "$AGENTCTL_TOKEN" | %[9]s login %[1]s --token-stdin --name demo)
+
+or curl:
 
   export TOKEN=%[4]s
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/agents
@@ -263,7 +275,64 @@ Try, in another terminal:
 Console: %[1]s/ui/   signed in: %[1]s/ui/#token=%[4]s (the fragment never reaches the server)
 API reference: %[1]s/docs/      Ctrl-C stops everything.
 `, d.base(), len(ids), d.data, d.token, filepath.Join(d.data, "server", "data", "api-token"),
-		ids["exec-agent"], ids["metrics-agent"], ids["example-agent"])
+		ids["exec-agent"], ids["metrics-agent"], ids["example-agent"], d.agentctl())
+}
+
+// agentctl is how the user reaches bin/agentctl from the current
+// directory.
+func (d *demo) agentctl() string {
+	p := filepath.Join(d.bin, exe("agentctl"))
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+			if !strings.ContainsRune(rel, filepath.Separator) {
+				rel = "." + string(filepath.Separator) + rel
+			}
+			return rel
+		}
+	}
+	return p
+}
+
+// checkAgentctl runs two of the printed agentctl commands, when agentctl
+// is built: the agents listed, a command run with its output.
+func (d *demo) checkAgentctl(ctx context.Context, ids map[string]string) error {
+	bin := filepath.Join(d.bin, exe("agentctl"))
+	if _, err := os.Stat(bin); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	ctl := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "AGENTCTL_SERVER="+d.base(), "AGENTCTL_TOKEN="+d.token,
+			"AGENTCTL_CONFIG="+filepath.Join(d.data, "agentctl", "config.yaml"), "AGENTCTL_CONTEXT=")
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return "", fmt.Errorf("agentctl %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(ee.Stderr))
+			}
+			return "", fmt.Errorf("agentctl %s: %w", strings.Join(args, " "), err)
+		}
+		return string(out), nil
+	}
+	out, err := ctl("agents", "ls")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !strings.Contains(out, id) {
+			return fmt.Errorf("agentctl agents ls does not list %s:\n%s", id, out)
+		}
+	}
+	if out, err = ctl("run", ids["exec-agent"], "--", "echo hello from agentctl"); err != nil {
+		return err
+	}
+	if out != "hello from agentctl\n" {
+		return fmt.Errorf("agentctl run: output %q", out)
+	}
+	fmt.Fprintln(d.out, "demo check ok: agentctl listed the agents and ran a command")
+	return nil
 }
 
 func (d *demo) sleep(ctx context.Context, t time.Duration) error {

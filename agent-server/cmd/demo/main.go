@@ -1,13 +1,13 @@
 // Command demo runs agent-server on the embedded default (SQLite, 127.0.0.1)
 // with an exec-agent, a metrics-agent and the example-agent connected to it,
-// prints the API token and ready-to-paste curl commands, and stops everything
-// on Ctrl-C. `make demo` builds the binaries and runs it.
+// prints the API token and ready-to-paste agentctl and curl commands, and
+// stops everything on Ctrl-C. `make demo` builds the binaries and runs it.
 //
 //	demo [-bin bin] [-data demo-data] [-port 13081] [-check]
 //
 // With -check it runs headless: once the three agents are listed it runs a
-// command through the API, checks the answer, stops everything and exits 0
-// (the test of `make demo`).
+// command through the API (and through agentctl when it is built), checks
+// the answers, stops everything and exits 0 (the test of `make demo`).
 package main
 
 import (
