@@ -191,6 +191,14 @@ type file struct {
 	check   time.Time // next identity check
 }
 
+type youngFile struct {
+	spec  string
+	path  string
+	size  int64
+	grown time.Time
+	atEnd bool
+}
+
 type orphan struct {
 	file     *file // its proc, offset and fingerprint, detached
 	lastSize int64
@@ -215,8 +223,15 @@ type Tailer struct {
 	byKey   map[devIno]*file
 	shadows map[devIno]string // copy → lineage id it copies
 	skipped map[devIno]int64  // compressed files → size when checked
+	// young: files found shorter than a fingerprint that match nothing
+	// yet; read once they reach FingerprintBytes (a copy being written
+	// is recognised then) or stop growing for RotateWait.
+	young map[devIno]*youngFile
 	orphans []*orphan
-	rescan  bool
+	// ended: the offsets lineages finished at in this run (the store's
+	// offset lags until the batcher spooled their last lines).
+	ended  map[string]int64
+	rescan bool
 	last    time.Time // last scan
 	buf     []byte
 	out     chan<- *Chunk
@@ -260,7 +275,8 @@ func New(opts Options) *Tailer {
 		changed: make(chan struct{}, 1),
 		specs:   map[string]*Spec{}, scanned: map[string]bool{},
 		files: map[string]*file{}, byKey: map[devIno]*file{},
-		shadows: map[devIno]string{}, skipped: map[devIno]int64{},
+		shadows: map[devIno]string{}, skipped: map[devIno]int64{}, young: map[devIno]*youngFile{},
+		ended: map[string]int64{},
 		buf: make([]byte, opts.ReadBuffer),
 	}
 	if p.Multiline != nil {
@@ -371,6 +387,9 @@ func (t *Tailer) turn(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := t.checkYoung(ctx, now); err != nil {
+		return err
+	}
 	if err := t.periodic(ctx, now); err != nil {
 		return err
 	}
@@ -476,6 +495,11 @@ func (t *Tailer) scan(ctx context.Context, now time.Time) error {
 			delete(t.skipped, k)
 		}
 	}
+	for k := range t.young {
+		if !seen[k] {
+			delete(t.young, k)
+		}
+	}
 	return nil
 }
 
@@ -504,6 +528,16 @@ func (t *Tailer) found(ctx context.Context, sp *Spec, path string, fi os.FileInf
 	if sz, ok := t.skipped[key]; ok && sz == fi.Size() {
 		return nil
 	}
+	if y, ok := t.young[key]; ok {
+		y.path = path
+		return nil // checkYoung decides
+	}
+	return t.discover(ctx, sp, path, fi, key, atEnd, now, false)
+}
+
+// discover matches a file not followed yet (see the package doc); settled:
+// a young file that stopped growing is taken as new even when short.
+func (t *Tailer) discover(ctx context.Context, sp *Spec, path string, fi os.FileInfo, key devIno, atEnd bool, now time.Time, settled bool) error {
 	fd, err := os.Open(path)
 	if err != nil {
 		t.fail(fmt.Errorf("open %s: %w", path, err))
@@ -542,6 +576,7 @@ func (t *Tailer) found(ctx context.Context, sp *Spec, path string, fi os.FileInf
 	for i, o := range t.orphans {
 		if o.file.fp.n > 0 && o.file.fp.matches(head) {
 			t.orphans = append(t.orphans[:i], t.orphans[i+1:]...)
+			delete(t.young, key)
 			return t.adopt(nf, o, head)
 		}
 	}
@@ -550,6 +585,7 @@ func (t *Tailer) found(ctx context.Context, sp *Spec, path string, fi os.FileInf
 		for _, f := range t.files {
 			if f.fp.n > 0 && f.fp.matches(head) {
 				fd.Close()
+				delete(t.young, key)
 				t.shadows[key] = f.id
 				return nil
 			}
@@ -566,7 +602,14 @@ func (t *Tailer) found(ctx context.Context, sp *Spec, path string, fi os.FileInf
 			}
 		}
 	}
-	// 5. new
+	// 5. new — unless it is shorter than a fingerprint and still young: a
+	// copy being written looks like that.
+	if len(head) < t.opts.FingerprintBytes && !settled {
+		fd.Close()
+		t.young[key] = &youngFile{spec: sp.Key, path: path, size: fi.Size(), grown: now, atEnd: atEnd}
+		return nil
+	}
+	delete(t.young, key)
 	nf.id = checkpoint.NewID()
 	nf.fp = fpOf(head)
 	nf.proc = newLineProc(t.procCfg(sp.Format), &t.cnt)
@@ -588,7 +631,7 @@ func (t *Tailer) found(ctx context.Context, sp *Spec, path string, fi os.FileInf
 		// Start after the existing lines: the checkpoint moves there now.
 		t.opts.Store.Advance(nf.id, nf.off)
 	}
-	t.log.Debug("following", "path", path, "id", nf.id, "offset", nf.off)
+	t.log.Debug("following", "path", path, "id", nf.id, "offset", nf.off, "fp", nf.fp.n, "size", nf.size, "ino", key.ino, "live", len(t.files))
 	return nil
 }
 
@@ -619,7 +662,8 @@ func (t *Tailer) resume(nf *file, c checkpoint.File, head []byte, now time.Time)
 	if c.FPLen > nf.fp.n {
 		nf.fp = fingerprint{c.FPLen, c.FPHash}
 	}
-	nf.off = c.Offset
+	nf.off = max(c.Offset, t.ended[c.ID])
+	delete(t.ended, c.ID)
 	if nf.off > nf.size {
 		// Shorter than where we were, with the same first bytes: it was
 		// truncated and rewritten while we were away. A new lineage.
@@ -633,7 +677,7 @@ func (t *Tailer) resume(nf *file, c checkpoint.File, head []byte, now time.Time)
 	nf.sentEnd = nf.off
 	nf.proc = newLineProc(t.procCfg(t.formatOf(nf.spec)), &t.cnt)
 	t.track(nf)
-	t.log.Debug("resuming", "path", nf.path, "id", nf.id, "offset", nf.off)
+	t.log.Debug("resuming", "path", nf.path, "id", nf.id, "offset", nf.off, "fp", nf.fp.n, "ckfp", c.FPLen, "size", nf.size, "ino", nf.key.ino)
 	return t.putStore(nf, nf.id != c.ID)
 }
 
@@ -756,6 +800,13 @@ func (t *Tailer) read(ctx context.Context, f *file) (more bool, err error) {
 	if f.fd == nil {
 		return false, nil
 	}
+	if f.off == 0 && f.fp.n < t.opts.FingerprintBytes {
+		// Nothing read yet and short when found: it may turn out to be
+		// a copy being written (logrotate's copytruncate).
+		if copied, err := t.copyOf(f); copied || err != nil {
+			return false, err
+		}
+	}
 	// The bytes at f.off must still be this lineage's: a file truncated
 	// and rewritten past f.off since the last read would otherwise feed
 	// the new content into the old lineage.
@@ -844,6 +895,77 @@ func (t *Tailer) check(ctx context.Context, f *file, now time.Time) error {
 		// Idle: give the descriptor back; check reopens it on growth.
 		f.fd.Close()
 		f.fd = nil
+	}
+	return nil
+}
+
+// copyOf turns f (a lineage that read nothing yet) into a shadow of the
+// followed file it turns out to copy, or into the continuation of the
+// truncated lineage it copies.
+func (t *Tailer) copyOf(f *file) (bool, error) {
+	fi, err := f.fd.Stat()
+	if err != nil || fi.Size() <= int64(f.fp.n) {
+		return false, nil
+	}
+	head, err := t.head(f.fd, fi.Size())
+	if err != nil || len(head) <= f.fp.n {
+		return false, nil
+	}
+	for i, o := range t.orphans {
+		if o.file.fp.n > 0 && o.file.fp.matches(head) {
+			t.orphans = append(t.orphans[:i], t.orphans[i+1:]...)
+			t.forget(f)
+			nf := &file{spec: f.spec, name: o.file.name, path: f.path, key: f.key, fd: f.fd, size: fi.Size(), grown: f.grown, seen: true}
+			return true, t.adopt(nf, o, head)
+		}
+	}
+	for _, g := range t.files {
+		if g != f && g.fp.n > 0 && g.fp.matches(head) {
+			t.forget(f)
+			f.fd.Close()
+			t.shadows[f.key] = g.id
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// forget drops a lineage that never emitted anything.
+func (t *Tailer) forget(f *file) {
+	delete(t.files, f.id)
+	if t.byKey[f.key] == f {
+		delete(t.byKey, f.key)
+	}
+	t.opts.Store.Remove(f.id)
+}
+
+// checkYoung looks at the young files again: grown to a fingerprint's
+// size, or idle for RotateWait, they are discovered for good.
+func (t *Tailer) checkYoung(ctx context.Context, now time.Time) error {
+	keys := make([]devIno, 0, len(t.young))
+	for k := range t.young {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ino < keys[j].ino })
+	for _, k := range keys {
+		y := t.young[k]
+		sp := t.specs[y.spec]
+		fi, err := os.Stat(y.path)
+		if sp == nil || err != nil || devInoOf(y.path, fi) != k {
+			delete(t.young, k)
+			continue
+		}
+		if fi.Size() != y.size {
+			y.size, y.grown = fi.Size(), now
+		}
+		settled := now.Sub(y.grown) >= t.opts.RotateWait
+		if fi.Size() < int64(t.opts.FingerprintBytes) && !settled {
+			continue
+		}
+		delete(t.young, k)
+		if err := t.discover(ctx, sp, y.path, fi, k, y.atEnd, now, settled); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -956,6 +1078,7 @@ func (t *Tailer) finish(ctx context.Context, f *file, now time.Time) error {
 		f.fd = nil
 	}
 	delete(t.files, f.id)
+	t.ended[f.id] = f.off
 	if t.byKey[f.key] == f {
 		delete(t.byKey, f.key)
 	}
@@ -987,7 +1110,7 @@ func (t *Tailer) periodic(ctx context.Context, now time.Time) error {
 	}
 	keep := t.orphans[:0]
 	for _, o := range t.orphans {
-		if now.Sub(o.at) < t.opts.RotateWait {
+		if now.Sub(o.at) < 2*t.opts.RotateWait {
 			keep = append(keep, o)
 			continue
 		}
@@ -1004,9 +1127,17 @@ func (t *Tailer) periodic(ctx context.Context, now time.Time) error {
 		}
 		t.opts.Store.Put(checkpoint.File{ID: of.id, Name: of.name, Spec: of.spec, Path: of.path,
 			FPLen: of.fp.n, FPHash: of.fp.h, Finished: true})
+		t.ended[of.id] = of.off
 	}
 	t.orphans = keep
 	t.opts.Store.Prune(t.opts.Keep, t.opts.MaxFinished)
+	if len(t.ended) > 2*t.opts.MaxFinished {
+		for id := range t.ended {
+			if _, ok := t.opts.Store.Get(id); !ok {
+				delete(t.ended, id)
+			}
+		}
+	}
 	return nil
 }
 
