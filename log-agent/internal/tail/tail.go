@@ -56,6 +56,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,10 @@ type Spec struct {
 	// is put in front of them.
 	Patterns []string
 	// Name is the records' source name; empty: the file's path.
-	Name   string
+	Name string
+	// StripPrefix, when set, makes a file's source name Name + ":" + its
+	// path without Root + StripPrefix (files inside a container).
+	StripPrefix string
 	Format Format
 	// AtEnd: never-seen files found by this spec's first scan start after
 	// their last complete line instead of at their beginning.
@@ -557,10 +561,7 @@ func (t *Tailer) discover(ctx context.Context, sp *Spec, path string, fi os.File
 		t.skipped[key] = fi.Size()
 		return nil
 	}
-	name := sp.Name
-	if name == "" {
-		name = path
-	}
+	name := t.sourceName(sp, path)
 	nf := &file{spec: sp.Key, name: name, path: path, key: key, fd: fd, size: fi.Size(), grown: now, seen: true}
 	all := t.opts.Store.All()
 	// 1. a checkpoint of this inode with a matching fingerprint
@@ -633,6 +634,16 @@ func (t *Tailer) discover(ctx context.Context, sp *Spec, path string, fi os.File
 	}
 	t.log.Debug("following", "path", path, "id", nf.id, "offset", nf.off, "fp", nf.fp.n, "size", nf.size, "ino", key.ino, "live", len(t.files))
 	return nil
+}
+
+func (t *Tailer) sourceName(sp *Spec, path string) string {
+	switch {
+	case sp.Name == "":
+		return path
+	case sp.StripPrefix != "":
+		return sp.Name + ":" + strings.TrimPrefix(path, t.opts.Root+sp.StripPrefix)
+	}
+	return sp.Name
 }
 
 func (t *Tailer) procCfg(f Format) *procConfig {
