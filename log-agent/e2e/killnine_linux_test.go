@@ -25,10 +25,10 @@ import (
 // exactly once, in order within each source (count and SHA-256 of the
 // lines in number order).
 //
-// LOGAGENT_E2E_MB sets the volume (default 24 MB; the 1 GB run is
+// LOGAGENT_E2E_MB sets the volume (default 16 MB; the 1 GB run is
 // LOGAGENT_E2E_MB=1024, see docs/logging.md).
 func TestKillNineZeroLoss(t *testing.T) {
-	totalMB := 24
+	totalMB := 16
 	if v := os.Getenv("LOGAGENT_E2E_MB"); v != "" {
 		totalMB, _ = strconv.Atoi(v)
 	}

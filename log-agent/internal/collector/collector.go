@@ -140,6 +140,12 @@ type Collector struct {
 	errs    atomic.Uint64
 	lastErr atomic.Value
 	saveMu  sync.Mutex
+
+	// Batches dropped from the full spool while the shipper had them in
+	// flight may still be delivered: those are taken off the drop counts.
+	dropMu    sync.Mutex
+	dropped   []spool.Drop // recent drop ranges
+	undropped struct{ batches, lines, bytes int64 }
 }
 
 // New opens the project's checkpoints and spool (recovering them after a
@@ -183,6 +189,12 @@ func New(opts Options) (*Collector, error) {
 		Persist:  store.Save,
 		OnDrop: func(d spool.Drop) {
 			c.pending.Add(-d.Bytes)
+			c.dropMu.Lock()
+			c.dropped = append(c.dropped, d)
+			if len(c.dropped) > 64 {
+				c.dropped = c.dropped[1:]
+			}
+			c.dropMu.Unlock()
 			log.Warn("spool full: oldest batches dropped unshipped",
 				"batches", d.Batches, "lines", d.Lines, "bytes", d.Bytes, "first_seq", d.First, "last_seq", d.Last)
 		},
@@ -471,7 +483,9 @@ func (c *Collector) shipper(ctx context.Context) error {
 				for _, b := range bs[:n] {
 					c.shipped.lines.Add(uint64(b.Lines))
 					c.shipped.bytes.Add(uint64(b.Bytes))
-					c.pending.Add(-int64(b.Bytes))
+					if !c.undrop(b) {
+						c.pending.Add(-int64(b.Bytes))
+					}
 				}
 				c.shipped.batches.Add(uint64(n))
 				if aerr := c.sp.Ack(last); aerr != nil && !errors.Is(aerr, spool.ErrClosed) {
@@ -491,8 +505,28 @@ func (c *Collector) shipper(ctx context.Context) error {
 			if !sleep(ctx, bo.Next()) {
 				return nil
 			}
+			// Read again from the spool: batches dropped from it while
+			// the sink was away are not sent.
+			r.Rewind()
+			break
 		}
 	}
+}
+
+// undrop reports whether b was counted dropped (and takes it off the drop
+// counts: it was delivered after all).
+func (c *Collector) undrop(b *batch.Batch) bool {
+	c.dropMu.Lock()
+	defer c.dropMu.Unlock()
+	for _, d := range c.dropped {
+		if b.Seq >= d.First && b.Seq <= d.Last {
+			c.undropped.batches++
+			c.undropped.lines += int64(b.Lines)
+			c.undropped.bytes += int64(b.Bytes)
+			return true
+		}
+	}
+	return false
 }
 
 // ship calls the sink, turning a panic into an error.
@@ -523,6 +557,24 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+func (c *Collector) undroppedBatches() int64 {
+	c.dropMu.Lock()
+	defer c.dropMu.Unlock()
+	return c.undropped.batches
+}
+
+func (c *Collector) undroppedLines() int64 {
+	c.dropMu.Lock()
+	defer c.dropMu.Unlock()
+	return c.undropped.lines
+}
+
+func (c *Collector) undroppedBytes() int64 {
+	c.dropMu.Lock()
+	defer c.dropMu.Unlock()
+	return c.undropped.bytes
+}
+
 // Status reports the project's counters.
 func (c *Collector) Status() Status {
 	ts := c.tl.Stats()
@@ -532,7 +584,8 @@ func (c *Collector) Status() Status {
 		Files: ts.Files, Lines: ts.Lines, Bytes: ts.Bytes, Excluded: ts.Excluded, Capped: ts.Capped,
 		BadFormat: ts.BadFormat, LostBytes: ts.LostBytes,
 		ShippedLines: c.shipped.lines.Load(), ShippedBytes: c.shipped.bytes.Load(), ShippedBatches: c.shipped.batches.Load(),
-		DroppedBatches: ss.DroppedBatches, DroppedLines: ss.DroppedLines, DroppedBytes: ss.DroppedBytes,
+		DroppedBatches: ss.DroppedBatches - c.undroppedBatches(), DroppedLines: ss.DroppedLines - c.undroppedLines(),
+		DroppedBytes: ss.DroppedBytes - c.undroppedBytes(),
 		SpoolBytes: ss.Bytes, SpoolPending: ss.Pending,
 		LagBytes: ts.Unread + max(c.pending.Load(), 0),
 		Errors:   c.errs.Load() + ts.Errors,

@@ -28,7 +28,7 @@ func TestZeroLossRotationsAndRestarts(t *testing.T) {
 			state := filepath.Join(dir, "state")
 			r := start(t, p, state, sink, nil)
 			const (
-				total      = 60_000
+				total      = 40_000
 				step       = 500
 				rotateSize = 256 << 10 // ≈ 2,000 lines
 			)

@@ -217,7 +217,7 @@ func (p *lineProc) docker(line []byte, off, end, dropped int64, now time.Time, e
 	if dropped > 0 || json.Unmarshal(line, &d) != nil {
 		// Not decodable (cut or damaged): pass the raw bytes on, flagged.
 		p.cnt.badFormat++
-		p.content(line, off, end, now.UnixNano(), batch.StreamFile, batch.FlagTruncated, dropped, true, now, emit)
+		p.content(line, off, end, now.UnixNano(), batch.StreamFile, truncFlag(dropped), dropped, true, now, emit)
 		return
 	}
 	ts := now.UnixNano()
@@ -243,7 +243,7 @@ func (p *lineProc) docker(line []byte, off, end, dropped int64, now time.Time, e
 func (p *lineProc) cri(line []byte, off, end, dropped int64, now time.Time, emit func(*Line)) {
 	bad := func() {
 		p.cnt.badFormat++
-		p.content(line, off, end, now.UnixNano(), batch.StreamFile, batch.FlagTruncated, dropped, true, now, emit)
+		p.content(line, off, end, now.UnixNano(), batch.StreamFile, truncFlag(dropped), dropped, true, now, emit)
 	}
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 < 0 {
@@ -406,6 +406,13 @@ func (p *lineProc) out(c []byte, off, end, ts int64, stream, flags byte, dropped
 	}
 	p.cnt.lines++
 	emit(&Line{Offset: off, End: end, Time: ts, Stream: stream, Flags: flags, Data: c})
+}
+
+func truncFlag(dropped int64) byte {
+	if dropped > 0 {
+		return batch.FlagTruncated
+	}
+	return 0
 }
 
 // marker is appended to a capped line.
