@@ -586,7 +586,7 @@ func (c *Collector) Status() Status {
 		ShippedLines: c.shipped.lines.Load(), ShippedBytes: c.shipped.bytes.Load(), ShippedBatches: c.shipped.batches.Load(),
 		DroppedBatches: ss.DroppedBatches - c.undroppedBatches(), DroppedLines: ss.DroppedLines - c.undroppedLines(),
 		DroppedBytes: ss.DroppedBytes - c.undroppedBytes(),
-		SpoolBytes: ss.Bytes, SpoolPending: ss.Pending,
+		SpoolBytes:   ss.Bytes, SpoolPending: ss.Pending,
 		LagBytes: ts.Unread + max(c.pending.Load(), 0),
 		Errors:   c.errs.Load() + ts.Errors,
 	}

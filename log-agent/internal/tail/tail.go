@@ -90,7 +90,7 @@ type Spec struct {
 	// StripPrefix, when set, makes a file's source name Name + ":" + its
 	// path without Root + StripPrefix (files inside a container).
 	StripPrefix string
-	Format Format
+	Format      Format
 	// AtEnd: never-seen files found by this spec's first scan start after
 	// their last complete line instead of at their beginning.
 	AtEnd bool
@@ -230,15 +230,15 @@ type Tailer struct {
 	// young: files found shorter than a fingerprint that match nothing
 	// yet; read once they reach FingerprintBytes (a copy being written
 	// is recognised then) or stop growing for RotateWait.
-	young map[devIno]*youngFile
+	young   map[devIno]*youngFile
 	orphans []*orphan
 	// ended: the offsets lineages finished at in this run (the store's
 	// offset lags until the batcher spooled their last lines).
 	ended  map[string]int64
 	rescan bool
-	last    time.Time // last scan
-	buf     []byte
-	out     chan<- *Chunk
+	last   time.Time // last scan
+	buf    []byte
+	out    chan<- *Chunk
 
 	st      atomic.Pointer[Stats]
 	errs    atomic.Uint64
@@ -275,13 +275,13 @@ func New(opts Options) *Tailer {
 	p := opts.Project
 	t := &Tailer{
 		opts: opts, log: opts.Log, now: opts.Now,
-		cfg: procConfig{maxLine: p.MaxLine, exclude: p.ExcludeRE(), mlStart: p.MultilineRE()},
+		cfg:     procConfig{maxLine: p.MaxLine, exclude: p.ExcludeRE(), mlStart: p.MultilineRE()},
 		changed: make(chan struct{}, 1),
 		specs:   map[string]*Spec{}, scanned: map[string]bool{},
 		files: map[string]*file{}, byKey: map[devIno]*file{},
 		shadows: map[devIno]string{}, skipped: map[devIno]int64{}, young: map[devIno]*youngFile{},
 		ended: map[string]int64{},
-		buf: make([]byte, opts.ReadBuffer),
+		buf:   make([]byte, opts.ReadBuffer),
 	}
 	if p.Multiline != nil {
 		t.cfg.mlMax = p.Multiline.MaxLines
