@@ -58,6 +58,9 @@ type Collect struct {
 	// RotateWait is how long a renamed or deleted file is read after it
 	// stopped growing.
 	RotateWait utils.Duration `kv:"rotate_wait"`
+	// CheckpointInterval is how often checkpoints are saved (after an
+	// fsync of the spool).
+	CheckpointInterval utils.Duration `kv:"checkpoint_interval"`
 	// HostRoot is put in front of every path (the agent in a container
 	// with the host's / mounted there).
 	HostRoot     string `kv:"host_root"`
@@ -85,7 +88,8 @@ func DefaultConfig() *Config {
 	return &Config{Basic: libagent.DefaultBasic(), Collect: Collect{
 		Projects: "./conf/projects.json", DataDir: "./data", Sink: "spool",
 		SpoolSize: DefaultSpoolSize, Poll: utils.Duration(tail.DefaultPoll), Scan: utils.Duration(tail.DefaultScan),
-		RotateWait: utils.Duration(tail.DefaultRotateWait), DockerSocket: DefaultDockerSocket,
+		RotateWait: utils.Duration(tail.DefaultRotateWait), CheckpointInterval: utils.Duration(collector.DefaultCheckpointEvery),
+		DockerSocket: DefaultDockerSocket,
 		PodsDir: DefaultPodsDir, ContainerdRoot: DefaultContainerdRoot,
 	}}
 }
@@ -106,6 +110,9 @@ func (c *Collect) Check() error {
 	}
 	if c.Poll < utils.Duration(time.Millisecond) || c.Scan < utils.Duration(time.Millisecond) || c.RotateWait < 0 {
 		return errors.New("collect.poll and collect.scan: at least 1ms")
+	}
+	if c.CheckpointInterval < utils.Duration(10*time.Millisecond) {
+		return errors.New("collect.checkpoint_interval: at least 10ms")
 	}
 	return nil
 }
@@ -240,9 +247,13 @@ func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink
 		disc = k8s.NewDiscovery(k8s.Options{Project: p, Node: c.K8sNode, PodsDir: c.PodsDir,
 			ContainerdRoot: c.ContainerdRoot, HostRoot: to.Root, Log: a.log})
 	}
+	every := a.opts.CheckpointEvery
+	if every == 0 {
+		every = time.Duration(c.CheckpointInterval)
+	}
 	col, err := collector.New(collector.Options{
 		Project: p, Dir: filepath.Join(a.path(c.DataDir), p.Name), Sink: sk, Discovery: disc,
-		SpoolBytes: int64(c.SpoolSize), Log: a.log, Tail: to, CheckpointEvery: a.opts.CheckpointEvery,
+		SpoolBytes: int64(c.SpoolSize), Log: a.log, Tail: to, CheckpointEvery: every,
 	})
 	if err != nil {
 		a.log.Error("project not started", "project", p.Name, "err", err)
@@ -274,7 +285,7 @@ func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink
 			// A failed run closed its spool: start a fresh collector.
 			ncol, nerr := collector.New(collector.Options{
 				Project: p, Dir: filepath.Join(a.path(c.DataDir), p.Name), Sink: sk, Discovery: disc,
-				SpoolBytes: int64(c.SpoolSize), Log: a.log, Tail: to, CheckpointEvery: a.opts.CheckpointEvery,
+				SpoolBytes: int64(c.SpoolSize), Log: a.log, Tail: to, CheckpointEvery: every,
 			})
 			if nerr != nil {
 				a.log.Error("project not restarted", "project", p.Name, "err", nerr)

@@ -28,6 +28,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -281,7 +282,24 @@ func (c *Collector) persist() error {
 	if err := c.sp.Sync(); err != nil {
 		return err
 	}
-	return c.store.Save()
+	if err := c.store.Save(); err != nil {
+		return err
+	}
+	c.writeStatus()
+	return nil
+}
+
+// writeStatus leaves the status in <dir>/status.json for local tools (no
+// fsync: it is rewritten every checkpoint period).
+func (c *Collector) writeStatus() {
+	b, err := json.MarshalIndent(c.Status(), "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := filepath.Join(c.opts.Dir, ".status.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		_ = os.Rename(tmp, filepath.Join(c.opts.Dir, "status.json"))
+	}
 }
 
 func (c *Collector) fail(err error) {

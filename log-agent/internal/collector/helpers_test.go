@@ -177,7 +177,7 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-func mustProject(t *testing.T, js string) *project.Project {
+func mustProject(t testing.TB, js string) *project.Project {
 	t.Helper()
 	p, err := project.Decode([]byte(js))
 	if err != nil {
