@@ -105,7 +105,7 @@ var ErrCorrupt = errors.New("batch: corrupt")
 var (
 	encPool = sync.Pool{New: func() any {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-			zstd.WithLowerEncoderMem(true))
+			zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
 		if err != nil {
 			panic(err) // constant options
 		}

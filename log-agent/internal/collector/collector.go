@@ -70,7 +70,7 @@ const (
 	DefaultSpoolBytes      = 256 << 20
 	DefaultCheckpointEvery = time.Second
 	DefaultShipMaxBatches  = 256
-	DefaultShipMaxBytes    = 4 << 20
+	DefaultShipMaxBytes    = 1 << 20
 	chunkQueue             = 4
 )
 
@@ -347,6 +347,7 @@ func (c *Collector) batcher(in <-chan *tail.Chunk, tailDone <-chan struct{}) err
 				}
 			}
 			b.mark(ck)
+			ck.Release()
 			if b.lines == 0 {
 				// Nothing waits in the batch: the progress (excluded
 				// lines, a finished file) is recorded now.
@@ -377,6 +378,7 @@ func (c *Collector) batcher(in <-chan *tail.Chunk, tailDone <-chan struct{}) err
 						}
 					}
 					b.mark(ck)
+					ck.Release()
 				default:
 					return c.flush(b)
 				}
