@@ -221,10 +221,9 @@ func (w *lineWriter) rotateCopyTruncate(t *testing.T) {
 
 // sinkReader reads the file sink's output incrementally.
 type sinkReader struct {
-	dir   string
-	offs  map[string]int64
-	n     int
-	lines map[string][]string
+	dir  string
+	offs map[string]int64
+	n    int
 }
 
 func (r *sinkReader) files() []string {

@@ -90,7 +90,7 @@ func DefaultConfig() *Config {
 		SpoolSize: DefaultSpoolSize, Poll: utils.Duration(tail.DefaultPoll), Scan: utils.Duration(tail.DefaultScan),
 		RotateWait: utils.Duration(tail.DefaultRotateWait), CheckpointInterval: utils.Duration(collector.DefaultCheckpointEvery),
 		DockerSocket: DefaultDockerSocket,
-		PodsDir: DefaultPodsDir, ContainerdRoot: DefaultContainerdRoot,
+		PodsDir:      DefaultPodsDir, ContainerdRoot: DefaultContainerdRoot,
 	}}
 }
 

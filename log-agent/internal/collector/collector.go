@@ -395,7 +395,6 @@ type builder struct {
 	sources []batch.Source
 	lines   int
 	size    int
-	created time.Time
 }
 
 func newBuilder(p *project.Project) *builder {

@@ -583,7 +583,6 @@ type Reader struct {
 	path string
 	off  int64 // read position in f
 	r    *bufio.Reader
-	buf  []byte
 }
 
 // NewReader returns a reader positioned after the acknowledged batches.

@@ -215,7 +215,6 @@ type file struct {
 	wait    time.Duration
 	seen    bool // matched by the current scan
 	sentEnd int64
-	check   time.Time // next identity check
 }
 
 type youngFile struct {
