@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync"
 
 	"github.com/agentfleet/libagent/statefile"
@@ -110,13 +111,22 @@ func (s *File) store(b *batch.Batch) error {
 	for i, sr := range srcs {
 		highs[i] = sr.high
 	}
+	var hdr [64]byte
 	for _, r := range recs {
 		if r.Offset <= highs[r.Source] {
 			continue // stored before (a delivery repeated after a crash)
 		}
 		highs[r.Source] = r.Offset
 		w := &bufs[r.Source]
-		fmt.Fprintf(w, "%d %d %d %d\n", r.Offset, r.Stream, r.Flags, len(r.Data))
+		h := strconv.AppendInt(hdr[:0], r.Offset, 10)
+		h = append(h, ' ')
+		h = strconv.AppendUint(h, uint64(r.Stream), 10)
+		h = append(h, ' ')
+		h = strconv.AppendUint(h, uint64(r.Flags), 10)
+		h = append(h, ' ')
+		h = strconv.AppendInt(h, int64(len(r.Data)), 10)
+		h = append(h, '\n')
+		w.Write(h)
 		w.Write(r.Data)
 		w.WriteByte('\n')
 	}
