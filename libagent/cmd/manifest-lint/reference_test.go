@@ -15,6 +15,7 @@ var update = flag.Bool("update", false, "rewrite docs/config-reference.md from t
 var referenceManifests = []string{
 	"exec-agent/conf/manifest.yaml",
 	"metrics-agent/conf/manifest.yaml",
+	"log-agent/conf/manifest.yaml",
 	"example-agent/conf/manifest.yaml",
 }
 
