@@ -82,13 +82,14 @@ mysql:
 fuzz:
 	@bash .ci/fuzz $(FUZZTIME) $(MODULES)
 
-## lint: gofmt, go vet, staticcheck, go mod tidy diff, cross builds
+## lint: gofmt, go vet, staticcheck, go mod tidy diff, no version skew from go.work, cross builds
 lint: crossbuild
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	@test -x $(TOOLS)/staticcheck-$(STATICCHECK_VERSION) || { GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv $(TOOLS)/staticcheck $(TOOLS)/staticcheck-$(STATICCHECK_VERSION); }
 	$(TOOLS)/staticcheck-$(STATICCHECK_VERSION) $(PKGS)
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off GOFLAGS=-mod=mod $(GO) mod tidy -diff) || { echo "go mod tidy needed in $$m"; exit 1; }; done
+	@bash .ci/check-versions
 
 crossbuild:
 	@set -e; for p in $(PLATFORMS); do echo "build $$p"; \
