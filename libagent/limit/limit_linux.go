@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/containerd/cgroups/v3/cgroup2"
 )
 
 func apply(c Config, o Options) (Applied, error) {
@@ -46,10 +44,12 @@ func detect(root string) string {
 	return ""
 }
 
-// applyV2 uses containerd's cgroup2 manager, which can target any mount
-// point, for the cgroup, cpu.max, memory.max and joining. io.max is written
-// here with all of a device's keys on one line: the library writes one key
-// per write, which is the same to the kernel but not atomic.
+// applyV2 creates the cgroup, enables the needed controllers for the
+// root's children (one "+cpu +memory +io" write to cgroup.subtree_control),
+// writes cpu.max, memory.max and io.max, then moves the process in with
+// cgroup.procs. These are single file writes; containerd's cgroup2 manager
+// did the same but linked protobuf, cilium/ebpf and D-Bus into every agent
+// (docs/dependencies.md). io.max gets all of a device's keys on one line.
 func applyV2(c Config, o Options) (Applied, error) {
 	a := Applied{Mode: "cgroup2"}
 	avail, err := os.ReadFile(filepath.Join(o.CgroupRoot, "cgroup.controllers"))
@@ -57,10 +57,12 @@ func applyV2(c Config, o Options) (Applied, error) {
 		return a, fmt.Errorf("limit: %w", err)
 	}
 	have := strings.Fields(string(avail))
-	res := &cgroup2.Resources{}
+	var ctls []string      // controllers to enable, in the kernel's usual order
+	var values [][2]string // file, content
 	need := func(ctl string) error {
 		for _, h := range have {
 			if h == ctl {
+				ctls = append(ctls, "+"+ctl)
 				return nil
 			}
 		}
@@ -70,24 +72,23 @@ func applyV2(c Config, o Options) (Applied, error) {
 		if err := need("cpu"); err != nil {
 			return a, err
 		}
-		quota, per := int64(c.CPUQuota)*period/100, uint64(period)
-		res.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(&quota, &per)}
-		a.Settings = append(a.Settings, "cpu.max="+string(res.CPU.Max))
+		v := strconv.FormatUint(c.CPUQuota*period/100, 10) + " " + strconv.Itoa(period)
+		values = append(values, [2]string{"cpu.max", v})
+		a.Settings = append(a.Settings, "cpu.max="+v)
 	}
 	if c.MemoryLimit > 0 {
 		if err := need("memory"); err != nil {
 			return a, err
 		}
-		max := int64(c.MemoryLimit)
-		res.Memory = &cgroup2.Memory{Max: &max}
-		a.Settings = append(a.Settings, "memory.max="+strconv.FormatInt(max, 10))
+		v := strconv.FormatUint(uint64(c.MemoryLimit), 10)
+		values = append(values, [2]string{"memory.max", v})
+		a.Settings = append(a.Settings, "memory.max="+v)
 	}
 	var ioLines []string
 	if len(c.DiskLimit) > 0 {
 		if err := need("io"); err != nil {
 			return a, err
 		}
-		res.IO = &cgroup2.IO{} // enables the controller; lines written below
 		for _, d := range c.DiskLimit {
 			line := d.Dev()
 			for _, kv := range []struct {
@@ -102,21 +103,45 @@ func applyV2(c Config, o Options) (Applied, error) {
 			a.Settings = append(a.Settings, "io.max="+line)
 		}
 	}
-	m, err := cgroup2.NewManager(o.CgroupRoot, "/"+o.Name, res)
-	if err != nil {
-		return a, fmt.Errorf("limit: cgroup v2 %s: %w", filepath.Join(o.CgroupRoot, o.Name), err)
-	}
 	dir := filepath.Join(o.CgroupRoot, o.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return a, fmt.Errorf("limit: cgroup v2 %s: %w", dir, err)
+	}
+	// The file exists on every cgroup2 mount: no O_CREATE.
+	sub := filepath.Join(o.CgroupRoot, "cgroup.subtree_control")
+	if err := writeExisting(sub, strings.Join(ctls, " ")); err != nil {
+		os.Remove(dir)
+		return a, fmt.Errorf("limit: cgroup v2 %s: enable %s: %w", dir, strings.Join(ctls, " "), err)
+	}
+	for _, v := range values {
+		if err := os.WriteFile(filepath.Join(dir, v[0]), []byte(v[1]), 0o644); err != nil {
+			os.Remove(dir)
+			return a, fmt.Errorf("limit: cgroup v2 %s: %w", dir, err)
+		}
+	}
 	if len(ioLines) > 0 {
 		if err := writeLines(filepath.Join(dir, "io.max"), ioLines); err != nil {
 			return a, err
 		}
 	}
-	if err := m.AddProc(uint64(o.PID)); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(o.PID)), 0o644); err != nil {
 		return a, fmt.Errorf("limit: join %s: %w", dir, err)
 	}
 	a.Paths = []string{dir}
 	return a, nil
+}
+
+// writeExisting writes s to an existing file in one write.
+func writeExisting(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // applyV1 writes the v1 control files; containerd's cgroup1 package needs a
