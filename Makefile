@@ -25,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql console console-check console-test
+.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql console console-check console-test wintest
 
 all: lint test build
 
@@ -73,6 +73,11 @@ packaging:
 
 unit: mysql
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+## wintest: the Windows code's tests, cross-compiled and run under wine64 (docs/windows.md);
+## installs wine64 with apt-get when missing, fails when it cannot
+wintest:
+	@bash .ci/wintest
 
 ## mysql: make sure the local MariaDB/MySQL is up (CI=true: fail loudly when it cannot be)
 mysql:
