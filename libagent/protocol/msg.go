@@ -203,7 +203,7 @@ func Encode(m *Msg) ([]byte, error) {
 func appendExtra(b []byte, extra map[string]json.RawMessage, reserved map[string]bool) ([]byte, error) {
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
-		if reserved[k] {
+		if isReserved(reserved, k) {
 			return nil, fmt.Errorf("extra key %q is a key of the envelope", k)
 		}
 		keys = append(keys, k)
@@ -223,6 +223,21 @@ func appendExtra(b []byte, extra map[string]json.RawMessage, reserved map[string
 	return buf.Bytes(), nil
 }
 
+// isReserved reports whether k names a struct field. encoding/json matches
+// keys without regard to case, so "iB" fills the field "ib": such a key is
+// the field's, never an extra key, or a round trip would not be stable.
+func isReserved(reserved map[string]bool, k string) bool {
+	if reserved[k] {
+		return true
+	}
+	for r := range reserved {
+		if strings.EqualFold(r, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // decodeExtra collects the keys of the object b that are not in reserved
 // (the keys of the struct b was decoded into).
 func decodeExtra(b []byte, reserved map[string]bool) (map[string]json.RawMessage, error) {
@@ -232,8 +247,8 @@ func decodeExtra(b []byte, reserved map[string]bool) (map[string]json.RawMessage
 	}
 	var extra map[string]json.RawMessage
 	for k, v := range all {
-		if reserved[k] {
-			continue
+		if isReserved(reserved, k) {
+			continue // the struct decode took it
 		}
 		var c bytes.Buffer
 		if err := json.Compact(&c, v); err != nil {
