@@ -31,14 +31,16 @@ import (
 // commands running at once across all agents that share it.
 type execSim struct {
 	mu      sync.Mutex
-	running map[string]int    // tid -> pid, all agents
-	states  map[string]string // agent id -> state file, kept across restarts
+	running map[string]map[string]int // agent id -> tid -> pid (a fleet task's tid is the same on every agent)
+	states  map[string]string         // agent id -> state file, kept across restarts
 	cur     atomic.Int64
 	peak    atomic.Int64
 	started atomic.Int64
 }
 
-func newExecSim() *execSim { return &execSim{running: map[string]int{}, states: map[string]string{}} }
+func newExecSim() *execSim {
+	return &execSim{running: map[string]map[string]int{}, states: map[string]string{}}
+}
 
 // startExecAgent runs a libagent agent of type exec-agent with id.
 func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
@@ -52,12 +54,12 @@ func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
 		Caps: []string{protocol.CapBulk, protocol.CapStream},
 		Setup: func(rt *libagent.Runtime) error {
 			rt.Handle(protocol.TypeExec, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error { return x.exec(ctx, id, m, w) })
-			rt.Handle(protocol.TypeExecKill, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error { return x.kill(ctx, rt, m, w) })
+			rt.Handle(protocol.TypeExecKill, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error { return x.kill(ctx, rt, id, m, w) })
 			rt.Handle(protocol.TypePsReq, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error {
 				r := protocol.Reply(m, protocol.TypePsRep)
 				r.Ps = &protocol.Ps{Tasks: []protocol.PsTask{}}
 				x.mu.Lock()
-				for tid, pid := range x.running {
+				for tid, pid := range x.running[id] {
 					r.Ps.Tasks = append(r.Ps.Tasks, protocol.PsTask{TaskID: tid, Pid: pid})
 				}
 				x.mu.Unlock()
@@ -120,11 +122,14 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 	for p := x.peak.Load(); n > p && !x.peak.CompareAndSwap(p, n); p = x.peak.Load() {
 	}
 	x.mu.Lock()
-	x.running[m.TID] = cmd.Process.Pid
+	if x.running[id] == nil {
+		x.running[id] = map[string]int{}
+	}
+	x.running[id][m.TID] = cmd.Process.Pid
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
-		delete(x.running, m.TID)
+		delete(x.running[id], m.TID)
 		x.mu.Unlock()
 		x.cur.Add(-1)
 	}()
@@ -178,18 +183,18 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 	return w.ReplyReliable(bg, done)
 }
 
-func (x *execSim) kill(ctx context.Context, rt *libagent.Runtime, m *protocol.Msg, w libagent.Replier) error {
+func (x *execSim) kill(ctx context.Context, rt *libagent.Runtime, id string, m *protocol.Msg, w libagent.Replier) error {
 	k := m.ExecKill
 	tid := k.TaskID
 	x.mu.Lock()
 	if tid == "" {
-		for t, pid := range x.running {
+		for t, pid := range x.running[id] {
 			if pid == k.Pid {
 				tid = t
 			}
 		}
 	}
-	_, ok := x.running[tid]
+	_, ok := x.running[id][tid]
 	x.mu.Unlock()
 	if ok {
 		ok = rt.Cancel(tid)
