@@ -23,8 +23,21 @@
 // environment holds the task's marker variable EXEC_AGENT_TASK (it finds a
 // grandchild that called setsid and whose parent has exited). Processes left
 // behind by a main process that exited normally are not killed (a command may
-// start a daemon); output is read for Options.DrainTimeout more, then the
-// reader lets go of the terminal or pipe.
+// start a daemon).
+//
+// # Draining
+//
+// The output is read to its end of file, however long after the main
+// process's exit that takes: a reader that fell behind (a slow connection,
+// an agent starved of CPU) loses nothing. Processes left behind that keep
+// the pipe open are read from as long as they keep writing. Only when, after
+// the main process exited, nothing has been read for Options.DrainTimeout
+// and nothing waits unread in the pipe (FIONREAD, Linux) does the reader let
+// go: what is buffered is read, and the Result reports the cut (Cut, the
+// holding processes in Holders). With a terminal the kernel hangs it up when
+// the main process — the session leader — exits, so the output ends with
+// what was written until then. Bytes read but not delivered after an
+// Output error are counted in Result.Dropped.
 //
 // # Differences from v1 agents
 //

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // canList: members finds every process of a task.
@@ -101,4 +103,20 @@ func hasEnv(root string, pid int, needle []byte) bool {
 		return false
 	}
 	return bytes.HasPrefix(b, needle) || bytes.Contains(b, append([]byte{0}, needle...))
+}
+
+// pending returns how many output bytes wait unread in the pipe or pty
+// (FIONREAD), 0 when that cannot be told.
+func (pr *proc) pending() int {
+	rc, err := pr.out.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil {
+			n = v
+		}
+	})
+	return n
 }

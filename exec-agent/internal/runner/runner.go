@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -67,10 +69,14 @@ type Options struct {
 	// KillGrace is the time between SIGTERM and SIGKILL when a task's process
 	// tree is killed. ≤ 0: DefaultKillGrace.
 	KillGrace time.Duration
-	// DrainTimeout is how long output is still read after the task's main
-	// process has ended, for background processes that keep the terminal or
-	// pipe open (they are not killed when the main process exits normally;
-	// their later output is dropped). ≤ 0: DefaultDrainTimeout.
+	// DrainTimeout bounds the silence of the output once the task's main
+	// process has ended. The output is read to its end (end of file) however
+	// long that takes while data keeps coming; only when background
+	// processes still hold the terminal or pipe and nothing arrived (and
+	// nothing waits unread) for DrainTimeout does the reader let go — the
+	// Result then says so (Cut, Holders). They are not killed when the main
+	// process exits normally; what they write later is not collected.
+	// ≤ 0: DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// PassKey decodes "$1$" passwords; nil: only "$0$" passwords work.
 	PassKey *protocol.PassKey
@@ -179,6 +185,42 @@ type Result struct {
 	// Err reports what went wrong around a task that did run: an Output.Chunk
 	// error, a failed DeferRM removal. nil normally.
 	Err error
+	// Dropped counts output bytes that were read but not delivered (after
+	// an Output.Chunk error).
+	Dropped int64
+	// Cut reports that the output was not read to its end: after the main
+	// process had exited, Holders (its background processes, as far as
+	// they are found; Linux) kept the terminal or pipe open without writing
+	// for Options.DrainTimeout. Whatever they write later is not collected.
+	Cut     bool
+	Holders []int
+}
+
+// Incomplete reports whether the output delivered is not the whole output.
+func (r Result) Incomplete() bool { return r.Cut || r.Dropped > 0 }
+
+// OutputMsg describes what is missing from the output, "" when nothing is.
+func (r Result) OutputMsg() string {
+	var parts []string
+	if r.Cut {
+		who := "background processes"
+		if len(r.Holders) > 0 {
+			who = fmt.Sprintf("background processes (pid %s)", joinInts(r.Holders))
+		}
+		parts = append(parts, fmt.Sprintf("output cut: %s kept the output open after the main process exited and were silent for the drain timeout; their later output is not collected", who))
+	}
+	if r.Dropped > 0 {
+		parts = append(parts, fmt.Sprintf("%d output bytes dropped after an output error", r.Dropped))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Info describes a running task (the ps extension).
@@ -245,6 +287,14 @@ type Task struct {
 	exited chan struct{} // closed once the main process is reaped
 	done   chan struct{} // closed after Output.Done returned
 	res    Result
+
+	// lastRead is when the reader last got output (unix nanoseconds); the
+	// watchdog measures the silence of the output from it.
+	lastRead atomic.Int64
+	// cut and holders are set by the watchdog before it stops the reader,
+	// read by run after the watchdog has returned.
+	cut     bool
+	holders []int
 
 	mu     sync.Mutex
 	reason EndReason // set by the watchdog before it kills
@@ -464,7 +514,7 @@ func (t *Task) run(ctx context.Context) {
 		}()
 	}
 
-	outErr := t.pump()
+	outErr, dropped, eof := t.pump()
 	<-t.exited
 	close(readDone)
 	helpers.Wait()
@@ -472,7 +522,10 @@ func (t *Task) run(ctx context.Context) {
 
 	res := Result{
 		TaskID: t.spec.TaskID, Pid: t.pid, Code: exitCode(state),
-		Start: t.start, End: time.Now(), Err: outErr,
+		Start: t.start, End: time.Now(), Err: outErr, Dropped: dropped,
+		// A reader that reached the end of file lost nothing, unless the end
+		// came from ending the holders (Windows).
+		Cut: t.cut && (stopEnds || !eof), Holders: t.holders,
 	}
 	t.mu.Lock()
 	res.Reason = t.reason
@@ -492,45 +545,69 @@ func (t *Task) run(ctx context.Context) {
 	t.out.Done(res)
 }
 
-// pump copies the output, decoded, to t.out until EOF (or the read deadline
-// the watchdog sets once the process has exited).
-func (t *Task) pump() error {
+// pump copies the output, decoded, to t.out until EOF, or until the
+// watchdog stops the reader (see Options.DrainTimeout); what is buffered by
+// then is still read. It returns the Output.Chunk error, the bytes read but
+// not delivered after it, and whether the output was read to its end.
+func (t *Task) pump() (outErr error, dropped int64, eof bool) {
 	var dec Decoder
 	buf := make([]byte, ChunkSize)
 	var text []byte
-	var outErr error
 	deliver := func() {
-		if len(text) == 0 || outErr != nil {
+		if len(text) == 0 {
+			return
+		}
+		if outErr != nil {
+			dropped += int64(len(text))
 			return
 		}
 		if err := t.out.Chunk(text); err != nil {
 			outErr = fmt.Errorf("output: %w", err)
+			dropped += int64(len(text))
 		}
 	}
 	for {
 		n, err := t.p.out.Read(buf)
 		if n > 0 {
+			t.lastRead.Store(time.Now().UnixNano())
 			text = dec.Decode(text[:0], buf[:n], false)
 			deliver()
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !isPtyEOF(err) {
-				t.r.log.Warn("exec: reading output", "task_id", t.spec.TaskID, "pid", t.pid, "err", err)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Stopped by the watchdog: take what is buffered.
+				eof = t.p.readBuffered(buf, func(p []byte) {
+					text = dec.Decode(text[:0], p, false)
+					deliver()
+				})
+			} else {
+				eof = true
+				if !errors.Is(err, io.EOF) && !isPtyEOF(err) {
+					t.r.log.Warn("exec: reading output", "task_id", t.spec.TaskID, "pid", t.pid, "err", err)
+				}
 			}
 			break
 		}
 	}
 	text = dec.Decode(text[:0], nil, true)
 	deliver()
-	return outErr
+	return outErr, dropped, eof
 }
 
-// watch enforces the timeout, kill requests and cancellation, and stops the
-// reader DrainTimeout after the main process has exited.
+// watch enforces the timeout, kill requests and cancellation, and, once
+// the main process has exited, lets go of the output when it has been silent
+// for DrainTimeout while background processes still hold it.
 func (t *Task) watch(ctx context.Context, readDone <-chan struct{}) {
 	timeout := time.NewTimer(t.spec.Timeout)
 	defer timeout.Stop()
-	var drain <-chan time.Time
+	var idle *time.Timer
+	var idleC <-chan time.Time
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	drain := t.r.opts.DrainTimeout
 	exited := t.exited
 	killed := false
 	killWith := func(reason EndReason) {
@@ -556,11 +633,24 @@ func (t *Task) watch(ctx context.Context, readDone <-chan struct{}) {
 			return
 		case <-exited:
 			exited = nil
-			dt := time.NewTimer(t.r.opts.DrainTimeout)
-			defer dt.Stop()
-			drain = dt.C
-		case <-drain:
-			drain = nil
+			idle = time.NewTimer(drain)
+			idleC = idle.C
+		case <-idleC:
+			// Data that arrived within the window, or that waits unread (the
+			// reader is behind: a slow Output, or the agent starved of CPU),
+			// means the output is not idle.
+			if wait := drain - time.Since(time.Unix(0, t.lastRead.Load())); wait > 0 {
+				idle.Reset(wait)
+				continue
+			}
+			if t.p.pending() > 0 {
+				idle.Reset(drain)
+				continue
+			}
+			idleC = nil
+			t.cut, t.holders = true, t.p.members()
+			t.r.log.Warn("exec: output cut: background processes hold it open, silent since the main process exited",
+				"task_id", t.spec.TaskID, "pid", t.pid, "holders", t.holders, "drain_timeout", drain)
 			t.p.stopReading()
 		case <-timeout.C:
 			killWith(TimedOut)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,7 +385,7 @@ func TestKillByPidAndTaskID(t *testing.T) {
 			if res.Reason != Killed || res.Code != 143 {
 				t.Fatalf("reason %v code %d", res.Reason, res.Code)
 			}
-			if res != task.Wait() {
+			if !reflect.DeepEqual(res, task.Wait()) {
 				t.Fatal("Wait and Done disagree")
 			}
 			waitNoSurvivors(t, mark, 0)

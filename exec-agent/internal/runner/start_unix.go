@@ -171,8 +171,41 @@ func (pr *proc) wait() *os.ProcessState {
 	return pr.cmd.ProcessState
 }
 
+// stopEnds: stopReading leaves the processes holding the output alone.
+const stopEnds = false
+
 // stopReading makes the pending and later output reads return at once.
 func (pr *proc) stopReading() { _ = pr.out.SetReadDeadline(time.Now()) }
+
+// readBuffered reads, without waiting, what the output holds after
+// stopReading, passing it to fn, and reports whether that reached the end
+// of file (every writer had closed it: nothing was cut).
+func (pr *proc) readBuffered(buf []byte, fn func([]byte)) (eof bool) {
+	if err := pr.out.SetReadDeadline(time.Time{}); err != nil {
+		return false
+	}
+	rc, err := pr.out.SyscallConn()
+	if err != nil {
+		return false
+	}
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true // one attempt: never wait
+		})
+		switch {
+		case err != nil:
+			return false
+		case rerr != nil:
+			return errors.Is(rerr, unix.EIO) // pty: every slave closed
+		case n == 0:
+			return true
+		}
+		fn(buf[:n])
+	}
+}
 
 func (pr *proc) close() {
 	pr.out.Close()

@@ -111,6 +111,9 @@ func (pr *proc) killTree(_ time.Duration, log *slog.Logger) {
 	}
 }
 
+// stopEnds: stopReading ends the processes holding the output.
+const stopEnds = true
+
 // stopReading: anonymous pipes have no read deadline on Windows, so the
 // processes still holding the pipe are ended instead.
 func (pr *proc) stopReading() {
@@ -118,6 +121,17 @@ func (pr *proc) stopReading() {
 		_ = windows.TerminateJobObject(pr.job, killedCode)
 	}
 }
+
+// readBuffered: stopReading ends the processes holding the pipe, so reads
+// reach the end of file by themselves; never called.
+func (pr *proc) readBuffered([]byte, func([]byte)) bool { return false }
+
+// pending: not known for anonymous pipes (stopReading ends the writers, so
+// what they wrote is still read to the end).
+func (pr *proc) pending() int { return 0 }
+
+// members: the job object holds the task's processes; they are not listed.
+func (pr *proc) members() []int { return nil }
 
 func (pr *proc) close() {
 	pr.out.Close()
