@@ -44,6 +44,15 @@ type ExecData struct {
 type ExecDone struct {
 	Code int       `json:"code"` // exit code; killed by signal: 128+signal (legacy agents: -1)
 	Time time.Time `json:"t"`    // end time
+
+	// Cut reports that the output was not read to its end (CapStream):
+	// background processes held it open, silent for the agent's drain
+	// timeout after the main process exited. Dropped counts output bytes
+	// the agent read but did not send. Msg says what is missing and why.
+	// All three are absent when the output is complete.
+	Cut     bool   `json:"cut,omitempty"`
+	Dropped int64  `json:"dropped,omitempty"`
+	Msg     string `json:"msg,omitempty"`
 }
 
 // ExecKill kills a running task's process group (type 14). v1 has no reply.

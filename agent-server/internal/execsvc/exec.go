@@ -93,6 +93,9 @@ type Exec struct {
 	created time.Time
 	ownTask bool
 	adopted bool
+	// legacy: the agent has neither stream.v1 nor ack.v1 (jkstack 1.5): its
+	// output may trail its exec_done (see Options.LateData).
+	legacy bool
 
 	started     chan struct{} // closed at execd, or when the start failed
 	startedOnce sync.Once
@@ -120,6 +123,30 @@ type Exec struct {
 	pendOff   int64
 	storeFull bool             // the stored stream ends at stored
 	ptyOff    map[string]int64 // pty cursor of each reader
+	settle    *settle          // legacy exec_done received, waiting for trailing output
+	reading   bool             // the reader goroutine runs: strays wait for it
+	strays    []stray          // replies that came beside the stream, in order
+	lastData  time.Time        // when output last arrived
+	agentDrop int64            // output bytes the agent reported it did not send
+}
+
+// stray is a reply that came outside the exec's stream (see feedStray).
+type stray struct {
+	sess *hub.Session
+	m    *protocol.Msg
+}
+
+// maxStrays bounds the replies held for the reader; beyond it they are fed
+// at once (their order against the stream's last replies is then not
+// guaranteed, and a log line says so).
+const maxStrays = 1024
+
+// settle is a legacy agent's exec_done, held until its output went quiet.
+type settle struct {
+	state store.ResultState
+	code  int
+	msg   string
+	at    time.Time
 }
 
 func (s *Service) newExec(agentID, tid string, timeout time.Duration, adopted bool) *Exec {
@@ -175,6 +202,7 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	e.ownTask = o.TaskID == ""
 	e.sess = sess
 	e.acked = sess.HasCap(protocol.CapAck)
+	e.legacy = !e.acked && !sess.HasCap(protocol.CapStream)
 	e.res.State = store.ResultRunning
 	e.res.StartedAt = now
 	e.resDirty = true
@@ -208,6 +236,9 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 		e.end(store.ResultFailed, 0, "not sent to the agent: "+err.Error(), store.TaskFailed)
 		return e, fmt.Errorf("run on agent %s: %w", agentID, err)
 	}
+	e.mu.Lock()
+	e.reading = true
+	e.mu.Unlock()
 	s.wg.Add(1)
 	go e.reader(sess, st)
 	select {
@@ -241,9 +272,48 @@ func (e *Exec) failStart(err *hub.AgentError) {
 	e.mu.Unlock()
 }
 
+// feedStray applies a reply that came outside the exec's stream: after the
+// stream's terminal reply (a legacy agent's exec_data after exec_done), or
+// after a stream overflow. While the reader still works through the
+// stream's queue it is handed over, so output keeps its order.
+func (e *Exec) feedStray(sess *hub.Session, m *protocol.Msg) {
+	e.mu.Lock()
+	if e.reading && len(e.strays) < maxStrays {
+		e.strays = append(e.strays, stray{sess, m})
+		e.mu.Unlock()
+		return
+	}
+	reading := e.reading
+	e.mu.Unlock()
+	if reading && e.svc.limit.Allow() {
+		e.svc.log.Warn("execsvc: too many replies beside the stream, fed out of order", "agent", e.agentID, "task", e.tid)
+	}
+	e.feed(sess, m)
+}
+
+// endReading feeds the strays that came while the reader ran, then lets
+// later ones through directly.
+func (e *Exec) endReading() {
+	for {
+		e.mu.Lock()
+		batch := e.strays
+		e.strays = nil
+		if len(batch) == 0 {
+			e.reading = false
+			e.mu.Unlock()
+			return
+		}
+		e.mu.Unlock()
+		for _, s := range batch {
+			e.feed(s.sess, s.m)
+		}
+	}
+}
+
 // reader consumes the live reply stream.
 func (e *Exec) reader(sess *hub.Session, st *hub.Stream) {
 	defer e.svc.wg.Done()
+	defer e.endReading()
 	defer st.Close()
 	for {
 		m, err := st.Recv(e.svc.ctx)
@@ -268,6 +338,12 @@ func (e *Exec) disconnected(sess *hub.Session) {
 	e.mu.Lock()
 	if e.sess != sess || !e.finalAt.IsZero() {
 		e.mu.Unlock()
+		return
+	}
+	if e.settle != nil {
+		// The exec_done is in: only trailing output could still come.
+		e.mu.Unlock()
+		e.finishSettle()
 		return
 	}
 	if e.acked {
@@ -330,8 +406,23 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			return
 		}
 		e.mu.Lock()
-		if e.finalAt.IsZero() || !e.acked && !e.adopted && time.Since(e.finalAt) < e.svc.o.LateData {
+		outcome := ""
+		switch {
+		case e.finalAt.IsZero():
+			if e.settle != nil {
+				outcome = lateWaited
+			}
+		case e.legacy:
+			// Later than the settle window: the reply went out without it,
+			// the stored output and the result's counts still get it.
+			outcome = lateAppended
+			e.resDirty = true
+		default:
+			outcome = lateDropped
+		}
+		if outcome != lateDropped {
 			e.sess = sess
+			e.lastData = time.Now()
 			if e.res.State == store.ResultLost {
 				e.res.State, e.res.Msg, e.resDirty = store.ResultRunning, "", true
 			}
@@ -340,10 +431,26 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		}
 		big := len(e.pend) >= e.svc.o.FlushBytes
 		e.mu.Unlock()
-		if big {
-			e.wake()
-		} else {
-			e.wakeLazy()
+		if outcome != "" {
+			e.svc.m.late.WithLabelValues(outcome).Add(float64(len(b)))
+		}
+		switch outcome {
+		case lateAppended:
+			if e.svc.limit.Allow() {
+				e.svc.log.Warn("execsvc: output after the result was final (legacy agent): appended to the stored output, not in the reply",
+					"agent", e.agentID, "task", e.tid, "bytes", len(b), "late_data", e.svc.o.LateData, "late_data_max", e.svc.o.LateDataMax)
+			}
+			e.flushLater()
+		case lateDropped:
+			if e.svc.limit.Allow() {
+				e.svc.log.Warn("execsvc: output after exec_done from an agent that sends none: dropped", "agent", e.agentID, "task", e.tid, "bytes", len(b))
+			}
+		default:
+			if big {
+				e.wake()
+			} else {
+				e.wakeLazy()
+			}
 		}
 	case protocol.TypeExecDone:
 		if m.ExecDone == nil {
@@ -371,8 +478,74 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		case code != 0:
 			state = store.ResultFailed
 		}
+		if d := m.ExecDone; d.Cut || d.Dropped > 0 || d.Msg != "" {
+			// The agent could not read or send all of the output: never a
+			// silent success.
+			why := d.Msg
+			if why == "" {
+				why = fmt.Sprintf("output incomplete (agent: cut %t, %d bytes dropped)", d.Cut, d.Dropped)
+			}
+			msg = strings.TrimPrefix(msg+"; "+why, "; ")
+			if d.Cut {
+				e.svc.m.agentCut.Inc()
+			}
+			e.svc.m.agentDrops.Add(float64(max(d.Dropped, 0)))
+			e.svc.log.Warn("execsvc: agent reports incomplete output", "agent", e.agentID, "task", e.tid, "cut", d.Cut, "dropped", d.Dropped, "msg", d.Msg)
+			e.mu.Lock()
+			e.agentDrop = max(d.Dropped, 0)
+			e.mu.Unlock()
+		}
+		e.mu.Lock()
+		hold := e.legacy && !e.adopted && e.finalAt.IsZero()
+		if hold && e.settle == nil {
+			e.settle = &settle{state: state, code: code, msg: msg, at: time.Now()}
+		}
+		e.mu.Unlock()
+		if hold {
+			// Its output may still be on the way: the writer ends the exec
+			// once it went quiet (Options.LateData).
+			e.wake()
+			return
+		}
 		e.end(state, code, msg, store.TaskDone)
 	}
+}
+
+// settleDue returns when a held legacy exec_done becomes final: LateData
+// after the last output (or the exec_done), at most LateDataMax after the
+// exec_done.
+func (e *Exec) settleDue() (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.settle
+	if st == nil || !e.finalAt.IsZero() {
+		return time.Time{}, false
+	}
+	last := st.at
+	if e.lastData.After(last) {
+		last = e.lastData
+	}
+	return minTime(last.Add(e.svc.o.LateData), st.at.Add(e.svc.o.LateDataMax)), true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// finishSettle makes a held legacy exec_done final.
+func (e *Exec) finishSettle() {
+	e.mu.Lock()
+	st := e.settle
+	e.settle = nil
+	e.mu.Unlock()
+	if st == nil {
+		return
+	}
+	e.svc.m.settle.Observe(time.Since(st.at).Seconds())
+	e.end(st.state, st.code, st.msg, store.TaskDone)
 }
 
 // end makes the result final (or lost for good) and wakes everyone.
@@ -450,35 +623,49 @@ func (e *Exec) appendLocked(b []byte) {
 
 // writer decides when the exec's state goes to the store: at once for
 // state changes and big output, after Options.FlushDelay for small output.
-// The service's flusher does the writes.
+// It also makes a legacy agent's held exec_done final once its output went
+// quiet. The service's flusher does the writes.
 func (e *Exec) writer() {
 	s := e.svc
 	defer s.wg.Done()
 	deadline := time.NewTimer(e.timeout + s.o.Grace)
 	defer deadline.Stop()
-	var batch *time.Timer
-	var batchC <-chan time.Time
+	var batch, quiet *time.Timer
+	var batchC, quietC <-chan time.Time
 	defer func() {
 		if batch != nil {
 			batch.Stop()
 		}
+		if quiet != nil {
+			quiet.Stop()
+		}
 	}()
-	var late <-chan time.Time
 	for {
 		select {
 		case <-e.kick:
 		case <-batchC:
 			batchC = nil
 			e.flushLater()
-		case <-late:
-			e.flushLater()
-			return
+		case <-quietC:
+			quietC = nil
 		case <-deadline.C:
 			e.expire()
 		case <-s.ctx.Done():
+			e.finishSettle()
 			_ = e.flush()
 			e.closeDone()
 			return
+		}
+		if due, ok := e.settleDue(); ok && quietC == nil {
+			if wait := time.Until(due); wait <= 0 {
+				e.finishSettle()
+			} else if quiet == nil {
+				quiet = time.NewTimer(wait)
+				quietC = quiet.C
+			} else {
+				quiet.Reset(wait)
+				quietC = quiet.C
+			}
 		}
 		e.mu.Lock()
 		urgent := e.resDirty || e.taskState != "" || len(e.pend) >= s.o.FlushBytes
@@ -495,16 +682,12 @@ func (e *Exec) writer() {
 			}
 			batchC = batch.C
 		}
-		if final && late == nil {
+		if final {
 			// The flusher closes Done once the final state is stored (or
 			// its write failed: the outcome is known, the write is retried).
+			// Output that still comes (legacy agents) is flushed by feed.
 			e.flushLater()
-			if e.acked || e.adopted {
-				return
-			}
-			t := time.NewTimer(s.o.LateData)
-			defer t.Stop()
-			late = t.C
+			return
 		}
 	}
 }
@@ -512,8 +695,12 @@ func (e *Exec) writer() {
 // expire ends an exec the agent did not finish in time.
 func (e *Exec) expire() {
 	e.mu.Lock()
-	state, sess, pid := e.res.State, e.sess, e.res.PID
+	state, sess, pid, held := e.res.State, e.sess, e.res.PID, e.settle != nil
 	e.mu.Unlock()
+	if held {
+		e.finishSettle()
+		return
+	}
 	if state == store.ResultLost {
 		e.end(store.ResultLost, 0, "agent did not report back before the deadline; its journaled result may still arrive", store.TaskFailed)
 		return
@@ -541,7 +728,8 @@ func (e *Exec) snapshotLocked() store.Result {
 	r.OutputTail = e.tail.bytes()
 	r.OutputBytes = e.total
 	kept := e.stored + int64(len(e.inflight)) + int64(len(e.pend))
-	r.Dropped = max(0, e.total-kept-int64(len(r.OutputTail)))
+	r.Dropped = max(0, e.total-kept-int64(len(r.OutputTail))) + e.agentDrop
+	r.OutputBytes += e.agentDrop
 	return r
 }
 

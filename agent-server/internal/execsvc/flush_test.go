@@ -56,7 +56,7 @@ type testSvc struct {
 	url string
 }
 
-func newTestSvc(t *testing.T, gate chan struct{}) *testSvc {
+func newTestSvc(t *testing.T, gate chan struct{}, mods ...func(*Options)) *testSvc {
 	t.Helper()
 	ctx := context.Background()
 	raw, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
@@ -69,7 +69,11 @@ func newTestSvc(t *testing.T, gate chan struct{}) *testSvc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Options{Hub: h, Store: cs, CacheDir: t.TempDir()})
+	o := Options{Hub: h, Store: cs, CacheDir: t.TempDir()}
+	for _, mod := range mods {
+		mod(&o)
+	}
+	svc, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

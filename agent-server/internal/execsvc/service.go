@@ -2,12 +2,14 @@ package execsvc
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/agentfleet/libagent/protocol"
@@ -63,9 +65,16 @@ type Options struct {
 	// result before it is ended (timed_out, or lost when the agent is
 	// away). Default 10 s.
 	Grace time.Duration
-	// LateData is how long after exec_done output from a legacy agent is
-	// still accepted. Default 500 ms.
-	LateData time.Duration
+	// LateData and LateDataMax: a legacy agent (neither stream.v1 nor
+	// ack.v1, like jkstack 1.5's exec-agent) may send output after its
+	// exec_done. Its result is made final — and a synchronous run answered
+	// — once no output has arrived for LateData after exec_done, at most
+	// LateDataMax after exec_done. Output that comes later still is
+	// appended to the stored output (counted and logged). Defaults 500 ms
+	// and 10 s.
+	LateData, LateDataMax time.Duration
+	// Registry gets the service's metrics; nil: not exported.
+	Registry prometheus.Registerer
 	// Retain is how long a finished exec stays in memory for status and pty
 	// calls by pid. Default 10 min.
 	Retain time.Duration
@@ -100,6 +109,7 @@ func (o *Options) setDefaults() {
 	defD(&o.FlushDelay, 100*time.Millisecond)
 	defD(&o.Grace, 10*time.Second)
 	defD(&o.LateData, 500*time.Millisecond)
+	defD(&o.LateDataMax, 10*time.Second)
 	defD(&o.Retain, 10*time.Minute)
 	defD(&o.AdoptTimeout, time.Hour)
 	defD(&o.TransferTTL, 10*time.Minute)
@@ -117,6 +127,7 @@ type Service struct {
 	wg    sync.WaitGroup
 	limit *rate.Limiter // log lines about agents' stray messages
 	fl    *flusher      // group-commits the execs' store writes
+	m     *metrics
 
 	mu     sync.Mutex
 	execs  map[execKey]*Exec
@@ -135,10 +146,14 @@ func New(o Options) (*Service, error) {
 		return nil, fmt.Errorf("execsvc: %w: Hub and Store are required", ErrInvalid)
 	}
 	o.setDefaults()
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("execsvc: metrics: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		o: o, hub: o.Hub, st: o.Store, log: o.Logger, ctx: ctx, stop: cancel,
-		limit: rate.NewLimiter(1, 5),
+		limit: rate.NewLimiter(1, 5), m: m,
 		execs: make(map[execKey]*Exec),
 	}
 	s.xfers.m = make(map[string]*transfer)
@@ -251,8 +266,11 @@ func (s *Service) onJournal(sess *hub.Session, m *protocol.Msg) error {
 // late output of legacy agents, or replies after a stream overflow.
 func (s *Service) onStray(sess *hub.Session, m *protocol.Msg) {
 	if e := s.lookup(sess.ID(), m.TID); e != nil {
-		e.feed(sess, m)
+		e.feedStray(sess, m)
 		return
+	}
+	if m.Type == protocol.TypeExecData && m.ExecData != nil {
+		s.m.late.WithLabelValues(lateDropped).Add(float64(base64.StdEncoding.DecodedLen(len(m.ExecData.Data))))
 	}
 	if s.limit.Allow() {
 		s.log.Warn("execsvc: exec reply for an unknown task dropped", "agent", sess.ID(), "tid", m.TID, "type", m.Type.String())

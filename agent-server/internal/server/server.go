@@ -59,6 +59,9 @@ type Options struct {
 	// Shell, when set, adjusts the interactive shell's options (tests
 	// shorten the keepalive).
 	Shell func(*shell.Options)
+	// Exec, when set, adjusts the exec service's options (tests lengthen
+	// the legacy late-output window).
+	Exec func(*execsvc.Options)
 	// TaskResumeWait is how long tasks resumed at start-up wait for their
 	// agents to reconnect (default 1 min).
 	TaskResumeWait time.Duration
@@ -185,7 +188,11 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.api.RoutesMetrics(s.hostm)
 	s.api.RoutesSecrets(s.secrets)
 
-	execSvc, err := execsvc.New(execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir})
+	eopts := execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir, Registry: s.reg}
+	if o.Exec != nil {
+		o.Exec(&eopts)
+	}
+	execSvc, err := execsvc.New(eopts)
 	if err != nil {
 		return nil, err
 	}

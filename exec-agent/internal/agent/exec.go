@@ -49,7 +49,7 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 
 	chunkCtx, cancel := context.WithTimeout(ctx, timeout+a.grace+chunkSlack)
 	defer cancel()
-	out := &output{ctx: chunkCtx, w: w, ready: make(chan struct{}), log: log}
+	out := &output{ctx: chunkCtx, w: w, ready: make(chan struct{}), log: log, stream: a.rt.HasCap(protocol.CapStream)}
 	t, err := a.start(ctx, spec, out)
 	if err != nil {
 		log.Info("exec refused", "spec", spec, "err", err)
@@ -103,6 +103,9 @@ type output struct {
 	w     libagent.Replier
 	ready chan struct{} // closed once execd is sent
 	log   *slog.Logger
+	// stream: the server speaks stream.v1 and takes exec_done's cut,
+	// dropped and msg.
+	stream bool
 }
 
 func (o *output) Chunk(p []byte) error {
@@ -117,13 +120,19 @@ func (o *output) Done(res runner.Result) {
 	if res.Err != nil {
 		o.log.Warn("exec: task trouble", "pid", res.Pid, "err", res.Err)
 	}
+	done := &protocol.ExecDone{Code: res.Code, Time: res.End}
+	if res.Incomplete() {
+		// The runner logged the cut; the server records and counts it.
+		o.log.Warn("exec: output incomplete", "pid", res.Pid, "cut", res.Cut, "holders", res.Holders, "dropped", res.Dropped)
+		if o.stream {
+			done.Cut, done.Dropped, done.Msg = res.Cut, res.Dropped, res.OutputMsg()
+		}
+	}
 	// The task's context may be gone (shutdown): exec_done still goes to
 	// the journal, bounded in time.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), doneTimeout)
 	defer cancel()
-	err := o.w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: &protocol.ExecDone{
-		Code: res.Code, Time: res.End,
-	}})
+	err := o.w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: done})
 	if err != nil {
 		o.log.Warn("exec: sending exec_done", "pid", res.Pid, "code", res.Code, "err", err)
 	}

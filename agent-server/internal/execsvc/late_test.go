@@ -1,0 +1,228 @@
+package execsvc
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// scriptAgent is an agent the test drives message by message: it forwards
+// the execs it receives and sends what the test tells it to.
+type scriptAgent struct {
+	t     *testing.T
+	mu    sync.Mutex
+	c     *websocket.Conn
+	execs chan *protocol.Msg
+}
+
+func (ts *testSvc) connectScript(t *testing.T, id string, caps ...string) *scriptAgent {
+	t.Helper()
+	c, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial(ts.url, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	a := &scriptAgent{t: t, c: c, execs: make(chan *protocol.Msg, 16)}
+	a.send(&protocol.Msg{Type: protocol.TypeCome, Come: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: caps}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if m, err := protocol.Decode(b); err == nil && m.Type == protocol.TypeExec {
+				a.execs <- m
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	waitFor(t, "session of "+id, func() bool { _, ok := ts.hub.Session(id); return ok })
+	return a
+}
+
+func (a *scriptAgent) send(m *protocol.Msg) {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.c.WriteMessage(websocket.TextMessage, b); err != nil {
+		a.t.Errorf("send: %v", err)
+	}
+}
+
+func (a *scriptAgent) exec() *protocol.Msg {
+	select {
+	case m := <-a.execs:
+		return m
+	case <-time.After(10 * time.Second):
+		a.t.Fatal("no exec reached the agent")
+		return nil
+	}
+}
+
+func (a *scriptAgent) execd(tid string) {
+	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Execd: &protocol.Execd{OK: true, Pid: 42, Time: time.Now()}})
+}
+
+func (a *scriptAgent) data(tid, s string) {
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, ExecData: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString([]byte(s))}})
+}
+
+func (a *scriptAgent) done(tid string, d protocol.ExecDone) {
+	d.Time = time.Now()
+	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, ExecDone: &d})
+}
+
+// runOn starts an exec on the agent and answers execd.
+func runOn(t *testing.T, ts *testSvc, a *scriptAgent, id string) *Exec {
+	t.Helper()
+	type started struct {
+		e   *Exec
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		e, err := ts.Run(context.Background(), id, Spec{Cmd: "seq 1 200000"}, RunOptions{})
+		ch <- started{e, err}
+	}()
+	m := a.exec()
+	a.execd(m.TID)
+	s := <-ch
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.e
+}
+
+func waitDone(t *testing.T, e *Exec) store.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := e.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return r
+}
+
+func output(t *testing.T, e *Exec) string {
+	t.Helper()
+	b, err := e.Output(context.Background(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A legacy agent (v1: no stream.v1, no ack.v1, like jkstack 1.5's
+// exec-agent) may send its last exec_data after exec_done: its output pump
+// and its exit report run independently. The exec stays open until the
+// output went quiet, so the result, the synchronous reply and the stored
+// output hold every byte. Before the fix the result was final at
+// exec_done and the tail missed the reply.
+func TestLegacyDataAfterDone(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	// A quiet window long enough for a busy machine: the test feeds the
+	// tail frames without pauses, the window only has to cover the gaps.
+	ts := newTestSvc(t, nil, func(o *Options) { o.LateData, o.LateDataMax, o.Registry = 2*time.Second, time.Minute, reg })
+	a := ts.connectScript(t, "v1")
+	e := runOn(t, ts, a, "v1")
+	a.data(e.TaskID(), "head\n")
+	a.done(e.TaskID(), protocol.ExecDone{Code: 0})
+	var tail strings.Builder
+	for i := range 5 {
+		s := fmt.Sprintf("tail %d\n", i)
+		tail.WriteString(s)
+		a.data(e.TaskID(), s)
+	}
+	r := waitDone(t, e)
+	want := "head\n" + tail.String()
+	if got := output(t, e); got != want {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+	if r.State != store.ResultOK || r.OutputBytes != int64(len(want)) || r.Dropped != 0 {
+		t.Fatalf("result %+v", r)
+	}
+	if got := testutil.ToFloat64(ts.m.late.WithLabelValues(lateWaited)); got != float64(tail.Len()) {
+		t.Errorf("waited late bytes %v, want %d", got, tail.Len())
+	}
+	b, _, err := ts.st.ReadOutput(context.Background(), e.TaskID(), "v1", 0, -1)
+	if err != nil || string(b) != want {
+		t.Fatalf("stored %q, %v", b, err)
+	}
+}
+
+// Output later than the window is not lost: it is appended to the stored
+// output and the result's counts, counted and logged.
+func TestLegacyDataAfterResult(t *testing.T) {
+	ts := newTestSvc(t, nil, func(o *Options) { o.LateData = 10 * time.Millisecond })
+	a := ts.connectScript(t, "v1")
+	e := runOn(t, ts, a, "v1")
+	a.data(e.TaskID(), "head\n")
+	a.done(e.TaskID(), protocol.ExecDone{Code: 0})
+	waitDone(t, e)
+	a.data(e.TaskID(), "very late\n")
+	ctx := context.Background()
+	waitFor(t, "the late output stored", func() bool {
+		b, _, err := ts.st.ReadOutput(ctx, e.TaskID(), "v1", 0, -1)
+		return err == nil && string(b) == "head\nvery late\n"
+	})
+	waitFor(t, "the result's byte count", func() bool {
+		r, err := ts.st.GetResult(ctx, e.TaskID(), "v1")
+		return err == nil && r.OutputBytes == int64(len("head\nvery late\n")) && r.State == store.ResultOK
+	})
+	if got := testutil.ToFloat64(ts.m.late.WithLabelValues(lateAppended)); got != float64(len("very late\n")) {
+		t.Errorf("appended late bytes %v", got)
+	}
+	if got := output(t, e); got != "head\nvery late\n" {
+		t.Errorf("output %q", got)
+	}
+}
+
+// The settle window has an upper bound: output that never goes quiet does
+// not hold the result forever.
+func TestLegacySettleBound(t *testing.T) {
+	ts := newTestSvc(t, nil, func(o *Options) { o.LateData, o.LateDataMax = time.Hour, 200 * time.Millisecond })
+	a := ts.connectScript(t, "v1")
+	e := runOn(t, ts, a, "v1")
+	a.done(e.TaskID(), protocol.ExecDone{Code: 3})
+	if r := waitDone(t, e); r.State != store.ResultFailed || r.ExitCode != 3 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// An agent that promises ordered output (stream.v1) is answered at its
+// exec_done; what it reports missing is in the result's msg and dropped
+// count and in the metrics.
+func TestAgentReportsIncompleteOutput(t *testing.T) {
+	ts := newTestSvc(t, nil, func(o *Options) { o.LateData = time.Hour })
+	a := ts.connectScript(t, "v2", protocol.CapStream)
+	e := runOn(t, ts, a, "v2")
+	a.data(e.TaskID(), "bye\n")
+	a.done(e.TaskID(), protocol.ExecDone{Code: 0, Cut: true, Dropped: 7, Msg: "output cut: background processes (pid 9) kept the output open"})
+	r := waitDone(t, e) // LateData of an hour: no settle wait for stream.v1
+	if r.State != store.ResultOK || !strings.Contains(r.Msg, "output cut") || r.Dropped != 7 || r.OutputBytes != 4+7 {
+		t.Fatalf("result %+v", r)
+	}
+	if testutil.ToFloat64(ts.m.agentCut) != 1 || testutil.ToFloat64(ts.m.agentDrops) != 7 {
+		t.Errorf("metrics cut %v dropped %v", testutil.ToFloat64(ts.m.agentCut), testutil.ToFloat64(ts.m.agentDrops))
+	}
+}

@@ -1,0 +1,49 @@
+package execsvc
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentfleet/jkframe/stat"
+)
+
+// Outcomes of late output (agentserver_exec_late_output_bytes_total).
+const (
+	// lateWaited: legacy output after exec_done, within the settle window:
+	// in the result and the synchronous reply.
+	lateWaited = "waited"
+	// lateAppended: legacy output after the result was final: appended to
+	// the stored output (and the result's byte counts), not in a reply
+	// already sent.
+	lateAppended = "appended"
+	// lateDropped: output for an exec no longer in memory, or after
+	// exec_done from an agent that promises none (stream.v1 / ack.v1).
+	lateDropped = "dropped"
+)
+
+type metrics struct {
+	late       *prometheus.CounterVec // outcome
+	agentCut   prometheus.Counter
+	agentDrops prometheus.Counter
+	settle     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	r := stat.New(reg, "agentserver")
+	m := &metrics{
+		late: r.CounterVec("exec_late_output_bytes_total",
+			"Output bytes that arrived after the agent's exec_done (legacy v1 agents), by outcome: waited (in the result and reply), appended (stored after the result was final), dropped (no exec to take them).", "outcome"),
+		agentCut: r.Counter("exec_agent_output_cut_total",
+			"Execs whose agent reported that it stopped reading the output before its end (background processes held it open, silent for the agent's drain timeout)."),
+		agentDrops: r.Counter("exec_agent_dropped_bytes_total",
+			"Output bytes agents reported they read but did not send."),
+		settle: r.Histogram("exec_late_output_wait_seconds",
+			"Time from a legacy agent's exec_done until its output went quiet and the result was made final.", nil),
+	}
+	for _, o := range []string{lateWaited, lateAppended, lateDropped} {
+		m.late.WithLabelValues(o)
+	}
+	return m, r.Err()
+}
