@@ -200,7 +200,7 @@ func TestLegacyDataAfterResult(t *testing.T) {
 // The settle window has an upper bound: output that never goes quiet does
 // not hold the result forever.
 func TestLegacySettleBound(t *testing.T) {
-	ts := newTestSvc(t, nil, func(o *Options) { o.LateData, o.LateDataMax = time.Hour, 200 * time.Millisecond })
+	ts := newTestSvc(t, nil, func(o *Options) { o.LateData, o.LateDataMax = time.Hour, 200*time.Millisecond })
 	a := ts.connectScript(t, "v1")
 	e := runOn(t, ts, a, "v1")
 	a.done(e.TaskID(), protocol.ExecDone{Code: 3})
