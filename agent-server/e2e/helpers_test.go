@@ -26,6 +26,7 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/server"
 	"github.com/agentfleet/agent-server/internal/shell"
@@ -57,6 +58,7 @@ type serverSpec struct {
 	mysql   string // DSN with database; "" = SQLite
 	mod     func(*config.Config)
 	shell   func(*shell.Options)
+	exec    func(*execsvc.Options)
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -97,7 +99,7 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 	srv, err := server.New(ctx, cfg, server.Options{
 		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
 		Hub:   func(o *hub.Options) { o.DeadAfter = 2 * time.Second },
-		Shell: spec.shell,
+		Shell: spec.shell, Exec: spec.exec,
 	})
 	if err != nil {
 		cancel()
