@@ -32,8 +32,9 @@ type ExecConfig struct {
 	// KillGrace is the time between SIGTERM and SIGKILL when a task's
 	// process tree is killed (kill, timeout, shutdown).
 	KillGrace time.Duration `kv:"kill_grace"`
-	// DrainTimeout is how long output is still read after the main process
-	// exited, from background processes that keep the terminal open.
+	// DrainTimeout: output is read to its end; only when background
+	// processes hold it open and write nothing for this long after the main
+	// process exited does the agent stop reading (and report the cut).
 	DrainTimeout time.Duration `kv:"drain_timeout"`
 	// ShellIdleTimeout ends an interactive session (pty.v1) that had no
 	// input and no output for that long; 0: never. Sessions count against
