@@ -185,10 +185,19 @@ func TestStarvedAgentLosesNothing(t *testing.T) {
 	})
 	t.Logf("agent pid %d in %s (v2 %t)", e.agent.cmd.Process.Pid, cg.dir, cg.v2)
 
-	const runs = 3
+	// Odd runs: the command leaves the quota (its cgroup's parent), so seq
+	// fills the pipe at full speed and exits at once while the agent is
+	// still held back — the sharpest form of the race. Even runs: the
+	// command starves with the agent, as in production.
+	escape := "echo $$ > " + filepath.Join(filepath.Dir(cg.dir), "cgroup.procs") + " && exec "
+	const runs = 4
 	for i := range runs {
+		cmd := "seq 1 200000"
+		if i%2 == 1 {
+			cmd = escape + cmd
+		}
 		start := time.Now()
-		rr, r := e.run(runReq{Cmd: "seq 1 200000", Pipe: true, Timeout: 600}, false)
+		rr, r := e.run(runReq{Cmd: cmd, Pipe: true, Timeout: 600}, false)
 		if r.status != 200 || rr.Result == nil {
 			t.Fatalf("run %d: %d %s", i, r.status, r.body)
 		}

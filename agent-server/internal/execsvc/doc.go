@@ -15,8 +15,10 @@
 // restart.
 //
 // Output is kept three ways:
-//   - the full stream in the store (store.AppendOutput, bounded by the
-//     store's output cap), written in batches of up to 64 KiB or 100 ms;
+//   - the full stream in the store (store.AppendOutputAt, bounded by the
+//     store's output cap), written in batches of up to 64 KiB or 100 ms,
+//     each at its offset, so a batch retried after a write whose answer was
+//     lost is not stored twice;
 //   - the first Options.HeadSize bytes (Result.OutputHead) and the last
 //     Options.TailSize bytes (Result.OutputTail) in memory and in the
 //     result, so both ends survive whatever the cap;
@@ -39,6 +41,17 @@
 // longer in memory (server restart, or after Options.Grace past the
 // timeout) are adopted from the stored result. Without ack.v1 the result
 // becomes lost for good, and an own task fails.
+//
+// # Legacy agents' late output
+//
+// An agent with neither stream.v1 nor ack.v1 (jkstack 1.5) may send output
+// after its exec_done. Its exec_done is held, and the result made final,
+// once no output came for Options.LateData (at most Options.LateDataMax
+// after exec_done): Done, the synchronous reply and pty readers see every
+// byte. Output later still is appended to the stored output and counted
+// (agentserver_exec_late_output_bytes_total). Replies that come beside the
+// stream while its reader still works through its queue are handed to the
+// reader, so output keeps its order.
 //
 // Exit code -1 (legacy agents' "killed") is stored as 137 with the message
 // "killed". A code of 137 at or after the timeout is timed_out.

@@ -278,12 +278,14 @@ func permanent(err error) bool {
 func (e *Exec) storeOutput(ctx context.Context) error {
 	e.mu.Lock()
 	e.inflight, e.pend = e.pend, nil
-	chunk := e.inflight
+	chunk, off := e.inflight, e.stored
 	e.mu.Unlock()
 	if len(chunk) == 0 {
 		return nil
 	}
-	kept, err := e.svc.st.AppendOutput(ctx, e.tid, e.agentID, chunk)
+	// At its offset: an append retried after an error that was in fact
+	// stored (a commit whose answer was lost) is not stored twice.
+	kept, err := e.svc.st.AppendOutputAt(ctx, e.tid, e.agentID, off, chunk)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stored += int64(kept)

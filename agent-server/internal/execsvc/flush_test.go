@@ -30,6 +30,17 @@ type countingStore struct {
 	rows  atomic.Int64
 	gate  chan struct{} // when set, PutResults waits for it to close
 	fails atomic.Int64  // the next n PutResults calls fail
+	// lost: the next n output appends are stored but report a transient
+	// error (a commit whose answer was lost).
+	lost atomic.Int64
+}
+
+func (c *countingStore) AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error) {
+	n, err := c.Store.AppendOutputAt(ctx, taskID, agentID, off, p)
+	if err == nil && c.lost.Add(-1) >= 0 {
+		return 0, errFlaky
+	}
+	return n, err
 }
 
 var errFlaky = errors.New("flaky store")

@@ -226,3 +226,31 @@ func TestAgentReportsIncompleteOutput(t *testing.T) {
 		t.Errorf("metrics cut %v dropped %v", testutil.ToFloat64(ts.m.agentCut), testutil.ToFloat64(ts.m.agentDrops))
 	}
 }
+
+// An output append the store did but reported as failed (its answer lost)
+// is retried without storing the bytes twice.
+func TestOutputRetryStoresOnce(t *testing.T) {
+	ts := newTestSvc(t, nil, func(o *Options) { o.FlushBytes = 1 })
+	ts.st.lost.Store(1)
+	a := ts.connectScript(t, "v2", protocol.CapStream)
+	e := runOn(t, ts, a, "v2")
+	var want strings.Builder
+	for i := range 20 {
+		s := fmt.Sprintf("line %d\n", i)
+		want.WriteString(s)
+		a.data(e.TaskID(), s)
+	}
+	a.done(e.TaskID(), protocol.ExecDone{Code: 0})
+	waitDone(t, e)
+	// lost goes below 0 with the first append after the lost one: the retry.
+	waitFor(t, "the retried append", func() bool { return ts.st.lost.Load() < 0 })
+	ctx := context.Background()
+	waitFor(t, "all output stored", func() bool {
+		n, err := ts.st.OutputSize(ctx, e.TaskID(), "v2")
+		return err == nil && n >= int64(want.Len())
+	})
+	b, _, err := ts.st.ReadOutput(ctx, e.TaskID(), "v2", 0, -1)
+	if err != nil || string(b) != want.String() {
+		t.Fatalf("stored %q, %v; want %q", b, err, want.String())
+	}
+}

@@ -882,6 +882,19 @@ func streamSize(ctx context.Context, q interface {
 }
 
 func (s *sqlStore) AppendOutput(ctx context.Context, taskID, agentID string, p []byte) (int, error) {
+	return s.appendOutput(ctx, taskID, agentID, -1, p)
+}
+
+func (s *sqlStore) AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error) {
+	if off < 0 {
+		return 0, s.fail(fmt.Sprintf("append output of agent %s in task %s", agentID, taskID), fmt.Errorf("%w: negative offset %d", ErrInvalid, off))
+	}
+	return s.appendOutput(ctx, taskID, agentID, off, p)
+}
+
+// appendOutput appends p at the stream's end (off < 0) or as the bytes
+// from off, skipping those the stream holds already.
+func (s *sqlStore) appendOutput(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error) {
 	defer s.observe("append_output")()
 	op := fmt.Sprintf("append output of agent %s in task %s", agentID, taskID)
 	if len(p) == 0 {
@@ -902,18 +915,26 @@ func (s *sqlStore) AppendOutput(ctx context.Context, taskID, agentID string, p [
 				return err
 			}
 		}
-		keep := int64(len(p))
+		have := int64(0) // bytes of p the stream holds already
+		if off >= 0 {
+			if off > size {
+				return fmt.Errorf("%w: offset %d is beyond the stored %d bytes", ErrInvalid, off, size)
+			}
+			have = min(size-off, int64(len(p)))
+		}
+		rest := p[have:]
+		keep := int64(len(rest))
 		if s.cfg.OutputCap >= 0 {
 			keep = min(keep, max(s.cfg.OutputCap-size, 0))
 		}
-		for off := int64(0); off < keep; off += maxChunk {
-			chunk := p[off:min(off+maxChunk, keep)]
+		for o := int64(0); o < keep; o += maxChunk {
+			chunk := rest[o:min(o+maxChunk, keep)]
 			if _, err := tx.ExecContext(ctx, "INSERT INTO outputs (task_id, agent_id, pos, data) VALUES (?, ?, ?, ?)",
-				taskID, agentID, size+off, chunk); err != nil {
+				taskID, agentID, size+o, chunk); err != nil {
 				return err
 			}
 		}
-		kept = int(keep)
+		kept = int(have + keep)
 		return nil
 	})
 	if err != nil {

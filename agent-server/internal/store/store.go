@@ -107,6 +107,13 @@ type Store interface {
 	// Config.OutputCap, then what fits, then 0. ErrNotFound when the task
 	// does not exist.
 	AppendOutput(ctx context.Context, taskID, agentID string, p []byte) (int, error)
+	// AppendOutputAt stores p as the bytes of the stream from offset off,
+	// idempotently: the bytes the stream already holds from off (an append
+	// retried after a failure that was in fact stored, or replayed) are
+	// skipped and the rest appended, within Config.OutputCap. It returns how
+	// many bytes of p the stream holds afterwards, skipped ones included.
+	// ErrInvalid when off is negative or beyond the stream's end (a gap).
+	AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error)
 	// ReadOutput returns up to length bytes of the stored stream from
 	// offset (length < 0: to the end) and the stream's stored size. An
 	// offset at or beyond the end gives no bytes and no error. ErrNotFound

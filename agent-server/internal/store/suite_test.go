@@ -676,6 +676,47 @@ func testOutput(t *testing.T, s Store, cfg Config) {
 	_, err = s.AppendOutput(ctx, "ghost", "a", []byte("x"))
 	wantErr(t, err, ErrNotFound, "ghost")
 
+	// At an offset: what the stream holds already is skipped (a retried or
+	// replayed append), the rest appended; a gap or a negative offset is
+	// refused.
+	for _, tc := range []struct {
+		off  int64
+		p    string
+		kept int
+		want string
+		err  error
+	}{
+		{0, "hello", 5, "hello", nil},
+		{0, "hello", 5, "hello", nil},            // replayed whole
+		{3, "lo, world", 9, "hello, world", nil}, // overlaps the end
+		{12, "!", 1, "hello, world!", nil},       // at the end
+		{20, "gap", 0, "hello, world!", ErrInvalid},
+		{-1, "x", 0, "hello, world!", ErrInvalid},
+	} {
+		n, err := s.AppendOutputAt(ctx, task.ID, "c", tc.off, []byte(tc.p))
+		if tc.err != nil {
+			wantErr(t, err, tc.err, "offset")
+		} else {
+			must(t, err)
+		}
+		if n != tc.kept {
+			t.Errorf("AppendOutputAt(%d, %q) kept %d, want %d", tc.off, tc.p, n, tc.kept)
+		}
+		b, _, err := s.ReadOutput(ctx, task.ID, "c", 0, -1)
+		must(t, err)
+		if string(b) != tc.want {
+			t.Errorf("after AppendOutputAt(%d, %q): %q, want %q", tc.off, tc.p, b, tc.want)
+		}
+	}
+	// The cap holds for appends at an offset too.
+	must(t, func() error {
+		_, err := s.AppendOutputAt(ctx, task.ID, "d", 0, bytes.Repeat([]byte("d"), 990))
+		return err
+	}())
+	if n, err := s.AppendOutputAt(ctx, task.ID, "d", 980, bytes.Repeat([]byte("d"), 30)); err != nil || n != 20 {
+		t.Errorf("at the cap: kept %d, %v; want 10 skipped + 10 appended", n, err)
+	}
+
 	for _, tc := range []struct {
 		name        string
 		off, length int64
