@@ -423,7 +423,7 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		if outcome != lateDropped {
 			e.sess = sess
 			e.lastData = time.Now()
-			if e.res.State == store.ResultLost {
+			if e.res.State == store.ResultLost && e.finalAt.IsZero() {
 				e.res.State, e.res.Msg, e.resDirty = store.ResultRunning, "", true
 			}
 			e.appendLocked(b)
