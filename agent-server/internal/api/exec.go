@@ -193,7 +193,9 @@ func (x *execRoutes) start(r *http.Request, id string, spec execsvc.Spec, o exec
 // result part of the reply; when the wait ends first the result says
 // running.
 func (x *execRoutes) wait(r *http.Request, e *execsvc.Exec) (*ExecResult, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), e.Timeout()+5*time.Second)
+	// A legacy agent's result may wait for its late output after the end
+	// (execsvc.Options.LateDataMax).
+	ctx, cancel := context.WithTimeout(r.Context(), e.Timeout()+5*time.Second+x.svc.LateDataMax())
 	defer cancel()
 	res, err := e.Wait(ctx)
 	if err != nil && r.Context().Err() != nil {

@@ -330,5 +330,9 @@ func (s *Service) HasCap(agentID, c string) bool {
 	return ok && sess.HasCap(c)
 }
 
+// LateDataMax returns how long after a legacy agent's exec_done its result
+// may wait for late output (Options.LateDataMax).
+func (s *Service) LateDataMax() time.Duration { return s.o.LateDataMax }
+
 // CacheDir returns the directory of spooled transfers.
 func (s *Service) CacheDir() string { return s.o.CacheDir }
