@@ -84,10 +84,30 @@ type Replies interface {
 	Close()
 }
 
+// Store is the part of the store the API reads and writes directly:
+// agents, tasks, audit, API tokens and the database's health. Task runs,
+// execs and metrics go through their services.
+type Store interface {
+	GetAgent(ctx context.Context, id string) (store.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]store.Agent, int, error)
+	SetAgentLabels(ctx context.Context, id string, labels map[string]string) error
+	GetTask(ctx context.Context, id string) (store.Task, error)
+	ListTasks(ctx context.Context, f store.TaskFilter) ([]store.Task, int, error)
+	AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error)
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, int, error)
+	ScanAudit(ctx context.Context, f store.AuditFilter, afterID int64, limit int) ([]store.AuditEntry, error)
+	CreateAPIToken(ctx context.Context, t store.APIToken) (store.APIToken, error)
+	GetAPIToken(ctx context.Context, name string) (store.APIToken, error)
+	APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error)
+	ListAPITokens(ctx context.Context, p store.Paging) ([]store.APIToken, int, error)
+	RevokeAPIToken(ctx context.Context, name string, at time.Time, by string) (store.APIToken, error)
+	Ping(ctx context.Context) error
+}
+
 // Options configure New.
 type Options struct {
 	Config   *config.Config
-	Store    store.Store
+	Store    Store
 	Fleet    Fleet
 	Logger   *slog.Logger
 	Registry prometheus.Registerer

@@ -21,6 +21,11 @@ type tokenEntry struct {
 	id   authz.Identity
 }
 
+// tokenStore finds runtime tokens by the hash of their secret.
+type tokenStore interface {
+	APITokenByHash(ctx context.Context, hash []byte) (store.APIToken, error)
+}
+
 // auth checks bearer tokens: the configured ones in memory, the ones made
 // at runtime (/api/tokens) in the store.
 //
@@ -31,13 +36,13 @@ type tokenEntry struct {
 // not the secret); a secret without the prefix never reaches the store.
 type auth struct {
 	tokens []tokenEntry
-	store  store.Store // nil: no runtime tokens
+	store  tokenStore // nil: no runtime tokens
 	now    func() time.Time
 }
 
 // newAuth builds the checker of tokens. Tokens that fail authz's checks
 // are an error (config.Load has already refused them in a server).
-func newAuth(tokens []config.Token, st store.Store, now func() time.Time) (*auth, error) {
+func newAuth(tokens []config.Token, st tokenStore, now func() time.Time) (*auth, error) {
 	a := &auth{store: st, now: now}
 	for _, t := range tokens {
 		id, err := authz.NewIdentity(t.Name, t.Scopes, t.Selector, t.Expires)

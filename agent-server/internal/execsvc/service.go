@@ -41,10 +41,23 @@ var (
 	ErrClosed = errors.New("exec service closed")
 )
 
+// Store is the part of the store the service uses: the exec task, its
+// per-agent results and their output streams.
+type Store interface {
+	CreateTask(ctx context.Context, t store.Task) (store.Task, error)
+	GetTask(ctx context.Context, id string) (store.Task, error)
+	UpdateTaskState(ctx context.Context, id string, state store.TaskState, at time.Time, msg string) error
+	PutResults(ctx context.Context, rs []store.Result) error
+	GetResult(ctx context.Context, taskID, agentID string) (store.Result, error)
+	AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error)
+	ReadOutput(ctx context.Context, taskID, agentID string, offset, length int64) ([]byte, int64, error)
+	OutputSize(ctx context.Context, taskID, agentID string) (int64, error)
+}
+
 // Options configure New. Zero fields take the default in their comment.
 type Options struct {
-	Hub    *hub.Hub    // required
-	Store  store.Store // required
+	Hub    *hub.Hub // required
+	Store  Store    // required
 	Logger *slog.Logger
 	// Now is the clock of task and result times; time.Now when nil.
 	Now func() time.Time
@@ -120,7 +133,7 @@ func (o *Options) setDefaults() {
 type Service struct {
 	o     Options
 	hub   *hub.Hub
-	st    store.Store
+	st    Store
 	log   *slog.Logger
 	ctx   context.Context
 	stop  context.CancelFunc

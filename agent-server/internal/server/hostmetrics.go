@@ -10,12 +10,11 @@ import (
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
-	"github.com/agentfleet/agent-server/internal/store"
 )
 
 // newHostMetrics builds the metrics-agents' service from the hostmetrics.*
 // keys and registers its push handlers on h.
-func newHostMetrics(c config.HostMetrics, st store.Store, h *hub.Hub, log *slog.Logger, reg prometheus.Registerer) (*hostmetrics.Service, error) {
+func newHostMetrics(c config.HostMetrics, st hostmetrics.Store, h *hub.Hub, log *slog.Logger, reg prometheus.Registerer) (*hostmetrics.Service, error) {
 	o := hostmetrics.Options{
 		Store: st, Hub: h, Logger: log.With("component", "hostmetrics"), Registry: reg,
 		FlushInterval:    time.Duration(c.FlushInterval),

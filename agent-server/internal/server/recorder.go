@@ -11,6 +11,13 @@ import (
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
+// agentWriter is the part of the store the recorder writes to.
+type agentWriter interface {
+	UpsertAgent(ctx context.Context, a store.Agent) error
+	UpsertAgents(ctx context.Context, as []store.Agent) error
+	TouchAgents(ctx context.Context, ids []string, t time.Time) error
+}
+
 // recorder writes what the server learns about agents to the store off the
 // hub's reader goroutines: the facts of each handshake (coalesced per agent:
 // only the latest is written) as soon as the writer is free, and last_seen of
@@ -18,7 +25,7 @@ import (
 // pending set is bounded by the number of agents. One goroutine (run) owns
 // the writes; upsert and touch only record and wake it.
 type recorder struct {
-	st       store.Store
+	st       agentWriter
 	log      *slog.Logger
 	interval time.Duration
 
@@ -28,7 +35,7 @@ type recorder struct {
 	wake    chan struct{}
 }
 
-func newRecorder(st store.Store, log *slog.Logger, interval time.Duration) *recorder {
+func newRecorder(st agentWriter, log *slog.Logger, interval time.Duration) *recorder {
 	return &recorder{st: st, log: log, interval: interval,
 		upserts: map[string]store.Agent{}, touched: map[string]struct{}{}, wake: make(chan struct{}, 1)}
 }

@@ -7,12 +7,16 @@ import (
 	"maps"
 	"sync"
 	"time"
-
-	"github.com/agentfleet/agent-server/internal/store"
 )
 
 // secretFlushInterval bounds how long a new secret waits in memory.
 const secretFlushInterval = 100 * time.Millisecond
+
+// secretHashes is the part of the store the secretStore reads and writes.
+type secretHashes interface {
+	SecretHash(ctx context.Context, agentID string) ([]byte, error)
+	SetSecretHashes(ctx context.Context, hashes map[string][]byte) error
+}
 
 // secretStore is the hub's SecretStore: it takes the write of a newly
 // issued secret off the handshake path. SetSecretHash only records the hash
@@ -31,7 +35,7 @@ const secretFlushInterval = 100 * time.Millisecond
 // bounded by the number of agents. Safe for concurrent use; one goroutine
 // runs run.
 type secretStore struct {
-	st       store.Store
+	st       secretHashes
 	log      *slog.Logger
 	interval time.Duration
 
@@ -40,7 +44,7 @@ type secretStore struct {
 	wake    chan struct{}
 }
 
-func newSecretStore(st store.Store, log *slog.Logger, interval time.Duration) *secretStore {
+func newSecretStore(st secretHashes, log *slog.Logger, interval time.Duration) *secretStore {
 	return &secretStore{st: st, log: log, interval: interval,
 		pending: map[string][]byte{}, wake: make(chan struct{}, 1)}
 }

@@ -77,10 +77,26 @@ var (
 // ExecAgent is the agent type commands run on.
 const ExecAgent = "exec-agent"
 
+// Store is the part of the store the service uses: fleet tasks, their
+// results and output, and the agents they target.
+type Store interface {
+	GetAgent(ctx context.Context, id string) (store.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]store.Agent, int, error)
+	CreateTask(ctx context.Context, t store.Task) (store.Task, error)
+	GetTask(ctx context.Context, id string) (store.Task, error)
+	ListTasks(ctx context.Context, f store.TaskFilter) ([]store.Task, int, error)
+	UpdateTaskState(ctx context.Context, id string, state store.TaskState, at time.Time, msg string) error
+	PutResults(ctx context.Context, rs []store.Result) error
+	GetResult(ctx context.Context, taskID, agentID string) (store.Result, error)
+	ListResults(ctx context.Context, taskID string, f store.ResultFilter) ([]store.Result, int, error)
+	ReadOutput(ctx context.Context, taskID, agentID string, offset, length int64) ([]byte, int64, error)
+	OutputSize(ctx context.Context, taskID, agentID string) (int64, error)
+}
+
 // Options configure New.
 type Options struct {
-	Store store.Store // required
-	Exec  Executor    // required
+	Store Store    // required
+	Exec  Executor // required
 	// Logger; discard when nil.
 	Logger *slog.Logger
 	// Registerer gets the in-flight gauge and the launch counter; none when nil.
@@ -103,7 +119,7 @@ type Options struct {
 // Service runs fleet tasks and layouts.
 type Service struct {
 	o   Options
-	st  store.Store
+	st  Store
 	x   Executor
 	log *slog.Logger
 
