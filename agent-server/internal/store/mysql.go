@@ -3,21 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
-	"github.com/agentfleet/jkframe/mysqlschema"
 	"github.com/go-sql-driver/mysql"
 )
-
-// mysqlFiles is the MySQL schema in the layout of jkframe/mysqlschema:
-// mysql/<table>/schema/latest.sql and, for later versions, v<N>.sql.
-//
-//go:embed mysql
-var mysqlFiles embed.FS
 
 // MySQL server error numbers.
 const (
@@ -97,14 +88,9 @@ func openMySQL(ctx context.Context, cfg Config) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: mysql %s: %w", where, err)
 	}
-	sub, err := fs.Sub(mysqlFiles, "mysql")
-	if err != nil {
+	if err := migrateMySQL(ctx, db, cfg); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: mysql schema files: %w", err)
-	}
-	if _, err := mysqlschema.Migrate(ctx, db, sub, mysqlschema.WithLogger(cfg.Logger)); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: mysql %s: migrate: %w", where, err)
+		return nil, fmt.Errorf("store: mysql %s: %w", where, err)
 	}
 	s, err := newSQLStore(db, db, mysqlDialect, cfg)
 	if err != nil {
