@@ -3,9 +3,17 @@
 // metrics-agents.
 //
 // Two backends implement Store: SQLite (the default, a file under the data
-// dir, pure Go) and MySQL/MariaDB (for a cluster of servers; the schema is
-// migrated by jkframe/mysqlschema from SQL files embedded from mysql/). Both
-// pass the same test suite.
+// dir, pure Go) and MySQL/MariaDB (for a cluster of servers). Both pass the
+// same test suite and share one schema source and one migration path
+// (schema.go: ordered steps written once, translated for SQLite; migrate.go);
+// a test compares the two schemas table by table. The code is split by area:
+// agents.go, tasks.go, results.go, output.go, audit.go, metrics.go,
+// secrets.go (agent secrets and journal acks), tokens.go, on the shared
+// helpers of sql.go.
+//
+// Consumers depend on the few methods they use, declared where they are
+// used (api.Store, tasks.Store, execsvc.Store, hostmetrics.Store, the hub's
+// SecretStore and AckStore); Store is the whole contract, which Open returns.
 //
 // Conventions shared by every method:
 //   - Times are stored in UTC with microsecond precision; they come back in UTC.
