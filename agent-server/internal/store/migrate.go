@@ -121,7 +121,7 @@ func migrateMySQL(ctx context.Context, db *sql.DB, cfg Config) error {
 	return migrate(ctx, cfg.Logger, DriverMySQL, version, func(v int, stmts []string) error {
 		for i, q := range stmts {
 			if _, err := conn.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%w in %s (statements 1-%d of the step are applied)", err, firstLine(q), i)
+				return fmt.Errorf("%w in %s (%d earlier statements of the step are applied: undo them before retrying)", err, firstLine(q), i)
 			}
 		}
 		_, err := conn.ExecContext(ctx, "UPDATE store_version SET version = ?", v)
@@ -145,12 +145,10 @@ func mysqlLegacyVersion(ctx context.Context, conn *sql.Conn) (int, error) {
 		err := conn.QueryRowContext(ctx, q, args...).Scan(&n)
 		return n > 0, err
 	}
-	steps := []struct{ table, column string }{
-		{"agents", ""}, {"agent_secrets", ""}, {"api_tokens", ""},
-	}
+	// The table each step created first.
 	version := 0
-	for _, st := range steps {
-		ok, err := has(st.table, st.column)
+	for _, table := range []string{"agents", "agent_secrets", "api_tokens"} {
+		ok, err := has(table, "")
 		if err != nil {
 			return 0, fmt.Errorf("inspect schema: %w", err)
 		}
