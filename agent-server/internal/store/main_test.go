@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
 	"github.com/agentfleet/jkframe/mysqlschema/mysqltest"
@@ -20,7 +21,12 @@ func sqliteTestConfig(t testing.TB) Config {
 // mysqlTestConfig points at a fresh database from mysqltest (skipped
 // locally, failing in CI, when the server is absent).
 func mysqlTestConfig(t testing.TB) Config {
-	db := mysqltest.Open(t)
+	return mysqlDBConfig(t, mysqltest.Open(t))
+}
+
+// mysqlDBConfig is the store Config of the database db is bound to.
+func mysqlDBConfig(t testing.TB, db *sql.DB) Config {
+	t.Helper()
 	var name string
 	if err := db.QueryRowContext(context.Background(), "SELECT DATABASE()").Scan(&name); err != nil {
 		t.Fatalf("mysql database name: %v", err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/agentfleet/jkframe/mysqlschema"
 	"github.com/agentfleet/jkframe/mysqlschema/mysqltest"
-	"github.com/go-sql-driver/mysql"
 )
 
 // seedLegacy writes one row in each table of a database at the schema
@@ -122,16 +121,17 @@ func checkUpgraded(t *testing.T, s Store) {
 	}
 }
 
-// TestUpgradeSQLite opens a database that the SQLite schema of before v4
-// built (user_version 3, with data), checks the data survives v4 and the
-// schema then equals a new database's.
-func TestUpgradeSQLite(t *testing.T) {
+// legacySQLiteDB writes a database as the SQLite schema of before v4 built
+// it (user_version 3), with seedLegacy's rows, and returns its path.
+func legacySQLiteDB(t *testing.T) string {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	for i, q := range legacySQLiteSchema {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("legacy step %d: %v", i+1, err)
@@ -141,8 +141,50 @@ func TestUpgradeSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	seedLegacy(t, db, sqliteDialect)
-	db.Close()
+	return path
+}
 
+// TestUpgradeSQLiteFailure: a step that fails leaves the database as it
+// was (the step is one transaction), and says which step and statement.
+func TestUpgradeSQLiteFailure(t *testing.T) {
+	ctx := context.Background()
+	path := legacySQLiteDB(t)
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE audit__new (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, Config{DSN: path})
+	if err == nil || !strings.Contains(err.Error(), "migrate to v4") || !strings.Contains(err.Error(), "CREATE TABLE audit__new") {
+		t.Fatalf("Open: %v", err)
+	}
+	var v, tasks, results int
+	if err := db.QueryRowContext(ctx, "SELECT (SELECT user_version FROM pragma_user_version), (SELECT COUNT(*) FROM tasks), (SELECT COUNT(*) FROM results)").Scan(&v, &tasks, &results); err != nil {
+		t.Fatal(err)
+	}
+	if v != 3 || tasks != 1 || results != 1 {
+		t.Fatalf("after the failed step: user_version %d, %d tasks, %d results; want 3, 1, 1", v, tasks, results)
+	}
+	var def sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT dflt_value FROM pragma_table_info('tasks') WHERE name = 'msg'").Scan(&def); err != nil || def.String != "''" {
+		t.Fatalf("tasks.msg default %v (%v): the rebuild of tasks was not rolled back", def, err)
+	}
+	// Once the obstacle is gone, the upgrade goes through.
+	if _, err := db.ExecContext(ctx, "DROP TABLE audit__new"); err != nil {
+		t.Fatal(err)
+	}
+	checkUpgraded(t, openStore(t, Config{DSN: path}))
+}
+
+// TestUpgradeSQLite opens a database that the SQLite schema of before v4
+// built (user_version 3, with data), checks the data survives v4 and the
+// schema then equals a new database's.
+func TestUpgradeSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := legacySQLiteDB(t)
 	s := openStore(t, Config{DSN: path}).(*sqlStore)
 	var v int
 	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != len(migrations) {
@@ -170,16 +212,7 @@ func legacyMySQLDB(t *testing.T) (*sql.DB, Config) {
 	if _, err := mysqlschema.Migrate(context.Background(), db, os.DirFS("testdata/legacy-mysql")); err != nil {
 		t.Fatalf("legacy schema: %v", err)
 	}
-	var name string
-	if err := db.QueryRow("SELECT DATABASE()").Scan(&name); err != nil {
-		t.Fatal(err)
-	}
-	mc, err := mysql.ParseDSN(mysqltest.DSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc.DBName = name
-	return db, Config{Driver: DriverMySQL, DSN: mc.FormatDSN()}
+	return db, mysqlDBConfig(t, db)
 }
 
 // TestUpgradeMySQL opens a database that jkframe/mysqlschema migrated
