@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// migrate brings the database on conn to len(migrations), one step at a
-// time, for both backends. from is the version the database is at; apply
-// runs one step's statements and records its version (atomically where
-// the backend allows).
+// migrate is the one migration path of both backends: it brings a
+// database at version from to len(migrations), one step at a time. apply
+// runs one step's statements (in the backend's dialect) and records the
+// step's version, atomically where the backend allows.
 func migrate(ctx context.Context, log *slog.Logger, driver string, from int, apply func(v int, stmts []string) error) error {
 	if from > len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this server knows (%d)", from, len(migrations))
@@ -39,7 +39,7 @@ func migrateSQLite(ctx context.Context, db *sql.DB, cfg Config) (err error) {
 	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if version >= len(migrations) {
+	if version >= len(migrations) { // up to date, or newer (migrate says so)
 		return migrate(ctx, cfg.Logger, DriverSQLite, version, nil)
 	}
 	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
