@@ -158,6 +158,9 @@ type env struct {
 	client   *http.Client
 	agentID  string
 	logLevel string
+	// agentDir holds the agent's conf dir, state, journal and task records;
+	// agentConf is its config file (restartAgent starts it again).
+	agentDir, agentConf string
 }
 
 type envOptions struct {
@@ -209,6 +212,7 @@ exec.drain_timeout = 200ms
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	e.agentDir, e.agentConf = adir, confPath
 	e.agent = startProc(t, "exec-agent", filepath.Join(e.dir, "agent.log"), bins.agent, "--conf", confPath, "run")
 	t.Cleanup(func() {
 		e.agent.stop(t, syscall.SIGTERM)
@@ -261,6 +265,14 @@ connect_limit = 0
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+}
+
+// restartAgent starts the exec-agent again (after e.agent ended) with the
+// same config, state and journal, and waits until it is online.
+func (e *env) restartAgent() {
+	e.t.Helper()
+	e.agent = startProc(e.t, "exec-agent", filepath.Join(e.dir, "agent.log"), bins.agent, "--conf", e.agentConf, "run")
+	e.waitOnline()
 }
 
 // waitOnline waits until the agent is connected to the server.
