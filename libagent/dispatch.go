@@ -48,6 +48,14 @@ func (r replier) ReplyReliable(ctx context.Context, m *protocol.Msg) error {
 	return r.rt.pushReliable(ctx, m)
 }
 
+// Replier returns a Replier for task tid outside the handler that owns
+// it: for an agent that, after a restart, reports on tasks its previous
+// process started (their handlers died with it). Replies that should
+// survive a lost connection go through ReplyReliable once WaitConnected
+// returned: before the first handshake the runtime does not know yet
+// whether the server acks results.
+func (rt *Runtime) Replier(tid string) Replier { return replier{rt: rt, tid: tid} }
+
 // dispatch runs the handler for m on the worker pool. It never blocks the
 // reader: when every worker is busy the request is answered with an error.
 func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {

@@ -72,6 +72,7 @@ type Runtime struct {
 	servers []string // servers to try, in order (basic.server, or a redirect list)
 	next    int
 	tasks   map[string]*task // running handlers by tid
+	connCh  chan struct{}    // closed when a session becomes live (WaitConnected); nil: nobody waits
 	report  func(extra map[string]any)
 }
 
@@ -148,6 +149,28 @@ func (rt *Runtime) Connected() bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.sess != nil
+}
+
+// WaitConnected blocks until a session is live (handshake done, journal
+// replayed) or ctx is done.
+func (rt *Runtime) WaitConnected(ctx context.Context) error {
+	for {
+		rt.mu.Lock()
+		if rt.sess != nil {
+			rt.mu.Unlock()
+			return nil
+		}
+		if rt.connCh == nil {
+			rt.connCh = make(chan struct{})
+		}
+		ch := rt.connCh
+		rt.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Cancel cancels the context of the running handler of task tid and
@@ -349,6 +372,10 @@ func (rt *Runtime) activate(ctx context.Context, s *session, hs *protocol.Handsh
 	}
 	rt.mu.Lock()
 	rt.sess = s
+	if rt.connCh != nil {
+		close(rt.connCh)
+		rt.connCh = nil
+	}
 	rt.mu.Unlock()
 	return nil
 }

@@ -78,8 +78,11 @@ func TestAgentRestartWithoutRecordsEndsTasks(t *testing.T) {
 	}
 }
 
-// orphans are an async exec and a fleet task item, each running
-// `sleep 30; echo done > marker`.
+// orphans are an async exec (pipes) and a fleet task item (pty), each
+// running `sleep 30; echo done > marker`, with SIGHUP ignored: a pty's
+// hangup at the agent's death would otherwise end the shell (and, as it
+// happens, its sleep or not), and the test wants commands that survive the
+// agent, as many do (nohup, daemons, a shell that ignores the hangup).
 type orphans struct {
 	asyncMarker, fleetMarker string
 	asyncPID, fleetPID       int
@@ -97,14 +100,14 @@ func startOrphans(t *testing.T, e *env) *orphans {
 	t.Helper()
 	dir := t.TempDir()
 	o := &orphans{asyncMarker: filepath.Join(dir, "async-done"), fleetMarker: filepath.Join(dir, "fleet-done")}
-	rr, r := e.run(runReq{Cmd: "sleep 30; echo done > " + o.asyncMarker, Timeout: 120, Pipe: true}, true)
+	rr, r := e.run(runReq{Cmd: "trap '' HUP; sleep 30; echo done > " + o.asyncMarker, Timeout: 120, Pipe: true}, true)
 	if r.status != 200 || rr.PID == 0 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
 	o.asyncPID = rr.PID
 	tr := e.api("POST", "/api/tasks", map[string]any{
 		"selector": map[string]any{"ids": []string{e.agentID}},
-		"cmd":      "sleep 30; echo done > " + o.fleetMarker, "timeout": 120,
+		"cmd":      "trap '' HUP; sleep 30; echo done > " + o.fleetMarker, "timeout": 120,
 	})
 	var p struct{ ID string }
 	if tr.status != 200 || json.Unmarshal(tr.Payload, &p) != nil || p.ID == "" {
@@ -123,12 +126,11 @@ func startOrphans(t *testing.T, e *env) *orphans {
 	return o
 }
 
-// waitOrphaned waits until the commands are orphans: the agent's death
-// reparented them.
+// waitOrphaned checks that the commands outlived the agent.
 func (o *orphans) waitOrphaned(t *testing.T) {
 	t.Helper()
-	if len(o.live()) != len(o.procs) {
-		t.Fatalf("commands ended with the agent: %v of %v left", o.live(), o.procs)
+	if live := o.live(); len(live) != len(o.procs) {
+		t.Fatalf("processes of the commands ended with the agent: %v of %v left", live, o.procs)
 	}
 }
 

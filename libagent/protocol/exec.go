@@ -53,7 +53,24 @@ type ExecDone struct {
 	Cut     bool   `json:"cut,omitempty"`
 	Dropped int64  `json:"dropped,omitempty"`
 	Msg     string `json:"msg,omitempty"`
+
+	// Restarted says that the agent ended the task itself instead of
+	// reporting how the command ended (CapStream): a restarted agent
+	// killed the command its previous process had started (Code
+	// CodeKilled) or found it gone (Code CodeUnknown); Msg says which,
+	// naming the pid. The server stores the task as failed with Msg.
+	Restarted bool `json:"restarted,omitempty"`
 }
+
+// Exit codes of an ExecDone with Restarted.
+const (
+	// CodeKilled: the agent killed the command with SIGKILL (128+9).
+	CodeKilled = 137
+	// CodeUnknown: the command's exit status is unknown (it ended while no
+	// agent was there to wait for it); 255 as ssh reports a lost remote
+	// status.
+	CodeUnknown = 255
+)
 
 // ExecKill kills a running task's process group (type 14). v1 has no reply.
 type ExecKill struct {

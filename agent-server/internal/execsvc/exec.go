@@ -466,6 +466,12 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			e.res.EndedAt = m.ExecDone.Time.UTC()
 		}
 		e.mu.Unlock()
+		if m.ExecDone.Restarted {
+			// The agent ended the task itself (a restart found the command
+			// orphaned): its code and message say how, nothing to infer.
+			e.end(store.ResultFailed, m.ExecDone.Code, m.ExecDone.Msg, store.TaskFailed)
+			return
+		}
 		code, state, msg := m.ExecDone.Code, store.ResultOK, ""
 		switch {
 		case code == -1 || code == CodeKilled && killed:

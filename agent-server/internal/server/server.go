@@ -81,6 +81,7 @@ type Server struct {
 	rec     *recorder
 	secrets *secretStore
 	hostm   *hostmetrics.Service
+	exec    *execsvc.Service // set before the hub serves; ends tasks agents come back without
 	shell   *shell.Service
 	ln      net.Listener
 	http    *http.Server
@@ -197,6 +198,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.closers = append(s.closers, execSvc.Close)
+	s.exec = execSvc
 	s.api.RoutesExec(execSvc)
 	shopts := shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.reg}
 	if o.Shell != nil {
@@ -407,6 +409,9 @@ func (s *Server) onConnect(sess *hub.Session) {
 		a.Labels = nil
 	}
 	s.rec.upsert(a)
+	if s.exec != nil {
+		s.exec.Reconnected(sess) // ends the tasks the agent came back without
+	}
 }
 
 func (s *Server) onDisconnect(sess *hub.Session, reason string) {

@@ -40,6 +40,12 @@ type agent struct {
 
 	shellMu sync.Mutex
 	shells  map[string]*shellSession // live interactive sessions by tid
+
+	// recs keeps a record per running exec (see records); reported is
+	// closed once the ends of the tasks a previous agent process left are
+	// reported.
+	recs     records
+	reported chan struct{}
 }
 
 func setup(rt *libagent.Runtime, cfg *Config) error {
@@ -55,8 +61,17 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 			DrainTimeout: cfg.Exec.DrainTimeout,
 			Logger:       rt.Logger(),
 		}),
-		fs: files.New(files.Options{TempDir: cfg.File.TempDir}),
+		fs:       files.New(files.Options{TempDir: cfg.File.TempDir}),
+		recs:     records{log: rt.Logger()},
+		reported: make(chan struct{}),
 	}
+	if st := rt.State(); st != nil {
+		a.recs.dir = recordsDir(st.Path())
+	}
+	// Before the first connection: no command of a previous agent process
+	// runs on once this one answers the server.
+	reports := a.reapOrphans()
+	go a.reportOrphans(rt.Context(), reports)
 	rt.Handle(protocol.TypeExec, a.exec)
 	rt.Handle(protocol.TypeExecKill, a.kill)
 	rt.Handle(protocol.TypePsReq, a.ps)

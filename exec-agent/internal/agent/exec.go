@@ -59,6 +59,9 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	}
 	info := t.Info()
 	log.Debug("exec started", "spec", spec, "pid", info.Pid)
+	if err := a.recs.write(taskRecord{Record: t.Record()}); err != nil {
+		log.Warn("exec: the task is not recorded; a restart of the agent would not find it", "pid", info.Pid, "err", err)
+	}
 	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
 		OK: true, Pid: info.Pid, Time: info.Begin,
 	}})
@@ -67,6 +70,7 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	}
 	close(out.ready) // output may go now: execd is first
 	res := t.Wait()
+	a.recs.remove(req.TID) // exec_done is with the runtime (journaled with ack.v1)
 	log.Debug("exec ended", "pid", res.Pid, "code", res.Code, "reason", res.Reason)
 	return nil
 }
@@ -169,8 +173,21 @@ func (a *agent) kill(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecKillRep, ExecKillRep: rep})
 }
 
-// ps lists the running tasks.
+// psReportWait bounds how long ps waits for the reports on a previous
+// agent process's tasks to be sent.
+const psReportWait = 10 * time.Second
+
+// ps lists the running tasks. Right after a restart it first lets the
+// reports on the tasks of the previous agent process go out, so that a
+// server that finds a task missing from the list has its report already.
 func (a *agent) ps(ctx context.Context, _ *protocol.Msg, w libagent.Replier) error {
+	wait := time.NewTimer(psReportWait)
+	select {
+	case <-a.reported:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	wait.Stop()
 	list := a.run.List()
 	tasks := make([]protocol.PsTask, 0, len(list))
 	for _, t := range list {

@@ -37,7 +37,9 @@ func (pr *proc) killTree(grace time.Duration, log *slog.Logger) {
 // many live processes it found.
 func (pr *proc) signalAll(sig syscall.Signal, log *slog.Logger) int {
 	n := 0
-	if err := syscall.Kill(-pr.pgid, sig); err == nil {
+	if pr.markerOnly {
+		// pgid names another process's group now.
+	} else if err := syscall.Kill(-pr.pgid, sig); err == nil {
 		n++
 	} else if !errors.Is(err, syscall.ESRCH) {
 		log.Warn("exec: signal process group", "pgid", pr.pgid, "signal", sig, "err", err)

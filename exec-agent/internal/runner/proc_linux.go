@@ -41,7 +41,7 @@ func (pr *proc) members() []int {
 	children := map[int][]int{}
 	for _, st := range all {
 		children[st.ppid] = append(children[st.ppid], st.pid)
-		if st.pgrp == pr.pgid || st.sid == pr.pgid || st.pid == pr.pgid {
+		if !pr.markerOnly && (st.pgrp == pr.pgid || st.sid == pr.pgid || st.pid == pr.pgid) {
 			in[st.pid] = true
 		}
 	}

@@ -63,6 +63,11 @@ type proc struct {
 	marker   string
 	procRoot string
 	self     int
+	// markerOnly: the tree is only the processes with the marker (and
+	// their descendants), never the group or session pgid names — for a
+	// task of a previous agent process whose pid now names another process
+	// (see Runner.Reap).
+	markerOnly bool
 }
 
 func startProc(p *prepared) (*proc, error) {
