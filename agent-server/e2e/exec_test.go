@@ -256,6 +256,50 @@ func TestExecAgentDrop(t *testing.T) {
 		}
 		fa.waitAcked()
 	})
+	// The agent restarts (its handlers and their tasks gone) and comes back
+	// without the task: the server ends it after the agent's ps, or with
+	// the agent's own report of the orphan it killed (exec_done.msg).
+	for _, tc := range []struct {
+		name, wantMsg string
+		wantCode      int
+		report        bool
+	}{
+		{"agent comes back without the task", "agent reconnected and no longer runs this task", 255, false},
+		{"agent reports the orphan it killed", "agent restarted: command killed (pid 1001)", 137, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, serverSpec{})
+			fa := newFakeExec(t, ts.addr, "x1", protocol.CapAck, protocol.CapStream)
+			ts.waitOnline("x1")
+			rep := ts.run("x1", map[string]any{"cmd": "hold", "result": false})
+			fa.waitAcked()
+			fa.drop()
+			eventually(t, 5*time.Second, "lost while away", func() bool {
+				st := decode[statusReply](t, ts.get(fmt.Sprintf("/api/exec/x1/status/%d", rep.PID)))
+				return st.State == "lost" && !st.Done
+			})
+			// The restart: the task is no longer the agent's (its process is
+			// ended by the test's cleanup, its report ignored by then).
+			fa.mu.Lock()
+			k := fa.running[rep.ID]
+			delete(fa.running, rep.ID)
+			fa.mu.Unlock()
+			t.Cleanup(k.stop)
+			if tc.report {
+				fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: rep.ID, ExecDone: &protocol.ExecDone{
+					Code: protocol.CodeKilled, Time: time.Now(), Msg: tc.wantMsg}})
+			}
+			fa.connect()
+			st := ts.waitDone("x1", rep.PID)
+			if st.State != "failed" || st.Code != tc.wantCode || !strings.HasPrefix(st.Msg, tc.wantMsg) {
+				t.Errorf("after the restart: %+v, want failed, code %d, msg %q", st, tc.wantCode, tc.wantMsg)
+			}
+			task, _ := ts.srv.Store().GetTask(context.Background(), rep.ID)
+			if task.State != store.TaskFailed || !strings.HasPrefix(task.Msg, tc.wantMsg) {
+				t.Errorf("task %+v", task)
+			}
+		})
+	}
 	t.Run("v1 result is lost", func(t *testing.T) {
 		ts := startServer(t, serverSpec{})
 		fa := newFakeExec(t, ts.addr, "x1")
