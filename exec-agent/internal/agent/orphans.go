@@ -172,8 +172,12 @@ func (a *agent) reapOne(rec runner.Record) *orphanReport {
 	switch {
 	case err != nil:
 		log.Warn("exec: a command of the previous agent process was left alone", "err", err)
+		cause := err
+		if errors.Is(err, runner.ErrUnverifiable) {
+			cause = runner.ErrUnverifiable
+		}
 		return &orphanReport{Code: protocol.CodeUnknown, Time: now,
-			Msg: fmt.Sprintf("agent restarted: command (pid %d) left alone: %v; its exit status and output are lost", rec.Pid, err)}
+			Msg: fmt.Sprintf("agent restarted: command (pid %d) left alone: %v; its exit status and output are lost", rec.Pid, cause)}
 	case got == runner.ReapKilled:
 		log.Warn("exec: killed a command the previous agent process left running")
 		return &orphanReport{Code: protocol.CodeKilled, Time: now,
