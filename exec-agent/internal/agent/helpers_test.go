@@ -42,6 +42,12 @@ type env struct {
 // of the test.
 func start(t testing.TB, opts agenttest.Options, mod func(*Config)) *env {
 	t.Helper()
+	return startIn(t, t.TempDir(), opts, mod)
+}
+
+// startIn is start with the agent's state (and task records) in dir.
+func startIn(t testing.TB, dir string, opts agenttest.Options, mod func(*Config)) *env {
+	t.Helper()
 	srv := agenttest.New(t, opts)
 	cfg := DefaultConfig()
 	cfg.Basic.Server = srv.Addr()
@@ -51,7 +57,6 @@ func start(t testing.TB, opts agenttest.Options, mod func(*Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
-	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
