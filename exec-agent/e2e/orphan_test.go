@@ -226,3 +226,28 @@ func statFields(path string) []string {
 	}
 	return strings.Fields(string(b[i+1:]))
 }
+
+// The server and the agent both die mid-run (a host's services restarted
+// hard) and the agent comes back without its records: the resumed fleet
+// task asks the agent's ps and ends its item, instead of waiting out the
+// command's timeout for a journaled result that cannot come.
+func TestServerAndAgentRestartEndFleetItem(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	o := startOrphans(t, e)
+	t.Cleanup(o.kill)
+
+	e.server.stop(t, syscall.SIGKILL)
+	e.agent.stop(t, syscall.SIGKILL)
+	o.waitOrphaned(t)
+	if err := os.RemoveAll(filepath.Join(e.agentDir, "conf", "agent.tasks")); err != nil {
+		t.Fatal(err)
+	}
+	e.client.CloseIdleConnections()
+	e.startServer()
+	e.restartAgent()
+
+	item := o.waitFleet(t, e)
+	if item.State != "failed" || !strings.Contains(item.Msg, "no longer runs") {
+		t.Errorf("fleet task item after the restarts: %+v, want failed and a msg saying the agent no longer runs it", item)
+	}
+}

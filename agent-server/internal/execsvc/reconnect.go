@@ -2,6 +2,8 @@ package execsvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/agentfleet/libagent/protocol"
@@ -88,4 +90,31 @@ func (s *Service) waitingFor(sess *hub.Session) []*Exec {
 		}
 	}
 	return out
+}
+
+// ErrNoPs: the agent cannot tell which tasks it runs in a way that
+// accounts for its journal (it lacks stream.v1 or ack.v1).
+var ErrNoPs = errors.New("agent has no ps with ack.v1")
+
+// AgentTasks returns the ids of the tasks the agent runs, from its ps.
+// The agent must speak stream.v1 and ack.v1: it replays its journal before
+// it reads the request, so a task missing from the answer whose result
+// is not stored by then will get none (see Reconnected).
+func (s *Service) AgentTasks(ctx context.Context, agentID string) (map[string]bool, error) {
+	sess, ok := s.hub.Session(agentID)
+	if !ok {
+		return nil, fmt.Errorf("ps on agent %s: %w", agentID, hub.ErrAgentNotFound)
+	}
+	if !sess.HasCap(protocol.CapStream) || !sess.HasCap(protocol.CapAck) {
+		return nil, fmt.Errorf("ps on agent %s: %w", agentID, ErrNoPs)
+	}
+	tasks, err := s.Ps(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(tasks))
+	for _, t := range tasks {
+		out[t.TaskID] = true
+	}
+	return out, nil
 }

@@ -107,6 +107,16 @@ func (x execExecutor) Start(ctx context.Context, id string, c Command, o StartOp
 	return e, err
 }
 
+// agentTasks is implemented by executors that can ask an agent which
+// tasks it runs, after its journal replay (execsvc.Service.AgentTasks).
+type agentTasks interface {
+	AgentTasks(ctx context.Context, agentID string) (map[string]bool, error)
+}
+
+func (x execExecutor) AgentTasks(ctx context.Context, id string) (map[string]bool, error) {
+	return x.svc.AgentTasks(ctx, id)
+}
+
 func (x execExecutor) Kill(ctx context.Context, id, taskID string) error {
 	if e := x.svc.Task(id, taskID); e != nil {
 		return e.Kill(ctx)

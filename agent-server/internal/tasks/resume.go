@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -98,6 +101,8 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 	t := time.NewTicker(s.o.Poll)
 	defer t.Stop()
 	killed := false
+	lister, canList := s.x.(agentTasks)
+	wasOnline := false
 	for {
 		res, err = s.st.GetResult(context.WithoutCancel(ctx), f.id, id)
 		if err == nil && res.State.Final() {
@@ -107,6 +112,16 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 			r.events.publish(ev)
 			return
 		}
+		// Once the agent is back, its ps says whether the result can still
+		// come: the agent replays its journal before it answers, so a task
+		// it does not list and whose result is not stored by then has none.
+		_, online := s.x.Online(id)
+		if canList && online && !wasOnline && err == nil {
+			if f.gone(ctx, r, lister, id) {
+				return
+			}
+		}
+		wasOnline = online
 		if time.Now().After(deadline) {
 			msg := "server restarted mid-run and the agent did not report its journaled result in time"
 			s.putResults(store.Result{TaskID: f.id, AgentID: id, State: store.ResultLost, Msg: msg, StartedAt: res.StartedAt, PID: res.PID})
@@ -135,6 +150,33 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 			}
 		}
 	}
+}
+
+// gone asks the agent whether it still runs the command and, when it does
+// not and no result arrived, ends its result as failed. It reports whether
+// the result is final now.
+func (f *fleetRun) gone(ctx context.Context, r *run, lister agentTasks, id string) bool {
+	s := f.s
+	lctx, cancel := context.WithTimeout(ctx, s.o.KillWait+30*time.Second)
+	running, err := lister.AgentTasks(lctx, id)
+	cancel()
+	if err != nil {
+		s.log.Info("tasks: cannot ask the agent whether a resumed command runs", "task", f.id, "agent", id, "err", err)
+		return false
+	}
+	if running[f.id] {
+		return false
+	}
+	cur, err := s.st.GetResult(context.WithoutCancel(ctx), f.id, id)
+	if err != nil || cur.State.Final() {
+		return false // the replayed result is stored: the loop publishes it
+	}
+	msg := execsvc.MsgNoLongerRuns
+	code := protocol.CodeUnknown
+	cur.State, cur.ExitCode, cur.Msg, cur.EndedAt = store.ResultFailed, code, msg, time.Now().UTC()
+	s.putResults(cur) // the output stored so far stays
+	r.events.publish(Event{Type: EventState, Agent: id, State: string(store.ResultFailed), Msg: msg, ExitCode: &code})
+	return true
 }
 
 func later(a, b time.Time) time.Time {
