@@ -228,26 +228,46 @@ func statFields(path string) []string {
 }
 
 // The server and the agent both die mid-run (a host's services restarted
-// hard) and the agent comes back without its records: the resumed fleet
-// task asks the agent's ps and ends its item, instead of waiting out the
-// command's timeout for a journaled result that cannot come.
-func TestServerAndAgentRestartEndFleetItem(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	o := startOrphans(t, e)
-	t.Cleanup(o.kill)
+// hard). With its records the agent kills the orphans and its reports
+// complete the resumed fleet task and the async exec (adopted from the
+// store); without them, the resumed fleet task asks the agent's ps and
+// ends its item instead of waiting out the command's timeout for a
+// journaled result that cannot come.
+func TestServerAndAgentRestart(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprintf("records kept %v", keep), func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			o := startOrphans(t, e)
+			t.Cleanup(o.kill)
 
-	e.server.stop(t, syscall.SIGKILL)
-	e.agent.stop(t, syscall.SIGKILL)
-	o.waitOrphaned(t)
-	if err := os.RemoveAll(filepath.Join(e.agentDir, "conf", "agent.tasks")); err != nil {
-		t.Fatal(err)
-	}
-	e.client.CloseIdleConnections()
-	e.startServer()
-	e.restartAgent()
+			e.server.stop(t, syscall.SIGKILL)
+			e.agent.stop(t, syscall.SIGKILL)
+			o.waitOrphaned(t)
+			if !keep {
+				if err := os.RemoveAll(filepath.Join(e.agentDir, "conf", "agent.tasks")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.client.CloseIdleConnections()
+			e.startServer()
+			e.restartAgent()
 
-	item := o.waitFleet(t, e)
-	if item.State != "failed" || !strings.Contains(item.Msg, "no longer runs") {
-		t.Errorf("fleet task item after the restarts: %+v, want failed and a msg saying the agent no longer runs it", item)
+			item := o.waitFleet(t, e)
+			want := fmt.Sprintf("agent restarted: command killed (pid %d)", o.fleetPID)
+			if !keep {
+				want = "agent reconnected and no longer runs this task"
+			}
+			if item.State != "failed" || !strings.HasPrefix(item.Msg, want) {
+				t.Errorf("fleet task item after the restarts: %+v, want failed, msg %q", item, want)
+			}
+			if keep {
+				eventually(t, 20*time.Second, "the orphaned commands to be ended", func() bool { return o.live() == nil })
+				s := e.waitDone(o.asyncPID, 30*time.Second)
+				want = fmt.Sprintf("agent restarted: command killed (pid %d)", o.asyncPID)
+				if s.State != "failed" || s.Code != 137 || s.Msg != want {
+					t.Errorf("async exec after the restarts: %+v, want failed, code 137, msg %q", s, want)
+				}
+			}
+		})
 	}
 }
