@@ -59,9 +59,6 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	}
 	info := t.Info()
 	log.Debug("exec started", "spec", spec, "pid", info.Pid)
-	if err := a.recs.write(taskRecord{Record: t.Record()}); err != nil {
-		log.Warn("exec: the task is not recorded; a restart of the agent would not find it", "pid", info.Pid, "err", err)
-	}
 	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
 		OK: true, Pid: info.Pid, Time: info.Begin,
 	}})
@@ -69,6 +66,10 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 		log.Warn("exec: sending execd", "pid", info.Pid, "err", err)
 	}
 	close(out.ready) // output may go now: execd is first
+	// Recorded while the command runs, off the path of execd and exec_done.
+	if err := a.recs.write(taskRecord{Record: t.Record()}); err != nil {
+		log.Warn("exec: the task is not recorded; a restart of the agent would not find it", "pid", info.Pid, "err", err)
+	}
 	res := t.Wait()
 	a.recs.remove(req.TID) // exec_done is with the runtime (journaled with ack.v1)
 	log.Debug("exec ended", "pid", res.Pid, "code", res.Code, "reason", res.Reason)

@@ -79,16 +79,16 @@ func (r *records) write(rec taskRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(r.dir, 0o700); err != nil {
-		return fmt.Errorf("task record: %w", err)
-	}
+	// One write of a few hundred bytes: the death of the process cannot
+	// tear it (a host crash can; load drops what it cannot read).
 	p := r.path(rec.TaskID)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("task record: %w", err)
+	err = os.WriteFile(p, b, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(r.dir, 0o700); err == nil {
+			err = os.WriteFile(p, b, 0o600)
+		}
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		_ = os.Remove(tmp)
+	if err != nil {
 		return fmt.Errorf("task record: %w", err)
 	}
 	return nil
@@ -119,10 +119,6 @@ func (r *records) load() []taskRecord {
 	var out []taskRecord
 	for _, e := range ents {
 		p := filepath.Join(r.dir, e.Name())
-		if strings.HasSuffix(e.Name(), ".tmp") {
-			_ = os.Remove(p) // a write the previous process did not finish
-			continue
-		}
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}

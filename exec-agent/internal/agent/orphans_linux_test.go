@@ -124,3 +124,16 @@ func TestRestartEndsOrphans(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the records' removal", func() bool { return len(recordFiles(t, dir)) == 0 })
 }
+
+// BenchmarkTaskRecord is what the record costs every exec: written at the
+// start, removed at the end.
+func BenchmarkTaskRecord(b *testing.B) {
+	recs := records{dir: filepath.Join(b.TempDir(), "agent.tasks")}
+	rec := taskRecord{Record: runner.Record{TaskID: "0123456789abcdef0123456789abcdef", Pid: 4242, Start: 123456, Boot: "a6b1f1e2-0c1d-4a5b-9c8d-7e6f5a4b3c2d", Marker: "0011223344556677", Begin: time.Now()}}
+	for b.Loop() {
+		if err := recs.write(rec); err != nil {
+			b.Fatal(err)
+		}
+		recs.remove(rec.TaskID)
+	}
+}

@@ -16,10 +16,12 @@ func (r *Runner) identify(pid int) (start uint64, boot string, ok bool) {
 		return 0, "", false
 	}
 	start, ok = parseStart(b)
-	if id, err := os.ReadFile(filepath.Join(r.opts.ProcRoot, "sys", "kernel", "random", "boot_id")); err == nil {
-		boot = string(bytes.TrimSpace(id))
-	}
-	return start, boot, ok
+	r.bootOnce.Do(func() {
+		if id, err := os.ReadFile(filepath.Join(r.opts.ProcRoot, "sys", "kernel", "random", "boot_id")); err == nil {
+			r.bootID = string(bytes.TrimSpace(id))
+		}
+	})
+	return start, r.bootID, ok
 }
 
 // parseStart returns field 22 (starttime) of a /proc/<pid>/stat line,

@@ -241,6 +241,9 @@ type Runner struct {
 	n      int // running tasks, including those starting
 	tasks  map[int]*Task
 	wg     sync.WaitGroup
+
+	bootOnce sync.Once
+	bootID   string // Linux: the boot id, read once (see Record)
 }
 
 // New returns a Runner.
