@@ -46,6 +46,13 @@ type agent struct {
 	// reported.
 	recs     records
 	reported chan struct{}
+
+	// execs are the exec tasks from their start until their exec_done is
+	// handed to the runtime (the runner forgets a task just before): ps
+	// lists them, so a task missing from a ps answer has its exec_done
+	// sent (or journaled) before that answer.
+	execMu sync.Mutex
+	execs  map[string]runner.Info
 }
 
 func setup(rt *libagent.Runtime, cfg *Config) error {
@@ -64,6 +71,7 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 		fs:       files.New(files.Options{TempDir: cfg.File.TempDir}),
 		recs:     records{log: rt.Logger()},
 		reported: make(chan struct{}),
+		execs:    make(map[string]runner.Info),
 	}
 	if st := rt.State(); st != nil {
 		a.recs.dir = recordsDir(st.Path())

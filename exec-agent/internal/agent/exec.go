@@ -59,6 +59,11 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	}
 	info := t.Info()
 	log.Debug("exec started", "spec", spec, "pid", info.Pid)
+	if req.TID != "" {
+		a.execMu.Lock()
+		a.execs[req.TID] = info
+		a.execMu.Unlock()
+	}
 	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
 		OK: true, Pid: info.Pid, Time: info.Begin,
 	}})
@@ -71,7 +76,19 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 		log.Warn("exec: the task is not recorded; a restart of the agent would not find it", "pid", info.Pid, "err", err)
 	}
 	res := t.Wait()
-	a.recs.remove(req.TID) // exec_done is with the runtime (journaled with ack.v1)
+	// exec_done is with the runtime (journaled with ack.v1): ps may leave
+	// the task out now.
+	// A resent request with the same tid may own the entry and the record
+	// by now.
+	a.execMu.Lock()
+	ours := a.execs[req.TID] == info
+	if ours {
+		delete(a.execs, req.TID)
+	}
+	a.execMu.Unlock()
+	if ours {
+		a.recs.remove(req.TID)
+	}
 	log.Debug("exec ended", "pid", res.Pid, "code", res.Code, "reason", res.Reason)
 	return nil
 }
@@ -190,6 +207,18 @@ func (a *agent) ps(ctx context.Context, _ *protocol.Msg, w libagent.Replier) err
 	}
 	wait.Stop()
 	list := a.run.List()
+	listed := make(map[string]bool, len(list))
+	for _, t := range list {
+		listed[t.TaskID] = true
+	}
+	a.execMu.Lock()
+	for tid, t := range a.execs {
+		if !listed[tid] { // ended, its exec_done on its way
+			list = append(list, t)
+		}
+	}
+	a.execMu.Unlock()
+	slices.SortFunc(list, func(x, y runner.Info) int { return x.Begin.Compare(y.Begin) })
 	tasks := make([]protocol.PsTask, 0, len(list))
 	for _, t := range list {
 		tasks = append(tasks, protocol.PsTask{TaskID: t.TaskID, Pid: t.Pid, Begin: t.Begin})
