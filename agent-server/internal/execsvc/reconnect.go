@@ -17,7 +17,7 @@ const reconcileTimeout = 30 * time.Second
 
 // MsgNoLongerRuns is the message of a task ended because its agent came
 // back without it.
-const MsgNoLongerRuns = "agent reconnected and no longer runs this task (it restarted without a record of it): the command's exit status and any output after the disconnect are unknown"
+const MsgNoLongerRuns = "agent reconnected and no longer runs this task (it restarted without a record of it, or never received it): the command's exit status and any output after the disconnect are unknown"
 
 // Reconnected looks, after an agent (re)connects, at the execs that wait
 // for its journaled result (its previous connection dropped mid-run): it
