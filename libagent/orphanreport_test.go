@@ -28,7 +28,7 @@ func TestReplierAfterWaitConnected(t *testing.T) {
 				return
 			}
 			err := rt.Replier("old-task").ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: &protocol.ExecDone{
-				Code: protocol.CodeKilled, Time: time.Now(), Msg: "agent restarted: command killed (pid 7)"}})
+				Code: protocol.CodeKilled, Time: time.Now(), Msg: "agent restarted: command killed (pid 7)", Restarted: true}})
 			if err != nil {
 				t.Errorf("ReplyReliable: %v", err)
 			}
@@ -39,7 +39,7 @@ func TestReplierAfterWaitConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != protocol.TypeExecDone || m.Seq == 0 || m.ExecDone.Msg != "agent restarted: command killed (pid 7)" || m.ExecDone.Code != 137 {
+	if m.Type != protocol.TypeExecDone || m.Seq == 0 || m.ExecDone.Msg != "agent restarted: command killed (pid 7)" || !m.ExecDone.Restarted || m.ExecDone.Code != 137 {
 		t.Fatalf("got %+v %+v, want a journaled exec_done with the msg", m, m.ExecDone)
 	}
 }

@@ -258,7 +258,7 @@ func TestExecAgentDrop(t *testing.T) {
 	})
 	// The agent restarts (its handlers and their tasks gone) and comes back
 	// without the task: the server ends it after the agent's ps, or with
-	// the agent's own report of the orphan it killed (exec_done.msg).
+	// the agent's own report of the orphan it killed (exec_done with restarted and msg).
 	for _, tc := range []struct {
 		name, wantMsg string
 		wantCode      int
@@ -287,7 +287,7 @@ func TestExecAgentDrop(t *testing.T) {
 			t.Cleanup(k.stop)
 			if tc.report {
 				fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: rep.ID, ExecDone: &protocol.ExecDone{
-					Code: protocol.CodeKilled, Time: time.Now(), Msg: tc.wantMsg}})
+					Code: protocol.CodeKilled, Time: time.Now(), Msg: tc.wantMsg, Restarted: true}})
 			}
 			fa.connect()
 			st := ts.waitDone("x1", rep.PID)

@@ -469,6 +469,10 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		if m.ExecDone.Restarted {
 			// The agent ended the task itself (a restart found the command
 			// orphaned): its code and message say how, nothing to infer.
+			if !e.isDone() {
+				e.svc.m.orphaned.WithLabelValues(orphanReported).Inc()
+				e.svc.log.Warn("execsvc: the agent restarted mid-run and ended the task", "agent", e.agentID, "task", e.tid, "code", m.ExecDone.Code, "msg", m.ExecDone.Msg)
+			}
 			e.end(store.ResultFailed, m.ExecDone.Code, m.ExecDone.Msg, store.TaskFailed)
 			return
 		}

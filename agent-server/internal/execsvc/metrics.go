@@ -25,7 +25,17 @@ type metrics struct {
 	agentCut   prometheus.Counter
 	agentDrops prometheus.Counter
 	settle     prometheus.Histogram
+	orphaned   *prometheus.CounterVec // how
 }
+
+// How execs whose agent lost them ended (agentserver_exec_orphaned_total).
+const (
+	// orphanReported: a restarted agent reported the command its previous
+	// process left (exec_done with restarted).
+	orphanReported = "agent_report"
+	// orphanNotRunning: the agent's ps after a reconnect did not list it.
+	orphanNotRunning = "not_running"
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
@@ -41,6 +51,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Output bytes agents reported they read but did not send."),
 		settle: r.Histogram("exec_late_output_wait_seconds",
 			"Time from a legacy agent's exec_done until its output went quiet and the result was made final.", nil),
+	}
+	m.orphaned = r.CounterVec("exec_orphaned_total",
+		"Execs ended because their agent lost them (it restarted mid-run), by how the server learnt it: agent_report (the restarted agent killed the command or found it gone), not_running (the agent's ps after a reconnect did not list it).", "how")
+	for _, h := range []string{orphanReported, orphanNotRunning} {
+		m.orphaned.WithLabelValues(h)
 	}
 	for _, o := range []string{lateWaited, lateAppended, lateDropped} {
 		m.late.WithLabelValues(o)

@@ -67,6 +67,7 @@ func (s *Service) Reconnected(sess *hub.Session) {
 				continue
 			}
 			s.log.Warn("execsvc: the agent no longer runs a task it was running before the reconnect; ended", "agent", e.agentID, "task", e.tid, "pid", e.PID())
+			s.m.orphaned.WithLabelValues(orphanNotRunning).Inc()
 			e.end(store.ResultFailed, protocol.CodeUnknown, MsgNoLongerRuns, store.TaskFailed)
 		}
 	}()

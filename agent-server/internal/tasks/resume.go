@@ -171,6 +171,7 @@ func (f *fleetRun) gone(ctx context.Context, r *run, lister agentTasks, id strin
 	if err != nil || cur.State.Final() {
 		return false // the replayed result is stored: the loop publishes it
 	}
+	s.log.Warn("tasks: the agent no longer runs a command started before the restart; ended", "task", f.id, "agent", id, "pid", cur.PID)
 	msg := execsvc.MsgNoLongerRuns
 	code := protocol.CodeUnknown
 	cur.State, cur.ExitCode, cur.Msg, cur.EndedAt = store.ResultFailed, code, msg, time.Now().UTC()

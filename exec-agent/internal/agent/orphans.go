@@ -29,7 +29,7 @@ import (
 // its exec_done is handed to the runtime. The agent that starts next
 // finds the files its predecessor left, ends those commands (see
 // runner.Reap) and reports each task's end with an exec_done that says
-// what happened (protocol.ExecDone.Msg), journaled like any result.
+// what happened (protocol.ExecDone.Restarted and Msg), journaled like any result.
 //
 // The files are not fsynced: they must survive the agent's process, which
 // the page cache does; a host crash ends the commands too, and a record

@@ -85,7 +85,7 @@ func orphanProc(t *testing.T, script, marker string) (runner.Record, <-chan stru
 }
 
 // An agent that starts finds the records its previous process left: it
-// kills what still runs, reports each task's end with exec_done{msg}
+// kills what still runs, reports each task's end with exec_done{restarted, msg}
 // (journaled) before it answers ps, and forgets the records.
 func TestRestartEndsOrphans(t *testing.T) {
 	dir := t.TempDir()
@@ -114,7 +114,7 @@ func TestRestartEndsOrphans(t *testing.T) {
 		{gone.TaskID, protocol.CodeUnknown, fmt.Sprintf("agent restarted: command (pid %d) ended while the agent was down; its exit status and output since are lost", gone.Pid)},
 	} {
 		m := e.await(c.tid, 20*time.Second)
-		if m.Type != protocol.TypeExecDone || m.ExecDone.Code != c.code || m.ExecDone.Msg != c.msg || m.Seq == 0 {
+		if m.Type != protocol.TypeExecDone || m.ExecDone.Code != c.code || m.ExecDone.Msg != c.msg || !m.ExecDone.Restarted || m.Seq == 0 {
 			t.Errorf("report for %s: %+v %+v, want exec_done code %d msg %q, journaled", c.tid, m, m.ExecDone, c.code, c.msg)
 		}
 	}
