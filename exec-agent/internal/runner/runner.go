@@ -517,7 +517,7 @@ func (t *Task) run(ctx context.Context) {
 		}()
 	}
 
-	outErr, dropped, eof := t.pump()
+	dropped, eof, outErr := t.pump()
 	<-t.exited
 	close(readDone)
 	helpers.Wait()
@@ -550,9 +550,9 @@ func (t *Task) run(ctx context.Context) {
 
 // pump copies the output, decoded, to t.out until EOF, or until the
 // watchdog stops the reader (see Options.DrainTimeout); what is buffered by
-// then is still read. It returns the Output.Chunk error, the bytes read but
-// not delivered after it, and whether the output was read to its end.
-func (t *Task) pump() (outErr error, dropped int64, eof bool) {
+// then is still read. It returns the bytes read but not delivered after an
+// Output.Chunk error, whether the output was read to its end, and that error.
+func (t *Task) pump() (dropped int64, eof bool, outErr error) {
 	var dec Decoder
 	buf := make([]byte, ChunkSize)
 	var text []byte
@@ -594,7 +594,7 @@ func (t *Task) pump() (outErr error, dropped int64, eof bool) {
 	}
 	text = dec.Decode(text[:0], nil, true)
 	deliver()
-	return outErr, dropped, eof
+	return dropped, eof, outErr
 }
 
 // watch enforces the timeout, kill requests and cancellation, and, once
