@@ -4,6 +4,12 @@ import uPlot from 'uplot';
 import { useEffect, useRef } from 'preact/hooks';
 import { fmtBytes } from './util.jsx';
 
+// clock is a time tick: 24-hour HH:MM, with seconds when the ticks are
+// less than a minute apart (a host with only a few samples yet).
+const clock = (t, incr) => new Date(t * 1000).toLocaleTimeString([], {
+  hour: '2-digit', minute: '2-digit', second: incr < 60 ? '2-digit' : undefined, hourCycle: 'h23',
+});
+
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
 
 // yAxisSize is the width of the y axis: the widest tick label as drawn,
@@ -41,7 +47,9 @@ function Chart({ title, time, series, fmt, max, binary }) {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: max ? { range: [0, max] } : { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1)] } },
       axes: [
-        { stroke: '#555', grid: { stroke: '#eee' } },
+        // Clock times only: the hour is the last hour, and uPlot's second
+        // line with the date stuck out left of the first tick, cut off.
+        { stroke: '#555', grid: { stroke: '#eee' }, values: (u, ticks, i, space, incr) => ticks.map((t) => clock(t, incr)) },
         { stroke: '#555', grid: { stroke: '#eee' }, size: yAxisSize, values: (u, ticks) => ticks.map(fmt), ...(binary ? { incrs: BINARY_INCRS } : {}) },
       ],
       series: [{}, ...series.map((s, i) => ({
