@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -74,8 +75,9 @@ func TestFileUpload(t *testing.T) {
 			for _, n := range []int{0, 1, 1 << 20, 1<<20 + 1, 3 << 20} {
 				data := randBytes(n)
 				sum := md5.Sum(data)
-				e := ts.multipartBytes("/api/file/x1/upload", map[string]string{"dir": "/d", "md5": hex.EncodeToString(sum[:]), "mod": "0600"}, "f.bin", data)
-				if e.status != 200 || string(e.Payload) != `{"dir":"/d/f.bin"}` {
+				crc := fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
+				e := ts.multipartBytes("/api/file/x1/upload", map[string]string{"dir": "/d", "md5": hex.EncodeToString(sum[:]), "crc32c": crc, "mod": "0600"}, "f.bin", data)
+				if want := fmt.Sprintf(`{"dir":"/d/f.bin","size":%d,"md5":"%x","crc32c":"%s"}`, n, sum, crc); e.status != 200 || string(e.Payload) != want {
 					t.Fatalf("upload %d: %d %s", n, e.status, e.body)
 				}
 				fa.mu.Lock()
@@ -103,7 +105,8 @@ func TestFileUpload(t *testing.T) {
 			fa.mu.Lock()
 			got := fa.files["/opt/pkg.tar"]
 			fa.mu.Unlock()
-			if e.status != 200 || string(e.Payload) != `{"dir":"/opt/pkg.tar"}` || !bytes.Equal(got, src) {
+			want := fmt.Sprintf(`{"dir":"/opt/pkg.tar","size":100000,"md5":"%x","crc32c":"%08x"}`, md5.Sum(src), crc32.Checksum(src, crc32.MakeTable(crc32.Castagnoli)))
+			if e.status != 200 || string(e.Payload) != want || !bytes.Equal(got, src) {
 				t.Errorf("url upload: %d %s, %d bytes", e.status, e.body, len(got))
 			}
 			e = ts.multipartBytes("/api/file/x1/upload", map[string]string{"dir": "/opt", "url": hs.URL + "/missing"}, "", nil)

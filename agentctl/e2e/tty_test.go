@@ -84,7 +84,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Fatalf("cp exit %s:\n%s", code, x.screen())
 	}
 	s := x.screen()
-	if !strings.Contains(s, "100%") || !regexp.MustCompile(`MiB/s`).MatchString(s) || !strings.Contains(s, "1 file(s), 64.0MiB in") || !strings.Contains(s, "MD5 checked by the server") {
+	if !strings.Contains(s, "100%") || !regexp.MustCompile(`MiB/s`).MatchString(s) || !strings.Contains(s, "1 file(s), 64.0MiB in") || !strings.Contains(s, "CRC-32C checked by the server") {
 		t.Errorf("cp on a terminal:\n%s", s)
 	}
 

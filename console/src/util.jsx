@@ -90,7 +90,7 @@ export function fmtBytes(n) {
   let i = 0;
   let v = Number(n);
   while (Math.abs(v) >= 1024 && i < u.length - 1) { v /= 1024; i++; }
-  return `${i ? v.toFixed(v < 10 ? 1 : 0) : v} ${u[i]}`;
+  return `${i ? v.toFixed(v < 10 ? 1 : 0) : Math.round(v)} ${u[i]}`;
 }
 
 export const fmtPct = (v) => (v === null || v === undefined ? '—' : `${Number(v).toFixed(1)} %`);

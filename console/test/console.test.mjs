@@ -122,21 +122,45 @@ test('host: facts, usage and the last hour charted from the in-memory history', 
 });
 
 test('host: processes sorted by a column, and one killed from the list', async () => {
-  const victim = spawn('sleep', ['4242']);
-  const gone = new Promise((r) => victim.on('exit', (code, sig) => r(sig)));
-  await page.goto(w.url + '/ui/hosts/' + w.metricsId + '?tab=processes');
-  await page.getByRole('button', { name: 'Refresh from the host' }).click();
-  await page.getByLabel('Filter').fill(String(victim.pid));
-  await until('the process listed', async () => (await page.locator('table.procs tbody tr').count()) === 1, 60000);
-  assert.match(await page.locator('table.procs tbody tr td.cmd').textContent(), /sleep 4242/);
-  await page.getByLabel('Filter').fill('');
-  await page.getByRole('button', { name: 'PID' }).click();
-  const pids = (await page.locator('table.procs tbody tr td:first-child').allTextContents()).map(Number);
-  assert.deepEqual(pids, [...pids].sort((a, b) => b - a), 'sorted by PID, descending');
-  await page.getByLabel('Filter').fill(String(victim.pid));
-  await page.getByRole('button', { name: `Terminate process ${victim.pid}` }).click();
-  assert.equal(await gone, 'SIGTERM');
-  await page.getByRole('status').filter({ hasText: `kill ${victim.pid}: exit 0` }).waitFor();
+  // The victim reads its stdin, a pipe of this process: it ends with the
+  // test process however that ends, and the finally below ends it when the
+  // test fails, so no run leaves it behind.
+  const tag = 'console-test-victim-' + randomBytes(4).toString('hex');
+  const victim = spawn('sh', ['-c', `read _; : ${tag}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+  let signal = null;
+  victim.on('exit', (code, sig) => { signal = sig || `exit ${code}`; });
+  try {
+    await new Promise((resolve, reject) => { victim.once('spawn', resolve); victim.once('error', reject); });
+    const pid = String(victim.pid);
+    const row = page.locator('table.procs tbody tr', { has: page.locator('td:first-child', { hasText: new RegExp(`^${pid}$`) }) });
+    await page.goto(w.url + '/ui/hosts/' + w.metricsId + '?tab=processes');
+    await page.getByLabel('Filter').fill(pid);
+    // A refresh asks the host for a new list (at most one a second), until
+    // one has the victim with its command line.
+    let asked = 0;
+    await until('the process listed with its command', async () => {
+      if ((await row.count()) === 1 && (await row.locator('td.cmd').textContent()).includes(tag)) return true;
+      if (Date.now() - asked > 1000) {
+        asked = Date.now();
+        await page.getByRole('button', { name: 'Refresh from the host' }).click();
+      }
+      return false;
+    }, 60000);
+    await page.getByLabel('Filter').fill('');
+    await page.getByRole('button', { name: 'PID' }).click();
+    await until('sorted by PID, descending', async () => {
+      if ((await page.locator('table.procs th', { hasText: 'PID' }).getAttribute('aria-sort')) !== 'descending') return false;
+      const pids = (await page.locator('table.procs tbody tr td:first-child').allTextContents()).map(Number);
+      return pids.length > 1 && pids.every((p, i) => i === 0 || pids[i - 1] > p);
+    });
+    await page.getByLabel('Filter').fill(pid);
+    await page.getByRole('button', { name: `Terminate process ${pid}`, exact: true }).click();
+    await until('the victim ended', async () => signal !== null);
+    assert.equal(signal, 'SIGTERM');
+    await page.getByRole('status').filter({ hasText: `kill ${pid}: exit 0` }).waitFor();
+  } finally {
+    if (victim.exitCode === null && victim.signalCode === null) victim.kill('SIGKILL');
+  }
 });
 
 test('terminal: type echo hi, read hi; UTF-8 both ways; the pty follows the window', async () => {

@@ -57,13 +57,13 @@ func ParseLocation(s string, windows bool) (Location, error) {
 }
 
 type cpFlags struct {
-	recursive bool
-	quiet     bool
-	mode      string
-	ownUser   string
-	ownGroup  string
-	output    string
-	noMD5     bool
+	recursive  bool
+	quiet      bool
+	mode       string
+	ownUser    string
+	ownGroup   string
+	output     string
+	noChecksum bool
 }
 
 // cpFile is one file copied, in cp's JSON output.
@@ -156,7 +156,7 @@ not a terminal).`,
 	fl.StringVar(&f.mode, "mode", "", "upload: file mode, octal (default: the local file's; 0644 from stdin)")
 	fl.StringVar(&f.ownUser, "owner", "", "upload: owner of the written files")
 	fl.StringVar(&f.ownGroup, "group", "", "upload: group of the written files")
-	fl.BoolVar(&f.noMD5, "no-checksum", false, "upload: do not compute and send the MD5 (saves its CPU on large files; the server still checks what it passes to the agent)")
+	fl.BoolVar(&f.noChecksum, "no-checksum", false, "upload: do not compute, send and compare the CRC-32C (the server still checks what it passes to the agent)")
 	outputFlag(c, &f.output, "text", fmtJSON)
 	return c
 }
@@ -226,10 +226,10 @@ func (cp *copier) report() error {
 		secs := max(cp.view.Seconds, 0.001)
 		check := "lengths checked"
 		switch {
-		case cp.upload && cp.f.noMD5:
-			check = "no MD5 sent (--no-checksum)"
+		case cp.upload && cp.f.noChecksum:
+			check = "no checksum sent (--no-checksum)"
 		case cp.upload:
-			check = "MD5 checked by the server"
+			check = "CRC-32C checked by the server"
 		}
 		fmt.Fprintf(cp.a.Err, "%d file(s), %s in %s (%s/s), %s\n", len(cp.view.Files), bytesIEC(uint64(cp.view.Bytes)),
 			shortDuration(time.Duration(secs*float64(time.Second))), bytesIEC(uint64(float64(cp.view.Bytes)/secs)), check)
@@ -336,7 +336,7 @@ func (c closeAtEOF) Read(p []byte) (int, error) {
 }
 
 func (cp *copier) uploadOne(ctx context.Context, srcName, agent, dir, name string, mode fs.FileMode, size int64, open func() (io.Reader, error), oneShot bool) error {
-	spec := client.UploadSpec{Dir: dir, Name: name, Mode: mode, OwnUser: cp.f.ownUser, OwnGroup: cp.f.ownGroup, NoMD5: cp.f.noMD5}
+	spec := client.UploadSpec{Dir: dir, Name: name, Mode: mode, OwnUser: cp.f.ownUser, OwnGroup: cp.f.ownGroup, NoChecksum: cp.f.noChecksum}
 	res, err := cp.cl.Upload(ctx, agent, spec, open, oneShot, cp.progress)
 	if err != nil {
 		return fmt.Errorf("upload %s to %s:%s: %w", srcName, agent, path.Join(dir, name), err)

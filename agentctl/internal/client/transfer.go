@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"mime/multipart"
@@ -32,25 +33,37 @@ type UploadSpec struct {
 	Mode     fs.FileMode
 	OwnUser  string
 	OwnGroup string
-	// NoMD5: the MD5 is neither computed nor sent (the server still
-	// checks what it passes on to the agent).
-	NoMD5 bool
+	// NoChecksum: no checksum is computed, sent or compared (the server
+	// still checks what it passes on to the agent).
+	NoChecksum bool
 }
 
 // UploadResult is what the server wrote.
 type UploadResult struct {
-	Path string // full path on the agent
-	Size int64
-	MD5  string // hex, computed while sending and checked by the server
+	Path   string // full path on the agent
+	Size   int64  // bytes sent
+	MD5    string // hex, of what the server received (the agent checks its file against it)
+	CRC32C string // 8 hex digits, computed while sending; "" with NoChecksum
 }
 
-// Upload streams a file to an agent: the bytes go in one pass, their MD5
-// is computed on the way and sent after them, and the server refuses the
-// upload when its own MD5 of what it received differs (400 md5
-// mismatch); the agent checks the server's in turn. open returns the
-// source for each attempt; oneShot says the source cannot be read twice
-// (stdin), so a refused attempt is not retried. progress, when set, is
-// called with the byte count as it grows.
+// castagnoli is the CRC-32C table. CRC-32C is the upload's end-to-end
+// check (as in iSCSI, ext4 metadata or cloud object stores' upload
+// checksums): computed by a hardware instruction on amd64 and arm64, it
+// costs a few milliseconds per 200 MB where an MD5 costs a quarter of a
+// second of CPU, which on a busy machine slowed uploads by 10-25 %.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Upload streams a file to an agent: the bytes go in one pass, their
+// CRC-32C is computed on the way and sent after them, and the server
+// refuses the upload when its own CRC-32C of what it received differs
+// (400 crc32c mismatch) before the agent's file is replaced. The server's
+// reply carries the size and checksums of what it received, and they are
+// compared with what was sent too, so that a server that ignored the
+// crc32c parameter cannot pass a damaged file off as good (an error
+// wrapping ErrChecksum). The agent checks the file against the server's
+// MD5 in turn. open returns the source for each attempt; oneShot says the
+// source cannot be read twice (stdin), so a refused attempt is not
+// retried. progress, when set, is called with the byte count as it grows.
 func (c *Client) Upload(ctx context.Context, agent string, spec UploadSpec, open func() (io.Reader, error), oneShot bool, progress func(int64)) (UploadResult, error) {
 	var (
 		mu     sync.Mutex
@@ -71,7 +84,7 @@ func (c *Client) Upload(ctx context.Context, agent string, spec UploadSpec, open
 			n, sum, err := writeUploadForm(mw, spec, src, progress)
 			if err == nil {
 				mu.Lock()
-				res.Size, res.MD5 = n, sum
+				res.Size, res.CRC32C = n, sum
 				mu.Unlock()
 			}
 			return err
@@ -97,13 +110,38 @@ func (c *Client) Upload(ctx context.Context, agent string, spec UploadSpec, open
 	}
 	defer resp.Body.Close()
 	var rep struct {
-		Dir string `json:"dir"`
+		Dir    string `json:"dir"`
+		Size   *int64 `json:"size"`
+		MD5    string `json:"md5"`
+		CRC32C string `json:"crc32c"`
 	}
 	if err := decodePayload(resp, &rep); err != nil {
 		return UploadResult{}, err
 	}
-	out.Path = rep.Dir
+	out.Path, out.MD5 = rep.Dir, rep.MD5
+	if err := verifyUpload(out, spec.NoChecksum, rep.Size, rep.CRC32C); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// verifyUpload compares what the server reports to have received with
+// what was sent.
+func verifyUpload(sent UploadResult, noChecksum bool, size *int64, crc string) error {
+	if noChecksum {
+		return nil
+	}
+	if size == nil || crc == "" {
+		return fmt.Errorf("%w: the server did not report the size and CRC-32C of what it received (older than this agentctl?), so the upload %s is not verified; --no-checksum skips the check",
+			ErrChecksum, sent.Path)
+	}
+	if *size != sent.Size {
+		return fmt.Errorf("%w: sent %d bytes, the server received %d; %s is damaged", ErrChecksum, sent.Size, *size, sent.Path)
+	}
+	if !strings.EqualFold(crc, sent.CRC32C) {
+		return fmt.Errorf("%w: sent crc32c %s, the server received %s; %s is damaged", ErrChecksum, sent.CRC32C, crc, sent.Path)
+	}
+	return nil
 }
 
 // errBodyClosed stops an upload body whose request is over.
@@ -223,8 +261,8 @@ func (s *stoppableWriter) Write(p []byte) (int, error) {
 }
 
 // writeUploadForm writes the multipart form: the parameters, the file,
-// then its MD5 (known only at the end: the server accepts values after
-// the file part).
+// then its CRC-32C (known only at the end: the server accepts values
+// after the file part).
 func writeUploadForm(mw *multipart.Writer, spec UploadSpec, src io.Reader, progress func(int64)) (int64, string, error) {
 	fields := [][2]string{{"dir", spec.Dir}, {"name", spec.Name}}
 	if spec.Mode != 0 {
@@ -245,18 +283,20 @@ func writeUploadForm(mw *multipart.Writer, spec UploadSpec, src io.Reader, progr
 	if err != nil {
 		return 0, "", err
 	}
-	if spec.NoMD5 {
+	if spec.NoChecksum {
 		n, err := copyPlain(fw, src, progress)
 		if err != nil {
 			return n, "", err
 		}
 		return n, "", mw.Close()
 	}
-	n, sum, err := copyHashing(fw, src, progress)
+	crc := crc32.New(castagnoli)
+	n, err := copyPlain(io.MultiWriter(fw, crc), src, progress)
 	if err != nil {
 		return n, "", err
 	}
-	if err := mw.WriteField("md5", sum); err != nil {
+	sum := fmt.Sprintf("%08x", crc.Sum32())
+	if err := mw.WriteField("crc32c", sum); err != nil {
 		return n, "", err
 	}
 	return n, sum, mw.Close()
