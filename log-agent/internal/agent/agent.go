@@ -3,12 +3,15 @@
 // projects' status in the self-report (key "logging", the seed's
 // task_info per node).
 //
-// Until agent-server pushes projects over the session, they come from a
-// local JSON file (collect.projects: an array of the objects package
-// project describes), and the batches go where collect.sink says: stay in
-// the spool ("spool"), into a directory ("file:<dir>", package sink) or
-// nowhere ("discard"). The agent connects to the server all the same
-// (self-report, log download, service management).
+// Projects come from agent-server over the session (protocol.CapLog:
+// log_config, the node's whole list, cached in <data_dir>/server-projects.json
+// so that a restart without the server resumes them) and from a local JSON
+// file (collect.projects: an array of the objects package project
+// describes; a server project of the same name is refused). The batches go
+// where collect.sink says: to the server ("server", package remote, the
+// default), stay in the spool ("spool"), into a directory ("file:<dir>",
+// package sink) or nowhere ("discard"). The projects' status goes to the
+// server as log_status when they change and every StatusEvery.
 package agent
 
 import (
@@ -26,11 +29,13 @@ import (
 	"github.com/agentfleet/jkframe/utils"
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/log-agent/internal/collector"
 	"github.com/agentfleet/log-agent/internal/docker"
 	"github.com/agentfleet/log-agent/internal/k8s"
 	"github.com/agentfleet/log-agent/internal/project"
+	"github.com/agentfleet/log-agent/internal/remote"
 	"github.com/agentfleet/log-agent/internal/sink"
 	"github.com/agentfleet/log-agent/internal/tail"
 )
@@ -50,7 +55,7 @@ type Collect struct {
 	Projects string `kv:"projects"`
 	// DataDir holds one folder per project: checkpoints and spool.
 	DataDir string `kv:"data_dir"`
-	// Sink: spool, discard or file:<dir>.
+	// Sink: server, spool, discard or file:<dir>.
 	Sink      string         `kv:"sink"`
 	SpoolSize utils.Bytes    `kv:"spool_size"`
 	Poll      utils.Duration `kv:"poll"`
@@ -86,7 +91,7 @@ const (
 // DefaultConfig returns the defaults of every key.
 func DefaultConfig() *Config {
 	return &Config{Basic: libagent.DefaultBasic(), Collect: Collect{
-		Projects: "./conf/projects.json", DataDir: "./data", Sink: "spool",
+		Projects: "./conf/projects.json", DataDir: "./data", Sink: "server",
 		SpoolSize: DefaultSpoolSize, Poll: utils.Duration(tail.DefaultPoll), Scan: utils.Duration(tail.DefaultScan),
 		RotateWait: utils.Duration(tail.DefaultRotateWait), CheckpointInterval: utils.Duration(collector.DefaultCheckpointEvery),
 		DockerSocket: DefaultDockerSocket,
@@ -97,10 +102,10 @@ func DefaultConfig() *Config {
 // Check validates the collect.* keys.
 func (c *Collect) Check() error {
 	switch {
-	case c.Sink == "spool" || c.Sink == "discard":
+	case c.Sink == "server" || c.Sink == "spool" || c.Sink == "discard":
 	case strings.HasPrefix(c.Sink, "file:") && len(c.Sink) > len("file:"):
 	default:
-		return fmt.Errorf("collect.sink: %q: want spool, discard or file:<dir>", c.Sink)
+		return fmt.Errorf("collect.sink: %q: want server, spool, discard or file:<dir>", c.Sink)
 	}
 	if c.SpoolSize < MinSpoolSize {
 		return fmt.Errorf("collect.spool_size: %s: at least %s", c.SpoolSize, utils.Bytes(MinSpoolSize))
@@ -125,6 +130,8 @@ type Options struct {
 	Tail tail.Options
 	// CheckpointEvery overrides the checkpoint period (tests).
 	CheckpointEvery time.Duration
+	// StatusEvery is how often log_status is sent (default 10 s).
+	StatusEvery time.Duration
 }
 
 // Agent is log-agent. Setup starts the collectors; they stop when the
@@ -134,22 +141,38 @@ type Agent struct {
 	opts Options
 	log  *slog.Logger
 
+	rt      *libagent.Runtime
+	ctx     context.Context
+	sk      collector.Sink
+	remote  *remote.Sink
+	changed chan struct{} // a status worth sending now (buffered 1)
+
 	mu    sync.Mutex
-	cols  []*collector.Collector
+	runs  map[string]*run   // by project name
 	errs  map[string]string // project → error starting it
 	wg    sync.WaitGroup
 	sinkC func() error
 }
 
+// run is one project's collector goroutine.
+type run struct {
+	p      *project.Project
+	spec   string // the JSON it was started from (server projects)
+	local  bool   // from the local projects file
+	col    *collector.Collector
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // New returns the agent for cfg (filled by libagent from the config file
 // before Setup).
 func New(cfg *Config, opts Options) *Agent {
-	return &Agent{cfg: cfg, opts: opts, errs: map[string]string{}}
+	return &Agent{cfg: cfg, opts: opts, errs: map[string]string{}, runs: map[string]*run{}, changed: make(chan struct{}, 1)}
 }
 
 // Describe returns the libagent.Agent.
 func (a *Agent) Describe() *libagent.Agent {
-	return &libagent.Agent{Name: Name, Config: a.cfg, Setup: a.Setup, Report: a.Report}
+	return &libagent.Agent{Name: Name, Config: a.cfg, Setup: a.Setup, Report: a.Report, Caps: []string{protocol.CapLog}}
 }
 
 func (a *Agent) path(p string) string {
@@ -179,6 +202,9 @@ func (a *Agent) Setup(rt *libagent.Runtime) error {
 	}
 	var sk collector.Sink
 	switch {
+	case c.Sink == "server":
+		a.remote = remote.New(rt, 0)
+		sk = a.remote
 	case c.Sink == "discard":
 		sk = sink.Discard{}
 	case strings.HasPrefix(c.Sink, "file:"):
@@ -189,9 +215,11 @@ func (a *Agent) Setup(rt *libagent.Runtime) error {
 		sk, a.sinkC = fs, fs.Close
 	}
 	ctx := rt.Context()
+	a.rt, a.ctx, a.sk = rt, ctx, sk
 	for _, p := range projects {
-		a.start(ctx, p, sk)
+		a.start(p, "", true)
 	}
+	a.registerServer(rt)
 	go func() {
 		<-ctx.Done()
 		a.wg.Wait()
@@ -225,8 +253,10 @@ func (a *Agent) loadProjects() ([]*project.Project, error) {
 }
 
 // start runs one project's collector, restarting it with backoff when it
-// fails.
-func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink) {
+// fails, until its run is stopped or the agent shuts down.
+func (a *Agent) start(p *project.Project, spec string, local bool) {
+	ctx, cancel := context.WithCancel(a.ctx)
+	sk := a.sk
 	c := &a.cfg.Collect
 	to := a.opts.Tail
 	if to.Poll == 0 {
@@ -256,18 +286,22 @@ func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink
 		SpoolBytes: int64(c.SpoolSize), Log: a.log, Tail: to, CheckpointEvery: every,
 	})
 	if err != nil {
+		cancel()
 		a.log.Error("project not started", "project", p.Name, "err", err)
 		a.mu.Lock()
 		a.errs[p.Name] = err.Error()
 		a.mu.Unlock()
 		return
 	}
+	r := &run{p: p, spec: spec, local: local, col: col, cancel: cancel, done: make(chan struct{})}
 	a.mu.Lock()
-	a.cols = append(a.cols, col)
+	delete(a.errs, p.Name)
+	a.runs[p.Name] = r
 	a.mu.Unlock()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer close(r.done)
 		bo := &backoff.Backoff{Min: time.Second, Max: time.Minute}
 		for {
 			err := col.Run(ctx)
@@ -292,11 +326,7 @@ func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink
 				continue
 			}
 			a.mu.Lock()
-			for i := range a.cols {
-				if a.cols[i] == col {
-					a.cols[i] = ncol
-				}
-			}
+			r.col = ncol
 			a.mu.Unlock()
 			col = ncol
 		}
@@ -306,7 +336,10 @@ func (a *Agent) start(ctx context.Context, p *project.Project, sk collector.Sink
 // Status returns every project's status, by name.
 func (a *Agent) Status() []collector.Status {
 	a.mu.Lock()
-	cols := append([]*collector.Collector(nil), a.cols...)
+	cols := make([]*collector.Collector, 0, len(a.runs))
+	for _, r := range a.runs {
+		cols = append(cols, r.col)
+	}
 	errs := make(map[string]string, len(a.errs))
 	for k, v := range a.errs {
 		errs[k] = v
