@@ -210,6 +210,8 @@ var migrations = []migration{
 		sqliteRebuild("audit", auditTable, auditV3, auditIndexes, auditCols),
 		sqliteRebuild("api_tokens", apiTokensTable, nil, apiTokensIndexes, apiTokenCols),
 	)},
+	// v5: log-collection projects and their nodes (logging.go).
+	{ddl: loggingDDL},
 }
 
 func concat(parts ...[]string) []string {
