@@ -42,6 +42,8 @@ const (
 	TasksWrite   Scope = "tasks:write"
 	AuditRead    Scope = "audit:read"
 	LogsRead     Scope = "logs:read"
+	LoggingRead  Scope = "logging:read"
+	LoggingWrite Scope = "logging:write"
 	Admin        Scope = "admin"
 )
 
@@ -77,6 +79,8 @@ var table = []Info{
 	{Name: TasksWrite, Help: "create and cancel fleet tasks and layouts (runs commands on many hosts)", Writes: true},
 	{Name: AuditRead, Help: "read and export the audit log", FleetWide: true},
 	{Name: LogsRead, Help: "list and download the agents' own log files"},
+	{Name: LoggingRead, Help: "read log-collection projects and the collected lines (query, live tail)", FleetWide: true},
+	{Name: LoggingWrite, Help: "configure, start, stop and remove log-collection projects", Writes: true, FleetWide: true, Implies: []Scope{LoggingRead}},
 	{Name: Admin, Help: "everything, token management included", Writes: true, FleetWide: true},
 }
 

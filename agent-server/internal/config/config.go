@@ -73,6 +73,7 @@ type Config struct {
 	Metrics Metrics `kv:"metrics"`
 
 	HostMetrics HostMetrics `kv:"hostmetrics"`
+	Logging     Logging     `kv:"logging"`
 
 	// GCPercent is the Go garbage collector's target (GOGC) for the server
 	// process; the environment's GOGC, when set, wins. 50 instead of Go's 100
@@ -236,6 +237,7 @@ func Default() Config {
 		},
 		Agent: Agent{MaxFrame: DefaultMaxFrame},
 		Task:  Task{OutputCap: DefaultOutputCap},
+		Logging: DefaultLogging(),
 		HostMetrics: HostMetrics{
 			FlushInterval: DefaultHostFlushInterval, HistoryRetention: DefaultHostHistoryRetention,
 			HistoryInterval: DefaultHostHistoryInterval, StaleIntervals: DefaultHostStaleIntervals,
@@ -410,6 +412,7 @@ func (c *Config) check() error {
 		add(invalid("tls", "tls.cert and tls.key must be set together"))
 	}
 	c.HostMetrics.check(add)
+	c.Logging.check(add)
 	return errors.Join(errs...)
 }
 
@@ -468,6 +471,7 @@ func (c *Config) resolve(base string) {
 	abs(&c.CacheDir)
 	abs(&c.DataDir)
 	abs(&c.LogDir)
+	abs(&c.Logging.Dir)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	if c.Store.Driver == "sqlite" {

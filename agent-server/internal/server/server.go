@@ -35,6 +35,7 @@ import (
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
+	logcollect "github.com/agentfleet/agent-server/internal/logging"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/shell"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -82,6 +83,7 @@ type Server struct {
 	secrets *secretStore
 	hostm   *hostmetrics.Service
 	exec    *execsvc.Service // set before the hub serves; ends tasks agents come back without
+	logsvc  *logcollect.Service
 	shell   *shell.Service
 	ln      net.Listener
 	http    *http.Server
@@ -163,7 +165,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		Acks:         acks,
 		OnConnect:    s.onConnect,
 		OnDisconnect: s.onDisconnect,
-		ExtraCaps:    append(slices.Clone(execsvc.Caps), shell.Caps...),
+		ExtraCaps:    slices.Concat(execsvc.Caps, shell.Caps, logcollect.Caps),
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -188,6 +190,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.api.HandleRaw("GET /ws/agent", s.hub)
 	s.api.RoutesMetrics(s.hostm)
 	s.api.RoutesSecrets(s.secrets)
+	if err := s.newLogging(ctx); err != nil {
+		return nil, err
+	}
 
 	eopts := execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir, Registry: s.reg}
 	if o.Exec != nil {
@@ -318,7 +323,8 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.rec.run(recCtx, s.onlineIDs) })
 	// Stopped after the hub, so the last new secrets are written.
 	wg.Go(func() { s.secrets.run(recCtx) })
-	wg.Go(func() { s.hostm.Run(recCtx) }) // stopped after the hub: the last pushes are flushed
+	wg.Go(func() { s.hostm.Run(recCtx) })  // stopped after the hub: the last pushes are flushed
+	wg.Go(func() { s.logsvc.Run(recCtx) }) // stopped after the hub: the last batches are stored
 	s.log.Info("agent-server listening", "addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver)
 
 	errc := make(chan error, 1)
@@ -412,6 +418,7 @@ func (s *Server) onConnect(sess *hub.Session) {
 	if s.exec != nil {
 		s.exec.Reconnected(sess) // ends the tasks the agent came back without
 	}
+	s.logsvc.OnConnect(sess)
 }
 
 func (s *Server) onDisconnect(sess *hub.Session, reason string) {
