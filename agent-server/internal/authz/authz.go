@@ -80,7 +80,7 @@ var table = []Info{
 	{Name: AuditRead, Help: "read and export the audit log", FleetWide: true},
 	{Name: LogsRead, Help: "list and download the agents' own log files"},
 	{Name: LoggingRead, Help: "read log-collection projects and the collected lines (query, live tail)", FleetWide: true},
-	{Name: LoggingWrite, Help: "configure, start, stop and remove log-collection projects", Writes: true, FleetWide: true, Implies: []Scope{LoggingRead}},
+	{Name: LoggingWrite, Help: "configure, start, stop and remove log-collection projects", Writes: true, FleetWide: true},
 	{Name: Admin, Help: "everything, token management included", Writes: true, FleetWide: true},
 }
 
