@@ -235,8 +235,8 @@ func Default() Config {
 			MaxTimeout:    DefaultMaxTimeout,
 			URLDeny:       slices.Clone(egress.DefaultDeny),
 		},
-		Agent: Agent{MaxFrame: DefaultMaxFrame},
-		Task:  Task{OutputCap: DefaultOutputCap},
+		Agent:   Agent{MaxFrame: DefaultMaxFrame},
+		Task:    Task{OutputCap: DefaultOutputCap},
 		Logging: DefaultLogging(),
 		HostMetrics: HostMetrics{
 			FlushInterval: DefaultHostFlushInterval, HistoryRetention: DefaultHostHistoryRetention,
