@@ -59,6 +59,9 @@ type serverSpec struct {
 	mod     func(*config.Config)
 	shell   func(*shell.Options)
 	exec    func(*execsvc.Options)
+	// deadAfter replaces the hub's 2 s dead-peer timeout (agent binaries
+	// ping every 10 s).
+	deadAfter time.Duration
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -98,7 +101,12 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
 		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
-		Hub:   func(o *hub.Options) { o.DeadAfter = 2 * time.Second },
+		Hub: func(o *hub.Options) {
+			o.DeadAfter = 2 * time.Second
+			if spec.deadAfter > 0 {
+				o.DeadAfter = spec.deadAfter
+			}
+		},
 		Shell: spec.shell, Exec: spec.exec,
 	})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 // Logging configures the log-collection store (logging.* keys): the
 // segment files of the collected lines and their retention.
 type Logging struct {
-	// Dir holds the segments; empty: <data_dir>/logs.
+	// Dir holds the segments; empty: <data_dir>/logcollect.
 	Dir string `kv:"dir"`
 	// SegmentSize closes a segment at this size; SegmentAge this long
 	// after it was opened.

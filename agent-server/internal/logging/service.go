@@ -356,7 +356,7 @@ func cmpString(a, b string) int {
 // OnConnect sends a log-agent its projects; the message goes out right
 // after the handshake.
 func (s *Service) OnConnect(sess *hub.Session) {
-	if !sess.HasCap(protocol.CapLog) {
+	if !hasLogCap(sess) {
 		return
 	}
 	s.mu.Lock()
@@ -378,6 +378,7 @@ func (s *Service) send(sess *hub.Session, cfg *protocol.LogConfig) {
 		return
 	}
 	s.m.pushes.Inc()
+	s.log.Debug("log config sent", "agent", sess.ID(), "projects", len(cfg.Projects))
 }
 
 // pushAll sends every connected log-agent its list.
@@ -387,7 +388,7 @@ func (s *Service) pushAll() {
 			continue
 		}
 		sess, ok := s.hub.Session(info.ID)
-		if !ok || !sess.HasCap(protocol.CapLog) {
+		if !ok || !hasLogCap(sess) {
 			continue
 		}
 		s.mu.Lock()
@@ -599,3 +600,8 @@ func (s *Service) Query(ctx context.Context, q Query) ([]Line, *Cursor, error) {
 
 // Subscribe starts a live tail of the lines stored from now on.
 func (s *Service) Subscribe(f TailFilter) *Subscription { return s.tail.subscribe(f, s.o.TailBuffer) }
+
+// hasLogCap reports whether the session's agent announced log.v1 (the hub
+// announces it for this package through ExtraCaps; its own capability set
+// only tracks the extensions it implements itself).
+func hasLogCap(sess *hub.Session) bool { return protocol.HasCap(sess.Come().Caps, protocol.CapLog) }

@@ -15,7 +15,7 @@ func (s *Server) newLogging(ctx context.Context) error {
 	c := s.cfg.Logging
 	dir := c.Dir
 	if dir == "" {
-		dir = filepath.Join(s.cfg.DataDir, "logs")
+		dir = filepath.Join(s.cfg.DataDir, "logcollect")
 	}
 	svc, err := logging.New(ctx, logging.Options{
 		Store: s.store, Hub: s.hub, Logger: s.log.With("component", "logging"), Registry: s.reg,

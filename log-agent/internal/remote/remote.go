@@ -29,14 +29,22 @@ import (
 	"github.com/agentfleet/log-agent/internal/batch"
 )
 
-// DefaultTimeout is how long Ship waits for one ack.
-const DefaultTimeout = time.Minute
+// DefaultTimeout is how long Ship waits for one ack. The acks of a session
+// that ended never come: Ship also gives up as soon as it sees the agent
+// disconnected (checked every connCheck), and the timeout covers a
+// reconnect between two checks. Sending a batch again is harmless: the
+// server stores each line once.
+const DefaultTimeout = 15 * time.Second
+
+const connCheck = 100 * time.Millisecond
 
 // Pusher sends a message on the current session (libagent.Runtime).
 type Pusher interface {
 	Push(ctx context.Context, m *protocol.Msg) error
 	// HasCap reports whether the current session uses capability c.
 	HasCap(c string) bool
+	// Connected reports whether a session is live.
+	Connected() bool
 }
 
 // ErrNoCap: the server of the current session does not take batches.
@@ -112,25 +120,43 @@ func (s *Sink) Ship(ctx context.Context, bs []*batch.Batch) (int, error) {
 	}
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
+	tick := time.NewTicker(connCheck)
+	defer tick.Stop()
 	for i, ch := range chans {
-		select {
-		case a := <-ch:
-			if !a.OK {
-				return i, fmt.Errorf("server refused batch %d of %s: %s", bs[i].Seq, bs[i].Project, a.Err)
-			}
-			if a.Seq != bs[i].Seq || a.Project != bs[i].Project {
-				return i, fmt.Errorf("ack for %s/%d answers batch %s/%d", a.Project, a.Seq, bs[i].Project, bs[i].Seq)
-			}
-		case <-t.C:
-			return i, fmt.Errorf("no ack for batch %d of %s within %s", bs[i].Seq, bs[i].Project, s.timeout)
-		case <-ctx.Done():
-			return i, ctx.Err()
+		a, err := s.wait(ctx, ch, t.C, tick.C)
+		if err != nil {
+			return i, fmt.Errorf("batch %d of %s: %w", bs[i].Seq, bs[i].Project, err)
+		}
+		if !a.OK {
+			return i, fmt.Errorf("server refused batch %d of %s: %s", bs[i].Seq, bs[i].Project, a.Err)
+		}
+		if a.Seq != bs[i].Seq || a.Project != bs[i].Project {
+			return i, fmt.Errorf("ack for %s/%d answers batch %s/%d", a.Project, a.Seq, bs[i].Project, bs[i].Seq)
 		}
 	}
 	if sendErr != nil {
 		return len(chans), sendErr
 	}
 	return len(bs), nil
+}
+
+// wait returns the ack on ch, or fails when the timer fires, the agent is
+// seen disconnected or ctx ends.
+func (s *Sink) wait(ctx context.Context, ch <-chan *protocol.LogAck, timeout, tick <-chan time.Time) (*protocol.LogAck, error) {
+	for {
+		select {
+		case a := <-ch:
+			return a, nil
+		case <-tick:
+			if !s.push.Connected() {
+				return nil, errors.New("connection lost before the ack")
+			}
+		case <-timeout:
+			return nil, fmt.Errorf("no ack within %s", s.timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // ErrUnknownAck is returned by Ack for a tid nobody waits for (a late ack
