@@ -560,7 +560,10 @@ func (s *Service) TaskInfo(ctx context.Context, pid string) (*TaskInfo, error) {
 		if st := nodes[id]; st != nil {
 			var full map[string]any
 			_ = json.Unmarshal(st.raw, &full)
-			if r, _ := full["running"].(bool); r && p.row.Running && n.Online {
+			// A status from before the project's last change (a stop, a
+			// start) says nothing about the project as it is now.
+			fresh := !st.updated.Before(p.row.UpdatedAt)
+			if r, _ := full["running"].(bool); r && fresh && p.row.Running && n.Online {
 				n.Status = "running"
 			}
 			if infos, ok := full["info"].([]any); ok {

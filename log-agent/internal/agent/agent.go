@@ -146,9 +146,13 @@ type Agent struct {
 	sk      collector.Sink
 	remote  *remote.Sink
 	changed chan struct{} // a status worth sending now (buffered 1)
+	cfgCh   chan struct{} // a pushed project list waits in pending (buffered 1)
+	cfgMu   sync.Mutex
+	pending *protocol.LogConfig
 
 	mu    sync.Mutex
 	runs  map[string]*run   // by project name
+	known map[string]bool   // the server projects of the last list
 	errs  map[string]string // project → error starting it
 	wg    sync.WaitGroup
 	sinkC func() error
@@ -167,7 +171,7 @@ type run struct {
 // New returns the agent for cfg (filled by libagent from the config file
 // before Setup).
 func New(cfg *Config, opts Options) *Agent {
-	return &Agent{cfg: cfg, opts: opts, errs: map[string]string{}, runs: map[string]*run{}, changed: make(chan struct{}, 1)}
+	return &Agent{cfg: cfg, opts: opts, errs: map[string]string{}, runs: map[string]*run{}, changed: make(chan struct{}, 1), cfgCh: make(chan struct{}, 1)}
 }
 
 // Describe returns the libagent.Agent.

@@ -26,17 +26,22 @@ const DefaultStatusEvery = 10 * time.Second
 // registerServer installs the handlers of the log.v1 messages, resumes the
 // cached server projects and starts the status loop.
 func (a *Agent) registerServer(rt *libagent.Runtime) {
+	// Inline, in arrival order: the newest list wins, and one goroutine
+	// applies them (handlers on the worker pool could overtake each other).
 	rt.Handle(protocol.TypeLogConfig, func(ctx context.Context, m *protocol.Msg, _ libagent.Replier) error {
 		var cfg protocol.LogConfig
 		if err := m.GetExtra(protocol.KeyLogConfig, &cfg); err != nil {
 			return err
 		}
-		if err := a.saveServerProjects(&cfg); err != nil {
-			a.log.Error("cannot cache the server's projects", "err", err)
+		a.cfgMu.Lock()
+		a.pending = &cfg
+		a.cfgMu.Unlock()
+		select {
+		case a.cfgCh <- struct{}{}:
+		default:
 		}
-		a.apply(cfg.Projects)
 		return nil
-	})
+	}, libagent.Inline())
 	if a.remote != nil {
 		rt.Handle(protocol.TypeLogAck, func(_ context.Context, m *protocol.Msg, _ libagent.Replier) error {
 			if err := a.remote.Ack(m); err != nil {
@@ -50,11 +55,37 @@ func (a *Agent) registerServer(rt *libagent.Runtime) {
 	} else if cfg != nil {
 		a.apply(cfg.Projects)
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		a.statusLoop(a.ctx)
 	}()
+	go func() {
+		defer a.wg.Done()
+		a.applyLoop(a.ctx)
+	}()
+}
+
+// applyLoop applies the newest project list the server pushed.
+func (a *Agent) applyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.cfgCh:
+		}
+		a.cfgMu.Lock()
+		cfg := a.pending
+		a.pending = nil
+		a.cfgMu.Unlock()
+		if cfg == nil {
+			continue
+		}
+		if err := a.saveServerProjects(cfg); err != nil {
+			a.log.Error("cannot cache the server's projects", "err", err)
+		}
+		a.apply(cfg.Projects)
+	}
 }
 
 func (a *Agent) serverProjectsPath() string {
@@ -106,10 +137,20 @@ func (a *Agent) apply(list []protocol.LogProject) {
 		if !ok || !lp.Running || string(lp.Spec) != r.spec {
 			stop = append(stop, r)
 			delete(a.runs, name)
-			if !ok {
+		}
+	}
+	// Projects of the previous list missing from this one are removed,
+	// stopped ones included.
+	for name := range a.known {
+		if _, ok := want[name]; !ok {
+			if r := a.runs[name]; r == nil || !r.local {
 				remove = append(remove, name)
 			}
 		}
+	}
+	a.known = map[string]bool{}
+	for name := range want {
+		a.known[name] = true
 	}
 	for name := range a.errs {
 		if lp, ok := want[name]; !ok || !lp.Running {

@@ -1,0 +1,241 @@
+package logging
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func openTestStore(t *testing.T, dir string, o StoreOptions) *Store {
+	t.Helper()
+	o.Dir = dir
+	s, err := OpenStore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func recs(src int, from, n int, t0 int64) []Record {
+	out := make([]Record, n)
+	for i := range out {
+		k := from + i
+		out[i] = Record{Source: src, Offset: int64(k) * 10, Time: t0 + int64(k), Data: []byte(fmt.Sprintf("line %d", k))}
+	}
+	return out
+}
+
+func queryAll(t *testing.T, s *Store, q Query) []Line {
+	t.Helper()
+	var out []Line
+	for {
+		lines, next, err := s.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, lines...)
+		if next == nil {
+			return out
+		}
+		// The cursor survives its text form.
+		if q.After, err = ParseCursor(next.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAppendDedup: records at or below a source's mark are repeats, also
+// after the store is reopened (the marks come from the files).
+func TestAppendDedup(t *testing.T) {
+	dir := t.TempDir()
+	srcs := []Source{{"s1", "/var/log/a.log"}, {"s2", "/var/log/b.log"}}
+	s := openTestStore(t, dir, StoreOptions{})
+	r, err := s.Append("p", "h1", srcs, append(recs(0, 0, 5, 1), recs(1, 0, 3, 1)...))
+	if err != nil || len(r.Stored) != 8 || r.Dup != 0 {
+		t.Fatalf("first: %+v %v", r, err)
+	}
+	// The same batch again, then one overlapping.
+	if r, _ = s.Append("p", "h1", srcs, recs(0, 0, 5, 1)); len(r.Stored) != 0 || r.Dup != 5 {
+		t.Fatalf("repeat: stored %d dup %d", len(r.Stored), r.Dup)
+	}
+	if r, _ = s.Append("p", "h1", srcs, recs(0, 3, 5, 1)); len(r.Stored) != 3 || r.Dup != 2 {
+		t.Fatalf("overlap: stored %d dup %d", len(r.Stored), r.Dup)
+	}
+	// Another host has marks of its own.
+	if r, _ = s.Append("p", "h2", srcs, recs(0, 0, 2, 1)); len(r.Stored) != 2 {
+		t.Fatalf("h2: %+v", r)
+	}
+	s.Close()
+	s2 := openTestStore(t, dir, StoreOptions{})
+	if r, _ = s2.Append("p", "h1", srcs, recs(0, 0, 10, 1)); len(r.Stored) != 2 || r.Dup != 8 {
+		t.Fatalf("after reopen: stored %d dup %d, want 2 and 8", len(r.Stored), r.Dup)
+	}
+	if n, err := s2.Count("p"); err != nil || n != 8+3+2+2 {
+		t.Fatalf("count %d %v", n, err)
+	}
+	lines := queryAll(t, s2, Query{Project: "p", Hosts: []string{"h1"}, Limit: 3})
+	if len(lines) != 13 {
+		t.Fatalf("query: %d lines", len(lines))
+	}
+	prev := map[string]int64{}
+	for _, l := range lines {
+		if p, ok := prev[l.SourceID]; ok && l.Offset <= p {
+			t.Fatalf("source %s: offset %d after %d", l.SourceID, l.Offset, p)
+		}
+		prev[l.SourceID] = l.Offset
+	}
+}
+
+// TestTornFrameCut: a crash in the middle of a frame leaves a torn tail,
+// which the next open cuts; the lines of that frame are taken again.
+func TestTornFrameCut(t *testing.T) {
+	dir := t.TempDir()
+	srcs := []Source{{"s1", "a"}}
+	s := openTestStore(t, dir, StoreOptions{})
+	if _, err := s.Append("p", "h", srcs, recs(0, 0, 4, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append("p", "h", srcs, recs(0, 4, 4, 1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	seg := filepath.Join(dir, "p", "h", segName(1))
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTestStore(t, dir, StoreOptions{})
+	r, err := s2.Append("p", "h", srcs, recs(0, 0, 10, 1))
+	if err != nil || len(r.Stored) != 6 || r.Dup != 4 {
+		t.Fatalf("after a torn frame: stored %d dup %d err %v, want 6 and 4", len(r.Stored), r.Dup, err)
+	}
+	lines := queryAll(t, s2, Query{Project: "p"})
+	for i, l := range lines {
+		if string(l.Data) != fmt.Sprintf("line %d", i) {
+			t.Fatalf("line %d: %q", i, l.Data)
+		}
+	}
+	if len(lines) != 10 {
+		t.Fatalf("%d lines", len(lines))
+	}
+}
+
+// TestRotationAndRetention: segments close at their size, each new one
+// carries the marks, and retention deletes closed ones by size and age
+// without losing the marks.
+func TestRotationAndRetention(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	srcs := []Source{{"s1", "a"}}
+	s := openTestStore(t, dir, StoreOptions{SegmentBytes: 300, MaxBytes: 1200, Now: clock})
+	for i := range 20 {
+		if _, err := s.Append("p", "h", srcs, recs(0, i*10, 10, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs, _ := segments(filepath.Join(dir, "p", "h"))
+	if len(seqs) < 5 {
+		t.Fatalf("%d segments, want rotation at 300 bytes", len(seqs))
+	}
+	n, _, err := s.Prune()
+	if err != nil || n == 0 {
+		t.Fatalf("prune by size: %d %v", n, err)
+	}
+	after, _ := segments(filepath.Join(dir, "p", "h"))
+	if after[len(after)-1] != seqs[len(seqs)-1] || len(after) >= len(seqs) {
+		t.Fatalf("segments %v → %v: the oldest must go, the newest stay", seqs, after)
+	}
+	// The marks live on: a repeat of everything stores nothing.
+	s.Close()
+	s2 := openTestStore(t, dir, StoreOptions{SegmentBytes: 300, MaxAge: time.Hour, Now: clock})
+	if r, _ := s2.Append("p", "h", srcs, recs(0, 0, 200, 1)); len(r.Stored) != 0 || r.Dup != 200 {
+		t.Fatalf("after retention: stored %d dup %d", len(r.Stored), r.Dup)
+	}
+	// By age: every closed segment is old now; the open one stays.
+	for _, q := range after {
+		p := filepath.Join(dir, "p", "h", segName(q))
+		_ = os.Chtimes(p, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
+	}
+	if _, _, err := s2.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := segments(filepath.Join(dir, "p", "h")); len(left) != 1 {
+		t.Fatalf("after age retention: %v, want the open segment only", left)
+	}
+}
+
+// TestQueryFilters: time range, host, source pattern, grep and paging.
+func TestQueryFilters(t *testing.T) {
+	s := openTestStore(t, t.TempDir(), StoreOptions{})
+	t0 := time.Unix(1_700_000_000, 0).UnixNano()
+	srcs := []Source{{"s1", "/var/log/app.log"}, {"s2", "/var/log/db.log"}}
+	for _, h := range []string{"web-1", "weird host/../x"} {
+		if _, err := s.Append("p", h, srcs, append(recs(0, 0, 50, t0), recs(1, 0, 50, t0)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts, _ := s.Hosts("p")
+	if len(hosts) != 2 || hosts[1] != "weird host/../x" {
+		t.Fatalf("hosts %q: an odd agent id must come back unchanged", hosts)
+	}
+	cases := []struct {
+		name string
+		q    Query
+		want int
+	}{
+		{"all", Query{}, 200},
+		{"host", Query{Hosts: []string{"web-1"}}, 100},
+		{"source glob", Query{Source: "/var/log/app*"}, 100},
+		{"source id", Query{Source: "s2", Hosts: []string{"web-1"}}, 50},
+		{"since", Query{Since: time.Unix(0, t0+40)}, 40},
+		{"until", Query{Until: time.Unix(0, t0+10)}, 40},
+		{"grep", Query{Grep: regexp.MustCompile(`^line 4[0-9]$`)}, 40},
+		{"nothing", Query{Source: "/nope"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.q.Project = "p"
+			c.q.Limit = 7
+			if got := len(queryAll(t, s, c.q)); got != c.want {
+				t.Fatalf("%d lines, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+func TestParseCursorBad(t *testing.T) {
+	for _, in := range []string{"", "!!", "e30", "eyJoIjoiIn0", "eyJoIjoiYSIsInMiOjEsIm8iOjEsImkiOjB9", string(make([]byte, 2000))} {
+		if _, err := ParseCursor(in); err == nil {
+			t.Errorf("ParseCursor(%q): no error", in)
+		}
+	}
+	c := &Cursor{Host: "a", Seg: 3, Off: 100, Idx: 2}
+	got, err := ParseCursor(c.Encode())
+	if err != nil || *got != *c {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	f.Add((&Cursor{Host: "a", Seg: 1, Off: 4}).Encode())
+	f.Add("e30")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCursor(s)
+		if err != nil {
+			return
+		}
+		if _, err := ParseCursor(c.Encode()); err != nil {
+			t.Fatalf("a parsed cursor does not parse again: %v", err)
+		}
+	})
+}
