@@ -618,8 +618,10 @@ func (s *Store) Close() error {
 	return err
 }
 
-// DropProject closes and deletes a project's segments.
-func (s *Store) DropProject(project string) error {
+// DropProject closes a project's segments and moves its folder out of the
+// way (a rename: quick); the returned path is then deleted with
+// os.RemoveAll, outside any lock. "" when the project has no folder.
+func (s *Store) DropProject(project string) (string, error) {
 	s.mu.Lock()
 	for k, h := range s.hosts {
 		if strings.HasPrefix(k, project+"/") {
@@ -634,7 +636,15 @@ func (s *Store) DropProject(project string) error {
 		}
 	}
 	s.mu.Unlock()
-	return os.RemoveAll(filepath.Join(s.o.Dir, project))
+	dir := filepath.Join(s.o.Dir, project)
+	trash := filepath.Join(s.o.Dir, fmt.Sprintf(".removed-%s-%d", project, s.o.Now().UnixNano()))
+	if err := os.Rename(dir, trash); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	return trash, nil
 }
 
 // active reports whether path is the open segment of its host.
@@ -690,7 +700,7 @@ func (s *Store) Prune() (n int, bytes int64, err error) {
 	}
 	now := s.o.Now()
 	for _, pe := range projects {
-		if !pe.IsDir() {
+		if !pe.IsDir() || strings.HasPrefix(pe.Name(), ".") {
 			continue
 		}
 		project := pe.Name()

@@ -89,6 +89,21 @@ func TestAppendDedup(t *testing.T) {
 		}
 		prev[l.SourceID] = l.Offset
 	}
+	// Removal: the folder moves away at once, appends fail afterwards
+	// only for the handles of the removed project.
+	trash, err := s2.DropProject("p")
+	if err != nil || trash == "" {
+		t.Fatalf("drop: %q %v", trash, err)
+	}
+	if hosts, _ := s2.Hosts("p"); len(hosts) != 0 {
+		t.Fatalf("hosts after drop: %v", hosts)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s2.Append("p", "h1", srcs, recs(0, 0, 2, 1)); err != nil || len(r.Stored) != 2 {
+		t.Fatalf("a project of the same name starts afresh: %+v %v", r, err)
+	}
 }
 
 // TestTornFrameCut: a crash in the middle of a frame leaves a torn tail,

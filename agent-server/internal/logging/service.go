@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -86,6 +87,11 @@ type Service struct {
 	segs *Store
 	m    *metrics
 	tail *tailHub
+
+	// rm orders a project's removal against the appends of its batches:
+	// an append that passed the project check finishes before the files
+	// are deleted, and none starts after.
+	rm sync.RWMutex
 
 	mu       sync.Mutex
 	projects map[string]*project // by name
@@ -255,18 +261,21 @@ func (s *Service) onBatch(sess *hub.Session, m *protocol.Msg) {
 		s.refuse(sess, m.TID, &b, "corrupt", err)
 		return
 	}
-	s.mu.Lock()
-	p := s.projects[b.Project]
-	s.mu.Unlock()
-	if p == nil {
-		s.refuse(sess, m.TID, &b, "unknown_project", fmt.Errorf("%w %q", errUnknownBatch, b.Project))
-		return
-	}
 	srcs := make([]Source, len(b.Sources))
 	for i, x := range b.Sources {
 		srcs[i] = Source{ID: x.ID, Name: x.Name}
 	}
+	s.rm.RLock()
+	s.mu.Lock()
+	p := s.projects[b.Project]
+	s.mu.Unlock()
+	if p == nil {
+		s.rm.RUnlock()
+		s.refuse(sess, m.TID, &b, "unknown_project", fmt.Errorf("%w %q", errUnknownBatch, b.Project))
+		return
+	}
 	res, err := s.segs.Append(b.Project, host, srcs, recs)
+	s.rm.RUnlock()
 	if err != nil {
 		s.refuse(sess, m.TID, &b, "store", err)
 		return
@@ -456,6 +465,9 @@ func (s *Service) Remove(ctx context.Context, pid string) error {
 		}
 		return err
 	}
+	// No append of this project runs while it leaves the map and its
+	// folder moves away; none starts after.
+	s.rm.Lock()
 	s.mu.Lock()
 	delete(s.projects, pid)
 	delete(s.nodes, pid)
@@ -465,9 +477,14 @@ func (s *Service) Remove(ctx context.Context, pid string) error {
 		}
 	}
 	s.mu.Unlock()
+	trash, err := s.segs.DropProject(pid)
+	s.rm.Unlock()
 	s.m.forget(pid)
 	s.pushAll()
-	if err := s.segs.DropProject(pid); err != nil {
+	if err == nil && trash != "" {
+		err = os.RemoveAll(trash)
+	}
+	if err != nil {
 		s.log.Error("stored lines of a removed project not deleted", "project", pid, "err", err)
 	}
 	return nil
