@@ -192,6 +192,11 @@ func TestResultAfterReconnect(t *testing.T) {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0
 	})
+	// The cut must come after the server has the command's start (execd):
+	// a run whose start never reached the server ends 410 at once.
+	eventually(t, 10*time.Second, "the server to know the command", func() bool {
+		return e.api("GET", fmt.Sprintf("/api/exec/%s/status/%d", e.agentID, pid), nil).status == 200
+	})
 	e.proxy.pause(true)
 	e.proxy.cut()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
