@@ -425,8 +425,8 @@ func TestSurvivesBadInput(t *testing.T) {
 	}
 	roundTrip(t, srv, ag.ID)
 	expectError(&protocol.Msg{Type: 555}, "unsupported message type 555")
-	expectError(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "true"}}, "panicked: boom")
-	expectError(&protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: "/x"}}, "no such dir")
+	expectError(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true"}}, "panicked: boom")
+	expectError(&protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: "/x"}}, "no such dir")
 	roundTrip(t, srv, ag.ID)
 
 	// An oversized frame closes the connection; the agent comes back.
@@ -545,7 +545,7 @@ func TestSelfReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ai := m.AI
+	ai := m.AI()
 	if ai.Version != "1.0.0" || !strings.HasPrefix(ai.GoVersion, "go") || ai.Routines == 0 || ai.Threads == 0 || ai.Startup == 0 || ai.HeapInuse == 0 || len(ai.GC) != 5 || ai.OutPackets == 0 {
 		t.Errorf("self-report incomplete: %+v", ai)
 	}
@@ -636,7 +636,7 @@ func TestConfigFileAndLogHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Type != protocol.TypeLogLsRep || len(rep.LogLs.Files) == 0 || rep.LogLs.Files[0].Name != "log-agent.log" {
+	if rep.Type != protocol.TypeLogLsRep || len(rep.LogLs().Files) == 0 || rep.LogLs().Files[0].Name != "log-agent.log" {
 		t.Fatalf("log list %+v", rep)
 	}
 
@@ -645,40 +645,40 @@ func TestConfigFileAndLogHandlers(t *testing.T) {
 		{"/etc/passwd", "not a log file of this agent"},
 		{"other.log", "not a log file of this agent"},
 	} {
-		tid, _ := srv.Send(wctx, ag.ID, &protocol.Msg{Type: protocol.TypeLogDownloadReq, LogDReq: &protocol.LogDownloadReq{Files: []string{tc.name}}})
+		tid, _ := srv.Send(wctx, ag.ID, &protocol.Msg{Type: protocol.TypeLogDownloadReq, Payload: &protocol.LogDownloadReq{Files: []string{tc.name}}})
 		rep, err := srv.Await(wctx, tid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.LogDInfo == nil || rep.LogDInfo.OK || !strings.Contains(rep.LogDInfo.Msg, tc.want) {
-			t.Errorf("download %q: %+v, want refusal %q", tc.name, rep.LogDInfo, tc.want)
+		if rep.LogDInfo() == nil || rep.LogDInfo().OK || !strings.Contains(rep.LogDInfo().Msg, tc.want) {
+			t.Errorf("download %q: %+v, want refusal %q", tc.name, rep.LogDInfo(), tc.want)
 		}
 	}
 
-	tid, _ = srv.Send(wctx, ag.ID, &protocol.Msg{Type: protocol.TypeLogDownloadReq, LogDReq: &protocol.LogDownloadReq{Files: []string{"log-agent.log"}}})
+	tid, _ = srv.Send(wctx, ag.ID, &protocol.Msg{Type: protocol.TypeLogDownloadReq, Payload: &protocol.LogDownloadReq{Files: []string{"log-agent.log"}}})
 	info, err := srv.Await(wctx, tid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.LogDInfo.OK || info.LogDInfo.Size == 0 {
-		t.Fatalf("log_dinfo %+v", info.LogDInfo)
+	if !info.LogDInfo().OK || info.LogDInfo().Size == 0 {
+		t.Fatalf("log_dinfo %+v", info.LogDInfo())
 	}
 	var zipped []byte
-	for uint64(len(zipped)) < info.LogDInfo.Size {
+	for uint64(len(zipped)) < info.LogDInfo().Size {
 		m, err := srv.Await(wctx, tid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Type != protocol.TypeLogDownloadData || m.LogDData.Offset != uint64(len(zipped)) {
-			t.Fatalf("block %v at %d, want log_ddata at %d", m.Type, m.LogDData.Offset, len(zipped))
+		if m.Type != protocol.TypeLogDownloadData || m.LogDData().Offset != uint64(len(zipped)) {
+			t.Fatalf("block %v at %d, want log_ddata at %d", m.Type, m.LogDData().Offset, len(zipped))
 		}
-		b, err := compress.Decode(m.LogDData.Data, 1<<20)
+		b, err := compress.Decode(m.LogDData().Data, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		zipped = append(zipped, b...)
 	}
-	if md5.Sum(zipped) != [16]byte(info.LogDInfo.MD5) {
+	if md5.Sum(zipped) != [16]byte(info.LogDInfo().MD5) {
 		t.Error("md5 mismatch")
 	}
 	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
@@ -757,7 +757,7 @@ func TestBusyTimeoutAndCancel(t *testing.T) {
 	}
 	// A handler timeout ends in an error reply too (once the worker is free).
 	eventually(t, "the worker to be free", func() bool { return !a.rt.Cancel(first) })
-	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: "/"}})
+	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: "/"}})
 	rep, err = srv.Await(ctx, tid)
 	if err != nil || rep.Type != protocol.TypeError || !strings.Contains(rep.ErrMsg, "deadline exceeded") {
 		t.Fatalf("timed-out task answered %+v, %v", rep, err)
@@ -780,7 +780,7 @@ func TestJournalFullBlocksThenDrains(t *testing.T) {
 				close(started)
 				<-release
 				for i := range n {
-					m := &protocol.Msg{Type: protocol.TypeExecData, ExecData: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", 60))}}
+					m := &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", 60))}}
 					if err := w.ReplyReliable(ctx, m); err != nil {
 						return err
 					}
@@ -797,7 +797,7 @@ func TestJournalFullBlocksThenDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.adopted(t, ag.ID)
-	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "x"}})
+	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "x"}})
 	<-started
 	srv.Stop()
 	eventually(t, "the agent to notice the stop", func() bool { return !a.rt.Connected() })
@@ -820,8 +820,8 @@ func TestJournalFullBlocksThenDrains(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reply %d: %v (produced %d)", i, err, produced.Load())
 		}
-		if want := fmt.Sprintf("%03d", i); m.ExecData == nil || !strings.HasPrefix(m.ExecData.Data, want) || m.Seq <= last {
-			t.Fatalf("reply %d: %+v seq %d after %d", i, m.ExecData, m.Seq, last)
+		if want := fmt.Sprintf("%03d", i); m.ExecData() == nil || !strings.HasPrefix(m.ExecData().Data, want) || m.Seq <= last {
+			t.Fatalf("reply %d: %+v seq %d after %d", i, m.ExecData(), m.Seq, last)
 		}
 		last = m.Seq
 	}
@@ -885,7 +885,7 @@ func TestHandlerErrorKind(t *testing.T) {
 					return err
 				})
 				rt.Handle(protocol.TypeFoo, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-					return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{Msg: "m", Kind: protocol.KindDenied}})
+					return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecd, Payload: &protocol.Execd{Msg: "m", Kind: protocol.KindDenied}})
 				})
 				return nil
 			}})
@@ -895,7 +895,7 @@ func TestHandlerErrorKind(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantKind := map[bool]protocol.ErrKind{false: protocol.KindNotFound, true: ""}[v1]
-			tid, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: missing}})
+			tid, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: missing}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -908,7 +908,7 @@ func TestHandlerErrorKind(t *testing.T) {
 				t.Fatal(err)
 			}
 			rep, err = srv.Await(ctx, tid)
-			if err != nil || rep.Type != protocol.TypeExecd || rep.Execd.Kind != wantKind {
+			if err != nil || rep.Type != protocol.TypeExecd || rep.Execd().Kind != wantKind {
 				t.Fatalf("reply %v %+v, want execd with kind %q", err, rep, wantKind)
 			}
 		})
@@ -928,7 +928,7 @@ func TestInlineAndConnScoped(t *testing.T) {
 		setup: func(rt *libagent.Runtime) error {
 			rt.Handle(protocol.TypePtyInput, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
 				mu.Lock()
-				got = append(got, req.PtyData.Data)
+				got = append(got, req.PtyData().Data)
 				mu.Unlock()
 				return nil
 			}, libagent.Inline())
@@ -953,7 +953,7 @@ func TestInlineAndConnScoped(t *testing.T) {
 	for i := range n {
 		d := protocol.NewPtyData(fmt.Appendf(nil, "%d", i)).Data
 		want = append(want, d)
-		if _, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypePtyInput, TID: "p", PtyData: &protocol.PtyData{Data: d}}); err != nil {
+		if _, err := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypePtyInput, TID: "p", Payload: &protocol.PtyData{Data: d}}); err != nil {
 			t.Fatal(err)
 		}
 	}

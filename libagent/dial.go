@@ -135,7 +135,7 @@ func (rt *Runtime) dial(ctx context.Context, u *url.URL) (*websocket.Conn, error
 func (rt *Runtime) handshake(ws *websocket.Conn) (*protocol.Handshake, error) {
 	local, _ := ws.LocalAddr().(*net.TCPAddr)
 	come := rt.come(local)
-	b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err != nil {
 		return nil, fmt.Errorf("encode come: %w", err)
 	}
@@ -164,7 +164,7 @@ func (rt *Runtime) handshake(ws *websocket.Conn) (*protocol.Handshake, error) {
 			rt.log.Debug("message before handshake, dropped", "type", m.Type)
 			continue
 		}
-		hs := m.Handshake
+		hs := m.Handshake()
 		if !hs.OK {
 			if len(hs.Redirect) > 0 {
 				return hs, errRedirected

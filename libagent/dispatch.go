@@ -62,7 +62,7 @@ func (rt *Runtime) dispatch(ctx context.Context, s *session, m *protocol.Msg) {
 	switch m.Type {
 	case protocol.TypeAck:
 		if rt.jr != nil {
-			rt.ack(m.Ack.Seq)
+			rt.ack(m.Ack().Seq)
 		}
 		return
 	case protocol.TypeHandshake:

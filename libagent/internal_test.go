@@ -63,9 +63,9 @@ func TestWithSeq(t *testing.T) {
 		}
 	}
 	// The result decodes with the seq.
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeExecDone, TID: "t", ExecDone: &protocol.ExecDone{Code: 3}})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeExecDone, TID: "t", Payload: &protocol.ExecDone{Code: 3}})
 	m, err := protocol.Decode(withSeq(b, 42))
-	if err != nil || m.Seq != 42 || m.ExecDone.Code != 3 {
+	if err != nil || m.Seq != 42 || m.ExecDone().Code != 3 {
 		t.Fatalf("decode: %+v, %v", m, err)
 	}
 }
@@ -128,7 +128,7 @@ func FuzzPickLogFiles(f *testing.F) {
 }
 
 func TestMergeExtra(t *testing.T) {
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeAgentInfo, AI: &protocol.AgentInfo{Version: "1.0"}})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeAgentInfo, Payload: &protocol.AgentInfo{Version: "1.0"}})
 	out, err := mergeExtra(b, map[string]any{"served": 3, "v": "override attempt"})
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func (rt *Runtime) handleLogList(ctx context.Context, req *protocol.Msg, w Repli
 	for _, f := range files {
 		ls.Files = append(ls.Files, f.LogFile)
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogLsRep, LogLs: ls})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogLsRep, Payload: ls})
 }
 
 // handleLogDownload zips the requested log files into a temporary file and
@@ -67,13 +67,13 @@ func (rt *Runtime) handleLogDownload(ctx context.Context, req *protocol.Msg, w R
 		if ke, ok := errors.AsType[*protocol.KindError](err); ok {
 			kind = ke.Kind
 		}
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: &protocol.LogDownloadInfo{Msg: err.Error(), Kind: kind}})
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, Payload: &protocol.LogDownloadInfo{Msg: err.Error(), Kind: kind}})
 	}
 	files, err := rt.logFiles()
 	if err != nil {
 		return fail(fmt.Errorf("list log files: %w", err))
 	}
-	chosen, err := pickLogFiles(files, req.LogDReq.Files)
+	chosen, err := pickLogFiles(files, req.LogDReq().Files)
 	if err != nil {
 		return fail(err)
 	}
@@ -93,7 +93,7 @@ func (rt *Runtime) handleLogDownload(ctx context.Context, req *protocol.Msg, w R
 	}
 	info := &protocol.LogDownloadInfo{OK: true, Size: uint64(size), BlockSize: logBlockSize}
 	copy(info.MD5[:], sum.Sum(nil))
-	if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: info}); err != nil {
+	if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, Payload: info}); err != nil {
 		return err
 	}
 	buf := make([]byte, logBlockSize)
@@ -103,7 +103,7 @@ func (rt *Runtime) handleLogDownload(ctx context.Context, req *protocol.Msg, w R
 			return fmt.Errorf("log download: read zip: %w", err)
 		}
 		d := &protocol.LogDownloadData{Offset: uint64(off), Data: compress.Encode(buf[:n])}
-		if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadData, LogDData: d}); err != nil {
+		if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadData, Payload: d}); err != nil {
 			return err
 		}
 		off += int64(n)

@@ -27,7 +27,7 @@ func TestReplierAfterWaitConnected(t *testing.T) {
 			if err := rt.WaitConnected(ctx); err != nil {
 				return
 			}
-			err := rt.Replier("old-task").ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: &protocol.ExecDone{
+			err := rt.Replier("old-task").ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, Payload: &protocol.ExecDone{
 				Code: protocol.CodeKilled, Time: time.Now(), Msg: "agent restarted: command killed (pid 7)", Restarted: true}})
 			if err != nil {
 				t.Errorf("ReplyReliable: %v", err)
@@ -39,8 +39,8 @@ func TestReplierAfterWaitConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != protocol.TypeExecDone || m.Seq == 0 || m.ExecDone.Msg != "agent restarted: command killed (pid 7)" || !m.ExecDone.Restarted || m.ExecDone.Code != 137 {
-		t.Fatalf("got %+v %+v, want a journaled exec_done with the msg", m, m.ExecDone)
+	if m.Type != protocol.TypeExecDone || m.Seq == 0 || m.ExecDone().Msg != "agent restarted: command killed (pid 7)" || !m.ExecDone().Restarted || m.ExecDone().Code != 137 {
+		t.Fatalf("got %+v %+v, want a journaled exec_done with the msg", m, m.ExecDone())
 	}
 }
 

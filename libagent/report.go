@@ -40,7 +40,7 @@ func (rt *Runtime) reportLoop(ctx context.Context) {
 		if s == nil {
 			continue
 		}
-		b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeAgentInfo, AI: ai})
+		b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeAgentInfo, Payload: ai})
 		if err == nil {
 			extra := map[string]any{}
 			if rt.report != nil {

@@ -410,19 +410,19 @@ func TestLogs(t *testing.T) {
 	mod := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	setup := func(rt *libagent.Runtime) {
 		rt.Handle(protocol.TypeLogLsReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogLsRep, LogLs: &protocol.LogLs{Files: []protocol.LogFile{{Name: "example-agent.log", Size: 42, ModTime: mod}}}})
+			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogLsRep, Payload: &protocol.LogLs{Files: []protocol.LogFile{{Name: "example-agent.log", Size: 42, ModTime: mod}}}})
 		})
 		rt.Handle(protocol.TypeLogDownloadReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-			if !slices.Equal(req.LogDReq.Files, []string{"example-agent.log"}) {
-				return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: &protocol.LogDownloadInfo{Msg: "not a log file of this agent"}})
+			if !slices.Equal(req.LogDReq().Files, []string{"example-agent.log"}) {
+				return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, Payload: &protocol.LogDownloadInfo{Msg: "not a log file of this agent"}})
 			}
 			info := &protocol.LogDownloadInfo{OK: true, Size: uint64(len(zipBytes)), BlockSize: 1000, MD5: md5.Sum(zipBytes)}
-			if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, LogDInfo: info}); err != nil {
+			if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadInfo, Payload: info}); err != nil {
 				return err
 			}
 			for off := 0; off < len(zipBytes); off += 1000 {
 				d := &protocol.LogDownloadData{Offset: uint64(off), Data: compress.Encode(zipBytes[off:min(off+1000, len(zipBytes))])}
-				if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadData, LogDData: d}); err != nil {
+				if err := w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLogDownloadData, Payload: d}); err != nil {
 					return err
 				}
 			}

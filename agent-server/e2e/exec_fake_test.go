@@ -98,7 +98,7 @@ func (fa *fakeExec) connect() {
 	if fa.has(protocol.CapAck) {
 		come.Journal = fa.journal
 	}
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
 		t.Fatal(err)
 	}
@@ -107,18 +107,18 @@ func (fa *fakeExec) connect() {
 		t.Fatal(err)
 	}
 	m, err := protocol.Decode(data)
-	if err != nil || m.Handshake == nil || !m.Handshake.OK {
+	if err != nil || m.Handshake() == nil || !m.Handshake().OK {
 		t.Fatalf("handshake: %v %s", err, data)
 	}
 	fa.mu.Lock()
 	fa.conn = c
-	if m.Handshake.Secret != "" {
-		fa.secret = m.Handshake.Secret
+	if m.Handshake().Secret != "" {
+		fa.secret = m.Handshake().Secret
 	}
 	// Replay what the server does not hold yet, in order, before anything new.
 	var keep []*protocol.Msg
 	for _, j := range fa.unacked {
-		if j.Seq > m.Handshake.Ack {
+		if j.Seq > m.Handshake().Ack {
 			keep = append(keep, j)
 			fa.writeLocked(j)
 		}
@@ -198,10 +198,10 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 	switch m.Type {
 	case protocol.TypeAck:
 		fa.mu.Lock()
-		fa.acked = m.Ack.Seq
+		fa.acked = m.Ack().Seq
 		var keep []*protocol.Msg
 		for _, j := range fa.unacked {
-			if j.Seq > m.Ack.Seq {
+			if j.Seq > m.Ack().Seq {
 				keep = append(keep, j)
 			}
 		}
@@ -209,15 +209,15 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 		fa.mu.Unlock()
 	case protocol.TypeExec:
 		fa.mu.Lock()
-		fa.execs = append(fa.execs, m.Exec)
+		fa.execs = append(fa.execs, m.Exec())
 		fa.mu.Unlock()
 		fa.wg.Add(1)
-		go func() { defer fa.wg.Done(); fa.exec(m.TID, m.Exec) }()
+		go func() { defer fa.wg.Done(); fa.exec(m.TID, m.Exec()) }()
 	case protocol.TypeExecKill:
 		fa.mu.Lock()
 		var found *fakeTask
 		for _, k := range fa.running {
-			if (m.ExecKill.TaskID == "" || k.tid == m.ExecKill.TaskID) && (m.ExecKill.Pid == 0 || k.pid == m.ExecKill.Pid) {
+			if (m.ExecKill().TaskID == "" || k.tid == m.ExecKill().TaskID) && (m.ExecKill().Pid == 0 || k.pid == m.ExecKill().Pid) {
 				found = k
 			}
 		}
@@ -226,13 +226,13 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 			found.stop()
 		}
 		if m.TID != "" && fa.has(protocol.CapStream) {
-			r := &protocol.ExecKillRep{OK: found != nil, TaskID: m.ExecKill.TaskID}
+			r := &protocol.ExecKillRep{OK: found != nil, TaskID: m.ExecKill().TaskID}
 			if found == nil {
 				r.Msg = protocol.MsgNoSuchTask
 			} else {
 				r.Pid = found.pid
 			}
-			reply(&protocol.Msg{Type: protocol.TypeExecKillRep, ExecKillRep: r})
+			reply(&protocol.Msg{Type: protocol.TypeExecKillRep, Payload: r})
 		}
 	case protocol.TypePsReq:
 		fa.mu.Lock()
@@ -241,22 +241,22 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 			tasks = append(tasks, protocol.PsTask{TaskID: k.tid, Pid: k.pid, Begin: k.t})
 		}
 		fa.mu.Unlock()
-		reply(&protocol.Msg{Type: protocol.TypePsRep, Ps: &protocol.Ps{Tasks: tasks}})
+		reply(&protocol.Msg{Type: protocol.TypePsRep, Payload: &protocol.Ps{Tasks: tasks}})
 	case protocol.TypeLsReq:
 		fa.mu.Lock()
-		files, ok := fa.dirs[m.LsReq.Dir]
+		files, ok := fa.dirs[m.LsReq().Dir]
 		fa.mu.Unlock()
 		if !ok {
-			reply(&protocol.Msg{Type: protocol.TypeLsRep, LsRep: &protocol.LsRep{Dir: m.LsReq.Dir, Msg: "open " + m.LsReq.Dir + ": no such file or directory"}})
+			reply(&protocol.Msg{Type: protocol.TypeLsRep, Payload: &protocol.LsRep{Dir: m.LsReq().Dir, Msg: "open " + m.LsReq().Dir + ": no such file or directory"}})
 			return
 		}
-		reply(&protocol.Msg{Type: protocol.TypeLsRep, LsRep: &protocol.LsRep{Dir: m.LsReq.Dir, OK: true, Files: files}})
+		reply(&protocol.Msg{Type: protocol.TypeLsRep, Payload: &protocol.LsRep{Dir: m.LsReq().Dir, OK: true, Files: files}})
 	case protocol.TypeUpload:
 		fa.wg.Add(1)
-		go func() { defer fa.wg.Done(); reply(fa.upload(m.Upload)) }()
+		go func() { defer fa.wg.Done(); reply(fa.upload(m.Upload())) }()
 	case protocol.TypeDownloadReq:
 		fa.wg.Add(1)
-		go func() { defer fa.wg.Done(); fa.download(m.TID, m.DownloadReq) }()
+		go func() { defer fa.wg.Done(); fa.download(m.TID, m.DownloadReq()) }()
 	default:
 		if m.TID != "" {
 			reply(protocol.Unsupported(m))
@@ -266,14 +266,14 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 
 func (fa *fakeExec) exec(tid string, x *protocol.Exec) {
 	data := func(b []byte) {
-		fa.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, ExecData: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(b)}})
+		fa.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, Payload: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(b)}})
 	}
 	done := func(code int) {
-		fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, ExecDone: &protocol.ExecDone{Code: code, Time: time.Now()}})
+		fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, Payload: &protocol.ExecDone{Code: code, Time: time.Now()}})
 	}
 	verb, arg, _ := strings.Cut(x.Cmd, " ")
 	if verb == "nostart" {
-		fa.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Execd: &protocol.Execd{Msg: "exec: \"nostart\": executable file not found in $PATH", Time: time.Now()}})
+		fa.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Payload: &protocol.Execd{Msg: "exec: \"nostart\": executable file not found in $PATH", Time: time.Now()}})
 		return
 	}
 	fa.mu.Lock()
@@ -286,7 +286,7 @@ func (fa *fakeExec) exec(tid string, x *protocol.Exec) {
 		delete(fa.running, tid)
 		fa.mu.Unlock()
 	}()
-	fa.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Execd: &protocol.Execd{OK: true, Pid: k.pid, Time: k.t}})
+	fa.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Payload: &protocol.Execd{OK: true, Pid: k.pid, Time: k.t}})
 	n, _ := strconv.Atoi(arg)
 	switch verb {
 	case "true":
@@ -364,7 +364,7 @@ func (fa *fakeExec) upload(up *protocol.Upload) *protocol.Msg {
 	onUp := fa.onUp
 	fa.mu.Unlock()
 	fail := func(msg string) *protocol.Msg {
-		return &protocol.Msg{Type: protocol.TypeUploadRep, UploadRep: &protocol.UploadRep{Msg: msg}}
+		return &protocol.Msg{Type: protocol.TypeUploadRep, Payload: &protocol.UploadRep{Msg: msg}}
 	}
 	var b []byte
 	if up.URI != "" {
@@ -401,7 +401,7 @@ func (fa *fakeExec) upload(up *protocol.Upload) *protocol.Msg {
 	fa.mu.Lock()
 	fa.files[full] = b
 	fa.mu.Unlock()
-	return &protocol.Msg{Type: protocol.TypeUploadRep, UploadRep: &protocol.UploadRep{Dir: full, OK: true}}
+	return &protocol.Msg{Type: protocol.TypeUploadRep, Payload: &protocol.UploadRep{Dir: full, OK: true}}
 }
 
 func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
@@ -411,12 +411,12 @@ func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
 	bad := fa.badMD5
 	fa.mu.Unlock()
 	if !ok {
-		send(&protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: d.Dir, Msg: "open " + d.Dir + ": no such file or directory"}})
+		send(&protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: d.Dir, Msg: "open " + d.Dir + ": no such file or directory"}})
 		return
 	}
 	if d.URI != "" {
 		if d.Offset > uint64(len(b)) {
-			send(&protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: d.Dir, Msg: "offset beyond the end"}})
+			send(&protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: d.Dir, Msg: "offset beyond the end"}})
 			return
 		}
 		part := b[d.Offset:]
@@ -432,7 +432,7 @@ func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
 				msg = resp.Status
 				resp.Body.Close()
 			}
-			send(&protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: d.Dir, Msg: "upload to server: " + msg}})
+			send(&protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: d.Dir, Msg: "upload to server: " + msg}})
 			return
 		}
 		resp.Body.Close()
@@ -440,17 +440,17 @@ func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
 		if bad {
 			sum[0]++
 		}
-		send(&protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: d.Dir, OK: true, Size: uint64(len(part)), MD5: sum, Total: uint64(len(b))}})
+		send(&protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: d.Dir, OK: true, Size: uint64(len(part)), MD5: sum, Total: uint64(len(b))}})
 		return
 	}
 	sum := md5.Sum(b)
 	if bad {
 		sum[0]++
 	}
-	send(&protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: d.Dir, OK: true, Size: uint64(len(b)), BlockSize: protocol.DefaultBlockSize, MD5: sum}})
+	send(&protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: d.Dir, OK: true, Size: uint64(len(b)), BlockSize: protocol.DefaultBlockSize, MD5: sum}})
 	for off := 0; off < len(b); off += protocol.DefaultBlockSize {
 		end := min(off+protocol.DefaultBlockSize, len(b))
-		send(&protocol.Msg{Type: protocol.TypeDownloadData, DownloadData: &protocol.DownloadData{Offset: uint64(off), Data: compress.Encode(b[off:end])}})
+		send(&protocol.Msg{Type: protocol.TypeDownloadData, Payload: &protocol.DownloadData{Offset: uint64(off), Data: compress.Encode(b[off:end])}})
 	}
 }
 

@@ -286,7 +286,7 @@ func TestExecAgentDrop(t *testing.T) {
 			fa.mu.Unlock()
 			t.Cleanup(k.stop)
 			if tc.report {
-				fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: rep.ID, ExecDone: &protocol.ExecDone{
+				fa.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: rep.ID, Payload: &protocol.ExecDone{
 					Code: protocol.CodeKilled, Time: time.Now(), Msg: tc.wantMsg, Restarted: true}})
 			}
 			fa.connect()

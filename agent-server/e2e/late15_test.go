@@ -47,10 +47,10 @@ func startAgent15(t *testing.T, addr, id string, lateBytes int, gap time.Duratio
 	}
 	resp.Body.Close()
 	a := &agent15{t: t, c: c, gap: gap, late: lateBytes}
-	a.send(&protocol.Msg{Type: protocol.TypeCome, Come: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64"}})
+	a.send(&protocol.Msg{Type: protocol.TypeCome, Payload: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64"}})
 	if _, b, err := c.ReadMessage(); err != nil {
 		t.Fatal(err)
-	} else if m, err := protocol.Decode(b); err != nil || m.Handshake == nil || !m.Handshake.OK {
+	} else if m, err := protocol.Decode(b); err != nil || m.Handshake() == nil || !m.Handshake().OK {
 		t.Fatalf("handshake: %s %v", b, err)
 	}
 	a.wg.Add(1)
@@ -100,10 +100,10 @@ func (a *agent15) send(m *protocol.Msg) {
 
 func (a *agent15) exec(tid string) {
 	start := time.Now()
-	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Execd: &protocol.Execd{OK: true, Pid: 4000 + int(start.UnixNano()%1000), Time: start}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Payload: &protocol.Execd{OK: true, Pid: 4000 + int(start.UnixNano()%1000), Time: start}})
 	out := []byte(seqText(200000))
 	data := func(p []byte) {
-		a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, ExecData: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(p)}})
+		a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, Payload: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(p)}})
 	}
 	early := out[:len(out)-a.late]
 	for len(early) > 0 {
@@ -111,7 +111,7 @@ func (a *agent15) exec(tid string) {
 		data(early[:n])
 		early = early[n:]
 	}
-	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, ExecDone: &protocol.ExecDone{Code: 0, Time: time.Now()}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, Payload: &protocol.ExecDone{Code: 0, Time: time.Now()}})
 	rest := out[len(out)-a.late:]
 	for len(rest) > 0 {
 		time.Sleep(a.gap) // the pump is behind the exit report

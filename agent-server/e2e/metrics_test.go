@@ -92,12 +92,12 @@ func startMetricsAgent(t *testing.T, ts *testServer, spec metricsSpec) *metricsA
 			if spec.onStatic != nil {
 				return spec.onStatic(ctx, w, req)
 			}
-			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: mStatic(spec.id)})
+			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: mStatic(spec.id)})
 		})
 		rt.Handle(protocol.TypeHMDynamicReq, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
 			// Like an old agent, ignores top and aconns: the server filters.
 			rep := &protocol.HMDynamicRep{Begin: time.Now(), End: time.Now()}
-			for _, c := range req.HMDynamicReq.Req {
+			for _, c := range req.HMDynamicReq().Req {
 				switch c {
 				case protocol.HMReqUsage:
 					rep.Usage = mUsage(33)
@@ -109,7 +109,7 @@ func startMetricsAgent(t *testing.T, ts *testServer, spec metricsSpec) *metricsA
 					rep.Temperatures = mTemps
 				}
 			}
-			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: rep})
+			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: rep})
 		})
 		rt.Handle(protocol.TypeHMQueryCollect, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
 			if spec.onStatus != nil {
@@ -121,10 +121,10 @@ func startMetricsAgent(t *testing.T, ts *testServer, spec metricsSpec) *metricsA
 				rep.Jobs = append(rep.Jobs, protocol.HMJob{Name: j, Interval: 5 * time.Second})
 			}
 			ma.mu.Unlock()
-			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMCollectStatus, HMStatusRep: rep})
+			return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMCollectStatus, Payload: rep})
 		})
 		rt.Handle(protocol.TypeHMChangeCollectStatus, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-			jobs := slices.Clone(req.HMChangeStatus.Jobs)
+			jobs := slices.Clone(req.HMChangeStatus().Jobs)
 			ma.mu.Lock()
 			ma.jobs = jobs
 			ma.mu.Unlock()
@@ -133,7 +133,7 @@ func startMetricsAgent(t *testing.T, ts *testServer, spec metricsSpec) *metricsA
 			for _, j := range jobs {
 				st.Jobs = append(st.Jobs, protocol.HMAgentJob{Name: j, Interval: 5, BytesSent: 10, Count: 1})
 			}
-			return rt.Push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: st})
+			return rt.Push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: st})
 		})
 	}})
 	return ma
@@ -389,13 +389,13 @@ func testMetricsPushed(t *testing.T, mysql string) {
 
 	expect(t, ts.get("/api/metrics/m-v1/static?cached=1"), "before any push", 404, "not found: metrics")
 
-	v1.push(t, &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: mStatic("m-v1")})
-	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Usage: mUsage(11)}})
-	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Process: mProcs}})
-	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Connections: mConns}})
-	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Temperatures: mTemps}})
-	ours.push(t, &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: mStatic("m-ours")})
-	ours.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{
+	v1.push(t, &protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: mStatic("m-v1")})
+	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{Usage: mUsage(11)}})
+	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{Process: mProcs}})
+	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{Connections: mConns}})
+	v1.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{Temperatures: mTemps}})
+	ours.push(t, &protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: mStatic("m-ours")})
+	ours.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{
 		Usage: mUsage(22), Process: mProcs, Connections: mConns, Temperatures: mTemps}})
 
 	eventually(t, 10*time.Second, "pushed temps cached", func() bool {
@@ -563,7 +563,7 @@ func TestMetricsAgentFailures(t *testing.T) {
 		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeError, ErrMsg: "cannot read /etc/os-release"})
 	})
 	static("odd-1", func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMCollectStatus, HMStatusRep: &protocol.HMStatusRep{}})
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeHMCollectStatus, Payload: &protocol.HMStatusRep{}})
 	})
 	static("mute-1", func(ctx context.Context, w libagent.Replier, req *protocol.Msg) error {
 		<-ctx.Done()
@@ -613,7 +613,7 @@ func TestMetricsHistoryRoute(t *testing.T) {
 	cpu := 0.0
 	eventually(t, 20*time.Second, "two samples in the history", func() bool {
 		cpu++
-		ma.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &protocol.HMDynamicRep{Usage: mUsage(cpu)}})
+		ma.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{Usage: mUsage(cpu)}})
 		h = payloadOf[history](t, ts.get("/api/metrics/m-h/history"), "memory")
 		return len(h.Time) >= 2
 	})

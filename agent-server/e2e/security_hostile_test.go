@@ -48,7 +48,7 @@ func impostorCome(t *testing.T, ts *testServer, token string, come *protocol.Com
 	}
 	resp.Body.Close()
 	t.Cleanup(func() { c.Close() })
-	b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +61,10 @@ func impostorCome(t *testing.T, ts *testServer, token string, come *protocol.Com
 		t.Fatalf("read handshake: %v", err)
 	}
 	m, err := protocol.Decode(data)
-	if err != nil || m.Handshake == nil {
+	if err != nil || m.Handshake() == nil {
 		t.Fatalf("first frame is not a handshake: %s (%v)", data, err)
 	}
-	return m.Handshake, c
+	return m.Handshake(), c
 }
 
 // TestHostileAgentImpersonation: with the enrollment token (or, under

@@ -57,10 +57,10 @@ func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
 			rt.Handle(protocol.TypeExecKill, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error { return x.kill(ctx, rt, id, m, w) })
 			rt.Handle(protocol.TypePsReq, func(ctx context.Context, m *protocol.Msg, w libagent.Replier) error {
 				r := protocol.Reply(m, protocol.TypePsRep)
-				r.Ps = &protocol.Ps{Tasks: []protocol.PsTask{}}
+				r.Payload = &protocol.Ps{Tasks: []protocol.PsTask{}}
 				x.mu.Lock()
 				for tid, pid := range x.running[id] {
-					r.Ps.Tasks = append(r.Ps.Tasks, protocol.PsTask{TaskID: tid, Pid: pid})
+					r.Ps().Tasks = append(r.Ps().Tasks, protocol.PsTask{TaskID: tid, Pid: pid})
 				}
 				x.mu.Unlock()
 				return w.Reply(ctx, r)
@@ -88,7 +88,7 @@ func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
 }
 
 func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libagent.Replier) error {
-	ex := m.Exec
+	ex := m.Exec()
 	timeout := time.Duration(ex.Timeout) * time.Second
 	if timeout <= 0 {
 		timeout = 60 * time.Second
@@ -113,7 +113,7 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 		pr.Close()
 		pw.Close()
 		r := protocol.Reply(m, protocol.TypeExecd)
-		r.Execd = &protocol.Execd{OK: false, Msg: err.Error(), Time: time.Now()}
+		r.Payload = &protocol.Execd{OK: false, Msg: err.Error(), Time: time.Now()}
 		return w.ReplyReliable(bg, r)
 	}
 	pw.Close()
@@ -134,7 +134,7 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 		x.cur.Add(-1)
 	}()
 	r := protocol.Reply(m, protocol.TypeExecd)
-	r.Execd = &protocol.Execd{OK: true, Pid: cmd.Process.Pid, Time: time.Now()}
+	r.Payload = &protocol.Execd{OK: true, Pid: cmd.Process.Pid, Time: time.Now()}
 	if err := w.ReplyReliable(bg, r); err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 		k, rerr := pr.Read(buf)
 		if k > 0 {
 			d := protocol.Reply(m, protocol.TypeExecData)
-			d.ExecData = &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(buf[:k])}
+			d.Payload = &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(buf[:k])}
 			if err := w.ReplyReliable(bg, d); err != nil {
 				killGroup()
 				break
@@ -179,12 +179,12 @@ func (x *execSim) exec(ctx context.Context, id string, m *protocol.Msg, w libage
 		}
 	}
 	done := protocol.Reply(m, protocol.TypeExecDone)
-	done.ExecDone = &protocol.ExecDone{Code: code, Time: time.Now()}
+	done.Payload = &protocol.ExecDone{Code: code, Time: time.Now()}
 	return w.ReplyReliable(bg, done)
 }
 
 func (x *execSim) kill(ctx context.Context, rt *libagent.Runtime, id string, m *protocol.Msg, w libagent.Replier) error {
-	k := m.ExecKill
+	k := m.ExecKill()
 	tid := k.TaskID
 	x.mu.Lock()
 	if tid == "" {
@@ -203,18 +203,18 @@ func (x *execSim) kill(ctx context.Context, rt *libagent.Runtime, id string, m *
 		return nil // v1: no reply
 	}
 	r := protocol.Reply(m, protocol.TypeExecKillRep)
-	r.ExecKillRep = &protocol.ExecKillRep{OK: ok, TaskID: tid}
+	r.Payload = &protocol.ExecKillRep{OK: ok, TaskID: tid}
 	if !ok {
-		r.ExecKillRep.Msg = protocol.MsgNoSuchTask
+		r.ExecKillRep().Msg = protocol.MsgNoSuchTask
 	}
 	return w.Reply(ctx, r)
 }
 
 func upload(ctx context.Context, rt *libagent.Runtime, m *protocol.Msg, w libagent.Replier) error {
-	up := m.Upload
+	up := m.Upload()
 	rep := protocol.Reply(m, protocol.TypeUploadRep)
 	full := filepath.Join(up.Dir, up.Name)
-	rep.UploadRep = &protocol.UploadRep{Dir: full, OK: true}
+	rep.Payload = &protocol.UploadRep{Dir: full, OK: true}
 	var buf bytes.Buffer
 	var err error
 	if up.URI != "" {
@@ -226,15 +226,15 @@ func upload(ctx context.Context, rt *libagent.Runtime, m *protocol.Msg, w libage
 		err = os.WriteFile(full, buf.Bytes(), up.Mod.Perm())
 	}
 	if err != nil {
-		rep.UploadRep.OK, rep.UploadRep.Msg = false, err.Error()
+		rep.UploadRep().OK, rep.UploadRep().Msg = false, err.Error()
 	}
 	return w.Reply(ctx, rep)
 }
 
 func download(ctx context.Context, rt *libagent.Runtime, m *protocol.Msg, w libagent.Replier) error {
-	req := m.DownloadReq
+	req := m.DownloadReq()
 	rep := protocol.Reply(m, protocol.TypeDownloadRep)
-	rep.DownloadRep = &protocol.DownloadRep{Dir: req.Dir}
+	rep.Payload = &protocol.DownloadRep{Dir: req.Dir}
 	b, err := os.ReadFile(req.Dir)
 	if err == nil && req.URI == "" {
 		err = errors.New("only bulk downloads are simulated")
@@ -243,9 +243,9 @@ func download(ctx context.Context, rt *libagent.Runtime, m *protocol.Msg, w liba
 		err = rt.Put(ctx, req.URI, req.Token, bytes.NewReader(b), int64(len(b)))
 	}
 	if err != nil {
-		rep.DownloadRep.Msg = err.Error()
+		rep.DownloadRep().Msg = err.Error()
 		return w.Reply(ctx, rep)
 	}
-	rep.DownloadRep.OK, rep.DownloadRep.Size, rep.DownloadRep.MD5 = true, uint64(len(b)), md5.Sum(b)
+	rep.DownloadRep().OK, rep.DownloadRep().Size, rep.DownloadRep().MD5 = true, uint64(len(b)), md5.Sum(b)
 	return w.Reply(ctx, rep)
 }

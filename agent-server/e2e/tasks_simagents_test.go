@@ -103,7 +103,7 @@ func (ls *lightSim) dial(ctx context.Context, id string) (*websocket.Conn, error
 	}
 	come := &protocol.Come{ID: id, Name: "exec-agent", Version: "0.0.0-sim", HostName: id, OS: "linux", Platform: "sim", Arch: "amd64",
 		Caps: []string{protocol.CapAuth}}
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
 		c.Close()
 		return nil, err
@@ -114,7 +114,7 @@ func (ls *lightSim) dial(ctx context.Context, id string) (*websocket.Conn, error
 		return nil, err
 	}
 	m, err := protocol.Decode(b)
-	if err != nil || m.Handshake == nil || !m.Handshake.OK {
+	if err != nil || m.Handshake() == nil || !m.Handshake().OK {
 		c.Close()
 		return nil, fmt.Errorf("handshake of %s refused: %s", id, b)
 	}
@@ -130,8 +130,8 @@ func (ls *lightSim) serve(ctx context.Context, c *websocket.Conn) {
 	defer wg.Wait()
 	answer := func(m *protocol.Msg) {
 		now := time.Now()
-		execd := &protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Execd: &protocol.Execd{OK: true, Pid: 1, Time: now}}
-		done := &protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, ExecDone: &protocol.ExecDone{Code: 0, Time: now}}
+		execd := &protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 1, Time: now}}
+		done := &protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}}
 		wmu.Lock()
 		defer wmu.Unlock()
 		for i, r := range []*protocol.Msg{execd, done} {

@@ -316,7 +316,7 @@ func (s *Server) session(ws *websocket.Conn) {
 		return
 	}
 	_ = ws.SetReadDeadline(time.Time{})
-	come := m.Come
+	come := m.Come()
 	c := &conn{ws: ws, stopRead: make(chan struct{}), closing: make(chan struct{})}
 	defer c.close()
 	hs := &protocol.Handshake{OK: true, ID: come.ID}
@@ -330,7 +330,7 @@ func (s *Server) session(ws *websocket.Conn) {
 	if len(s.redirect) > 0 {
 		hs = &protocol.Handshake{OK: false, ID: come.ID, Msg: "redirect", Redirect: slices.Clone(s.redirect)}
 		s.mu.Unlock()
-		_ = c.write(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+		_ = c.write(&protocol.Msg{Type: protocol.TypeHandshake, Payload: hs})
 		return
 	}
 	if hs.ID == "" {
@@ -352,7 +352,7 @@ func (s *Server) session(ws *websocket.Conn) {
 	if old != nil && !proven {
 		s.mu.Unlock()
 		hs = &protocol.Handshake{OK: false, ID: hs.ID, Msg: protocol.MsgIDConflict}
-		_ = c.write(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+		_ = c.write(&protocol.Msg{Type: protocol.TypeHandshake, Payload: hs})
 		return
 	}
 	if protocol.HasCap(caps, protocol.CapAck) {
@@ -369,7 +369,7 @@ func (s *Server) session(ws *websocket.Conn) {
 	if old != nil {
 		old.close() // replaced by a connection that proved the secret
 	}
-	err = c.writeLocked(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+	err = c.writeLocked(&protocol.Msg{Type: protocol.TypeHandshake, Payload: hs})
 	c.wmu.Unlock()
 	if err != nil {
 		s.remove(c)
@@ -418,12 +418,12 @@ func (s *Server) receive(c *conn, m *protocol.Msg) {
 	if m.Seq > 0 && c.journal != "" {
 		if m.Seq <= s.acked[c.journal] {
 			s.dups++
-			ack := &protocol.Msg{Type: protocol.TypeAck, Ack: &protocol.Ack{Seq: s.acked[c.journal]}}
+			ack := &protocol.Msg{Type: protocol.TypeAck, Payload: &protocol.Ack{Seq: s.acked[c.journal]}}
 			s.wg.Go(func() { _ = c.write(ack) })
 			return
 		}
 		s.acked[c.journal] = m.Seq
-		ack := &protocol.Msg{Type: protocol.TypeAck, Ack: &protocol.Ack{Seq: m.Seq}}
+		ack := &protocol.Msg{Type: protocol.TypeAck, Payload: &protocol.Ack{Seq: m.Seq}}
 		s.wg.Go(func() { _ = c.write(ack) })
 	}
 	if m.TID != "" {

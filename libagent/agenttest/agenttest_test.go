@@ -31,7 +31,7 @@ func hello(t *testing.T, srv *agenttest.Server, token string, come *protocol.Com
 		return nil, nil, resp.StatusCode
 	}
 	t.Cleanup(func() { ws.Close() })
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +41,10 @@ func hello(t *testing.T, srv *agenttest.Server, token string, come *protocol.Com
 		t.Fatal(err)
 	}
 	m, err := protocol.Decode(data)
-	if err != nil || m.Handshake == nil {
+	if err != nil || m.Handshake() == nil {
 		t.Fatalf("handshake: %v %+v", err, m)
 	}
-	return ws, m.Handshake, 101
+	return ws, m.Handshake(), 101
 }
 
 func TestHandshakeRules(t *testing.T) {

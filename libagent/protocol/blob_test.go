@@ -16,9 +16,9 @@ func TestFixtureBlobs(t *testing.T) {
 		field   func(*Msg) string
 		want    []byte
 	}{
-		{"upload", func(m *Msg) string { return m.Upload.Data }, []byte("hello\n")},
-		{"download_data", func(m *Msg) string { return m.DownloadData.Data }, []byte{0, 1, 2}},
-		{"log_download_data", func(m *Msg) string { return m.LogDData.Data }, []byte("exec-agent.log contents\n")},
+		{"upload", func(m *Msg) string { return m.Upload().Data }, []byte("hello\n")},
+		{"download_data", func(m *Msg) string { return m.DownloadData().Data }, []byte{0, 1, 2}},
+		{"log_download_data", func(m *Msg) string { return m.LogDData().Data }, []byte("exec-agent.log contents\n")},
 	}
 	for _, tt := range tests {
 		m := decodeFixture(t, tt.fixture)
@@ -32,7 +32,7 @@ func TestFixtureBlobs(t *testing.T) {
 		}
 	}
 	m := decodeFixture(t, "exec_data")
-	out, err := base64.StdEncoding.DecodeString(m.ExecData.Data)
+	out, err := base64.StdEncoding.DecodeString(m.ExecData().Data)
 	if err != nil || string(out) != "hello wide world\n" {
 		t.Errorf("exec_data: %q, %v", out, err)
 	}

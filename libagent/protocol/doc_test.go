@@ -40,7 +40,7 @@ func TestDocTable(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	for typ := range types {
+	for typ := range registry().types {
 		if !seen[typ] {
 			t.Errorf("type %d (%s) missing from the doc's message table", int(typ), typ)
 		}

@@ -106,22 +106,18 @@ func ErrorReply(tid string, err error) *Msg {
 // announce it: what is left is the v1 message.
 func (m *Msg) StripKinds() {
 	m.ErrKind = ""
-	switch {
-	case m.Execd != nil:
-		m.Execd.Kind = ""
-	case m.LsRep != nil:
-		m.LsRep.Kind = ""
-	case m.UploadRep != nil:
-		m.UploadRep.Kind = ""
-	case m.DownloadRep != nil:
-		m.DownloadRep.Kind = ""
-	case m.DownloadError != nil:
-		m.DownloadError.Kind = ""
-	case m.ExecKillRep != nil:
-		m.ExecKillRep.Kind = ""
-	case m.LogDInfo != nil:
-		m.LogDInfo.Kind = ""
-	case m.PtyOpened != nil:
-		m.PtyOpened.Kind = ""
+	if p, ok := m.Payload.(interface{ kind() *ErrKind }); ok {
+		*p.kind() = ""
 	}
 }
+
+// The payloads with a CapErrKind field.
+
+func (p *Execd) kind() *ErrKind           { return &p.Kind }
+func (p *LsRep) kind() *ErrKind           { return &p.Kind }
+func (p *UploadRep) kind() *ErrKind       { return &p.Kind }
+func (p *DownloadRep) kind() *ErrKind     { return &p.Kind }
+func (p *DownloadError) kind() *ErrKind   { return &p.Kind }
+func (p *ExecKillRep) kind() *ErrKind     { return &p.Kind }
+func (p *LogDownloadInfo) kind() *ErrKind { return &p.Kind }
+func (p *PtyOpened) kind() *ErrKind       { return &p.Kind }

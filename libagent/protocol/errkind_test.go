@@ -67,14 +67,14 @@ func TestErrKindKnown(t *testing.T) {
 func TestStripKinds(t *testing.T) {
 	msgs := []struct{ with, without *Msg }{
 		{ErrorReply("t", WithKind(KindInvalid, errors.New("bad"))), &Msg{Type: TypeError, TID: "t", ErrMsg: "bad"}},
-		{&Msg{Type: TypeExecd, Execd: &Execd{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecd, Execd: &Execd{Msg: "m"}}},
-		{&Msg{Type: TypeLsRep, LsRep: &LsRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLsRep, LsRep: &LsRep{Msg: "m"}}},
-		{&Msg{Type: TypeUploadRep, UploadRep: &UploadRep{Msg: "m", Kind: KindDenied}}, &Msg{Type: TypeUploadRep, UploadRep: &UploadRep{Msg: "m"}}},
-		{&Msg{Type: TypeDownloadRep, DownloadRep: &DownloadRep{Msg: "m", Kind: KindUnprocessable}}, &Msg{Type: TypeDownloadRep, DownloadRep: &DownloadRep{Msg: "m"}}},
-		{&Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m", Kind: KindConflict}}, &Msg{Type: TypeDownloadError, DownloadError: &DownloadError{Msg: "m"}}},
-		{&Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecKillRep, ExecKillRep: &ExecKillRep{Msg: "m"}}},
-		{&Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLogDownloadInfo, LogDInfo: &LogDownloadInfo{Msg: "m"}}},
-		{&Msg{Type: TypePtyOpened, PtyOpened: &PtyOpened{Msg: "m", Kind: KindInvalid}}, &Msg{Type: TypePtyOpened, PtyOpened: &PtyOpened{Msg: "m"}}},
+		{&Msg{Type: TypeExecd, Payload: &Execd{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecd, Payload: &Execd{Msg: "m"}}},
+		{&Msg{Type: TypeLsRep, Payload: &LsRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLsRep, Payload: &LsRep{Msg: "m"}}},
+		{&Msg{Type: TypeUploadRep, Payload: &UploadRep{Msg: "m", Kind: KindDenied}}, &Msg{Type: TypeUploadRep, Payload: &UploadRep{Msg: "m"}}},
+		{&Msg{Type: TypeDownloadRep, Payload: &DownloadRep{Msg: "m", Kind: KindUnprocessable}}, &Msg{Type: TypeDownloadRep, Payload: &DownloadRep{Msg: "m"}}},
+		{&Msg{Type: TypeDownloadError, Payload: &DownloadError{Msg: "m", Kind: KindConflict}}, &Msg{Type: TypeDownloadError, Payload: &DownloadError{Msg: "m"}}},
+		{&Msg{Type: TypeExecKillRep, Payload: &ExecKillRep{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeExecKillRep, Payload: &ExecKillRep{Msg: "m"}}},
+		{&Msg{Type: TypeLogDownloadInfo, Payload: &LogDownloadInfo{Msg: "m", Kind: KindNotFound}}, &Msg{Type: TypeLogDownloadInfo, Payload: &LogDownloadInfo{Msg: "m"}}},
+		{&Msg{Type: TypePtyOpened, Payload: &PtyOpened{Msg: "m", Kind: KindInvalid}}, &Msg{Type: TypePtyOpened, Payload: &PtyOpened{Msg: "m"}}},
 	}
 	for _, m := range msgs {
 		m.with.StripKinds()

@@ -21,7 +21,7 @@ func Example() {
 		switch req.Type {
 		case protocol.TypeLsReq:
 			rep = protocol.Reply(req, protocol.TypeLsRep)
-			rep.LsRep = &protocol.LsRep{Dir: req.LsReq.Dir, OK: true}
+			rep.Payload = &protocol.LsRep{Dir: req.LsReq().Dir, OK: true}
 		default:
 			rep = protocol.Unsupported(req)
 		}

@@ -15,74 +15,49 @@ import (
 const MaxFrame = 16 << 20
 
 // Msg is the envelope of every message: a type, an optional task id, and at
-// most one payload key, chosen by the type (Type.PayloadKey).
+// most one payload, whose envelope key and Go type are the type's
+// registration (Register; Type.PayloadKey).
 type Msg struct {
-	Type   Type   `json:"type"`
-	TID    string `json:"tid,omitempty"`    // task id; replies echo the request's
-	ErrMsg string `json:"errmsg,omitempty"` // with TypeError
+	Type   Type
+	TID    string // task id; replies echo the request's
+	ErrMsg string // with TypeError
 	// ErrKind classifies ErrMsg (CapErrKind only).
-	ErrKind ErrKind         `json:"errkind,omitempty"`
-	Plugin  json.RawMessage `json:"plugin,omitempty"` // legacy, ignored
+	ErrKind ErrKind
+	Plugin  json.RawMessage // legacy, ignored
 
 	// Seq numbers journaled messages (execd, exec_data, exec_done) when
 	// CapAck is in use; 1, 2, 3, … per agent journal, never reused.
-	Seq uint64 `json:"seq,omitempty"`
+	Seq uint64
 
-	Come      *Come      `json:"come,omitempty"`
-	Handshake *Handshake `json:"handshake,omitempty"`
-	AI        *AgentInfo `json:"ai,omitempty"`
+	// Payload is the message's payload, a pointer to the Go type its type
+	// registered (*Exec for TypeExec), nil for a type without payload or
+	// one this process does not know. Decode sets it; the accessor
+	// methods (m.Exec(), …) and PayloadOf read it.
+	Payload any
 
-	LogLs    *LogLs           `json:"ls_log,omitempty"`
-	LogDReq  *LogDownloadReq  `json:"log_dreq,omitempty"`
-	LogDInfo *LogDownloadInfo `json:"log_dinfo,omitempty"`
-	LogDData *LogDownloadData `json:"log_ddata,omitempty"`
-
-	Exec     *Exec     `json:"exec,omitempty"`
-	Execd    *Execd    `json:"execd,omitempty"`
-	ExecData *ExecData `json:"exec_data,omitempty"`
-	ExecDone *ExecDone `json:"exec_done,omitempty"`
-	ExecKill *ExecKill `json:"exec_kill,omitempty"`
-
-	LsReq         *LsReq         `json:"ls_req,omitempty"`
-	LsRep         *LsRep         `json:"ls_rep,omitempty"`
-	Upload        *Upload        `json:"upload,omitempty"`
-	UploadRep     *UploadRep     `json:"upload_rep,omitempty"`
-	DownloadReq   *DownloadReq   `json:"download_req,omitempty"`
-	DownloadRep   *DownloadRep   `json:"download_rep,omitempty"`
-	DownloadData  *DownloadData  `json:"download_data,omitempty"`
-	DownloadError *DownloadError `json:"download_error,omitempty"`
-
-	HMStatic       *HMStatic       `json:"hm_static,omitempty"`
-	HMDynamicReq   *HMDynamicReq   `json:"hm_dynamic_req,omitempty"`
-	HMDynamicRep   *HMDynamicRep   `json:"hm_dynamic_rep,omitempty"`
-	HMStatusRep    *HMStatusRep    `json:"hm_status_rep,omitempty"`
-	HMChangeStatus *HMChangeStatus `json:"hm_change_status,omitempty"`
-	HMAgentStatus  *HMAgentStatus  `json:"hm_agent_status,omitempty"`
-
-	// Extensions.
-	Ack         *Ack         `json:"ack,omitempty"`
-	Ps          *Ps          `json:"ps,omitempty"`
-	ExecKillRep *ExecKillRep `json:"exec_kill_rep,omitempty"`
-
-	PtyOpen   *PtyOpen   `json:"pty_open,omitempty"`
-	PtyOpened *PtyOpened `json:"pty_opened,omitempty"`
-	PtyData   *PtyData   `json:"pty_data,omitempty"` // pty_input and pty_output
-	PtyResize *PtyResize `json:"pty_resize,omitempty"`
-	PtyAck    *PtyAck    `json:"pty_ack,omitempty"`
-	PtyExit   *PtyExit   `json:"pty_exit,omitempty"`
-
-	// Extra holds the payload keys of a message whose type this package
+	// Extra holds the payload keys of a message whose type this process
 	// does not know: the agents outside this repository (install, logs,
 	// rpa, ...) and agent authors' own types carry their own keys, which a
 	// server or agent built on this package must pass on intact. Decode
 	// fills it only for unknown types; Encode writes its keys after the
-	// others. A key that is also an envelope or payload key of Msg is an
-	// encode error.
-	Extra map[string]json.RawMessage `json:"-"`
+	// others. A key that is an envelope key or the payload key of a
+	// registered type is an encode error (and Decode leaves such keys of
+	// an unknown type out, as it ignores unknown keys of a known type).
+	Extra map[string]json.RawMessage
 }
 
-// msgKeys are the JSON keys of Msg's own fields.
-var msgKeys = jsonKeys(reflect.TypeFor[Msg]())
+// MarshalJSON is Encode, so that a Msg inside other JSON is in wire form.
+func (m *Msg) MarshalJSON() ([]byte, error) { return Encode(m) }
+
+// UnmarshalJSON is Decode.
+func (m *Msg) UnmarshalJSON(b []byte) error {
+	d, err := Decode(b)
+	if err != nil {
+		return err
+	}
+	*m = *d
+	return nil
+}
 
 // jsonKeys returns the JSON keys of a struct type's fields.
 func jsonKeys(t reflect.Type) map[string]bool {
@@ -93,52 +68,6 @@ func jsonKeys(t reflect.Type) map[string]bool {
 			keys[name] = true
 		}
 	}
-	return keys
-}
-
-// payloads returns the keys of the payloads present in m.
-func (m *Msg) payloads() []string {
-	var keys []string
-	add := func(present bool, key string) {
-		if present {
-			keys = append(keys, key)
-		}
-	}
-	add(m.Come != nil, "come")
-	add(m.Handshake != nil, "handshake")
-	add(m.AI != nil, "ai")
-	add(m.LogLs != nil, "ls_log")
-	add(m.LogDReq != nil, "log_dreq")
-	add(m.LogDInfo != nil, "log_dinfo")
-	add(m.LogDData != nil, "log_ddata")
-	add(m.Exec != nil, "exec")
-	add(m.Execd != nil, "execd")
-	add(m.ExecData != nil, "exec_data")
-	add(m.ExecDone != nil, "exec_done")
-	add(m.ExecKill != nil, "exec_kill")
-	add(m.LsReq != nil, "ls_req")
-	add(m.LsRep != nil, "ls_rep")
-	add(m.Upload != nil, "upload")
-	add(m.UploadRep != nil, "upload_rep")
-	add(m.DownloadReq != nil, "download_req")
-	add(m.DownloadRep != nil, "download_rep")
-	add(m.DownloadData != nil, "download_data")
-	add(m.DownloadError != nil, "download_error")
-	add(m.HMStatic != nil, "hm_static")
-	add(m.HMDynamicReq != nil, "hm_dynamic_req")
-	add(m.HMDynamicRep != nil, "hm_dynamic_rep")
-	add(m.HMStatusRep != nil, "hm_status_rep")
-	add(m.HMChangeStatus != nil, "hm_change_status")
-	add(m.HMAgentStatus != nil, "hm_agent_status")
-	add(m.Ack != nil, "ack")
-	add(m.Ps != nil, "ps")
-	add(m.ExecKillRep != nil, "exec_kill_rep")
-	add(m.PtyOpen != nil, "pty_open")
-	add(m.PtyOpened != nil, "pty_opened")
-	add(m.PtyData != nil, "pty_data")
-	add(m.PtyResize != nil, "pty_resize")
-	add(m.PtyAck != nil, "pty_ack")
-	add(m.PtyExit != nil, "pty_exit")
 	return keys
 }
 
@@ -156,20 +85,28 @@ var (
 
 // check validates the payload against the type. Unknown types pass: the
 // receiver answers them with Unsupported.
-func (m *Msg) check() error {
-	ti, known := types[m.Type]
+func (m *Msg) check(tab *tables) error {
+	ti, known := tab.types[m.Type]
 	if !known {
+		if m.Payload != nil {
+			return fmt.Errorf("%w: type %d is not registered but carries a %T payload (use Extra)", ErrPayload, int(m.Type), m.Payload)
+		}
 		return nil
 	}
-	found := false
-	for _, k := range m.payloads() {
-		if k == ti.key {
-			found = true
-			continue
+	if m.Payload == nil {
+		if ti.key != "" {
+			return fmt.Errorf("%w: type %d (%s) needs payload %q", ErrPayload, int(m.Type), ti.name, ti.key)
 		}
-		return fmt.Errorf("%w: type %d (%s) carries payload %q", ErrPayload, int(m.Type), ti.name, k)
+		return nil
 	}
-	if ti.key != "" && !found {
+	pt := reflect.TypeOf(m.Payload)
+	if pt != ti.payload {
+		if k, ok := tab.keyOf[pt]; ok {
+			return fmt.Errorf("%w: type %d (%s) carries payload %q", ErrPayload, int(m.Type), ti.name, k)
+		}
+		return fmt.Errorf("%w: type %d (%s) carries a %T payload, want %v", ErrPayload, int(m.Type), ti.name, m.Payload, ti.payload)
+	}
+	if reflect.ValueOf(m.Payload).IsNil() {
 		return fmt.Errorf("%w: type %d (%s) needs payload %q", ErrPayload, int(m.Type), ti.name, ti.key)
 	}
 	return nil
@@ -183,20 +120,38 @@ func Encode(m *Msg) ([]byte, error) {
 	if m.Type < 0 {
 		return nil, fmt.Errorf("protocol: encode: %w: type %d", ErrNoType, int(m.Type))
 	}
-	if err := m.check(); err != nil {
+	tab := registry()
+	if err := m.check(tab); err != nil {
 		return nil, fmt.Errorf("protocol: encode: %w", err)
 	}
-	b, err := json.Marshal(m)
+	ti := tab.types[m.Type]
+	var v reflect.Value
+	if ti.key != "" {
+		v = reflect.New(tab.encode[ti.key]).Elem()
+		v.Field(envelopeFields).Set(reflect.ValueOf(m.Payload))
+	} else {
+		v = reflect.New(envelopeType).Elem()
+	}
+	v.Field(fType).SetInt(int64(m.Type))
+	v.Field(fTID).SetString(m.TID)
+	v.Field(fErrMsg).SetString(m.ErrMsg)
+	v.Field(fErrKind).SetString(string(m.ErrKind))
+	v.Field(fPlugin).SetBytes(m.Plugin)
+	v.Field(fSeq).SetUint(m.Seq)
+	b, err := json.Marshal(v.Addr().Interface())
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 	}
 	if len(m.Extra) > 0 {
-		if b, err = appendExtra(b, m.Extra, msgKeys); err != nil {
+		if b, err = appendExtra(b, m.Extra, tab.reserved); err != nil {
 			return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 		}
 	}
 	return b, nil
 }
+
+// envelopeType is the encode struct of a message without payload.
+var envelopeType = reflect.StructOf(envelopeStructFields(false))
 
 // appendExtra splices the extra keys, in sorted order, into the encoded
 // non-empty object b; a key in reserved is an error.
@@ -262,39 +217,60 @@ func decodeExtra(b []byte, reserved map[string]bool) (map[string]json.RawMessage
 	return extra, nil
 }
 
-// msgFields has Msg's fields without its methods, so decoding it does not
-// recurse.
-type msgFields Msg
-
 // Decode parses one message. Unknown keys are ignored and unknown types are
 // accepted, their payload keys kept in Extra; the errors wrap
 // ErrMalformed, ErrNoType or ErrPayload.
 func Decode(b []byte) (*Msg, error) {
-	m := new(Msg)
-	var w struct {
-		Type *Type `json:"type"` // shadows msgFields.Type, to see its absence
-		*msgFields
-	}
-	w.msgFields = (*msgFields)(m)
-	if err := json.Unmarshal(b, &w); err != nil {
+	tab := registry()
+	// One pass over the bytes: the decode struct has a field for every
+	// registered payload key, so a payload of another type shows, and
+	// encoding/json matches keys as it always has (case-folded too).
+	pv := reflect.New(tab.decode)
+	if err := json.Unmarshal(b, pv.Interface()); err != nil {
 		return nil, fmt.Errorf("protocol: decode: %w: %w", ErrMalformed, err)
 	}
-	if w.Type == nil {
+	v := pv.Elem()
+	typ, _ := v.Field(fType).Interface().(*Type)
+	if typ == nil {
 		return nil, fmt.Errorf("protocol: decode: %w", ErrNoType)
 	}
-	if *w.Type < 0 {
-		return nil, fmt.Errorf("protocol: decode: %w: type %d", ErrNoType, int(*w.Type))
+	if *typ < 0 {
+		return nil, fmt.Errorf("protocol: decode: %w: type %d", ErrNoType, int(*typ))
 	}
-	m.Type = *w.Type
-	if err := m.check(); err != nil {
-		return nil, fmt.Errorf("protocol: decode: %w", err)
+	m := &Msg{
+		Type:    *typ,
+		TID:     v.Field(fTID).String(),
+		ErrMsg:  v.Field(fErrMsg).String(),
+		ErrKind: ErrKind(v.Field(fErrKind).String()),
+		Seq:     v.Field(fSeq).Uint(),
 	}
-	if !m.Type.Known() {
-		extra, err := decodeExtra(b, msgKeys)
+	if p := v.Field(fPlugin).Bytes(); p != nil {
+		m.Plugin = p
+	}
+	ti, known := tab.types[m.Type]
+	if !known {
+		extra, err := decodeExtra(b, tab.reserved)
 		if err != nil {
 			return nil, fmt.Errorf("protocol: decode: %w: %w", ErrMalformed, err)
 		}
 		m.Extra = extra
+		return m, nil
+	}
+	found := false
+	for i, k := range tab.fields {
+		f := v.Field(envelopeFields + i)
+		if f.IsNil() {
+			continue
+		}
+		if k == ti.key {
+			m.Payload = f.Interface()
+			found = true
+			continue
+		}
+		return nil, fmt.Errorf("protocol: decode: %w: type %d (%s) carries payload %q", ErrPayload, int(m.Type), ti.name, k)
+	}
+	if ti.key != "" && !found {
+		return nil, fmt.Errorf("protocol: decode: %w: type %d (%s) needs payload %q", ErrPayload, int(m.Type), ti.name, ti.key)
 	}
 	return m, nil
 }

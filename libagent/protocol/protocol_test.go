@@ -44,21 +44,21 @@ func TestEncodings(t *testing.T) {
 		msg  *Msg
 		want string // substring of the encoding
 	}{
-		{"md5 as array", &Msg{Type: TypeDownloadRep, DownloadRep: &DownloadRep{MD5: MD5{0: 1, 15: 255}}},
+		{"md5 as array", &Msg{Type: TypeDownloadRep, Payload: &DownloadRep{MD5: MD5{0: 1, 15: 255}}},
 			`"md5":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,255]`},
-		{"dir mode with type bit", &Msg{Type: TypeLsRep, LsRep: &LsRep{Files: []FileInfo{{Mod: os.ModeDir | 0o755}}}},
+		{"dir mode with type bit", &Msg{Type: TypeLsRep, Payload: &LsRep{Files: []FileInfo{{Mod: os.ModeDir | 0o755}}}},
 			`"mod":2147484141`},
-		{"symlink mode", &Msg{Type: TypeLsRep, LsRep: &LsRep{Files: []FileInfo{{Mod: os.ModeSymlink | 0o777}}}},
+		{"symlink mode", &Msg{Type: TypeLsRep, Payload: &LsRep{Files: []FileInfo{{Mod: os.ModeSymlink | 0o777}}}},
 			`"mod":134218239`},
-		{"time RFC 3339 nanos", &Msg{Type: TypeExecd, Execd: &Execd{Time: time.Date(2026, 11, 24, 13, 41, 28, 123456789, time.UTC)}},
+		{"time RFC 3339 nanos", &Msg{Type: TypeExecd, Payload: &Execd{Time: time.Date(2026, 11, 24, 13, 41, 28, 123456789, time.UTC)}},
 			`"t":"2026-11-24T13:41:28.123456789Z"`},
-		{"duration in ns", &Msg{Type: TypeHMCollectStatus, HMStatusRep: &HMStatusRep{Jobs: []HMJob{{Name: "u", Interval: 5 * time.Second}}}},
+		{"duration in ns", &Msg{Type: TypeHMCollectStatus, Payload: &HMStatusRep{Jobs: []HMJob{{Name: "u", Interval: 5 * time.Second}}}},
 			`"interval":5000000000`},
-		{"F2 NaN is 0", &Msg{Type: TypeHMDynamicRep, HMDynamicRep: &HMDynamicRep{Temperatures: []HMTemperature{{Name: "x", Temp: F2(math.NaN())}}}},
+		{"F2 NaN is 0", &Msg{Type: TypeHMDynamicRep, Payload: &HMDynamicRep{Temperatures: []HMTemperature{{Name: "x", Temp: F2(math.NaN())}}}},
 			`{"name":"x","temp":0}`},
-		{"intferface key", &Msg{Type: TypeHMDynamicRep, HMDynamicRep: &HMDynamicRep{Usage: &HMUsage{Interface: []HMUsageNetwork{{Name: "eth0"}}}}},
+		{"intferface key", &Msg{Type: TypeHMDynamicRep, Payload: &HMDynamicRep{Usage: &HMUsage{Interface: []HMUsageNetwork{{Name: "eth0"}}}}},
 			`"intferface":[{"name":"eth0"}]`},
-		{"seq in envelope", &Msg{Type: TypeExecData, TID: "x", Seq: 3, ExecData: &ExecData{Data: ""}},
+		{"seq in envelope", &Msg{Type: TypeExecData, TID: "x", Seq: 3, Payload: &ExecData{Data: ""}},
 			`{"type":12,"tid":"x","seq":3,"exec_data":{"data":""}}`},
 		{"empty tid omitted", &Msg{Type: TypeFoo}, `{"type":8}`},
 	}
@@ -110,7 +110,7 @@ func TestDecodeLenient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Exec == nil || m.Exec.Cmd != "ls" || m.TID != "a" {
+		if m.Exec() == nil || m.Exec().Cmd != "ls" || m.TID != "a" {
 			t.Errorf("got %+v", m)
 		}
 	})
@@ -191,7 +191,7 @@ func TestEncodeChecks(t *testing.T) {
 		{"nil", nil, "protocol: encode: nil message"},
 		{"negative", &Msg{Type: -2}, "missing message type: type -2"},
 		{"missing payload", &Msg{Type: TypeExecd}, `type 11 (execd) needs payload "execd"`},
-		{"wrong payload", &Msg{Type: TypeAck, Ps: &Ps{}}, `type 100 (ack) carries payload "ps"`},
+		{"wrong payload", &Msg{Type: TypeAck, Payload: &Ps{}}, `type 100 (ack) carries payload "ps"`},
 	}
 	for _, tt := range tests {
 		_, err := Encode(tt.msg)
@@ -202,7 +202,7 @@ func TestEncodeChecks(t *testing.T) {
 }
 
 func TestHelpers(t *testing.T) {
-	req := &Msg{Type: TypeLsReq, TID: "t1", LsReq: &LsReq{Dir: "/"}}
+	req := &Msg{Type: TypeLsReq, TID: "t1", Payload: &LsReq{Dir: "/"}}
 	r := Reply(req, TypeLsRep)
 	if r.Type != TypeLsRep || r.TID != "t1" {
 		t.Errorf("Reply = %+v", r)
@@ -361,11 +361,11 @@ func TestAgentInfoExtra(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := string(m.AI.Extra["foo_count"]); got != "3" {
-		t.Fatalf("Extra[foo_count] = %q, want 3 (all extra: %v)", got, m.AI.Extra)
+	if got := string(m.AI().Extra["foo_count"]); got != "3" {
+		t.Fatalf("Extra[foo_count] = %q, want 3 (all extra: %v)", got, m.AI().Extra)
 	}
-	if len(m.AI.Extra) != 2 {
-		t.Fatalf("Extra = %v, want foo_count and tdrop only", m.AI.Extra)
+	if len(m.AI().Extra) != 2 {
+		t.Fatalf("Extra = %v, want foo_count and tdrop only", m.AI().Extra)
 	}
 	out, err := Encode(m)
 	if err != nil {
@@ -374,7 +374,7 @@ func TestAgentInfoExtra(t *testing.T) {
 	if string(out) != in {
 		t.Fatalf("round trip:\n got %s\nwant %s", out, in)
 	}
-	m.AI.Extra["cu"] = json.RawMessage("1")
+	m.AI().Extra["cu"] = json.RawMessage("1")
 	if _, err := Encode(m); err == nil || !strings.Contains(err.Error(), `extra key "cu"`) {
 		t.Fatalf("Encode with a clashing extra key: err = %v", err)
 	}

@@ -63,81 +63,116 @@ const (
 	TypePtyClose  Type = 111 // S→A, CapPty: no payload, ends the session
 )
 
-// typeInfo describes a known type: its name and the payload key it requires
-// ("" when the type has no payload).
-type typeInfo struct {
-	name string
-	key  string
+// The built-in types, registered in the order of the constants. A type
+// added here needs its constant above, its payload struct, a golden sample
+// (golden_test.go) and its row in docs/protocol.md; nothing else in this
+// package lists types.
+func init() {
+	RegisterEmpty(TypeError, "error")
+	Register[Come](TypeCome, "come", "come")
+	Register[Handshake](TypeHandshake, "handshake", "handshake")
+	Register[AgentInfo](TypeAgentInfo, "agent_info", "ai")
+	RegisterEmpty(TypeFoo, "foo")
+	RegisterEmpty(TypeBar, "bar")
+
+	Register[Exec](TypeExec, "exec", "exec")
+	Register[Execd](TypeExecd, "execd", "execd")
+	Register[ExecData](TypeExecData, "exec_data", "exec_data")
+	Register[ExecDone](TypeExecDone, "exec_done", "exec_done")
+	Register[ExecKill](TypeExecKill, "exec_kill", "exec_kill")
+
+	Register[LsReq](TypeLsReq, "ls_req", "ls_req")
+	Register[LsRep](TypeLsRep, "ls_rep", "ls_rep")
+	Register[Upload](TypeUpload, "upload", "upload")
+	Register[UploadRep](TypeUploadRep, "upload_rep", "upload_rep")
+	Register[DownloadReq](TypeDownloadReq, "download_req", "download_req")
+	Register[DownloadRep](TypeDownloadRep, "download_rep", "download_rep")
+	Register[DownloadData](TypeDownloadData, "download_data", "download_data")
+	Register[DownloadError](TypeDownloadError, "download_error", "download_error")
+
+	RegisterEmpty(TypeHMStaticReq, "hm_static_req")
+	Register[HMStatic](TypeHMStaticRep, "hm_static_rep", "hm_static")
+	Register[HMDynamicReq](TypeHMDynamicReq, "hm_dynamic_req", "hm_dynamic_req")
+	Register[HMDynamicRep](TypeHMDynamicRep, "hm_dynamic_rep", "hm_dynamic_rep")
+	RegisterEmpty(TypeHMQueryCollect, "hm_query_collect")
+	Register[HMStatusRep](TypeHMCollectStatus, "hm_collect_status", "hm_status_rep")
+	Register[HMChangeStatus](TypeHMChangeCollectStatus, "hm_change_collect_status", "hm_change_status")
+	Register[HMAgentStatus](TypeHMAgentStatus, "hm_agent_status", "hm_agent_status")
+
+	RegisterEmpty(TypeLogLsReq, "log_ls_req")
+	Register[LogLs](TypeLogLsRep, "log_ls_rep", "ls_log")
+	Register[LogDownloadReq](TypeLogDownloadReq, "log_download_req", "log_dreq")
+	Register[LogDownloadInfo](TypeLogDownloadInfo, "log_download_info", "log_dinfo")
+	Register[LogDownloadData](TypeLogDownloadData, "log_download_data", "log_ddata")
+
+	Register[Ack](TypeAck, "ack", "ack")
+	RegisterEmpty(TypePsReq, "ps_req")
+	Register[Ps](TypePsRep, "ps_rep", "ps")
+	Register[ExecKillRep](TypeExecKillRep, "exec_kill_rep", "exec_kill_rep")
+
+	Register[PtyOpen](TypePtyOpen, "pty_open", "pty_open")
+	Register[PtyOpened](TypePtyOpened, "pty_opened", "pty_opened")
+	Register[PtyData](TypePtyInput, "pty_input", "pty_data")
+	Register[PtyData](TypePtyOutput, "pty_output", "pty_data")
+	Register[PtyResize](TypePtyResize, "pty_resize", "pty_resize")
+	Register[PtyAck](TypePtyAck, "pty_ack", "pty_ack")
+	Register[PtyExit](TypePtyExit, "pty_exit", "pty_exit")
+	RegisterEmpty(TypePtyClose, "pty_close")
 }
 
-var types = map[Type]typeInfo{
-	TypeError:     {"error", ""},
-	TypeCome:      {"come", "come"},
-	TypeHandshake: {"handshake", "handshake"},
-	TypeAgentInfo: {"agent_info", "ai"},
-	TypeFoo:       {"foo", ""},
-	TypeBar:       {"bar", ""},
+// Accessors of the built-in payloads: nil when m carries another one.
 
-	TypeExec:     {"exec", "exec"},
-	TypeExecd:    {"execd", "execd"},
-	TypeExecData: {"exec_data", "exec_data"},
-	TypeExecDone: {"exec_done", "exec_done"},
-	TypeExecKill: {"exec_kill", "exec_kill"},
-
-	TypeLsReq:         {"ls_req", "ls_req"},
-	TypeLsRep:         {"ls_rep", "ls_rep"},
-	TypeUpload:        {"upload", "upload"},
-	TypeUploadRep:     {"upload_rep", "upload_rep"},
-	TypeDownloadReq:   {"download_req", "download_req"},
-	TypeDownloadRep:   {"download_rep", "download_rep"},
-	TypeDownloadData:  {"download_data", "download_data"},
-	TypeDownloadError: {"download_error", "download_error"},
-
-	TypeHMStaticReq:           {"hm_static_req", ""},
-	TypeHMStaticRep:           {"hm_static_rep", "hm_static"},
-	TypeHMDynamicReq:          {"hm_dynamic_req", "hm_dynamic_req"},
-	TypeHMDynamicRep:          {"hm_dynamic_rep", "hm_dynamic_rep"},
-	TypeHMQueryCollect:        {"hm_query_collect", ""},
-	TypeHMCollectStatus:       {"hm_collect_status", "hm_status_rep"},
-	TypeHMChangeCollectStatus: {"hm_change_collect_status", "hm_change_status"},
-	TypeHMAgentStatus:         {"hm_agent_status", "hm_agent_status"},
-
-	TypeLogLsReq:        {"log_ls_req", ""},
-	TypeLogLsRep:        {"log_ls_rep", "ls_log"},
-	TypeLogDownloadReq:  {"log_download_req", "log_dreq"},
-	TypeLogDownloadInfo: {"log_download_info", "log_dinfo"},
-	TypeLogDownloadData: {"log_download_data", "log_ddata"},
-
-	TypeAck:         {"ack", "ack"},
-	TypePsReq:       {"ps_req", ""},
-	TypePsRep:       {"ps_rep", "ps"},
-	TypeExecKillRep: {"exec_kill_rep", "exec_kill_rep"},
-
-	TypePtyOpen:   {"pty_open", "pty_open"},
-	TypePtyOpened: {"pty_opened", "pty_opened"},
-	TypePtyInput:  {"pty_input", "pty_data"},
-	TypePtyOutput: {"pty_output", "pty_data"},
-	TypePtyResize: {"pty_resize", "pty_resize"},
-	TypePtyAck:    {"pty_ack", "pty_ack"},
-	TypePtyExit:   {"pty_exit", "pty_exit"},
-	TypePtyClose:  {"pty_close", ""},
-}
+func (m *Msg) Come() *Come                     { return PayloadOf[Come](m) }
+func (m *Msg) Handshake() *Handshake           { return PayloadOf[Handshake](m) }
+func (m *Msg) AI() *AgentInfo                  { return PayloadOf[AgentInfo](m) }
+func (m *Msg) Exec() *Exec                     { return PayloadOf[Exec](m) }
+func (m *Msg) Execd() *Execd                   { return PayloadOf[Execd](m) }
+func (m *Msg) ExecData() *ExecData             { return PayloadOf[ExecData](m) }
+func (m *Msg) ExecDone() *ExecDone             { return PayloadOf[ExecDone](m) }
+func (m *Msg) ExecKill() *ExecKill             { return PayloadOf[ExecKill](m) }
+func (m *Msg) LsReq() *LsReq                   { return PayloadOf[LsReq](m) }
+func (m *Msg) LsRep() *LsRep                   { return PayloadOf[LsRep](m) }
+func (m *Msg) Upload() *Upload                 { return PayloadOf[Upload](m) }
+func (m *Msg) UploadRep() *UploadRep           { return PayloadOf[UploadRep](m) }
+func (m *Msg) DownloadReq() *DownloadReq       { return PayloadOf[DownloadReq](m) }
+func (m *Msg) DownloadRep() *DownloadRep       { return PayloadOf[DownloadRep](m) }
+func (m *Msg) DownloadData() *DownloadData     { return PayloadOf[DownloadData](m) }
+func (m *Msg) DownloadError() *DownloadError   { return PayloadOf[DownloadError](m) }
+func (m *Msg) HMStatic() *HMStatic             { return PayloadOf[HMStatic](m) }
+func (m *Msg) HMDynamicReq() *HMDynamicReq     { return PayloadOf[HMDynamicReq](m) }
+func (m *Msg) HMDynamicRep() *HMDynamicRep     { return PayloadOf[HMDynamicRep](m) }
+func (m *Msg) HMStatusRep() *HMStatusRep       { return PayloadOf[HMStatusRep](m) }
+func (m *Msg) HMChangeStatus() *HMChangeStatus { return PayloadOf[HMChangeStatus](m) }
+func (m *Msg) HMAgentStatus() *HMAgentStatus   { return PayloadOf[HMAgentStatus](m) }
+func (m *Msg) LogLs() *LogLs                   { return PayloadOf[LogLs](m) }
+func (m *Msg) LogDReq() *LogDownloadReq        { return PayloadOf[LogDownloadReq](m) }
+func (m *Msg) LogDInfo() *LogDownloadInfo      { return PayloadOf[LogDownloadInfo](m) }
+func (m *Msg) LogDData() *LogDownloadData      { return PayloadOf[LogDownloadData](m) }
+func (m *Msg) Ack() *Ack                       { return PayloadOf[Ack](m) }
+func (m *Msg) Ps() *Ps                         { return PayloadOf[Ps](m) }
+func (m *Msg) ExecKillRep() *ExecKillRep       { return PayloadOf[ExecKillRep](m) }
+func (m *Msg) PtyOpen() *PtyOpen               { return PayloadOf[PtyOpen](m) }
+func (m *Msg) PtyOpened() *PtyOpened           { return PayloadOf[PtyOpened](m) }
+func (m *Msg) PtyData() *PtyData               { return PayloadOf[PtyData](m) }
+func (m *Msg) PtyResize() *PtyResize           { return PayloadOf[PtyResize](m) }
+func (m *Msg) PtyAck() *PtyAck                 { return PayloadOf[PtyAck](m) }
+func (m *Msg) PtyExit() *PtyExit               { return PayloadOf[PtyExit](m) }
 
 // String returns the protocol name of t ("exec", "log_ls_req", …), or
 // "type(N)" for a number this package does not know.
 func (t Type) String() string {
-	if ti, ok := types[t]; ok {
+	if ti, ok := registry().types[t]; ok {
 		return ti.name
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }
 
-// Known reports whether this package defines t.
+// Known reports whether t is registered (built in, or by Register).
 func (t Type) Known() bool {
-	_, ok := types[t]
+	_, ok := registry().types[t]
 	return ok
 }
 
 // PayloadKey returns the envelope key that carries t's payload, "" when t has
 // no payload or is unknown.
-func (t Type) PayloadKey() string { return types[t].key }
+func (t Type) PayloadKey() string { return registry().types[t].key }

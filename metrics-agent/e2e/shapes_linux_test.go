@@ -50,12 +50,12 @@ func TestPushShapes(t *testing.T) {
 	now := time.Now()
 	dyn := func(d protocol.HMDynamicRep) *protocol.Msg {
 		d.Begin, d.End = now, now
-		return &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &d}
+		return &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &d}
 	}
 	base := "/api/metrics/" + rt.ID()
 
 	// v1: one category per message.
-	push(&protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: &protocol.HMStatic{Time: now, Host: protocol.HMHost{Name: "v1-host"}}})
+	push(&protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: &protocol.HMStatic{Time: now, Host: protocol.HMHost{Name: "v1-host"}}})
 	push(dyn(protocol.HMDynamicRep{Usage: &protocol.HMUsage{CPU: protocol.HMUsageCPU{Usage: 12.5, Load1: 0.5}, Memory: protocol.HMUsageMemory{Used: 1000}}}))
 	push(dyn(protocol.HMDynamicRep{Process: []protocol.HMProcess{{ID: 1, User: "root", Cmd: []string{"/sbin/init"}}, {ID: 42, User: "www", RSS: 1 << 20}}}))
 	push(dyn(protocol.HMDynamicRep{Temperatures: []protocol.HMTemperature{{Name: "coretemp_core0", Temp: 41.5}}}))

@@ -39,11 +39,11 @@ func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callError(ctx, timeout, err)
 	}
-	if rep.Type != protocol.TypeLogLsRep || rep.LogLs == nil {
+	if rep.Type != protocol.TypeLogLsRep || rep.LogLs() == nil {
 		return badReply(rep, "log_ls_rep")
 	}
-	out := make([]LogFile, 0, len(rep.LogLs.Files))
-	for _, f := range rep.LogLs.Files {
+	out := make([]LogFile, 0, len(rep.LogLs().Files))
+	for _, f := range rep.LogLs().Files {
 		out = append(out, LogFile{Name: f.Name, Size: f.Size, ModTime: unix(f.ModTime), ModifiedAt: f.ModTime})
 	}
 	japi.OK(w, r, out)
@@ -85,7 +85,7 @@ func (s *Server) agentLogDownload(w http.ResponseWriter, r *http.Request) error 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	st, err := s.o.Fleet.Stream(ctx, id, &protocol.Msg{Type: protocol.TypeLogDownloadReq, LogDReq: &protocol.LogDownloadReq{Files: files}})
+	st, err := s.o.Fleet.Stream(ctx, id, &protocol.Msg{Type: protocol.TypeLogDownloadReq, Payload: &protocol.LogDownloadReq{Files: files}})
 	if err != nil {
 		return s.callError(ctx, timeout, err)
 	}
@@ -94,10 +94,10 @@ func (s *Server) agentLogDownload(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return s.callError(ctx, timeout, err)
 	}
-	if first.Type != protocol.TypeLogDownloadInfo || first.LogDInfo == nil {
+	if first.Type != protocol.TypeLogDownloadInfo || first.LogDInfo() == nil {
 		return badReply(first, "log_download_info")
 	}
-	info := first.LogDInfo
+	info := first.LogDInfo()
 	if !info.OK {
 		// v1 agents send no kind (a v1 agent's refusal is a 503, as in 1.5).
 		return &japi.Error{Code: agentErrStatus(&hub.AgentError{Kind: info.Kind}), Msg: info.Msg}
@@ -124,19 +124,19 @@ func (s *Server) agentLogDownload(w http.ResponseWriter, r *http.Request) error 
 			}
 			return abort("after %d of %d bytes: %v", off, info.Size, err)
 		}
-		if m.Type != protocol.TypeLogDownloadData || m.LogDData == nil {
+		if m.Type != protocol.TypeLogDownloadData || m.LogDData() == nil {
 			if !started {
 				return badReply(m, "log_download_data")
 			}
 			return abort("unexpected message type %d", m.Type)
 		}
-		if m.LogDData.Offset != off {
+		if m.LogDData().Offset != off {
 			if !started {
-				return &japi.Error{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("agent sent a block at offset %d, want %d", m.LogDData.Offset, off)}
+				return &japi.Error{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf("agent sent a block at offset %d, want %d", m.LogDData().Offset, off)}
 			}
-			return abort("block at offset %d, want %d", m.LogDData.Offset, off)
+			return abort("block at offset %d, want %d", m.LogDData().Offset, off)
 		}
-		b, err := compress.Decode(m.LogDData.Data, int64(info.Size-off))
+		b, err := compress.Decode(m.LogDData().Data, int64(info.Size-off))
 		if err != nil || len(b) == 0 {
 			if !started {
 				return &japi.Error{Code: http.StatusServiceUnavailable, Msg: "agent sent a bad block", Err: err}

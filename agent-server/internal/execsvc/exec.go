@@ -224,7 +224,7 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	if pass != "" && !strings.HasPrefix(pass, "$0$") && !strings.HasPrefix(pass, "$1$") {
 		pass = protocol.EncodePass(pass)
 	}
-	msg := &protocol.Msg{Type: protocol.TypeExec, TID: taskID, Exec: &protocol.Exec{
+	msg := &protocol.Msg{Type: protocol.TypeExec, TID: taskID, Payload: &protocol.Exec{
 		Cmd: spec.Cmd, Args: spec.Args, Timeout: int((spec.Timeout + time.Second - 1) / time.Second),
 		Auth: spec.Auth, User: spec.User, Pass: pass, WorkDir: spec.WorkDir, Env: spec.Env,
 		DeferRM: spec.DeferRM, Pipe: spec.Pipe && sess.HasCap(protocol.CapStream),
@@ -367,15 +367,15 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		e.failStart(sess.AgentError(m.TID, m.ErrMsg, m.ErrKind))
 		e.end(store.ResultFailed, 0, agentErrPrefix+m.ErrMsg, store.TaskFailed)
 	case protocol.TypeExecd:
-		if m.Execd == nil {
+		if m.Execd() == nil {
 			return
 		}
-		if !m.Execd.OK {
-			msg := m.Execd.Msg
+		if !m.Execd().OK {
+			msg := m.Execd().Msg
 			if msg == "" {
 				msg = "the agent could not start the command"
 			}
-			e.failStart(sess.AgentError(m.TID, msg, m.Execd.Kind))
+			e.failStart(sess.AgentError(m.TID, msg, m.Execd().Kind))
 			e.end(store.ResultFailed, 0, msg, store.TaskFailed)
 			return
 		}
@@ -385,9 +385,9 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			e.res.State = store.ResultRunning
 			e.res.Msg = ""
 		}
-		e.res.PID = m.Execd.Pid
-		if !m.Execd.Time.IsZero() {
-			e.res.StartedAt = m.Execd.Time.UTC()
+		e.res.PID = m.Execd().Pid
+		if !m.Execd().Time.IsZero() {
+			e.res.StartedAt = m.Execd().Time.UTC()
 		}
 		e.resDirty = true
 		e.notifyLocked()
@@ -395,10 +395,10 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		e.startedOnce.Do(func() { close(e.started) })
 		e.wake()
 	case protocol.TypeExecData:
-		if m.ExecData == nil {
+		if m.ExecData() == nil {
 			return
 		}
-		b, err := base64.StdEncoding.DecodeString(m.ExecData.Data)
+		b, err := base64.StdEncoding.DecodeString(m.ExecData().Data)
 		if err != nil {
 			if e.svc.limit.Allow() {
 				e.svc.log.Warn("execsvc: bad exec_data from agent", "agent", e.agentID, "task", e.tid, "err", err)
@@ -453,30 +453,30 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			}
 		}
 	case protocol.TypeExecDone:
-		if m.ExecDone == nil {
+		if m.ExecDone() == nil {
 			return
 		}
 		e.mu.Lock()
 		e.sess = sess
 		killed, elapsed := e.killed, time.Since(e.created)
-		if !m.ExecDone.Time.IsZero() && !e.res.StartedAt.IsZero() {
-			elapsed = m.ExecDone.Time.Sub(e.res.StartedAt)
+		if !m.ExecDone().Time.IsZero() && !e.res.StartedAt.IsZero() {
+			elapsed = m.ExecDone().Time.Sub(e.res.StartedAt)
 		}
-		if !m.ExecDone.Time.IsZero() {
-			e.res.EndedAt = m.ExecDone.Time.UTC()
+		if !m.ExecDone().Time.IsZero() {
+			e.res.EndedAt = m.ExecDone().Time.UTC()
 		}
 		e.mu.Unlock()
-		if m.ExecDone.Restarted {
+		if m.ExecDone().Restarted {
 			// The agent ended the task itself (a restart found the command
 			// orphaned): its code and message say how, nothing to infer.
 			if !e.isDone() {
 				e.svc.m.orphaned.WithLabelValues(orphanReported).Inc()
-				e.svc.log.Warn("execsvc: the agent restarted mid-run and ended the task", "agent", e.agentID, "task", e.tid, "code", m.ExecDone.Code, "msg", m.ExecDone.Msg)
+				e.svc.log.Warn("execsvc: the agent restarted mid-run and ended the task", "agent", e.agentID, "task", e.tid, "code", m.ExecDone().Code, "msg", m.ExecDone().Msg)
 			}
-			e.end(store.ResultFailed, m.ExecDone.Code, m.ExecDone.Msg, store.TaskFailed)
+			e.end(store.ResultFailed, m.ExecDone().Code, m.ExecDone().Msg, store.TaskFailed)
 			return
 		}
-		code, state, msg := m.ExecDone.Code, store.ResultOK, ""
+		code, state, msg := m.ExecDone().Code, store.ResultOK, ""
 		switch {
 		case code == -1 || code == CodeKilled && killed:
 			code, state, msg = CodeKilled, store.ResultFailed, "killed"
@@ -488,7 +488,7 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		case code != 0:
 			state = store.ResultFailed
 		}
-		if d := m.ExecDone; d.Cut || d.Dropped > 0 || d.Msg != "" {
+		if d := m.ExecDone(); d.Cut || d.Dropped > 0 || d.Msg != "" {
 			// The agent could not read or send all of the output: never a
 			// silent success.
 			why := d.Msg
@@ -717,7 +717,7 @@ func (e *Exec) expire() {
 	}
 	if sess != nil {
 		ctx, cancel := context.WithTimeout(e.svc.ctx, time.Second)
-		_ = sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid}})
+		_ = sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, Payload: &protocol.ExecKill{Pid: pid}})
 		cancel()
 	}
 	e.end(store.ResultTimedOut, CodeKilled, fmt.Sprintf("no result from the agent within the timeout (%s) and %s grace; kill sent", e.timeout, e.svc.o.Grace), store.TaskDone)
@@ -823,23 +823,23 @@ func (s *Service) killTask(ctx context.Context, agentID, taskID string, pid int)
 		if pid == 0 {
 			return fmt.Errorf("kill task %s on agent %s: %w (no pid yet)", taskID, agentID, ErrNoSuchTask)
 		}
-		if err := sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid}}); err != nil {
+		if err := sess.Send(ctx, &protocol.Msg{Type: protocol.TypeExecKill, Payload: &protocol.ExecKill{Pid: pid}}); err != nil {
 			return fmt.Errorf("kill pid %d on agent %s: %w", pid, agentID, err)
 		}
 		return nil
 	}
-	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &protocol.ExecKill{Pid: pid, TaskID: taskID}})
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeExecKill, Payload: &protocol.ExecKill{Pid: pid, TaskID: taskID}})
 	if err != nil {
 		return fmt.Errorf("kill task %s on agent %s: %w", taskID, agentID, err)
 	}
-	if rep.Type != protocol.TypeExecKillRep || rep.ExecKillRep == nil {
+	if rep.Type != protocol.TypeExecKillRep || rep.ExecKillRep() == nil {
 		return fmt.Errorf("kill task %s on agent %s: unexpected reply type %d", taskID, agentID, rep.Type)
 	}
-	if !rep.ExecKillRep.OK {
-		if rep.ExecKillRep.Msg == protocol.MsgNoSuchTask {
+	if !rep.ExecKillRep().OK {
+		if rep.ExecKillRep().Msg == protocol.MsgNoSuchTask {
 			return fmt.Errorf("kill task %s on agent %s: %w", taskID, agentID, ErrNoSuchTask)
 		}
-		return sess.AgentError(rep.TID, rep.ExecKillRep.Msg, rep.ExecKillRep.Kind)
+		return sess.AgentError(rep.TID, rep.ExecKillRep().Msg, rep.ExecKillRep().Kind)
 	}
 	return nil
 }
@@ -885,10 +885,10 @@ func (s *Service) Ps(ctx context.Context, agentID string) ([]protocol.PsTask, er
 		if err != nil {
 			return nil, fmt.Errorf("ps on agent %s: %w", agentID, err)
 		}
-		if rep.Type != protocol.TypePsRep || rep.Ps == nil {
+		if rep.Type != protocol.TypePsRep || rep.Ps() == nil {
 			return nil, fmt.Errorf("ps on agent %s: unexpected reply type %d", agentID, rep.Type)
 		}
-		return rep.Ps.Tasks, nil
+		return rep.Ps().Tasks, nil
 	}
 	out := []protocol.PsTask{}
 	for _, e := range s.Running(agentID) {

@@ -56,17 +56,17 @@ func (s *Service) Ls(ctx context.Context, agentID, dir string) ([]protocol.FileI
 	if !ok {
 		return nil, fmt.Errorf("ls %s on agent %s: %w", dir, agentID, hub.ErrAgentNotFound)
 	}
-	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: dir}})
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: dir}})
 	if err != nil {
 		return nil, fmt.Errorf("ls %s on agent %s: %w", dir, agentID, err)
 	}
-	if rep.Type != protocol.TypeLsRep || rep.LsRep == nil {
+	if rep.Type != protocol.TypeLsRep || rep.LsRep() == nil {
 		return nil, fmt.Errorf("ls %s on agent %s: unexpected reply type %d", dir, agentID, rep.Type)
 	}
-	if !rep.LsRep.OK {
-		return nil, sess.AgentError(rep.TID, rep.LsRep.Msg, rep.LsRep.Kind)
+	if !rep.LsRep().OK {
+		return nil, sess.AgentError(rep.TID, rep.LsRep().Msg, rep.LsRep().Kind)
 	}
-	return rep.LsRep.Files, nil
+	return rep.LsRep().Files, nil
 }
 
 // splitPath splits an agent path (Unix or Windows separators) into its
@@ -155,17 +155,17 @@ func uploadMsg(spec UploadSpec) *protocol.Upload {
 // callUpload sends up and waits for the agent's reply.
 func (s *Service) callUpload(ctx context.Context, sess *hub.Session, name string, up *protocol.Upload) (string, error) {
 	agentID := sess.ID()
-	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeUpload, Upload: up})
+	rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypeUpload, Payload: up})
 	if err != nil {
 		return "", fmt.Errorf("upload %s to agent %s: %w", name, agentID, err)
 	}
-	if rep.Type != protocol.TypeUploadRep || rep.UploadRep == nil {
+	if rep.Type != protocol.TypeUploadRep || rep.UploadRep() == nil {
 		return "", fmt.Errorf("upload to agent %s: unexpected reply type %d", agentID, rep.Type)
 	}
-	if !rep.UploadRep.OK {
-		return "", sess.AgentError(rep.TID, rep.UploadRep.Msg, rep.UploadRep.Kind)
+	if !rep.UploadRep().OK {
+		return "", sess.AgentError(rep.TID, rep.UploadRep().Msg, rep.UploadRep().Kind)
 	}
-	return rep.UploadRep.Dir, nil
+	return rep.UploadRep().Dir, nil
 }
 
 // PendingUpload is an upload started by StartUpload: the agent is
@@ -289,7 +289,7 @@ func (s *Service) Download(ctx context.Context, agentID, path string, off, lengt
 func (d *Download) startBulk(ctx context.Context, sess *hub.Session, off, length int64) error {
 	s := d.svc
 	d.xfer = s.xfers.add(&transfer{put: make(chan *incoming)}, s.o.TransferTTL)
-	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{
+	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{
 		Dir: d.Path, URI: TransferPath + d.xfer.id, Token: d.xfer.token, Offset: uint64(off), Length: uint64(length),
 	}})
 	if err != nil {
@@ -322,18 +322,18 @@ func (d *Download) startBulk(ctx context.Context, sess *hub.Session, off, length
 
 // repError turns a download_rep that is not a success into an error.
 func repError(sess *hub.Session, m *protocol.Msg) error {
-	if m.Type == protocol.TypeDownloadRep && m.DownloadRep != nil && !m.DownloadRep.OK {
-		return sess.AgentError(m.TID, m.DownloadRep.Msg, m.DownloadRep.Kind)
+	if m.Type == protocol.TypeDownloadRep && m.DownloadRep() != nil && !m.DownloadRep().OK {
+		return sess.AgentError(m.TID, m.DownloadRep().Msg, m.DownloadRep().Kind)
 	}
-	if m.Type == protocol.TypeDownloadError && m.DownloadError != nil {
-		return sess.AgentError(m.TID, m.DownloadError.Msg, m.DownloadError.Kind)
+	if m.Type == protocol.TypeDownloadError && m.DownloadError() != nil {
+		return sess.AgentError(m.TID, m.DownloadError().Msg, m.DownloadError().Kind)
 	}
 	return fmt.Errorf("unexpected reply type %d", m.Type)
 }
 
 func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length int64) error {
 	s := d.svc
-	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: d.Path}})
+	st, err := sess.Stream(ctx, &protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: d.Path}})
 	if err != nil {
 		return err
 	}
@@ -342,10 +342,10 @@ func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length i
 	if err != nil {
 		return err
 	}
-	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
+	if m.Type != protocol.TypeDownloadRep || m.DownloadRep() == nil || !m.DownloadRep().OK {
 		return repError(sess, m)
 	}
-	rep := m.DownloadRep
+	rep := m.DownloadRep()
 	size := int64(rep.Size)
 	if size < 0 {
 		return fmt.Errorf("bad size %d", rep.Size)
@@ -363,14 +363,14 @@ func (d *Download) startV1(ctx context.Context, sess *hub.Session, off, length i
 		if err != nil {
 			return err
 		}
-		if m.Type != protocol.TypeDownloadData || m.DownloadData == nil {
+		if m.Type != protocol.TypeDownloadData || m.DownloadData() == nil {
 			return repError(sess, m)
 		}
-		bo := int64(m.DownloadData.Offset)
+		bo := int64(m.DownloadData().Offset)
 		if bo < 0 || bo >= size {
 			return fmt.Errorf("block at offset %d outside the file (%d bytes)", bo, size)
 		}
-		b, err := compress.Decode(m.DownloadData.Data, size-bo)
+		b, err := compress.Decode(m.DownloadData().Data, size-bo)
 		if err != nil {
 			return fmt.Errorf("bad block at offset %d: %w", bo, err)
 		}
@@ -437,11 +437,11 @@ func (d *Download) WriteTo(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("download %s: %w", d.Path, r.err)
 	}
 	m := r.m
-	if m.Type != protocol.TypeDownloadRep || m.DownloadRep == nil || !m.DownloadRep.OK {
+	if m.Type != protocol.TypeDownloadRep || m.DownloadRep() == nil || !m.DownloadRep().OK {
 		return n, fmt.Errorf("download %s: %w", d.Path, repError(d.sess, m))
 	}
-	if int64(m.DownloadRep.Size) != n || !bytes.Equal(h.Sum(nil), m.DownloadRep.MD5[:]) {
-		return n, fmt.Errorf("download %s: %w (%d bytes received, agent sent %d)", d.Path, ErrChecksum, n, m.DownloadRep.Size)
+	if int64(m.DownloadRep().Size) != n || !bytes.Equal(h.Sum(nil), m.DownloadRep().MD5[:]) {
+		return n, fmt.Errorf("download %s: %w (%d bytes received, agent sent %d)", d.Path, ErrChecksum, n, m.DownloadRep().Size)
 	}
 	if err := hw.release(); err != nil {
 		return n, fmt.Errorf("download %s: %w", d.Path, err)

@@ -125,7 +125,7 @@ func (ts *testSvc) connectTrue(t *testing.T, id string) {
 		defer mu.Unlock()
 		_ = c.WriteMessage(websocket.TextMessage, b)
 	}
-	send(&protocol.Msg{Type: protocol.TypeCome, Come: &protocol.Come{ID: id, Name: id, Version: "1.0.0", OS: "linux", Arch: "amd64"}})
+	send(&protocol.Msg{Type: protocol.TypeCome, Payload: &protocol.Come{ID: id, Name: id, Version: "1.0.0", OS: "linux", Arch: "amd64"}})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -139,8 +139,8 @@ func (ts *testSvc) connectTrue(t *testing.T, id string) {
 				continue
 			}
 			now := time.Now()
-			send(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Execd: &protocol.Execd{OK: true, Pid: 7, Time: now}})
-			send(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, ExecDone: &protocol.ExecDone{Code: 0, Time: now}})
+			send(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 7, Time: now}})
+			send(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}})
 		}
 	}()
 	t.Cleanup(func() { c.Close(); <-done })

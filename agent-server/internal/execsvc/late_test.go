@@ -37,7 +37,7 @@ func (ts *testSvc) connectScript(t *testing.T, id string, caps ...string) *scrip
 		t.Fatalf("dial: %v", err)
 	}
 	a := &scriptAgent{t: t, c: c, execs: make(chan *protocol.Msg, 16)}
-	a.send(&protocol.Msg{Type: protocol.TypeCome, Come: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: caps}})
+	a.send(&protocol.Msg{Type: protocol.TypeCome, Payload: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: caps}})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -79,16 +79,16 @@ func (a *scriptAgent) exec() *protocol.Msg {
 }
 
 func (a *scriptAgent) execd(tid string) {
-	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Execd: &protocol.Execd{OK: true, Pid: 42, Time: time.Now()}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: tid, Payload: &protocol.Execd{OK: true, Pid: 42, Time: time.Now()}})
 }
 
 func (a *scriptAgent) data(tid, s string) {
-	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, ExecData: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString([]byte(s))}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, Payload: &protocol.ExecData{Data: base64.StdEncoding.EncodeToString([]byte(s))}})
 }
 
 func (a *scriptAgent) done(tid string, d protocol.ExecDone) {
 	d.Time = time.Now()
-	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, ExecDone: &d})
+	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: tid, Payload: &d})
 }
 
 // runOn starts an exec on the agent and answers execd.

@@ -50,7 +50,7 @@ func (s *Service) Reconnected(sess *hub.Session) {
 		ctx, cancel := context.WithTimeout(s.ctx, reconcileTimeout)
 		defer cancel()
 		rep, err := sess.Call(ctx, &protocol.Msg{Type: protocol.TypePsReq})
-		if err == nil && (rep.Type != protocol.TypePsRep || rep.Ps == nil) {
+		if err == nil && (rep.Type != protocol.TypePsRep || rep.Ps() == nil) {
 			s.log.Warn("execsvc: ps after a reconnect: unexpected reply", "agent", sess.ID(), "type", rep.Type.String())
 			return
 		}
@@ -58,8 +58,8 @@ func (s *Service) Reconnected(sess *hub.Session) {
 			s.log.Warn("execsvc: ps after a reconnect", "agent", sess.ID(), "err", err)
 			return
 		}
-		running := make(map[string]bool, len(rep.Ps.Tasks))
-		for _, t := range rep.Ps.Tasks {
+		running := make(map[string]bool, len(rep.Ps().Tasks))
+		for _, t := range rep.Ps().Tasks {
 			running[t.TaskID] = true
 		}
 		for _, e := range waiting {

@@ -282,8 +282,8 @@ func (s *Service) onStray(sess *hub.Session, m *protocol.Msg) {
 		e.feedStray(sess, m)
 		return
 	}
-	if m.Type == protocol.TypeExecData && m.ExecData != nil {
-		s.m.late.WithLabelValues(lateDropped).Add(float64(base64.StdEncoding.DecodedLen(len(m.ExecData.Data))))
+	if m.Type == protocol.TypeExecData && m.ExecData() != nil {
+		s.m.late.WithLabelValues(lateDropped).Add(float64(base64.StdEncoding.DecodedLen(len(m.ExecData().Data))))
 	}
 	if s.limit.Allow() {
 		s.log.Warn("execsvc: exec reply for an unknown task dropped", "agent", sess.ID(), "tid", m.TID, "type", m.Type.String())

@@ -30,10 +30,10 @@ func (s *Service) Static(ctx context.Context, agentID string) (*Static, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rep.Type != protocol.TypeHMStaticRep || rep.HMStatic == nil {
+	if rep.Type != protocol.TypeHMStaticRep || rep.HMStatic() == nil {
 		return nil, unexpected(rep, protocol.TypeHMStaticReq)
 	}
-	return FromStatic(rep.HMStatic), nil
+	return FromStatic(rep.HMStatic()), nil
 }
 
 // DynamicRequest selects the categories of Dynamic, the process list limit
@@ -58,11 +58,11 @@ func (s *Service) Dynamic(ctx context.Context, agentID string, req DynamicReques
 			q.Req = append(q.Req, c.cat)
 		}
 	}
-	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, HMDynamicReq: q})
+	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, Payload: q})
 	if err != nil {
 		return nil, err
 	}
-	d := rep.HMDynamicRep
+	d := rep.HMDynamicRep()
 	if rep.Type != protocol.TypeHMDynamicRep || d == nil {
 		return nil, unexpected(rep, protocol.TypeHMDynamicReq)
 	}
@@ -104,11 +104,11 @@ func (s *Service) Status(ctx context.Context, agentID string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep == nil {
+	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep() == nil {
 		return nil, unexpected(rep, protocol.TypeHMQueryCollect)
 	}
-	st := &Status{Jobs: make([]StatusJob, 0, len(rep.HMStatusRep.Jobs)), AllowConns: orEmpty(rep.HMStatusRep.AConns)}
-	for _, j := range rep.HMStatusRep.Jobs {
+	st := &Status{Jobs: make([]StatusJob, 0, len(rep.HMStatusRep().Jobs)), AllowConns: orEmpty(rep.HMStatusRep().AConns)}
+	for _, j := range rep.HMStatusRep().Jobs {
 		st.Jobs = append(st.Jobs, StatusJob{Name: j.Name, Interval: int64(j.Interval / time.Second)})
 	}
 	st.JobStatus, _ = s.Jobs(agentID)
@@ -119,7 +119,7 @@ func (s *Service) Status(ctx context.Context, agentID string) (*Status, error) {
 // reply in v1) and records the request; the next type-37 report that lists
 // exactly these jobs marks it confirmed.
 func (s *Service) SetJobs(ctx context.Context, agentID string, jobs []string) (JobRequest, error) {
-	msg := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, HMChangeStatus: &protocol.HMChangeStatus{Jobs: jobs}}
+	msg := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, Payload: &protocol.HMChangeStatus{Jobs: jobs}}
 	if err := s.o.Hub.Send(ctx, agentID, msg); err != nil {
 		return JobRequest{}, err
 	}

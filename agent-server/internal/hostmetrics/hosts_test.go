@@ -111,7 +111,7 @@ func TestHostsStale(t *testing.T) {
 	usage("default")  // one push: 1 min assumed
 	usage("gone")
 	usage("quick") // two pushes 10 ms apart: an observed "interval" of 10 ms
-	s.HandleAgentStatus("reported", &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: &protocol.HMAgentStatus{Jobs: []protocol.HMAgentJob{{Name: "usage", Interval: 5}}}})
+	s.HandleAgentStatus("reported", &protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: &protocol.HMAgentStatus{Jobs: []protocol.HMAgentJob{{Name: "usage", Interval: 5}}}})
 	c.Add(10 * time.Millisecond)
 	usage("quick")
 	c.Add(10 * time.Second)

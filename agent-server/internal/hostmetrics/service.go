@@ -264,21 +264,21 @@ func (s *Service) Register(h *hub.Hub) {
 // HandleStatic ingests a pushed hm_static_rep (31). A message with a tid is
 // a late reply to a request that gave up waiting: it is ignored.
 func (s *Service) HandleStatic(agentID string, m *protocol.Msg) {
-	if m.TID != "" || m.HMStatic == nil {
+	if m.TID != "" || m.HMStatic() == nil {
 		return
 	}
 	now := s.o.Now()
 	s.m.reports.WithLabelValues(store.CategoryStatic).Inc()
 	s.mu.Lock()
-	s.pending[key{agentID, store.CategoryStatic}] = report{now, m.HMStatic}
+	s.pending[key{agentID, store.CategoryStatic}] = report{now, m.HMStatic()}
 	s.mu.Unlock()
-	s.hosts.setStatic(agentID, m.HMStatic, now)
+	s.hosts.setStatic(agentID, m.HMStatic(), now)
 }
 
 // HandleDynamic ingests a pushed hm_dynamic_rep (33) carrying any
 // combination of categories (v1 agents send one per message).
 func (s *Service) HandleDynamic(agentID string, m *protocol.Msg) {
-	d := m.HMDynamicRep
+	d := m.HMDynamicRep()
 	if m.TID != "" || d == nil {
 		return
 	}
@@ -328,7 +328,7 @@ func (s *Service) addHistoryLocked(agentID string, now time.Time, u *protocol.HM
 // (for GET /api/metrics/{id}/status and to confirm a job change) and its
 // usage interval (for staleness on /metrics/hosts).
 func (s *Service) HandleAgentStatus(agentID string, m *protocol.Msg) {
-	st := m.HMAgentStatus
+	st := m.HMAgentStatus()
 	if st == nil {
 		return
 	}

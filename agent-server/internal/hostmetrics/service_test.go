@@ -126,11 +126,11 @@ func sampleUsage(i int) *protocol.HMUsage {
 }
 
 func staticMsg(i int) *protocol.Msg {
-	return &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: sampleStatic(i)}
+	return &protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: sampleStatic(i)}
 }
 
 func dynMsg(d *protocol.HMDynamicRep) *protocol.Msg {
-	return &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: d}
+	return &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: d}
 }
 
 // decode round-trips a wire message through the protocol codec, as the hub
@@ -172,7 +172,7 @@ func TestIngestV1AndOurs(t *testing.T) {
 		Temperatures: []protocol.HMTemperature{{Name: "acpitz", Temp: 30}},
 	})))
 	// A late reply (tid) is not a push.
-	s.HandleDynamic("late", decode(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, TID: "t1", HMDynamicRep: &protocol.HMDynamicRep{Usage: sampleUsage(3)}}))
+	s.HandleDynamic("late", decode(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, TID: "t1", Payload: &protocol.HMDynamicRep{Usage: sampleUsage(3)}}))
 
 	// Before the flush, cached reads see the pending reports.
 	var u Usage
@@ -378,7 +378,7 @@ func TestJobConfirmation(t *testing.T) {
 		for _, j := range jobs {
 			st.Jobs = append(st.Jobs, protocol.HMAgentJob{Name: j, Interval: 5, BytesSent: 100, Count: 3})
 		}
-		return &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: st}
+		return &protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: st}
 	}
 	if _, ok := s.Jobs("a"); ok {
 		t.Fatal("jobs known before any report")

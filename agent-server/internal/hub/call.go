@@ -177,13 +177,13 @@ func Terminal(m *protocol.Msg) bool {
 		protocol.TypePsRep, protocol.TypeExecKillRep, protocol.TypePtyExit:
 		return true
 	case protocol.TypeExecd:
-		return m.Execd != nil && !m.Execd.OK
+		return m.Execd() != nil && !m.Execd().OK
 	case protocol.TypePtyOpened:
-		return m.PtyOpened != nil && !m.PtyOpened.OK
+		return m.PtyOpened() != nil && !m.PtyOpened().OK
 	case protocol.TypeDownloadRep:
-		return m.DownloadRep != nil && !m.DownloadRep.OK
+		return m.DownloadRep() != nil && !m.DownloadRep().OK
 	case protocol.TypeLogDownloadInfo:
-		return m.LogDInfo != nil && !m.LogDInfo.OK
+		return m.LogDInfo() != nil && !m.LogDInfo().OK
 	}
 	return false
 }

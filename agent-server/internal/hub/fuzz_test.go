@@ -57,7 +57,7 @@ func FuzzParseCome(f *testing.F) {
 		if !validID(c.ID) || len(c.ID) > maxIDLen {
 			t.Fatalf("accepted id %q", c.ID)
 		}
-		if _, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: c}); err != nil {
+		if _, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: c}); err != nil {
 			t.Fatalf("accepted come does not encode: %v", err)
 		}
 	})

@@ -98,7 +98,7 @@ func (s *Session) handshake() string {
 		s.jr = &journal{id: come.Journal, hwm: hwm, persisted: hwm}
 		hs.Ack = hwm
 	}
-	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake, Handshake: hs})
+	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake, Payload: hs})
 	if err != nil {
 		return reasonMalformed // cannot happen: the handshake is ours
 	}
@@ -156,10 +156,10 @@ func parseCome(data []byte) (*protocol.Come, string) {
 	if msg.Type != protocol.TypeCome {
 		return nil, reasonNotCome
 	}
-	if !validID(msg.Come.ID) {
+	if !validID(msg.Come().ID) {
 		return nil, reasonBadID
 	}
-	return msg.Come, ""
+	return msg.Come(), ""
 }
 
 // validID accepts ids of printable characters without spaces, at most
@@ -180,7 +180,7 @@ func validID(id string) bool {
 // frame. Best effort: the peer may already be gone.
 func (s *Session) reject(id, why string) {
 	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake,
-		Handshake: &protocol.Handshake{OK: false, ID: id, Msg: why}})
+		Payload: &protocol.Handshake{OK: false, ID: id, Msg: why}})
 	if err != nil {
 		return
 	}

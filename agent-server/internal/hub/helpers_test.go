@@ -122,12 +122,12 @@ func connect(t *testing.T, th *testHub, come *protocol.Come, hdr http.Header) *a
 		t.Fatalf("dial: %v", err)
 	}
 	a := &agent{t: t, c: c}
-	a.send(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	a.send(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	m := a.recv()
 	if m.Type != protocol.TypeHandshake {
 		t.Fatalf("first reply type %v, want handshake", m.Type)
 	}
-	a.hs = m.Handshake
+	a.hs = m.Handshake()
 	return a
 }
 
@@ -182,9 +182,9 @@ func (a *agent) serve() (done <-chan struct{}) {
 				a.sendQuiet(protocol.Reply(m, protocol.TypeBar))
 			case protocol.TypeExec:
 				now := time.Now()
-				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Execd: &protocol.Execd{OK: true, Pid: 42, Time: now}})
-				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecData, TID: m.TID, ExecData: &protocol.ExecData{Data: "aGk="}})
-				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, ExecDone: &protocol.ExecDone{Code: 0, Time: now}})
+				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 42, Time: now}})
+				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecData, TID: m.TID, Payload: &protocol.ExecData{Data: "aGk="}})
+				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}})
 			case protocol.TypeAck:
 			default:
 				if r := protocol.Unsupported(m); r != nil {

@@ -199,7 +199,7 @@ func TestFirstFrame(t *testing.T) {
 			a := &agent{t: t, c: c}
 			m, err := a.tryRecv(3 * time.Second)
 			if tt.reply != "" {
-				if err != nil || m.Handshake == nil || m.Handshake.OK || m.Handshake.Msg != tt.reply {
+				if err != nil || m.Handshake() == nil || m.Handshake().OK || m.Handshake().Msg != tt.reply {
 					t.Fatalf("reply %+v, %v; want handshake %q", m, err, tt.reply)
 				}
 				_, err = a.tryRecv(3 * time.Second)
@@ -315,7 +315,7 @@ func TestCallAndStream(t *testing.T) {
 		t.Error(err)
 	}
 
-	msg := &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "true"}}
+	msg := &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true"}}
 	st, err := th.Stream(ctx, "a1", msg)
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +373,7 @@ func TestAgentGoneFailsPending(t *testing.T) {
 		_, err := th.Call(ctx, "a1", &protocol.Msg{Type: protocol.TypeFoo})
 		errc <- err
 	}()
-	st, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "sleep 100"}})
+	st, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "sleep 100"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,13 +563,13 @@ func TestPushHandlers(t *testing.T) {
 	})
 	th.Handle(protocol.TypeHMAgentStatus, func(*Session, *protocol.Msg) { panic("boom") })
 	a := connect(t, th, come("a1"), nil)
-	a.send(&protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: &protocol.HMAgentStatus{}})
+	a.send(&protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: &protocol.HMAgentStatus{}})
 	a.send(&protocol.Msg{Type: 55}) // unknown type, no handler: dropped
-	a.send(&protocol.Msg{Type: protocol.TypeAgentInfo, AI: &protocol.AgentInfo{Version: "1.0.0"}})
+	a.send(&protocol.Msg{Type: protocol.TypeAgentInfo, Payload: &protocol.AgentInfo{Version: "1.0.0"}})
 	select {
 	case m := <-got:
-		if m.AI.Version != "1.0.0" {
-			t.Errorf("push %+v", m.AI)
+		if m.AI().Version != "1.0.0" {
+			t.Errorf("push %+v", m.AI())
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("push not handled")

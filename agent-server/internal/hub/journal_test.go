@@ -35,16 +35,16 @@ func TestJournalAckDedupReplay(t *testing.T) {
 		t.Fatalf("handshake %+v", a.hs)
 	}
 	ctx := context.Background()
-	st, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "true"}})
+	st, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	req := a.recv()
 	now := time.Now()
-	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: req.TID, Seq: 1, Execd: &protocol.Execd{OK: true, Time: now}})
-	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: req.TID, Seq: 2, ExecData: &protocol.ExecData{Data: "eA=="}})
-	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: req.TID, Seq: 2, ExecData: &protocol.ExecData{Data: "eA=="}}) // duplicate
-	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: req.TID, Seq: 3, ExecDone: &protocol.ExecDone{Time: now}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecd, TID: req.TID, Seq: 1, Payload: &protocol.Execd{OK: true, Time: now}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: req.TID, Seq: 2, Payload: &protocol.ExecData{Data: "eA=="}})
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: req.TID, Seq: 2, Payload: &protocol.ExecData{Data: "eA=="}}) // duplicate
+	a.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: req.TID, Seq: 3, Payload: &protocol.ExecDone{Time: now}})
 	n := 0
 	for {
 		_, err := st.Recv(ctx)
@@ -60,7 +60,7 @@ func TestJournalAckDedupReplay(t *testing.T) {
 		t.Errorf("stream got %d messages, want 3 (duplicate dropped)", n)
 	}
 	// exec_done is acked at once, cumulatively.
-	if m := a.recv(); m.Type != protocol.TypeAck || m.Ack.Seq != 3 {
+	if m := a.recv(); m.Type != protocol.TypeAck || m.Ack().Seq != 3 {
 		t.Fatalf("got %+v, want ack 3", m)
 	}
 	if got := th.counter(t, "agentserver_hub_dropped_messages_total", "reason", reasonDuplicate); got != 1 {
@@ -68,8 +68,8 @@ func TestJournalAckDedupReplay(t *testing.T) {
 	}
 	// A replayed message without a waiter goes to the journal handler and
 	// is acked after AckDelay; a gap is accepted and counted.
-	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: "old", Seq: 5, ExecData: &protocol.ExecData{Data: "eQ=="}})
-	if m := a.recv(); m.Type != protocol.TypeAck || m.Ack.Seq != 5 {
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: "old", Seq: 5, Payload: &protocol.ExecData{Data: "eQ=="}})
+	if m := a.recv(); m.Type != protocol.TypeAck || m.Ack().Seq != 5 {
 		t.Fatalf("got %+v, want ack 5", m)
 	}
 	mu.Lock()
@@ -92,7 +92,7 @@ func TestJournalAckDedupReplay(t *testing.T) {
 	mu.Lock()
 	fail = true
 	mu.Unlock()
-	b.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: "old", Seq: 6, ExecDone: &protocol.ExecDone{Time: now}})
+	b.send(&protocol.Msg{Type: protocol.TypeExecDone, TID: "old", Seq: 6, Payload: &protocol.ExecDone{Time: now}})
 	if _, err := b.tryRecv(2 * time.Second); err == nil {
 		t.Fatal("connection kept after journal handler error")
 	}

@@ -409,7 +409,7 @@ func (s *Session) writeLoop() {
 }
 
 func ackFrame(seq uint64) []byte {
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeAck, Ack: &protocol.Ack{Seq: seq}})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeAck, Payload: &protocol.Ack{Seq: seq}})
 	return b
 }
 

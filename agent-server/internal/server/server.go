@@ -432,10 +432,10 @@ func (s *Server) onDisconnect(sess *hub.Session, reason string) {
 }
 
 func (s *Server) onAgentInfo(sess *hub.Session, m *protocol.Msg) {
-	if m.AI == nil {
+	if m.AI() == nil {
 		return
 	}
-	s.agents.Set(sess.ID(), sess.Come().Name, *m.AI, time.Now())
+	s.agents.Set(sess.ID(), sess.Come().Name, *m.AI(), time.Now())
 }
 
 func (s *Server) taskCounts(ctx context.Context) (map[string]float64, error) {

@@ -137,7 +137,7 @@ func (r *relay) relayAgent(clientCtx context.Context) Result {
 		}
 		switch m.Type {
 		case protocol.TypePtyOutput:
-			b, err := m.PtyData.Bytes()
+			b, err := m.PtyData().Bytes()
 			if err != nil {
 				res := r.closeAgent()
 				res.Outcome, res.Msg = OutcomeError, "the agent sent bad output: "+err.Error()
@@ -151,15 +151,15 @@ func (r *relay) relayAgent(clientCtx context.Context) Result {
 			s.svc.m.bytes.WithLabelValues("out").Add(float64(len(b)))
 			consumed++
 			if consumed >= max(1, r.o.Window/2) || st.Buffered() == 0 {
-				if err := r.send(clientCtx, &protocol.Msg{Type: protocol.TypePtyAck, PtyAck: &protocol.PtyAck{N: uint32(consumed)}}); err != nil && clientCtx.Err() == nil {
+				if err := r.send(clientCtx, &protocol.Msg{Type: protocol.TypePtyAck, Payload: &protocol.PtyAck{N: uint32(consumed)}}); err != nil && clientCtx.Err() == nil {
 					return r.agentFailed(err)
 				}
 				consumed = 0
 			}
 		case protocol.TypePtyAck:
-			r.grant(m.PtyAck.N)
+			r.grant(m.PtyAck().N)
 		case protocol.TypePtyExit:
-			return Result{Outcome: OutcomeExited, Code: m.PtyExit.Code, Msg: m.PtyExit.Msg}
+			return Result{Outcome: OutcomeExited, Code: m.PtyExit().Code, Msg: m.PtyExit().Msg}
 		default:
 			r.log.Warn("shell: unexpected message from the agent dropped", "type", m.Type)
 		}
@@ -208,9 +208,9 @@ func (r *relay) closeAgent() Result {
 			return res
 		}
 		if m.Type == protocol.TypePtyExit {
-			res.Code = m.PtyExit.Code
+			res.Code = m.PtyExit().Code
 			if res.Msg == "" {
-				res.Msg = m.PtyExit.Msg
+				res.Msg = m.PtyExit().Msg
 			}
 			return res
 		}
@@ -328,7 +328,7 @@ func (r *relay) readClient(ctx context.Context) error {
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				if err := r.send(ctx, &protocol.Msg{Type: protocol.TypePtyInput, PtyData: protocol.NewPtyData(data[:n])}); err != nil {
+				if err := r.send(ctx, &protocol.Msg{Type: protocol.TypePtyInput, Payload: protocol.NewPtyData(data[:n])}); err != nil {
 					return fmt.Errorf("send input to the agent: %w", err)
 				}
 				r.bytesIn.Add(int64(n))
@@ -342,7 +342,7 @@ func (r *relay) readClient(ctx context.Context) error {
 			}
 			switch c.Type {
 			case "resize":
-				if err := r.send(ctx, &protocol.Msg{Type: protocol.TypePtyResize, PtyResize: &protocol.PtyResize{Cols: c.Cols, Rows: c.Rows}}); err != nil {
+				if err := r.send(ctx, &protocol.Msg{Type: protocol.TypePtyResize, Payload: &protocol.PtyResize{Cols: c.Cols, Rows: c.Rows}}); err != nil {
 					return fmt.Errorf("send resize to the agent: %w", err)
 				}
 			default:

@@ -240,7 +240,7 @@ func (svc *Service) Open(ctx context.Context, spec Spec) (_ *Session, err error)
 	if !hs.HasCap(protocol.CapPty) {
 		return nil, fmt.Errorf("shell on %s: %w", spec.Agent, ErrUnsupported)
 	}
-	st, err := hs.Stream(ctx, &protocol.Msg{Type: protocol.TypePtyOpen, PtyOpen: &protocol.PtyOpen{
+	st, err := hs.Stream(ctx, &protocol.Msg{Type: protocol.TypePtyOpen, Payload: &protocol.PtyOpen{
 		Cmd: spec.Cmd, User: spec.User, Env: spec.Env, Cols: spec.Cols, Rows: spec.Rows, Window: uint32(svc.o.Window),
 	}})
 	if err != nil {
@@ -254,17 +254,17 @@ func (svc *Service) Open(ctx context.Context, spec Spec) (_ *Session, err error)
 		return nil, fmt.Errorf("shell on %s: %w", spec.Agent, err)
 	}
 	switch {
-	case m.Type == protocol.TypePtyOpened && m.PtyOpened.OK:
+	case m.Type == protocol.TypePtyOpened && m.PtyOpened().OK:
 	case m.Type == protocol.TypePtyOpened:
-		return nil, &RefusedError{Msg: m.PtyOpened.Msg, Kind: m.PtyOpened.Kind}
+		return nil, &RefusedError{Msg: m.PtyOpened().Msg, Kind: m.PtyOpened().Kind}
 	default:
 		st.Close()
 		svc.sendClose(hs, st.TID())
 		return nil, fmt.Errorf("shell on %s: unexpected first reply %s", spec.Agent, m.Type)
 	}
 	return &Session{
-		svc: svc, hs: hs, st: st, tid: st.TID(), pid: m.PtyOpened.Pid,
-		inWin: protocol.PtyWindow(m.PtyOpened.Window), begin: time.Now(),
+		svc: svc, hs: hs, st: st, tid: st.TID(), pid: m.PtyOpened().Pid,
+		inWin: protocol.PtyWindow(m.PtyOpened().Window), begin: time.Now(),
 	}, nil
 }
 

@@ -295,7 +295,7 @@ func (a *agent) connect(ctx context.Context) bool {
 		come.IP = localIP(ip.String())
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Come: come})
+	b, _ := protocol.Encode(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	if err := c.WriteMessage(websocket.TextMessage, b); err != nil {
 		c.Close()
 		s.fail(fmt.Errorf("send come: %w", err))
@@ -309,23 +309,23 @@ func (a *agent) connect(ctx context.Context) bool {
 		return false
 	}
 	m, err := protocol.Decode(b)
-	if err != nil || m.Handshake == nil {
+	if err != nil || m.Handshake() == nil {
 		c.Close()
 		s.fail(fmt.Errorf("handshake: unexpected %.80q", b))
 		return false
 	}
-	if !m.Handshake.OK {
+	if !m.Handshake().OK {
 		c.Close()
-		s.fail(fmt.Errorf("handshake refused: %s", m.Handshake.Msg))
+		s.fail(fmt.Errorf("handshake refused: %s", m.Handshake().Msg))
 		return false
 	}
-	a.id = m.Handshake.ID
-	if m.Handshake.Secret != "" {
-		a.secret = m.Handshake.Secret
+	a.id = m.Handshake().ID
+	if m.Handshake().Secret != "" {
+		a.secret = m.Handshake().Secret
 	}
-	a.ack = protocol.HasCap(s.caps, protocol.CapAck) && protocol.HasCap(m.Handshake.Caps, protocol.CapAck)
-	if a.ack && m.Handshake.Ack > a.seq {
-		a.seq = m.Handshake.Ack
+	a.ack = protocol.HasCap(s.caps, protocol.CapAck) && protocol.HasCap(m.Handshake().Caps, protocol.CapAck)
+	if a.ack && m.Handshake().Ack > a.seq {
+		a.seq = m.Handshake().Ack
 	}
 	a.conn.Store(c)
 	s.handshakes.Add(1)
@@ -402,8 +402,8 @@ func (a *agent) answer(m *protocol.Msg) []*protocol.Msg {
 	case protocol.TypeExec:
 		a.sim.requests.Add(1)
 		now := time.Now()
-		execd := &protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Execd: &protocol.Execd{OK: true, Pid: 1, Time: now}}
-		done := &protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, ExecDone: &protocol.ExecDone{Code: 0, Time: now}}
+		execd := &protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 1, Time: now}}
+		done := &protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}}
 		if a.ack {
 			a.seq++
 			execd.Seq = a.seq
@@ -414,7 +414,7 @@ func (a *agent) answer(m *protocol.Msg) []*protocol.Msg {
 	case protocol.TypeLogLsReq:
 		a.sim.requests.Add(1)
 		r := protocol.Reply(m, protocol.TypeLogLsRep)
-		r.LogLs = &protocol.LogLs{Files: []protocol.LogFile{}}
+		r.Payload = &protocol.LogLs{Files: []protocol.LogFile{}}
 		return []*protocol.Msg{r}
 	}
 	if r := protocol.Unsupported(m); r != nil {

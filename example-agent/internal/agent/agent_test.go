@@ -96,7 +96,7 @@ func TestReportField(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no self-report with foo_count=1: %v", err)
 		}
-		if string(m.AI.Extra["foo_count"]) == "1" {
+		if string(m.AI().Extra["foo_count"]) == "1" {
 			return
 		}
 	}

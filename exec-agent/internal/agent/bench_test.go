@@ -24,7 +24,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			for b.Loop() {
 				t0 := time.Now()
-				tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "true", Pipe: pipe}})
+				tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true", Pipe: pipe}})
 				for {
 					m := e.await(tid, 10*time.Second)
 					if m.Type == protocol.TypeExecDone {
@@ -52,20 +52,20 @@ func BenchmarkTransfer200MB(b *testing.B) {
 	b.Run("upload", func(b *testing.B) {
 		b.SetBytes(n)
 		for b.Loop() {
-			rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{
+			rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{
 				Dir: dir, Name: "big", URI: "/x/big", Token: "tok", Size: n, MD5: sum, MD5Check: true}})
-			if !rep.UploadRep.OK {
-				b.Fatalf("upload: %+v", rep.UploadRep)
+			if !rep.UploadRep().OK {
+				b.Fatalf("upload: %+v", rep.UploadRep())
 			}
 		}
 	})
 	b.Run("download", func(b *testing.B) {
 		b.SetBytes(n)
 		for b.Loop() {
-			rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{
+			rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{
 				Dir: filepath.Join(dir, "big"), URI: "/x/d", Token: "tok"}})
-			if !rep.DownloadRep.OK || rep.DownloadRep.MD5 != sum {
-				b.Fatalf("download: %+v", rep.DownloadRep)
+			if !rep.DownloadRep().OK || rep.DownloadRep().MD5 != sum {
+				b.Fatalf("download: %+v", rep.DownloadRep())
 			}
 		}
 	})

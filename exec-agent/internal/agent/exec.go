@@ -34,7 +34,7 @@ const chunkSlack = 5 * time.Minute
 // ended and exec_done was handed to the runtime, so the task lives as long
 // as the handler: Runtime.Cancel(tid) and the agent's shutdown kill it.
 func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	x := req.Exec
+	x := req.Exec()
 	timeout := time.Duration(x.Timeout) * time.Second
 	if timeout <= 0 {
 		timeout = runner.DefaultTimeout
@@ -53,7 +53,7 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	t, err := a.start(ctx, spec, out)
 	if err != nil {
 		log.Info("exec refused", "spec", spec, "err", err)
-		return w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
+		return w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Payload: &protocol.Execd{
 			OK: false, Msg: err.Error(), Time: time.Now(), Kind: kindOf(err),
 		}})
 	}
@@ -64,7 +64,7 @@ func (a *agent) exec(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 		a.execs[req.TID] = info
 		a.execMu.Unlock()
 	}
-	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Execd: &protocol.Execd{
+	err = w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecd, Payload: &protocol.Execd{
 		OK: true, Pid: info.Pid, Time: info.Begin,
 	}})
 	if err != nil {
@@ -132,7 +132,7 @@ type output struct {
 
 func (o *output) Chunk(p []byte) error {
 	<-o.ready
-	return o.w.ReplyReliable(o.ctx, &protocol.Msg{Type: protocol.TypeExecData, ExecData: &protocol.ExecData{
+	return o.w.ReplyReliable(o.ctx, &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{
 		Data: base64.StdEncoding.EncodeToString(p),
 	}})
 }
@@ -154,7 +154,7 @@ func (o *output) Done(res runner.Result) {
 	// the journal, bounded in time.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), doneTimeout)
 	defer cancel()
-	err := o.w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: done})
+	err := o.w.ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, Payload: done})
 	if err != nil {
 		o.log.Warn("exec: sending exec_done", "pid", res.Pid, "code", res.Code, "err", err)
 	}
@@ -163,7 +163,7 @@ func (o *output) Done(res runner.Result) {
 // kill kills a task's process tree. v1 sends no reply; with stream.v1 and a
 // tid the answer is exec_kill_rep.
 func (a *agent) kill(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	k := req.ExecKill
+	k := req.ExecKill()
 	stream := a.rt.HasCap(protocol.CapStream)
 	taskID := k.TaskID
 	if !stream {
@@ -188,7 +188,7 @@ func (a *agent) kill(ctx context.Context, req *protocol.Msg, w libagent.Replier)
 	default:
 		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecKillRep, ExecKillRep: rep})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeExecKillRep, Payload: rep})
 }
 
 // psReportWait bounds how long ps waits for the reports on a previous
@@ -223,5 +223,5 @@ func (a *agent) ps(ctx context.Context, _ *protocol.Msg, w libagent.Replier) err
 	for _, t := range list {
 		tasks = append(tasks, protocol.PsTask{TaskID: t.TaskID, Pid: t.Pid, Begin: t.Begin})
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePsRep, Ps: &protocol.Ps{Tasks: tasks}})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePsRep, Payload: &protocol.Ps{Tasks: tasks}})
 }

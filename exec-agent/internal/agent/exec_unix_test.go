@@ -86,9 +86,9 @@ func TestExec(t *testing.T) {
 
 func TestExecBusyKillPs(t *testing.T) {
 	e := start(t, agenttest.Options{}, func(c *Config) { c.Exec.MaxTasks = 1 })
-	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "sleep 30", Pipe: true}})
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "sleep 30", Pipe: true}})
 	execd := e.await(tid, 10*time.Second)
-	if execd.Type != protocol.TypeExecd || !execd.Execd.OK {
+	if execd.Type != protocol.TypeExecd || !execd.Execd().OK {
 		t.Fatalf("first exec: %+v", execd)
 	}
 
@@ -98,8 +98,8 @@ func TestExecBusyKillPs(t *testing.T) {
 	}
 
 	ps := e.call(&protocol.Msg{Type: protocol.TypePsReq})
-	if ps.Type != protocol.TypePsRep || len(ps.Ps.Tasks) != 1 || ps.Ps.Tasks[0].TaskID != tid || ps.Ps.Tasks[0].Pid != execd.Execd.Pid {
-		t.Fatalf("ps = %+v, want task %s pid %d", ps.Ps, tid, execd.Execd.Pid)
+	if ps.Type != protocol.TypePsRep || len(ps.Ps().Tasks) != 1 || ps.Ps().Tasks[0].TaskID != tid || ps.Ps().Tasks[0].Pid != execd.Execd().Pid {
+		t.Fatalf("ps = %+v, want task %s pid %d", ps.Ps(), tid, execd.Execd().Pid)
 	}
 
 	kills := []struct {
@@ -108,48 +108,48 @@ func TestExecBusyKillPs(t *testing.T) {
 		want protocol.ExecKillRep
 	}{
 		{"unknown task", protocol.ExecKill{TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Kind: protocol.KindNotFound}},
-		{"pid of another task", protocol.ExecKill{Pid: execd.Execd.Pid, TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Pid: execd.Execd.Pid, Kind: protocol.KindNotFound}},
+		{"pid of another task", protocol.ExecKill{Pid: execd.Execd().Pid, TaskID: "nope"}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, TaskID: "nope", Pid: execd.Execd().Pid, Kind: protocol.KindNotFound}},
 		{"nothing", protocol.ExecKill{}, protocol.ExecKillRep{Msg: protocol.MsgNoSuchTask, Kind: protocol.KindNotFound}},
-		{"by task id", protocol.ExecKill{TaskID: tid}, protocol.ExecKillRep{OK: true, TaskID: tid, Pid: execd.Execd.Pid}},
+		{"by task id", protocol.ExecKill{TaskID: tid}, protocol.ExecKillRep{OK: true, TaskID: tid, Pid: execd.Execd().Pid}},
 	}
 	for _, k := range kills {
-		rep := e.call(&protocol.Msg{Type: protocol.TypeExecKill, ExecKill: &k.kill})
-		if rep.Type != protocol.TypeExecKillRep || *rep.ExecKillRep != k.want {
-			t.Errorf("%s: reply %v %+v, want %+v", k.name, rep.Type, rep.ExecKillRep, k.want)
+		rep := e.call(&protocol.Msg{Type: protocol.TypeExecKill, Payload: &k.kill})
+		if rep.Type != protocol.TypeExecKillRep || *rep.ExecKillRep() != k.want {
+			t.Errorf("%s: reply %v %+v, want %+v", k.name, rep.Type, rep.ExecKillRep(), k.want)
 		}
 	}
 	done := e.await(tid, 10*time.Second)
-	if done.Type != protocol.TypeExecDone || done.ExecDone.Code != 143 {
-		t.Fatalf("after kill: %v %+v, want exec_done code 143", done.Type, done.ExecDone)
+	if done.Type != protocol.TypeExecDone || done.ExecDone().Code != 143 {
+		t.Fatalf("after kill: %v %+v, want exec_done code 143", done.Type, done.ExecDone())
 	}
 	// ps lists an exec until its exec_done is handed to the runtime (a
 	// server ending the tasks missing from ps must never end one that just
 	// finished), which is a moment after the server may have seen it.
 	waitFor(t, 10*time.Second, "ps to be empty after the end", func() bool {
 		ps = e.call(&protocol.Msg{Type: protocol.TypePsReq})
-		return ps.Ps.Tasks != nil && len(ps.Ps.Tasks) == 0
+		return ps.Ps().Tasks != nil && len(ps.Ps().Tasks) == 0
 	})
 }
 
 // A v1 exec_kill has no tid and gets no reply; the task ends as killed.
 func TestExecKillV1(t *testing.T) {
 	e := start(t, agenttest.Options{V1: true}, nil)
-	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "echo ready; sleep 30", Pipe: true}})
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "echo ready; sleep 30", Pipe: true}})
 	execd := e.await(tid, 10*time.Second)
-	if !execd.Execd.OK || execd.Seq != 0 {
-		t.Fatalf("execd %+v seq %d, want ok without seq (v1)", execd.Execd, execd.Seq)
+	if !execd.Execd().OK || execd.Seq != 0 {
+		t.Fatalf("execd %+v seq %d, want ok without seq (v1)", execd.Execd(), execd.Seq)
 	}
 	// Pipe is an extension field: a v1 session runs in a pty.
 	data := e.await(tid, 10*time.Second)
-	if data.Type != protocol.TypeExecData || data.ExecData.Data != "cmVhZHkNCg==" { // "ready\r\n"
-		t.Fatalf("first output %v %+v, want ready\\r\\n from a pty", data.Type, data.ExecData)
+	if data.Type != protocol.TypeExecData || data.ExecData().Data != "cmVhZHkNCg==" { // "ready\r\n"
+		t.Fatalf("first output %v %+v, want ready\\r\\n from a pty", data.Type, data.ExecData())
 	}
-	if err := e.srv.SendRaw(e.id, fmt.Appendf(nil, `{"type":14,"exec_kill":{"pid":%d}}`, execd.Execd.Pid)); err != nil {
+	if err := e.srv.SendRaw(e.id, fmt.Appendf(nil, `{"type":14,"exec_kill":{"pid":%d}}`, execd.Execd().Pid)); err != nil {
 		t.Fatal(err)
 	}
 	done := e.await(tid, 10*time.Second)
-	if done.Type != protocol.TypeExecDone || (done.ExecDone.Code != 143 && done.ExecDone.Code != 137) {
-		t.Fatalf("after kill: %v %+v, want exec_done 143/137", done.Type, done.ExecDone)
+	if done.Type != protocol.TypeExecDone || (done.ExecDone().Code != 143 && done.ExecDone().Code != 137) {
+		t.Fatalf("after kill: %v %+v, want exec_done 143/137", done.Type, done.ExecDone())
 	}
 }
 
@@ -158,13 +158,13 @@ func TestExecKillV1(t *testing.T) {
 func TestExecResultAfterReconnect(t *testing.T) {
 	e := start(t, agenttest.Options{}, nil)
 	mark := t.TempDir() + "/go"
-	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{
 		Cmd: fmt.Sprintf("echo before; while [ ! -e %s ]; do sleep 0.01; done; echo after; exit 7", mark), Pipe: true}})
 	m := e.await(tid, 10*time.Second)
-	if m.Type != protocol.TypeExecd || !m.Execd.OK {
+	if m.Type != protocol.TypeExecd || !m.Execd().OK {
 		t.Fatalf("execd: %+v", m)
 	}
-	pid := m.Execd.Pid
+	pid := m.Execd().Pid
 	if m := e.await(tid, 10*time.Second); m.Type != protocol.TypeExecData {
 		t.Fatalf("want the first output, got %v", m.Type)
 	}
@@ -185,15 +185,15 @@ func TestExecResultAfterReconnect(t *testing.T) {
 func TestShutdownKillsTasks(t *testing.T) {
 	e := start(t, agenttest.Options{}, nil)
 	mark := t.TempDir() + "/started"
-	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{
 		Cmd: fmt.Sprintf("trap '' TERM; sleep 30 & touch %s; wait", mark), Pipe: true}})
 	m := e.await(tid, 10*time.Second)
-	if m.Type != protocol.TypeExecd || !m.Execd.OK {
+	if m.Type != protocol.TypeExecd || !m.Execd().OK {
 		t.Fatalf("execd: %+v", m)
 	}
 	waitFor(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 	e.stop()
-	if left := liveGroupMembers(t, m.Execd.Pid); len(left) > 0 {
-		t.Errorf("processes of the task (group %d) outlived the agent's Run: %v", m.Execd.Pid, left)
+	if left := liveGroupMembers(t, m.Execd().Pid); len(left) > 0 {
+		t.Errorf("processes of the task (group %d) outlived the agent's Run: %v", m.Execd().Pid, left)
 	}
 }

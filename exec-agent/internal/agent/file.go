@@ -20,18 +20,18 @@ var errUploadDone = errors.New("upload ended before the body was read")
 
 // ls lists a directory.
 func (a *agent) ls(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	dir := req.LsReq.Dir
+	dir := req.LsReq().Dir
 	list, err := a.fs.List(dir)
 	rep := &protocol.LsRep{Dir: dir, OK: err == nil, Files: list}
 	if err != nil {
 		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLsRep, LsRep: rep})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeLsRep, Payload: rep})
 }
 
 // upload writes a file sent inline or fetched from the server's uri.
 func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	up := req.Upload
+	up := req.Upload()
 	spec := files.UploadSpec{
 		Dir: up.Dir, Name: up.Name,
 		Mode:    wireMode(up.Mod),
@@ -53,7 +53,7 @@ func (a *agent) upload(ctx context.Context, req *protocol.Msg, w libagent.Replie
 		rep.Msg, rep.Kind = err.Error(), kindOf(err)
 		a.rt.Logger().Info("upload failed", "tid", req.TID, "dir", up.Dir, "name", up.Name, "err", err)
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeUploadRep, UploadRep: rep})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeUploadRep, Payload: rep})
 }
 
 // wireMode is the mode of an upload message: os.FileMode permission bits
@@ -119,10 +119,10 @@ func (a *agent) uploadFetched(ctx context.Context, spec files.UploadSpec, uri, t
 // download sends a file: PUT to the server's uri with bulk.v1, else v1
 // download_data blocks.
 func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	dr := req.DownloadReq
+	dr := req.DownloadReq()
 	fail := func(err error) error {
 		a.rt.Logger().Info("download failed", "tid", req.TID, "path", dr.Dir, "err", err)
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{Dir: dr.Dir, Msg: err.Error(), Kind: kindOf(err)}})
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{Dir: dr.Dir, Msg: err.Error(), Kind: kindOf(err)}})
 	}
 	f, err := files.Open(dr.Dir)
 	if err != nil {
@@ -137,7 +137,7 @@ func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Repl
 	if err != nil {
 		return fail(err)
 	}
-	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: &protocol.DownloadRep{
+	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, Payload: &protocol.DownloadRep{
 		Dir: dr.Dir, OK: true, Size: uint64(f.Size()), BlockSize: protocol.DefaultBlockSize, MD5: sum,
 	}})
 	if err != nil {
@@ -145,20 +145,20 @@ func (a *agent) download(ctx context.Context, req *protocol.Msg, w libagent.Repl
 	}
 	var sendErr error
 	err = f.Blocks(ctx, protocol.DefaultBlockSize, sum, func(b protocol.DownloadData) error {
-		sendErr = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadData, DownloadData: &b})
+		sendErr = w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadData, Payload: &b})
 		return sendErr
 	})
 	if err == nil || sendErr != nil {
 		return sendErr // a connection that cannot take blocks cannot take an error either
 	}
 	a.rt.Logger().Info("download aborted", "tid", req.TID, "path", dr.Dir, "err", err)
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadError, DownloadError: &protocol.DownloadError{Msg: err.Error(), Kind: kindOf(err)}})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadError, Payload: &protocol.DownloadError{Msg: err.Error(), Kind: kindOf(err)}})
 }
 
 // downloadBulk PUTs the requested range to the server, then reports what
 // was sent.
 func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.Replier, f *files.Download, fail func(error) error) error {
-	dr := req.DownloadReq
+	dr := req.DownloadReq()
 	sec, err := f.Section(int64(dr.Offset), int64(dr.Length))
 	if err != nil {
 		return fail(err)
@@ -179,7 +179,7 @@ func (a *agent) downloadBulk(ctx context.Context, req *protocol.Msg, w libagent.
 	if dr.Offset > 0 || dr.Length > 0 {
 		rep.Total = uint64(f.Size())
 	}
-	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, DownloadRep: rep})
+	return w.Reply(ctx, &protocol.Msg{Type: protocol.TypeDownloadRep, Payload: rep})
 }
 
 // errFenced: a read after the transfer that owned the reader was over.

@@ -88,17 +88,17 @@ func TestLs(t *testing.T) {
 	if err := os.Symlink("/nonexistent", filepath.Join(dir, "dangling")); err != nil {
 		t.Fatal(err)
 	}
-	rep := e.call(&protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: dir}})
-	if rep.Type != protocol.TypeLsRep || !rep.LsRep.OK || rep.LsRep.Dir != dir {
-		t.Fatalf("ls: %v %+v", rep.Type, rep.LsRep)
+	rep := e.call(&protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: dir}})
+	if rep.Type != protocol.TypeLsRep || !rep.LsRep().OK || rep.LsRep().Dir != dir {
+		t.Fatalf("ls: %v %+v", rep.Type, rep.LsRep())
 	}
 	got := map[string]protocol.FileInfo{}
-	for _, f := range rep.LsRep.Files {
+	for _, f := range rep.LsRep().Files {
 		got[f.Name] = f
 	}
 	if len(got) != 4 || got["a.txt"].Size != 5 || !got["sub"].Mod.IsDir() ||
 		!got["link"].IsLink || got["link"].LinkDir != "a.txt" || got["dangling"].LinkDir != "/nonexistent" || got["a.txt"].User == "" {
-		t.Errorf("ls = %+v", rep.LsRep.Files)
+		t.Errorf("ls = %+v", rep.LsRep().Files)
 	}
 
 	bad := []struct{ dir, msg string }{
@@ -107,9 +107,9 @@ func TestLs(t *testing.T) {
 		{dir + "/nope", "no such file or directory"},
 	}
 	for _, b := range bad {
-		rep := e.call(&protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: b.dir}})
-		if rep.LsRep.OK || !strings.Contains(rep.LsRep.Msg, b.msg) {
-			t.Errorf("ls %q: %+v, want error %q", b.dir, rep.LsRep, b.msg)
+		rep := e.call(&protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: b.dir}})
+		if rep.LsRep().OK || !strings.Contains(rep.LsRep().Msg, b.msg) {
+			t.Errorf("ls %q: %+v, want error %q", b.dir, rep.LsRep(), b.msg)
 		}
 	}
 }
@@ -153,11 +153,11 @@ func TestUpload(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			up := tc.up
-			rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &up})
+			rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &up})
 			if rep.Type != protocol.TypeUploadRep {
 				t.Fatalf("reply %v %s", rep.Type, rep.ErrMsg)
 			}
-			r := rep.UploadRep
+			r := rep.UploadRep()
 			if tc.want == nil {
 				if r.OK || !strings.Contains(r.Msg, tc.msg) {
 					t.Fatalf("reply %+v, want failure %q", r, tc.msg)
@@ -182,10 +182,10 @@ func TestUpload(t *testing.T) {
 	// temporary file behind.
 	target := filepath.Join(dir, "keep")
 	writeFile(t, target, "old content")
-	rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{
+	rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{
 		Dir: dir, Name: "keep", URI: "/x/half", Token: "tok", Size: uint64(len(big)), MD5: md5.Sum(big), MD5Check: true}})
-	if rep.UploadRep.OK {
-		t.Fatalf("half upload: %+v, want a failure", rep.UploadRep)
+	if rep.UploadRep().OK {
+		t.Fatalf("half upload: %+v, want a failure", rep.UploadRep())
 	}
 	if b, _ := os.ReadFile(target); string(b) != "old content" {
 		t.Errorf("existing file now %d bytes, want it untouched", len(b))
@@ -201,9 +201,9 @@ func TestUpload(t *testing.T) {
 func TestUploadModeOwner(t *testing.T) {
 	e := start(t, agenttest.Options{}, nil)
 	dir := t.TempDir()
-	rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: dir, Name: "m", Mod: 0o751 | os.ModeDir, Data: compress.Encode([]byte("x"))}})
-	if !rep.UploadRep.OK {
-		t.Fatalf("upload: %+v", rep.UploadRep)
+	rep := e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{Dir: dir, Name: "m", Mod: 0o751 | os.ModeDir, Data: compress.Encode([]byte("x"))}})
+	if !rep.UploadRep().OK {
+		t.Fatalf("upload: %+v", rep.UploadRep())
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "m")); err != nil || fi.Mode() != 0o751 {
 		t.Errorf("mode %v (err %v), want -rwxr-x--x (type bits ignored)", fi.Mode(), err)
@@ -211,10 +211,10 @@ func TestUploadModeOwner(t *testing.T) {
 	// Setuid, setgid and sticky, as os.FileMode bits or as the Unix octal
 	// bits a server may send.
 	for _, mod := range []os.FileMode{os.ModeSetuid | os.ModeSetgid | os.ModeSticky | 0o755, 0o7755} {
-		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: dir, Name: "s", Mod: mod, Data: compress.Encode([]byte("x"))}})
+		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{Dir: dir, Name: "s", Mod: mod, Data: compress.Encode([]byte("x"))}})
 		fi, err := os.Stat(filepath.Join(dir, "s"))
-		if !rep.UploadRep.OK || err != nil || fi.Mode() != os.ModeSetuid|os.ModeSetgid|os.ModeSticky|0o755 {
-			t.Errorf("mod %o: %+v, mode %v (err %v)", uint32(mod), rep.UploadRep, fi.Mode(), err)
+		if !rep.UploadRep().OK || err != nil || fi.Mode() != os.ModeSetuid|os.ModeSetgid|os.ModeSticky|0o755 {
+			t.Errorf("mod %o: %+v, mode %v (err %v)", uint32(mod), rep.UploadRep(), fi.Mode(), err)
 		}
 	}
 	// An unknown owner fails before anything is written; with su/sudo
@@ -229,8 +229,8 @@ func TestUploadModeOwner(t *testing.T) {
 	} {
 		up := tc.up
 		up.Dir, up.Name, up.Mod, up.Data = dir, "o", 0o4755, compress.Encode([]byte("x"))
-		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Upload: &up})
-		if r := rep.UploadRep; r.OK || r.Dir != "" || r.Msg != tc.msg {
+		rep = e.call(&protocol.Msg{Type: protocol.TypeUpload, Payload: &up})
+		if r := rep.UploadRep(); r.OK || r.Dir != "" || r.Msg != tc.msg {
 			t.Errorf("bad owner: %+v, want the failure %q", r, tc.msg)
 		}
 		if _, err := os.Lstat(filepath.Join(dir, "o")); err == nil {
@@ -263,9 +263,9 @@ func TestDownload(t *testing.T) {
 				{dir + "/../etc/passwd", "invalid path"},
 				{"etc/passwd", "invalid path"},
 			} {
-				rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: bad.path, URI: "/x/d", Token: "tok"}})
-				if rep.Type != protocol.TypeDownloadRep || rep.DownloadRep.OK || !strings.Contains(rep.DownloadRep.Msg, bad.msg) {
-					t.Errorf("download %q: %v %+v, want %q", bad.path, rep.Type, rep.DownloadRep, bad.msg)
+				rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: bad.path, URI: "/x/d", Token: "tok"}})
+				if rep.Type != protocol.TypeDownloadRep || rep.DownloadRep().OK || !strings.Contains(rep.DownloadRep().Msg, bad.msg) {
+					t.Errorf("download %q: %v %+v, want %q", bad.path, rep.Type, rep.DownloadRep(), bad.msg)
 				}
 			}
 		})
@@ -275,22 +275,22 @@ func TestDownload(t *testing.T) {
 // download fetches path either way and checks size and md5.
 func (e *env) download(req *protocol.DownloadReq, x *xfer, v1 bool) []byte {
 	e.t.Helper()
-	tid := e.send(&protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: req})
+	tid := e.send(&protocol.Msg{Type: protocol.TypeDownloadReq, Payload: req})
 	rep := e.await(tid, 20*time.Second)
-	if rep.Type != protocol.TypeDownloadRep || !rep.DownloadRep.OK {
-		e.t.Fatalf("download: %v %+v", rep.Type, rep.DownloadRep)
+	if rep.Type != protocol.TypeDownloadRep || !rep.DownloadRep().OK {
+		e.t.Fatalf("download: %v %+v", rep.Type, rep.DownloadRep())
 	}
 	var got []byte
 	if v1 {
-		if rep.DownloadRep.BlockSize != protocol.DefaultBlockSize {
-			e.t.Fatalf("v1 block size %d", rep.DownloadRep.BlockSize)
+		if rep.DownloadRep().BlockSize != protocol.DefaultBlockSize {
+			e.t.Fatalf("v1 block size %d", rep.DownloadRep().BlockSize)
 		}
-		for uint64(len(got)) < rep.DownloadRep.Size {
+		for uint64(len(got)) < rep.DownloadRep().Size {
 			m := e.await(tid, 20*time.Second)
-			if m.Type != protocol.TypeDownloadData || m.DownloadData.Offset != uint64(len(got)) {
-				e.t.Fatalf("block at %d: %v %+v", len(got), m.Type, m.DownloadData)
+			if m.Type != protocol.TypeDownloadData || m.DownloadData().Offset != uint64(len(got)) {
+				e.t.Fatalf("block at %d: %v %+v", len(got), m.Type, m.DownloadData())
 			}
-			b, err := compress.Decode(m.DownloadData.Data, protocol.DefaultBlockSize)
+			b, err := compress.Decode(m.DownloadData().Data, protocol.DefaultBlockSize)
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -301,12 +301,12 @@ func (e *env) download(req *protocol.DownloadReq, x *xfer, v1 bool) []byte {
 		got = x.put["d"]
 		delete(x.put, "d")
 		x.mu.Unlock()
-		if rep.DownloadRep.BlockSize != 0 {
-			e.t.Fatalf("bulk block size %d", rep.DownloadRep.BlockSize)
+		if rep.DownloadRep().BlockSize != 0 {
+			e.t.Fatalf("bulk block size %d", rep.DownloadRep().BlockSize)
 		}
 	}
-	if uint64(len(got)) != rep.DownloadRep.Size || md5.Sum(got) != rep.DownloadRep.MD5 {
-		e.t.Fatalf("size/md5 mismatch: got %d bytes, rep %+v", len(got), rep.DownloadRep)
+	if uint64(len(got)) != rep.DownloadRep().Size || md5.Sum(got) != rep.DownloadRep().MD5 {
+		e.t.Fatalf("size/md5 mismatch: got %d bytes, rep %+v", len(got), rep.DownloadRep())
 	}
 	return got
 }
@@ -331,8 +331,8 @@ func TestDownloadRange(t *testing.T) {
 		{off: 100001, msg: "outside the file"},
 	}
 	for _, tc := range tests {
-		tid := e.send(&protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: path, URI: "/x/r", Token: "tok", Offset: tc.off, Length: tc.n}})
-		rep := e.await(tid, 10*time.Second).DownloadRep
+		tid := e.send(&protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: path, URI: "/x/r", Token: "tok", Offset: tc.off, Length: tc.n}})
+		rep := e.await(tid, 10*time.Second).DownloadRep()
 		if tc.msg != "" {
 			if rep.OK || !strings.Contains(rep.Msg, tc.msg) {
 				t.Errorf("range %d+%d: %+v, want %q", tc.off, tc.n, rep, tc.msg)
@@ -347,7 +347,7 @@ func TestDownloadRange(t *testing.T) {
 		}
 	}
 	// A PUT the server refuses.
-	rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: path, URI: "/x/r", Token: "bad"}}).DownloadRep
+	rep := e.call(&protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: path, URI: "/x/r", Token: "bad"}}).DownloadRep()
 	if rep.OK || !strings.HasPrefix(rep.Msg, "upload to server: ") || !strings.Contains(rep.Msg, "401") {
 		t.Errorf("refused PUT: %+v", rep)
 	}

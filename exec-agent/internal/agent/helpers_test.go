@@ -146,8 +146,8 @@ func (e *env) collect(tid string, d time.Duration) execResult {
 			if r.execd != nil {
 				e.t.Fatalf("second execd: %v", r.msgs)
 			}
-			r.execd = m.Execd
-			if !m.Execd.OK {
+			r.execd = m.Execd()
+			if !m.Execd().OK {
 				r.output = out.String()
 				return r
 			}
@@ -155,7 +155,7 @@ func (e *env) collect(tid string, d time.Duration) execResult {
 			if r.execd == nil {
 				e.t.Fatalf("exec_data before execd: %v", r.msgs)
 			}
-			b, err := base64.StdEncoding.DecodeString(m.ExecData.Data)
+			b, err := base64.StdEncoding.DecodeString(m.ExecData().Data)
 			if err != nil {
 				e.t.Fatalf("exec_data not base64: %v", err)
 			}
@@ -164,7 +164,7 @@ func (e *env) collect(tid string, d time.Duration) execResult {
 			if r.execd == nil {
 				e.t.Fatalf("exec_done before execd: %v", r.msgs)
 			}
-			r.done = m.ExecDone
+			r.done = m.ExecDone()
 			r.output = out.String()
 			return r
 		default:
@@ -175,7 +175,7 @@ func (e *env) collect(tid string, d time.Duration) execResult {
 
 func (e *env) exec(x *protocol.Exec) execResult {
 	e.t.Helper()
-	return e.collect(e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: x}), 30*time.Second)
+	return e.collect(e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: x}), 30*time.Second)
 }
 
 // collectRest reads an exec's output up to exec_done, after its execd.
@@ -188,13 +188,13 @@ func (e *env) collectRest(tid string) execResult {
 		r.msgs = append(r.msgs, m.Type)
 		switch m.Type {
 		case protocol.TypeExecData:
-			b, err := base64.StdEncoding.DecodeString(m.ExecData.Data)
+			b, err := base64.StdEncoding.DecodeString(m.ExecData().Data)
 			if err != nil {
 				e.t.Fatalf("exec_data not base64: %v", err)
 			}
 			out.Write(b)
 		case protocol.TypeExecDone:
-			r.done = m.ExecDone
+			r.done = m.ExecDone()
 			r.output = out.String()
 			return r
 		default:

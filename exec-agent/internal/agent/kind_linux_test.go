@@ -64,32 +64,32 @@ func TestReplyKinds(t *testing.T) {
 				kind protocol.ErrKind
 				text string
 			}{
-				{"ls relative", &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: "rel"}}, protocol.KindInvalid, `invalid path "rel": not absolute`},
-				{"ls missing", &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: missing}}, protocol.KindNotFound, "no such file or directory"},
-				{"ls file", &protocol.Msg{Type: protocol.TypeLsReq, LsReq: &protocol.LsReq{Dir: file}}, protocol.KindUnprocessable, "not a directory"},
-				{"download dir", &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: dir}}, protocol.KindUnprocessable, "not a regular file"},
-				{"download missing", &protocol.Msg{Type: protocol.TypeDownloadReq, DownloadReq: &protocol.DownloadReq{Dir: missing}}, protocol.KindNotFound, "no such file or directory"},
-				{"upload bad name", &protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: dir, Name: "a/b"}}, protocol.KindInvalid, "invalid file name"},
-				{"upload below a file", &protocol.Msg{Type: protocol.TypeUpload, Upload: &protocol.Upload{Dir: file + "/d", Name: "x"}}, protocol.KindUnprocessable, "not a directory"},
-				{"exec missing workdir", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "pwd", WorkDir: missing}}, protocol.KindNotFound, "workdir: stat"},
-				{"exec workdir a file", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "pwd", WorkDir: file}}, protocol.KindUnprocessable, "not a directory"},
-				{"exec NUL", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "echo", Args: []string{"a\x00b"}}}, protocol.KindInvalid, "args contains NUL"},
-				{"exec bad env", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "true", Env: []string{"novalue"}}}, protocol.KindInvalid, "want K=V"},
-				{"exec 900 KB", &protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{Cmd: "echo " + strings.Repeat("y", 900<<10)}}, protocol.KindUnprocessable, "argument list too long"},
+				{"ls relative", &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: "rel"}}, protocol.KindInvalid, `invalid path "rel": not absolute`},
+				{"ls missing", &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: missing}}, protocol.KindNotFound, "no such file or directory"},
+				{"ls file", &protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: file}}, protocol.KindUnprocessable, "not a directory"},
+				{"download dir", &protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: dir}}, protocol.KindUnprocessable, "not a regular file"},
+				{"download missing", &protocol.Msg{Type: protocol.TypeDownloadReq, Payload: &protocol.DownloadReq{Dir: missing}}, protocol.KindNotFound, "no such file or directory"},
+				{"upload bad name", &protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{Dir: dir, Name: "a/b"}}, protocol.KindInvalid, "invalid file name"},
+				{"upload below a file", &protocol.Msg{Type: protocol.TypeUpload, Payload: &protocol.Upload{Dir: file + "/d", Name: "x"}}, protocol.KindUnprocessable, "not a directory"},
+				{"exec missing workdir", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "pwd", WorkDir: missing}}, protocol.KindNotFound, "workdir: stat"},
+				{"exec workdir a file", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "pwd", WorkDir: file}}, protocol.KindUnprocessable, "not a directory"},
+				{"exec NUL", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "echo", Args: []string{"a\x00b"}}}, protocol.KindInvalid, "args contains NUL"},
+				{"exec bad env", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true", Env: []string{"novalue"}}}, protocol.KindInvalid, "want K=V"},
+				{"exec 900 KB", &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "echo " + strings.Repeat("y", 900<<10)}}, protocol.KindUnprocessable, "argument list too long"},
 			}
 			for _, tt := range tests {
 				rep := e.call(tt.msg)
 				var msg string
 				var kind protocol.ErrKind
 				switch {
-				case rep.LsRep != nil && !rep.LsRep.OK:
-					msg, kind = rep.LsRep.Msg, rep.LsRep.Kind
-				case rep.DownloadRep != nil && !rep.DownloadRep.OK:
-					msg, kind = rep.DownloadRep.Msg, rep.DownloadRep.Kind
-				case rep.UploadRep != nil && !rep.UploadRep.OK:
-					msg, kind = rep.UploadRep.Msg, rep.UploadRep.Kind
-				case rep.Execd != nil && !rep.Execd.OK:
-					msg, kind = rep.Execd.Msg, rep.Execd.Kind
+				case rep.LsRep() != nil && !rep.LsRep().OK:
+					msg, kind = rep.LsRep().Msg, rep.LsRep().Kind
+				case rep.DownloadRep() != nil && !rep.DownloadRep().OK:
+					msg, kind = rep.DownloadRep().Msg, rep.DownloadRep().Kind
+				case rep.UploadRep() != nil && !rep.UploadRep().OK:
+					msg, kind = rep.UploadRep().Msg, rep.UploadRep().Kind
+				case rep.Execd() != nil && !rep.Execd().OK:
+					msg, kind = rep.Execd().Msg, rep.Execd().Kind
 				default:
 					t.Errorf("%s: reply %v, want a failure", tt.name, rep.Type)
 					continue

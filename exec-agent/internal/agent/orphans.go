@@ -199,7 +199,7 @@ func (a *agent) reportOrphans(ctx context.Context, reports []orphanReport) {
 		}
 		var left []orphanReport
 		for _, r := range reports {
-			err := a.rt.Replier(r.TaskID).ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, ExecDone: &protocol.ExecDone{
+			err := a.rt.Replier(r.TaskID).ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, Payload: &protocol.ExecDone{
 				Code: r.Code, Time: r.Time, Msg: r.Msg, Restarted: true,
 			}})
 			if err != nil {

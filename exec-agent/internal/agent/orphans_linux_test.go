@@ -41,17 +41,17 @@ func recordFiles(t *testing.T, dir string) []taskRecord {
 func TestTaskRecordLifecycle(t *testing.T) {
 	e := start(t, agenttest.Options{}, nil)
 	mark := filepath.Join(t.TempDir(), "go")
-	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Exec: &protocol.Exec{
+	tid := e.send(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{
 		Cmd: fmt.Sprintf("while [ ! -e %s ]; do sleep 0.01; done", mark), Pipe: true}})
 	m := e.await(tid, 10*time.Second)
-	if m.Type != protocol.TypeExecd || !m.Execd.OK {
+	if m.Type != protocol.TypeExecd || !m.Execd().OK {
 		t.Fatalf("execd: %+v", m)
 	}
 	var recs []taskRecord
 	waitFor(t, 10*time.Second, "the task's record", func() bool { recs = recordFiles(t, e.dir); return len(recs) == 1 })
 	r := recs[0]
-	if r.TaskID != tid || r.Pid != m.Execd.Pid || r.Start == 0 || r.Boot == "" || r.Marker == "" || r.Report != nil {
-		t.Fatalf("record %+v, want task %s pid %d with start, boot and marker", r, tid, m.Execd.Pid)
+	if r.TaskID != tid || r.Pid != m.Execd().Pid || r.Start == 0 || r.Boot == "" || r.Marker == "" || r.Report != nil {
+		t.Fatalf("record %+v, want task %s pid %d with start, boot and marker", r, tid, m.Execd().Pid)
 	}
 	writeFile(t, mark, "")
 	for m := e.await(tid, 10*time.Second); m.Type != protocol.TypeExecDone; m = e.await(tid, 10*time.Second) {
@@ -114,12 +114,12 @@ func TestRestartEndsOrphans(t *testing.T) {
 		{gone.TaskID, protocol.CodeUnknown, fmt.Sprintf("agent restarted: command (pid %d) ended while the agent was down; its exit status and output since are lost", gone.Pid)},
 	} {
 		m := e.await(c.tid, 20*time.Second)
-		if m.Type != protocol.TypeExecDone || m.ExecDone.Code != c.code || m.ExecDone.Msg != c.msg || !m.ExecDone.Restarted || m.Seq == 0 {
-			t.Errorf("report for %s: %+v %+v, want exec_done code %d msg %q, journaled", c.tid, m, m.ExecDone, c.code, c.msg)
+		if m.Type != protocol.TypeExecDone || m.ExecDone().Code != c.code || m.ExecDone().Msg != c.msg || !m.ExecDone().Restarted || m.Seq == 0 {
+			t.Errorf("report for %s: %+v %+v, want exec_done code %d msg %q, journaled", c.tid, m, m.ExecDone(), c.code, c.msg)
 		}
 	}
 	ps := e.call(&protocol.Msg{Type: protocol.TypePsReq})
-	if ps.Type != protocol.TypePsRep || len(ps.Ps.Tasks) != 0 {
+	if ps.Type != protocol.TypePsRep || len(ps.Ps().Tasks) != 0 {
 		t.Errorf("ps after the restart: %+v", ps)
 	}
 	waitFor(t, 10*time.Second, "the records' removal", func() bool { return len(recordFiles(t, dir)) == 0 })

@@ -79,10 +79,10 @@ func (a *agent) session(tid string) *shellSession {
 
 // ptyOpen starts an interactive session and runs it until it ends.
 func (a *agent) ptyOpen(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	o := req.PtyOpen
+	o := req.PtyOpen()
 	log := a.rt.Logger().With("tid", req.TID)
 	refuse := func(err error) error {
-		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, PtyOpened: &protocol.PtyOpened{Msg: err.Error(), Kind: kindOf(err)}})
+		return w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, Payload: &protocol.PtyOpened{Msg: err.Error(), Kind: kindOf(err)}})
 	}
 	env := slices.Clone(o.Env)
 	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
@@ -117,7 +117,7 @@ func (a *agent) ptyOpen(ctx context.Context, req *protocol.Msg, w libagent.Repli
 		a.shellMu.Unlock()
 	}()
 	log.Info("shell started", "spec", spec, "pid", sh.Pid())
-	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, PtyOpened: &protocol.PtyOpened{
+	err = w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyOpened, Payload: &protocol.PtyOpened{
 		OK: true, Pid: sh.Pid(), Window: inWindow,
 	}})
 	if err != nil {
@@ -132,7 +132,7 @@ func (a *agent) ptyOpen(ctx context.Context, req *protocol.Msg, w libagent.Repli
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exitTimeout)
 	defer cancel()
-	if err := w.Reply(ectx, &protocol.Msg{Type: protocol.TypePtyExit, PtyExit: &protocol.PtyExit{Code: code, Msg: msg}}); err != nil {
+	if err := w.Reply(ectx, &protocol.Msg{Type: protocol.TypePtyExit, Payload: &protocol.PtyExit{Code: code, Msg: msg}}); err != nil {
 		log.Debug("shell: sending pty_exit", "err", err)
 	}
 	return nil
@@ -241,7 +241,7 @@ func (s *shellSession) pump(ctx context.Context, drop <-chan struct{}) {
 		if n > 0 && !dropping {
 			s.touch()
 			s.bytesOut.Add(int64(n))
-			m := &protocol.Msg{Type: protocol.TypePtyOutput, PtyData: protocol.NewPtyData(buf[:n])}
+			m := &protocol.Msg{Type: protocol.TypePtyOutput, Payload: protocol.NewPtyData(buf[:n])}
 			if serr := s.w.Reply(ctx, m); serr != nil {
 				s.log.Debug("shell: output not sent, dropping the rest", "err", serr)
 				dropping = true
@@ -275,7 +275,7 @@ func (s *shellSession) writer(ctx context.Context, stop <-chan struct{}) {
 			}
 			pending++
 			if pending >= max(1, inWindow/2) || len(s.in) == 0 {
-				err := s.w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyAck, PtyAck: &protocol.PtyAck{N: uint32(pending)}})
+				err := s.w.Reply(ctx, &protocol.Msg{Type: protocol.TypePtyAck, Payload: &protocol.PtyAck{N: uint32(pending)}})
 				if err != nil {
 					s.log.Debug("shell: sending pty_ack", "err", err)
 				}
@@ -295,7 +295,7 @@ func (a *agent) ptyInput(_ context.Context, req *protocol.Msg, _ libagent.Replie
 		a.rt.Logger().Debug("pty_input for no live session dropped", "tid", req.TID)
 		return nil
 	}
-	b, err := req.PtyData.Bytes()
+	b, err := req.PtyData().Bytes()
 	if err != nil {
 		s.stop(fmt.Sprintf("protocol violation: %v", err))
 		return nil
@@ -313,7 +313,7 @@ func (a *agent) ptyResize(_ context.Context, req *protocol.Msg, _ libagent.Repli
 	if s == nil {
 		return nil
 	}
-	r := req.PtyResize
+	r := req.PtyResize()
 	if err := s.sh.Resize(r.Cols, r.Rows); err != nil {
 		s.log.Warn("shell: resize ignored", "cols", r.Cols, "rows", r.Rows, "err", err)
 	}
@@ -325,11 +325,11 @@ func (a *agent) ptyAck(_ context.Context, req *protocol.Msg, _ libagent.Replier)
 	if s == nil {
 		return nil
 	}
-	for range min(req.PtyAck.N, uint32(s.outWin)) {
+	for range min(req.PtyAck().N, uint32(s.outWin)) {
 		select {
 		case s.credit <- struct{}{}:
 		default:
-			s.log.Debug("shell: pty_ack returns more credit than was granted", "n", req.PtyAck.N)
+			s.log.Debug("shell: pty_ack returns more credit than was granted", "n", req.PtyAck().N)
 			return nil
 		}
 	}

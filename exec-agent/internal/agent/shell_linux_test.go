@@ -70,22 +70,22 @@ func (e *env) tryOpenShell(o protocol.PtyOpen, po ptyOpts) (*ptyClient, *protoco
 		o.Cols, o.Rows = 80, 24
 	}
 	o.Window = uint32(po.window)
-	tid := e.send(&protocol.Msg{Type: protocol.TypePtyOpen, PtyOpen: &o})
+	tid := e.send(&protocol.Msg{Type: protocol.TypePtyOpen, Payload: &o})
 	m := e.await(tid, 20*time.Second)
 	if m.Type != protocol.TypePtyOpened {
 		e.t.Fatalf("first reply %v (%s), want pty_opened", m.Type, m.ErrMsg)
 	}
-	if !m.PtyOpened.OK {
-		return nil, m.PtyOpened
+	if !m.PtyOpened().OK {
+		return nil, m.PtyOpened()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &ptyClient{e: e, tid: tid, pid: m.PtyOpened.Pid, window: po.window, lazy: po.lazy, gate: po.gate, inCredit: protocol.PtyWindow(m.PtyOpened.Window), cancel: cancel, done: make(chan struct{})}
+	c := &ptyClient{e: e, tid: tid, pid: m.PtyOpened().Pid, window: po.window, lazy: po.lazy, gate: po.gate, inCredit: protocol.PtyWindow(m.PtyOpened().Window), cancel: cancel, done: make(chan struct{})}
 	go c.loop(ctx, po.keep || !po.lazy)
 	e.t.Cleanup(func() {
 		cancel()
 		<-c.done
 	})
-	return c, m.PtyOpened
+	return c, m.PtyOpened()
 }
 
 func (c *ptyClient) loop(ctx context.Context, keep bool) {
@@ -98,7 +98,7 @@ func (c *ptyClient) loop(ctx context.Context, keep bool) {
 		c.mu.Lock()
 		switch m.Type {
 		case protocol.TypePtyOutput:
-			b, err := m.PtyData.Bytes()
+			b, err := m.PtyData().Bytes()
 			if err != nil {
 				c.other = append(c.other, err.Error())
 			}
@@ -120,13 +120,13 @@ func (c *ptyClient) loop(ctx context.Context, keep bool) {
 						return
 					}
 				}
-				c.send(&protocol.Msg{Type: protocol.TypePtyAck, PtyAck: &protocol.PtyAck{N: uint32(n)}})
+				c.send(&protocol.Msg{Type: protocol.TypePtyAck, Payload: &protocol.PtyAck{N: uint32(n)}})
 				continue
 			}
 		case protocol.TypePtyAck:
-			c.inCredit += int(m.PtyAck.N)
+			c.inCredit += int(m.PtyAck().N)
 		case protocol.TypePtyExit:
-			c.exit = m.PtyExit
+			c.exit = m.PtyExit()
 			c.mu.Unlock()
 			return
 		default:
@@ -155,11 +155,11 @@ func (c *ptyClient) input(b string) {
 		c.inCredit--
 		return true
 	})
-	c.send(&protocol.Msg{Type: protocol.TypePtyInput, PtyData: protocol.NewPtyData([]byte(b))})
+	c.send(&protocol.Msg{Type: protocol.TypePtyInput, Payload: protocol.NewPtyData([]byte(b))})
 }
 
 func (c *ptyClient) resize(cols, rows uint16) {
-	c.send(&protocol.Msg{Type: protocol.TypePtyResize, PtyResize: &protocol.PtyResize{Cols: cols, Rows: rows}})
+	c.send(&protocol.Msg{Type: protocol.TypePtyResize, Payload: &protocol.PtyResize{Cols: cols, Rows: rows}})
 }
 
 // output returns what the terminal printed so far.
@@ -426,10 +426,10 @@ func TestShellRefused(t *testing.T) {
 		{protocol.PtyOpen{Cols: 80, Rows: 24, User: "-root"}, `invalid exec request: user "-root": starts with '-'`},
 	}
 	for _, tc := range tests {
-		tid := e.send(&protocol.Msg{Type: protocol.TypePtyOpen, PtyOpen: &tc.o})
+		tid := e.send(&protocol.Msg{Type: protocol.TypePtyOpen, Payload: &tc.o})
 		m := e.await(tid, 20*time.Second)
-		if m.Type != protocol.TypePtyOpened || m.PtyOpened.OK || m.PtyOpened.Msg != tc.msg || m.PtyOpened.Kind != protocol.KindInvalid {
-			t.Errorf("%+v: %v %+v, want pty_opened{ok:false, msg:%q, kind:invalid}", tc.o, m.Type, m.PtyOpened, tc.msg)
+		if m.Type != protocol.TypePtyOpened || m.PtyOpened().OK || m.PtyOpened().Msg != tc.msg || m.PtyOpened().Kind != protocol.KindInvalid {
+			t.Errorf("%+v: %v %+v, want pty_opened{ok:false, msg:%q, kind:invalid}", tc.o, m.Type, m.PtyOpened(), tc.msg)
 		}
 	}
 	// One slot, shared with commands: a second session is busy.
@@ -455,14 +455,14 @@ func TestShellProtocolViolation(t *testing.T) {
 	// (a few KiB), the writer blocks on them and the queue overflows.
 	chunk := protocol.NewPtyData(bytes.Repeat([]byte("y"), protocol.PtyMaxData))
 	for range inWindow + 8 {
-		c.send(&protocol.Msg{Type: protocol.TypePtyInput, PtyData: chunk})
+		c.send(&protocol.Msg{Type: protocol.TypePtyInput, Payload: chunk})
 	}
 	x := c.wait()
 	if x.Msg != "flow control violation: more than 16 pty_input messages unacknowledged" || x.Code != 129 {
 		t.Errorf("pty_exit %+v", x)
 	}
 	c = e.openShell(protocol.PtyOpen{Cmd: "sh"}, ptyOpts{})
-	c.send(&protocol.Msg{Type: protocol.TypePtyInput, PtyData: &protocol.PtyData{Data: "not base64!"}})
+	c.send(&protocol.Msg{Type: protocol.TypePtyInput, Payload: &protocol.PtyData{Data: "not base64!"}})
 	if x := c.wait(); x.Msg != "protocol violation: pty data: illegal base64 data at input byte 3" {
 		t.Errorf("pty_exit %+v", x)
 	}

@@ -27,11 +27,11 @@ func jobNamesOf(st *protocol.HMAgentStatus) []string {
 func queryJobs(t *testing.T, srv *agenttest.Server, id string) []string {
 	t.Helper()
 	rep := request(t, srv, id, &protocol.Msg{Type: protocol.TypeHMQueryCollect})
-	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep == nil {
+	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep() == nil {
 		t.Fatalf("reply to hm_query_collect = %+v", rep)
 	}
 	var n []string
-	for _, j := range rep.HMStatusRep.Jobs {
+	for _, j := range rep.HMStatusRep().Jobs {
 		n = append(n, j.Name)
 	}
 	return n
@@ -39,7 +39,7 @@ func queryJobs(t *testing.T, srv *agenttest.Server, id string) []string {
 
 func change(t *testing.T, srv *agenttest.Server, id string, jobs ...string) {
 	t.Helper()
-	m := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, HMChangeStatus: &protocol.HMChangeStatus{Jobs: jobs}}
+	m := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, Payload: &protocol.HMChangeStatus{Jobs: jobs}}
 	if err := srv.SendRaw(id, mustEncode(t, m)); err != nil { // no tid: v1 sends none and expects no reply
 		t.Fatal(err)
 	}
@@ -72,14 +72,14 @@ func TestSwitchJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := jobNamesOf(awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus); !slices.Equal(got, []string{"static", "usage", "process"}) {
+	if got := jobNamesOf(awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus()); !slices.Equal(got, []string{"static", "usage", "process"}) {
 		t.Fatalf("jobs from the config = %v", got)
 	}
 	awaitPush(t, srv, protocol.TypeHMDynamicRep)
 
 	// Stop process, start temps; unknown names are ignored.
 	change(t, srv, ag.ID, "usage", "temps", "disk")
-	st := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus
+	st := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus()
 	if got := jobNamesOf(st); !slices.Equal(got, []string{"usage", "temps"}) {
 		t.Fatalf("status after the change lists %v", got)
 	}
@@ -87,12 +87,12 @@ func TestSwitchJobs(t *testing.T) {
 		t.Fatalf("hm_status_rep after the change lists %v", got)
 	}
 	// temps, started, runs at once; usage keeps its schedule.
-	if got := categories(awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep); !slices.Equal(got, []string{"temps"}) {
+	if got := categories(awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()); !slices.Equal(got, []string{"temps"}) {
 		t.Fatalf("push after the change carries %v, want temps", got)
 	}
 	for range 12 { // a minute: usage every 5s, the process job never again
 		at := r.clock.fire(t)
-		rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+		rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 		if rep.Process != nil {
 			t.Fatalf("the stopped process job pushed at +%v", at.Sub(t0))
 		}
@@ -129,7 +129,7 @@ func TestSwitchJobs(t *testing.T) {
 	change(t, srv, ag.ID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus
+		st := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus()
 		if len(st.Jobs) == 0 {
 			break
 		}
@@ -161,14 +161,14 @@ func TestConcurrentRequests(t *testing.T) {
 		check func(*protocol.Msg) error
 	}
 	dyn := func(top int, kinds []string, req ...int) *protocol.Msg {
-		return &protocol.Msg{Type: protocol.TypeHMDynamicReq, HMDynamicReq: &protocol.HMDynamicReq{Req: req, Top: top, AConns: kinds}}
+		return &protocol.Msg{Type: protocol.TypeHMDynamicReq, Payload: &protocol.HMDynamicReq{Req: req, Top: top, AConns: kinds}}
 	}
 	calls := []call{
 		{dyn(0, nil, 0, 1, 2, 3), func(m *protocol.Msg) error {
-			if got := categories(m.HMDynamicRep); !slices.Equal(got, []string{"usage", "process", "conns", "temps"}) {
+			if got := categories(m.HMDynamicRep()); !slices.Equal(got, []string{"usage", "process", "conns", "temps"}) {
 				return fmt.Errorf("categories %v", got)
 			}
-			for _, c := range m.HMDynamicRep.Connections {
+			for _, c := range m.HMDynamicRep().Connections {
 				if c.Type != "tcp4" && c.Type != "tcp6" {
 					return fmt.Errorf("a %s connection; task.conns.allow is tcp", c.Type)
 				}
@@ -176,19 +176,19 @@ func TestConcurrentRequests(t *testing.T) {
 			return nil
 		}},
 		{dyn(2, nil, 1), func(m *protocol.Msg) error {
-			if n := len(m.HMDynamicRep.Process); n != 2 {
+			if n := len(m.HMDynamicRep().Process); n != 2 {
 				return fmt.Errorf("%d processes for top 2", n)
 			}
 			return nil
 		}},
 		{dyn(0, []string{"unix", "udp"}, 2), func(m *protocol.Msg) error {
-			if m.HMDynamicRep.Connections != nil {
+			if m.HMDynamicRep().Connections != nil {
 				return fmt.Errorf("unix/udp connections returned though only tcp is allowed")
 			}
 			return nil
 		}},
 		{dyn(0, []string{"tcp6"}, 2), func(m *protocol.Msg) error {
-			for _, c := range m.HMDynamicRep.Connections {
+			for _, c := range m.HMDynamicRep().Connections {
 				if c.Type != "tcp6" {
 					return fmt.Errorf("a %s connection for tcp6", c.Type)
 				}
@@ -196,7 +196,7 @@ func TestConcurrentRequests(t *testing.T) {
 			return nil
 		}},
 		{&protocol.Msg{Type: protocol.TypeHMStaticReq}, func(m *protocol.Msg) error {
-			if m.Type != protocol.TypeHMStaticRep || m.HMStatic == nil || m.HMStatic.Kernel.Version == "" {
+			if m.Type != protocol.TypeHMStaticRep || m.HMStatic() == nil || m.HMStatic().Kernel.Version == "" {
 				return fmt.Errorf("static reply %+v", m)
 			}
 			return nil
@@ -216,7 +216,7 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	// Pushes keep going meanwhile.
 	at := r.clock.fire(t)
-	if rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep; !rep.Begin.Equal(at) {
+	if rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep(); !rep.Begin.Equal(at) {
 		t.Errorf("push begun at %v, want %v", rep.Begin, at)
 	}
 	wg.Wait()

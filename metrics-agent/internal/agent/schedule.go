@@ -102,7 +102,7 @@ func (a *Agent) run(ctx context.Context, due []string) (done []string) {
 	// The status goes first: after a change of jobs the server learns it
 	// at once, not after a process walk.
 	if slices.Contains(due, jobStatus) {
-		if err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, HMAgentStatus: a.Status()}); !errors.Is(err, errNoConnection) {
+		if err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: a.Status()}); !errors.Is(err, errNoConnection) {
 			done = append(done, jobStatus)
 		}
 	}
@@ -143,7 +143,7 @@ func (a *Agent) run(ctx context.Context, due []string) (done []string) {
 func (a *Agent) pushStatic(ctx context.Context) bool {
 	st, ws := a.col.Static(ctx)
 	a.warn("static", ws)
-	err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMStaticRep, HMStatic: &st.HMStatic})
+	err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMStaticRep, Payload: &st.HMStatic})
 	if err == nil {
 		a.count(JobStatic, &st.HMStatic)
 	}
@@ -154,7 +154,7 @@ func (a *Agent) pushStatic(ctx context.Context) bool {
 // one per category to a v1 server, and returns the jobs that are done.
 func (a *Agent) pushDynamic(ctx context.Context, rep protocol.HMDynamicRep, jobs []string) (done []string) {
 	if a.multiCategory() {
-		err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &rep})
+		err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &rep})
 		if err == nil {
 			for _, j := range jobs {
 				a.count(j, categoryOf(&rep, j))
@@ -177,7 +177,7 @@ func (a *Agent) pushDynamic(ctx context.Context, rep protocol.HMDynamicRep, jobs
 		case JobTemps:
 			one.Temperatures = rep.Temperatures
 		}
-		err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, HMDynamicRep: &one})
+		err := a.push(ctx, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &one})
 		if err == nil {
 			a.count(j, categoryOf(&one, j))
 		}

@@ -21,17 +21,17 @@ func TestScheduleOurServer(t *testing.T) {
 
 	// At start every job runs once.
 	st := awaitPush(t, srv, protocol.TypeHMStaticRep)
-	if st.TID != "" || st.HMStatic == nil || st.HMStatic.Host.Name == "" || len(st.HMStatic.User) == 0 {
+	if st.TID != "" || st.HMStatic() == nil || st.HMStatic().Host.Name == "" || len(st.HMStatic().User) == 0 {
 		t.Fatalf("static push = %+v", st)
 	}
-	first := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+	first := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 	if got := categories(first); !slices.Equal(got, []string{"usage", "process", "conns", "temps"}) {
 		t.Fatalf("first dynamic push carries %v, want every category in one message", got)
 	}
 	if !first.Begin.Equal(t0) || len(first.Process) != 4 || len(first.Connections) == 0 || len(first.Temperatures) == 0 {
 		t.Fatalf("first dynamic push: begin %v, %d processes, %d conns, %d temps", first.Begin, len(first.Process), len(first.Connections), len(first.Temperatures))
 	}
-	status := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus
+	status := awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus()
 	if len(status.Jobs) != 5 || status.Warnings != 0 || status.Jobs[0].Count != 0 {
 		t.Fatalf("first status = %+v; want 5 jobs, nothing sent yet", status)
 	}
@@ -46,7 +46,7 @@ func TestScheduleOurServer(t *testing.T) {
 		if at.Sub(t0)%(5*time.Second) != 0 {
 			t.Fatalf("a timer fired at +%v, off every schedule", at.Sub(t0))
 		}
-		rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+		rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 		if !rep.Begin.Equal(at) {
 			t.Fatalf("push at +%v has begin +%v", at.Sub(t0), rep.Begin.Sub(t0))
 		}
@@ -62,7 +62,7 @@ func TestScheduleOurServer(t *testing.T) {
 			full++
 		}
 		if at.Sub(t0)%(30*time.Second) == 0 {
-			status = awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus
+			status = awaitPush(t, srv, protocol.TypeHMAgentStatus).HMAgentStatus()
 			statuses++
 		}
 		noPush(t, srv, protocol.TypeHMStaticRep)
@@ -102,7 +102,7 @@ func TestScheduleV1Server(t *testing.T) {
 	check := func(at time.Time, want []string) {
 		t.Helper()
 		for _, cat := range want {
-			rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+			rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 			if got := categories(rep); !slices.Equal(got, []string{cat}) || !rep.Begin.Equal(at) {
 				t.Fatalf("push carries %v begun at %v, want only %s at %v", got, rep.Begin, cat, at)
 			}
@@ -133,21 +133,21 @@ func TestFloorsAndTop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+	rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 	if len(rep.Process) != 2 {
 		t.Errorf("pushed %d processes, want task.process.top = 2", len(rep.Process))
 	}
 	if next := r.clock.next(t); next.Sub(t0) != time.Second {
 		t.Errorf("next push at +%v, want +1s (the usage floor)", next.Sub(t0))
 	}
-	q := request(t, srv, ag.ID, &protocol.Msg{Type: protocol.TypeHMQueryCollect}).HMStatusRep
+	q := request(t, srv, ag.ID, &protocol.Msg{Type: protocol.TypeHMQueryCollect}).HMStatusRep()
 	want := []protocol.HMJob{{Name: "usage", Interval: time.Second}, {Name: "process", Interval: 5 * time.Second}}
 	if q == nil || !slices.Equal(q.Jobs, want) || !slices.Equal(q.AConns, []string{"tcp", "udp", "unix"}) {
 		t.Fatalf("hm_status_rep = %+v, want jobs %v", q, want)
 	}
-	d := request(t, srv, ag.ID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, HMDynamicReq: &protocol.HMDynamicReq{Req: []int{protocol.HMReqProcess}}})
-	if d.HMDynamicRep == nil || len(d.HMDynamicRep.Process) != 4 {
-		t.Fatalf("requested process list = %+v, want all 4 processes", d.HMDynamicRep)
+	d := request(t, srv, ag.ID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, Payload: &protocol.HMDynamicReq{Req: []int{protocol.HMReqProcess}}})
+	if d.HMDynamicRep() == nil || len(d.HMDynamicRep().Process) != 4 {
+		t.Fatalf("requested process list = %+v, want all 4 processes", d.HMDynamicRep())
 	}
 }
 
@@ -172,7 +172,7 @@ func TestReconnectRunsDueJobs(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep
+	rep := awaitPush(t, srv, protocol.TypeHMDynamicRep).HMDynamicRep()
 	if !rep.Begin.Equal(at) || rep.Usage == nil {
 		t.Fatalf("after the reconnect: %+v, want the usage due at %v", rep, at)
 	}
