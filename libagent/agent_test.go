@@ -424,6 +424,14 @@ func TestSurvivesBadInput(t *testing.T) {
 		}
 	}
 	roundTrip(t, srv, ag.ID)
+	// A payload that does not fit its type is refused by name when the
+	// frame has a tid.
+	if err := srv.SendRaw(ag.ID, []byte(`{"type":10,"tid":"bad-exec","exec":"ls"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := srv.Await(ctx, "bad-exec"); err != nil || rep.Type != protocol.TypeError || !strings.Contains(rep.ErrMsg, "malformed message") {
+		t.Fatalf("reply to a bad payload = %+v, %v; want type 0 naming the malformed message", rep, err)
+	}
 	expectError(&protocol.Msg{Type: 555}, "unsupported message type 555")
 	expectError(&protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "true"}}, "panicked: boom")
 	expectError(&protocol.Msg{Type: protocol.TypeLsReq, Payload: &protocol.LsReq{Dir: "/x"}}, "no such dir")

@@ -61,7 +61,7 @@
 // type-7 self-reports use a one-slot queue where a newer report replaces
 // an unsent older one (counted). Frames larger than Options.MaxFrame close
 // the connection, which is re-dialled; malformed frames are logged and
-// dropped.
+// dropped, a malformed request with a tid answered with a type-0 error.
 //
 // # Extensions
 //

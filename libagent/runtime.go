@@ -3,6 +3,7 @@ package libagent
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -415,10 +416,28 @@ func (rt *Runtime) readLoop(ctx context.Context, s *session) error {
 		if err != nil {
 			rt.st.malformed.Add(1)
 			rt.log.Warn("malformed frame dropped", "err", err, "size", len(data))
+			rt.refuse(ctx, s, data, err)
 			continue
 		}
 		rt.dispatch(ctx, s, m)
 	}
+}
+
+// refuse answers a frame Decode rejected when it names a task (a payload
+// that does not fit its type, such as an agent type's bad payload), so the
+// requester learns why instead of waiting for its timeout.
+func (rt *Runtime) refuse(ctx context.Context, s *session, data []byte, err error) {
+	var env struct {
+		TID string `json:"tid"`
+	}
+	if json.Unmarshal(data, &env) != nil || env.TID == "" {
+		return
+	}
+	e := protocol.ErrorReply(env.TID, protocol.WithKind(protocol.KindInvalid, err))
+	if !rt.HasCap(protocol.CapErrKind) {
+		e.StripKinds()
+	}
+	rt.reply(ctx, s, e)
 }
 
 func intersect(a, b []string) []string {

@@ -4,7 +4,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -21,9 +20,10 @@ const Name = "example-agent"
 // TypeEcho is an agent-defined message type: the server (or a test) sends
 // {"type":200,"tid":...,"echo":{"text":"..."}} and the agent answers with
 // the same type and {"echo":{"text":"<greeting>, <text>"}}. Agent-defined
-// types use the numbers 200–999 and carry their payload in keys of their
-// own, which protocol.Msg keeps in Extra.
-const TypeEcho protocol.Type = 200
+// types use the numbers 200–999; registering one names its payload key and
+// Go type, so Decode hands the handler an *Echo (and refuses a frame whose
+// payload does not fit).
+var TypeEcho = protocol.Register[Echo](200, "echo", "echo")
 
 // MaxEchoText bounds the echoed text, as every handler of outside input
 // should bound what it accepts.
@@ -85,25 +85,14 @@ func (a *Agent) foo(ctx context.Context, req *protocol.Msg, w libagent.Replier) 
 // echo answers TypeEcho. A returned error becomes a type-0 reply with the
 // error text for the request's tid.
 func (a *Agent) echo(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-	raw, ok := req.Extra["echo"]
-	if !ok {
-		return fmt.Errorf("echo: missing payload key \"echo\"")
-	}
-	var in Echo
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return fmt.Errorf("echo: bad payload: %w", err)
-	}
+	in := protocol.PayloadOf[Echo](req) // Decode guarantees it for TypeEcho
 	if len(in.Text) > MaxEchoText {
 		return fmt.Errorf("echo: text is %d bytes, at most %d", len(in.Text), MaxEchoText)
 	}
 	if !utf8.ValidString(in.Text) {
 		return fmt.Errorf("echo: text is not valid UTF-8")
 	}
-	out, err := json.Marshal(Echo{Text: strings.TrimSpace(a.cfg.Example.Greeting + ", " + in.Text)})
-	if err != nil {
-		return err
-	}
 	rep := protocol.Reply(req, TypeEcho)
-	rep.Extra = map[string]json.RawMessage{"echo": out}
+	rep.Payload = &Echo{Text: strings.TrimSpace(a.cfg.Example.Greeting + ", " + in.Text)}
 	return w.Reply(ctx, rep)
 }

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -107,20 +107,20 @@ func TestEcho(t *testing.T) {
 	ctx := deadline(t)
 	tests := []struct {
 		name    string
-		extra   map[string]json.RawMessage
+		payload string // the frame after type and tid
 		want    string // echo text, or
-		wantErr string // type-0 errmsg
+		wantErr string // in the type-0 errmsg
 	}{
-		{"ok", map[string]json.RawMessage{"echo": json.RawMessage(`{"text":"world"}`)}, "hi there, world", ""},
-		{"missing payload", nil, "", `echo: missing payload key "echo"`},
-		{"bad payload", map[string]json.RawMessage{"echo": json.RawMessage(`{"text":5}`)}, "", "echo: bad payload: json: cannot unmarshal number into Go struct field Echo.text of type string"},
-		{"too long", map[string]json.RawMessage{"echo": json.RawMessage(`{"text":"` + strings.Repeat("x", MaxEchoText+1) + `"}`)}, "", "echo: text is 4097 bytes, at most 4096"},
-		{"bad utf-8", map[string]json.RawMessage{"echo": json.RawMessage(`{"text":"\ud800"}`)}, "hi there, \ufffd", ""},
+		{"ok", `"echo":{"text":"world"}`, "hi there, world", ""},
+		{"missing payload", `"other":{}`, "", `type 200 (echo) needs payload "echo"`},
+		{"bad payload", `"echo":{"text":5}`, "", "malformed message: json: cannot unmarshal number into Go struct field Echo.echo.text of type string"},
+		{"too long", `"echo":{"text":"` + strings.Repeat("x", MaxEchoText+1) + `"}`, "", "echo: text is 4097 bytes, at most 4096"},
+		{"bad utf-8", `"echo":{"text":"\ud800"}`, "hi there, \ufffd", ""},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tid, err := srv.Send(ctx, id, &protocol.Msg{Type: TypeEcho, Extra: tc.extra})
-			if err != nil {
+			tid := fmt.Sprintf("echo-%d", i)
+			if err := srv.SendRaw(id, fmt.Appendf(nil, `{"type":200,"tid":%q,%s}`, tid, tc.payload)); err != nil {
 				t.Fatal(err)
 			}
 			rep, err := srv.Await(ctx, tid)
@@ -128,14 +128,14 @@ func TestEcho(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.wantErr != "" {
-				if rep.Type != protocol.TypeError || rep.ErrMsg != tc.wantErr {
-					t.Fatalf("reply = type %d errmsg %q, want error %q", rep.Type, rep.ErrMsg, tc.wantErr)
+				if rep.Type != protocol.TypeError || !strings.Contains(rep.ErrMsg, tc.wantErr) {
+					t.Fatalf("reply = type %d errmsg %q, want error with %q", rep.Type, rep.ErrMsg, tc.wantErr)
 				}
 				return
 			}
-			var got Echo
-			if rep.Type != TypeEcho || json.Unmarshal(rep.Extra["echo"], &got) != nil || got.Text != tc.want {
-				t.Fatalf("reply = type %d extra %s, want echo %q", rep.Type, rep.Extra["echo"], tc.want)
+			got := protocol.PayloadOf[Echo](rep)
+			if rep.Type != TypeEcho || got == nil || got.Text != tc.want {
+				t.Fatalf("reply = type %d payload %+v, want echo %q", rep.Type, rep.Payload, tc.want)
 			}
 		})
 	}
