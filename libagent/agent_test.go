@@ -377,9 +377,11 @@ func TestHalfOpenLinkDetected(t *testing.T) {
 	if err := srv.WaitAccepted(ctx, 2); err != nil {
 		t.Fatal("half-open link never detected:", err)
 	}
-	// Detection within 3 intervals, plus the reconnect backoff (≤ 100 ms).
-	if took := time.Since(start); took > 3*ka+ka+300*time.Millisecond {
-		t.Errorf("half-open link detected after %v, want ≈ 3 × %v", took, ka)
+	// Detection takes 3 intervals plus the reconnect backoff (≤ 100 ms) on
+	// an idle machine; without the keepalive nothing would notice for
+	// minutes (TCP). The bound tells the two apart on a busy machine too.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("half-open link detected after %v, want ≈ 3 × %v (5 s at most)", took, ka)
 	}
 	roundTrip(t, srv, ag.ID)
 }

@@ -229,7 +229,7 @@ func (ts *testServer) agents(query string) []apiAgent {
 // waitOnline waits until agent id is listed online.
 func (ts *testServer) waitOnline(id string) {
 	ts.t.Helper()
-	eventually(ts.t, 10*time.Second, "agent "+id+" online", func() bool {
+	eventually(ts.t, 30*time.Second, "agent "+id+" online", func() bool {
 		for _, a := range ts.agents("online=true&size=1000") {
 			if a.ID == id {
 				return true

@@ -277,19 +277,19 @@ func TestLayoutTimeoutAndCancel(t *testing.T) {
 	if st.Nodes[0].State != "timed_out" || !strings.Contains(st.Nodes[0].Msg, `step 1 "slow" timed_out`) {
 		t.Fatalf("timeout: %+v", st.Nodes[0])
 	}
-	eventually(t, 5*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
+	eventually(t, 30*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
 	// Cancel mid-run: the running command is killed, the rest never starts.
 	started := x.started.Load()
 	tar = layoutTar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30'}\n"))
 	e := ts.runLayout(t, tar, "ids", strings.Join(ids, ","))
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 10*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
+	eventually(t, 30*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
 	if c := ts.do("DELETE", "/api/layout/"+id, opToken, nil); c.status != 200 {
 		t.Fatalf("cancel: %d %s", c.status, c.Msg)
 	}
 	_, st = ts.layoutDone(t, envelope{status: 200, Payload: json.RawMessage(`"` + id + `"`)})
-	eventually(t, 5*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
+	eventually(t, 30*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
 	if st.State != "cancelled" || x.started.Load()-started != 1 || st.Nodes[0].OK || st.Nodes[1].State != "skipped" || st.Nodes[2].State != "skipped" {
 		t.Fatalf("cancel: %+v (started %d)", st, x.started.Load()-started)
 	}
@@ -354,7 +354,7 @@ func TestLayoutRestartMarkedFailed(t *testing.T) {
 	e := ts.runLayout(t, tar, "ids", "x0")
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 10*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
+	eventually(t, 30*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
 	addr := ts.addr
 	ts.stop()
 	ts2 := startServer(t, serverSpec{dataDir: dir, addr: addr})

@@ -75,6 +75,24 @@ func (e *env) dialShell(t *testing.T, query string, hdr http.Header, protocols [
 	return tm, resp.StatusCode, ""
 }
 
+// dialShellFree is dialShell for a session that must open once the
+// agent's one slot (exec.max_tasks = 1) is free again: the previous
+// session's end reaches the agent's task count a moment after its
+// processes are gone, later still on a busy machine.
+func (e *env) dialShellFree(t *testing.T, query string, hdr http.Header, protocols []string) (*term, int, string) {
+	t.Helper()
+	var (
+		tm     *term
+		status int
+		msg    string
+	)
+	eventually(t, 30*time.Second, "the agent's slot to be free", func() bool {
+		tm, status, msg = e.dialShell(t, query, hdr, protocols)
+		return tm != nil || status != 503 || !strings.Contains(msg, "busy: ")
+	})
+	return tm, status, msg
+}
+
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 func (tm *term) read() {
@@ -215,7 +233,7 @@ func TestShellRoute(t *testing.T) {
 	// 2. The token as a subprotocol (browsers); the login shell; the client
 	// closes: the session's processes die.
 	tag := fmt.Sprintf("1000.%d", 100000+rand.IntN(800000))
-	tm, status, msg = e.dialShell(t, "", nil, []string{"agentfleet.shell.v1", "bearer." + apiToken})
+	tm, status, msg = e.dialShellFree(t, "", nil, []string{"agentfleet.shell.v1", "bearer." + apiToken})
 	if tm == nil {
 		t.Fatalf("dial with the subprotocol token: %d %s", status, msg)
 	}
@@ -233,7 +251,7 @@ func TestShellRoute(t *testing.T) {
 
 	// 3. A client that vanishes without a close frame.
 	tag2 := fmt.Sprintf("1000.%d", 100000+rand.IntN(800000))
-	tm, status, msg = e.dialShell(t, "cmd="+url.QueryEscape("sleep "+tag2), bearer(apiToken), nil)
+	tm, status, msg = e.dialShellFree(t, "cmd="+url.QueryEscape("sleep "+tag2), bearer(apiToken), nil)
 	if tm == nil {
 		t.Fatalf("dial: %d %s", status, msg)
 	}
@@ -276,7 +294,7 @@ func TestShellRoute(t *testing.T) {
 	}
 
 	// 5. An unknown user: su says so in the terminal and exits 1.
-	tm, status, msg = e.dialShell(t, "user=no-such-user-e2e", bearer(apiToken), nil)
+	tm, status, msg = e.dialShellFree(t, "user=no-such-user-e2e", bearer(apiToken), nil)
 	if tm == nil {
 		t.Fatalf("dial: %d %s", status, msg)
 	}
