@@ -101,8 +101,11 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
 		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
+		// Agents ping every 2 s (KeepAlive below): a starved machine can
+		// hold a frame for seconds, and an evicted agent fails the test
+		// that was using it. Tests of eviction set their own (deadAfter).
 		Hub: func(o *hub.Options) {
-			o.DeadAfter = 2 * time.Second
+			o.DeadAfter = 15 * time.Second
 			if spec.deadAfter > 0 {
 				o.DeadAfter = spec.deadAfter
 			}
@@ -294,7 +297,7 @@ func startAgent(t *testing.T, addr string, spec agentSpec) *testAgent {
 	}
 	o := libagent.Options{
 		StatePath: filepath.Join(t.TempDir(), "agent.state"), Logger: logger(t).With("agent", spec.id),
-		KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		KeepAlive: 2 * time.Second, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		MonitorInterval: spec.monitor, SkipLimits: true,
 	}
 	go func() { ta.done <- libagent.Run(ctx, a, o) }()

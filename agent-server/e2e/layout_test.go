@@ -138,17 +138,23 @@ func readLines(t *testing.T, path string) []string {
 func TestLayoutModes(t *testing.T) {
 	ts, x, ids := fleet(t, 4)
 	dir := t.TempDir()
+	// Each step writes s<idx>, waits until as many steps have started as
+	// the mode runs at once (its wave: all 4 in parallel, 2 per parity in
+	// evenodd, itself in sequence; at most 30 s), then writes e<idx>. No
+	// sleep decides the order: a mode that runs fewer at once than it
+	// should shows in the order of the marks.
 	for _, c := range []struct {
 		mode string
+		wave string // how many s lines a step waits for (shell arithmetic)
 		want func(events []string) error
 	}{
-		{"sequence", func(ev []string) error {
+		{"sequence", "$IDX + 1", func(ev []string) error {
 			if strings.Join(ev, " ") != "s0 e0 s1 e1 s2 e2 s3 e3" {
 				return fmt.Errorf("order %v", ev)
 			}
 			return nil
 		}},
-		{"evenodd", func(ev []string) error {
+		{"evenodd", "$IDX % 2 * 2 + 2", func(ev []string) error {
 			pos := map[string]int{}
 			for i, e := range ev {
 				pos[e] = i
@@ -165,7 +171,7 @@ func TestLayoutModes(t *testing.T) {
 			}
 			return nil
 		}},
-		{"parallel", func(ev []string) error {
+		{"parallel", "4", func(ev []string) error {
 			for _, e := range ev[:4] {
 				if !strings.HasPrefix(e, "s") {
 					return fmt.Errorf("not all started before the first end: %v", ev)
@@ -176,7 +182,8 @@ func TestLayoutModes(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			log := filepath.Join(dir, c.mode)
-			tar := layoutTar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: 'echo s$IDX >> %s; sleep 0.3; echo e$IDX >> %s'}\n", log, log)))
+			cmd := fmt.Sprintf(`echo s$IDX >> %[1]s; for n in $(seq 300); do [ $(grep -c ^s %[1]s) -ge $((%[2]s)) ] && break; sleep 0.1; done; echo e$IDX >> %[1]s`, log, c.wave)
+			tar := layoutTar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: '%s'}\n", cmd)))
 			_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", strings.Join(ids, ","), "mode", c.mode))
 			if st.State != "done" || st.FinishedCount != 4 || st.TotalCount != 4 || st.Finished == 0 {
 				t.Fatalf("%+v", st)
