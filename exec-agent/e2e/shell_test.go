@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -352,13 +353,30 @@ func TestShellRoute(t *testing.T) {
 		}
 		t.Fatalf("%d opens, %d ends audited, want 4 each", len(opens), len(ends))
 	}
-	if d := ends[0]; d.Outcome != "exited" || d.Code == nil || *d.Code != 3 || d.BytesIn == 0 || d.BytesOut == 0 || d.TID != opens[0].TID || d.Cmd != "sh" {
-		t.Errorf("first end %+v", d)
+	// Opens are audited in the order the sessions started; ends in the
+	// order the server saw them end, which a busy machine can change (the
+	// vanished client's end can come after the next session's): an end
+	// is matched to its open by tid.
+	endOf := map[string]shellDetail{}
+	for _, d := range ends {
+		endOf[d.TID] = d
 	}
-	for i, d := range ends[1:3] {
-		if d.Outcome != "client_closed" || d.Code == nil || *d.Code < 128 {
-			t.Errorf("end %d: %+v, want client_closed with a signal's code", i+1, d)
+	code := func(c *int) string {
+		if c == nil {
+			return "none"
 		}
+		return strconv.Itoa(*c)
+	}
+	if d, ok := endOf[opens[0].TID]; !ok || d.Outcome != "exited" || d.Code == nil || *d.Code != 3 || d.BytesIn == 0 || d.BytesOut == 0 || d.Cmd != "sh" {
+		t.Errorf("first session's end %+v (code %s), want exited with code 3", d, code(d.Code))
+	}
+	for i, o := range opens[1:3] {
+		if d, ok := endOf[o.TID]; !ok || d.Outcome != "client_closed" || d.Code == nil || *d.Code < 128 {
+			t.Errorf("session %d's end %+v (code %s), want client_closed with a signal's code", i+2, d, code(d.Code))
+		}
+	}
+	if d, ok := endOf[opens[3].TID]; !ok || d.Outcome != "exited" || d.Code == nil || *d.Code != 1 {
+		t.Errorf("unknown user's end %+v (code %s), want exited with code 1", d, code(d.Code))
 	}
 
 	// 7. No token in any log line.
