@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -348,12 +349,15 @@ func TestCallAndStream(t *testing.T) {
 	if _, err := th.Call(ctx, "nobody", &protocol.Msg{Type: protocol.TypeFoo}); !errors.Is(err, ErrAgentNotFound) {
 		t.Errorf("unknown agent: %v", err)
 	}
-	// A caller-given tid that is pending is refused.
-	st2, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeLogLsReq, TID: "dup"})
+	// A caller-given tid that is pending is refused. The agent a2 never
+	// answers, so the first request stays pending (a1 answers at once, and
+	// on a busy machine before the second request is made).
+	connect(t, th, come("a2"), nil)
+	st2, err := th.Stream(ctx, "a2", &protocol.Msg{Type: protocol.TypeLogLsReq, TID: "dup"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := th.Stream(ctx, "a1", &protocol.Msg{Type: protocol.TypeLogLsReq, TID: "dup"}); !errors.Is(err, ErrDuplicateTID) {
+	if _, err := th.Stream(ctx, "a2", &protocol.Msg{Type: protocol.TypeLogLsReq, TID: "dup"}); !errors.Is(err, ErrDuplicateTID) {
 		t.Errorf("duplicate tid: %v", err)
 	}
 	st2.Close()
@@ -465,7 +469,10 @@ func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestDeadPeerEviction(t *testing.T) {
-	th := newTestHub(t, func(o *Options) { o.DeadAfter = 150 * time.Millisecond })
+	// The pinger pings 25 times per DeadAfter: a starved machine must stall
+	// it for a whole second to have it evicted too.
+	const deadAfter = time.Second
+	th := newTestHub(t, func(o *Options) { o.DeadAfter = deadAfter })
 	silent := connect(t, th, come("silent"), nil)
 	pinger := connect(t, th, come("pinger"), nil)
 	pongs := make(chan struct{}, 100)
@@ -493,13 +500,13 @@ func TestDeadPeerEviction(t *testing.T) {
 			}
 		}
 	}()
-	if _, err := silent.tryRecv(3 * time.Second); err == nil {
-		t.Fatal("silent peer not evicted")
+	if _, err := silent.tryRecv(30 * time.Second); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent peer not evicted: %v", err)
 	}
 	waitFor(t, 30*time.Second, "dead_peer counted", func() bool {
 		return th.counter(t, "agentserver_hub_disconnects_total", "reason", reasonDeadPeer) == 1
 	})
-	time.Sleep(300 * time.Millisecond) // two dead-peer windows: the pinger must stay
+	time.Sleep(2 * deadAfter) // two dead-peer windows: the pinger must stay
 	if _, ok := th.Session("pinger"); !ok {
 		t.Error("pinging peer evicted")
 	}
