@@ -59,7 +59,7 @@ type serverSpec struct {
 	mod     func(*config.Config)
 	shell   func(*shell.Options)
 	exec    func(*execsvc.Options)
-	// deadAfter replaces the hub's 2 s dead-peer timeout (agent binaries
+	// deadAfter replaces the hub's 15 s dead-peer timeout (agent binaries
 	// ping every 10 s).
 	deadAfter time.Duration
 }
