@@ -25,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak release clean mysql console console-check console-test wintest
+.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak stress reliability release clean mysql console console-check console-test wintest
 
 all: lint test build
 
@@ -124,6 +124,17 @@ bench:
 ## soak: long-running tests, not part of make test
 soak:
 	SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
+
+## stress: the packages whose tests wait on time (hub, tasks, exec service, e2e suites, agents) with
+## -race -count=3 while one busy-loop process per core runs beside them; .ci/run runs it once
+stress:
+	@bash .ci/stress
+
+## reliability: 200 runs of `seq 1 200000` through the real binaries (pipe and pty, sync and
+## async, fleet) under make stress's load, every byte checked; not part of make test
+## (docs/reliability.md)
+reliability:
+	@bash .ci/reliability
 
 ## release: cross-compiled archives, .deb/.rpm and checksums.txt into release/ (packaging/README.md)
 release: build

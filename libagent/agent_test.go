@@ -341,7 +341,9 @@ func TestAcceptThenDropBackoffGrows(t *testing.T) {
 				Backoff: &backoff.Backoff{Min: 20 * time.Millisecond, Max: 640 * time.Millisecond, Stable: time.Hour, Rand: func() float64 { return 0.9 }},
 			}})
 			// Delays ≈ 38, 74, 146, 290, 578 ms: the 6th dial comes after ≈ 1.1 s.
-			ctx := timeout(t, 5*time.Second)
+			// A busy machine only adds to each gap, so only lower bounds are
+			// checked (a backoff that does not grow fails them).
+			ctx := timeout(t, 30*time.Second)
 			for len(srv.DialTimes()) < 6 {
 				if ctx.Err() != nil {
 					t.Fatalf("only %d dials", len(srv.DialTimes()))
@@ -350,7 +352,7 @@ func TestAcceptThenDropBackoffGrows(t *testing.T) {
 			}
 			at := srv.DialTimes()
 			first, last := at[1].Sub(at[0]), at[5].Sub(at[4])
-			if last < 4*first || last < 300*time.Millisecond {
+			if last < 300*time.Millisecond {
 				t.Fatalf("gaps between dials %v … %v: backoff does not grow", first, last)
 			}
 			if total := at[5].Sub(at[0]); total < 800*time.Millisecond {
@@ -377,9 +379,11 @@ func TestHalfOpenLinkDetected(t *testing.T) {
 	if err := srv.WaitAccepted(ctx, 2); err != nil {
 		t.Fatal("half-open link never detected:", err)
 	}
-	// Detection within 3 intervals, plus the reconnect backoff (≤ 100 ms).
-	if took := time.Since(start); took > 3*ka+ka+300*time.Millisecond {
-		t.Errorf("half-open link detected after %v, want ≈ 3 × %v", took, ka)
+	// Detection takes 3 intervals plus the reconnect backoff (≤ 100 ms) on
+	// an idle machine; without the keepalive nothing would notice for
+	// minutes (TCP). The bound tells the two apart on a busy machine too.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("half-open link detected after %v, want ≈ 3 × %v (5 s at most)", took, ka)
 	}
 	roundTrip(t, srv, ag.ID)
 }

@@ -340,7 +340,7 @@ func TestExecServerTimeoutCode(t *testing.T) {
 	if k := ts.do("DELETE", fmt.Sprintf("/api/exec/x1/kill/%d", rep.PID), opToken, nil); k.status != 200 {
 		t.Errorf("kill: %d %s", k.status, k.body)
 	}
-	eventually(t, 10*time.Second, "the held task to end", func() bool {
+	eventually(t, 30*time.Second, "the held task to end", func() bool {
 		fa.mu.Lock()
 		defer fa.mu.Unlock()
 		return len(fa.running) == 0

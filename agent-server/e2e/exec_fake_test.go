@@ -466,7 +466,7 @@ func (fa *fakeExec) waitAcked() {
 // cacheEmpty checks that no spooled file is left in the cache dir.
 func cacheEmpty(t *testing.T, dir string) {
 	t.Helper()
-	eventually(t, 5*time.Second, "empty cache dir", func() bool {
+	eventually(t, 30*time.Second, "empty cache dir", func() bool {
 		es, err := os.ReadDir(dir)
 		return err == nil && len(es) == 0
 	})

@@ -68,7 +68,7 @@ func (ts *testServer) run(id string, body map[string]any) runReply {
 func (ts *testServer) waitDone(id string, pid int) statusReply {
 	ts.t.Helper()
 	var st statusReply
-	eventually(ts.t, 10*time.Second, "command done", func() bool {
+	eventually(ts.t, 30*time.Second, "command done", func() bool {
 		st = decode[statusReply](ts.t, ts.get(fmt.Sprintf("/api/exec/%s/status/%d", id, pid)))
 		return st.Done
 	})
@@ -230,13 +230,13 @@ func TestExecAgentDrop(t *testing.T) {
 		fa := newFakeExec(t, ts.addr, "x1", protocol.CapAck, protocol.CapStream)
 		ts.waitOnline("x1")
 		rep := ts.run("x1", map[string]any{"cmd": "hold", "result": false})
-		eventually(t, 5*time.Second, "first output", func() bool {
+		eventually(t, 30*time.Second, "first output", func() bool {
 			res, err := ts.srv.Store().GetResult(context.Background(), rep.ID, "x1")
 			return err == nil && string(res.OutputHead) == "before\n"
 		})
 		fa.waitAcked()
 		fa.drop()
-		eventually(t, 5*time.Second, "lost while away", func() bool {
+		eventually(t, 30*time.Second, "lost while away", func() bool {
 			st := decode[statusReply](t, ts.get(fmt.Sprintf("/api/exec/x1/status/%d", rep.PID)))
 			return st.State == "lost" && !st.Done
 		})
@@ -320,7 +320,7 @@ func TestExecAgentDrop(t *testing.T) {
 			e.status = resp.StatusCode
 			ch <- e
 		}()
-		eventually(t, 5*time.Second, "running", func() bool {
+		eventually(t, 30*time.Second, "running", func() bool {
 			fa.mu.Lock()
 			defer fa.mu.Unlock()
 			return len(fa.running) == 1

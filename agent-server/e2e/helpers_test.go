@@ -59,7 +59,7 @@ type serverSpec struct {
 	mod     func(*config.Config)
 	shell   func(*shell.Options)
 	exec    func(*execsvc.Options)
-	// deadAfter replaces the hub's 2 s dead-peer timeout (agent binaries
+	// deadAfter replaces the hub's 15 s dead-peer timeout (agent binaries
 	// ping every 10 s).
 	deadAfter time.Duration
 }
@@ -101,8 +101,11 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Options{
 		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
+		// Agents ping every 2 s (KeepAlive below): a starved machine can
+		// hold a frame for seconds, and an evicted agent fails the test
+		// that was using it. Tests of eviction set their own (deadAfter).
 		Hub: func(o *hub.Options) {
-			o.DeadAfter = 2 * time.Second
+			o.DeadAfter = 15 * time.Second
 			if spec.deadAfter > 0 {
 				o.DeadAfter = spec.deadAfter
 			}
@@ -229,7 +232,7 @@ func (ts *testServer) agents(query string) []apiAgent {
 // waitOnline waits until agent id is listed online.
 func (ts *testServer) waitOnline(id string) {
 	ts.t.Helper()
-	eventually(ts.t, 10*time.Second, "agent "+id+" online", func() bool {
+	eventually(ts.t, 30*time.Second, "agent "+id+" online", func() bool {
 		for _, a := range ts.agents("online=true&size=1000") {
 			if a.ID == id {
 				return true
@@ -294,7 +297,7 @@ func startAgent(t *testing.T, addr string, spec agentSpec) *testAgent {
 	}
 	o := libagent.Options{
 		StatePath: filepath.Join(t.TempDir(), "agent.state"), Logger: logger(t).With("agent", spec.id),
-		KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		KeepAlive: 2 * time.Second, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		MonitorInterval: spec.monitor, SkipLimits: true,
 	}
 	go func() { ta.done <- libagent.Run(ctx, a, o) }()

@@ -138,17 +138,23 @@ func readLines(t *testing.T, path string) []string {
 func TestLayoutModes(t *testing.T) {
 	ts, x, ids := fleet(t, 4)
 	dir := t.TempDir()
+	// Each step writes s<idx>, waits until as many steps have started as
+	// the mode runs at once (its wave: all 4 in parallel, 2 per parity in
+	// evenodd, itself in sequence; at most 30 s), then writes e<idx>. No
+	// sleep decides the order: a mode that runs fewer at once than it
+	// should shows in the order of the marks.
 	for _, c := range []struct {
 		mode string
+		wave string // how many s lines a step waits for (shell arithmetic)
 		want func(events []string) error
 	}{
-		{"sequence", func(ev []string) error {
+		{"sequence", "$IDX + 1", func(ev []string) error {
 			if strings.Join(ev, " ") != "s0 e0 s1 e1 s2 e2 s3 e3" {
 				return fmt.Errorf("order %v", ev)
 			}
 			return nil
 		}},
-		{"evenodd", func(ev []string) error {
+		{"evenodd", "$IDX % 2 * 2 + 2", func(ev []string) error {
 			pos := map[string]int{}
 			for i, e := range ev {
 				pos[e] = i
@@ -165,7 +171,7 @@ func TestLayoutModes(t *testing.T) {
 			}
 			return nil
 		}},
-		{"parallel", func(ev []string) error {
+		{"parallel", "4", func(ev []string) error {
 			for _, e := range ev[:4] {
 				if !strings.HasPrefix(e, "s") {
 					return fmt.Errorf("not all started before the first end: %v", ev)
@@ -176,7 +182,8 @@ func TestLayoutModes(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			log := filepath.Join(dir, c.mode)
-			tar := layoutTar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: 'echo s$IDX >> %s; sleep 0.3; echo e$IDX >> %s'}\n", log, log)))
+			cmd := fmt.Sprintf(`echo s$IDX >> %[1]s; for n in $(seq 300); do [ $(grep -c ^s %[1]s) -ge $((%[2]s)) ] && break; sleep 0.1; done; echo e$IDX >> %[1]s`, log, c.wave)
+			tar := layoutTar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: '%s'}\n", cmd)))
 			_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", strings.Join(ids, ","), "mode", c.mode))
 			if st.State != "done" || st.FinishedCount != 4 || st.TotalCount != 4 || st.Finished == 0 {
 				t.Fatalf("%+v", st)
@@ -277,19 +284,19 @@ func TestLayoutTimeoutAndCancel(t *testing.T) {
 	if st.Nodes[0].State != "timed_out" || !strings.Contains(st.Nodes[0].Msg, `step 1 "slow" timed_out`) {
 		t.Fatalf("timeout: %+v", st.Nodes[0])
 	}
-	eventually(t, 5*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
+	eventually(t, 30*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
 	// Cancel mid-run: the running command is killed, the rest never starts.
 	started := x.started.Load()
 	tar = layoutTar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30'}\n"))
 	e := ts.runLayout(t, tar, "ids", strings.Join(ids, ","))
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 10*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
+	eventually(t, 30*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
 	if c := ts.do("DELETE", "/api/layout/"+id, opToken, nil); c.status != 200 {
 		t.Fatalf("cancel: %d %s", c.status, c.Msg)
 	}
 	_, st = ts.layoutDone(t, envelope{status: 200, Payload: json.RawMessage(`"` + id + `"`)})
-	eventually(t, 5*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
+	eventually(t, 30*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
 	if st.State != "cancelled" || x.started.Load()-started != 1 || st.Nodes[0].OK || st.Nodes[1].State != "skipped" || st.Nodes[2].State != "skipped" {
 		t.Fatalf("cancel: %+v (started %d)", st, x.started.Load()-started)
 	}
@@ -354,7 +361,7 @@ func TestLayoutRestartMarkedFailed(t *testing.T) {
 	e := ts.runLayout(t, tar, "ids", "x0")
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 10*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
+	eventually(t, 30*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
 	addr := ts.addr
 	ts.stop()
 	ts2 := startServer(t, serverSpec{dataDir: dir, addr: addr})

@@ -144,11 +144,11 @@ func (ma *metricsAgent) push(t *testing.T, m *protocol.Msg) {
 	t.Helper()
 	rt := <-ma.rt
 	ma.rt <- rt
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The server lists an agent online before the agent has read the
 	// handshake reply: wait for its side too.
-	eventually(t, 5*time.Second, "agent connected", rt.Connected)
+	eventually(t, 30*time.Second, "agent connected", rt.Connected)
 	if err := rt.Push(ctx, m); err != nil {
 		t.Fatalf("push %s: %v", m.Type, err)
 	}
@@ -313,7 +313,7 @@ func TestMetricsFresh(t *testing.T) {
 	if fmt.Sprint(sent.Jobs) != "[usage temps]" || sent.Confirmed {
 		t.Errorf("put status = %s", e.Payload)
 	}
-	eventually(t, 10*time.Second, "job change confirmed", func() bool {
+	eventually(t, 30*time.Second, "job change confirmed", func() bool {
 		st = payloadOf[status](t, ts.get("/api/metrics/m-1/status"), "status")
 		return st.Requested != nil && st.Requested.Confirmed
 	})
@@ -398,7 +398,7 @@ func testMetricsPushed(t *testing.T, mysql string) {
 	ours.push(t, &protocol.Msg{Type: protocol.TypeHMDynamicRep, Payload: &protocol.HMDynamicRep{
 		Usage: mUsage(22), Process: mProcs, Connections: mConns, Temperatures: mTemps}})
 
-	eventually(t, 10*time.Second, "pushed temps cached", func() bool {
+	eventually(t, 30*time.Second, "pushed temps cached", func() bool {
 		return ts.get("/api/metrics/m-v1/dynamic/temps?cached=1").status == 200 && ts.get("/api/metrics/m-ours/dynamic/temps?cached=1").status == 200
 	})
 	checkCached := func(ts *testServer, when string) {
@@ -452,7 +452,7 @@ func testMetricsPushed(t *testing.T, mysql string) {
 
 	// Offline: fresh is 404, cached still answers, the host leaves /metrics/hosts.
 	ours.stop(t)
-	eventually(t, 10*time.Second, "m-ours offline", func() bool {
+	eventually(t, 30*time.Second, "m-ours offline", func() bool {
 		return ts.get("/api/agents/m-ours").Payload != nil && !strings.Contains(string(ts.get("/api/agents/m-ours").Payload), `"is_online":true`)
 	})
 	expect(t, ts.get("/api/metrics/m-ours/static"), "fresh offline", 404, "not found: agent")
@@ -519,7 +519,7 @@ func TestMetricsFleet(t *testing.T) {
 			if len(jobs) != 0 {
 				t.Errorf("stop sent jobs %v", jobs)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("an agent did not get the stop")
 		}
 	}

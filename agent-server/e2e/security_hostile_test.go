@@ -83,7 +83,7 @@ func TestHostileAgentImpersonation(t *testing.T) {
 			real := startAgent(t, ts.addr, agentSpec{name: "exec-agent", id: "web-1", labels: []string{"env=prod"}})
 			ts.waitOnline("web-1")
 			real.stop(t)
-			eventually(t, 10*time.Second, "web-1 offline", func() bool {
+			eventually(t, 30*time.Second, "web-1 offline", func() bool {
 				for _, a := range ts.agents("online=false") {
 					if a.ID == "web-1" {
 						return true
@@ -458,7 +458,7 @@ func TestHostileSecretReset(t *testing.T) {
 		t.Fatalf("first handshake %+v", first)
 	}
 	c.Close()
-	eventually(t, 10*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+	eventually(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
 
 	if e := ts.do("DELETE", "/api/agents/web-2/secret", roToken, nil); e.status != http.StatusForbidden {
 		t.Errorf("read-only reset: %d %s", e.status, e.Msg)
@@ -475,7 +475,7 @@ func TestHostileSecretReset(t *testing.T) {
 		t.Fatalf("after the reset: %+v", again)
 	}
 	c2.Close()
-	eventually(t, 10*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+	eventually(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
 	old, _ := impostorCome(t, ts, agentToken, &protocol.Come{ID: "web-2", Name: "exec-agent", Version: "1", Caps: []string{protocol.CapAuth}, Secret: first.Secret})
 	if old.OK || old.Msg != protocol.MsgBadSecret {
 		t.Errorf("the old secret after the reset: %+v", old)

@@ -79,7 +79,7 @@ func (x *execSim) startExecAgent(t *testing.T, addr, id string) *testAgent {
 	x.mu.Unlock()
 	o := libagent.Options{
 		StatePath: state, Logger: logger(t).With("agent", id),
-		KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		KeepAlive: 2 * time.Second, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		SkipLimits: true, Workers: 64,
 	}
 	go func() { ta.done <- libagent.Run(ctx, a, o) }()

@@ -130,7 +130,7 @@ func TestRealExecAgents(t *testing.T) {
 	// Cancel kills the running commands (no process survives) and starts nothing new.
 	marker := "31.4159"
 	id, _ = ts.postTask(t, map[string]any{"selector": map[string]any{"ids": ids}, "cmd": "sleep " + marker, "concurrency": 2})
-	eventually(t, 15*time.Second, "two commands running", func() bool { return len(processesWith("sleep "+marker)) >= 2 })
+	eventually(t, 30*time.Second, "two commands running", func() bool { return len(processesWith("sleep "+marker)) >= 2 })
 	if c := ts.do("DELETE", "/api/tasks/"+id, opToken, nil); c.status != 200 {
 		t.Fatalf("cancel: %d %s", c.status, c.Msg)
 	}
@@ -139,7 +139,7 @@ func TestRealExecAgents(t *testing.T) {
 	if v.State != "cancelled" || m["r0"].Msg != "killed: task cancelled" || m["r1"].Msg != "killed: task cancelled" || m["r2"].State != "skipped" {
 		t.Fatalf("cancel: %+v", v)
 	}
-	eventually(t, 10*time.Second, "killed commands gone", func() bool { return len(processesWith("sleep "+marker)) == 0 })
+	eventually(t, 30*time.Second, "killed commands gone", func() bool { return len(processesWith("sleep "+marker)) == 0 })
 
 	// A layout in evenodd mode: push a file, then read it back.
 	dir := t.TempDir()

@@ -25,7 +25,11 @@ import (
 // Light simulated exec-agents for the scale tests: each is a bare
 // WebSocket connection that speaks the handshake and answers exec with
 // execd and exec_done code 0, after a delay when asked. They count the
-// execs they hold at once across all agents. They run in a child process
+// execs they hold at once across all agents. With a hold of h, every
+// exec is held until h execs have been in flight at once (across all
+// agents; once reached, the gate stays open): a scheduler that keeps its
+// cap full is seen doing so however slowly the machine runs, and one that
+// never reaches it leaves the task hanging. They run in a child process
 // (this test binary run again with TASKS_SIM_CHILD set), so that 10,000
 // agents and the server each stay within the file descriptor limit; the
 // parent reads their counters over the child's stdin and stdout.
@@ -46,7 +50,11 @@ func TestSimAgentsChild(t *testing.T) {
 	}
 	n, _ := strconv.Atoi(os.Getenv("TASKS_SIM_N"))
 	delay, _ := time.ParseDuration(os.Getenv("TASKS_SIM_DELAY"))
-	ls := &lightSim{url: url, delay: delay}
+	hold, _ := strconv.ParseInt(os.Getenv("TASKS_SIM_HOLD"), 10, 64)
+	ls := &lightSim{url: url, delay: delay, hold: hold, open: make(chan struct{})}
+	if hold <= 0 {
+		close(ls.open)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ls.run(ctx, n); close(done) }()
@@ -62,6 +70,9 @@ func TestSimAgentsChild(t *testing.T) {
 type lightSim struct {
 	url                                   string
 	delay                                 time.Duration
+	hold                                  int64         // see the comment at the top
+	open                                  chan struct{} // closed once hold execs were in flight
+	openOnce                              sync.Once
 	connected, execs, cur, peak, failures atomic.Int64
 	errMu                                 sync.Mutex
 	lastErr                               string
@@ -136,6 +147,11 @@ func (ls *lightSim) serve(ctx context.Context, c *websocket.Conn) {
 		defer wmu.Unlock()
 		for i, r := range []*protocol.Msg{execd, done} {
 			if i == 1 {
+				select {
+				case <-ls.open:
+				case <-ctx.Done():
+					return
+				}
 				if ls.delay > 0 {
 					time.Sleep(ls.delay)
 				}
@@ -159,6 +175,9 @@ func (ls *lightSim) serve(ctx context.Context, c *websocket.Conn) {
 		n := ls.cur.Add(1)
 		for p := ls.peak.Load(); n > p && !ls.peak.CompareAndSwap(p, n); p = ls.peak.Load() {
 		}
+		if ls.hold > 0 && n >= ls.hold {
+			ls.openOnce.Do(func() { close(ls.open) })
+		}
 		wg.Go(func() { answer(m) })
 	}
 }
@@ -170,10 +189,13 @@ type simChild struct {
 	out *bufio.Scanner
 }
 
-func startSimChild(t testing.TB, addr string, n int, delay time.Duration) *simChild {
+// Each exec takes delay; hold > 0 holds them all until hold are in flight
+// at once (see the top of this file).
+func startSimChild(t testing.TB, addr string, n int, delay time.Duration, hold int) *simChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSimAgentsChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "TASKS_SIM_CHILD=ws://"+addr+"/ws/agent", "TASKS_SIM_N="+strconv.Itoa(n), "TASKS_SIM_DELAY="+delay.String())
+	cmd.Env = append(os.Environ(), "TASKS_SIM_CHILD=ws://"+addr+"/ws/agent", "TASKS_SIM_N="+strconv.Itoa(n),
+		"TASKS_SIM_DELAY="+delay.String(), "TASKS_SIM_HOLD="+strconv.Itoa(hold))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,7 @@ func TestFleetTask(t *testing.T) {
 	gone := newExecSim().startExecAgent(t, ts.addr, "x9")
 	ts.waitOnline("x9")
 	gone.stop(t)
-	eventually(t, 5*time.Second, "x9 offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
+	eventually(t, 30*time.Second, "x9 offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
 
 	id, e := ts.postTask(t, map[string]any{"selector": map[string]any{"type": "exec-agent"}, "cmd": `echo "hello from $AGENT_ID"; test "$AGENT_ID" != x1 || exit 7`})
 	if id == "" {
@@ -296,7 +296,7 @@ func TestFleetRestartResumes(t *testing.T) {
 		ts.waitOnline(id)
 	}
 	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": ids}, "cmd": `sleep 1; echo "done on $AGENT_ID"`, "concurrency": 2})
-	eventually(t, 10*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
+	eventually(t, 30*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
 	ts.stop()
 	if x.started.Load() != 2 {
 		t.Fatalf("started %d before the restart", x.started.Load())
@@ -409,7 +409,7 @@ func TestFleetWaitOffline(t *testing.T) {
 	late := x.startExecAgent(t, ts.addr, "late")
 	ts.waitOnline("late")
 	late.stop(t)
-	eventually(t, 5*time.Second, "late offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
+	eventually(t, 30*time.Second, "late offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
 	// Waited for: it comes back within wait_offline.
 	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": []string{"late", "x0"}}, "cmd": "echo hi", "wait_offline": 20})
 	if v := ts.task(t, id); byAgent(v)["late"].State != "pending" || byAgent(v)["late"].Msg != "agent offline; waiting for it" {
@@ -426,7 +426,7 @@ func TestFleetWaitOffline(t *testing.T) {
 		gone := x2.startExecAgent(t, ts.addr, "gone")
 		ts.waitOnline("gone")
 		gone.stop(t)
-		eventually(t, 5*time.Second, "gone offline", func() bool {
+		eventually(t, 30*time.Second, "gone offline", func() bool {
 			for _, a := range ts.agents("online=false&type=exec-agent") {
 				if a.ID == "gone" {
 					return true

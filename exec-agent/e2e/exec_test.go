@@ -116,7 +116,7 @@ func TestTimeoutKillsGrandchildren(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 	if pids := procsMatching(t, tag); len(pids) < 4 { // the four sleeps (and the shell)
 		t.Fatalf("running: %d processes %v, want at least 4", len(pids), pids)
 	}
@@ -138,7 +138,7 @@ func TestKillByPid(t *testing.T) {
 	if r.status != 200 || rr.PID <= 0 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 
 	if pids := procsMatching(t, tag); len(pids) < 2 { // two sleeps (and the shell)
 		t.Fatalf("running: %d processes %v, want at least 2", len(pids), pids)
@@ -187,7 +187,7 @@ func TestResultAfterReconnect(t *testing.T) {
 		ch <- out{rr, r}
 	}()
 	var pid int
-	eventually(t, 10*time.Second, "the command to start", func() bool {
+	eventually(t, 30*time.Second, "the command to start", func() bool {
 		b, err := os.ReadFile(started)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0
@@ -202,7 +202,7 @@ func TestResultAfterReconnect(t *testing.T) {
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the command to end while disconnected", func() bool { return syscall.Kill(pid, 0) != nil })
+	eventually(t, 30*time.Second, "the command to end while disconnected", func() bool { return syscall.Kill(pid, 0) != nil })
 	e.proxy.pause(false)
 	select {
 	case o := <-ch:
@@ -227,12 +227,12 @@ func TestResultAfterServerRestart(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(started); return err == nil })
+	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(started); return err == nil })
 	e.server.stop(t, syscall.SIGKILL)
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the command to end while the server is down", func() bool { return syscall.Kill(rr.PID, 0) != nil })
+	eventually(t, 30*time.Second, "the command to end while the server is down", func() bool { return syscall.Kill(rr.PID, 0) != nil })
 	e.client.CloseIdleConnections()
 	e.startServer()
 	e.waitOnline()

@@ -173,6 +173,9 @@ type envOptions struct {
 	// logLevel of the server and the agent; "": debug (tests want the
 	// detail when they fail; benchmarks measure the default, info).
 	logLevel string
+	// drainTimeout is the agent's exec.drain_timeout; "": 200ms (the
+	// tests' background children), "-": the agent's own default.
+	drainTimeout string
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -198,6 +201,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := os.MkdirAll(filepath.Join(adir, "conf"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	drain := "exec.drain_timeout = 200ms\n"
+	switch o.drainTimeout {
+	case "":
+	case "-":
+		drain = ""
+	default:
+		drain = "exec.drain_timeout = " + o.drainTimeout + "\n"
+	}
 	conf := fmt.Sprintf(`basic.id = %s
 basic.server = %s
 basic.token = %s
@@ -205,9 +216,8 @@ basic.log.target = stdout
 basic.log.level = %s
 basic.monitor.enabled = false
 exec.kill_grace = 500ms
-exec.drain_timeout = 200ms
-%s
-`, e.agentID, server, agentToken, e.logLevel, o.agentConf)
+%s%s
+`, e.agentID, server, agentToken, e.logLevel, drain, o.agentConf)
 	confPath := filepath.Join(adir, "conf", "agent.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

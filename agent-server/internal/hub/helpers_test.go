@@ -146,7 +146,7 @@ func (a *agent) send(m *protocol.Msg) {
 
 func (a *agent) recv() *protocol.Msg {
 	a.t.Helper()
-	m, err := a.tryRecv(5 * time.Second)
+	m, err := a.tryRecv(30 * time.Second) // a bound for a hang, not a speed
 	if err != nil {
 		a.t.Fatalf("agent read: %v", err)
 	}
@@ -166,6 +166,9 @@ func (a *agent) tryRecv(d time.Duration) (*protocol.Msg, error) {
 // execd, one exec_data, exec_done; anything else → type 0.
 func (a *agent) serve() (done <-chan struct{}) {
 	ch := make(chan struct{})
+	// recv's deadline (from the handshake) must not end serving: on a busy
+	// machine the test can take longer than it.
+	_ = a.c.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(ch)
 		for {

@@ -62,7 +62,9 @@ func startIn(t testing.TB, dir string, opts agenttest.Options, mod func(*Config)
 	go func() {
 		done <- libagent.Run(ctx, New(&cfg), libagent.Options{
 			StatePath: filepath.Join(dir, "agent.state"), Logger: testLogger(t), SkipLimits: true,
-			KeepAlive: 200 * time.Millisecond, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+			// 2 s: a link silent for 3 pings is dropped, and a starved
+			// machine can hold a pong for a second or more.
+			KeepAlive: 2 * time.Second, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		})
 	}()
 	var once sync.Once
