@@ -193,11 +193,17 @@ func (x *execRoutes) start(r *http.Request, id string, spec execsvc.Spec, o exec
 // result part of the reply; when the wait ends first the result says
 // running.
 func (x *execRoutes) wait(r *http.Request, e *execsvc.Exec) (*ExecResult, error) {
-	// A legacy agent's result may wait for its late output after the end
-	// (execsvc.Options.LateDataMax).
-	ctx, cancel := context.WithTimeout(r.Context(), e.Timeout()+5*time.Second+x.svc.LateDataMax())
+	// As 1.5: the command's timeout plus 5 s, then the reply says running.
+	// A legacy agent's result that is only waiting for its late output
+	// after the end (execsvc.Options.LateDataMax) is waited for on top.
+	ctx, cancel := context.WithTimeout(r.Context(), e.Timeout()+5*time.Second)
 	defer cancel()
 	res, err := e.Wait(ctx)
+	if err != nil && r.Context().Err() == nil && e.Settling() {
+		lctx, lcancel := context.WithTimeout(r.Context(), x.svc.LateDataMax())
+		res, err = e.Wait(lctx)
+		lcancel()
+	}
 	if err != nil && r.Context().Err() != nil {
 		return nil, errClientGone
 	}

@@ -802,6 +802,15 @@ func (e *Exec) Wait(ctx context.Context) (store.Result, error) {
 	return e.Result(), nil
 }
 
+// Settling reports whether a legacy agent's exec_done has arrived and the
+// result is held for the output that may still follow it (Options.LateData,
+// at most Options.LateDataMax).
+func (e *Exec) Settling() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.settle != nil
+}
+
 // Kill asks the agent to kill the command's process group. With
 // stream.v1 it kills by task id and reports ErrNoSuchTask when the agent
 // has no such task; otherwise it sends the v1 exec_kill by pid (no reply).
