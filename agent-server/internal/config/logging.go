@@ -36,7 +36,5 @@ func (l *Logging) check(add func(error)) {
 	if l.MaxAge < 0 {
 		add(invalid("logging.max_age", "must be 0 (no limit) or more"))
 	}
-	if l.MaxSize < 0 {
-		add(invalid("logging.max_size", "must be 0 (no limit) or more"))
-	}
+	// MaxSize is unsigned (utils.Bytes): 0 is no limit, the parser refuses a sign.
 }
