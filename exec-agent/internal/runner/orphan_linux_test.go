@@ -131,7 +131,13 @@ func TestReap(t *testing.T) {
 	})
 
 	t.Run("nothing left", func(t *testing.T) {
-		rec, exited := orphan(t, r, "true", "m6")
+		// The command waits for the test to have identified it (a "true"
+		// could be gone before its start time is read), then exits.
+		release := filepath.Join(t.TempDir(), "release")
+		rec, exited := orphan(t, r, "while [ ! -e "+release+" ]; do sleep 0.01; done", "m6")
+		if err := os.WriteFile(release, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		<-exited
 		if got, err := r.Reap(rec); err != nil || got != ReapGone {
 			t.Fatalf("Reap = %v, %v; want gone", got, err)
