@@ -77,7 +77,11 @@ func TestReap(t *testing.T) {
 
 	t.Run("main process gone, its background process runs: killed", func(t *testing.T) {
 		dir := t.TempDir()
-		rec, exited := orphan(t, r, "sleep 30 & touch "+ready(dir), "m2")
+		release := filepath.Join(dir, "release")
+		rec, exited := orphan(t, r, "sleep 30 & touch "+ready(dir)+"; while [ ! -e "+release+" ]; do sleep 0.01; done", "m2")
+		if err := os.WriteFile(release, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		<-exited
 		if !groupAlive(rec.Pid) {
 			t.Fatal("the background sleep is gone already")
