@@ -25,7 +25,7 @@ TOOLS    := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
 
-.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench soak stress reliability release clean mysql console console-check console-test wintest
+.PHONY: all build test unit fuzz packaging docs lint fmt tidy crossbuild demo demo-check bench logbench soak stress reliability release release-key clean mysql nats console console-check console-test wintest host-tools
 
 all: lint test build
 
@@ -71,7 +71,7 @@ packaging:
 	@bash .ci/test-changelog-section
 	@bash .ci/test-packaging
 
-unit: mysql
+unit: mysql nats host-tools
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 ## wintest: the Windows code's tests, cross-compiled and run under wine64 (docs/windows.md);
@@ -79,9 +79,17 @@ unit: mysql
 wintest:
 	@bash .ci/wintest
 
+## host-tools: dpkg, rpm, sudo, su and useradd for exec-agent's install tests (apt-get when missing)
+host-tools:
+	@bash .ci/host-tools
+
 ## mysql: make sure the local MariaDB/MySQL is up (CI=true: fail loudly when it cannot be)
 mysql:
 	@bash .ci/mysql-up
+
+## nats: make sure NATS with JetStream answers on 127.0.0.1:4222 (CI=true: fail loudly when it cannot)
+nats:
+	@bash .ci/nats-up
 
 ## fuzz: run every FuzzXxx target for FUZZTIME (3s in make test; make fuzz FUZZTIME=2m for longer)
 fuzz:
@@ -121,6 +129,13 @@ demo-check: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-6} $(PKGS) | tee bench.out
 
+## logbench: the log collection benchmark (BENCHMARKS.md, "Log collection"; not part of make test):
+## the log-agent and agent-server binaries on one file of 200-byte lines into the embedded store,
+## alternating with rsyslog (imfile → omfwd TCP); LOGBENCH_MB (1024), LOGBENCH_RUNS (3),
+## LOGBENCH_PROFILE=<dir> for CPU profiles (agent-server/e2e/logbench/logbench_test.go)
+logbench:
+	cd agent-server && $(GO) test -tags logbench -run TestLogBench -v -count=1 -timeout 180m ./e2e/logbench/
+
 ## soak: long-running tests, not part of make test
 soak:
 	SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
@@ -136,7 +151,15 @@ stress:
 reliability:
 	@bash .ci/reliability
 
-## release: cross-compiled archives, .deb/.rpm and checksums.txt into release/ (packaging/README.md)
+## release-key: a new release signing key pair (KEY=.keys/release.key; the .pub goes into the
+## agents' basic.upgrade.public_key, the private key into RELEASE_SIGNING_KEY)
+KEY ?= .keys/release.key
+release-key:
+	@mkdir -p $(dir $(KEY))
+	@cd libagent && $(GO) run ./cmd/release-sign keygen $(abspath $(KEY))
+
+## release: cross-compiled archives, .deb/.rpm, bare binaries, signatures (RELEASE_SIGNING_KEY)
+## and checksums.txt into release/ (packaging/README.md, docs/upgrade.md)
 release: build
 	@VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' bash .ci/release
 

@@ -3,6 +3,8 @@ module github.com/agentfleet/agentctl
 go 1.26.0
 
 require (
+	github.com/agentfleet/agent-server v0.0.0
+	github.com/agentfleet/jkframe v0.0.0
 	github.com/agentfleet/libagent v0.0.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/schollz/progressbar/v3 v3.19.1
@@ -16,13 +18,15 @@ require (
 
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	github.com/kr/text v0.1.0 // indirect
+	github.com/kardianos/service v1.3.0 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
-	github.com/spf13/pflag v1.0.9 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
 )
 
 replace (
+	github.com/agentfleet/agent-server => ../agent-server
 	github.com/agentfleet/jkframe => ../jkframe
 	github.com/agentfleet/libagent => ../libagent
 )

@@ -9,12 +9,20 @@
 package main
 
 import (
+	"os"
+
 	"github.com/agentfleet/libagent"
 
 	"github.com/agentfleet/exec-agent/internal/agent"
+	"github.com/agentfleet/exec-agent/internal/install"
 )
 
 func main() {
+	// Hidden: the agent runs itself this way, through su or sudo, to
+	// unpack an archive as another user (docs/install.md).
+	if len(os.Args) > 1 && os.Args[1] == install.ExtractCommand {
+		os.Exit(install.ExtractMain(os.Args[2:], os.Stdout))
+	}
 	cfg := agent.DefaultConfig()
 	libagent.Main(agent.New(&cfg))
 }

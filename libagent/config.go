@@ -40,6 +40,8 @@ type Basic struct {
 	Monitor Monitor `kv:"monitor"`
 	// Limit holds the resource limits (applied at start-up).
 	Limit LimitConfig `kv:"limit"`
+	// Upgrade configures self-update (docs/upgrade.md).
+	Upgrade Upgrade `kv:"upgrade"`
 }
 
 // TLS is basic.tls.*.
@@ -71,6 +73,7 @@ func DefaultBasic() Basic {
 		Server:  "127.0.0.1:13081",
 		Log:     Log{Target: []string{"stdout"}, Dir: "./logs", Size: 10 << 20, Rotate: 7, Level: "info"},
 		Monitor: Monitor{Enabled: true, Interval: utils.Duration(30 * time.Second)},
+		Upgrade: Upgrade{Restart: "auto"},
 	}
 }
 
@@ -108,6 +111,9 @@ func findBasic(cfg any) (*Basic, error) {
 func (b *Basic) validate() (warnings []string, err error) {
 	if _, err := ServerURL(b.Server); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := b.Upgrade.validate(); err != nil {
+		return nil, err
 	}
 	for _, t := range b.Log.Target {
 		if t != "stdout" && t != "file" {

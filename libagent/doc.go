@@ -45,7 +45,7 @@
 // path is /ws/agent. A basic.token is sent as "Authorization: Bearer"; a
 // 401/403 answer is logged and retried with backoff like any failure. The
 // agent reconnects forever with exponential backoff and full jitter (1 s to
-// 60 s), reset only after a connection stayed up 30 s (package backoff). A
+// 60 s), reset only after a connection stayed up 30 s (jkframe/backoff). A
 // handshake with a redirect list makes the agent try those servers in
 // order, then basic.server again.
 //

@@ -35,6 +35,7 @@ var ErrNotLogFile = errors.New("not a log file of this agent")
 func (rt *Runtime) builtins() {
 	rt.Handle(protocol.TypeLogLsReq, rt.handleLogList)
 	rt.Handle(protocol.TypeLogDownloadReq, rt.handleLogDownload)
+	rt.Handle(protocol.TypeUpgrade, rt.handleUpgrade)
 }
 
 func (rt *Runtime) logFiles() ([]logFile, error) {

@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/agentfleet/libagent/buildinfo"
+	"github.com/agentfleet/libagent/selfupdate"
 	"github.com/agentfleet/libagent/service"
 )
 
@@ -26,6 +29,8 @@ commands:
   start, stop, restart, status
              control the installed service
   version    print the version
+  upgrade-watchdog --plan <file>
+             internal: the self-update watchdog (docs/upgrade.md)
 
 --conf defaults to %[2]s next to the executable.
 `
@@ -52,6 +57,7 @@ func mainArgs(a *Agent, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintf(stderr, usage, a.Name, DefaultConfigPath) }
 	conf := fs.String("conf", filepath.Join(filepath.Dir(exe), DefaultConfigPath), "config file")
+	plan := fs.String("plan", "", "upgrade plan (upgrade-watchdog only)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // asked for: the usage went to stderr, not an error
@@ -100,6 +106,11 @@ func mainArgs(a *Agent, args []string, stdout, stderr io.Writer) int {
 		err = service.Run(svc, func(ctx context.Context) error {
 			return Run(ctx, a, Options{ConfigPath: path, BaseDir: filepath.Dir(exe)})
 		})
+		if re, ok := errors.AsType[*restartError](err); ok {
+			return restart(a.Name, re, stderr)
+		}
+	case "upgrade-watchdog":
+		return watchdog(*plan, stderr)
 	case "status":
 		st, serr := service.Status(svc)
 		if serr != nil {
@@ -126,6 +137,35 @@ func mainArgs(a *Agent, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "%s %s: %v\n", a.Name, cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// restart starts the new binary after an upgrade: exit with
+// selfupdate.ExitRestart for the service manager, or exec it.
+func restart(name string, re *restartError, stderr io.Writer) int {
+	if re.mode == selfupdate.RestartExec {
+		fmt.Fprintf(stderr, "%s: upgrade: executing the new binary %s\n", name, re.exe)
+		if err := selfupdate.Exec(re.exe); err != nil {
+			fmt.Fprintf(stderr, "%s: upgrade: exec %s: %v; exiting for a restart instead\n", name, re.exe, err)
+			return selfupdate.ExitRestart
+		}
+		return 0 // Windows: the new process runs
+	}
+	fmt.Fprintf(stderr, "%s: upgrade: exiting (status %d) for the service manager to start the new binary\n", name, selfupdate.ExitRestart)
+	return selfupdate.ExitRestart
+}
+
+// watchdog runs the self-update watchdog of a plan file.
+func watchdog(plan string, stderr io.Writer) int {
+	if !strings.HasSuffix(plan, ".upgrade") {
+		fmt.Fprintf(stderr, "upgrade-watchdog: --plan %q: want the <state>.upgrade file\n", plan)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := selfupdate.Watch(context.Background(), strings.TrimSuffix(plan, ".upgrade"), log); err != nil {
+		log.Error("upgrade watchdog", "err", err)
 		return 1
 	}
 	return 0

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentfleet/jkframe/utils"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent/buildinfo"
 	"github.com/agentfleet/libagent/journal"
 	"github.com/agentfleet/libagent/protocol"
@@ -106,7 +106,7 @@ func (o *Options) defaults() {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.Backoff == nil {
-		o.Backoff = &backoff.Backoff{}
+		o.Backoff = &backoff.Backoff{Min: time.Second, Max: time.Minute}
 	}
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = protocol.MaxFrame
@@ -137,12 +137,21 @@ func (o *Options) defaults() {
 // nil. It returns an error only when start-up fails (config, logging,
 // state). The start-up order is the one of the package documentation.
 func Run(ctx context.Context, a *Agent, opts Options) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	rt, err := start(ctx, a, opts)
 	if err != nil {
 		return err
 	}
 	defer rt.close()
-	return rt.run(ctx)
+	rt.cancelRun = cancel
+	if err := rt.run(ctx); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrRestart) {
+		return cause
+	}
+	return nil
 }
 
 // start performs the start-up steps up to the first connection.
@@ -231,6 +240,7 @@ func start(ctx context.Context, a *Agent, opts Options) (_ *Runtime, err error) 
 		return nil, err
 	}
 	rt.facts = collectHostFacts(ctx)
+	rt.pending = rt.upgradeStartup()
 	rt.builtins()
 	if a.Setup != nil {
 		rt.ctx = ctx
@@ -251,6 +261,9 @@ func (rt *Runtime) run(ctx context.Context) error {
 	}
 	if rt.jr != nil {
 		wg.Go(func() { rt.syncLoop(ctx) })
+	}
+	if rt.pending != nil {
+		wg.Go(func() { rt.confirmUpgrade(ctx, *rt.pending) })
 	}
 	rt.connectLoop(ctx)
 	wg.Wait()

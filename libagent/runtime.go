@@ -10,14 +10,16 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent/journal"
 	"github.com/agentfleet/libagent/protocol"
 	"github.com/agentfleet/libagent/selfstat"
+	"github.com/agentfleet/libagent/selfupdate"
 	"github.com/agentfleet/libagent/statefile"
 )
 
@@ -75,6 +77,10 @@ type Runtime struct {
 	tasks   map[string]*task // running handlers by tid
 	connCh  chan struct{}    // closed when a session becomes live (WaitConnected); nil: nobody waits
 	report  func(extra map[string]any)
+
+	upgrading atomic.Bool             // an upgrade is being staged or has swapped
+	cancelRun context.CancelCauseFunc // ends Run (restart after an upgrade)
+	pending   *selfupdate.Plan        // the upgrade this binary must confirm
 }
 
 type handler struct {
@@ -222,6 +228,9 @@ func (rt *Runtime) caps() []string {
 	c := []string{protocol.CapAuth, protocol.CapErrKind}
 	if rt.jr != nil {
 		c = append(c, protocol.CapAck)
+	}
+	if rt.upgradeBase() != "" {
+		c = append(c, protocol.CapUpgrade)
 	}
 	for _, x := range rt.agent.Caps {
 		if !slices.Contains(c, x) {

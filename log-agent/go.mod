@@ -9,7 +9,6 @@ replace github.com/agentfleet/jkframe => ../jkframe
 require (
 	github.com/agentfleet/jkframe v0.0.0
 	github.com/agentfleet/libagent v0.0.0-00010101000000-000000000000
-	github.com/klauspost/compress v1.20.5
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
 )
@@ -20,6 +19,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/kardianos/service v1.3.0 // indirect
+	github.com/klauspost/compress v1.20.5 // indirect
 	github.com/lufia/plan9stats v0.0.0-20211012122336-39d0f177ccd0 // indirect
 	github.com/power-devops/perfstat v0.0.0-20260805114148-88456608a4f6 // indirect
 	github.com/shirou/gopsutil/v4 v4.26.10 // indirect

@@ -3,6 +3,7 @@ module github.com/agentfleet/metrics-agent
 go 1.26.0
 
 require (
+	github.com/agentfleet/agent-server v0.0.0
 	github.com/agentfleet/jkframe v0.0.0
 	github.com/agentfleet/libagent v0.0.0
 	github.com/shirou/gopsutil/v4 v4.26.10
@@ -28,6 +29,7 @@ require (
 )
 
 replace (
+	github.com/agentfleet/agent-server => ../agent-server
 	github.com/agentfleet/jkframe => ../jkframe
 	github.com/agentfleet/libagent => ../libagent
 )

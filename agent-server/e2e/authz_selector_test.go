@@ -3,31 +3,37 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"mime/multipart"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
+
+	"github.com/agentfleet/agent-server/internal/layout/layouttest"
 )
 
 // webToken reaches the agents labelled env=prod, with every scope that
 // may be limited by a selector.
 const webToken = "web-token-0123456789abcdef"
 
-func startSelectorServer(t *testing.T) *testServer {
-	t.Helper()
+// selectorScopes are the scopes a selector may limit: every one that is
+// not fleet-wide.
+func selectorScopes() []string {
 	var scopes []string
 	for _, in := range authz.All() {
 		if !in.FleetWide {
 			scopes = append(scopes, string(in.Name))
 		}
 	}
+	return scopes
+}
+
+func startSelectorServer(t *testing.T) *testServer {
+	t.Helper()
+	scopes := selectorScopes()
 	return startServer(t, serverSpec{mod: func(c *config.Config) {
 		c.API.RateLimit = 0
 		c.API.Scoped = append(c.API.Scoped, config.ScopedToken{Name: "web", Secret: webToken, Scopes: scopes, Selector: "env=prod"})
@@ -100,7 +106,7 @@ func TestAuthzSelectorEveryAgentRoute(t *testing.T) {
 		ReadOnly  bool     `json:"read_only"`
 	}
 	if e := ts.do("GET", "/api/whoami", webToken, nil); json.Unmarshal(e.Payload, &who) != nil || who.Name != "web" || who.Selector != "env=prod" ||
-		who.ReadOnly || who.ExpiresAt != nil || len(who.Scopes) != 12 || strings.Contains(string(e.Payload), "secret") {
+		who.ReadOnly || who.ExpiresAt != nil || len(who.Scopes) != len(selectorScopes()) || strings.Contains(string(e.Payload), "secret") {
 		t.Errorf("whoami: %s", e.Payload)
 	}
 }
@@ -166,16 +172,8 @@ func TestAuthzSelectorFleet(t *testing.T) {
 		t.Errorf("web's task list: %s", e.body)
 	}
 	// Layouts: ids outside are not found.
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("ids", "x-in,x-out")
-	fw, _ := mw.CreateFormFile("file", "layout.tar")
-	_, _ = fw.Write(layoutTar(t, true, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n")))
-	_ = mw.Close()
-	req, _ := http.NewRequest("POST", ts.url+"/api/layout/run", &body)
-	req.Header.Set("Authorization", "Bearer "+webToken)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := ts.client.Do(req)
+	archive := layouttest.Tar(t, true, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n"))
+	resp, err := ts.client.Do(ts.layoutRequest(webToken, "layout.tar", archive, "ids", "x-in,x-out"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,23 +3,21 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/agentfleet/agent-server/servertest"
 )
 
-// buildAgent builds the agent of module (a folder at the repository root,
-// e.g. "exec-agent") into dir and returns the binary's path.
+// buildAgent builds (or finds, see servertest.Build) the agent of module
+// (a folder at the repository root, e.g. "exec-agent") into dir and
+// returns the binary's path.
 func buildAgent(t *testing.T, dir, module string) string {
 	t.Helper()
-	bin := filepath.Join(dir, module)
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "..", module)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", module, err, out)
+	bin, err := servertest.Build(dir, module)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -48,28 +46,15 @@ func startBinAgent(t *testing.T, ts *testServer, bin, id, extra string) *binAgen
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := os.Create(filepath.Join(a.dir, "stdout.log"))
+	p, err := servertest.StartProc(servertest.ProcOptions{Name: id, Args: []string{bin, "--conf", path, "run"},
+		Log: filepath.Join(a.dir, "stdout.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--conf", path, "run")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		out.Close()
+		_ = p.Stop(syscall.SIGTERM)
 		if t.Failed() {
-			for _, f := range []string{out.Name(), filepath.Join(a.logDir, filepath.Base(bin)+".log")} {
+			for _, f := range []string{p.Log, filepath.Join(a.logDir, filepath.Base(bin)+".log")} {
 				if b, err := os.ReadFile(f); err == nil {
 					t.Logf("%s %s:\n%s", id, filepath.Base(f), b)
 				}

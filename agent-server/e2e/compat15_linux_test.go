@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // compat holds the OpenAPI document for check.
@@ -180,7 +182,7 @@ func TestCompat15(t *testing.T) {
 			t.Errorf("is_busy false while a command runs: %+v", a)
 		}
 		var pty []byte
-		eventually(t, 20*time.Second, "the command's output in pty", func() bool {
+		eventually.Within(t, 20*time.Second, "the command's output in pty", func() bool {
 			e := ts.get("/api/exec/c15-exec/pty/" + pid)
 			if e.status != 200 || e.header.Get("Content-Type") != "application/octet-stream" {
 				t.Fatalf("pty: %d %s", e.status, e.body)
@@ -189,7 +191,7 @@ func TestCompat15(t *testing.T) {
 			return strings.Contains(string(pty), "started")
 		})
 		c.check(t, "DELETE /api/exec/{id}/kill/{pid}", ts.do("DELETE", "/api/exec/c15-exec/kill/"+pid, opToken, nil), nil)
-		eventually(t, 20*time.Second, "the killed command done", func() bool {
+		eventually.Within(t, 20*time.Second, "the killed command done", func() bool {
 			st = v15Status{}
 			c.check(t, "GET /api/exec/{id}/status/{pid}", ts.get("/api/exec/c15-exec/status/"+pid), &st)
 			return st.Done
@@ -197,7 +199,7 @@ func TestCompat15(t *testing.T) {
 		if st.End < st.Begin || st.Code == 0 {
 			t.Errorf("status after kill: %+v", st)
 		}
-		eventually(t, 20*time.Second, "is_busy false", func() bool {
+		eventually.Within(t, 20*time.Second, "is_busy false", func() bool {
 			a = v15Agent{}
 			c.check(t, "GET /api/agents/{id}", ts.get("/api/agents/c15-exec"), &a)
 			return !a.IsBusy
@@ -297,7 +299,7 @@ func TestCompat15(t *testing.T) {
 
 		c.check(t, "PUT /api/metrics/{id}/status", ts.json("PUT", base+"/status", map[string]any{"jobs": []string{"static", "usage"}}), nil)
 		var st v15MetricsStatus
-		eventually(t, 20*time.Second, "the jobs changed", func() bool {
+		eventually.Within(t, 20*time.Second, "the jobs changed", func() bool {
 			st = v15MetricsStatus{}
 			c.check(t, "GET /api/metrics/{id}/status", ts.get(base+"/status"), &st)
 			return len(st.Jobs) == 2
@@ -340,7 +342,7 @@ func TestExecServerTimeoutCode(t *testing.T) {
 	if k := ts.do("DELETE", fmt.Sprintf("/api/exec/x1/kill/%d", rep.PID), opToken, nil); k.status != 200 {
 		t.Errorf("kill: %d %s", k.status, k.body)
 	}
-	eventually(t, 30*time.Second, "the held task to end", func() bool {
+	eventually.Within(t, 30*time.Second, "the held task to end", func() bool {
 		fa.mu.Lock()
 		defer fa.mu.Unlock()
 		return len(fa.running) == 0

@@ -21,6 +21,8 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/config"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func roundTrip(t *testing.T, ts *testServer, id string) {
@@ -198,11 +200,7 @@ func TestBadInput(t *testing.T) {
 	startAgent(t, ts.addr, agentSpec{id: "ex-1"})
 	ts.waitOnline("ex-1")
 	big := `{"labels":{"a":"` + strings.Repeat("x", 4096) + `"}}`
-	tests := []struct {
-		method, path, body string
-		code               int
-		msg                string
-	}{
+	checkAPI(t, ts, strings.HasPrefix, []apiCase{
 		{"GET", "/api/agents?page=0", "", 400, "invalid parameter page: must be an integer between 1 and 1073741824"},
 		{"GET", "/api/agents?page=x", "", 400, "invalid parameter page: must be an integer between 1 and 1073741824"},
 		{"GET", "/api/agents?size=200001", "", 400, "invalid parameter size: must be an integer between 1 and 200000"},
@@ -244,28 +242,46 @@ func TestBadInput(t *testing.T) {
 		{"DELETE", "/api/foo/ex-1", "", 405, "method not allowed: DELETE (allowed: GET)"},
 		{"GET", "/api/nothing/here", "", 404, "not found: route"},
 		{"GET", "/api/info/server?x=%zz", "", 200, ""},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// apiCase is a request with the operator token (body "": none) and the
+// status and message it must be answered with.
+type apiCase struct {
+	method, path, body string
+	status             int
+	msg                string
+}
+
+// checkAPI sends every case and checks its answer: the status, the
+// message as match (strings.HasPrefix, strings.Contains, or equal)
+// says, an empty message with an empty 200, no 5xx but 503, and a reqid
+// with an error.
+func checkAPI(t *testing.T, ts *testServer, match func(msg, want string) bool, cases []apiCase) {
+	t.Helper()
+	for _, c := range cases {
 		var body io.Reader
-		if tt.body != "" {
-			body = strings.NewReader(tt.body)
+		if c.body != "" {
+			body = strings.NewReader(c.body)
 		}
-		e := ts.do(tt.method, tt.path, opToken, body)
-		if e.status >= 500 && e.status != 503 || e.status != tt.code || !strings.HasPrefix(e.Msg, tt.msg) || (tt.msg == "" && tt.code == 200 && e.Msg != "") {
-			t.Errorf("%s %s %.40q: %d %q, want %d %q", tt.method, tt.path, tt.body, e.status, e.Msg, tt.code, tt.msg)
+		e := ts.do(c.method, c.path, opToken, body)
+		if e.status >= 500 && e.status != 503 || e.status != c.status || !match(e.Msg, c.msg) || (c.msg == "" && c.status == 200 && e.Msg != "") {
+			t.Errorf("%s %s %.200q: %d %.200q, want %d %.200q", c.method, c.path, c.body, e.status, e.Msg, c.status, c.msg)
 		}
 		if e.status >= 400 && e.ReqID == "" {
-			t.Errorf("%s %s: error without reqid", tt.method, tt.path)
+			t.Errorf("%s %s: error without reqid", c.method, c.path)
 		}
 	}
 }
+
+func equal(a, b string) bool { return a == b }
 
 // TestAgentDropsMidRequest: a request pending at an agent whose connection
 // breaks is answered 410 within a second.
 func TestAgentDropsMidRequest(t *testing.T) {
 	ts := startServer(t, serverSpec{})
 	px := newProxy(t, ts.addr)
-	ag := startAgent(t, px.addr(), agentSpec{id: "slow", block: true})
+	ag := startAgent(t, px.Addr(), agentSpec{id: "slow", block: true})
 	ts.waitOnline("slow")
 	res := make(chan envelope, 1)
 	go func() { res <- ts.do("GET", "/api/foo/slow?timeout=30", opToken, nil) }()
@@ -275,7 +291,7 @@ func TestAgentDropsMidRequest(t *testing.T) {
 		t.Fatal("foo never reached the agent")
 	}
 	start := time.Now()
-	px.cut()
+	px.Cut()
 	select {
 	case e := <-res:
 		if e.status != 410 || e.Msg != "agent went away: the connection closed before it answered" {
@@ -349,7 +365,7 @@ func TestOfflineListing(t *testing.T) {
 	ts.waitOnline("gone")
 	ts.waitOnline("here")
 	a.stop(t)
-	eventually(t, 30*time.Second, "gone offline", func() bool {
+	eventually.Within(t, 30*time.Second, "gone offline", func() bool {
 		off := ts.agents("online=false")
 		return len(off) == 1 && off[0].ID == "gone" && !off[0].IsOnline
 	})
@@ -379,7 +395,7 @@ func TestAgentMetrics(t *testing.T) {
 	ts := startServer(t, serverSpec{})
 	a := startAgent(t, ts.addr, agentSpec{id: "m-1", monitor: 50 * time.Millisecond})
 	ts.waitOnline("m-1")
-	eventually(t, 30*time.Second, "agent series", func() bool {
+	eventually.Within(t, 30*time.Second, "agent series", func() bool {
 		m := metricsText(t, ts)
 		return strings.Contains(m, `agent_info{agent_type="example-agent",id="m-1",tag="routines"}`) &&
 			strings.Contains(m, `agent_version{go_version="go`) && strings.Contains(m, `id="m-1",version="1.2.3"} 1`)
@@ -391,7 +407,7 @@ func TestAgentMetrics(t *testing.T) {
 		}
 	}
 	a.stop(t)
-	eventually(t, 30*time.Second, "agent series removed", func() bool {
+	eventually.Within(t, 30*time.Second, "agent series removed", func() bool {
 		m := metricsText(t, ts)
 		return !strings.Contains(m, `id="m-1"`)
 	})

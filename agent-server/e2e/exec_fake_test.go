@@ -18,6 +18,8 @@ import (
 
 	"github.com/agentfleet/jkframe/compress"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // fakeExec is a simulated exec-agent speaking the real protocol over a
@@ -37,6 +39,7 @@ type fakeExec struct {
 	t       testing.TB
 	addr    string
 	id      string
+	name    string // come.name: "exec-agent" unless made by newFakeLogAgent
 	caps    []string
 	journal string
 	secret  string // issued at the first handshake (auth.v1)
@@ -53,6 +56,7 @@ type fakeExec struct {
 	badMD5  bool // v1 downloads announce a wrong MD5
 	execs   []*protocol.Exec
 	uploads []*protocol.Upload
+	logAcks []*protocol.LogAck
 	onUp    func(up *protocol.Upload) // called before fetching by URL
 	wg      sync.WaitGroup
 	readers sync.WaitGroup
@@ -72,7 +76,20 @@ func (k *fakeTask) stop() { k.once.Do(func() { close(k.kill) }) }
 
 func newFakeExec(t testing.TB, addr, id string, caps ...string) *fakeExec {
 	t.Helper()
-	fa := &fakeExec{t: t, addr: addr, id: id, caps: caps, journal: "0123456789abcdef",
+	return startFake(t, addr, id, "exec-agent", caps...)
+}
+
+// newFakeLogAgent is the fake as a log-agent (log.v1): it runs execs like
+// the exec fake, keeps the log_acks it gets and sends only what a test
+// makes it send (no log_status of its own).
+func newFakeLogAgent(t testing.TB, addr, id string) *fakeExec {
+	t.Helper()
+	return startFake(t, addr, id, "log-agent", protocol.CapLog)
+}
+
+func startFake(t testing.TB, addr, id, name string, caps ...string) *fakeExec {
+	t.Helper()
+	fa := &fakeExec{t: t, addr: addr, id: id, name: name, caps: caps, journal: "0123456789abcdef",
 		files: map[string][]byte{}, dirs: map[string][]protocol.FileInfo{}, running: map[string]*fakeTask{}, pid: 1000,
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}}
 	fa.connect()
@@ -94,7 +111,7 @@ func (fa *fakeExec) connect() {
 	}
 	resp.Body.Close()
 	caps := append([]string{protocol.CapAuth}, fa.caps...)
-	come := &protocol.Come{ID: fa.id, Name: "exec-agent", Version: "1.2.3", OS: "linux", Caps: caps, Secret: fa.secret}
+	come := &protocol.Come{ID: fa.id, Name: fa.name, Version: "1.2.3", OS: "linux", Caps: caps, Secret: fa.secret}
 	if fa.has(protocol.CapAck) {
 		come.Journal = fa.journal
 	}
@@ -257,6 +274,17 @@ func (fa *fakeExec) handle(m *protocol.Msg) {
 	case protocol.TypeDownloadReq:
 		fa.wg.Add(1)
 		go func() { defer fa.wg.Done(); fa.download(m.TID, m.DownloadReq()) }()
+	case protocol.TypeLogAck:
+		var a protocol.LogAck
+		if err := m.GetExtra(protocol.KeyLogAck, &a); err != nil {
+			fa.t.Errorf("log_ack: %v", err)
+			return
+		}
+		fa.mu.Lock()
+		fa.logAcks = append(fa.logAcks, &a)
+		fa.mu.Unlock()
+	case protocol.TypeLogConfig:
+		// A log-agent applies it; this fake only takes it.
 	default:
 		if m.TID != "" {
 			reply(protocol.Unsupported(m))
@@ -456,7 +484,7 @@ func (fa *fakeExec) download(tid string, d *protocol.DownloadReq) {
 
 // waitUnacked waits until the server acked everything sent.
 func (fa *fakeExec) waitAcked() {
-	eventually(fa.t.(*testing.T), 5*time.Second, "acks", func() bool {
+	eventually.Within(fa.t.(*testing.T), 5*time.Second, "acks", func() bool {
 		fa.mu.Lock()
 		defer fa.mu.Unlock()
 		return len(fa.unacked) == 0
@@ -466,7 +494,7 @@ func (fa *fakeExec) waitAcked() {
 // cacheEmpty checks that no spooled file is left in the cache dir.
 func cacheEmpty(t *testing.T, dir string) {
 	t.Helper()
-	eventually(t, 30*time.Second, "empty cache dir", func() bool {
+	eventually.Within(t, 30*time.Second, "empty cache dir", func() bool {
 		es, err := os.ReadDir(dir)
 		return err == nil && len(es) == 0
 	})

@@ -17,6 +17,8 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/store"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 type runReply struct {
@@ -68,7 +70,7 @@ func (ts *testServer) run(id string, body map[string]any) runReply {
 func (ts *testServer) waitDone(id string, pid int) statusReply {
 	ts.t.Helper()
 	var st statusReply
-	eventually(ts.t, 30*time.Second, "command done", func() bool {
+	eventually.Within(ts.t, 30*time.Second, "command done", func() bool {
 		st = decode[statusReply](ts.t, ts.get(fmt.Sprintf("/api/exec/%s/status/%d", id, pid)))
 		return st.Done
 	})
@@ -230,13 +232,13 @@ func TestExecAgentDrop(t *testing.T) {
 		fa := newFakeExec(t, ts.addr, "x1", protocol.CapAck, protocol.CapStream)
 		ts.waitOnline("x1")
 		rep := ts.run("x1", map[string]any{"cmd": "hold", "result": false})
-		eventually(t, 30*time.Second, "first output", func() bool {
+		eventually.Within(t, 30*time.Second, "first output", func() bool {
 			res, err := ts.srv.Store().GetResult(context.Background(), rep.ID, "x1")
 			return err == nil && string(res.OutputHead) == "before\n"
 		})
 		fa.waitAcked()
 		fa.drop()
-		eventually(t, 30*time.Second, "lost while away", func() bool {
+		eventually.Within(t, 30*time.Second, "lost while away", func() bool {
 			st := decode[statusReply](t, ts.get(fmt.Sprintf("/api/exec/x1/status/%d", rep.PID)))
 			return st.State == "lost" && !st.Done
 		})
@@ -274,7 +276,7 @@ func TestExecAgentDrop(t *testing.T) {
 			rep := ts.run("x1", map[string]any{"cmd": "hold", "result": false})
 			fa.waitAcked()
 			fa.drop()
-			eventually(t, 5*time.Second, "lost while away", func() bool {
+			eventually.Within(t, 5*time.Second, "lost while away", func() bool {
 				st := decode[statusReply](t, ts.get(fmt.Sprintf("/api/exec/x1/status/%d", rep.PID)))
 				return st.State == "lost" && !st.Done
 			})
@@ -320,7 +322,7 @@ func TestExecAgentDrop(t *testing.T) {
 			e.status = resp.StatusCode
 			ch <- e
 		}()
-		eventually(t, 30*time.Second, "running", func() bool {
+		eventually.Within(t, 30*time.Second, "running", func() bool {
 			fa.mu.Lock()
 			defer fa.mu.Unlock()
 			return len(fa.running) == 1
@@ -346,11 +348,7 @@ func TestExecBadInput(t *testing.T) {
 	startAgent(t, ts.addr, agentSpec{id: "ex-1"})
 	ts.waitOnline("x1")
 	ts.waitOnline("ex-1")
-	tests := []struct {
-		method, path, body string
-		status             int
-		msg                string
-	}{
+	checkAPI(t, ts, equal, []apiCase{
 		{"POST", "/api/exec/x1/run", `{`, 400, "invalid JSON body: unexpected end of input"},
 		{"POST", "/api/exec/x1/run", `{}`, 400, "missing parameter cmd"},
 		{"POST", "/api/exec/x1/run", `{"cmd":"true","colour":1}`, 400, "unknown parameter colour"},
@@ -382,22 +380,7 @@ func TestExecBadInput(t *testing.T) {
 		{"POST", "/api/file/x1/upload", "", 400, "invalid multipart body: request Content-Type isn't multipart/form-data"},
 		{"GET", "/api/transfer/abc", "", 404, "not found: transfer"},
 		{"PUT", "/api/transfer/abc", "x", 404, "not found: transfer"},
-	}
-	for _, tt := range tests {
-		var body *strings.Reader
-		if tt.body != "" {
-			body = strings.NewReader(tt.body)
-		}
-		var e envelope
-		if body != nil {
-			e = ts.do(tt.method, tt.path, opToken, body)
-		} else {
-			e = ts.do(tt.method, tt.path, opToken, nil)
-		}
-		if e.status != tt.status || e.Msg != tt.msg {
-			t.Errorf("%s %s %.200s: %d %.200q, want %d %.200q", tt.method, tt.path, tt.body, e.status, e.Msg, tt.status, tt.msg)
-		}
-	}
+	})
 
 	// Multipart forms.
 	forms := []struct {

@@ -12,44 +12,55 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/jkframe/mysqlschema/mysqltest"
 	"github.com/agentfleet/libagent"
-	"github.com/agentfleet/libagent/backoff"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/logging"
 	"github.com/agentfleet/agent-server/internal/server"
 	"github.com/agentfleet/agent-server/internal/shell"
+	"github.com/agentfleet/agent-server/internal/testserver"
+	"github.com/agentfleet/agent-server/servertest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Tokens of the test servers.
+// clientTimeout bounds each API call of the tests. A sync run may take the
+// server its timeout + 5 s (plus a legacy agent's late data) to answer: on 2
+// busy cores with -race a 60 s run of seq 1 200000 took longer than the old
+// 20 s (make stress), so this is above the longest wait the tests ask for.
+const clientTimeout = 90 * time.Second
+
+// Tokens of the test servers: servertest's, which the e2e tests of the
+// other modules use with the server binary.
 const (
-	opToken    = "operator-token-0123456789"
-	roToken    = "readonly-token-0123456789"
-	agentToken = "agent-token-0123456789abc"
+	opToken    = servertest.OperatorToken
+	roToken    = servertest.ReadOnlyToken
+	agentToken = servertest.AgentToken
 )
 
 type testServer struct {
-	t      *testing.T
-	srv    *server.Server
-	url    string
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
-	client *http.Client
-	token  string // used by get
+	t       *testing.T
+	srv     *server.Server
+	running *testserver.Server
+	url     string
+	addr    string
+	client  *http.Client
+	token   string // used by get
 }
 
 type serverSpec struct {
@@ -59,9 +70,13 @@ type serverSpec struct {
 	mod     func(*config.Config)
 	shell   func(*shell.Options)
 	exec    func(*execsvc.Options)
+	logging func(*logging.Options)
 	// deadAfter replaces the hub's 15 s dead-peer timeout (agent binaries
 	// ping every 10 s).
 	deadAfter time.Duration
+	// log, when set, receives the server's log (debug level), for tests
+	// that read it.
+	log io.Writer
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -74,33 +89,31 @@ func logger(t *testing.T) *slog.Logger {
 // startServer runs a server until stop (or the end of the test).
 func startServer(t *testing.T, spec serverSpec) *testServer {
 	t.Helper()
-	cfg := config.Default()
-	cfg.ID = "e2e"
-	cfg.Listen = 0
+	if spec.dataDir == "" {
+		spec.dataDir = t.TempDir()
+	}
+	cfg := testserver.Config("e2e", spec.dataDir)
 	if spec.addr != "" {
 		_, port, _ := net.SplitHostPort(spec.addr)
 		p, _ := strconv.Atoi(port)
 		cfg.Listen = uint16(p)
 	}
-	if spec.dataDir == "" {
-		spec.dataDir = t.TempDir()
-	}
-	cfg.DataDir = spec.dataDir
-	cfg.CacheDir = filepath.Join(spec.dataDir, "cache")
-	cfg.LogDir = filepath.Join(spec.dataDir, "logs")
-	cfg.API.Tokens = []string{"ops:" + opToken}
-	cfg.API.ReadOnlyTokens = []string{"grafana:" + roToken}
-	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
-	cfg.ConnectLimit = 0
 	if spec.mysql != "" {
 		cfg.Store.Driver, cfg.Store.DSN = "mysql", spec.mysql
 	}
 	if spec.mod != nil {
 		spec.mod(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{
-		Logger: logger(t), Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
+	log := logger(t)
+	if spec.log != nil {
+		w := spec.log
+		if testing.Verbose() {
+			w = io.MultiWriter(w, os.Stderr)
+		}
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	run := testserver.Start(t, cfg, server.Options{
+		Logger: log, Version: "9.9.9-e2e", ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond,
 		// Agents ping every 2 s (KeepAlive below): a starved machine can
 		// hold a frame for seconds, and an evicted agent fails the test
 		// that was using it. Tests of eviction set their own (deadAfter).
@@ -110,33 +123,24 @@ func startServer(t *testing.T, spec serverSpec) *testServer {
 				o.DeadAfter = spec.deadAfter
 			}
 		},
-		Shell: spec.shell, Exec: spec.exec,
+		Shell: spec.shell, Exec: spec.exec, Logging: spec.logging,
 	})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := &testServer{t: t, srv: srv, addr: srv.Addr(), url: "http://" + srv.Addr(), cancel: cancel, done: make(chan error, 1),
-		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}, token: opToken}
-	go func() { ts.done <- srv.Run(ctx) }()
+	return newTestServer(t, run, clientTimeout)
+}
+
+// newTestServer is the test's view of run, with a client whose calls time
+// out after timeout; it stops at the end of the test.
+func newTestServer(t *testing.T, run *testserver.Server, timeout time.Duration) *testServer {
+	ts := &testServer{t: t, srv: run.Server, running: run, addr: run.Addr(), url: run.URL,
+		client: &http.Client{Timeout: timeout, Transport: &http.Transport{}}, token: opToken}
 	t.Cleanup(ts.stop)
 	return ts
 }
 
 // stop shuts the server down and waits for it; calling it again does nothing.
 func (ts *testServer) stop() {
-	if ts.cancel == nil {
-		return
-	}
-	ts.cancel()
-	ts.cancel = nil
-	select {
-	case err := <-ts.done:
-		if err != nil {
-			ts.t.Errorf("server Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		ts.t.Error("server did not stop within 15 s")
+	if err := ts.running.Stop(); err != nil {
+		ts.t.Error(err)
 	}
 	ts.client.CloseIdleConnections()
 }
@@ -191,18 +195,6 @@ func (ts *testServer) get(path string) envelope {
 	return ts.do("GET", path, ts.token, nil)
 }
 
-// eventually polls cond every 10 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 type apiAgent struct {
 	ID          string            `json:"id"`
 	Type        string            `json:"type"`
@@ -232,13 +224,20 @@ func (ts *testServer) agents(query string) []apiAgent {
 // waitOnline waits until agent id is listed online.
 func (ts *testServer) waitOnline(id string) {
 	ts.t.Helper()
-	eventually(ts.t, 30*time.Second, "agent "+id+" online", func() bool {
-		for _, a := range ts.agents("online=true&size=1000") {
-			if a.ID == id {
-				return true
-			}
-		}
-		return false
+	ts.waitListed(id, "online")
+}
+
+// waitOffline waits until agent id is listed offline.
+func (ts *testServer) waitOffline(id string) {
+	ts.t.Helper()
+	ts.waitListed(id, "offline")
+}
+
+func (ts *testServer) waitListed(id, state string) {
+	ts.t.Helper()
+	query := "online=" + strconv.FormatBool(state == "online") + "&size=1000"
+	eventually.Within(ts.t, 30*time.Second, "agent "+id+" "+state, func() bool {
+		return slices.ContainsFunc(ts.agents(query), func(a apiAgent) bool { return a.ID == id })
 	})
 }
 
@@ -321,62 +320,28 @@ func (ta *testAgent) stop(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until cut.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
+// newProxy forwards to target until the end of the test.
+func newProxy(t *testing.T, target string) *servertest.Proxy {
+	t.Helper()
+	p, err := servertest.NewProxy(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+// freeAddr returns a 127.0.0.1 address with a port free now (for a server
+// whose address must be known before it starts).
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		p.wg.Go(func() { _, _ = io.Copy(u, c); _ = u.Close() })
-		p.wg.Go(func() { _, _ = io.Copy(c, u); _ = c.Close() })
-	}
-}
-
-// cut closes every forwarded connection (the listener stays).
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) close() {
-	_ = p.ln.Close()
-	p.cut()
-	p.wg.Wait()
+	a := ln.Addr().String()
+	ln.Close()
+	return a
 }
 
 // mysqlDSN returns the DSN of a fresh MariaDB database (skips when there is

@@ -15,6 +15,8 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/execsvc"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // agent15 speaks protocol v1 as jkstack 1.5's exec-agent does: no
@@ -156,7 +158,7 @@ func TestLegacyTailAfterDone(t *testing.T) {
 		rep := ts.run("old15", map[string]any{"cmd": "seq 1 200000", "timeout": 60, "result": false})
 		pty := fmt.Sprintf("/api/exec/old15/pty/%d", rep.PID)
 		var got []byte
-		eventually(t, 60*time.Second, "the output to its end", func() bool {
+		eventually.Within(t, 60*time.Second, "the output to its end", func() bool {
 			e := ts.get(pty)
 			if e.status != http.StatusOK {
 				t.Fatalf("pty: %d %s", e.status, e.body)

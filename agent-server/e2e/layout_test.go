@@ -5,7 +5,6 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,63 +15,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
+
+	"github.com/agentfleet/agent-server/internal/layout/layouttest"
 )
 
-type tarEntry struct {
-	name, body string
-	typ        byte
-}
-
-func layoutTar(t *testing.T, gz bool, es ...tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: e.typ}
-		if e.typ == tar.TypeSymlink {
-			h.Linkname = e.body
-		} else {
-			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			_, _ = tw.Write([]byte(e.body))
-		}
-	}
-	_ = tw.Close()
-	if !gz {
-		return buf.Bytes()
-	}
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	_, _ = zw.Write(buf.Bytes())
-	_ = zw.Close()
-	return z.Bytes()
-}
-
-func mainYAML(steps string) tarEntry {
-	return tarEntry{name: "main.yaml", body: "name: test\ntimeout: 60\ntasks:\n" + steps}
+func mainYAML(steps string) layouttest.Entry {
+	return layouttest.Entry{Name: "main.yaml", Body: "name: test\ntimeout: 60\ntasks:\n" + steps}
 }
 
 // runLayout posts a layout; fields are form values ("ids" may repeat).
 func (ts *testServer) runLayout(t *testing.T, archive []byte, fields ...string) envelope {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for i := 0; i+1 < len(fields); i += 2 {
-		_ = mw.WriteField(fields[i], fields[i+1])
-	}
-	if archive != nil {
-		fw, _ := mw.CreateFormFile("file", "layout.tar")
-		_, _ = fw.Write(archive)
-	}
-	_ = mw.Close()
-	req, _ := http.NewRequest("POST", ts.url+"/api/layout/run", &body)
-	req.Header.Set("Authorization", "Bearer "+opToken)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := ts.client.Do(req)
+	resp, err := ts.client.Do(ts.layoutRequest(opToken, "layout.tar", archive, fields...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +37,25 @@ func (ts *testServer) runLayout(t *testing.T, archive []byte, fields ...string) 
 	e := envelope{status: resp.StatusCode, body: b}
 	_ = json.Unmarshal(b, &e)
 	return e
+}
+
+// layoutRequest is a POST /api/layout/run with token: the form fields
+// (name, value, …) and, when archive is not nil, the archive as file name.
+func (ts *testServer) layoutRequest(token, name string, archive []byte, fields ...string) *http.Request {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = mw.WriteField(fields[i], fields[i+1])
+	}
+	if archive != nil {
+		fw, _ := mw.CreateFormFile("file", name)
+		_, _ = fw.Write(archive)
+	}
+	_ = mw.Close()
+	req, _ := http.NewRequest("POST", ts.url+"/api/layout/run", &body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return req
 }
 
 type layoutStatus struct {
@@ -115,7 +90,7 @@ func (ts *testServer) layoutDone(t *testing.T, e envelope) (string, layoutStatus
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
 	var st layoutStatus
-	eventually(t, 30*time.Second, "layout "+id+" done", func() bool {
+	eventually.Within(t, 30*time.Second, "layout "+id+" done", func() bool {
 		g := ts.get("/api/layout/" + id)
 		if g.status != 200 {
 			t.Fatalf("get layout: %d %s", g.status, g.Msg)
@@ -183,7 +158,7 @@ func TestLayoutModes(t *testing.T) {
 		t.Run(c.mode, func(t *testing.T) {
 			log := filepath.Join(dir, c.mode)
 			cmd := fmt.Sprintf(`echo s$IDX >> %[1]s; for n in $(seq 300); do [ $(grep -c ^s %[1]s) -ge $((%[2]s)) ] && break; sleep 0.1; done; echo e$IDX >> %[1]s`, log, c.wave)
-			tar := layoutTar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: '%s'}\n", cmd)))
+			tar := layouttest.Tar(t, c.mode == "parallel", mainYAML(fmt.Sprintf("  - {name: mark, plugin: exec, cmd: '%s'}\n", cmd)))
 			_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", strings.Join(ids, ","), "mode", c.mode))
 			if st.State != "done" || st.FinishedCount != 4 || st.TotalCount != 4 || st.Finished == 0 {
 				t.Fatalf("%+v", st)
@@ -200,7 +175,7 @@ func TestLayoutModes(t *testing.T) {
 
 func TestLayoutContinue(t *testing.T) {
 	ts, _, ids := fleet(t, 4)
-	tar := layoutTar(t, false, mainYAML("  - {name: check, plugin: exec, cmd: 'test $IDX != 1'}\n  - {name: after, plugin: exec, cmd: 'echo after'}\n"))
+	tar := layouttest.Tar(t, false, mainYAML("  - {name: check, plugin: exec, cmd: 'test $IDX != 1'}\n  - {name: after, plugin: exec, cmd: 'echo after'}\n"))
 	_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", ids[0], "ids", ids[1], "ids", ids[2]+","+ids[3], "continue", "false"))
 	states := []string{}
 	for _, n := range st.Nodes {
@@ -241,7 +216,7 @@ func TestLayoutStepsVariablesFiles(t *testing.T) {
   - {name: pull, plugin: file, action: pull, src: '%s', dst: 'logs/$ID.log'}
   - {name: deadline, plugin: exec, cmd: 'test $DEADLINE -gt 1700000000 && echo $$HOME | grep -q /'}
 `, dir, src)
-	tar := layoutTar(t, true, mainYAML(steps), tarEntry{name: "conf/site.conf", body: "server {}\n"})
+	tar := layouttest.Tar(t, true, mainYAML(steps), layouttest.Entry{Name: "conf/site.conf", Body: "server {}\n"})
 	id, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", "x0,x1", "mode", "parallel"))
 	if st.State != "done" {
 		t.Fatalf("%+v", st)
@@ -279,24 +254,24 @@ func TestLayoutStepsVariablesFiles(t *testing.T) {
 func TestLayoutTimeoutAndCancel(t *testing.T) {
 	ts, x, ids := fleet(t, 3)
 	// A step's timeout ends it as timed_out.
-	tar := layoutTar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30', timeout: 1}\n"))
+	tar := layouttest.Tar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30', timeout: 1}\n"))
 	_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", "x0"))
 	if st.Nodes[0].State != "timed_out" || !strings.Contains(st.Nodes[0].Msg, `step 1 "slow" timed_out`) {
 		t.Fatalf("timeout: %+v", st.Nodes[0])
 	}
-	eventually(t, 30*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
+	eventually.Within(t, 30*time.Second, "timed-out command gone", func() bool { return x.cur.Load() == 0 })
 	// Cancel mid-run: the running command is killed, the rest never starts.
 	started := x.started.Load()
-	tar = layoutTar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30'}\n"))
+	tar = layouttest.Tar(t, false, mainYAML("  - {name: slow, plugin: exec, cmd: 'sleep 30'}\n"))
 	e := ts.runLayout(t, tar, "ids", strings.Join(ids, ","))
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 30*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
+	eventually.Within(t, 30*time.Second, "first command running", func() bool { return x.cur.Load() == 1 })
 	if c := ts.do("DELETE", "/api/layout/"+id, opToken, nil); c.status != 200 {
 		t.Fatalf("cancel: %d %s", c.status, c.Msg)
 	}
 	_, st = ts.layoutDone(t, envelope{status: 200, Payload: json.RawMessage(`"` + id + `"`)})
-	eventually(t, 30*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
+	eventually.Within(t, 30*time.Second, "killed command gone", func() bool { return x.cur.Load() == 0 })
 	if st.State != "cancelled" || x.started.Load()-started != 1 || st.Nodes[0].OK || st.Nodes[1].State != "skipped" || st.Nodes[2].State != "skipped" {
 		t.Fatalf("cancel: %+v (started %d)", st, x.started.Load()-started)
 	}
@@ -309,7 +284,7 @@ func TestLayoutMalformed(t *testing.T) {
 	ts, x, _ := fleet(t, 1)
 	startAgent(t, ts.addr, agentSpec{name: "metrics-agent", id: "m1"})
 	ts.waitOnline("m1")
-	ok := layoutTar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n"))
+	ok := layouttest.Tar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n"))
 	for _, c := range []struct {
 		name   string
 		tar    []byte
@@ -318,15 +293,15 @@ func TestLayoutMalformed(t *testing.T) {
 		msg    string
 	}{
 		{"not a tar", []byte(strings.Repeat("garbage!", 100)), nil, 400, "file: not a tar, tar.gz, tar.bz2 or zip archive"},
-		{"no main", layoutTar(t, false, tarEntry{name: "x.conf", body: "x"}), nil, 400, "file: the archive has no main.yaml or main.json"},
-		{"bad yaml", layoutTar(t, false, tarEntry{name: "main.yaml", body: "tasks: ["}), nil, 400, "main.yaml: line 1: did not find expected node content"},
-		{"unknown plugin", layoutTar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n  - {name: get it, plugin: http, cmd: x}\n")), nil, 400, `step 2 "get it": unknown plugin "http" (want exec or file)`},
-		{"missing src", layoutTar(t, false, mainYAML("  - {name: copy, plugin: file, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": missing src`},
-		{"src escapes", layoutTar(t, false, mainYAML("  - {name: copy, plugin: file, src: ../../etc/passwd, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": src "../../etc/passwd" escapes the archive`},
-		{"absolute src", layoutTar(t, false, mainYAML("  - {name: copy, plugin: file, src: /etc/passwd, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": src "/etc/passwd" must be relative to the archive root`},
-		{"src is a link", layoutTar(t, true, mainYAML("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), tarEntry{name: "l", body: "shadow.conf", typ: tar.TypeSymlink}), nil, 400, `step 1 "copy": src "l" is a link in the archive (links are ignored)`},
-		{"link out of the archive", layoutTar(t, true, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n"), tarEntry{name: "l", body: "/etc/shadow", typ: tar.TypeSymlink}), nil, 400, `file: "l": symlink to an absolute path ("/etc/shadow")`},
-		{"unknown variable", layoutTar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'echo $HOME'}\n")), nil, 400, `step 1 "a": cmd: unknown variable $HOME`},
+		{"no main", layouttest.Tar(t, false, layouttest.Entry{Name: "x.conf", Body: "x"}), nil, 400, "file: the archive has no main.yaml or main.json"},
+		{"bad yaml", layouttest.Tar(t, false, layouttest.Entry{Name: "main.yaml", Body: "tasks: ["}), nil, 400, "main.yaml: line 1: did not find expected node content"},
+		{"unknown plugin", layouttest.Tar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n  - {name: get it, plugin: http, cmd: x}\n")), nil, 400, `step 2 "get it": unknown plugin "http" (want exec or file)`},
+		{"missing src", layouttest.Tar(t, false, mainYAML("  - {name: copy, plugin: file, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": missing src`},
+		{"src escapes", layouttest.Tar(t, false, mainYAML("  - {name: copy, plugin: file, src: ../../etc/passwd, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": src "../../etc/passwd" escapes the archive`},
+		{"absolute src", layouttest.Tar(t, false, mainYAML("  - {name: copy, plugin: file, src: /etc/passwd, dst: /tmp/x}\n")), nil, 400, `step 1 "copy": src "/etc/passwd" must be relative to the archive root`},
+		{"src is a link", layouttest.Tar(t, true, mainYAML("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), layouttest.Entry{Name: "l", Body: "shadow.conf", Type: tar.TypeSymlink}), nil, 400, `step 1 "copy": src "l" is a link in the archive (links are ignored)`},
+		{"link out of the archive", layouttest.Tar(t, true, mainYAML("  - {name: a, plugin: exec, cmd: 'true'}\n"), layouttest.Entry{Name: "l", Body: "/etc/shadow", Type: tar.TypeSymlink}), nil, 400, `file: "l": symlink to an absolute path ("/etc/shadow")`},
+		{"unknown variable", layouttest.Tar(t, false, mainYAML("  - {name: a, plugin: exec, cmd: 'echo $HOME'}\n")), nil, 400, `step 1 "a": cmd: unknown variable $HOME`},
 		{"bad mode", ok, []string{"mode", "random"}, 400, `mode: "random" is not sequence, parallel or evenodd`},
 		{"bad continue", ok, []string{"continue", "maybe"}, 400, "invalid parameter continue: must be true or false"},
 		{"bad max_errors", ok, []string{"max_errors", "5x"}, 400, "invalid parameter max_errors: must be N or N%"},
@@ -357,11 +332,11 @@ func TestLayoutRestartMarkedFailed(t *testing.T) {
 	x := newExecSim()
 	x.startExecAgent(t, ts.addr, "x0")
 	ts.waitOnline("x0")
-	tar := layoutTar(t, false, mainYAML("  - {name: first, plugin: exec, cmd: 'sleep 1'}\n  - {name: second, plugin: exec, cmd: 'true'}\n"))
+	tar := layouttest.Tar(t, false, mainYAML("  - {name: first, plugin: exec, cmd: 'sleep 1'}\n  - {name: second, plugin: exec, cmd: 'true'}\n"))
 	e := ts.runLayout(t, tar, "ids", "x0")
 	var id string
 	_ = json.Unmarshal(e.Payload, &id)
-	eventually(t, 30*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
+	eventually.Within(t, 30*time.Second, "first step running", func() bool { return x.cur.Load() == 1 })
 	addr := ts.addr
 	ts.stop()
 	ts2 := startServer(t, serverSpec{dataDir: dir, addr: addr})

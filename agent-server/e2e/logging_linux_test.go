@@ -2,23 +2,22 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/config"
 	logcollect "github.com/agentfleet/agent-server/internal/logging"
+	"github.com/agentfleet/jkframe/linetest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestLoggingExactlyOnce runs the real agent-server and the real log-agent
@@ -114,27 +113,27 @@ collect.rotate_wait = 200ms
 		lgMust(t, err)
 		return int(n)
 	}
-	w := &lgWriter{path: path, keep: keep}
-	w.open(t)
+	w := &linetest.Writer{Path: path, Keep: keep}
+	w.Open(t)
 	killEvery := total / (kills + 1)
 	nextKill := killEvery
 	restartEvery := total / (restarts + 1)
 	nextRestart := restartEvery + killEvery/2
 	rotations, killed, restarted, last := 0, 0, 0, 0
-	for w.n < total {
-		w.write(t, min(2000, total-w.n))
-		if w.size >= rotateSize {
+	for w.N < total {
+		w.Write(t, min(2000, total-w.N))
+		if w.Size >= rotateSize {
 			lgWait(t, "the agent within the kept files", func() bool {
-				return count() > w.n-(keep-10)*(rotateSize/lineLen)
+				return count() > w.N-(keep-10)*(rotateSize/lineLen)
 			})
 			if rotations%2 == 0 {
-				w.rotateRename(t)
+				w.RotateRename(t)
 			} else {
-				w.rotateCopyTruncate(t)
+				w.RotateCopyTruncate(t)
 			}
 			rotations++
 		}
-		if w.n >= nextKill && killed < kills {
+		if w.N >= nextKill && killed < kills {
 			// Kill it while it ships: after progress since the last event.
 			lgWait(t, "progress before a kill", func() bool { return count() > last })
 			last = count()
@@ -143,7 +142,7 @@ collect.rotate_wait = 200ms
 			killed++
 			nextKill += killEvery
 		}
-		if w.n >= nextRestart && restarted < restarts {
+		if w.N >= nextRestart && restarted < restarts {
 			lgWait(t, "progress before a server restart", func() bool { return count() > last })
 			last = count()
 			ts.stop()
@@ -152,7 +151,7 @@ collect.rotate_wait = 200ms
 			nextRestart += restartEvery
 		}
 	}
-	w.f.Close()
+	w.Close()
 	lgWait(t, fmt.Sprintf("all %d lines stored", total), func() bool { return count() >= total })
 
 	// Read everything back through the query route.
@@ -187,49 +186,13 @@ collect.rotate_wait = 200ms
 		}
 		cursor = page.Next
 	}
-	seen := make([]int32, total)
-	byNum := make([]string, total)
-	dups := 0
-	for id, lines := range bySource {
-		prev := -1
-		for _, l := range lines {
-			i, ok := lgParse(l)
-			if !ok || i >= total || l != lgLine(i) {
-				t.Fatalf("source %s: bad line %q", id, l)
-			}
-			if i <= prev {
-				t.Fatalf("source %s: line %d after %d", id, i, prev)
-			}
-			prev = i
-			seen[i]++
-			byNum[i] = l
-			if seen[i] > 1 {
-				dups++
-			}
-		}
-	}
-	var missing []int
-	for i, c := range seen {
-		if c == 0 {
-			missing = append(missing, i)
-		}
-	}
-	if len(missing) > 0 || dups > 0 {
-		t.Fatalf("%d lines missing (first %v), %d duplicated", len(missing), missing[:min(10, len(missing))], dups)
-	}
-	want, got := sha256.New(), sha256.New()
-	for i := range total {
-		io.WriteString(want, lgLine(i))
-		io.WriteString(got, byNum[i])
-	}
-	if fmt.Sprintf("%x", got.Sum(nil)) != fmt.Sprintf("%x", want.Sum(nil)) {
-		t.Fatal("hash of the stored lines differs from the lines written")
-	}
+	sum := linetest.Check(t, total, bySource)
 	t.Logf("%d lines (%d MB), %d sources, %d rotations, %d kill -9 of the log-agent, %d server restarts, sha256 %x…",
-		total, totalMB, len(bySource), rotations, killed, restarted, want.Sum(nil)[:8])
+		total, totalMB, len(bySource), rotations, killed, restarted, sum[:8])
 }
 
-// waitTaskRunning waits until task_info shows the node running the project.
+// waitTaskRunning waits until task_info shows the node running the project,
+// as the node reported it (not pending).
 func (ts *testServer) waitTaskRunning(t *testing.T, pid, node string) {
 	t.Helper()
 	lgWait(t, node+" running "+pid, func() bool {
@@ -237,96 +200,19 @@ func (ts *testServer) waitTaskRunning(t *testing.T, pid, node string) {
 		var ti struct {
 			Nodes []struct {
 				ID, Status string
+				Pending    bool
 			} `json:"nodes"`
 		}
 		if e.status != 200 || json.Unmarshal(e.Payload, &ti) != nil {
 			return false
 		}
 		for _, n := range ti.Nodes {
-			if n.ID == node && n.Status == "running" {
+			if n.ID == node && n.Status == "running" && !n.Pending {
 				return true
 			}
 		}
 		return false
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	lgMust(t, err)
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
-
-func lgLine(i int) string { return fmt.Sprintf("L%09d %s", i, strings.Repeat("x", 89)) }
-
-func lgParse(l string) (int, bool) {
-	if len(l) < 10 || l[0] != 'L' {
-		return 0, false
-	}
-	i, err := strconv.Atoi(l[1:10])
-	return i, err == nil
-}
-
-// lgWriter writes numbered lines and rotates the file as logrotate does.
-type lgWriter struct {
-	path string
-	keep int
-	f    *os.File
-	n    int
-	size int64
-}
-
-func (w *lgWriter) open(t *testing.T) {
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	lgMust(t, err)
-	w.f, w.size = f, 0
-}
-
-func (w *lgWriter) write(t *testing.T, k int) {
-	var b bytes.Buffer
-	for range k {
-		b.WriteString(lgLine(w.n))
-		b.WriteByte('\n')
-		w.n++
-	}
-	_, err := w.f.Write(b.Bytes())
-	lgMust(t, err)
-	w.size += int64(b.Len())
-}
-
-func (w *lgWriter) shift() {
-	os.Remove(fmt.Sprintf("%s.%d", w.path, w.keep))
-	for i := w.keep - 1; i >= 1; i-- {
-		_ = os.Rename(fmt.Sprintf("%s.%d", w.path, i), fmt.Sprintf("%s.%d", w.path, i+1))
-	}
-}
-
-// rotateRename is logrotate's create: rename, a few late lines into the
-// renamed file, then the writer reopens.
-func (w *lgWriter) rotateRename(t *testing.T) {
-	w.shift()
-	lgMust(t, os.Rename(w.path, w.path+".1"))
-	w.write(t, 5)
-	w.f.Close()
-	w.open(t)
-}
-
-// rotateCopyTruncate is logrotate's copytruncate.
-func (w *lgWriter) rotateCopyTruncate(t *testing.T) {
-	w.shift()
-	src, err := os.Open(w.path)
-	lgMust(t, err)
-	dst, err := os.Create(w.path + ".1")
-	lgMust(t, err)
-	_, err = io.Copy(dst, src)
-	lgMust(t, err)
-	src.Close()
-	dst.Close()
-	lgMust(t, os.Truncate(w.path, 0))
-	w.size = 0
 }
 
 func lgWait(t *testing.T, what string, cond func() bool) {
@@ -335,13 +221,7 @@ func lgWait(t *testing.T, what string, cond func() bool) {
 	if v, err := time.ParseDuration(os.Getenv("AGENTSERVER_LOGGING_WAIT")); err == nil {
 		d = v
 	}
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually.Poll{Timeout: d, Interval: 50 * time.Millisecond}.True(t, what, cond)
 }
 
 func lgMust(t *testing.T, err error) {

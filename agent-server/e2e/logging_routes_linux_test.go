@@ -87,12 +87,7 @@ func TestLoggingRoutes(t *testing.T) {
 		return ts.do("POST", path+"?"+form.Encode(), opToken, nil)
 	}
 	// Bad input: a clear 4xx naming what is wrong, never a 5xx.
-	bad := []struct {
-		method, path string
-		body         string
-		status       int
-		msg          string
-	}{
+	checkAPI(t, ts, strings.Contains, []apiCase{
 		{"POST", "/api/logging/config", "", 400, "pid"},
 		{"POST", "/api/logging/config?pid=a%2Fb&type=logtail", "", 400, "invalid parameter pid"},
 		{"POST", "/api/logging/config?pid=p&type=syslog", "", 400, "invalid parameter type"},
@@ -117,20 +112,7 @@ func TestLoggingRoutes(t *testing.T) {
 		{"GET", "/api/logging/query?pid=p&cursor=%21", "", 400, "invalid parameter cursor"},
 		{"GET", "/api/logging/tail?pid=nope", "", 404, "not found: project"},
 		{"GET", "/api/logging/tail?pid=p&grep=%5B", "", 400, "invalid parameter grep"},
-	}
-	for _, c := range bad {
-		var body *strings.Reader
-		var e envelope
-		if c.body != "" {
-			body = strings.NewReader(c.body)
-			e = ts.do(c.method, c.path, opToken, body)
-		} else {
-			e = ts.do(c.method, c.path, opToken, nil)
-		}
-		if e.status != c.status || !strings.Contains(e.Msg, c.msg) {
-			t.Errorf("%s %s %s: %d %q, want %d naming %q", c.method, c.path, c.body, e.status, e.Msg, c.status, c.msg)
-		}
-	}
+	})
 
 	// Config as JSON (csv as an array), pushed to lr1 now and to lr2 when
 	// it connects.
@@ -158,6 +140,20 @@ func TestLoggingRoutes(t *testing.T) {
 	}
 	runLogAgent(t, bin, filepath.Join(dir, "a2"), "lr2", ts.addr)
 	ts.waitTaskRunning(t, "web", "lr2")
+
+	// The list: every project as task_info shows it.
+	e = ts.do("GET", "/api/logging/projects", opToken, nil)
+	var list struct {
+		Projects []struct {
+			PID     string `json:"pid"`
+			Running bool   `json:"running"`
+			taskInfoT
+		} `json:"projects"`
+	}
+	lgMust(t, json.Unmarshal(e.Payload, &list))
+	if e.status != 200 || len(list.Projects) != 1 || list.Projects[0].PID != "web" || !list.Projects[0].Running || len(list.Projects[0].Nodes) != 2 {
+		t.Errorf("projects: %d %s", e.status, e.body)
+	}
 
 	// The lines arrive; the query filters.
 	query := func(q string) []LogLineT {
@@ -225,9 +221,16 @@ func TestLoggingRoutes(t *testing.T) {
 	if e := post("/api/logging/stop", url.Values{"pid": {"web"}}); e.status != 409 || !strings.Contains(e.Msg, "not started") {
 		t.Errorf("stop twice: %d %q", e.status, e.Msg)
 	}
+	// task_info shows a stop at once (pending until the nodes report: a
+	// fast node may have reported already), then the nodes confirm it.
+	for _, n := range taskInfo(t, ts, "web").Nodes {
+		if n.Status != "stoped" {
+			t.Errorf("right after stop: %+v", n)
+		}
+	}
 	lgWait(t, "both nodes stopped", func() bool {
 		for _, n := range taskInfo(t, ts, "web").Nodes {
-			if n.Status != "stoped" {
+			if n.Status != "stoped" || n.Pending && n.Online {
 				return false
 			}
 		}
@@ -235,6 +238,13 @@ func TestLoggingRoutes(t *testing.T) {
 	})
 	if e := post("/api/logging/start", url.Values{"pid": {"web"}}); e.status != 200 {
 		t.Fatalf("start: %d %s", e.status, e.body)
+	}
+	// And a start: the online nodes show running before they report (what
+	// they report then decides; TestLoggingTaskInfoPending has each step).
+	for _, n := range taskInfo(t, ts, "web").Nodes {
+		if n.Online && n.Pending && n.Status != "running" {
+			t.Errorf("right after start: %+v", n)
+		}
 	}
 	if e := post("/api/logging/start", url.Values{"pid": {"web"}}); e.status != 409 || !strings.Contains(e.Msg, "already started") {
 		t.Errorf("start twice: %d %q", e.status, e.Msg)
@@ -275,10 +285,11 @@ type taskInfoT struct {
 	Interval int    `json:"interval"`
 	Created  int64  `json:"created"`
 	Nodes    []struct {
-		ID     string           `json:"id"`
-		Status string           `json:"status"`
-		Online bool             `json:"online"`
-		Info   []map[string]any `json:"info"`
+		ID      string           `json:"id"`
+		Status  string           `json:"status"`
+		Pending bool             `json:"pending"`
+		Online  bool             `json:"online"`
+		Info    []map[string]any `json:"info"`
 	} `json:"nodes"`
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/config"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // Tokens of the security tests beside opToken (ops, admin) and roToken
@@ -140,7 +142,7 @@ func TestSecurityHole3SharedPtyCursor(t *testing.T) {
 		t.Errorf("offset=-1: %d %q", e.status, e.Msg)
 	}
 	// Every read is audited, the refused one too.
-	eventually(t, 30*time.Second, "pty audit entries", func() bool { return len(ts.auditEntries("GET /api/exec/{id}/pty/{pid}")) >= 5 })
+	eventually.Within(t, 30*time.Second, "pty audit entries", func() bool { return len(ts.auditEntries("GET /api/exec/{id}/pty/{pid}")) >= 5 })
 	refused := false
 	for _, a := range ts.auditEntries("GET /api/exec/{id}/pty/{pid}") {
 		refused = refused || a["actor"] == "grafana" && a["status"] == float64(403)

@@ -12,7 +12,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +29,10 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/layout/layouttest"
+	"github.com/agentfleet/agent-server/servertest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // impostorCome connects to /ws/agent as id with the given caps, secret
@@ -83,14 +85,7 @@ func TestHostileAgentImpersonation(t *testing.T) {
 			real := startAgent(t, ts.addr, agentSpec{name: "exec-agent", id: "web-1", labels: []string{"env=prod"}})
 			ts.waitOnline("web-1")
 			real.stop(t)
-			eventually(t, 30*time.Second, "web-1 offline", func() bool {
-				for _, a := range ts.agents("online=false") {
-					if a.ID == "web-1" {
-						return true
-					}
-				}
-				return false
-			})
+			ts.waitOffline("web-1")
 
 			attempts := []struct {
 				name  string
@@ -153,7 +148,7 @@ func TestHostileLayoutPullDst(t *testing.T) {
 	ts.waitOnline("ex-1")
 	for _, dst := range []string{"/etc/cron.d/evil", "../../../evil", "a/../../evil", `C:\evil`, `..\\evil`, "$ID/../../evil", "."} {
 		steps := fmt.Sprintf("  - name: grab\n    plugin: file\n    action: pull\n    src: /etc/hostname\n    dst: '%s'\n", dst)
-		e := ts.runLayout(t, layoutTar(t, true, mainYAML(steps)), "ids", "ex-1")
+		e := ts.runLayout(t, layouttest.Tar(t, true, mainYAML(steps)), "ids", "ex-1")
 		if e.status != http.StatusBadRequest || !strings.Contains(e.Msg, `step 1 "grab"`) || !strings.Contains(e.Msg, "dst") {
 			t.Errorf("dst %q: %d %q, want 400 naming step 1 and dst", dst, e.status, e.Msg)
 		}
@@ -264,16 +259,7 @@ func BenchmarkLayoutBombRSS(b *testing.B) {
 	ts := benchServer(b)
 	bomb := layoutBomb(b, 5, 60<<20)
 	post := func() {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		_ = mw.WriteField("ids", "nobody")
-		fw, _ := mw.CreateFormFile("file", "bomb.tar.gz")
-		_, _ = fw.Write(bomb)
-		_ = mw.Close()
-		req, _ := http.NewRequest("POST", ts.url+"/api/layout/run", &body)
-		req.Header.Set("Authorization", "Bearer "+opToken)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		resp, err := ts.client.Do(req)
+		resp, err := ts.client.Do(ts.layoutRequest(opToken, "bomb.tar.gz", bomb, "ids", "nobody"))
 		if err != nil {
 			b.Error(err)
 			return
@@ -293,13 +279,13 @@ func BenchmarkLayoutBombRSS(b *testing.B) {
 				if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 					b.Skipf("cannot reset the peak RSS: %v", err)
 				}
-				base := procStatusKB(b, "VmRSS")
+				base := servertest.MustProcKB(b, 0, "VmRSS")
 				var wg sync.WaitGroup
 				for range parallel {
 					wg.Go(post)
 				}
 				wg.Wait()
-				hwm := procStatusKB(b, "VmHWM")
+				hwm := servertest.MustProcKB(b, 0, "VmHWM")
 				growth = max(growth, float64(hwm-base)/1024)
 				peak = max(peak, float64(hwm)/1024)
 			}
@@ -307,25 +293,6 @@ func BenchmarkLayoutBombRSS(b *testing.B) {
 			b.ReportMetric(peak, "peak-RSS-MB")
 		})
 	}
-}
-
-// procStatusKB reads a kB field of /proc/self/status.
-func procStatusKB(b *testing.B, field string) int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n
-		}
-	}
-	b.Fatalf("no %s in /proc/self/status", field)
-	return 0
 }
 
 // TestHostileUpload: POST /api/file/{id}/upload against the real
@@ -458,7 +425,7 @@ func TestHostileSecretReset(t *testing.T) {
 		t.Fatalf("first handshake %+v", first)
 	}
 	c.Close()
-	eventually(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+	eventually.Within(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
 
 	if e := ts.do("DELETE", "/api/agents/web-2/secret", roToken, nil); e.status != http.StatusForbidden {
 		t.Errorf("read-only reset: %d %s", e.status, e.Msg)
@@ -475,7 +442,7 @@ func TestHostileSecretReset(t *testing.T) {
 		t.Fatalf("after the reset: %+v", again)
 	}
 	c2.Close()
-	eventually(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
+	eventually.Within(t, 30*time.Second, "web-2 offline", func() bool { _, ok := ts.srv.Hub().Session("web-2"); return !ok })
 	old, _ := impostorCome(t, ts, agentToken, &protocol.Come{ID: "web-2", Name: "exec-agent", Version: "1", Caps: []string{protocol.CapAuth}, Secret: first.Secret})
 	if old.OK || old.Msg != protocol.MsgBadSecret {
 		t.Errorf("the old secret after the reset: %+v", old)

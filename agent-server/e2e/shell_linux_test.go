@@ -12,6 +12,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/agentfleet/agent-server/internal/shell"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestShellDeadClient: a client that stops answering (no frame, no pong)
@@ -29,10 +31,10 @@ func TestShellDeadClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	eventually(t, 20*time.Second, "the session's sleep to run", func() bool { return len(processesWith("sleep "+tag)) > 0 })
+	eventually.Within(t, 20*time.Second, "the session's sleep to run", func() bool { return len(processesWith("sleep "+tag)) > 0 })
 	// The client reads nothing from now on, so it answers no ping.
-	eventually(t, 20*time.Second, "the dead client's processes to die", func() bool { return len(processesWith("sleep "+tag)) == 0 })
-	eventually(t, 20*time.Second, "the session's end in the audit", func() bool {
+	eventually.Within(t, 20*time.Second, "the dead client's processes to die", func() bool { return len(processesWith("sleep "+tag)) == 0 })
+	eventually.Within(t, 20*time.Second, "the session's end in the audit", func() bool {
 		e := ts.get("/api/audit?action=GET%20/api/exec/%7Bid%7D/shell&target=" + id)
 		var list []struct {
 			Detail struct {

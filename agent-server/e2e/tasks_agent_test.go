@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent"
-	"github.com/agentfleet/libagent/backoff"
 	"github.com/agentfleet/libagent/protocol"
 )
 

@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentfleet/agent-server/internal/config"
+	"github.com/agentfleet/agent-server/internal/layout/layouttest"
 	"github.com/agentfleet/agent-server/internal/server"
+	"github.com/agentfleet/agent-server/internal/testserver"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // realAgents builds the real exec-agent and runs n of them (ids r0…) as
@@ -92,24 +93,9 @@ func processesWith(s string) []string {
 // timeout: real agents ping every 10 s, not every 200 ms.
 func startServerForReal(t *testing.T) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.ID, cfg.Listen, cfg.DataDir = "e2e", 0, dir
-	cfg.CacheDir, cfg.LogDir = filepath.Join(dir, "cache"), filepath.Join(dir, "logs")
-	cfg.API.Tokens = []string{"ops:" + opToken}
-	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
-	cfg.ConnectLimit = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: logger(t), ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := &testServer{t: t, srv: srv, addr: srv.Addr(), url: "http://" + srv.Addr(), cancel: cancel, done: make(chan error, 1),
-		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}, token: opToken}
-	go func() { ts.done <- srv.Run(ctx) }()
-	t.Cleanup(ts.stop)
-	return ts
+	run := testserver.Start(t, testserver.Config("e2e", t.TempDir()),
+		server.Options{Logger: logger(t), ShutdownTimeout: 5 * time.Second, TouchInterval: 100 * time.Millisecond})
+	return newTestServer(t, run, 20*time.Second)
 }
 
 func TestRealExecAgents(t *testing.T) {
@@ -130,7 +116,7 @@ func TestRealExecAgents(t *testing.T) {
 	// Cancel kills the running commands (no process survives) and starts nothing new.
 	marker := "31.4159"
 	id, _ = ts.postTask(t, map[string]any{"selector": map[string]any{"ids": ids}, "cmd": "sleep " + marker, "concurrency": 2})
-	eventually(t, 30*time.Second, "two commands running", func() bool { return len(processesWith("sleep "+marker)) >= 2 })
+	eventually.Within(t, 30*time.Second, "two commands running", func() bool { return len(processesWith("sleep "+marker)) >= 2 })
 	if c := ts.do("DELETE", "/api/tasks/"+id, opToken, nil); c.status != 200 {
 		t.Fatalf("cancel: %d %s", c.status, c.Msg)
 	}
@@ -139,14 +125,14 @@ func TestRealExecAgents(t *testing.T) {
 	if v.State != "cancelled" || m["r0"].Msg != "killed: task cancelled" || m["r1"].Msg != "killed: task cancelled" || m["r2"].State != "skipped" {
 		t.Fatalf("cancel: %+v", v)
 	}
-	eventually(t, 30*time.Second, "killed commands gone", func() bool { return len(processesWith("sleep "+marker)) == 0 })
+	eventually.Within(t, 30*time.Second, "killed commands gone", func() bool { return len(processesWith("sleep "+marker)) == 0 })
 
 	// A layout in evenodd mode: push a file, then read it back.
 	dir := t.TempDir()
-	tar := layoutTar(t, true, mainYAML(fmt.Sprintf(`  - {name: push, plugin: file, src: f.txt, dst: '%s/f-$ID.txt'}
+	tar := layouttest.Tar(t, true, mainYAML(fmt.Sprintf(`  - {name: push, plugin: file, src: f.txt, dst: '%s/f-$ID.txt'}
   - {name: read, plugin: exec, cmd: 'cat %s/f-$ID.txt; echo $IDX', output: got}
   - {name: check, plugin: exec, cmd: 'echo checked', if: $got != ''}
-`, dir, dir)), tarEntry{name: "f.txt", body: "payload"})
+`, dir, dir)), layouttest.Entry{Name: "f.txt", Body: "payload"})
 	_, st := ts.layoutDone(t, ts.runLayout(t, tar, "ids", strings.Join(ids, ","), "mode", "evenodd"))
 	if st.State != "done" {
 		t.Fatalf("layout: %+v", st)

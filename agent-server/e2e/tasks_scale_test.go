@@ -4,19 +4,18 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/server"
+	"github.com/agentfleet/agent-server/internal/testserver"
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // scaleServer is a server for the scale tests and benchmarks (testing.TB,
@@ -28,29 +27,9 @@ type scaleServer struct {
 
 func startScaleServer(tb testing.TB) *scaleServer {
 	tb.Helper()
-	dir := tb.TempDir()
-	cfg := config.Default()
-	cfg.ID, cfg.Listen, cfg.DataDir = "scale", 0, dir
-	cfg.CacheDir, cfg.LogDir = filepath.Join(dir, "cache"), filepath.Join(dir, "logs")
-	cfg.API.Tokens = []string{"ops:" + opToken}
-	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
-	cfg.ConnectLimit = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 10 * time.Second})
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	s := &scaleServer{addr: srv.Addr(), client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{}}}
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("server: %v", err)
-		}
-		s.client.CloseIdleConnections()
-	})
+	run := testserver.Start(tb, testserver.Config("scale", tb.TempDir()), server.Options{ShutdownTimeout: 10 * time.Second})
+	s := &scaleServer{addr: run.Addr(), client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{}}}
+	tb.Cleanup(s.client.CloseIdleConnections)
 	return s
 }
 
@@ -69,17 +48,34 @@ func (s *scaleServer) call(tb testing.TB, method, path string, body any) envelop
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	e := envelope{status: resp.StatusCode, body: b}
+	e := envelope{status: resp.StatusCode, header: resp.Header, body: b}
 	if err := json.Unmarshal(b, &e); err != nil {
 		tb.Fatalf("%s %s: %d %q", method, path, resp.StatusCode, b)
 	}
 	return e
 }
 
+// waitListed waits until the server lists n online exec-agents: a
+// simulated agent counts itself connected when the handshake reply
+// arrives, which can be a moment before the server's listing (and a task's
+// selector) includes it.
+func (s *scaleServer) waitListed(tb testing.TB, n int) {
+	tb.Helper()
+	want := strconv.Itoa(n)
+	eventually.Poll{Timeout: 2 * time.Minute}.NoError(tb, want+" online exec-agents listed", func() error {
+		e := s.call(tb, "GET", "/api/agents?type=exec-agent&online=true&size=1", nil)
+		if got := e.header.Get("X-Total-Count"); e.status != 200 || got != want {
+			return fmt.Errorf("status %d, X-Total-Count %q", e.status, got)
+		}
+		return nil
+	})
+}
+
 // runTrue runs `true` on every simulated agent and returns the finished
 // task and how long it took from POST to done (every result stored).
 func (s *scaleServer) runTrue(tb testing.TB, n int, concurrency any) (taskView, time.Duration) {
 	tb.Helper()
+	s.waitListed(tb, n)
 	start := time.Now()
 	e := s.call(tb, "POST", "/api/tasks", map[string]any{"selector": map[string]any{"type": "exec-agent"}, "cmd": "true", "concurrency": concurrency})
 	var p struct{ ID string }

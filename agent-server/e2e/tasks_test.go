@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 type taskAgent struct {
@@ -71,7 +73,7 @@ func (ts *testServer) task(t *testing.T, id string) taskView {
 func (ts *testServer) waitTask(t *testing.T, id string, d time.Duration) taskView {
 	t.Helper()
 	var v taskView
-	eventually(t, d, "task "+id+" to end", func() bool {
+	eventually.Within(t, d, "task "+id+" to end", func() bool {
 		v = ts.task(t, id)
 		return v.State == "done" || v.State == "failed" || v.State == "cancelled"
 	})
@@ -108,7 +110,7 @@ func TestFleetTask(t *testing.T) {
 	gone := newExecSim().startExecAgent(t, ts.addr, "x9")
 	ts.waitOnline("x9")
 	gone.stop(t)
-	eventually(t, 30*time.Second, "x9 offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
+	eventually.Within(t, 30*time.Second, "x9 offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
 
 	id, e := ts.postTask(t, map[string]any{"selector": map[string]any{"type": "exec-agent"}, "cmd": `echo "hello from $AGENT_ID"; test "$AGENT_ID" != x1 || exit 7`})
 	if id == "" {
@@ -254,7 +256,7 @@ func TestFleetCancel(t *testing.T) {
 	ts, x, ids := fleet(t, 5)
 	marker := filepath.Join(t.TempDir(), "survivors")
 	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": ids}, "cmd": "sleep 30; echo survived >> " + marker, "concurrency": 2})
-	eventually(t, 10*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
+	eventually.Within(t, 10*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
 	e := ts.do("DELETE", "/api/tasks/"+id, opToken, nil)
 	if e.status != 200 {
 		t.Fatalf("cancel: %d %s", e.status, e.Msg)
@@ -263,7 +265,7 @@ func TestFleetCancel(t *testing.T) {
 	if v.State != "cancelled" || x.started.Load() != 2 {
 		t.Fatalf("%+v started %d", v, x.started.Load())
 	}
-	eventually(t, 20*time.Second, "killed commands gone", func() bool { return x.cur.Load() == 0 })
+	eventually.Within(t, 20*time.Second, "killed commands gone", func() bool { return x.cur.Load() == 0 })
 	m := byAgent(v)
 	for i, a := range ids {
 		r := m[a]
@@ -296,7 +298,7 @@ func TestFleetRestartResumes(t *testing.T) {
 		ts.waitOnline(id)
 	}
 	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": ids}, "cmd": `sleep 1; echo "done on $AGENT_ID"`, "concurrency": 2})
-	eventually(t, 30*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
+	eventually.Within(t, 30*time.Second, "two commands running", func() bool { return x.cur.Load() == 2 })
 	ts.stop()
 	if x.started.Load() != 2 {
 		t.Fatalf("started %d before the restart", x.started.Load())
@@ -409,7 +411,7 @@ func TestFleetWaitOffline(t *testing.T) {
 	late := x.startExecAgent(t, ts.addr, "late")
 	ts.waitOnline("late")
 	late.stop(t)
-	eventually(t, 30*time.Second, "late offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
+	eventually.Within(t, 30*time.Second, "late offline", func() bool { return len(ts.agents("online=false&type=exec-agent")) == 1 })
 	// Waited for: it comes back within wait_offline.
 	id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": []string{"late", "x0"}}, "cmd": "echo hi", "wait_offline": 20})
 	if v := ts.task(t, id); byAgent(v)["late"].State != "pending" || byAgent(v)["late"].Msg != "agent offline; waiting for it" {
@@ -426,14 +428,7 @@ func TestFleetWaitOffline(t *testing.T) {
 		gone := x2.startExecAgent(t, ts.addr, "gone")
 		ts.waitOnline("gone")
 		gone.stop(t)
-		eventually(t, 30*time.Second, "gone offline", func() bool {
-			for _, a := range ts.agents("online=false&type=exec-agent") {
-				if a.ID == "gone" {
-					return true
-				}
-			}
-			return false
-		})
+		ts.waitOffline("gone")
 		id, _ := ts.postTask(t, map[string]any{"selector": map[string]any{"ids": []string{"gone"}}, "cmd": "true", "wait_offline": "300ms"})
 		v := ts.waitTask(t, id, 10*time.Second)
 		if r := byAgent(v)["gone"]; r.State != "lost" || r.Msg != "agent offline when its turn came" {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/filetest"
 )
 
 // TestCpThroughput measures `agentctl cp` of a 200 MB file against curl
@@ -31,7 +33,7 @@ func TestCpThroughput(t *testing.T) {
 	const size = 200 << 20
 	dir := t.TempDir()
 	src := filepath.Join(dir, "big.bin")
-	sum := makeFile(t, src, size)
+	sum := filetest.Make(t, src, size, filetest.Noise)
 	remote := filepath.Join(dir, "remote")
 	os.Mkdir(remote, 0o755)
 	agent := "e2e-a1"
@@ -91,7 +93,7 @@ func TestCpThroughput(t *testing.T) {
 	}
 	for _, f := range []string{filepath.Join(remote, "up-agentctl.bin"), filepath.Join(remote, "up-curl.bin"),
 		filepath.Join(remote, "up-curl-md5.bin"), filepath.Join(remote, "up-agentctl-nosum.bin"), filepath.Join(dir, "down-agentctl.bin"), filepath.Join(dir, "down-curl.bin")} {
-		if got := fileMD5(t, f); got != sum {
+		if got, _ := filetest.MD5(t, f); got != sum {
 			t.Errorf("%s: md5 %s, want %s", f, got, sum)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/jkframe/filetest"
 )
 
 // corruptProxy is a reverse proxy in front of the server that damages
@@ -99,7 +101,7 @@ func TestCpUploadCorrupted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := filepath.Join(dir, tc.name+".bin")
-			makeFile(t, src, tc.size)
+			filetest.Make(t, src, tc.size, filetest.Noise)
 			data, err := os.ReadFile(src)
 			if err != nil {
 				t.Fatal(err)
@@ -112,7 +114,8 @@ func TestCpUploadCorrupted(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("clean upload through the proxy: exit %d\n%s", r.code, r.err)
 			}
-			if got := fileMD5(t, filepath.Join(remote, "clean-"+tc.name)); got != fileMD5(t, src) {
+			want, _ := filetest.MD5(t, src)
+			if got, _ := filetest.MD5(t, filepath.Join(remote, "clean-"+tc.name)); got != want {
 				t.Fatalf("clean upload: md5 %s differs", got)
 			}
 
@@ -130,7 +133,8 @@ func TestCpUploadCorrupted(t *testing.T) {
 			}
 			// The same file sent directly arrives whole.
 			fleet.ok(t, "cp", "-q", src, "e2e-a1:"+dst)
-			if got, want := fileMD5(t, dst), fileMD5(t, src); got != want {
+			want, _ = filetest.MD5(t, src)
+			if got, _ := filetest.MD5(t, dst); got != want {
 				t.Errorf("direct upload: md5 %s, want %s", got, want)
 			}
 		})

@@ -3,63 +3,15 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/jkframe/filetest"
 )
-
-// makeFile writes n deterministic, incompressible-enough bytes to path and
-// returns their MD5.
-func makeFile(t testing.TB, path string, n int64) string {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := md5.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	block := make([]byte, 64<<10)
-	x := uint32(2463534242)
-	for off := int64(0); off < n; {
-		for i := 0; i < len(block); i += 4 { // xorshift: no two blocks alike
-			x ^= x << 13
-			x ^= x >> 17
-			x ^= x << 5
-			block[i], block[i+1], block[i+2], block[i+3] = byte(x), byte(x>>8), byte(x>>16), byte(x>>24)
-		}
-		k := min(int64(len(block)), n-off)
-		if _, err := w.Write(block[:k]); err != nil {
-			t.Fatal(err)
-		}
-		off += k
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileMD5(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 // TestCp200MB copies a 200 MB file to an agent and back: the MD5 agentctl
 // reports, the file the agent wrote and the file downloaded all equal the
@@ -67,7 +19,7 @@ func fileMD5(t testing.TB, path string) string {
 func TestCp200MB(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "big.bin")
-	sum := makeFile(t, src, 200<<20)
+	sum := filetest.Make(t, src, 200<<20, filetest.Noise)
 	remote := filepath.Join(dir, "remote")
 	if err := os.Mkdir(remote, 0o755); err != nil {
 		t.Fatal(err)
@@ -86,7 +38,7 @@ func TestCp200MB(t *testing.T) {
 	if v.Files[0].MD5 != sum || v.Files[0].Size != 200<<20 || v.Files[0].Dst != "e2e-a1:"+filepath.Join(remote, "big.bin") {
 		t.Errorf("upload: %+v, want md5 %s", v.Files[0], sum)
 	}
-	if got := fileMD5(t, filepath.Join(remote, "big.bin")); got != sum {
+	if got, _ := filetest.MD5(t, filepath.Join(remote, "big.bin")); got != sum {
 		t.Fatalf("the agent wrote md5 %s, want %s", got, sum)
 	}
 	back := filepath.Join(dir, "back.bin")
@@ -95,7 +47,7 @@ func TestCp200MB(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &v); err != nil || len(v.Files) != 1 || v.Files[0].MD5 != sum {
 		t.Errorf("download: %+v %v", v, err)
 	}
-	if got := fileMD5(t, back); got != sum {
+	if got, _ := filetest.MD5(t, back); got != sum {
 		t.Fatalf("downloaded md5 %s, want %s", got, sum)
 	}
 	if fi, _ := os.Stat(back); fi.Mode().Perm() != 0o644 {

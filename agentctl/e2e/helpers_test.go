@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,21 +17,25 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
+	"github.com/agentfleet/jkframe/syncbuf"
+
+	"github.com/agentfleet/agent-server/servertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// Tokens of the test server.
+// Tokens of the test server (servertest's).
 const (
-	opToken    = "e2e-operator-token-0123456789"
-	roToken    = "e2e-readonly-token-0123456789"
-	agentToken = "e2e-agent-token-0123456789"
+	opToken    = servertest.OperatorToken
+	roToken    = servertest.ReadOnlyToken
+	agentToken = servertest.AgentToken
 )
 
 // The exec-agents of the shared fleet and their labels; each runs with
@@ -47,7 +50,7 @@ var execAgents = []struct{ id, labels string }{
 const metricsAgent = "e2e-m1"
 
 // bins are the binaries, built once.
-var bins struct{ dir, server, exec, metrics, ctl string }
+var bins struct{ dir, server, exec, metrics, log, ctl string }
 
 // fleet is the shared environment: one server, three exec-agents and a
 // metrics-agent, started once for the package.
@@ -91,177 +94,66 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles the server, the agents and agentctl into dir.
+// build compiles (or finds, see servertest.Build) the server, the agents
+// and agentctl into dir.
 func build(dir string) error {
 	bins.dir = dir
-	bins.server, bins.exec = filepath.Join(dir, "agent-server"), filepath.Join(dir, "exec-agent")
-	bins.metrics, bins.ctl = filepath.Join(dir, "metrics-agent"), filepath.Join(dir, "agentctl")
-	for _, b := range []struct{ out, pkg string }{
-		{bins.server, "../../agent-server"}, {bins.exec, "../../exec-agent"}, {bins.metrics, "../../metrics-agent"},
-		{bins.ctl, ".."},
-	} {
-		var out []byte
-		var err error
-		for range 2 { // a busy shared build cache fails now and then: once more
-			cmd := exec.Command("go", "build", "-o", b.out, ".")
-			cmd.Dir, cmd.Env = b.pkg, append(os.Environ(), "CGO_ENABLED=0")
-			if out, err = cmd.CombinedOutput(); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	return nil
-}
-
-// proc is a child process with its output in a log file.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func startProc(name, logPath string, env []string, args ...string) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop ends the process with SIGTERM (SIGKILL after 20 s).
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) tail(n int) string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
+	return servertest.BuildAll(dir, servertest.Binary{Module: "agent-server", Path: &bins.server},
+		servertest.Binary{Module: "exec-agent", Path: &bins.exec}, servertest.Binary{Module: "metrics-agent", Path: &bins.metrics},
+		servertest.Binary{Module: "log-agent", Path: &bins.log}, servertest.Binary{Module: "agentctl", Path: &bins.ctl})
 }
 
 // env is a running server with its agents.
 type env struct {
 	dir    string
 	url    string
-	server *proc
-	agents []*proc
+	server *servertest.Server
+	agents []*servertest.Proc
 	ids    []string // exec-agent ids
 	client *http.Client
 }
 
 type envOptions struct {
-	agents     int     // exec-agents, the first of execAgents
-	metrics    bool    // and a metrics-agent
-	rateLimit  float64 // api.rate_limit; 0 = off
-	serverConf string  // extra server.conf lines
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	agents    int     // exec-agents, the first of execAgents
+	metrics   bool    // and a metrics-agent
+	rateLimit float64 // api.rate_limit; 0 = off
 }
 
 // startEnv starts a server and its agents in dir and waits until every
 // agent is online.
 func startEnv(dir string, o envOptions) (*env, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	e := &env{dir: dir, url: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 30 * time.Second}}
-	sdir := filepath.Join(dir, "server")
-	if err := os.MkdirAll(sdir, 0o755); err != nil {
-		return nil, err
-	}
-	rate := "api.rate_limit = 0\n"
+	e := &env{dir: dir, client: &http.Client{Timeout: 30 * time.Second}}
+	conf := map[string]string{}
 	if o.rateLimit > 0 {
-		rate = fmt.Sprintf("api.rate_limit = %g\napi.rate_burst = 1\n", o.rateLimit)
+		conf["api.rate_limit"], conf["api.rate_burst"] = fmt.Sprintf("%g", o.rateLimit), "1"
 	}
-	conf := fmt.Sprintf(`id = e2e
-listen = %d
-listen_addr = 127.0.0.1
-data_dir = %s/data
-cache_dir = %s/cache
-cache_threshold = 99
-log_dir = %s/logs
-log_target = stdout
-log_level = info
-api.tokens = ops:%s
-api.read_only_tokens = grafana:%s
-api.upload_max_body = 1G
-agent.tokens = fleet:%s
-connect_limit = 0
-%s%s`, port, sdir, sdir, sdir, opToken, roToken, agentToken, rate, o.serverConf)
-	confPath := filepath.Join(sdir, "server.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	if e.server, err = startProc("agent-server", filepath.Join(dir, "server.log"), nil, bins.server, "--conf", confPath, "run"); err != nil {
-		return nil, err
-	}
-	if err := waitFor(30*time.Second, "agent-server /healthz", func() bool {
-		resp, err := e.client.Get(e.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}); err != nil {
+	var err error
+	e.server, err = servertest.Launch(servertest.Options{Binary: bins.server, Dir: filepath.Join(dir, "server"),
+		LogFile: filepath.Join(dir, "server.log"), LogLevel: "info", Conf: conf})
+	if err != nil {
 		return e, err
 	}
+	e.url = e.server.URL
 	start := func(name, bin, id, labels, extra string) error {
 		adir := filepath.Join(dir, id)
 		if err := os.MkdirAll(filepath.Join(adir, "conf"), 0o755); err != nil {
 			return err
 		}
 		c := fmt.Sprintf(`basic.id = %s
-basic.server = 127.0.0.1:%d
+basic.server = %s
 basic.token = %s
 basic.labels = %s
 basic.log.target = stdout,file
 basic.log.dir = %s/logs
 basic.log.level = info
 basic.monitor.enabled = false
-%s`, id, port, agentToken, labels, adir, extra)
+%s`, id, e.server.Addr, agentToken, labels, adir, extra)
 		cp := filepath.Join(adir, "conf", "agent.conf")
 		if err := os.WriteFile(cp, []byte(c), 0o644); err != nil {
 			return err
 		}
-		p, err := startProc(id, filepath.Join(dir, id+".log"), []string{"E2E_AGENT=" + id}, bin, "--conf", cp, "run")
+		p, err := servertest.StartProc(servertest.ProcOptions{Name: id, Args: []string{bin, "--conf", cp, "run"},
+			Env: []string{"E2E_AGENT=" + id}, Log: filepath.Join(dir, id+".log")})
 		if err != nil {
 			return err
 		}
@@ -282,7 +174,7 @@ basic.monitor.enabled = false
 		}
 		want = append(want, metricsAgent)
 	}
-	err = waitFor(60*time.Second, "agents online", func() bool {
+	err = eventually.WaitTrue(60*time.Second, "agents online", func() bool {
 		online := e.online()
 		for _, id := range want {
 			if !online[id] {
@@ -311,20 +203,22 @@ func (e *env) online() map[string]bool {
 
 func (e *env) stop() {
 	for i := len(e.agents) - 1; i >= 0; i-- {
-		e.agents[i].stop()
+		_ = e.agents[i].Stop(syscall.SIGTERM)
 	}
 	if e.server != nil {
-		e.server.stop()
+		if err := e.server.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 	e.client.CloseIdleConnections()
 }
 
 func (e *env) dumpLogs(w io.Writer) {
 	if e.server != nil {
-		fmt.Fprintf(w, "--- server log (tail):\n%s\n", e.server.tail(8000))
+		fmt.Fprintf(w, "--- server log (tail):\n%s\n", e.server.Tail(8000))
 	}
 	for _, a := range e.agents {
-		fmt.Fprintf(w, "--- %s log (tail):\n%s\n", a.name, a.tail(3000))
+		fmt.Fprintf(w, "--- %s log (tail):\n%s\n", a.Name, a.Tail(3000))
 	}
 }
 
@@ -360,25 +254,6 @@ func (e *env) api(method, path string, body any, out any) error {
 		return json.Unmarshal(env.Payload, out)
 	}
 	return nil
-}
-
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(d time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if err := waitFor(d, what, cond); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // result is what one agentctl run gave.
@@ -463,8 +338,8 @@ func (e *env) ok(t *testing.T, args ...string) result {
 }
 
 // opaque are the keys whose values are free-form (label maps, the
-// server's stored request, audit details): their shape is "object".
-var opaque = map[string]bool{"labels": true, "request": true, "detail": true}
+// server's stored request, audit details, a log node's counters): their shape is "object".
+var opaque = map[string]bool{"labels": true, "request": true, "detail": true, "stats": true}
 
 // shape reduces a JSON document to its structure: objects keep their keys
 // (sorted) with the shapes of their values, arrays the shape of their
@@ -530,26 +405,9 @@ func checkShape(t *testing.T, name, doc string) {
 // started runs agentctl in the background; wait collects its result.
 type started struct {
 	cmd      *exec.Cmd
-	out, err *syncBuffer
+	out, err *syncbuf.Buffer
 	done     chan struct{}
 	code     int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (e *env) start(t *testing.T, o ctlOpts, args ...string) *started {
@@ -557,7 +415,7 @@ func (e *env) start(t *testing.T, o ctlOpts, args ...string) *started {
 	cmd := exec.Command(bins.ctl, args...)
 	cmd.Env = mergeEnv(e.baseEnv(t), o.env)
 	cmd.Stdin = o.stdin
-	s := &started{cmd: cmd, out: &syncBuffer{}, err: &syncBuffer{}, done: make(chan struct{})}
+	s := &started{cmd: cmd, out: &syncbuf.Buffer{}, err: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.out, s.err
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestRunOne runs commands on one agent: exact output (stdout and stderr,
@@ -125,7 +127,7 @@ func TestRunFleetOneFailure(t *testing.T) {
 func TestRunCtrlC(t *testing.T) {
 	s := fleet.start(t, ctlOpts{}, "run", "-l", "e2e=yes", "--", "echo started; sleep 300")
 	var taskID string
-	eventually(t, 60*time.Second, "three agents running the command", func() bool {
+	eventually.Within(t, 60*time.Second, "three agents running the command", func() bool {
 		m := regexp.MustCompile(`task (\w+): 3 agent`).FindStringSubmatch(s.err.String())
 		if m == nil {
 			return false
@@ -164,7 +166,7 @@ func TestRunCtrlC(t *testing.T) {
 
 	// One agent: the command is killed.
 	s = fleet.start(t, ctlOpts{}, "run", "e2e-a2", "--", "echo started; sleep 300")
-	eventually(t, 60*time.Second, "the command's output", func() bool { return strings.Contains(s.out.String(), "started") })
+	eventually.Within(t, 60*time.Second, "the command's output", func() bool { return strings.Contains(s.out.String(), "started") })
 	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

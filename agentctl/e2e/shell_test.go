@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // shellRoute reports whether the server has the shell route: without an
@@ -49,7 +51,7 @@ func (x *tmux) screen() string { return x.run("capture-pane", "-p", "-t", "s") }
 func (x *tmux) waitScreen(what string, cond func(string) bool) string {
 	x.t.Helper()
 	var s string
-	if err := waitFor(60*time.Second, what, func() bool { s = x.screen(); return cond(s) }); err != nil {
+	if err := eventually.WaitTrue(60*time.Second, what, func() bool { s = x.screen(); return cond(s) }); err != nil {
 		x.t.Fatalf("%v; the screen:\n%s", err, s)
 	}
 	return s
@@ -124,11 +126,11 @@ func TestShellTmux(t *testing.T) {
 	// The screen shows typed commands too: the shell's arithmetic tells
 	// output from input.
 	x.typeLine("sleep 3017; echo X-$((40+2))")
-	if err := waitFor(60*time.Second, "the remote sleep", func() bool { return len(sleeps(t)) > 0 }); err != nil {
+	if err := eventually.WaitTrue(60*time.Second, "the remote sleep", func() bool { return len(sleeps(t)) > 0 }); err != nil {
 		t.Fatalf("%v; the screen:\n%s", err, x.screen())
 	}
 	x.run("send-keys", "-t", "s", "C-c")
-	if err := waitFor(60*time.Second, "the sleep gone", func() bool { return len(sleeps(t)) == 0 }); err != nil {
+	if err := eventually.WaitTrue(60*time.Second, "the sleep gone", func() bool { return len(sleeps(t)) == 0 }); err != nil {
 		t.Fatal(err)
 	}
 	x.typeLine("echo after-$((1+2))")
@@ -138,7 +140,7 @@ func TestShellTmux(t *testing.T) {
 	}
 
 	x.typeLine("exit 3")
-	if err := waitFor(60*time.Second, "agentctl's exit status", func() bool { b, _ := os.ReadFile(status); return len(b) > 0 }); err != nil {
+	if err := eventually.WaitTrue(60*time.Second, "agentctl's exit status", func() bool { b, _ := os.ReadFile(status); return len(b) > 0 }); err != nil {
 		t.Fatalf("%v; the screen:\n%s", err, x.screen())
 	}
 	if b, _ := os.ReadFile(status); strings.TrimSpace(string(b)) != "3" {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // createTask submits a fleet task through the API (as another tool would)
@@ -46,7 +48,7 @@ func TestTasks(t *testing.T) {
 	// watch --stream: once every agent's "ready" came through the stream,
 	// open the gate; watch ends with the task.
 	s := fleet.start(t, ctlOpts{}, "tasks", "watch", id, "--stream")
-	eventually(t, 60*time.Second, "ready from three agents", func() bool { return strings.Count(s.out.String(), "| ready") == 3 })
+	eventually.Within(t, 60*time.Second, "ready from three agents", func() bool { return strings.Count(s.out.String(), "| ready") == 3 })
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +85,12 @@ func TestTasks(t *testing.T) {
 
 	// cancel a running task.
 	id = createTask(t, map[string]any{"selector": map[string]any{"ids": []string{"e2e-a1", "e2e-a2"}}, "cmd": "sleep 300"})
-	eventually(t, 30*time.Second, "task running", func() bool { return taskState(t, id) == "running" })
+	eventually.Within(t, 30*time.Second, "task running", func() bool { return taskState(t, id) == "running" })
 	r = fleet.ok(t, "tasks", "cancel", id)
 	if !strings.Contains(r.out, "Cancelled "+id) {
 		t.Errorf("cancel: %s", r.out)
 	}
-	eventually(t, 30*time.Second, "task cancelled", func() bool { return taskState(t, id) == "cancelled" })
+	eventually.Within(t, 30*time.Second, "task cancelled", func() bool { return taskState(t, id) == "cancelled" })
 	r = fleet.ctl(t, ctlOpts{}, "tasks", "cancel", id)
 	if r.code != 1 || !strings.Contains(r.err, "409") {
 		t.Errorf("cancel twice: %d %s", r.code, r.err)

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
+	"github.com/agentfleet/jkframe/filetest"
 )
 
 // inTmux starts agentctl with args in a tmux session of its own (100×30)
@@ -45,7 +48,7 @@ var tmuxCount atomic.Int32
 func exitStatus(t *testing.T, x *tmux, status string) string {
 	t.Helper()
 	var b []byte
-	if err := waitFor(60*time.Second, "agentctl's exit", func() bool { b, _ = os.ReadFile(status); return len(b) > 0 }); err != nil {
+	if err := eventually.WaitTrue(60*time.Second, "agentctl's exit", func() bool { b, _ = os.ReadFile(status); return len(b) > 0 }); err != nil {
 		t.Fatalf("%v; the screen:\n%s", err, x.screen())
 	}
 	return strings.TrimSpace(string(b))
@@ -78,7 +81,7 @@ func TestMetricsLive(t *testing.T) {
 func TestProgressOnTerminal(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "f.bin")
-	makeFile(t, src, 64<<20)
+	filetest.Make(t, src, 64<<20, filetest.Noise)
 	x, status := inTmux(t, "cp", src, "e2e-a1:"+dir+"/copy/")
 	if code := exitStatus(t, x, status); code != "0" {
 		t.Fatalf("cp exit %s:\n%s", code, x.screen())

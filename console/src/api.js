@@ -127,12 +127,13 @@ export async function events(path, on, signal, onOpen) {
   }
 }
 
-// upload posts a multipart form with XMLHttpRequest, the one browser API
-// that reports upload progress: onProgress(loaded, total).
-export function upload(path, form, onProgress, signal) {
+// upload sends a body (a multipart form, or a File sent as it is with
+// method PUT) with XMLHttpRequest, the one browser API that reports upload
+// progress: onProgress(loaded, total).
+export function upload(path, form, onProgress, signal, method = 'POST') {
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
-    x.open('POST', path);
+    x.open(method, path);
     const tok = session.token();
     if (tok) x.setRequestHeader('Authorization', 'Bearer ' + tok);
     x.upload.onprogress = (e) => onProgress && onProgress(e.loaded, e.lengthComputable ? e.total : 0);

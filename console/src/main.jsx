@@ -14,6 +14,10 @@ import { Files } from './pages/files.jsx';
 import { Run } from './pages/run.jsx';
 import { Tasks, TaskDetail, LayoutDetail, LayoutNew } from './pages/tasks.jsx';
 import { Audit } from './pages/audit.jsx';
+import { Logs, LogProject, LogProjectForm } from './pages/logs.jsx';
+import { Packages } from './pages/packages.jsx';
+import { Install } from './pages/install.jsx';
+import { Upgrade } from './pages/upgrade.jsx';
 
 // identify reads what the token may do. Servers without GET /api/whoami
 // (before scoped tokens) are taken as an operator token until a write is
@@ -33,13 +37,17 @@ export async function identify() {
   }
 }
 
-// The navigation. Each entry shows when the token holds its scope. Log
-// collection, software install and cluster members get their entries here
-// once the server has those capabilities and their pages exist.
+// The navigation. Each entry shows when the token holds its scope.
+// Cluster members get their entry here once the server has that
+// capability and its page exists.
 const NAV = [
   { href: '/ui/fleet', label: 'Fleet', scope: 'agents:read', match: /^\/ui\/(fleet|hosts)/ },
   { href: '/ui/run', label: 'Run', scope: 'tasks:write' },
   { href: '/ui/tasks', label: 'Tasks & layouts', scope: 'tasks:read', match: /^\/ui\/(tasks|layouts)/ },
+  { href: '/ui/logs', label: 'Logs', scope: 'logging:read', match: /^\/ui\/logs/ },
+  { href: '/ui/install', label: 'Install', scope: 'exec:run' },
+  { href: '/ui/upgrade', label: 'Upgrade agents', scope: 'agents:upgrade' },
+  { href: '/ui/packages', label: 'Packages', scope: 'packages:read' },
   { href: '/ui/audit', label: 'Audit log', scope: 'audit:read' },
 ];
 
@@ -50,12 +58,19 @@ function route(path, query) {
   if ((m = path.match(/^\/ui\/hosts\/([^/]+)$/))) return <Host id={decodeURIComponent(m[1])} tab={query.get('tab') || 'overview'} />;
   if ((m = path.match(/^\/ui\/tasks\/([^/]+)$/))) return <TaskDetail id={decodeURIComponent(m[1])} />;
   if (path === '/ui/layouts/new') return <LayoutNew />;
+  if (path === '/ui/logs/new') return <LogProjectForm />;
+  if ((m = path.match(/^\/ui\/logs\/([^/]+)\/edit$/))) return <LogProjectForm pid={decodeURIComponent(m[1])} />;
+  if ((m = path.match(/^\/ui\/logs\/([^/]+)$/))) return <LogProject pid={decodeURIComponent(m[1])} tab={query.get('tab') || 'nodes'} query={query} />;
   if ((m = path.match(/^\/ui\/layouts\/([^/]+)$/))) return <LayoutDetail id={decodeURIComponent(m[1])} />;
   switch (path) {
     case '/ui/fleet': return <Fleet query={query} />;
     case '/ui/run': return <Run query={query} />;
     case '/ui/tasks': return <Tasks query={query} />;
+    case '/ui/logs': return <Logs />;
     case '/ui/audit': return <Audit query={query} />;
+    case '/ui/packages': return <Packages />;
+    case '/ui/install': return <Install query={query} />;
+    case '/ui/upgrade': return <Upgrade query={query} />;
   }
   return (
     <section>

@@ -130,6 +130,37 @@ export function usePoll(load, deps, every = 0) {
   return { ...state, reload: run };
 }
 
+// ---- API errors in forms
+
+// fieldOf names the request field a 400 is about: the server's messages
+// start with "invalid parameter <field>:", "missing parameter <field>" or
+// "<field>: …" ("package or version: give one" names package). A check of
+// the page's own says its field in err.field.
+export function fieldOf(err) {
+  if (err && err.field) return err.field;
+  if (!err || err.status !== 400) return '';
+  const m = /^(?:invalid parameter |missing parameter )?([a-z][a-z0-9_]*)(?=$|:| and | or )/.exec(err.message || '');
+  return m ? m[1] : '';
+}
+
+// useInvalidField marks the control of form (a ref) that the error's field
+// names (aria-invalid, focused); alias maps a request field to the
+// control's name where they differ.
+export function useInvalidField(form, err, alias = {}) {
+  useEffect(() => {
+    const el = form.current;
+    if (!el) return;
+    el.querySelectorAll('[aria-invalid]').forEach((x) => x.removeAttribute('aria-invalid'));
+    const f = fieldOf(err);
+    if (!f) return;
+    const c = el.querySelector(`[name="${alias[f] || f}"]`);
+    if (c) {
+      c.setAttribute('aria-invalid', 'true');
+      c.focus();
+    }
+  }, [err]);
+}
+
 // ---- components
 
 export function ErrorBox({ error }) {
@@ -149,6 +180,19 @@ export function Progress({ value, max, label }) {
       <div class="bar" style={{ width: pct + '%' }} />
       <span>{label}</span>
     </div>
+  );
+}
+
+// TransferStatus shows a file transfer's progress (xfer: { what, done,
+// total }, or null when none runs), the note of the last one that ended,
+// and the error.
+export function TransferStatus({ xfer, note, error }) {
+  return (
+    <>
+      {xfer ? <Progress value={xfer.done} max={xfer.total} label={`${xfer.what} ${fmtBytes(xfer.done)}${xfer.total ? ' of ' + fmtBytes(xfer.total) : ''}`} /> : null}
+      {note ? <div class="note" role="status">{note}</div> : null}
+      <ErrorBox error={error} />
+    </>
   );
 }
 

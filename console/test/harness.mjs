@@ -46,6 +46,21 @@ export async function until(what, cond, ms = 30000) {
   }
 }
 
+// newTab opens a tab of ctx that accepts dialogs and records page errors
+// in errors.
+export async function newTab(ctx, errors) {
+  const p = await ctx.newPage();
+  p.on('pageerror', (e) => errors.push(e.stack || e.message));
+  p.on('dialog', (d) => d.accept());
+  return p;
+}
+
+// signIn opens the console at base with a sign-in link for token.
+export async function signIn(p, base, token) {
+  await p.goto(base + '/ui/#token=' + token);
+  await p.locator('nav#nav').waitFor();
+}
+
 export class World {
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'console-test-'));
@@ -57,8 +72,9 @@ export class World {
     this.metricsId = 'web-1-metrics';
   }
 
-  start(name, args, logName = name) {
-    const exe = join(bin, name);
+  // start runs the binary name of bin/ (or exe, a copy elsewhere) in the
+  // test's directory, its output in <logName>.log.
+  start(name, args, logName = name, exe = join(bin, name)) {
     if (!existsSync(exe)) throw new Error(`${exe} missing: run make build first`);
     const log = join(this.dir, logName + '.log');
     const out = createWriteStream(log);
@@ -78,7 +94,10 @@ export class World {
     return p;
   }
 
-  async up({ agents = true, extra = '' } = {}) {
+  // up starts the server (extra: more lines of its config) and, with
+  // agents, the exec-agent (execConf: more lines of its config) and the
+  // metrics-agent.
+  async up({ agents = true, extra = '', execConf = '' } = {}) {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     const conf = this.write('server/server.conf', `id = console-test
@@ -99,15 +118,8 @@ ${extra}
     this.server = this.start('agent-server', ['run', '--conf', conf]);
     await until('agent-server to answer', async () => (await fetch(this.url + '/readyz')).ok, 30000);
     if (!agents) return;
-    const agentConf = (id, more = '') => this.write(`${id}/agent.conf`, `basic.id = ${id}
-basic.server = 127.0.0.1:${this.port}
-basic.token = ${this.enroll}
-basic.labels = role=web, console=test
-basic.log.target = stdout, file
-basic.log.dir = ${join(this.dir, id, 'logs')}
-${more}`);
-    this.start('exec-agent', ['run', '--conf', agentConf(this.execId)], this.execId);
-    this.start('metrics-agent', ['run', '--conf', agentConf(this.metricsId, `task.jobs = static,usage,process,conns,temps
+    this.start('exec-agent', ['run', '--conf', this.agentConf(this.execId, execConf)], this.execId);
+    this.start('metrics-agent', ['run', '--conf', this.agentConf(this.metricsId, `task.jobs = static,usage,process,conns,temps
 task.usage.interval = 1s
 task.process.interval = 5s
 task.conns.interval = 5s
@@ -117,6 +129,19 @@ task.temps.interval = 5s
       const list = await this.get('/api/agents?online=true');
       return list.length >= 2;
     });
+  }
+
+  // agentConf writes the config of agent id (enrolled with this server,
+  // labels role=web and console=test unless more sets basic.labels) and
+  // returns its path.
+  agentConf(id, more = '') {
+    const labels = /^basic\.labels\s*=/m.test(more) ? '' : 'basic.labels = role=web, console=test\n';
+    return this.write(`${id}/agent.conf`, `basic.id = ${id}
+basic.server = 127.0.0.1:${this.port}
+basic.token = ${this.enroll}
+${labels}basic.log.target = stdout, file
+basic.log.dir = ${join(this.dir, id, 'logs')}
+${more}`);
   }
 
   async api(path, { method = 'GET', token = this.operator, body } = {}) {

@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/filetest"
+
+	"github.com/agentfleet/agent-server/servertest"
 )
 
 // BenchmarkExecTrue is the exec round trip of measured.md: POST
@@ -67,7 +70,7 @@ func sampleRSS(pid int) *rssSampler {
 		tk := time.NewTicker(5 * time.Millisecond)
 		defer tk.Stop()
 		for {
-			if rss, _ := rssKB(pid); rss > s.max.Load() {
+			if rss, _ := servertest.ProcKB(pid, "VmRSS"); rss > s.max.Load() {
 				s.max.Store(rss)
 			}
 			select {
@@ -95,9 +98,9 @@ const bigSize = 200e6
 func BenchmarkUpload200MB(b *testing.B) {
 	e := newEnv(b, benchEnv())
 	src, dst := b.TempDir(), b.TempDir()
-	sum := makeFile(b, filepath.Join(src, "big"), bigSize)
-	idle, _ := rssKB(e.agent.cmd.Process.Pid)
-	s := sampleRSS(e.agent.cmd.Process.Pid)
+	sum := filetest.Make(b, filepath.Join(src, "big"), bigSize, filetest.Compressible)
+	idle, _ := servertest.ProcKB(e.agent.PID(), "VmRSS")
+	s := sampleRSS(e.agent.PID())
 	b.SetBytes(bigSize)
 	b.ResetTimer()
 	for range b.N {
@@ -108,7 +111,7 @@ func BenchmarkUpload200MB(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(s.done(), "agent-max-RSS-MB")
 	b.ReportMetric(float64(idle)*1024/1e6, "agent-idle-RSS-MB")
-	if got, n := fileMD5(b, filepath.Join(dst, "big")); got != sum || n != bigSize {
+	if got, n := filetest.MD5(b, filepath.Join(dst, "big")); got != sum || n != bigSize {
 		b.Fatalf("uploaded file md5 %s size %d", got, n)
 	}
 }
@@ -119,8 +122,8 @@ func BenchmarkUpload200MB(b *testing.B) {
 func BenchmarkDownload200MB(b *testing.B) {
 	e := newEnv(b, benchEnv())
 	src := b.TempDir()
-	sum := makeFile(b, filepath.Join(src, "big"), bigSize)
-	s := sampleRSS(e.agent.cmd.Process.Pid)
+	sum := filetest.Make(b, filepath.Join(src, "big"), bigSize, filetest.Compressible)
+	s := sampleRSS(e.agent.PID())
 	b.SetBytes(bigSize)
 	b.ResetTimer()
 	for range b.N {
@@ -135,24 +138,6 @@ func BenchmarkDownload200MB(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(s.done(), "agent-max-RSS-MB")
-	_, hwm := rssKB(e.agent.cmd.Process.Pid)
+	hwm, _ := servertest.ProcKB(e.agent.PID(), "VmHWM")
 	b.ReportMetric(float64(hwm)*1024/1e6, "agent-peak-RSS-MB")
-}
-
-// rssKB returns VmRSS and VmHWM (peak) of pid in KiB.
-func rssKB(pid int) (rss, hwm int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		var v int64
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &v); err == nil {
-			rss = v
-		}
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &v); err == nil {
-			hwm = v
-		}
-	}
-	return rss, hwm
 }

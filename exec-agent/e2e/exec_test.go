@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestExec(t *testing.T) {
@@ -116,7 +118,7 @@ func TestTimeoutKillsGrandchildren(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	eventually.Within(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 	if pids := procsMatching(t, tag); len(pids) < 4 { // the four sleeps (and the shell)
 		t.Fatalf("running: %d processes %v, want at least 4", len(pids), pids)
 	}
@@ -138,7 +140,7 @@ func TestKillByPid(t *testing.T) {
 	if r.status != 200 || rr.PID <= 0 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	eventually.Within(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 
 	if pids := procsMatching(t, tag); len(pids) < 2 { // two sleeps (and the shell)
 		t.Fatalf("running: %d processes %v, want at least 2", len(pids), pids)
@@ -187,23 +189,23 @@ func TestResultAfterReconnect(t *testing.T) {
 		ch <- out{rr, r}
 	}()
 	var pid int
-	eventually(t, 30*time.Second, "the command to start", func() bool {
+	eventually.Within(t, 30*time.Second, "the command to start", func() bool {
 		b, err := os.ReadFile(started)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0
 	})
 	// The cut must come after the server has the command's start (execd):
 	// a run whose start never reached the server ends 410 at once.
-	eventually(t, 10*time.Second, "the server to know the command", func() bool {
+	eventually.Within(t, 10*time.Second, "the server to know the command", func() bool {
 		return e.api("GET", fmt.Sprintf("/api/exec/%s/status/%d", e.agentID, pid), nil).status == 200
 	})
-	e.proxy.pause(true)
-	e.proxy.cut()
+	e.proxy.Pause(true)
+	e.proxy.Cut()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the command to end while disconnected", func() bool { return syscall.Kill(pid, 0) != nil })
-	e.proxy.pause(false)
+	eventually.Within(t, 30*time.Second, "the command to end while disconnected", func() bool { return syscall.Kill(pid, 0) != nil })
+	e.proxy.Pause(false)
 	select {
 	case o := <-ch:
 		if o.r.status != 200 || o.rr.Result == nil {
@@ -227,14 +229,14 @@ func TestResultAfterServerRestart(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	eventually(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(started); return err == nil })
-	e.server.stop(t, syscall.SIGKILL)
+	eventually.Within(t, 30*time.Second, "the command to start", func() bool { _, err := os.Stat(started); return err == nil })
+	e.server.Kill()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the command to end while the server is down", func() bool { return syscall.Kill(rr.PID, 0) != nil })
+	eventually.Within(t, 30*time.Second, "the command to end while the server is down", func() bool { return syscall.Kill(rr.PID, 0) != nil })
 	e.client.CloseIdleConnections()
-	e.startServer()
+	e.restartServer()
 	e.waitOnline()
 	s := e.waitDone(rr.PID, 30*time.Second)
 	if s.Code != 6 || s.TaskID != rr.ID {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/jkframe/filetest"
 )
 
 type lsEntry struct {
@@ -90,7 +92,7 @@ func TestTransferSizes(t *testing.T) {
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			name := fmt.Sprintf("f%d", n)
-			sum := makeFile(t, filepath.Join(src, name), n)
+			sum := filetest.Make(t, filepath.Join(src, name), n, filetest.Compressible)
 			r := e.upload(filepath.Join(src, name), dst, name, sum)
 			var up struct {
 				Dir string `json:"dir"`
@@ -99,7 +101,7 @@ func TestTransferSizes(t *testing.T) {
 			if r.status != 200 || up.Dir != filepath.Join(dst, name) {
 				t.Fatalf("upload: %d %s", r.status, r.body)
 			}
-			if got, size := fileMD5(t, up.Dir); got != sum || size != n {
+			if got, size := filetest.MD5(t, up.Dir); got != sum || size != n {
 				t.Fatalf("uploaded file: md5 %s size %d, want %s %d", got, size, sum, n)
 			}
 			h := md5.New()
@@ -120,7 +122,7 @@ func TestTransferSizes(t *testing.T) {
 		})
 	}
 	// A wrong md5 is refused before the agent is asked.
-	makeFile(t, filepath.Join(src, "m"), 10)
+	filetest.Make(t, filepath.Join(src, "m"), 10, filetest.Compressible)
 	if r := e.upload(filepath.Join(src, "m"), dst, "m", strings.Repeat("0", 32)); r.status != 400 || !strings.Contains(r.Msg, "md5 mismatch") {
 		t.Errorf("wrong md5: %d %s", r.status, r.body)
 	}
@@ -135,10 +137,10 @@ func TestUploadFailsHalfway(t *testing.T) {
 	if err := os.WriteFile(target, []byte("the old content"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sum := makeFile(t, filepath.Join(src, "keep"), 8<<20)
-	e.proxy.cutTransfersAt(4 << 20) // the agent's GET of the bytes breaks after 4 MiB
+	sum := filetest.Make(t, filepath.Join(src, "keep"), 8<<20, filetest.Compressible)
+	e.proxy.CutResponses("GET /api/transfer/", 4<<20) // the agent's GET of the bytes breaks after 4 MiB
 	r := e.upload(filepath.Join(src, "keep"), dst, "keep", sum)
-	e.proxy.cutTransfersAt(0)
+	e.proxy.CutResponses("", 0)
 	if r.status == 200 {
 		t.Fatalf("upload succeeded: %s", r.body)
 	}
@@ -156,7 +158,7 @@ func TestUploadFailsHalfway(t *testing.T) {
 	if r := e.upload(filepath.Join(src, "keep"), dst, "keep", sum); r.status != 200 {
 		t.Fatalf("second upload: %d %s", r.status, r.body)
 	}
-	if got, _ := fileMD5(t, target); got != sum {
+	if got, _ := filetest.MD5(t, target); got != sum {
 		t.Errorf("replaced file md5 %s, want %s", got, sum)
 	}
 }
@@ -165,7 +167,7 @@ func TestUploadFailsHalfway(t *testing.T) {
 func TestPathTricks(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	src, dst := t.TempDir(), t.TempDir()
-	sum := makeFile(t, filepath.Join(src, "f"), 3)
+	sum := filetest.Make(t, filepath.Join(src, "f"), 3, filetest.Compressible)
 	for _, name := range []string{"../escape", "..", "a/b", `a\b`, "/etc/x"} {
 		r := e.upload(filepath.Join(src, "f"), dst, name, sum)
 		if r.status != 400 || !strings.Contains(r.Msg, "not a plain file name") {

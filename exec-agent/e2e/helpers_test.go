@@ -3,19 +3,14 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,13 +19,20 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
+
+	"github.com/agentfleet/agent-server/servertest"
 )
 
+// The test server's tokens (servertest's).
 const (
-	apiToken   = "e2e-operator-token-0123456789"
-	agentToken = "e2e-agent-token-0123456789"
-	agentID    = "e2e-exec-agent"
+	apiToken      = servertest.OperatorToken
+	readOnlyToken = servertest.ReadOnlyToken
+	agentToken    = servertest.AgentToken
 )
+
+const agentID = "e2e-exec-agent"
 
 // Binaries built once for the package.
 var bins struct {
@@ -46,27 +48,10 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		bins.dir = dir
-		bins.server = filepath.Join(dir, "agent-server")
-		bins.agent = filepath.Join(dir, "exec-agent")
-		for _, b := range []struct{ out, pkgDir string }{
-			{bins.server, "../../agent-server"},
-			{bins.agent, ".."},
-		} {
-			cmd := exec.Command("go", "build", "-o", b.out, ".")
-			cmd.Dir = b.pkgDir
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				// The shared build cache of a busy machine fails now and
-				// then ("could not import … open : no such file"): retry once.
-				retry := exec.Command("go", "build", "-o", b.out, ".")
-				retry.Dir, retry.Env = cmd.Dir, cmd.Env
-				out, err = retry.CombinedOutput()
-			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.pkgDir, err, out)
-				return 1
-			}
+		if err := servertest.BuildAll(dir, servertest.Binary{Module: "agent-server", Path: &bins.server},
+			servertest.Binary{Module: "exec-agent", Path: &bins.agent}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		return m.Run()
 	}()
@@ -79,71 +64,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a port nobody listens on now.
-func freePort(t testing.TB) int {
+// startProc starts args with its output in logPath.
+func startProc(t testing.TB, name, logPath string, args ...string) *servertest.Proc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := servertest.StartProc(servertest.ProcOptions{Name: name, Args: args, Log: logPath})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// proc is a child process with its output in a log file.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func startProc(t testing.TB, name, logPath string, args ...string) *proc {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	return p
 }
 
-// stop sends sig and waits for the exit (SIGKILL after 20 s).
-func (p *proc) stop(t testing.TB, sig syscall.Signal) {
+// stop sends sig to p and waits for the exit (SIGKILL after
+// servertest.StopTimeout, an error of the test).
+func stop(t testing.TB, p *servertest.Proc, sig syscall.Signal) {
 	t.Helper()
-	select {
-	case <-p.done:
-		return
-	default:
+	if err := p.Stop(sig); err != nil {
+		t.Error(err)
 	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop on %v; killing it", p.name, sig)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail returns the end of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	return string(b)
 }
 
 // env is a server, a proxy and an exec-agent connected through it.
@@ -152,9 +89,9 @@ type env struct {
 	dir      string
 	port     int
 	url      string
-	server   *proc
-	agent    *proc
-	proxy    *proxy
+	server   *servertest.Server
+	agent    *servertest.Proc
+	proxy    *servertest.Proxy
 	client   *http.Client
 	agentID  string
 	logLevel string
@@ -180,23 +117,25 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), port: freePort(t), agentID: agentID,
+	e := &env{t: t, dir: t.TempDir(), agentID: agentID,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
-	e.url = fmt.Sprintf("http://127.0.0.1:%d", e.port)
 	e.logLevel = o.logLevel
 	if e.logLevel == "" {
 		e.logLevel = "debug"
 	}
-	e.startServer()
-	e.proxy = newProxy(t, fmt.Sprintf("127.0.0.1:%d", e.port))
+	// The server's data is in e.dir/server (kept across restarts).
+	e.server = servertest.Start(t, servertest.Options{Binary: bins.server, Dir: filepath.Join(e.dir, "server"),
+		LogFile: filepath.Join(e.dir, "server.log"), LogLevel: e.logLevel})
+	e.port, e.url = e.server.Port, e.server.URL
+	e.proxy = newProxy(t, e.server.Addr)
 	adir := filepath.Join(e.dir, "agent")
 	if o.agentDir != "" {
 		adir = filepath.Join(o.agentDir, filepath.Base(e.dir))
 		t.Cleanup(func() { os.RemoveAll(adir) })
 	}
-	server := e.proxy.addr()
+	server := e.proxy.Addr()
 	if o.direct {
-		server = fmt.Sprintf("127.0.0.1:%d", e.port)
+		server = e.server.Addr
 	}
 	if err := os.MkdirAll(filepath.Join(adir, "conf"), 0o755); err != nil {
 		t.Fatal(err)
@@ -225,56 +164,24 @@ exec.kill_grace = 500ms
 	e.agentDir, e.agentConf = adir, confPath
 	e.agent = startProc(t, "exec-agent", filepath.Join(e.dir, "agent.log"), bins.agent, "--conf", confPath, "run")
 	t.Cleanup(func() {
-		e.agent.stop(t, syscall.SIGTERM)
-		e.proxy.close()
-		e.server.stop(t, syscall.SIGTERM)
+		stop(t, e.agent, syscall.SIGTERM)
+		e.proxy.Close()
 		e.client.CloseIdleConnections()
 		if t.Failed() {
-			t.Logf("agent log:\n%s", e.agent.tail())
-			t.Logf("server log:\n%s", e.server.tail())
+			t.Logf("agent log:\n%s", e.agent.Tail(6000))
 		}
 	})
 	e.waitOnline()
 	return e
 }
 
-// startServer starts agent-server on e.port with its data in e.dir/server
-// (kept across restarts).
-func (e *env) startServer() {
+// restartServer starts the server again (after e.server.Kill or Stop)
+// with the same port, config and data.
+func (e *env) restartServer() {
 	e.t.Helper()
-	sdir := filepath.Join(e.dir, "server")
-	if err := os.MkdirAll(sdir, 0o755); err != nil {
+	if err := e.server.Restart(); err != nil {
 		e.t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`id = e2e
-listen = %d
-listen_addr = 127.0.0.1
-data_dir = %s/data
-cache_dir = %s/cache
-cache_threshold = 99
-log_dir = %s/logs
-log_target = stdout
-log_level = %s
-api.tokens = ops:%s
-api.read_only_tokens = viewer:%s
-api.rate_limit = 0
-api.upload_max_body = 1G
-agent.tokens = fleet:%s
-connect_limit = 0
-`, e.port, sdir, sdir, sdir, e.logLevel, apiToken, readOnlyToken, agentToken)
-	confPath := filepath.Join(sdir, "server.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	e.server = startProc(e.t, "agent-server", filepath.Join(e.dir, "server.log"), bins.server, "--conf", confPath, "run")
-	eventually(e.t, 20*time.Second, "agent-server healthz", func() bool {
-		resp, err := e.client.Get(e.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
 }
 
 // restartAgent starts the exec-agent again (after e.agent ended) with the
@@ -288,7 +195,7 @@ func (e *env) restartAgent() {
 // waitOnline waits until the agent is connected to the server.
 func (e *env) waitOnline() {
 	e.t.Helper()
-	eventually(e.t, 30*time.Second, "exec-agent online", func() bool {
+	eventually.Within(e.t, 30*time.Second, "exec-agent online", func() bool {
 		r := e.api("GET", "/api/agents?online=true&size=1000", nil)
 		var list []struct {
 			ID       string `json:"id"`
@@ -420,7 +327,7 @@ type status struct {
 func (e *env) waitDone(pid int, d time.Duration) status {
 	e.t.Helper()
 	var s status
-	eventually(e.t, d, fmt.Sprintf("task pid %d done", pid), func() bool {
+	eventually.Within(e.t, d, fmt.Sprintf("task pid %d done", pid), func() bool {
 		r := e.api("GET", fmt.Sprintf("/api/exec/%s/status/%d", e.agentID, pid), nil)
 		switch r.status {
 		case 200:
@@ -510,159 +417,14 @@ func (e *env) download(path string, w io.Writer) (int, http.Header, []byte) {
 	return 200, resp.Header, nil
 }
 
-// makeFile writes n deterministic bytes to path and returns their MD5 (hex).
-func makeFile(t testing.TB, path string, n int64) string {
+// newProxy forwards to target until e's cleanup closes it.
+func newProxy(t testing.TB, target string) *servertest.Proxy {
 	t.Helper()
-	f, err := os.Create(path)
+	p, err := servertest.NewProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := md5.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	block := make([]byte, 64<<10)
-	for i := range block {
-		block[i] = byte(i*7 + i>>9)
-	}
-	for off := int64(0); off < n; {
-		k := min(int64(len(block)), n-off)
-		block[0] = byte(off >> 16) // no two blocks alike
-		if _, err := bw.Write(block[:k]); err != nil {
-			t.Fatal(err)
-		}
-		off += k
-	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileMD5(t testing.TB, path string) (string, int64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := md5.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n
-}
-
-// eventually polls cond every 10 ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// proxy forwards TCP connections to target. cut drops the live ones; pause
-// makes it close new ones at once (the agent stays disconnected); with
-// cutTransfersAt > 0, the response to a transfer GET (/api/transfer/…) is
-// cut after that many bytes.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	paused bool
-	cutAt  int64
-	wg     sync.WaitGroup
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
 	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		paused, cutAt := p.paused, p.cutAt
-		p.mu.Unlock()
-		if paused {
-			_ = c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		p.wg.Go(func() {
-			// The first read holds the request line.
-			buf := make([]byte, 32<<10)
-			n, err := c.Read(buf)
-			if err != nil {
-				_ = u.Close()
-				_ = c.Close()
-				return
-			}
-			_, _ = u.Write(buf[:n])
-			if cutAt > 0 && bytes.HasPrefix(buf[:n], []byte("GET /api/transfer/")) {
-				p.wg.Go(func() { _, _ = io.Copy(u, c) })
-				_, _ = io.CopyN(c, u, cutAt)
-				_ = c.Close()
-				_ = u.Close()
-				return
-			}
-			p.wg.Go(func() { _, _ = io.Copy(c, u); _ = c.Close() })
-			_, _ = io.Copy(u, c)
-			_ = u.Close()
-		})
-	}
-}
-
-// cut closes every forwarded connection (the listener stays).
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) pause(on bool) {
-	p.mu.Lock()
-	p.paused = on
-	p.mu.Unlock()
-}
-
-func (p *proxy) cutTransfersAt(n int64) {
-	p.mu.Lock()
-	p.cutAt = n
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	_ = p.ln.Close()
-	p.cut()
-	p.wg.Wait()
 }
 
 // procsMatching returns the pids whose command line contains s.

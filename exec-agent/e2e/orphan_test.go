@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // A kill -9 of the exec-agent leaves its commands running, reparented to
@@ -24,12 +26,12 @@ func TestAgentKill9EndsOrphans(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	o := startOrphans(t, e)
 
-	e.agent.stop(t, syscall.SIGKILL)
+	stop(t, e.agent, syscall.SIGKILL)
 	o.waitOrphaned(t)
 	e.restartAgent()
 
 	// (a) Nothing the old agent started runs on, and nothing ran to its end.
-	eventually(t, 20*time.Second, "the orphaned commands to be ended", func() bool { return o.live() == nil })
+	eventually.Within(t, 20*time.Second, "the orphaned commands to be ended", func() bool { return o.live() == nil })
 	for _, m := range []string{o.asyncMarker, o.fleetMarker} {
 		if _, err := os.Stat(m); err == nil {
 			t.Errorf("%s written: the orphaned command ran to its end", m)
@@ -57,7 +59,7 @@ func TestAgentRestartWithoutRecordsEndsTasks(t *testing.T) {
 	o := startOrphans(t, e)
 	t.Cleanup(o.kill) // nobody else will: the agent does not know them
 
-	e.agent.stop(t, syscall.SIGKILL)
+	stop(t, e.agent, syscall.SIGKILL)
 	o.waitOrphaned(t)
 	recs := filepath.Join(e.agentDir, "conf", "agent.tasks")
 	if _, err := os.Stat(recs); err != nil {
@@ -114,7 +116,7 @@ func startOrphans(t *testing.T, e *env) *orphans {
 		t.Fatalf("fleet task: %d %s", tr.status, tr.body)
 	}
 	o.fleetTask = p.ID
-	eventually(t, 20*time.Second, "both commands and their sleeps to run", func() bool {
+	eventually.Within(t, 20*time.Second, "both commands and their sleeps to run", func() bool {
 		a, f := procsMatching(t, o.asyncMarker), procsMatching(t, o.fleetMarker)
 		if len(a) != 1 || len(f) != 1 || len(groupOf(a[0])) < 2 || len(groupOf(f[0])) < 2 {
 			return false
@@ -155,7 +157,7 @@ func (o *orphans) kill() {
 func (o *orphans) waitFleet(t *testing.T, e *env) taskAgent {
 	t.Helper()
 	var v taskView
-	eventually(t, 30*time.Second, "the fleet task to end", func() bool {
+	eventually.Within(t, 30*time.Second, "the fleet task to end", func() bool {
 		r := e.api("GET", "/api/tasks/"+o.fleetTask, nil)
 		v = taskView{}
 		_ = json.Unmarshal(r.Payload, &v)
@@ -240,8 +242,8 @@ func TestServerAndAgentRestart(t *testing.T) {
 			o := startOrphans(t, e)
 			t.Cleanup(o.kill)
 
-			e.server.stop(t, syscall.SIGKILL)
-			e.agent.stop(t, syscall.SIGKILL)
+			e.server.Kill()
+			stop(t, e.agent, syscall.SIGKILL)
 			o.waitOrphaned(t)
 			if !keep {
 				if err := os.RemoveAll(filepath.Join(e.agentDir, "conf", "agent.tasks")); err != nil {
@@ -249,7 +251,7 @@ func TestServerAndAgentRestart(t *testing.T) {
 				}
 			}
 			e.client.CloseIdleConnections()
-			e.startServer()
+			e.restartServer()
 			e.restartAgent()
 
 			item := o.waitFleet(t, e)
@@ -261,7 +263,7 @@ func TestServerAndAgentRestart(t *testing.T) {
 				t.Errorf("fleet task item after the restarts: %+v, want failed, msg %q", item, want)
 			}
 			if keep {
-				eventually(t, 20*time.Second, "the orphaned commands to be ended", func() bool { return o.live() == nil })
+				eventually.Within(t, 20*time.Second, "the orphaned commands to be ended", func() bool { return o.live() == nil })
 				s := e.waitDone(o.asyncPID, 30*time.Second)
 				want = fmt.Sprintf("agent restarted: command killed (pid %d)", o.asyncPID)
 				if s.State != "failed" || s.Code != 137 || s.Msg != want {

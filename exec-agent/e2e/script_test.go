@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // A script goes to the agent's temp dir, runs with its interpreter and
@@ -58,7 +60,7 @@ func TestScript(t *testing.T) {
 	if want := "[a b]\r\n[$c]\r\ny\r\n1\r\n"; env.Payload.Code != 4 || string(env.Payload.Data) != want {
 		t.Errorf("script: code %d output %q, want 4 and %q", env.Payload.Code, env.Payload.Data, want)
 	}
-	eventually(t, 30*time.Second, "the script to be removed", func() bool {
+	eventually.Within(t, 30*time.Second, "the script to be removed", func() bool {
 		entries, _ := os.ReadDir(tmp)
 		for _, en := range entries {
 			if strings.HasPrefix(en.Name(), "agentfleet-script") {

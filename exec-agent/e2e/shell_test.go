@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-)
 
-// readOnlyToken is the server's read-only API token (see startServer).
-const readOnlyToken = "e2e-read-only-token-0123456789"
+	"github.com/agentfleet/jkframe/eventually"
+
+	"github.com/agentfleet/agent-server/servertest"
+)
 
 // term is a client of GET /api/exec/{id}/shell, as the console and
 // agentctl are.
@@ -87,7 +88,7 @@ func (e *env) dialShellFree(t *testing.T, query string, hdr http.Header, protoco
 		status int
 		msg    string
 	)
-	eventually(t, 30*time.Second, "the agent's slot to be free", func() bool {
+	eventually.Within(t, 30*time.Second, "the agent's slot to be free", func() bool {
 		tm, status, msg = e.dialShell(t, query, hdr, protocols)
 		return tm != nil || status != 503 || !strings.Contains(msg, "busy: ")
 	})
@@ -152,7 +153,7 @@ func (tm *term) output() string {
 
 func (tm *term) expect(s string) {
 	tm.t.Helper()
-	eventually(tm.t, 20*time.Second, fmt.Sprintf("terminal output %q", s), func() bool { return strings.Contains(tm.output(), s) })
+	eventually.Within(tm.t, 20*time.Second, fmt.Sprintf("terminal output %q", s), func() bool { return strings.Contains(tm.output(), s) })
 }
 
 // wait waits until the server closed the connection.
@@ -243,12 +244,12 @@ func TestShellRoute(t *testing.T) {
 	}
 	tm.send("echo \"<$0>\"; sleep " + tag + "\r")
 	tm.expect("<-")
-	eventually(t, 20*time.Second, "the sleep to run", func() bool { return len(procsMatching(t, tag)) > 0 })
+	eventually.Within(t, 20*time.Second, "the sleep to run", func() bool { return len(procsMatching(t, tag)) > 0 })
 	if err := tm.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	tm.wait()
-	eventually(t, 20*time.Second, "the session's processes to die", func() bool { return len(procsMatching(t, tag)) == 0 })
+	eventually.Within(t, 20*time.Second, "the session's processes to die", func() bool { return len(procsMatching(t, tag)) == 0 })
 
 	// 3. A client that vanishes without a close frame.
 	tag2 := fmt.Sprintf("1000.%d", 100000+rand.IntN(800000))
@@ -256,14 +257,14 @@ func TestShellRoute(t *testing.T) {
 	if tm == nil {
 		t.Fatalf("dial: %d %s", status, msg)
 	}
-	eventually(t, 20*time.Second, "the sleep to run", func() bool { return len(procsMatching(t, tag2)) > 0 })
+	eventually.Within(t, 20*time.Second, "the sleep to run", func() bool { return len(procsMatching(t, tag2)) > 0 })
 	// The agent's one slot (exec.max_tasks = 1) is taken: the agent refuses
 	// a second session before the upgrade.
 	if tm, status, msg := e.dialShell(t, "", bearer(apiToken), nil); tm != nil || status != 503 || msg != "shell not started: busy: 1 tasks running, limit 1" {
 		t.Errorf("second session: %d %q, want 503 busy", status, msg)
 	}
 	_ = tm.ws.UnderlyingConn().Close()
-	eventually(t, 20*time.Second, "the vanished client's processes to die", func() bool { return len(procsMatching(t, tag2)) == 0 })
+	eventually.Within(t, 20*time.Second, "the vanished client's processes to die", func() bool { return len(procsMatching(t, tag2)) == 0 })
 
 	// 4. Refusals, all before the upgrade, in the API envelope.
 	refusals := []struct {
@@ -308,7 +309,7 @@ func TestShellRoute(t *testing.T) {
 	// opens that reached the agent; the caller's name, never the token or
 	// the keystrokes.
 	var entries []auditEntry
-	eventually(t, 20*time.Second, "the last session's end in the audit", func() bool {
+	eventually.Within(t, 20*time.Second, "the last session's end in the audit", func() bool {
 		entries = e.shellAudit(t)
 		ends := 0
 		for _, a := range entries {
@@ -380,9 +381,11 @@ func TestShellRoute(t *testing.T) {
 	}
 
 	// 7. No token in any log line.
-	e.agent.stop(t, syscall.SIGTERM)
-	e.server.stop(t, syscall.SIGTERM)
-	for _, log := range []string{e.server.log, e.agent.log} {
+	stop(t, e.agent, syscall.SIGTERM)
+	if err := e.server.Stop(); err != nil {
+		t.Error(err)
+	}
+	for _, log := range []string{e.server.LogPath, e.agent.Log} {
 		b, err := os.ReadFile(log)
 		if err != nil {
 			t.Fatal(err)
@@ -414,23 +417,6 @@ func (e *env) shellBytesOut(t *testing.T) float64 {
 	return 0
 }
 
-// vmHWM returns the peak resident set size of pid, in bytes.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		var kb int64
-		if _, err := fmt.Sscanf(line, "VmHWM: %d kB", &kb); err == nil {
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
-}
-
 // TestShellSlowClient: a client that reads nothing while the remote
 // command floods its terminal. The flood stalls within a bound (the
 // credit window plus socket buffers) instead of piling up in the server or
@@ -451,7 +437,7 @@ func TestShellSlowClient(t *testing.T) {
 	// Nothing is read: wait until the output counter stops moving (half a
 	// second without change), then check where it stopped.
 	last, still := -1.0, 0
-	eventually(t, 60*time.Second, "the flood to stall", func() bool {
+	eventually.Within(t, 60*time.Second, "the flood to stall", func() bool {
 		v := e.shellBytesOut(t)
 		if v == last {
 			still++
@@ -490,7 +476,7 @@ func TestShellSlowClient(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the command did not finish: %v", err)
 	}
-	hwm := vmHWM(t, e.agent.cmd.Process.Pid)
+	hwm := servertest.MustProcKB(t, e.agent.PID(), "VmHWM") << 10
 	if hwm > 64<<20 {
 		t.Errorf("agent peak RSS %d MiB while relaying %d MiB", hwm>>20, total>>20)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestAgentStoppedAndContinued: the exec-agent is frozen with SIGSTOP while
@@ -25,16 +27,16 @@ func TestAgentStoppedAndContinued(t *testing.T) {
 	if r.status != 200 || rr.PID <= 0 {
 		t.Fatalf("run: %d %s", r.status, r.body)
 	}
-	if err := e.agent.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := e.agent.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	continued := false
 	defer func() {
 		if !continued {
-			_ = e.agent.cmd.Process.Signal(syscall.SIGCONT)
+			_ = e.agent.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
-	eventually(t, 90*time.Second, "the stopped agent evicted", func() bool {
+	eventually.Within(t, 90*time.Second, "the stopped agent evicted", func() bool {
 		r := e.api("GET", "/api/agents?online=true&size=1000", nil)
 		var list []struct {
 			ID string `json:"id"`
@@ -47,7 +49,7 @@ func TestAgentStoppedAndContinued(t *testing.T) {
 		}
 		return true
 	})
-	if err := e.agent.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := e.agent.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	continued = true

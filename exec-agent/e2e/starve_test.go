@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // cpuQuota is a cgroup holding processes to a CPU quota: cgroup v2
@@ -102,7 +104,7 @@ func (c *cpuQuota) throttled() int64 {
 
 // remove deletes the cgroup once its processes have gone.
 func (c *cpuQuota) remove(t *testing.T) {
-	eventually(t, 30*time.Second, "cgroup "+c.dir+" empty", func() bool {
+	eventually.Within(t, 30*time.Second, "cgroup "+c.dir+" empty", func() bool {
 		b, _ := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
 		return strings.TrimSpace(string(b)) == ""
 	})
@@ -173,7 +175,7 @@ func TestStarvedAgentLosesNothing(t *testing.T) {
 	}
 
 	e := newEnv(t, envOptions{direct: true, logLevel: "info"})
-	if err := cg.add(e.agent.cmd.Process.Pid); err != nil {
+	if err := cg.add(e.agent.PID()); err != nil {
 		t.Fatalf("move the agent into %s: %v", cg.dir, err)
 	}
 	// Cleanups run last-first: the agent gets its CPU back before it is
@@ -183,7 +185,7 @@ func TestStarvedAgentLosesNothing(t *testing.T) {
 			t.Errorf("lift the quota: %v", err)
 		}
 	})
-	t.Logf("agent pid %d in %s (v2 %t)", e.agent.cmd.Process.Pid, cg.dir, cg.v2)
+	t.Logf("agent pid %d in %s (v2 %t)", e.agent.PID(), cg.dir, cg.v2)
 
 	// Odd runs: the command leaves the quota (its cgroup's parent), so seq
 	// fills the pipe at full speed and exits at once while the agent is

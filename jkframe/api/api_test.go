@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +10,13 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
+	"github.com/agentfleet/jkframe/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -23,34 +24,18 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer is a log sink safe for the server goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // waitFor polls the log for substr: the access log line is written after
 // the response, so the client may see the response first.
 func (s *syncBuffer) waitFor(t *testing.T, substr string) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(s.String(), substr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log never contained %q:\n%s", substr, s.String())
+	eventually.NoError(t, fmt.Sprintf("%q in the log", substr), func() error {
+		if !strings.Contains(s.String(), substr) {
+			return fmt.Errorf("the log is:\n%s", s.String())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	return s.String()
 }
 

@@ -116,10 +116,52 @@ func jsonError(err error, lr *limitedReader, maxBytes int64) error {
 	return bad("invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: "))
 }
 
+// A Describer names the JSON values its type accepts, for the 400 that
+// names the field ("invalid parameter timeout: must be <DescribeJSON()>
+// (got string "soon")"). An UnmarshalJSON method that refuses a value
+// returns [TypeError] so that the decoder adds the field's name: encoding/json
+// names the field only for a *json.UnmarshalTypeError.
+type Describer interface{ DescribeJSON() string }
+
+// TypeError is the error an UnmarshalJSON method of a [Describer] returns
+// for a value it refuses: raw is the JSON it was given, t its own type.
+func TypeError(raw []byte, t reflect.Type) error {
+	got := strings.TrimSpace(string(raw))
+	switch {
+	case got == "":
+		got = "nothing"
+	case got[0] == '"':
+		got = "string " + shorten(got)
+	case got[0] == '{':
+		got = "object"
+	case got[0] == '[':
+		got = "array"
+	case got == "true" || got == "false":
+		got = "bool"
+	default:
+		got = "number " + shorten(got)
+	}
+	return &json.UnmarshalTypeError{Value: got, Type: t}
+}
+
+// shorten cuts a refused value to what an error message can repeat.
+func shorten(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
+
 // describe names a Go type the way a JSON client thinks of it.
 func describe(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	for _, c := range []reflect.Type{t, reflect.PointerTo(t)} {
+		if c.Implements(reflect.TypeFor[Describer]()) {
+			return reflect.New(t).Interface().(Describer).DescribeJSON()
+		}
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -23,7 +24,22 @@ type runReq struct {
 	Opts    struct {
 		Deep bool `json:"deep"`
 	} `json:"opts"`
+	Wait waitArg `json:"wait"`
 }
+
+// waitArg is a Describer: a string ending in "s".
+type waitArg string
+
+func (w *waitArg) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) != nil || !strings.HasSuffix(s, "s") {
+		return TypeError(b, reflect.TypeFor[waitArg]())
+	}
+	*w = waitArg(s)
+	return nil
+}
+
+func (waitArg) DescribeJSON() string { return "a duration such as 5s" }
 
 var jsonCases = []struct {
 	name     string
@@ -48,6 +64,11 @@ var jsonCases = []struct {
 	{"map value", `{"env":{"A":1}}`, 400, "invalid parameter env: must be a string (got number)"},
 	{"string for number", `{"ratio":"x"}`, 400, "invalid parameter ratio: must be a number (got string)"},
 	{"top level array", `[1,2]`, 400, "invalid JSON body: must be an object (got array)"},
+	{"describer", `{"wait":"5s"}`, 0, ""},
+	{"describer refuses", `{"wait":"soon"}`, 400, `invalid parameter wait: must be a duration such as 5s (got string "soon")`},
+	{"describer bool", `{"wait":true}`, 400, "invalid parameter wait: must be a duration such as 5s (got bool)"},
+	{"describer number", `{"wait":12}`, 400, "invalid parameter wait: must be a duration such as 5s (got number 12)"},
+	{"describer long", `{"wait":"` + strings.Repeat("y", 45) + `"}`, 400, `invalid parameter wait: must be a duration such as 5s (got string "` + strings.Repeat("y", 39) + `…)`},
 	{"unknown field", `{"cmd":"ls","colour":"red"}`, 400, "unknown parameter colour"},
 	{"bad time", `{"at":"yesterday"}`, 400, `invalid JSON body: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"`},
 	{"trailing data", `{} x`, 400, "invalid JSON body: data after the JSON value"},

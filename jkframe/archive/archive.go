@@ -26,6 +26,14 @@
 // overwrites a file, keeps modes as asked ([ExtractOptions]) and applies
 // directory modes last.
 //
+// [Unpack] is the other way to write an archive out, for software
+// installs: it takes an archive file, checks it whole before writing
+// anything (stricter names; every symlink followed as the system will,
+// through the archive's other links and those already in the directory;
+// unpacked size against the archive's), then writes into a directory
+// that may already hold an earlier version, replacing entries whole and
+// removing what it created if writing fails.
+//
 // Errors wrap [ErrFormat] (unreadable or unsupported), [ErrLimit] or
 // [ErrUnsafe] and are [*Error]s naming the entry; a Reader that returned
 // one keeps returning it.
@@ -141,6 +149,11 @@ type Limits struct {
 	TotalBytes int64 // all files' content; default 4 GiB
 	Depth      int   // path elements of a name; default 32
 	NameBytes  int   // a name or link target as written; default 1,024
+
+	// strict is Unpack's reading: names must be written clean (no "..",
+	// backslash or drive letter; see strictName), symlink targets are
+	// left to Unpack's resolution, and sparse files are refused.
+	strict bool
 }
 
 func (l *Limits) defaults() {

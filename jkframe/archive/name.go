@@ -18,6 +18,9 @@ func cleanName(raw string, lim *Limits) (string, error) {
 	if err := checkChars(raw, "name"); err != nil {
 		return "", errorf(ErrUnsafe, raw, "%s", err.Msg)
 	}
+	if lim.strict {
+		return strictName(raw, lim)
+	}
 	n := strings.ReplaceAll(raw, `\`, "/")
 	if isAbs(n) {
 		return "", errorf(ErrUnsafe, raw, "absolute path")
@@ -45,6 +48,15 @@ func checkLink(name, raw string, lim *Limits) (string, error) {
 	if err := checkChars(raw, "symlink target"); err != nil {
 		return "", errorf(ErrUnsafe, name, "%s", err.Msg)
 	}
+	if lim.strict {
+		// Unpack follows every symlink as the system will once the
+		// archive is written, through the archive's other links and those
+		// already in the directory: a finer judge than the lexical one.
+		if strings.HasPrefix(raw, "/") || strings.ContainsRune(raw, '\\') || len(raw) >= 2 && raw[1] == ':' {
+			return "", errorf(ErrUnsafe, name, "symlink to an absolute path (%q)", short(raw))
+		}
+		return raw, nil
+	}
 	t := strings.ReplaceAll(raw, `\`, "/")
 	if isAbs(t) {
 		return "", errorf(ErrUnsafe, name, "symlink to an absolute path (%q)", raw)
@@ -53,6 +65,44 @@ func checkLink(name, raw string, lim *Limits) (string, error) {
 		return "", errorf(ErrUnsafe, name, "symlink points out of the archive (%q)", raw)
 	}
 	return t, nil
+}
+
+// maxElement bounds one element of a name in strict mode (NAME_MAX on
+// most file systems).
+const maxElement = 255
+
+// strictName is cleanName for Unpack: a name must be written clean but for
+// "." elements and doubled slashes; a backslash, a drive letter or a ".."
+// anywhere is refused rather than read one way or another.
+func strictName(raw string, lim *Limits) (string, error) {
+	switch {
+	case strings.ContainsRune(raw, '\\'):
+		return "", errorf(ErrUnsafe, raw, "backslash in name")
+	case strings.HasPrefix(raw, "/"):
+		return "", errorf(ErrUnsafe, raw, "absolute path")
+	case len(raw) >= 2 && raw[1] == ':':
+		return "", errorf(ErrUnsafe, raw, "drive letter in name")
+	}
+	var parts []string
+	for p := range strings.SplitSeq(raw, "/") {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return "", errorf(ErrUnsafe, raw, "'..' in name")
+		}
+		if len(p) > maxElement {
+			return "", errorf(ErrLimit, short(raw), "name element longer than %d bytes", maxElement)
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ".", nil
+	}
+	if len(parts) > lim.Depth {
+		return "", errorf(ErrLimit, raw, "more than %d path elements", lim.Depth)
+	}
+	return strings.Join(parts, "/"), nil
 }
 
 // checkChars refuses NUL and other control characters.

@@ -76,7 +76,9 @@ func NewReaderAt(ra io.ReaderAt, size int64, lim Limits) (*Reader, error) {
 		return nil, errorf(ErrFormat, "", "read: %v", err)
 	}
 	if Detect(head) != Zip {
-		return NewReader(io.NewSectionReader(ra, 0, size), lim)
+		// 64 KiB reads of a file (a multi-GB software package is read
+		// twice by Unpack); NewReader keeps a buffer that large.
+		return NewReader(bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 64<<10), lim)
 	}
 	zr, err := zip.NewReader(ra, size)
 	if err != nil && !(errors.Is(err, zip.ErrInsecurePath) && zr != nil) {
@@ -173,7 +175,7 @@ func (r *Reader) next() (*Entry, error) {
 			if e.Type == TypeDir {
 				continue
 			}
-			return nil, errorf(ErrUnsafe, ".", "a %s named as the archive's root", e.Type)
+			return nil, errorf(ErrUnsafe, ".", "a %s that names the target directory itself", e.Type)
 		}
 		return e, nil
 	}
@@ -208,6 +210,9 @@ func (r *Reader) tarEntry(h *tar.Header) (*Entry, error) {
 		return nil, err
 	}
 	e := &Entry{Name: name, Mode: mode(h.Mode), ModTime: h.ModTime, UID: h.Uid, GID: h.Gid, User: h.Uname, Group: h.Gname}
+	if h.Typeflag == tar.TypeGNUSparse && r.lim.strict {
+		return nil, errorf(ErrUnsafe, h.Name, "sparse file")
+	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns TypeRegA into TypeReg
 		e.Type, e.Size = TypeFile, h.Size
@@ -231,8 +236,10 @@ func (r *Reader) tarEntry(h *tar.Header) (*Entry, error) {
 			return nil, errorf(ErrUnsafe, h.Name, "hard link to %q", h.Linkname)
 		}
 		e.Link = target
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return nil, errorf(ErrUnsafe, h.Name, "device or fifo")
+	case tar.TypeChar, tar.TypeBlock:
+		return nil, errorf(ErrUnsafe, h.Name, "device file")
+	case tar.TypeFifo:
+		return nil, errorf(ErrUnsafe, h.Name, "named pipe")
 	default:
 		return nil, errorf(ErrUnsafe, h.Name, "unsupported entry type %q", h.Typeflag)
 	}
@@ -243,6 +250,9 @@ func (r *Reader) zipEntry(f *zip.File) (*Entry, error) {
 	name, err := cleanName(f.Name, &r.lim)
 	if err != nil {
 		return nil, err
+	}
+	if f.Flags&0x1 != 0 {
+		return nil, errorf(ErrFormat, f.Name, "encrypted entry")
 	}
 	m := f.Mode()
 	e := &Entry{Name: name, Mode: m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: f.Modified}
@@ -263,8 +273,12 @@ func (r *Reader) zipEntry(f *zip.File) (*Entry, error) {
 		}
 	case m.IsDir():
 		e.Type = TypeDir
+	case m&(fs.ModeDevice|fs.ModeCharDevice) != 0:
+		return nil, errorf(ErrUnsafe, f.Name, "device file")
+	case m&fs.ModeNamedPipe != 0:
+		return nil, errorf(ErrUnsafe, f.Name, "named pipe")
 	case m.Type() != 0:
-		return nil, errorf(ErrUnsafe, f.Name, "device, fifo or socket")
+		return nil, errorf(ErrUnsafe, f.Name, "entry mode %v", m)
 	default:
 		e.Type = TypeFile
 		if f.UncompressedSize64 > math.MaxInt64 {

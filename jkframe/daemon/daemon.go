@@ -4,7 +4,7 @@
 //
 // Every exit of the worker that the supervisor did not ask for, whatever its
 // status, is unexpected and leads to a restart after a delay drawn with full
-// jitter: uniform in [0, min(MaxBackoff, MinBackoff·2ⁿ)) for the n-th
+// jitter: uniform in [0, min(MaxBackoff, MinBackoff·2ⁿ)] for the n-th
 // consecutive quick exit. The count n goes back to zero only when the worker
 // had stayed up for at least Stable, so a crash loop backs off while a
 // worker that crashes once a day restarts at once.
@@ -26,11 +26,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
 	"time"
+
+	"github.com/agentfleet/jkframe/backoff"
 )
 
 // Defaults for the zero values of the Supervisor fields.
@@ -68,7 +69,7 @@ type Supervisor struct {
 	Stdout, Stderr io.Writer      // worker output; nil discards it
 	Logger         *slog.Logger   // nil discards log lines
 	Clock          Clock          // nil: the real clock
-	Rand           func() float64 // uniform in [0, 1); nil: math/rand/v2
+	Rand           func() float64 // uniform in [0, 1]; nil: math/rand/v2
 	// Signals, if set, replaces the process signals (SIGINT, SIGTERM, SIGHUP)
 	// Run would otherwise subscribe to with signal.Notify.
 	Signals <-chan os.Signal
@@ -109,15 +110,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		defer signal.Stop(ch)
 		sigs = ch
 	}
-	bo := backoff{min: cfg.MinBackoff, max: cfg.MaxBackoff, stable: cfg.Stable, rand: cfg.Rand}
+	bo := cfg.backoff()
 	for {
 		began := cfg.Clock.Now()
+		bo.Connected(began)
 		stopped, exitErr, err := cfg.runOnce(ctx, sigs)
 		if err != nil || stopped {
 			return err
 		}
-		up := cfg.Clock.Now().Sub(began)
-		delay := bo.next(up)
+		ended := cfg.Clock.Now()
+		bo.Disconnected(ended)
+		up := ended.Sub(began)
+		delay := bo.Next()
 		cfg.Logger.Warn("worker exited, restarting", "err", exitErr, "uptime", up, "delay", delay)
 		if cfg.sleep(ctx, sigs, delay) {
 			return nil
@@ -143,9 +147,6 @@ func (s *Supervisor) defaults() {
 	}
 	if s.Clock == nil {
 		s.Clock = realClock{}
-	}
-	if s.Rand == nil {
-		s.Rand = rand.Float64
 	}
 }
 
@@ -224,27 +225,9 @@ func isStop(sig os.Signal) bool {
 	return false
 }
 
-// backoff computes restart delays: full jitter over an exponentially growing,
-// capped ceiling, reset after a stable run.
-type backoff struct {
-	min, max, stable time.Duration
-	rand             func() float64
-	attempt          int
-}
-
-// next returns the delay before the next start, given how long the worker
-// that just exited had been up.
-func (b *backoff) next(up time.Duration) time.Duration {
-	if up >= b.stable {
-		b.attempt = 0
-	}
-	ceiling := b.min
-	for i := 0; i < b.attempt && ceiling < b.max; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, b.max)
-	if ceiling < b.max {
-		b.attempt++ // stop counting once capped
-	}
-	return time.Duration(b.rand() * float64(ceiling))
+// backoff returns the restart delays: full jitter over a ceiling growing
+// from MinBackoff to MaxBackoff, back to MinBackoff after a stable run.
+// The fields have their defaults.
+func (s *Supervisor) backoff() *backoff.Backoff {
+	return &backoff.Backoff{Initial: s.MinBackoff, Max: s.MaxBackoff, Stable: s.Stable, Rand: s.Rand}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,28 +64,26 @@ func helperSupervisor(t *testing.T, mode string) (*Supervisor, string) {
 	}, out
 }
 
-// waitFor polls the worker's output file until it holds n lines starting
+// waitLines polls the worker's output file until it holds n lines starting
 // with prefix, and returns the pids of those lines.
-func waitFor(t *testing.T, out, prefix string, n int) []int {
+func waitLines(t *testing.T, out, prefix string, n int) []int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var pids []int
+	eventually.NoError(t, fmt.Sprintf("%d %q lines of worker output", n, prefix), func() error {
 		b, _ := os.ReadFile(out)
-		var pids []int
+		pids = pids[:0]
 		for _, line := range strings.Split(string(b), "\n") {
 			if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
 				pid, _ := strconv.Atoi(rest)
 				pids = append(pids, pid)
 			}
 		}
-		if len(pids) >= n {
-			return pids
+		if len(pids) < n {
+			return fmt.Errorf("%d lines:\n%s", len(pids), b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker output has %d %q lines, want %d:\n%s", len(pids), prefix, n, b)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return pids
 }
 
 // runAsync runs s and returns a function that waits for Run's result.
@@ -107,7 +107,7 @@ func TestRestartAfterCrash(t *testing.T) {
 	s.Signals = make(chan os.Signal)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runAsync(ctx, s)
-	pids := waitFor(t, out, "start", 3)
+	pids := waitLines(t, out, "start", 3)
 	cancel()
 	if err := wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil after cancel", err)
@@ -144,7 +144,7 @@ func TestPidFile(t *testing.T) {
 		s.PidFile, s.Signals = pidFile, make(chan os.Signal)
 		ctx, cancel := context.WithCancel(context.Background())
 		wait := runAsync(ctx, s)
-		waitFor(t, out, "ready", 1)
+		waitLines(t, out, "ready", 1)
 		b, err := os.ReadFile(pidFile)
 		if err != nil || string(b) != strconv.Itoa(os.Getpid())+"\n" {
 			t.Fatalf("pid file = %q, %v; want our pid %d", b, err, os.Getpid())
@@ -192,7 +192,7 @@ func TestPidFile(t *testing.T) {
 				}
 				return
 			}
-			waitFor(t, out, "ready", 1)
+			waitLines(t, out, "ready", 1)
 			cancel()
 			if err := wait(t); err != nil {
 				t.Fatal(err)
@@ -219,17 +219,22 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := backoff{min: 10 * ms, max: 80 * ms, stable: time.Second, rand: func() float64 { return tt.rand }}
+			s := &Supervisor{MinBackoff: 10 * ms, MaxBackoff: 80 * ms, Stable: time.Second, Rand: func() float64 { return tt.rand }}
+			b := s.backoff()
+			t0 := time.Unix(1_700_000_000, 0)
 			for i, up := range tt.ups {
-				if got := b.next(up); got != tt.want[i] {
+				b.Connected(t0)
+				b.Disconnected(t0.Add(up))
+				if got := b.Next(); got != tt.want[i] {
 					t.Fatalf("delay %d = %s, want %s", i, got, tt.want[i])
 				}
 			}
 		})
 	}
-	b := backoff{min: time.Hour, max: 1 << 62, stable: time.Hour, rand: func() float64 { return 1 }}
+	s := &Supervisor{MinBackoff: time.Hour, MaxBackoff: 1 << 62, Stable: time.Hour, Rand: func() float64 { return 1 }}
+	b := s.backoff()
 	for range 200 {
-		if d := b.next(0); d <= 0 || d > 1<<62 {
+		if d := b.Next(); d <= 0 || d > 1<<62 {
 			t.Fatalf("delay %d overflowed", d)
 		}
 	}

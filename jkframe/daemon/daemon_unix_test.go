@@ -18,17 +18,17 @@ func TestSignalForwarding(t *testing.T) {
 	sigs := make(chan os.Signal)
 	s.Signals = sigs
 	wait := runAsync(context.Background(), s)
-	pid := waitFor(t, out, "ready", 1)[0]
+	pid := waitLines(t, out, "ready", 1)[0]
 	sigs <- syscall.SIGHUP
-	waitFor(t, out, "got-hangup", 1)
+	waitLines(t, out, "got-hangup", 1)
 	sigs <- syscall.SIGTERM
 	if err := wait(t); err != nil {
 		t.Fatalf("Run = %v, want nil after SIGTERM", err)
 	}
-	if got := waitFor(t, out, "got-terminated", 1); got[0] != pid {
+	if got := waitLines(t, out, "got-terminated", 1); got[0] != pid {
 		t.Fatalf("SIGTERM reached pid %d, want %d", got[0], pid)
 	}
-	if n := len(waitFor(t, out, "ready", 1)); n != 1 {
+	if n := len(waitLines(t, out, "ready", 1)); n != 1 {
 		t.Fatalf("worker started %d times, want once (SIGHUP must not restart it)", n)
 	}
 	if alive(pid) {
@@ -41,7 +41,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	s.Signals, s.Grace = make(chan os.Signal), 300*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runAsync(ctx, s)
-	pid := waitFor(t, out, "ready", 1)[0]
+	pid := waitLines(t, out, "ready", 1)[0]
 	cancel()
 	if err := wait(t); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package logging
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,30 +17,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
+	"github.com/agentfleet/jkframe/syncbuf"
 )
 
 func TestMain(m *testing.M) {
 	// lumberjack starts one goroutine per file logger to prune rotated files
 	// and never stops it (see the package doc).
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent reads of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeClock is a settable clock.
@@ -54,18 +38,6 @@ func newFakeClock(t time.Time) *fakeClock {
 }
 func (c *fakeClock) set(t time.Time) { c.t.Store(&t) }
 func (c *fakeClock) now() time.Time  { return *c.t.Load() }
-
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func readFile(t *testing.T, path string) string {
 	t.Helper()
@@ -169,7 +141,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestLevels(t *testing.T) {
 	t.Setenv(EnvLevel, "")
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l, err := New(Options{Stdout: &buf})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +166,7 @@ func TestLevels(t *testing.T) {
 
 func TestEnvOverride(t *testing.T) {
 	t.Setenv(EnvLevel, "DEBUG")
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l, err := New(Options{Level: slog.LevelError, Stdout: &buf, Format: "json"})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +188,7 @@ func TestEnvOverride(t *testing.T) {
 func TestStdoutAndFile(t *testing.T) {
 	t.Setenv(EnvLevel, "")
 	dir := filepath.Join(t.TempDir(), "logs")
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l, err := New(Options{Targets: []string{"stdout", "file"}, Dir: dir, Name: "agent", Stdout: &buf})
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +295,7 @@ func TestRotateKeepsN(t *testing.T) {
 	}
 	// lumberjack prunes in the background shortly after each rotation.
 	var files []FileInfo
-	eventually(t, "2 rotated files", func() bool {
+	eventually.True(t, "2 rotated files", func() bool {
 		files, err = l.Files()
 		return err == nil && len(files) == 3
 	})
@@ -345,7 +317,7 @@ func TestDailyRotation(t *testing.T) {
 	l.Info("before midnight")
 	clock.set(time.Date(2024, 3, 11, 0, 0, 0, 10e6, zone))
 	var files []FileInfo
-	eventually(t, "the midnight rotation", func() bool {
+	eventually.True(t, "the midnight rotation", func() bool {
 		files, err = l.Files()
 		return err == nil && len(files) == 2
 	})

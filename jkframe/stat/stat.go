@@ -23,6 +23,11 @@
 // A histogram re-requested with other buckets returns the existing one with
 // its original buckets: Prometheus descriptors do not include buckets.
 //
+// Collectors of other kinds (gauge functions, custom collectors computing
+// their series at scrape time) go through the same Registry, so that every
+// component of a program registers its metrics one way: a metrics struct
+// built from a stat.Registry on the prometheus.Registerer it was given.
+//
 // A Registry is safe for concurrent use.
 package stat
 
@@ -43,24 +48,56 @@ var ErrConflict = errors.New("stat: metric registered with another type")
 
 // Registry creates metrics named namespace_name on a registerer.
 type Registry struct {
-	reg prometheus.Registerer
-	ns  string
+	reg    prometheus.Registerer
+	ns     string
+	labels prometheus.Labels // constant labels of every metric created
+	owned  bool              // an existing registration is an error, not shared
+	errs   *errs             // shared with the Registries made by With
+}
 
+type errs struct {
 	mu  sync.Mutex
 	err error
 }
 
 // New returns a Registry registering on reg, naming metrics
-// namespace_name (just name when namespace is empty).
+// namespace_name (just name when namespace is empty). A nil reg is a
+// private registry: the metrics work but are not exported (components
+// whose caller passed no registerer).
 func New(reg prometheus.Registerer, namespace string) *Registry {
-	return &Registry{reg: reg, ns: namespace}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	return &Registry{reg: reg, ns: namespace, errs: &errs{}}
+}
+
+// With returns a Registry on the same registerer and namespace whose
+// metrics all carry the constant labels (merged over r's). Its errors are
+// r's: Err on either reports both.
+func (r *Registry) With(labels prometheus.Labels) *Registry {
+	merged := prometheus.Labels{}
+	for k, v := range r.labels {
+		merged[k] = v
+	}
+	for k, v := range labels {
+		merged[k] = v
+	}
+	return &Registry{reg: r.reg, ns: r.ns, labels: merged, owned: r.owned, errs: r.errs}
+}
+
+// Owned returns a Registry like r whose metrics are never shared: asking
+// for one already registered is an error (wrapping
+// prometheus.AlreadyRegisteredError) instead of returning the existing one.
+// For components that unregister their metrics when they close.
+func (r *Registry) Owned() *Registry {
+	return &Registry{reg: r.reg, ns: r.ns, labels: r.labels, owned: true, errs: r.errs}
 }
 
 // Err returns every registration error so far, joined, or nil.
 func (r *Registry) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
+	r.errs.mu.Lock()
+	defer r.errs.mu.Unlock()
+	return r.errs.err
 }
 
 // LatencyBuckets returns histogram buckets for durations in seconds, from
@@ -97,6 +134,21 @@ func (r *Registry) GaugeVec(name, help string, labels ...string) *prometheus.Gau
 	return register(r, name, prometheus.NewGaugeVec(prometheus.GaugeOpts(r.opts(name, help)), labels), labels...)
 }
 
+// GaugeFunc returns the gauge namespace_name whose value fn computes at
+// every scrape (fn must be safe for concurrent use).
+func (r *Registry) GaugeFunc(name, help string, fn func() float64) prometheus.GaugeFunc {
+	return register(r, name, prometheus.NewGaugeFunc(prometheus.GaugeOpts(r.opts(name, help)), fn))
+}
+
+// Collector registers a collector of its own kind (one that builds its
+// series at scrape time); a failure is recorded for Err. Its metric names
+// are its own: neither the namespace nor With's labels apply.
+func (r *Registry) Collector(c prometheus.Collector) {
+	if err := r.reg.Register(c); err != nil {
+		r.fail(fmt.Errorf("stat: register %T: %w", c, err))
+	}
+}
+
 // Histogram returns the histogram namespace_name; nil buckets means
 // [LatencyBuckets].
 func (r *Registry) Histogram(name, help string, buckets []float64) prometheus.Histogram {
@@ -110,20 +162,20 @@ func (r *Registry) HistogramVec(name, help string, buckets []float64, labels ...
 }
 
 func (r *Registry) opts(name, help string) prometheus.Opts {
-	return prometheus.Opts{Namespace: r.ns, Name: name, Help: help}
+	return prometheus.Opts{Namespace: r.ns, Name: name, Help: help, ConstLabels: r.labels}
 }
 
 func (r *Registry) histOpts(name, help string, buckets []float64) prometheus.HistogramOpts {
 	if buckets == nil {
 		buckets = LatencyBuckets()
 	}
-	return prometheus.HistogramOpts{Namespace: r.ns, Name: name, Help: help, Buckets: buckets}
+	return prometheus.HistogramOpts{Namespace: r.ns, Name: name, Help: help, ConstLabels: r.labels, Buckets: buckets}
 }
 
 func (r *Registry) fail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.err = errors.Join(r.err, err)
+	r.errs.mu.Lock()
+	defer r.errs.mu.Unlock()
+	r.errs.err = errors.Join(r.errs.err, err)
 }
 
 // register registers c, or returns the collector already registered under
@@ -147,7 +199,7 @@ func register[C prometheus.Collector](r *Registry, name string, c C, labels ...s
 		return c
 	}
 	var are prometheus.AlreadyRegisteredError
-	if !errors.As(err, &are) {
+	if !errors.As(err, &are) || r.owned {
 		r.fail(fmt.Errorf("stat: register %s: %w", fq, err))
 		return c
 	}

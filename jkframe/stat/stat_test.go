@@ -236,3 +236,76 @@ t_seconds_bucket{le="+Inf"} 2
 		}
 	}
 }
+
+func TestGaugeFuncWithAndCollector(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := New(reg, "ns")
+	n := 4.0
+	r.GaugeFunc("hosts", "Hosts now.", func() float64 { return n })
+	lat := r.With(prometheus.Labels{"driver": "sqlite"}).HistogramVec("op_seconds", "Op latency.", []float64{1}, "op")
+	lat.WithLabelValues("get").Observe(0.5)
+	r.Collector(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "own_metric", Help: "Named by its collector."}, func() float64 { return 1 }))
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP ns_hosts Hosts now.
+# TYPE ns_hosts gauge
+ns_hosts 4
+# HELP ns_op_seconds Op latency.
+# TYPE ns_op_seconds histogram
+ns_op_seconds_bucket{driver="sqlite",op="get",le="1"} 1
+ns_op_seconds_bucket{driver="sqlite",op="get",le="+Inf"} 1
+ns_op_seconds_sum{driver="sqlite",op="get"} 0.5
+ns_op_seconds_count{driver="sqlite",op="get"} 1
+# HELP own_metric Named by its collector.
+# TYPE own_metric gauge
+own_metric 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	// A second registration of the same custom collector fails; the error
+	// of a With child shows on its parent.
+	c := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "own_metric", Help: "Named by its collector."}, func() float64 { return 1 })
+	r.With(prometheus.Labels{"x": "y"}).Collector(c)
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "register") {
+		t.Fatalf("Err = %v, want the duplicate registration", err)
+	}
+}
+
+func TestNilRegistererIsPrivate(t *testing.T) {
+	r := New(nil, "ns")
+	c := r.Counter("things_total", "Things seen.")
+	c.Inc()
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(c); got != 1 {
+		t.Errorf("counter = %v, want 1", got)
+	}
+}
+
+func TestOwnedIsNotShared(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := New(reg, "ns")
+	first := r.Owned().HistogramVec("op_seconds", "Op latency.", nil, "op")
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := New(reg, "ns").Owned()
+	second := r2.HistogramVec("op_seconds", "Op latency.", nil, "op")
+	var are prometheus.AlreadyRegisteredError
+	if err := r2.Err(); !errors.As(err, &are) {
+		t.Fatalf("Err = %v, want AlreadyRegisteredError", err)
+	}
+	if first == second {
+		t.Fatal("owned metric shared")
+	}
+	// Unregistering the owner's collector leaves nothing behind.
+	first.WithLabelValues("get").Observe(1)
+	reg.Unregister(first)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+		t.Fatalf("%d series after Unregister (%v)", n, err)
+	}
+}

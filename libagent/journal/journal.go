@@ -63,11 +63,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 
+	"github.com/agentfleet/jkframe/durable"
+	"github.com/agentfleet/jkframe/segfile"
 	"github.com/agentfleet/libagent/statefile"
 )
 
@@ -83,8 +82,6 @@ var (
 
 const (
 	headerSize  = 16
-	segSuffix   = ".seg"
-	ackedName   = "acked"
 	maxSegBytes = 16 << 20
 )
 
@@ -95,6 +92,8 @@ type segment struct {
 	path        string
 	size        int64
 }
+
+func segPath(s *segment) string { return s.path }
 
 // Journal is an open journal directory.
 type Journal struct {
@@ -124,7 +123,7 @@ func Open(dir string, maxBytes int64) (*Journal, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{dir: dir, maxBytes: maxBytes, segMax: min(max(maxBytes/8, headerSize+1), maxSegBytes)}
-	j.acked = readAcked(filepath.Join(dir, ackedName))
+	j.acked = segfile.ReadAcked(filepath.Join(dir, segfile.AckedName))
 	if err := j.load(); err != nil {
 		return nil, err
 	}
@@ -135,50 +134,19 @@ func Open(dir string, maxBytes int64) (*Journal, error) {
 	return j, nil
 }
 
-// readAcked returns the stored ack position. A missing or damaged file means
-// 0: more is replayed and the server drops the duplicates.
-func readAcked(path string) uint64 {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) != 12 {
-		return 0
-	}
-	if crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[:8])
-}
-
 func (j *Journal) load() error {
-	ents, err := os.ReadDir(j.dir)
+	files, err := segfile.List(j.dir)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	type named struct {
-		first uint64
-		path  string
-	}
-	var files []named
-	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, segSuffix) {
-			continue
-		}
-		first, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
-		if err != nil {
-			continue
-		}
-		files = append(files, named{first, filepath.Join(j.dir, name)})
-	}
-	sort.Slice(files, func(a, b int) bool { return files[a].first < files[b].first })
-
 	var prev uint64
 	for _, f := range files {
-		seg, err := j.recover(f.path, prev)
+		seg, err := j.recover(f.Path, prev)
 		if err != nil {
 			return err
 		}
 		if seg == nil || seg.last <= j.acked {
-			if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(f.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("journal: %w", err)
 			}
 			continue
@@ -190,44 +158,29 @@ func (j *Journal) load() error {
 	return nil
 }
 
-// recover scans one segment, truncating it after its last valid record.
-// It returns nil for a segment without any valid record.
+// recover scans one segment, cutting it after its last valid record. It
+// returns nil for a segment without any valid record.
 func (j *Journal) recover(path string, prev uint64) (*segment, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	defer f.Close()
 	seg := &segment{path: path}
-	r := bufio.NewReader(f)
-	var off int64
-	for {
-		seq, payload, err := readRecord(r, j.maxBytes)
-		if err != nil || seq <= prev {
-			break
+	err := segfile.Recover(path, func(r *bufio.Reader) int64 {
+		for {
+			seq, payload, err := readRecord(r, j.maxBytes)
+			if err != nil || seq <= prev {
+				return seg.size
+			}
+			if seg.first == 0 {
+				seg.first = seq
+			}
+			seg.last, prev = seq, seq
+			seg.size += int64(headerSize + len(payload))
 		}
-		if seg.first == 0 {
-			seg.first = seq
-		}
-		seg.last, prev = seq, seq
-		off += int64(headerSize + len(payload))
-	}
-	fi, err := f.Stat()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
-	}
-	if fi.Size() != off {
-		if err := f.Truncate(off); err != nil {
-			return nil, fmt.Errorf("journal: cut torn record of %s: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			return nil, fmt.Errorf("journal: %w", err)
-		}
 	}
 	if seg.first == 0 {
 		return nil, nil
 	}
-	seg.size = off
 	return seg, nil
 }
 
@@ -324,19 +277,15 @@ func (j *Journal) ensureActive(rec int64, seq uint64) error {
 		}
 		j.active = nil
 	}
-	path := filepath.Join(j.dir, fmt.Sprintf("%020d%s", seq, segSuffix))
+	path := segfile.Path(j.dir, seq)
 	for _, s := range j.segs {
 		if s.path == path {
 			return fmt.Errorf("journal: segment %s holds records out of order", path)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := durable.CreateAppend(path)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
-	}
-	if err := syncDir(j.dir); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: sync dir: %w", err)
 	}
 	j.active = f
 	j.segs = append(j.segs, &segment{path: path})
@@ -384,25 +333,11 @@ func (j *Journal) reclaim() error {
 	if err := j.writeAcked(); err != nil {
 		return err
 	}
-	var errs []error
-	keep := j.segs[:0]
-	for i, seg := range j.segs {
-		if i >= n {
-			keep = append(keep, seg)
-			continue
-		}
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// Still open by a replay on Windows: keep it counted; the
-			// next Ack or Open deletes it.
-			errs = append(errs, err)
-			keep = append(keep, seg)
-			continue
-		}
-		j.size -= seg.size
-	}
-	clear(j.segs[len(keep):])
-	j.segs = keep
-	return errors.Join(errs...)
+	// One still open by a replay on Windows stays counted; the next Ack
+	// or Open deletes it.
+	var err error
+	j.segs, err = segfile.Trim(j.segs, n, segPath, func(seg *segment) { j.size -= seg.size })
+	return err
 }
 
 // Pending calls fn for every unacknowledged record in sequence order, for
@@ -515,10 +450,8 @@ func (j *Journal) ackedBytes() int64 {
 
 // writeAcked stores the acknowledged position atomically. j.mu is held.
 func (j *Journal) writeAcked() error {
-	var b [12]byte
-	binary.LittleEndian.PutUint64(b[:8], j.acked)
-	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
-	if err := statefile.WriteAtomic(filepath.Join(j.dir, ackedName), b[:], 0o600); err != nil {
+	b := segfile.Acked(j.acked)
+	if err := statefile.WriteAtomic(filepath.Join(j.dir, segfile.AckedName), b[:], 0o600); err != nil {
 		return err
 	}
 	j.ackDirty = false

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/jkframe/segfile"
 )
 
 type rec struct {
@@ -220,7 +222,7 @@ func TestCorruptRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Close()
-	os.WriteFile(filepath.Join(dir, ackedName), []byte("garbage"), 0o600)
+	os.WriteFile(filepath.Join(dir, segfile.AckedName), []byte("garbage"), 0o600)
 	j = open(t, dir, 1<<20)
 	wantPending(t, j, 1, 3)
 }
@@ -268,7 +270,7 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seg, acked []byte) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "00000000000000000001.seg"), seg, 0o600)
-		os.WriteFile(filepath.Join(dir, ackedName), acked, 0o600)
+		os.WriteFile(filepath.Join(dir, segfile.AckedName), acked, 0o600)
 		j, err := Open(dir, 1<<16)
 		if err != nil {
 			t.Fatal(err)
@@ -308,19 +310,19 @@ func TestAckPersistence(t *testing.T) {
 	if err := j.Ack(4); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAcked(filepath.Join(dir, ackedName)); got != 0 {
+	if got := segfile.ReadAcked(filepath.Join(dir, segfile.AckedName)); got != 0 {
 		t.Fatalf("acked file = %d before Sync, want 0 (written lazily)", got)
 	}
 	if err := j.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAcked(filepath.Join(dir, ackedName)); got != 4 {
+	if got := segfile.ReadAcked(filepath.Join(dir, segfile.AckedName)); got != 4 {
 		t.Fatalf("acked file = %d after Sync, want 4", got)
 	}
 	if err := j.Ack(10); err != nil { // the active segment is kept: still lazy
 		t.Fatal(err)
 	}
-	if got := readAcked(filepath.Join(dir, ackedName)); got != 4 {
+	if got := segfile.ReadAcked(filepath.Join(dir, segfile.AckedName)); got != 4 {
 		t.Fatalf("acked file = %d after an Ack that frees nothing, want 4 (lazy)", got)
 	}
 	if err := j.Sync(); err != nil {
@@ -383,7 +385,7 @@ func TestRollOverAckedActiveSegment(t *testing.T) {
 	if seq != last+1 {
 		t.Fatalf("seq %d, want %d", seq, last+1)
 	}
-	if got := readAcked(filepath.Join(dir, ackedName)); got != last {
+	if got := segfile.ReadAcked(filepath.Join(dir, segfile.AckedName)); got != last {
 		t.Fatalf("acked file = %d, want %d before acknowledged segments are deleted", got, last)
 	}
 	if got := pending(t, j); len(got) != 1 || got[0].seq != last+1 {

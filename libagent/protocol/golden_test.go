@@ -144,6 +144,32 @@ var samples = []struct {
 	{"pty_exit", &Msg{Type: TypePtyExit, TID: "t-pty", Payload: &PtyExit{Code: 130}}},
 	{"pty_exit_idle", &Msg{Type: TypePtyExit, TID: "t-pty", Payload: &PtyExit{Code: 129, Msg: "idle timeout: no input or output for 30m0s"}}},
 	{"pty_close", &Msg{Type: TypePtyClose, TID: "t-pty"}},
+	{"install_run", &Msg{Type: TypeInstallRun, TID: "t-inst", Payload: &InstallRun{
+		URL: "https://repo.example.com/app_1.2.3_amd64.deb", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Timeout: 300, Auth: AuthSudo, User: "deploy", Pass: "$0$pw", Deps: true,
+	}}},
+	{"install_run_uri", &Msg{Type: TypeInstallRun, TID: "t-inst2", Payload: &InstallRun{
+		URI: "app-1.2.3.tar.gz", Transfer: "/api/transfer/0123456789abcdef", Token: "tok789",
+		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Dir: "/opt/app",
+	}}},
+	{"install_action", &Msg{Type: TypeInstallAction, TID: "t-inst", Seq: 9, Payload: &InstallAction{N: 0, Action: InstallActDownload, Name: "https://repo.example.com/app_1.2.3_amd64.deb", Time: 1795959688, OK: true}}},
+	{"install_done", &Msg{Type: TypeInstallDone, TID: "t-inst", Seq: 11, Payload: &InstallStatus{Done: true, Actions: []InstallAction{
+		{N: 0, Action: InstallActDownload, Name: "https://repo.example.com/app_1.2.3_amd64.deb", Time: 1795959688, OK: true},
+		{N: 1, Action: InstallActInstall, Name: "https://repo.example.com/app_1.2.3_amd64.deb", Time: 1795959691, Msg: "exit code 1: dpkg: error processing archive"},
+		{N: 2, Action: InstallActDone, Name: "t-inst", Time: 1795959691, Msg: "exit code 1: dpkg: error processing archive"},
+	}}}},
+	{"install_done_restarted", &Msg{Type: TypeInstallDone, TID: "t-inst", Payload: &InstallStatus{Done: true, Restarted: true, Actions: []InstallAction{
+		{N: 0, Action: InstallActDownload, Name: "app-1.2.3.deb", Time: 1795959688, OK: true},
+		{N: 1, Action: InstallActDone, Name: "t-inst", Time: 1795959700, Msg: "interrupted: the agent stopped while installing app-1.2.3.deb (downloaded, install not finished)"},
+	}}}},
+	{"install_status_req", &Msg{Type: TypeInstallStatusReq, TID: "t-inst"}},
+	{"upgrade", &Msg{Type: TypeUpgrade, TID: "t-upg", Payload: &Upgrade{
+		URI: "/api/transfer/5f1c", Token: "tok123", Size: 9437184,
+		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Sig:    "c2lnbmF0dXJlIG9mIDY0IGJ5dGVz", Task: "task-20261124-0001", Deadline: 120, Stay: 10,
+	}}},
+	{"upgrade_rep", &Msg{Type: TypeUpgradeRep, TID: "t-upg", Payload: &UpgradeRep{OK: true, From: "1.4.0"}}},
+	{"upgrade_rep_refused", &Msg{Type: TypeUpgradeRep, TID: "t-upg", Payload: &UpgradeRep{Msg: "binary is not signed", From: "1.4.0", Kind: KindInvalid}}},
 }
 
 func fixturePath(name string) string { return filepath.Join("testdata", name+".json") }

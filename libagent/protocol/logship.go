@@ -44,7 +44,8 @@ type LogProject struct {
 }
 
 // LogBatch is one batch of log lines (type 151): the log-agent's batch
-// (log-agent/internal/batch) with its zstd record block. Data is base64 in
+// (log-agent/internal/batch) with its zstd record block, encoded and
+// decoded by package libagent/logship. Data is base64 in
 // the JSON.
 type LogBatch struct {
 	Project string      `json:"project"`

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/mgr"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestKardianosConfigWindows(t *testing.T) {
@@ -69,18 +71,6 @@ func TestSCMChild(t *testing.T) {
 	os.Exit(0)
 }
 
-// eventually waits until cond holds, for at most a minute.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after a minute", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 // The service lifecycle through the Windows service manager: install (with
@@ -118,7 +108,7 @@ func TestSCM(t *testing.T) {
 				}
 				// Deleted once the last handle to it is closed, which the
 				// service's own process may still hold for a moment.
-				eventually(t, "service deleted", func() bool { st, err := Status(c); return err == nil && st == StateNotInstalled })
+				eventually.True(t, "service deleted", func() bool { st, err := Status(c); return err == nil && st == StateNotInstalled })
 			})
 			if st, err := Status(c); err != nil || st != StateStopped {
 				t.Fatalf("installed: %v %v, want stopped", st, err)
@@ -129,14 +119,14 @@ func TestSCM(t *testing.T) {
 			if err := Control(c, "start"); err != nil && mode == "wait" {
 				t.Fatal(err)
 			}
-			eventually(t, "service wrote started", func() bool { return exists(filepath.Join(dir, "started")) })
+			eventually.True(t, "service wrote started", func() bool { return exists(filepath.Join(dir, "started")) })
 			if mode == "exit" {
 				// start returned by itself: Run returned start's error
 				// without telling the SCM, and the process ended, which a
 				// real SCM counts as a failure (recovery: restart). Wine's
 				// SCM does not notice the end (the service stays
 				// "running"), so the process itself is checked.
-				eventually(t, "Run returned", func() bool { return exists(filepath.Join(dir, "returned")) })
+				eventually.True(t, "Run returned", func() bool { return exists(filepath.Join(dir, "returned")) })
 				if b, _ := os.ReadFile(filepath.Join(dir, "returned")); string(b) != "service "+name+": gave up" {
 					t.Fatalf("Run returned %q", b)
 				}
@@ -152,7 +142,7 @@ func TestSCM(t *testing.T) {
 			if err := Control(c, "stop"); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "service stopped", func() bool { st, _ := Status(c); return st == StateStopped })
+			eventually.True(t, "service stopped", func() bool { st, _ := Status(c); return st == StateStopped })
 			if !exists(filepath.Join(dir, "stopped")) {
 				b, _ := os.ReadFile(filepath.Join(dir, "error"))
 				t.Fatalf("start's context was not canceled by the stop (error file: %q)", b)

@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/agentfleet/jkframe/durable"
 )
 
 // Reserved top-level keys of the file, holding the typed fields.
@@ -201,7 +203,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = syncDir(dir); err != nil {
+	if err = durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: sync dir: %w", path, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/jkframe/linetest"
 	"github.com/agentfleet/log-agent/internal/sink"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestKillNineZeroLoss runs the real log-agent binary with the file sink
@@ -84,139 +86,38 @@ collect.rotate_wait = 200ms
 	}()
 
 	rd := &sinkReader{dir: filepath.Join(out, "k9"), offs: map[string]int64{}}
-	w := &lineWriter{path: path, keep: keep}
-	w.open(t)
+	w := &linetest.Writer{Path: path, Keep: keep}
+	w.Open(t)
 	killEvery := total / (kills + 1)
 	nextKill := killEvery
 	rotations := 0
-	for w.n < total {
-		w.write(t, min(2000, total-w.n))
-		if w.size >= rotateSize {
+	for w.N < total {
+		w.Write(t, min(2000, total-w.N))
+		if w.Size >= rotateSize {
 			// Stay within the rotated files logrotate keeps.
-			waitFor(t, "the agent within the kept files", func() bool {
-				return rd.count(t) > w.n-(keep-10)*(rotateSize/lineLen)
+			eventually.Within(t, 5*time.Minute, "the agent within the kept files", func() bool {
+				return rd.count(t) > w.N-(keep-10)*(rotateSize/lineLen)
 			})
 			if rotations%2 == 0 {
-				w.rotateRename(t)
+				w.RotateRename(t)
 			} else {
-				w.rotateCopyTruncate(t)
+				w.RotateCopyTruncate(t)
 			}
 			rotations++
 		}
-		if w.n >= nextKill && nextKill < kills*killEvery+1 {
+		if w.N >= nextKill && nextKill < kills*killEvery+1 {
 			kill()
 			startAgent()
 			nextKill += killEvery
 		}
 	}
-	w.f.Close()
-	waitFor(t, fmt.Sprintf("all %d lines in the sink", total), func() bool { return rd.count(t) >= total })
+	w.Close()
+	eventually.Within(t, 5*time.Minute, fmt.Sprintf("all %d lines in the sink", total), func() bool { return rd.count(t) >= total })
 	kill()
 
 	// Verify: every line once, in order per source, hash over number order.
-	seen := make([]int32, total)
-	dups := 0
-	for id, lines := range rd.all(t) {
-		prev := -1
-		for _, l := range lines {
-			i, ok := parseLine(l)
-			if !ok || i >= total || l != lineText(i) {
-				t.Fatalf("source %s: bad line %q", id, l)
-			}
-			if i <= prev {
-				t.Fatalf("source %s: line %d after %d", id, i, prev)
-			}
-			prev = i
-			seen[i]++
-			if seen[i] > 1 {
-				dups++
-			}
-		}
-	}
-	var missing []int
-	for i, c := range seen {
-		if c == 0 {
-			missing = append(missing, i)
-		}
-	}
-	if len(missing) > 0 || dups > 0 {
-		t.Fatalf("%d lines missing (first %v), %d duplicated", len(missing), missing[:min(10, len(missing))], dups)
-	}
-	h := sha256.New()
-	for i := range total {
-		io.WriteString(h, lineText(i))
-	}
-	want := fmt.Sprintf("%x", h.Sum(nil))
-	got := rd.hash(t, total)
-	if got != want {
-		t.Fatalf("hash of the sink's lines %s, of the lines written %s", got, want)
-	}
-	t.Logf("%d lines (%d MB), %d rotations, %d kill -9, sha256 %s…", total, totalMB, rotations, kills, want[:16])
-}
-
-func lineText(i int) string { return fmt.Sprintf("L%09d %s", i, strings.Repeat("x", 89)) }
-
-func parseLine(l string) (int, bool) {
-	if len(l) < 10 || l[0] != 'L' {
-		return 0, false
-	}
-	i, err := strconv.Atoi(l[1:10])
-	return i, err == nil
-}
-
-type lineWriter struct {
-	path string
-	keep int
-	f    *os.File
-	n    int
-	size int64
-}
-
-func (w *lineWriter) open(t *testing.T) {
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	must(t, err)
-	w.f, w.size = f, 0
-}
-
-func (w *lineWriter) write(t *testing.T, k int) {
-	var b bytes.Buffer
-	for range k {
-		b.WriteString(lineText(w.n))
-		b.WriteByte('\n')
-		w.n++
-	}
-	_, err := w.f.Write(b.Bytes())
-	must(t, err)
-	w.size += int64(b.Len())
-}
-
-func (w *lineWriter) shift() {
-	os.Remove(fmt.Sprintf("%s.%d", w.path, w.keep))
-	for i := w.keep - 1; i >= 1; i-- {
-		_ = os.Rename(fmt.Sprintf("%s.%d", w.path, i), fmt.Sprintf("%s.%d", w.path, i+1))
-	}
-}
-
-func (w *lineWriter) rotateRename(t *testing.T) {
-	w.shift()
-	must(t, os.Rename(w.path, w.path+".1"))
-	w.write(t, 5) // to the renamed file, until the writer reopens
-	w.f.Close()
-	w.open(t)
-}
-
-func (w *lineWriter) rotateCopyTruncate(t *testing.T) {
-	w.shift()
-	src, err := os.Open(w.path)
-	must(t, err)
-	dst, err := os.Create(w.path + ".1")
-	must(t, err)
-	_, err = io.Copy(dst, src)
-	must(t, err)
-	src.Close()
-	dst.Close()
-	must(t, os.Truncate(w.path, 0))
-	w.size = 0
+	sum := linetest.Check(t, total, rd.all(t))
+	t.Logf("%d lines (%d MB), %d rotations, %d kill -9, sha256 %x…", total, totalMB, rotations, kills, sum[:8])
 }
 
 // sinkReader reads the file sink's output incrementally.
@@ -268,33 +169,6 @@ func (r *sinkReader) all(t *testing.T) map[string][]string {
 		must(t, err)
 	}
 	return out
-}
-
-func (r *sinkReader) hash(t *testing.T, total int) string {
-	byNum := make([]string, total)
-	for _, lines := range r.all(t) {
-		for _, l := range lines {
-			if i, ok := parseLine(l); ok && i < total {
-				byNum[i] = l
-			}
-		}
-	}
-	h := sha256.New()
-	for _, l := range byNum {
-		io.WriteString(h, l)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func must(t *testing.T, err error) {

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/agent-server/servertest"
 )
 
 // BenchmarkDynamicProcessRoute times GET /api/metrics/:id/dynamic/process
@@ -20,7 +18,7 @@ import (
 //
 // p50-ms is the median latency (budget: 100 ms; 1.x took 0.70 s).
 func BenchmarkDynamicProcessRoute(b *testing.B) {
-	srv := startServer(b, "api.rate_limit = 0\n")
+	srv := startServer(b, nil)
 	startAgent(b, srv, "", "")
 	id := srv.agentID(b)
 	path := "/api/metrics/" + id + "/dynamic/process"
@@ -60,25 +58,24 @@ func TestIdleFootprint(t *testing.T) {
 	if err != nil || d < 120*time.Second {
 		t.Fatalf("METRICS_AGENT_IDLE=%q: want a duration of at least 120s", v)
 	}
-	srv := startServer(t, "")
+	srv := startServer(t, nil)
 	ag := startAgent(t, srv, "", "")
 	srv.agentID(t)
-	pid := ag.pid()
+	pid := ag.PID()
 
 	// Start-up (first static, first process walk) is not idle: measure
 	// from 10 s after the connection.
 	time.Sleep(10 * time.Second)
-	cpu0, at0 := cpuTicks(t, pid), time.Now()
+	cpu0, at0 := servertest.MustProcCPU(t, pid), time.Now()
 	var maxRSS, sumRSS, n uint64
 	for end := at0.Add(d); time.Now().Before(end); time.Sleep(time.Second) {
-		rss := rssKiB(t, pid)
+		rss := uint64(servertest.MustProcKB(t, pid, "VmRSS"))
 		maxRSS = max(maxRSS, rss)
 		sumRSS += rss
 		n++
 	}
-	cpu1, at1 := cpuTicks(t, pid), time.Now()
-	const clkTck = 100 // USER_HZ on Linux
-	cpuSec := float64(cpu1-cpu0) / clkTck
+	cpu1, at1 := servertest.MustProcCPU(t, pid), time.Now()
+	cpuSec := (cpu1 - cpu0).Seconds()
 	pct := 100 * cpuSec / at1.Sub(at0).Seconds()
 	mb := func(kib uint64) float64 { return float64(kib) * 1024 / 1e6 }
 	t.Logf("metrics-agent pid %d, default intervals, %v: CPU %.2fs = %.3f %% of a core; RSS max %.1f MB, mean %.1f MB (%d samples)",
@@ -89,42 +86,4 @@ func TestIdleFootprint(t *testing.T) {
 	if mb(maxRSS) > 20 {
 		t.Errorf("idle RSS up to %.1f MB, budget 20 MB", mb(maxRSS))
 	}
-}
-
-// cpuTicks is utime + stime of pid in clock ticks (/proc/<pid>/stat).
-func cpuTicks(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fields after the command name, which is in parentheses and may hold
-	// blanks: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: %q", pid, b)
-	}
-	return u + s
-}
-
-// rssKiB is VmRSS of pid in KiB (/proc/<pid>/status).
-func rssKiB(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			v, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmRSS %q", rest)
-			}
-			return v
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }

@@ -8,10 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
+	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,16 +18,20 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/agent-server/servertest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
-// Tokens of the test server.
+// Tokens of the test server (servertest's).
 const (
-	opToken    = "operator-token-0123456789"
-	agentToken = "agent-token-0123456789abc"
+	opToken    = servertest.OperatorToken
+	agentToken = servertest.AgentToken
 )
 
-// binDir holds the binaries TestMain built.
-var binDir string
+// bins are the binaries TestMain built.
+var bins struct{ server, agent string }
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -38,17 +41,10 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		binDir = dir
-		for _, b := range []struct{ name, src string }{
-			{"agent-server", filepath.Join("..", "..", "agent-server")},
-			{"metrics-agent", ".."},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), ".")
-			cmd.Dir = b.src
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.name, err, out)
-				return 1
-			}
+		if err := servertest.BuildAll(dir, servertest.Binary{Module: "agent-server", Path: &bins.server},
+			servertest.Binary{Module: "metrics-agent", Path: &bins.agent}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		code := m.Run()
 		if code == 0 {
@@ -61,112 +57,44 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// proc is a started binary; its output goes to a file in the test's dir.
-type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	out  string
-	done chan error
-}
-
-func startProc(t testing.TB, dir, bin string, args ...string) *proc {
+// startProc runs bin in dir with its output in dir/<bin>.out until the end
+// of the test (SIGTERM, then SIGKILL after servertest.StopTimeout, an error
+// of the test).
+func startProc(t testing.TB, dir, bin string, args ...string) *servertest.Proc {
 	t.Helper()
-	out := filepath.Join(dir, filepath.Base(bin)+".out")
-	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := servertest.StartProc(servertest.ProcOptions{Args: append([]string{bin}, args...), Dir: dir,
+		Log: filepath.Join(dir, filepath.Base(bin)+".out")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		if err := p.Stop(syscall.SIGTERM); err != nil {
+			t.Error(err)
+		}
+	})
 	return p
 }
 
-// stop sends SIGTERM and waits (SIGKILL after 15 s); a second call does
-// nothing.
-func (p *proc) stop() {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("%s did not stop within 15 s of SIGTERM", p.cmd.Path)
-	}
-	p.cmd = nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) output() string {
-	b, _ := os.ReadFile(p.out)
-	return string(b)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type server struct {
-	*proc
+	*servertest.Server
 	addr   string
 	client *http.Client
 }
 
-// startServer runs agent-server on a free port with SQLite in dir.
-func startServer(t testing.TB, extra string) *server {
+// startServer runs agent-server in a fresh directory, with conf set over
+// servertest's defaults.
+func startServer(t testing.TB, conf map[string]string) *server {
 	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := fmt.Sprintf(`id = e2e
-listen = %d
-listen_addr = 127.0.0.1
-data_dir = data
-cache_dir = cache
-log_dir = logs
-log_target = stdout
-log_level = debug
-connect_limit = 0
-api.tokens = ops:%s
-agent.tokens = fleet:%s
-hostmetrics.flush_interval = 100ms
-%s`, port, opToken, agentToken, extra)
-	path := filepath.Join(dir, "server.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{proc: startProc(t, dir, filepath.Join(binDir, "agent-server"), "run", "--conf", path),
-		addr: fmt.Sprintf("127.0.0.1:%d", port), client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
+	o := servertest.Options{Binary: bins.server, Conf: map[string]string{"hostmetrics.flush_interval": "100ms"}}
+	maps.Copy(o.Conf, conf)
+	ss := servertest.Start(t, o)
+	s := &server{Server: ss, addr: ss.Addr, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(s.client.CloseIdleConnections)
-	eventually(t, 30*time.Second, "agent-server /healthz", func() bool {
-		resp, err := s.client.Get("http://" + s.addr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
 	return s
 }
 
 type agentProc struct {
-	*proc
+	*servertest.Proc
 	dir, conf string
 }
 
@@ -188,7 +116,7 @@ func startAgent(t testing.TB, s *server, dir, extra string) *agentProc {
 			t.Fatal(err)
 		}
 	}
-	return &agentProc{proc: startProc(t, dir, filepath.Join(binDir, "metrics-agent"), "run", "--conf", path), dir: dir, conf: path}
+	return &agentProc{Proc: startProc(t, dir, bins.agent, "run", "--conf", path), dir: dir, conf: path}
 }
 
 // envelope is the API's answer.
@@ -256,7 +184,7 @@ func (s *server) ok(t testing.TB, method, path string, body, v any) envelope {
 func (s *server) agentID(t testing.TB) string {
 	t.Helper()
 	var id string
-	eventually(t, 30*time.Second, "a metrics-agent online", func() bool {
+	eventually.Within(t, 30*time.Second, "a metrics-agent online", func() bool {
 		var list []struct {
 			ID       string `json:"id"`
 			Type     string `json:"type"`
@@ -275,16 +203,4 @@ func (s *server) agentID(t testing.TB) string {
 		return false
 	})
 	return id
-}
-
-// eventually polls cond every 20 ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

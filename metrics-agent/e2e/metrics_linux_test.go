@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // The API shapes (http-api.md), as much as the tests look at.
@@ -125,7 +128,7 @@ func hasPid(ps []process, pid int) bool {
 // Every /api/metrics route and /metrics/hosts, through the real server and
 // the real agent.
 func TestMetricsRoutes(t *testing.T) {
-	srv := startServer(t, "")
+	srv := startServer(t, nil)
 	ag := startAgent(t, srv, "", "task.usage.interval = 1s\n")
 	id := srv.agentID(t)
 	base := "/api/metrics/" + id
@@ -153,14 +156,14 @@ func TestMetricsRoutes(t *testing.T) {
 		if d.Usage == nil || d.Usage.Memory.Used == 0 || len(d.Usage.Interface) == 0 {
 			t.Errorf("usage = %+v", d.Usage)
 		}
-		if !hasPid(d.Process, ag.pid()) {
-			t.Errorf("the process list (%d) lacks the agent's pid %d", len(d.Process), ag.pid())
+		if !hasPid(d.Process, ag.PID()) {
+			t.Errorf("the process list (%d) lacks the agent's pid %d", len(d.Process), ag.PID())
 		}
 		// The agent's own link to the server is among the connections.
 		if !slices.ContainsFunc(d.Connections, func(c connection) bool {
-			return int(c.Pid) == ag.pid() && strings.HasSuffix(c.Remote, srv.addr[strings.LastIndex(srv.addr, ":"):])
+			return int(c.Pid) == ag.PID() && strings.HasSuffix(c.Remote, srv.addr[strings.LastIndex(srv.addr, ":"):])
 		}) {
-			t.Errorf("no connection of pid %d to the server among %d", ag.pid(), len(d.Connections))
+			t.Errorf("no connection of pid %d to the server among %d", ag.PID(), len(d.Connections))
 		}
 		if d.Temperatures == nil {
 			t.Error("temperatures is null, want a list (maybe empty)")
@@ -189,8 +192,8 @@ func TestMetricsRoutes(t *testing.T) {
 			t.Errorf("process?top=5: %d processes", len(ps))
 		}
 		srv.ok(t, "GET", base+"/dynamic/process", nil, &ps)
-		if !hasPid(ps, ag.pid()) || !hasPid(ps, os.Getpid()) {
-			t.Errorf("process list (%d) lacks the agent %d or the test %d", len(ps), ag.pid(), os.Getpid())
+		if !hasPid(ps, ag.PID()) || !hasPid(ps, os.Getpid()) {
+			t.Errorf("process list (%d) lacks the agent %d or the test %d", len(ps), ag.PID(), os.Getpid())
 		}
 		var cs []connection
 		srv.ok(t, "GET", base+"/dynamic/connections?kinds=unix", nil, &cs)
@@ -200,8 +203,8 @@ func TestMetricsRoutes(t *testing.T) {
 			}
 		}
 		srv.ok(t, "GET", base+"/dynamic/connections?kinds=tcp4,tcp6", nil, &cs)
-		if !slices.ContainsFunc(cs, func(c connection) bool { return c.Local == srv.addr && c.Pid == int32(srv.pid()) }) {
-			t.Errorf("no listening socket %s of the server (pid %d) among %d tcp connections", srv.addr, srv.pid(), len(cs))
+		if !slices.ContainsFunc(cs, func(c connection) bool { return c.Local == srv.addr && c.Pid == int32(srv.PID()) }) {
+			t.Errorf("no listening socket %s of the server (pid %d) among %d tcp connections", srv.addr, srv.PID(), len(cs))
 		}
 		var ts []temperature
 		e := srv.ok(t, "GET", base+"/dynamic/temps", nil, &ts)
@@ -213,7 +216,7 @@ func TestMetricsRoutes(t *testing.T) {
 	t.Run("cached", func(t *testing.T) {
 		// The pushes at start (every category) reach the store.
 		for _, route := range []string{"/static", "/dynamic", "/dynamic/usage", "/dynamic/process", "/dynamic/connections"} {
-			eventually(t, 15*time.Second, route+"?cached=1", func() bool {
+			eventually.Within(t, 15*time.Second, route+"?cached=1", func() bool {
 				e := srv.do(t, "GET", base+route+"?cached=1", nil)
 				return e.status == http.StatusOK
 			})
@@ -222,7 +225,7 @@ func TestMetricsRoutes(t *testing.T) {
 		// format omits an empty list), so nothing is cached.
 		var live []temperature
 		srv.ok(t, "GET", base+"/dynamic/temps", nil, &live)
-		eventually(t, 15*time.Second, "/dynamic/temps?cached=1", func() bool {
+		eventually.Within(t, 15*time.Second, "/dynamic/temps?cached=1", func() bool {
 			e := srv.do(t, "GET", base+"/dynamic/temps?cached=1", nil)
 			if len(live) == 0 {
 				return e.status == http.StatusNotFound && e.Msg == "not found: metrics"
@@ -248,7 +251,7 @@ func TestMetricsRoutes(t *testing.T) {
 				t.Errorf("job %s interval %d, want %d", j.Name, j.Interval, want[j.Name])
 			}
 		}
-		eventually(t, 15*time.Second, "a type-37 report", func() bool {
+		eventually.Within(t, 15*time.Second, "a type-37 report", func() bool {
 			srv.ok(t, "GET", base+"/status", nil, &st)
 			return st.Reported != nil && len(st.Reported.Jobs) == 5
 		})
@@ -258,7 +261,7 @@ func TestMetricsRoutes(t *testing.T) {
 		conf, _ := os.ReadFile(ag.conf)
 		srv.ok(t, "PUT", base+"/status", map[string]any{"jobs": []string{"usage", "temps"}}, nil)
 		var st status
-		eventually(t, 15*time.Second, "jobs usage, temps", func() bool {
+		eventually.Within(t, 15*time.Second, "jobs usage, temps", func() bool {
 			srv.ok(t, "GET", base+"/status", nil, &st)
 			return slices.Equal(st.names(), []string{"usage", "temps"}) && st.Reported != nil && len(st.Reported.Jobs) == 2
 		})
@@ -285,7 +288,7 @@ func TestMetricsRoutes(t *testing.T) {
 			t.Errorf("stop: %+v", res)
 		}
 		var st status
-		eventually(t, 15*time.Second, "every job stopped", func() bool {
+		eventually.Within(t, 15*time.Second, "every job stopped", func() bool {
 			srv.ok(t, "GET", base+"/status", nil, &st)
 			return len(st.Jobs) == 0
 		})
@@ -297,7 +300,7 @@ func TestMetricsRoutes(t *testing.T) {
 		if res.Total != 1 || res.Success != 1 {
 			t.Errorf("start: %+v", res)
 		}
-		eventually(t, 15*time.Second, "every job running", func() bool {
+		eventually.Within(t, 15*time.Second, "every job running", func() bool {
 			srv.ok(t, "GET", base+"/status", nil, &st)
 			return len(st.Jobs) == 5
 		})
@@ -306,7 +309,7 @@ func TestMetricsRoutes(t *testing.T) {
 	t.Run("hosts", func(t *testing.T) {
 		label := fmt.Sprintf(`id="%s"`, id)
 		var body string
-		eventually(t, 15*time.Second, "/metrics/hosts series of the agent", func() bool {
+		eventually.Within(t, 15*time.Second, "/metrics/hosts series of the agent", func() bool {
 			resp, err := srv.client.Get("http://" + srv.addr + "/metrics/hosts")
 			if err != nil {
 				return false
@@ -345,13 +348,15 @@ func TestMetricsRoutes(t *testing.T) {
 
 	t.Run("restart keeps the server's jobs", func(t *testing.T) {
 		srv.ok(t, "PUT", base+"/status", map[string]any{"jobs": []string{"usage"}}, nil)
-		eventually(t, 15*time.Second, "jobs [usage], reported", func() bool {
+		eventually.Within(t, 15*time.Second, "jobs [usage], reported", func() bool {
 			var st status
 			srv.ok(t, "GET", base+"/status", nil, &st)
 			return slices.Equal(st.names(), []string{"usage"}) && st.Reported != nil && len(st.Reported.Jobs) == 1
 		})
-		ag.stop()
-		eventually(t, 15*time.Second, "the agent offline", func() bool {
+		if err := ag.Stop(syscall.SIGTERM); err != nil {
+			t.Error(err)
+		}
+		eventually.Within(t, 15*time.Second, "the agent offline", func() bool {
 			return srv.do(t, "GET", base+"/status", nil).status == http.StatusNotFound
 		})
 		// Offline: the cached routes still answer.
@@ -373,7 +378,7 @@ func TestMetricsRoutes(t *testing.T) {
 		}
 	})
 	if t.Failed() {
-		t.Logf("agent output:\n%s", lastLines(ag.output(), 40))
+		t.Logf("agent output:\n%s", lastLines(ag.Tail(1<<20), 40))
 	}
 }
 

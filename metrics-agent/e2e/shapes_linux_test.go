@@ -12,13 +12,15 @@ import (
 
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // The server takes the pushes of a 1.x metrics-agent (one category per
 // hm_dynamic_rep) as well as ours (several per message). A libagent agent
 // named metrics-agent sends hand-made payloads of both shapes.
 func TestPushShapes(t *testing.T) {
-	srv := startServer(t, "")
+	srv := startServer(t, nil)
 	cfg := &struct {
 		Basic libagent.Basic `kv:"basic"`
 	}{Basic: libagent.DefaultBasic()}
@@ -38,7 +40,7 @@ func TestPushShapes(t *testing.T) {
 		}
 	}()
 	rt := <-rtc
-	eventually(t, 15*time.Second, "the agent connected", rt.Connected)
+	eventually.Within(t, 15*time.Second, "the agent connected", rt.Connected)
 	push := func(m *protocol.Msg) {
 		t.Helper()
 		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -66,7 +68,7 @@ func TestPushShapes(t *testing.T) {
 		{"/dynamic/temps", `"temp":41.5`},
 	}
 	for _, c := range checks {
-		eventually(t, 15*time.Second, c.route+"?cached=1 holding "+c.want, func() bool {
+		eventually.Within(t, 15*time.Second, c.route+"?cached=1 holding "+c.want, func() bool {
 			e := srv.do(t, "GET", base+c.route+"?cached=1", nil)
 			return e.status == http.StatusOK && strings.Contains(string(e.Payload), c.want)
 		})
@@ -85,12 +87,12 @@ func TestPushShapes(t *testing.T) {
 		{"/dynamic/temps", `"temp":41.5`}, // not in the message: kept
 	}
 	for _, c := range checks {
-		eventually(t, 15*time.Second, c.route+"?cached=1 holding "+c.want, func() bool {
+		eventually.Within(t, 15*time.Second, c.route+"?cached=1 holding "+c.want, func() bool {
 			e := srv.do(t, "GET", base+c.route+"?cached=1", nil)
 			return e.status == http.StatusOK && strings.Contains(string(e.Payload), c.want)
 		})
 	}
-	eventually(t, 15*time.Second, "the sensor in /metrics/hosts", func() bool {
+	eventually.Within(t, 15*time.Second, "the sensor in /metrics/hosts", func() bool {
 		resp, err := srv.client.Get("http://" + srv.addr + "/metrics/hosts")
 		if err != nil {
 			return false

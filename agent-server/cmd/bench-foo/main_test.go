@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,39 +14,28 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/server"
 	"github.com/agentfleet/agent-server/internal/sim"
+	"github.com/agentfleet/agent-server/internal/testserver"
+	"github.com/agentfleet/agent-server/servertest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	opToken    = "operator-token-0123456789"
-	agentToken = "agent-token-0123456789abc"
+	opToken    = servertest.OperatorToken
+	agentToken = servertest.AgentToken
 )
 
 // startServer runs the real server on a free loopback port with sim agents
 // of each type in types (count each) connected; it returns the API base URL.
 func startServer(t *testing.T, types map[string]int) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.ID = "bench-foo-test"
-	cfg.Listen = 0
-	cfg.DataDir, cfg.CacheDir, cfg.LogDir = dir, filepath.Join(dir, "cache"), filepath.Join(dir, "logs")
-	cfg.API.Tokens = []string{"ops:" + opToken}
-	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
-	cfg.ConnectLimit = 0
+	cfg := testserver.Config("bench-foo-test", t.TempDir())
 	cfg.API.RateLimit = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	srv := testserver.Start(t, cfg, server.Options{})
 	simCtx, simCancel := context.WithCancel(context.Background())
 	simDone := make(chan struct{})
 	var sims []*sim.Sim
@@ -68,43 +56,33 @@ func startServer(t *testing.T, types map[string]int) string {
 		simCancel()
 		<-simDone
 		http.DefaultClient.CloseIdleConnections() // countOnline's
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server Run: %v", err)
-		}
 	})
 	want := 0
 	for _, n := range types {
 		want += n
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.NoError(t, "every sim agent connected", func() error {
 		got := 0
 		for _, s := range sims {
 			got += int(s.Stats().Connected)
 		}
-		if got == want {
-			break
+		if got != want {
+			return fmt.Errorf("%d of %d sim agents connected", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d sim agents connected", got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	// The server records new agents in the store in the background: wait
 	// until the API lists every one of them online, which is what the tool
 	// reads (a sim agent counts as connected at its handshake, earlier).
 	base := "http://" + srv.Addr()
-	for {
+	eventually.NoError(t, "the API to list every agent online", func() error {
 		n, err := countOnline(base)
-		if err == nil && n == want {
-			return base
+		if err == nil && n != want {
+			err = fmt.Errorf("the API lists %d of %d agents online", n, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API lists %d of %d agents online (err %v)", n, want, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return base
 }
 
 // countOnline returns the X-Total-Count of GET /api/agents?online=true.

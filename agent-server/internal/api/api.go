@@ -19,11 +19,14 @@
 // document, and [Server.Rules] the rule of each, which the authorization
 // test walks.
 //
-// Agent errors map to statuses: not connected 404 "not found: agent", gone
-// mid-request 410, no answer in time 504, wrong agent type 424, an agent's
-// failure reply the status of its kind (protocol.ErrKind: 400, 403, 404,
-// 409, 422) or, without one, 503 — always with the agent's message. Error
-// messages are cut at 1 KiB.
+// A handler's error becomes the response in one place, mapError: an
+// *japi.Error as it is, a classified service error (*fault.Error) with the
+// status of its kind and its message, the hub's and the services'
+// sentinels as a table says. Agent errors map to statuses: not connected
+// 404 "not found: agent", gone mid-request 410, no answer in time 504,
+// wrong agent type 424, an agent's failure reply the status of its kind
+// (protocol.ErrKind: 400, 403, 404, 409, 422) or, without one, 503 —
+// always with the agent's message. Error messages are cut at 1 KiB.
 package api
 
 import (
@@ -47,41 +50,28 @@ import (
 	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/console"
+	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/metrics"
 	"github.com/agentfleet/agent-server/internal/openapi"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
-// Fleet is what the API needs from the hub: the live sessions and requests
-// to agents. internal/server adapts *hub.Hub to it.
-type Fleet interface {
+// Hub is what the API needs from the hub: the live sessions and requests
+// to agents. *hub.Hub is one; declared here, where it is used, so the API
+// depends on no more of the hub than this.
+type Hub interface {
 	// Session returns the live session of an agent.
-	Session(id string) (Session, bool)
-	// Sessions returns every live session.
-	Sessions() []Session
+	Session(id string) (*hub.Session, bool)
+	// Sessions returns a snapshot of every live session.
+	Sessions() []hub.SessionInfo
+	// Count returns the number of live sessions.
+	Count() int
 	// Call sends m to the agent and returns its one reply. Errors wrap
 	// hub.ErrAgentNotFound, hub.ErrAgentGone, *hub.AgentError or the
 	// context's error.
 	Call(ctx context.Context, id string, m *protocol.Msg) (*protocol.Msg, error)
 	// Stream sends m to the agent and returns its replies as they come.
-	Stream(ctx context.Context, id string, m *protocol.Msg) (Replies, error)
-}
-
-// Session describes a live agent connection.
-type Session struct {
-	ID          string
-	Type        string // come.name
-	Version     string
-	ConnectedAt time.Time
-	LastSeen    time.Time // last traffic from the agent (pings included)
-	Busy        bool      // requests to it are pending
-}
-
-// Replies is a stream of replies to one request. Recv returns the next
-// reply, or an error (the hub's, or ctx's); Close ends the request.
-type Replies interface {
-	Recv(ctx context.Context) (*protocol.Msg, error)
-	Close()
+	Stream(ctx context.Context, id string, m *protocol.Msg) (*hub.Stream, error)
 }
 
 // Store is the part of the store the API reads and writes directly:
@@ -108,7 +98,7 @@ type Store interface {
 type Options struct {
 	Config   *config.Config
 	Store    Store
-	Fleet    Fleet
+	Hub      Hub
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Gatherer serves /metrics (usually the same registry).
@@ -127,6 +117,9 @@ type Options struct {
 	Blocking func() bool
 	// Now is the clock of audit entries and token expiry; time.Now when nil.
 	Now func() time.Time
+	// Cluster is the cluster this server is a member of; nil for a single
+	// server.
+	Cluster Cluster
 }
 
 // Server holds the routes. Create it with New, add feature routes with
@@ -141,6 +134,7 @@ type Server struct {
 	maxBody int64
 	doc     *openapi.Doc
 	site    *console.Site
+	started time.Time
 
 	mu     sync.Mutex
 	routes []string
@@ -285,6 +279,7 @@ func New(o Options) (*Server, error) {
 		maxBody: int64(o.Config.API.MaxBody),
 		doc:     doc,
 		site:    site,
+		started: o.Now().UTC(),
 	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))
@@ -334,6 +329,9 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		st := &reqState{}
 		if rule.Audited {
 			st.audit = &auditInfo{target: r.PathValue("id")}
+			if st.audit.target == "" {
+				st.audit.target = r.PathValue("name")
+			}
 			if rt.agentParam != "" {
 				st.audit.agent = r.PathValue(rt.agentParam)
 			}
@@ -474,13 +472,21 @@ func (s *Server) timeout(p *japi.ParamReader) time.Duration {
 
 // agentType checks that agent id is online and of type want.
 func (s *Server) agentType(id string, want string) error {
-	sess, ok := s.o.Fleet.Session(id)
+	sess, ok := s.o.Hub.Session(id)
 	if !ok {
 		return japi.NotFound("agent")
 	}
-	if sess.Type != want {
-		return japi.Errorf(http.StatusFailedDependency, "invalid agent type want [%s] got [%s]", want, sess.Type)
+	if typ := sess.Come().Name; typ != want {
+		return japi.Errorf(http.StatusFailedDependency, "invalid agent type want [%s] got [%s]", want, typ)
 	}
+	return nil
+}
+
+// okPage answers with one page of a list and, in X-Total-Count, the
+// number of items of all pages.
+func okPage(w http.ResponseWriter, r *http.Request, page any, total int) error {
+	w.Header().Set("X-Total-Count", itoa(total))
+	japi.OK(w, r, page)
 	return nil
 }
 

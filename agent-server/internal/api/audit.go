@@ -55,8 +55,8 @@ func actor(r *http.Request) string {
 }
 
 // auditInfo is filled by the handler of an audited route: the target
-// (default the {id} path parameter), the agent (default the route's agent
-// parameter) and a detail object.
+// (default the {id} path parameter, else {name}), the agent (default the
+// route's agent parameter) and a detail object.
 type auditInfo struct {
 	target string
 	agent  string
@@ -235,4 +235,97 @@ func (s *Server) reaches(ctx context.Context, id authz.Identity, agent string) e
 		return errAgentNotFound
 	}
 	return nil
+}
+
+// routesAudit registers the routes that read the audit log.
+func (s *Server) routesAudit() {
+	s.Handle("GET /api/audit", s.listAudit, Scope(authz.AuditRead))
+	s.Handle("GET /api/audit/export", s.exportAudit, Scope(authz.AuditRead), Audit())
+}
+
+// auditFilter reads the filter parameters of the audit routes.
+func auditFilter(p *japi.ParamReader) (store.AuditFilter, error) {
+	f := store.AuditFilter{
+		Actor:  p.String("actor", ""),
+		Action: p.String("action", ""),
+		Target: p.String("target", ""),
+		Agent:  p.String("agent", ""),
+	}
+	since, until := p.String("since", ""), p.String("until", "")
+	if err := p.Err(); err != nil {
+		return f, err
+	}
+	var err error
+	if f.Since, err = parseTime("since", since); err != nil {
+		return f, err
+	}
+	if f.Until, err = parseTime("until", until); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
+	p := japi.Params(r)
+	page := p.Int("page", 1, 1, 1<<30)
+	size := p.Int("size", store.DefaultPageSize, 1, store.MaxPageSize)
+	f, err := auditFilter(p)
+	if err != nil {
+		return err
+	}
+	f.Page, f.Size = page, size
+	list, total, err := s.o.Store.ListAudit(r.Context(), f)
+	if err != nil {
+		return mapError(err)
+	}
+	return okPage(w, r, orEmptySlice(list), total)
+}
+
+// auditExportBatch is the entries read from the store at a time.
+const auditExportBatch = 1000
+
+// exportAudit streams the matching audit entries as JSON Lines, oldest
+// first; until defaults to the time of the request, so an export ends
+// even while entries keep coming. An error after the first line cuts the
+// connection: a client never takes a partial export for a whole one.
+func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(japi.Params(r))
+	if err != nil {
+		return err
+	}
+	if f.Until.IsZero() {
+		f.Until = s.o.Now()
+	}
+	SetAudit(r, "audit", map[string]any{"since": f.Since, "until": f.Until, "actor": f.Actor, "action": f.Action, "agent": f.Agent})
+	rc := http.NewResponseController(w)
+	var after int64
+	n := 0
+	for {
+		batch, err := s.o.Store.ScanAudit(r.Context(), f, after, auditExportBatch)
+		if err != nil {
+			if n == 0 {
+				return mapError(err)
+			}
+			s.log.Warn("audit export aborted", "after", after, "reqid", japi.RequestIDFrom(r.Context()), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if n == 0 {
+			w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
+			w.Header().Set("Content-Disposition", `attachment; filename="audit.jsonl"`)
+			w.WriteHeader(http.StatusOK)
+		}
+		for _, e := range batch {
+			b, _ := json.Marshal(e)
+			b = append(b, '\n')
+			if _, err := w.Write(b); err != nil {
+				return nil // the client left
+			}
+			after = e.ID
+			n++
+		}
+		_ = rc.Flush()
+		if len(batch) < auditExportBatch {
+			return nil
+		}
+	}
 }

@@ -11,8 +11,15 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/execsvc"
+	"github.com/agentfleet/agent-server/internal/fault"
+	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/installsvc"
+	"github.com/agentfleet/agent-server/internal/logging"
+	"github.com/agentfleet/agent-server/internal/shell"
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/agent-server/internal/tasks"
 )
 
 // Errors of requests to agents, exact texts.
@@ -23,6 +30,8 @@ var (
 	errShutdown      = &japi.Error{Code: http.StatusServiceUnavailable, Msg: "server shutting down"}
 	errClientGone    = &japi.Error{Code: 499, Msg: "client closed the request"}
 	errDiskFull      = &japi.Error{Code: http.StatusInsufficientStorage, Msg: "insufficient storage: cache_dir is above cache_threshold, retry later"}
+	// errNoMetrics answers ?cached=1 when nothing was ever stored.
+	errNoMetrics = japi.NotFound("metrics")
 )
 
 // kindStatus is the status of an agent's failure by its kind; a failure
@@ -43,6 +52,81 @@ func agentErrStatus(e *hub.AgentError) int {
 	return http.StatusServiceUnavailable
 }
 
+// faultStatus is the status of each fault.Kind.
+var faultStatus = map[fault.Kind]int{
+	fault.Invalid:     http.StatusBadRequest,
+	fault.NotFound:    http.StatusNotFound,
+	fault.Unavailable: http.StatusServiceUnavailable,
+	fault.Conflict:    http.StatusConflict,
+	fault.TooLarge:    http.StatusRequestEntityTooLarge,
+}
+
+// faultError is the answer to a classified error: the status of its kind
+// and the message its service wrote for the caller.
+func faultError(fe *fault.Error, err error) error {
+	code, ok := faultStatus[fe.Kind]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	msg := fe.Msg
+	switch {
+	case fe.Kind == fault.Invalid && fe.Param != "":
+		msg = "invalid parameter " + fe.Param + ": " + fe.Msg
+	case fe.Kind == fault.NotFound:
+		msg = "not found: " + fe.Msg
+	}
+	return &japi.Error{Code: code, Msg: msg, Err: err}
+}
+
+// errorRule answers the errors that are an instance of is: with fixed,
+// as it is, or else with a new error of code whose message is msg (the
+// error's own text when msg is "").
+type errorRule struct {
+	is    error
+	fixed *japi.Error
+	code  int
+	msg   string
+}
+
+// errorRules are the sentinel errors of the hub and the services, in the
+// order they are checked.
+var errorRules = []errorRule{
+	{is: hub.ErrAgentNotFound, fixed: errAgentNotFound},
+	{is: hub.ErrAgentGone, fixed: errAgentGone},
+	{is: hub.ErrQueueFull, fixed: errQueueFull},
+	{is: io.EOF, code: http.StatusServiceUnavailable, msg: "the agent ended its reply early"},
+	{is: hub.ErrStreamOverflow, code: http.StatusServiceUnavailable, msg: "the agent ended its reply early"},
+	{is: hub.ErrClosed, fixed: errShutdown},
+	{is: execsvc.ErrClosed, fixed: errShutdown},
+	{is: tasks.ErrClosed, fixed: errShutdown},
+	{is: shell.ErrClosed, fixed: errShutdown},
+	{is: context.DeadlineExceeded, code: http.StatusGatewayTimeout, msg: "timeout: the agent did not answer in time"},
+	{is: context.Canceled, fixed: errClientGone},
+
+	{is: execsvc.ErrNoSuchTask, code: http.StatusNotFound, msg: "not found: task"},
+	{is: execsvc.ErrChecksum, code: http.StatusConflict, msg: "invalid checksum"},
+	{is: execsvc.ErrTooLarge, code: http.StatusRequestEntityTooLarge, msg: "file too large"},
+	{is: execsvc.ErrRange, code: http.StatusRequestedRangeNotSatisfiable, msg: "range not satisfiable"},
+	{is: execsvc.ErrTransferNotFound, code: http.StatusNotFound, msg: "not found: transfer"},
+	{is: execsvc.ErrTransferToken, code: http.StatusUnauthorized, msg: "invalid transfer token"},
+	{is: execsvc.ErrTransferAborted, code: http.StatusGone, msg: "transfer aborted: the server no longer waits for it"},
+
+	{is: tasks.ErrAgentType, code: http.StatusFailedDependency},
+	{is: installsvc.ErrNoCapability, code: http.StatusUnprocessableEntity},
+	{is: installsvc.ErrClosed, fixed: errShutdown},
+	{is: tasks.ErrNotFound, code: http.StatusNotFound, msg: "not found: task"},
+	{is: tasks.ErrFinished, code: http.StatusConflict},
+	{is: tasks.ErrNoUpgrader, code: http.StatusServiceUnavailable},
+
+	{is: hostmetrics.ErrNoData, fixed: errNoMetrics},
+	{is: hostmetrics.ErrUnexpectedReply, code: http.StatusServiceUnavailable},
+
+	{is: logging.ErrNotFound, fixed: japi.NotFound("project")},
+	{is: logging.ErrNoNodes, code: http.StatusConflict},
+	{is: logging.ErrRunning, code: http.StatusConflict},
+	{is: logging.ErrNotRunning, code: http.StatusConflict},
+}
+
 // maxErrMsg bounds the msg of an error envelope: messages quote request
 // values (a command, a path), which can be megabytes long.
 const maxErrMsg = 1024
@@ -61,10 +145,13 @@ func clipError(err error) error {
 	return &japi.Error{Code: ae.Code, Msg: fmt.Sprintf("%s… (%d more bytes)", ae.Msg[:cut], len(ae.Msg)-cut), Err: err}
 }
 
-// mapError turns the hub's and the store's errors into API errors; an
-// *japi.Error (anywhere in the chain) is kept, anything else stays a 500.
-// An agent's failure reply keeps its message, with the status of its kind
-// (kindStatus).
+// mapError is the one place where an error becomes the API's answer, its
+// status and message; every handler's error goes through it. An
+// *japi.Error (anywhere in the chain) is kept; a classified error
+// (*fault.Error) gets the status of its kind and its message; an agent's
+// failure reply keeps its message, with the status of its kind
+// (kindStatus); the sentinels of the hub and the services answer as
+// errorRules say; anything else stays a 500.
 func mapError(err error) error {
 	if err == nil {
 		return nil
@@ -73,26 +160,37 @@ func mapError(err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
-	var agentErr *hub.AgentError
-	switch {
-	case errors.As(err, &agentErr):
-		return &japi.Error{Code: agentErrStatus(agentErr), Msg: agentErr.Msg, Err: err}
-	case errors.Is(err, hub.ErrAgentNotFound):
-		return errAgentNotFound
-	case errors.Is(err, hub.ErrAgentGone):
-		return errAgentGone
-	case errors.Is(err, hub.ErrQueueFull):
-		return errQueueFull
-	case errors.Is(err, io.EOF), errors.Is(err, hub.ErrStreamOverflow):
-		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: "the agent ended its reply early", Err: err}
-	case errors.Is(err, hub.ErrClosed):
-		return errShutdown
-	case errors.Is(err, context.DeadlineExceeded):
-		return &japi.Error{Code: http.StatusGatewayTimeout, Msg: "timeout: the agent did not answer in time", Err: err}
-	case errors.Is(err, context.Canceled):
-		return errClientGone
-	case errors.Is(err, store.ErrInvalid):
+	if errors.Is(err, store.ErrInvalid) {
+		// The store's own validation: the whole text names the operation.
 		return &japi.Error{Code: http.StatusBadRequest, Msg: err.Error(), Err: err}
+	}
+	var pe *logging.ParamError
+	if errors.As(err, &pe) {
+		return japi.BadParam(pe.Param, pe.Msg)
+	}
+	fe, classified := fault.As(err)
+	if classified && fe.Kind == fault.Invalid {
+		return faultError(fe, err)
+	}
+	var agentErr *hub.AgentError
+	if errors.As(err, &agentErr) {
+		return &japi.Error{Code: agentErrStatus(agentErr), Msg: agentErr.Msg, Err: err}
+	}
+	if classified {
+		return faultError(fe, err)
+	}
+	for _, r := range errorRules {
+		if !errors.Is(err, r.is) {
+			continue
+		}
+		if r.fixed != nil {
+			return r.fixed
+		}
+		msg := r.msg
+		if msg == "" {
+			msg = err.Error()
+		}
+		return &japi.Error{Code: r.code, Msg: msg, Err: err}
 	}
 	return err
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/authz"
 	"github.com/agentfleet/agent-server/internal/execsvc"
-	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -334,26 +332,21 @@ func (x *execRoutes) kill(w http.ResponseWriter, r *http.Request) error {
 	p := japi.Params(r)
 	id := p.Path("id")
 	pid := p.PathInt("pid", 1, math.MaxInt32)
-	timeout := x.s.timeout(p)
-	if err := p.Err(); err != nil {
+	c, err := x.s.startCall(r, p, id, ExecAgent)
+	if err != nil {
 		return err
 	}
-	if err := x.s.agentType(id, ExecAgent); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
+	defer c.cancel()
 	rep := ExecKillReply{PID: pid}
 	if e := x.svc.Lookup(id, pid); e != nil {
 		rep.TaskID = e.TaskID()
 		SetAudit(r, "", rep)
-		err := e.Kill(ctx)
-		if err != nil {
-			return x.err(ctx, timeout, err)
+		if err := e.Kill(c.ctx); err != nil {
+			return c.fail(err)
 		}
-	} else if err := x.svc.KillPID(ctx, id, pid); err != nil {
+	} else if err := x.svc.KillPID(c.ctx, id, pid); err != nil {
 		SetAudit(r, "", rep)
-		return x.err(ctx, timeout, err)
+		return c.fail(err)
 	}
 	japi.OK(w, r, rep)
 	return nil
@@ -370,18 +363,14 @@ type PsEntry struct {
 func (x *execRoutes) ps(w http.ResponseWriter, r *http.Request) error {
 	p := japi.Params(r)
 	id := p.Path("id")
-	timeout := x.s.timeout(p)
-	if err := p.Err(); err != nil {
-		return err
-	}
-	if err := x.s.agentType(id, ExecAgent); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	tasks, err := x.svc.Ps(ctx, id)
+	c, err := x.s.startCall(r, p, id, ExecAgent)
 	if err != nil {
-		return x.err(ctx, timeout, err)
+		return err
+	}
+	defer c.cancel()
+	tasks, err := x.svc.Ps(c.ctx, id)
+	if err != nil {
+		return c.fail(err)
 	}
 	out := make([]PsEntry, 0, len(tasks))
 	for _, t := range tasks {
@@ -391,45 +380,9 @@ func (x *execRoutes) ps(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// err maps execsvc's errors; the rest goes to callError.
+// err maps an error of a request to an agent that had timeout (0: none),
+// naming the timeout when ctx's deadline passed (see callError).
 func (x *execRoutes) err(ctx context.Context, timeout time.Duration, err error) error {
-	var ae *japi.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ae):
-		return err
-	case errors.Is(err, execsvc.ErrInvalid):
-		msg := err.Error()
-		if i := strings.Index(msg, execsvc.ErrInvalid.Error()+": "); i >= 0 {
-			msg = msg[i+len(execsvc.ErrInvalid.Error())+2:]
-		}
-		return &japi.Error{Code: http.StatusBadRequest, Msg: msg, Err: err}
-	case errors.As(err, new(*hub.AgentError)):
-		return mapError(err)
-	case errors.Is(err, execsvc.ErrStartFailed):
-		msg := err.Error()
-		if i := strings.Index(msg, execsvc.ErrStartFailed.Error()+": "); i >= 0 {
-			msg = msg[i+len(execsvc.ErrStartFailed.Error())+2:]
-		}
-		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: msg, Err: err}
-	case errors.Is(err, execsvc.ErrNoSuchTask):
-		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: task", Err: err}
-	case errors.Is(err, execsvc.ErrChecksum):
-		return &japi.Error{Code: http.StatusConflict, Msg: "invalid checksum", Err: err}
-	case errors.Is(err, execsvc.ErrTooLarge):
-		return &japi.Error{Code: http.StatusRequestEntityTooLarge, Msg: "file too large", Err: err}
-	case errors.Is(err, execsvc.ErrRange):
-		return &japi.Error{Code: http.StatusRequestedRangeNotSatisfiable, Msg: "range not satisfiable", Err: err}
-	case errors.Is(err, execsvc.ErrTransferNotFound):
-		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: transfer", Err: err}
-	case errors.Is(err, execsvc.ErrTransferToken):
-		return &japi.Error{Code: http.StatusUnauthorized, Msg: "invalid transfer token", Err: err}
-	case errors.Is(err, execsvc.ErrTransferAborted):
-		return &japi.Error{Code: http.StatusGone, Msg: "transfer aborted: the server no longer waits for it", Err: err}
-	case errors.Is(err, execsvc.ErrClosed):
-		return errShutdown
-	}
 	if timeout > 0 {
 		return x.s.callError(ctx, timeout, err)
 	}

@@ -48,6 +48,11 @@ type LogPage struct {
 	Next string `json:"next"`
 }
 
+// LogProjects is the payload of /api/logging/projects.
+type LogProjects struct {
+	Projects []*logging.TaskInfo `json:"projects"`
+}
+
 func logLine(l *logging.Line) LogLine {
 	out := LogLine{Host: l.Host, Source: l.Source, SourceID: l.SourceID, Offset: l.Offset, Time: l.Time, Stream: "file"}
 	switch l.Stream {
@@ -126,20 +131,16 @@ func logParams(r *http.Request) (func(string) string, error) {
 	return r.Form.Get, nil
 }
 
-func loggingErr(err error) error {
-	var pe *logging.ParamError
-	switch {
-	case errors.As(err, &pe):
-		return japi.BadParam(pe.Param, pe.Msg)
-	case errors.Is(err, logging.ErrNotFound):
-		return japi.NotFound("project")
-	case errors.Is(err, logging.ErrNoNodes), errors.Is(err, logging.ErrRunning), errors.Is(err, logging.ErrNotRunning):
-		return &japi.Error{Code: http.StatusConflict, Msg: err.Error()}
-	}
-	return err
-}
+// loggingErr maps the log-collection service's errors (see mapError).
+func loggingErr(err error) error { return mapError(err) }
 
-func pidParam(get func(string) string) (string, error) {
+// pidParam reads the project name (pid) of a request: query, form or JSON
+// body (logParams).
+func pidParam(r *http.Request) (string, error) {
+	get, err := logParams(r)
+	if err != nil {
+		return "", err
+	}
 	pid := get("pid")
 	if err := logging.CheckName(pid); err != nil {
 		return "", loggingErr(err)
@@ -167,11 +168,7 @@ func (s *Server) RoutesLogging(svc *logging.Service) {
 
 	simple := func(op func(r *http.Request, pid string) error) HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) error {
-			get, err := logParams(r)
-			if err != nil {
-				return err
-			}
-			pid, err := pidParam(get)
+			pid, err := pidParam(r)
 			if err != nil {
 				return err
 			}
@@ -193,11 +190,7 @@ func (s *Server) RoutesLogging(svc *logging.Service) {
 	}), Scope(authz.LoggingWrite))
 
 	s.Handle("GET /api/logging/task_info", func(w http.ResponseWriter, r *http.Request) error {
-		get, err := logParams(r)
-		if err != nil {
-			return err
-		}
-		pid, err := pidParam(get)
+		pid, err := pidParam(r)
 		if err != nil {
 			return err
 		}
@@ -206,6 +199,15 @@ func (s *Server) RoutesLogging(svc *logging.Service) {
 			return loggingErr(err)
 		}
 		japi.OK(w, r, ti)
+		return nil
+	}, Scope(authz.LoggingRead))
+
+	s.Handle("GET /api/logging/projects", func(w http.ResponseWriter, r *http.Request) error {
+		list, err := svc.List(r.Context())
+		if err != nil {
+			return err
+		}
+		japi.OK(w, r, LogProjects{Projects: list})
 		return nil
 	}, Scope(authz.LoggingRead))
 
@@ -242,43 +244,26 @@ func (s *Server) RoutesLogging(svc *logging.Service) {
 		}
 		sub := svc.Subscribe(logging.TailFilter{Project: q.Project, Hosts: q.Hosts, Source: q.Source, Grep: q.Grep})
 		defer sub.Close()
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
+		es := newEventStream(w)
 		_, _ = fmt.Fprint(w, ": tail of "+q.Project+"\n\n")
-		_ = rc.Flush()
-		hb := time.NewTicker(logTailHeartbeat)
-		defer hb.Stop()
-		for {
-			select {
-			case l, ok := <-sub.Lines:
-				if !ok {
-					return nil // the server shuts down
-				}
-				b, _ := json.Marshal(logLine(&l))
-				_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-				if _, err := fmt.Fprintf(w, "event: line\ndata: %s\n\n", b); err != nil {
-					return nil
-				}
-				if len(sub.Lines) == 0 {
-					if n := sub.Dropped(); n > 0 {
-						_, _ = fmt.Fprintf(w, "event: dropped\ndata: {\"lines\":%d,\"msg\":\"client too slow: lines skipped (they are stored; /api/logging/query reads them)\"}\n\n", n)
-					}
-					if rc.Flush() != nil {
-						return nil
-					}
-				}
-			case <-hb.C:
-				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-					return nil
-				}
-				_ = rc.Flush()
-			case <-r.Context().Done():
-				return nil
+		_ = es.flush()
+		// Until the client goes or the server shuts down (sub.Lines closes).
+		pump(r.Context(), es, logTailHeartbeat, sub.Lines, func(l logging.Line) bool {
+			b, _ := json.Marshal(logLine(&l))
+			if err := es.event("event: line\ndata: %s", b); err != nil {
+				return false
 			}
-		}
+			if len(sub.Lines) == 0 {
+				if n := sub.Dropped(); n > 0 {
+					_ = es.event("event: dropped\ndata: {\"lines\":%d,\"msg\":\"client too slow: lines skipped (they are stored; /api/logging/query reads them)\"}", n)
+				}
+				if es.flush() != nil {
+					return false
+				}
+			}
+			return true
+		}, nil)
+		return nil
 	}, Scope(authz.LoggingRead), Audit())
 }
 

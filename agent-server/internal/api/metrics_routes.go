@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,6 +11,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 
 	"github.com/agentfleet/agent-server/internal/authz"
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/store"
 )
@@ -28,9 +28,6 @@ type metricsRoutes struct {
 	svc   *hostmetrics.Service
 	hosts http.Handler
 }
-
-// errNoMetrics answers ?cached=1 when nothing was ever stored.
-var errNoMetrics = japi.NotFound("metrics")
 
 // RoutesMetrics registers the /api/metrics routes and /metrics/hosts (the
 // host series of svc's gatherer; same token rule as /metrics).
@@ -49,21 +46,10 @@ func (s *Server) RoutesMetrics(svc *hostmetrics.Service) {
 	s.Handle("GET /metrics/hosts", m.hostsMetrics, Public()) // its own token rule: api.metrics_token
 }
 
-// fail maps the service's errors, then the hub's (see mapError).
-func (m *metricsRoutes) fail(ctx context.Context, timeout time.Duration, err error) error {
-	switch {
-	case errors.Is(err, hostmetrics.ErrNoData):
-		return errNoMetrics
-	case errors.Is(err, hostmetrics.ErrUnexpectedReply):
-		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: err.Error(), Err: err}
-	}
-	return m.s.callError(ctx, timeout, err)
-}
-
 // cachedType refuses ?cached=1 for a connected agent of another type; an
 // offline agent is served from the store.
 func (m *metricsRoutes) cachedType(id string) error {
-	if sess, ok := m.s.o.Fleet.Session(id); ok && sess.Type != hostmetrics.AgentType {
+	if sess, ok := m.s.o.Hub.Session(id); ok && sess.Come().Name != hostmetrics.AgentType {
 		return m.s.agentType(id, hostmetrics.AgentType)
 	}
 	return nil
@@ -102,7 +88,7 @@ func (m *metricsRoutes) history(w http.ResponseWriter, r *http.Request) error {
 	if err := m.cachedType(id); err != nil {
 		return err
 	}
-	if _, online := m.s.o.Fleet.Session(id); !online {
+	if _, online := m.s.o.Hub.Session(id); !online {
 		if _, err := m.s.o.Store.GetAgent(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 			return errAgentNotFound
 		} else if err != nil {
@@ -149,7 +135,7 @@ func (m *metricsRoutes) params(r *http.Request, top, kinds bool) (dynParams, err
 	if kinds {
 		k, err := hostmetrics.ParseKinds(rawKinds)
 		if err != nil {
-			return d, japi.BadParam("kinds", strings.TrimPrefix(err.Error(), hostmetrics.ErrBadValue.Error()+": "))
+			return d, japi.BadParam("kinds", fault.Message(err))
 		}
 		d.kinds = k
 	}
@@ -161,25 +147,11 @@ func (m *metricsRoutes) static(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if q.cached {
-		if err := m.cachedType(q.id); err != nil {
-			return err
-		}
-		var st hostmetrics.Static
-		at, err := m.svc.Cached(r.Context(), q.id, store.CategoryStatic, &st)
-		if err != nil {
-			return m.fail(r.Context(), 0, err)
-		}
-		setCollected(w, at)
-		japi.OK(w, r, st)
-		return nil
-	}
-	st, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Static, error) { return m.svc.Static(ctx, q.id) })
-	if err != nil {
-		return err
-	}
-	japi.OK(w, r, st)
-	return nil
+	return serveMetric(m, w, r, q, func(ctx context.Context) (*hostmetrics.Static, time.Time, error) {
+		st := &hostmetrics.Static{}
+		at, err := m.svc.Cached(ctx, q.id, store.CategoryStatic, st)
+		return st, at, err
+	}, func(ctx context.Context) (*hostmetrics.Static, error) { return m.svc.Static(ctx, q.id) })
 }
 
 func (m *metricsRoutes) dynamic(w http.ResponseWriter, r *http.Request) error {
@@ -187,23 +159,35 @@ func (m *metricsRoutes) dynamic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	req := hostmetrics.DynamicRequest{Usage: true, Process: true, Connections: true, Temperatures: true, Top: q.top, Kinds: q.kinds}
+	return serveMetric(m, w, r, q, func(ctx context.Context) (*hostmetrics.Dynamic, time.Time, error) {
+		d, err := m.cachedDynamic(ctx, q, true, true, true, true)
+		return d, time.Time{}, err
+	}, func(ctx context.Context) (*hostmetrics.Dynamic, error) { return m.svc.Dynamic(ctx, q.id, req) })
+}
+
+// serveMetric answers with what ask gets from the agent, or, with
+// ?cached=1, with the stored report cached reads (and when the server
+// received it; zero: not said).
+func serveMetric[T any](m *metricsRoutes, w http.ResponseWriter, r *http.Request, q dynParams,
+	cached func(context.Context) (T, time.Time, error), ask func(context.Context) (T, error)) error {
 	if q.cached {
 		if err := m.cachedType(q.id); err != nil {
 			return err
 		}
-		d, err := m.cachedDynamic(r.Context(), q, true, true, true, true)
+		v, at, err := cached(r.Context())
 		if err != nil {
-			return m.fail(r.Context(), 0, err)
+			return m.s.callError(r.Context(), 0, err)
 		}
-		japi.OK(w, r, d)
+		setCollected(w, at)
+		japi.OK(w, r, v)
 		return nil
 	}
-	req := hostmetrics.DynamicRequest{Usage: true, Process: true, Connections: true, Temperatures: true, Top: q.top, Kinds: q.kinds}
-	d, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Dynamic, error) { return m.svc.Dynamic(ctx, q.id, req) })
+	v, err := askAgent(m, r, q, ask)
 	if err != nil {
 		return err
 	}
-	japi.OK(w, r, d)
+	japi.OK(w, r, v)
 	return nil
 }
 
@@ -334,7 +318,7 @@ func (m *metricsRoutes) cachedOne(w http.ResponseWriter, r *http.Request, q dynP
 		out = orEmptySlice(ts)
 	}
 	if err != nil {
-		return m.fail(r.Context(), 0, err)
+		return m.s.callError(r.Context(), 0, err)
 	}
 	setCollected(w, at)
 	japi.OK(w, r, out)
@@ -348,28 +332,17 @@ func (m *metricsRoutes) getStatus(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if q.cached {
-		if err := m.cachedType(q.id); err != nil {
-			return err
-		}
+	return serveMetric(m, w, r, q, func(context.Context) (*hostmetrics.Status, time.Time, error) {
 		js, ok := m.svc.Jobs(q.id)
 		if !ok || js.Reported == nil {
-			return errNoMetrics
+			return nil, time.Time{}, errNoMetrics
 		}
-		st := hostmetrics.Status{Jobs: make([]hostmetrics.StatusJob, 0, len(js.Reported.Jobs)), AllowConns: []string{}, JobStatus: js}
+		st := &hostmetrics.Status{Jobs: make([]hostmetrics.StatusJob, 0, len(js.Reported.Jobs)), AllowConns: []string{}, JobStatus: js}
 		for _, j := range js.Reported.Jobs {
 			st.Jobs = append(st.Jobs, hostmetrics.StatusJob{Name: j.Name, Interval: int64(j.Interval)})
 		}
-		setCollected(w, js.Reported.Time)
-		japi.OK(w, r, st)
-		return nil
-	}
-	st, err := askAgent(m, r, q, func(ctx context.Context) (*hostmetrics.Status, error) { return m.svc.Status(ctx, q.id) })
-	if err != nil {
-		return err
-	}
-	japi.OK(w, r, st)
-	return nil
+		return st, js.Reported.Time, nil
+	}, func(ctx context.Context) (*hostmetrics.Status, error) { return m.svc.Status(ctx, q.id) })
 }
 
 // askAgent checks that the agent is a metrics-agent and asks it through
@@ -383,7 +356,7 @@ func askAgent[T any](m *metricsRoutes, r *http.Request, q dynParams, call func(c
 	defer cancel()
 	v, err := call(ctx)
 	if err != nil {
-		return zero, m.fail(ctx, q.timeout, err)
+		return zero, m.s.callError(ctx, q.timeout, err)
 	}
 	return v, nil
 }
@@ -407,7 +380,7 @@ func (m *metricsRoutes) putStatus(w http.ResponseWriter, r *http.Request) error 
 	}
 	jobs, err := hostmetrics.ParseJobs(req.Jobs)
 	if err != nil {
-		return japi.BadParam("jobs", strings.TrimPrefix(err.Error(), hostmetrics.ErrBadValue.Error()+": "))
+		return japi.BadParam("jobs", fault.Message(err))
 	}
 	p := japi.Params(r)
 	timeout := m.s.timeout(p)
@@ -422,7 +395,7 @@ func (m *metricsRoutes) putStatus(w http.ResponseWriter, r *http.Request) error 
 	defer cancel()
 	sent, err := m.svc.SetJobs(ctx, id, jobs)
 	if err != nil {
-		return m.fail(ctx, timeout, err)
+		return m.s.callError(ctx, timeout, err)
 	}
 	japi.OK(w, r, sent)
 	return nil

@@ -203,8 +203,6 @@ func (x *shellRoutes) openError(ctx context.Context, id string, timeout time.Dur
 			code = http.StatusServiceUnavailable
 		}
 		return &japi.Error{Code: code, Msg: refused.Error(), Err: err}
-	case errors.Is(err, shell.ErrClosed):
-		return errShutdown
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return timeoutErr(timeout, err)
 	}

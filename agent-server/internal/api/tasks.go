@@ -53,32 +53,7 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	s.Handle("GET /api/layout/{id}", x.layoutGet, Scope(authz.TasksRead), AgentParam(""))
 	s.Handle("DELETE /api/layout/{id}", x.layoutCancel, Scope(authz.TasksWrite), AgentParam(""))
 	s.Handle("GET /api/layout/{id}/file", x.layoutFile, Scope(authz.TasksRead), AgentParam(""), Audit())
-}
-
-// taskErr maps the task service's errors to API errors.
-func taskErr(err error) error {
-	var ae *japi.Error
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ae):
-		return err
-	case errors.Is(err, tasks.ErrAgentNotFound):
-		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: agent " + strings.TrimPrefix(err.Error(), tasks.ErrAgentNotFound.Error()+": "), Err: err}
-	case errors.Is(err, tasks.ErrAgentType):
-		return &japi.Error{Code: http.StatusFailedDependency, Msg: err.Error(), Err: err}
-	case errors.Is(err, tasks.ErrNotFound):
-		return &japi.Error{Code: http.StatusNotFound, Msg: "not found: task", Err: err}
-	case errors.Is(err, tasks.ErrFinished):
-		return &japi.Error{Code: http.StatusConflict, Msg: err.Error(), Err: err}
-	case errors.Is(err, tasks.ErrInvalid):
-		return &japi.Error{Code: http.StatusBadRequest, Msg: strings.TrimPrefix(err.Error(), tasks.ErrInvalid.Error()+": "), Err: err}
-	case errors.Is(err, layout.ErrInvalid):
-		return &japi.Error{Code: http.StatusBadRequest, Msg: strings.TrimPrefix(err.Error(), layout.ErrInvalid.Error()+": "), Err: err}
-	case errors.Is(err, tasks.ErrClosed):
-		return errShutdown
-	}
-	return mapError(err)
+	s.Handle("POST /api/agents/upgrade", x.upgrade, Scope(authz.AgentsUpgrade), Expensive())
 }
 
 // taskAudit is the detail of a fleet task's audit entry.
@@ -108,11 +83,16 @@ func (x *taskRoutes) create(w http.ResponseWriter, r *http.Request) error {
 	au := taskAudit{Selector: req.Selector, Cmd: req.Cmd, Args: req.Args, Script: req.Script != ""}
 	SetAudit(r, "", au)
 	t, err := x.svc.Submit(r.Context(), req, actor(r))
+	return created(w, r, t, err, func(n int) any { au.Agents = n; return au })
+}
+
+// created answers the submission of a task: its id and agent counts; the
+// audit entry (audit returns it for the number of agents) gets the task id.
+func created(w http.ResponseWriter, r *http.Request, t store.Task, err error, audit func(agents int) any) error {
 	if err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
-	au.Agents = t.Summary.Total
-	SetAudit(r, t.ID, au)
+	SetAudit(r, t.ID, audit(t.Summary.Total))
 	japi.OK(w, r, TaskCreated{ID: t.ID, Agents: t.Summary.Total, Lost: t.Summary.Lost})
 	return nil
 }
@@ -138,29 +118,15 @@ func (x *taskRoutes) list(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	var (
-		ts    []store.Task
-		total int
-		err   error
-	)
+	createdBy := ""
 	if id, _ := IdentityFrom(r.Context()); id.Limited() {
-		// Only the token's own tasks (see visibleTask).
-		ts, total, err = x.s.o.Store.ListTasks(r.Context(), store.TaskFilter{Kind: store.KindFleet, States: states, CreatedBy: id.Name, Paging: pg})
-		for i := range ts {
-			ts[i].Spec = nil
-		}
-	} else {
-		ts, total, err = x.svc.List(r.Context(), states, pg)
+		createdBy = id.Name // only the token's own tasks (see visibleTask)
 	}
+	ts, total, err := x.svc.List(r.Context(), states, createdBy, pg)
 	if err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
-	if ts == nil {
-		ts = []store.Task{}
-	}
-	w.Header().Set("X-Total-Count", itoa(total))
-	japi.OK(w, r, ts)
-	return nil
+	return okPage(w, r, orEmptySlice(ts), total)
 }
 
 func (x *taskRoutes) get(w http.ResponseWriter, r *http.Request) error {
@@ -175,7 +141,7 @@ func (x *taskRoutes) get(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, total, err := x.svc.Task(r.Context(), r.PathValue("id"), pg)
 	if err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
 	if !ownsOutput(r, t.CreatedBy) {
 		for i := range v.Agents {
@@ -183,12 +149,17 @@ func (x *taskRoutes) get(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.Header().Set(headerWithheld, withheldValue)
 	}
-	w.Header().Set("X-Total-Count", itoa(total))
-	japi.OK(w, r, v)
-	return nil
+	return okPage(w, r, v, total)
 }
 
 func (x *taskRoutes) cancel(w http.ResponseWriter, r *http.Request) error {
+	t, err := x.s.visibleTask(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if t.Kind == store.KindUpgrade {
+		return x.doCancel(w, r, store.KindUpgrade)
+	}
 	return x.doCancel(w, r, store.KindFleet)
 }
 
@@ -199,7 +170,7 @@ func (x *taskRoutes) doCancel(w http.ResponseWriter, r *http.Request, kind store
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if err := x.svc.Cancel(ctx, r.PathValue("id"), kind); err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
 	japi.OK(w, r, nil)
 	return nil
@@ -255,11 +226,11 @@ func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := x.svc.ResultOf(r.Context(), id, agent)
 	if err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
 	size, err := x.svc.OutputSize(r.Context(), id, agent)
 	if err != nil {
-		return taskErr(err)
+		return mapError(err)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Output-Bytes", fmt.Sprint(res.OutputBytes))
@@ -277,7 +248,7 @@ func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t.Kind != store.KindFleet && t.Kind != store.KindLayout {
+	if t.Kind != store.KindFleet && t.Kind != store.KindLayout && t.Kind != store.KindUpgrade {
 		return japi.NotFound("task")
 	}
 	// Output events of another token's task only with exec:read-any.
@@ -286,18 +257,13 @@ func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set(headerWithheld, withheldValue)
 	}
 	sub, serr := x.svc.Subscribe(id)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	es := newEventStream(w)
 	send := func(e tasks.Event) error {
 		b, _ := json.Marshal(e)
-		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+		if err := es.event("id: %d\nevent: %s\ndata: %s", e.ID, e.Type, b); err != nil {
 			return err
 		}
-		return rc.Flush()
+		return es.flush()
 	}
 	if serr != nil { // not running here: the stored outcome
 		if t, err = x.s.o.Store.GetTask(r.Context(), id); err == nil {
@@ -306,32 +272,14 @@ func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer sub.Close()
-	_ = rc.Flush()
-	hb := time.NewTicker(x.heartbeat)
-	defer hb.Stop()
-	for {
-		select {
-		case e, ok := <-sub.C:
-			if !ok {
-				if sub.Dropped() {
-					_, _ = fmt.Fprint(w, "event: dropped\ndata: {\"msg\":\"client too slow: reconnect and read the task afresh\"}\n\n")
-					_ = rc.Flush()
-				}
-				return nil
-			}
-			if withhold && e.Type == tasks.EventOutput {
-				continue
-			}
-			if err := send(e); err != nil {
-				return nil
-			}
-		case <-hb.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return nil
-			}
-			_ = rc.Flush()
-		case <-r.Context().Done():
-			return nil
+	_ = es.flush()
+	pump(r.Context(), es, x.heartbeat, sub.C, func(e tasks.Event) bool {
+		return withhold && e.Type == tasks.EventOutput || send(e) == nil
+	}, func() {
+		if sub.Dropped() {
+			_ = es.event("event: dropped\ndata: {\"msg\":\"client too slow: reconnect and read the task afresh\"}")
+			_ = es.flush()
 		}
-	}
+	})
+	return nil
 }

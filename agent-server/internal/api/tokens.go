@@ -153,7 +153,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	scopes, err := authz.Parse(req.Scopes)
 	if err != nil {
-		return japi.BadParam("scopes", strings.TrimPrefix(err.Error(), authz.ErrInvalid.Error()+": "))
+		return mapError(err) // names the parameter at fault
 	}
 	now := s.o.Now()
 	var expires time.Time
@@ -173,11 +173,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		expires = now.Add(d)
 	}
 	if _, err := authz.NewIdentity(req.Name, scopes, req.Selector, expires); err != nil {
-		param := "selector"
-		if !strings.Contains(err.Error(), "selector:") {
-			param = "scopes"
-		}
-		return japi.BadParam(param, strings.TrimPrefix(err.Error(), authz.ErrInvalid.Error()+": "))
+		return mapError(err) // names the parameter at fault
 	}
 	secret := newRuntimeSecret()
 	h := sha256.Sum256([]byte(secret))
@@ -252,9 +248,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	for _, t := range list {
 		out = append(out, s.tokenInfo(t))
 	}
-	w.Header().Set("X-Total-Count", itoa(total))
-	japi.OK(w, r, out)
-	return nil
+	return okPage(w, r, out, total)
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request) error {

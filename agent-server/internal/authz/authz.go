@@ -15,11 +15,11 @@ package authz
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -29,22 +29,26 @@ type Scope string
 // The scopes routes use. Names are part of the API (config files, tokens,
 // /api/whoami): never rename one.
 const (
-	AgentsRead   Scope = "agents:read"
-	AgentsWrite  Scope = "agents:write"
-	MetricsRead  Scope = "metrics:read"
-	MetricsWrite Scope = "metrics:write"
-	ExecRun      Scope = "exec:run"
-	ExecRead     Scope = "exec:read"
-	ExecReadAny  Scope = "exec:read-any"
-	FilesRead    Scope = "files:read"
-	FilesWrite   Scope = "files:write"
-	TasksRead    Scope = "tasks:read"
-	TasksWrite   Scope = "tasks:write"
-	AuditRead    Scope = "audit:read"
-	LogsRead     Scope = "logs:read"
-	LoggingRead  Scope = "logging:read"
-	LoggingWrite Scope = "logging:write"
-	Admin        Scope = "admin"
+	AgentsRead  Scope = "agents:read"
+	AgentsWrite Scope = "agents:write"
+	// AgentsUpgrade replaces agents' binaries (self-update).
+	AgentsUpgrade Scope = "agents:upgrade"
+	MetricsRead   Scope = "metrics:read"
+	MetricsWrite  Scope = "metrics:write"
+	ExecRun       Scope = "exec:run"
+	ExecRead      Scope = "exec:read"
+	ExecReadAny   Scope = "exec:read-any"
+	FilesRead     Scope = "files:read"
+	FilesWrite    Scope = "files:write"
+	TasksRead     Scope = "tasks:read"
+	TasksWrite    Scope = "tasks:write"
+	AuditRead     Scope = "audit:read"
+	LogsRead      Scope = "logs:read"
+	LoggingRead   Scope = "logging:read"
+	LoggingWrite  Scope = "logging:write"
+	PackagesRead  Scope = "packages:read"
+	PackagesWrite Scope = "packages:write"
+	Admin         Scope = "admin"
 )
 
 // Info describes a scope.
@@ -68,9 +72,10 @@ type Info struct {
 var table = []Info{
 	{Name: AgentsRead, Help: "list and read agents"},
 	{Name: AgentsWrite, Help: "set agents' labels", Writes: true},
+	{Name: AgentsUpgrade, Help: "upgrade agents to a new binary (self-update fleet tasks; replaces what runs on many hosts)", Writes: true},
 	{Name: MetricsRead, Help: "read host metrics (cached or fresh from the agent)"},
 	{Name: MetricsWrite, Help: "change metrics collection (jobs, fleet start/stop)", Writes: true},
-	{Name: ExecRun, Help: "run and kill commands and scripts, agent calls, example foo, interactive shells", Writes: true},
+	{Name: ExecRun, Help: "run and kill commands and scripts, agent calls, example foo, interactive shells, software installs", Writes: true},
 	{Name: ExecRead, Help: "status and process list of commands, output of the token's own"},
 	{Name: ExecReadAny, Help: "output of commands and tasks started by other tokens", Implies: []Scope{ExecRead}},
 	{Name: FilesRead, Help: "list directories and download files of hosts"},
@@ -81,6 +86,8 @@ var table = []Info{
 	{Name: LogsRead, Help: "list and download the agents' own log files"},
 	{Name: LoggingRead, Help: "read log-collection projects and the collected lines (query, live tail)", FleetWide: true},
 	{Name: LoggingWrite, Help: "configure, start, stop and remove log-collection projects", Writes: true, FleetWide: true},
+	{Name: PackagesRead, Help: "list and download the packages of the server's repository"},
+	{Name: PackagesWrite, Help: "upload, replace and delete the packages of the server's repository", Writes: true},
 	{Name: Admin, Help: "everything, token management included", Writes: true, FleetWide: true},
 }
 
@@ -100,9 +107,10 @@ func Lookup(s Scope) (Info, bool) {
 // ReadOnlyScopes are the scopes of a legacy api.read_only_tokens token:
 // the read scopes but not files:read, exec:read-any or logs:read, which
 // read hosts' files and other users' output.
-var ReadOnlyScopes = []Scope{AgentsRead, MetricsRead, ExecRead, TasksRead, AuditRead}
+var ReadOnlyScopes = []Scope{AgentsRead, MetricsRead, ExecRead, TasksRead, AuditRead, PackagesRead}
 
-// ErrInvalid is wrapped by the errors of Parse and NewIdentity.
+// ErrInvalid is what the errors of Parse and NewIdentity are: each is a
+// *fault.Error naming the parameter at fault (scopes or selector).
 var ErrInvalid = errors.New("invalid")
 
 // Parse reads scope names (items trimmed, empty ones dropped, duplicates
@@ -116,7 +124,7 @@ func Parse(names []string) ([]Scope, error) {
 			continue
 		}
 		if _, ok := Lookup(Scope(n)); !ok {
-			return nil, fmt.Errorf("%w: unknown scope %q (known: %s)", ErrInvalid, n, strings.Join(scopeNames(), ", "))
+			return nil, fault.Invalidf(ErrInvalid, "unknown scope %q (known: %s)", n, strings.Join(scopeNames(), ", ")).InParam("scopes")
 		}
 		if !slices.Contains(out, Scope(n)) {
 			out = append(out, Scope(n))
@@ -162,17 +170,17 @@ type Identity struct {
 func NewIdentity(name string, scopes []Scope, selector string, expires time.Time) (Identity, error) {
 	id := Identity{Name: name, Scopes: scopes, Selector: strings.TrimSpace(selector), ExpiresAt: expires}
 	if len(scopes) == 0 {
-		return Identity{}, fmt.Errorf("%w: no scopes", ErrInvalid)
+		return Identity{}, fault.Invalidf(ErrInvalid, "no scopes").InParam("scopes")
 	}
 	sel, err := store.ParseSelector(id.Selector)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: selector: %s", ErrInvalid, strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
+		return Identity{}, fault.Invalidf(ErrInvalid, "selector: %s", fault.Message(err)).InParam("selector")
 	}
 	id.sel = sel
 	if len(sel) > 0 {
 		for _, s := range scopes {
 			if in, _ := Lookup(s); in.FleetWide {
-				return Identity{}, fmt.Errorf("%w: scope %s is fleet-wide and cannot be limited by a selector", ErrInvalid, s)
+				return Identity{}, fault.Invalidf(ErrInvalid, "scope %s is fleet-wide and cannot be limited by a selector", s).InParam("scopes")
 			}
 		}
 	}

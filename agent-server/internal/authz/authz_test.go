@@ -71,7 +71,7 @@ func TestHas(t *testing.T) {
 		not    []Scope
 	}{
 		{[]Scope{Admin}, []Scope{AgentsRead, ExecRun, ExecReadAny, FilesRead, LogsRead, AuditRead, Admin}, nil},
-		{ReadOnlyScopes, []Scope{AgentsRead, MetricsRead, ExecRead, TasksRead, AuditRead}, []Scope{FilesRead, ExecReadAny, LogsRead, ExecRun, Admin, AgentsWrite}},
+		{ReadOnlyScopes, []Scope{AgentsRead, MetricsRead, ExecRead, TasksRead, AuditRead, PackagesRead}, []Scope{FilesRead, ExecReadAny, LogsRead, ExecRun, Admin, AgentsWrite}},
 		{[]Scope{ExecReadAny}, []Scope{ExecReadAny, ExecRead}, []Scope{ExecRun}},
 		{[]Scope{ExecRead}, []Scope{ExecRead}, []Scope{ExecReadAny}},
 		{[]Scope{FilesWrite}, []Scope{FilesWrite}, []Scope{FilesRead}},

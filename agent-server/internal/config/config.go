@@ -74,6 +74,7 @@ type Config struct {
 
 	HostMetrics HostMetrics `kv:"hostmetrics"`
 	Logging     Logging     `kv:"logging"`
+	Packages    Packages    `kv:"packages"`
 
 	// GCPercent is the Go garbage collector's target (GOGC) for the server
 	// process; the environment's GOGC, when set, wins. 50 instead of Go's 100
@@ -125,6 +126,9 @@ type Agent struct {
 	Tokens []string `kv:"tokens"`
 	// MaxFrame is the read limit per WebSocket frame.
 	MaxFrame utils.Bytes `kv:"max_frame"`
+	// SendQueueBytes bounds the bytes queued for one agent connection
+	// (besides the hub's bound in messages).
+	SendQueueBytes utils.Bytes `kv:"send_queue_bytes"`
 }
 
 // TLS enables HTTPS / WSS when both are set.
@@ -137,12 +141,6 @@ type TLS struct {
 type Task struct {
 	// OutputCap bounds the output stored per task and agent.
 	OutputCap utils.Bytes `kv:"output_cap"`
-}
-
-// Cluster holds multi-server settings: accepted, not used yet.
-type Cluster struct {
-	NATSURL   string `kv:"nats_url"`
-	Advertise string `kv:"advertise"`
 }
 
 // Metrics records the 1.5 metrics.kafka.* keys found in the file: the
@@ -190,6 +188,7 @@ const (
 	DefaultMaxBody        = 1 << 20
 	DefaultUploadMaxBody  = 1 << 30
 	DefaultMaxFrame       = 16 << 20
+	DefaultSendQueueBytes = 16 << 20
 	DefaultOutputCap      = 16 << 20
 	DefaultLogSize        = 50 << 20
 	DefaultLogRotate      = 7
@@ -235,9 +234,11 @@ func Default() Config {
 			MaxTimeout:    DefaultMaxTimeout,
 			URLDeny:       slices.Clone(egress.DefaultDeny),
 		},
-		Agent:   Agent{MaxFrame: DefaultMaxFrame},
-		Task:    Task{OutputCap: DefaultOutputCap},
-		Logging: DefaultLogging(),
+		Agent:    Agent{MaxFrame: DefaultMaxFrame, SendQueueBytes: DefaultSendQueueBytes},
+		Task:     Task{OutputCap: DefaultOutputCap},
+		Logging:  DefaultLogging(),
+		Packages: Packages{MaxSize: DefaultPackagesMaxSize},
+		Cluster:  Cluster{Lease: DefaultClusterLease, MemberGrace: DefaultClusterMemberGrace},
 		HostMetrics: HostMetrics{
 			FlushInterval: DefaultHostFlushInterval, HistoryRetention: DefaultHostHistoryRetention,
 			HistoryInterval: DefaultHostHistoryInterval, StaleIntervals: DefaultHostStaleIntervals,
@@ -326,9 +327,6 @@ func load(decode func(*Config, ...kvconf.Option) error, scoped map[string]kvconf
 	if c.GRPCListen != "" {
 		warn("grpc_listen: accepted but not used (the gRPC API is not implemented)")
 	}
-	if c.Cluster.NATSURL != "" || c.Cluster.Advertise != "" {
-		warn("cluster.*: accepted but not used yet (multi-server clusters are not implemented)")
-	}
 	if err := c.check(); err != nil {
 		return Config{}, err
 	}
@@ -408,11 +406,16 @@ func (c *Config) check() error {
 	if c.Agent.MaxFrame < 64<<10 || c.Agent.MaxFrame > 1<<30 {
 		add(invalid("agent.max_frame", "must be between 64K and 1G"))
 	}
+	if c.Agent.SendQueueBytes < 64<<10 || c.Agent.SendQueueBytes > 1<<30 {
+		add(invalid("agent.send_queue_bytes", "must be between 64K and 1G"))
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		add(invalid("tls", "tls.cert and tls.key must be set together"))
 	}
 	c.HostMetrics.check(add)
 	c.Logging.check(add)
+	c.Packages.check(add)
+	c.checkCluster(add)
 	return errors.Join(errs...)
 }
 
@@ -470,12 +473,22 @@ func (c *Config) resolve(base string) {
 	}
 	abs(&c.CacheDir)
 	abs(&c.DataDir)
+	abs(&c.Packages.Dir)
 	abs(&c.LogDir)
 	abs(&c.Logging.Dir)
+	abs(&c.Logging.NATS.Creds)
+	abs(&c.Logging.NATS.TokenFile)
+	abs(&c.Logging.NATS.TLSCA)
+	abs(&c.Cluster.NATSCreds)
+	abs(&c.Cluster.NATSTokenFile)
+	abs(&c.Cluster.NATSTLSCA)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	if c.Store.Driver == "sqlite" {
 		abs(&c.Store.DSN)
+	}
+	if c.Cluster.Advertise != "" {
+		c.Cluster.Advertise, _ = advertiseURL(c.Cluster.Advertise, c.TLSEnabled()) // checked
 	}
 	if c.ConnectBurst == 0 {
 		c.ConnectBurst = c.ConnectLimit

@@ -47,7 +47,7 @@ var parseTests = []struct {
 	{"unknown key", "id = a\nlistn = 1\n", "t.conf:2: listn: unknown key", nil, ""},
 	{"kafka accepted", "id = a\nmetrics.kafka.addr = k:9092\nmetrics.kafka.topic = m\n", "", func(c Config) bool { return len(c.Metrics.KafkaKeys) == 2 }, "t.conf:2: metrics.kafka.addr: accepted but not used"},
 	{"grpc accepted", "id = a\ngrpc_listen = 13082\n", "", nil, "grpc_listen: accepted but not used"},
-	{"cluster accepted", "id = a\ncluster.nats_url = nats://x:4222\n", "", nil, "cluster.*: accepted but not used yet"},
+	{"cluster on sqlite refused", "id = a\ncluster.name = c\ncluster.nats_url = nats://x:4222\ncluster.advertise = 10.0.0.5:13081\n", "store.driver: invalid config: a cluster (cluster.* is set) needs store.driver = mysql", nil, ""},
 	{"port zero", "id = a\nlisten = 0\n", "listen: invalid config: must be a port between 1 and 65535", nil, ""},
 	{"port overflow", "id = a\nlisten = 70000\n", "t.conf:2: listen", nil, ""},
 	{"bad listen addr", "id = a\nlisten_addr = a b\n", `listen_addr: invalid config: "a b" is not an IP address or host name`, nil, ""},
@@ -64,6 +64,10 @@ var parseTests = []struct {
 	{"rotate", "id = a\nlog_rotate = 0\n", "log_rotate: invalid config: must be >= 1", nil, ""},
 	{"log size", "id = a\nlog_size = 10Q\n", "t.conf:2: log_size", nil, ""},
 	{"frame", "id = a\nagent.max_frame = 1K\n", "agent.max_frame: invalid config: must be between 64K and 1G", nil, ""},
+	{"send queue small", "id = a\nagent.send_queue_bytes = 1K\n", "agent.send_queue_bytes: invalid config: must be between 64K and 1G", nil, ""},
+	{"send queue default", "id = a\n", "", func(c Config) bool { return c.Agent.SendQueueBytes == DefaultSendQueueBytes }, ""},
+	{"send queue set", "id = a\nagent.send_queue_bytes = 32M\n", "", func(c Config) bool { return c.Agent.SendQueueBytes == 32<<20 }, ""},
+	{"send queue big", "id = a\nagent.send_queue_bytes = 2G\n", "agent.send_queue_bytes: invalid config: must be between 64K and 1G", nil, ""},
 	{"tls half", "id = a\ntls.cert = c.pem\n", "tls: invalid config: tls.cert and tls.key must be set together", nil, ""},
 	{"tls", "id = a\ntls.cert = c.pem\ntls.key = /k.pem\n", "", func(c Config) bool { return c.TLS.Cert == "/base/c.pem" && c.TLS.Key == "/k.pem" && c.TLSEnabled() }, ""},
 	{"timeouts", "id = a\napi.timeout = 2h\n", "api.timeout: invalid config: must be > 0 and <= api.max_timeout", nil, ""},
@@ -85,8 +89,12 @@ var parseTests = []struct {
 	{"legacy roles map onto scopes", "id = a\napi.tokens = ops:0123456789abcdef\napi.read_only_tokens = ro:0123456789abcdeX\n", "", func(c Config) bool {
 		ts, err := c.APITokens()
 		return err == nil && len(ts) == 2 && fmt.Sprint(ts[0].Scopes) == "[admin]" &&
-			fmt.Sprint(ts[1].Scopes) == "[agents:read metrics:read exec:read tasks:read audit:read]"
+			fmt.Sprint(ts[1].Scopes) == "[agents:read metrics:read exec:read tasks:read audit:read packages:read]"
 	}, ""},
+	{"packages", "id = a\npackages.dir = pk\npackages.max_size = 10G\n", "", func(c Config) bool {
+		return c.Packages.Dir == "/base/pk" && c.Packages.MaxSize == 10<<30
+	}, ""},
+	{"packages max_size too small", "id = a\npackages.max_size = 512\n", "packages.max_size: invalid config: must be between 1K and 1T", nil, ""},
 	{"scoped token no secret", "id = a\napi.token.x.scopes = admin\n", "t.conf:2: api.token.x: invalid config: missing api.token.x.secret", nil, ""},
 	{"scoped token no scopes", "id = a\napi.token.x.secret = 0123456789abcdef\n", "t.conf:2: api.token.x: invalid config: missing api.token.x.scopes", nil, ""},
 	{"scoped token bad scope", "id = a\napi.token.x.secret = 0123456789abcdef\napi.token.x.scopes = exec:all\n", `t.conf:2: api.token.x: invalid config: scopes: unknown scope "exec:all" (known: agents:read,`, nil, ""},

@@ -19,11 +19,14 @@ type Logging struct {
 	MaxAge utils.Duration `kv:"max_age"`
 	// MaxSize bounds each project's segments (0: no bound).
 	MaxSize utils.Bytes `kv:"max_size"`
+	// NATS forwards the lines to NATS JetStream (logging_nats.go).
+	NATS LoggingNATS `kv:"nats"`
 }
 
 // DefaultLogging returns the defaults of the logging.* keys.
 func DefaultLogging() Logging {
-	return Logging{SegmentSize: 64 << 20, SegmentAge: utils.Duration(time.Hour), MaxAge: utils.Duration(7 * 24 * time.Hour), MaxSize: 10 << 30}
+	return Logging{SegmentSize: 64 << 20, SegmentAge: utils.Duration(time.Hour), MaxAge: utils.Duration(7 * 24 * time.Hour), MaxSize: 10 << 30,
+		NATS: DefaultLoggingNATS()}
 }
 
 func (l *Logging) check(add func(error)) {
@@ -36,5 +39,6 @@ func (l *Logging) check(add func(error)) {
 	if l.MaxAge < 0 {
 		add(invalid("logging.max_age", "must be 0 (no limit) or more"))
 	}
+	l.NATS.check(add)
 	// MaxSize is unsigned (utils.Bytes): 0 is no limit, the parser refuses a sign.
 }

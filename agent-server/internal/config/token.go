@@ -15,6 +15,7 @@ import (
 	"github.com/agentfleet/jkframe/kvconf"
 
 	"github.com/agentfleet/agent-server/internal/authz"
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
 // Token is a named secret. The name is what the audit log records; it is
@@ -141,13 +142,13 @@ func (st ScopedToken) token() (Token, error) {
 	}
 	scopes, err := authz.Parse(st.Scopes)
 	if err != nil {
-		return Token{}, st.errorf("scopes: %s", strings.TrimPrefix(err.Error(), authz.ErrInvalid.Error()+": "))
+		return Token{}, st.errorf("scopes: %s", fault.Message(err))
 	}
 	if len(scopes) == 0 {
 		return Token{}, st.errorf("missing %s%s.scopes", scopedPrefix, st.Name)
 	}
 	if _, err := authz.NewIdentity(st.Name, scopes, st.Selector, st.Expires); err != nil {
-		return Token{}, st.errorf("%s", strings.TrimPrefix(err.Error(), authz.ErrInvalid.Error()+": "))
+		return Token{}, st.errorf("%s", fault.Message(err))
 	}
 	return Token{Name: st.Name, Secret: st.Secret, Scopes: scopes, Selector: strings.TrimSpace(st.Selector), Expires: st.Expires}, nil
 }

@@ -33,8 +33,27 @@ import (
 	"time"
 )
 
-// ErrDenied is wrapped by every refusal.
+// ErrDenied is what every refusal is (errors.Is); errors.As finds its
+// *DeniedError.
 var ErrDenied = errors.New("address not allowed")
+
+// DeniedError is a refusal of the policy.
+type DeniedError struct {
+	// Reason says what was refused and why ("host h is denied").
+	Reason string
+	// Redirect is the URL (without user info) of the redirect that was
+	// refused; "" when the refused address was not a redirect's.
+	Redirect string
+}
+
+func denied(format string, args ...any) *DeniedError {
+	return &DeniedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+func (e *DeniedError) Error() string { return ErrDenied.Error() + ": " + e.Reason }
+
+// Is makes a DeniedError an ErrDenied.
+func (e *DeniedError) Is(target error) bool { return target == ErrDenied }
 
 // DefaultDeny is the deny list of a server that configures none.
 var DefaultDeny = []string{"loopback", "link-local", "unspecified", "metadata"}
@@ -151,7 +170,7 @@ func (l *list) addOne(e string) error {
 // dialled address must still match an allow entry (CheckAddr).
 func (p *Policy) CheckHost(host string) (allowedByName bool, err error) {
 	if p.deny.matchName(host) {
-		return false, fmt.Errorf("%w: host %s is denied", ErrDenied, host)
+		return false, denied("host %s is denied", host)
 	}
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		if err := p.CheckAddr(a, false); err != nil {
@@ -166,10 +185,10 @@ func (p *Policy) CheckHost(host string) (allowedByName bool, err error) {
 // CheckHost's verdict for the host name it came from.
 func (p *Policy) CheckAddr(a netip.Addr, allowedByName bool) error {
 	if p.deny.matchAddr(a) {
-		return fmt.Errorf("%w: %s is in a denied range", ErrDenied, a.Unmap())
+		return denied("%s is in a denied range", a.Unmap())
 	}
 	if !p.allow.empty() && !allowedByName && !p.allow.matchAddr(a) {
-		return fmt.Errorf("%w: %s is not in an allowed range", ErrDenied, a.Unmap())
+		return denied("%s is not in an allowed range", a.Unmap())
 	}
 	return nil
 }
@@ -189,7 +208,7 @@ func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Con
 	d := net.Dialer{Timeout: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
-			return fmt.Errorf("%w: cannot check address %q", ErrDenied, address)
+			return denied("cannot check address %q", address)
 		}
 		return p.CheckAddr(ap.Addr(), byName)
 	}}
@@ -216,6 +235,12 @@ func (p *Policy) Client(maxRedirects int, responseHeaderTimeout time.Duration) *
 				return errors.New("redirect to a non-http URL")
 			}
 			if _, err := p.CheckHost(req.URL.Hostname()); err != nil {
+				var de *DeniedError
+				if errors.As(err, &de) {
+					c := *de
+					c.Redirect = redact(req.URL)
+					err = &c
+				}
 				return fmt.Errorf("redirect to %s: %w", redact(req.URL), err)
 			}
 			return nil

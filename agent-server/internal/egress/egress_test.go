@@ -139,13 +139,14 @@ func TestClientDialAndRedirect(t *testing.T) {
 		allow, deny []string
 		url         string
 		err         string // "" = fetched
+		redirect    bool   // a redirect was refused
 	}{
-		{"allowed", nil, []string{"127.0.0.2"}, urlA + "/ok", ""},
-		{"redirect to a denied address", nil, []string{"127.0.0.2"}, urlA + "/go", "127.0.0.2 is in a denied range"},
-		{"redirect out of the allow list", []string{"127.0.0.1"}, nil, urlA + "/go", "127.0.0.2 is not in an allowed range"},
-		{"a denied name does not deny an address", nil, []string{"127.0.0.2.nip.test"}, urlA + "/go", ""},
-		{"a name resolving to loopback", []string{"localhost"}, DefaultDeny, "http://localhost:" + portA + "/ok", "127.0.0.1 is in a denied range"},
-		{"default deny", nil, DefaultDeny, urlA + "/ok", "127.0.0.1 is in a denied range"},
+		{"allowed", nil, []string{"127.0.0.2"}, urlA + "/ok", "", false},
+		{"redirect to a denied address", nil, []string{"127.0.0.2"}, urlA + "/go", "127.0.0.2 is in a denied range", true},
+		{"redirect out of the allow list", []string{"127.0.0.1"}, nil, urlA + "/go", "127.0.0.2 is not in an allowed range", true},
+		{"a denied name does not deny an address", nil, []string{"127.0.0.2.nip.test"}, urlA + "/go", "", false},
+		{"a name resolving to loopback", []string{"localhost"}, DefaultDeny, "http://localhost:" + portA + "/ok", "127.0.0.1 is in a denied range", false},
+		{"default deny", nil, DefaultDeny, urlA + "/ok", "127.0.0.1 is in a denied range", false},
 	} {
 		p, err := New(tc.allow, tc.deny)
 		if err != nil {
@@ -165,6 +166,10 @@ func TestClientDialAndRedirect(t *testing.T) {
 			t.Errorf("%s: %v, want ErrDenied %q", tc.name, err, tc.err)
 		case tc.err != "" && hitsB.Load() != before:
 			t.Errorf("%s: the denied server was reached", tc.name)
+		}
+		var de *DeniedError
+		if tc.err != "" && (!errors.As(err, &de) || (de.Redirect != "") != tc.redirect) {
+			t.Errorf("%s: %#v, want a DeniedError with redirect %t", tc.name, de, tc.redirect)
 		}
 	}
 	if hitsA.Load() == 0 {

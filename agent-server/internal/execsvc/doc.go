@@ -67,4 +67,13 @@
 // waits for nothing. Messages fed from the hub's handlers are processed
 // without blocking on the store, except a journaled exec_done, which is
 // stored before the hub acks it.
+//
+// # Layout
+//
+// An Exec's collaborators (store, hub, group commit, clock, limits,
+// metrics, log) are its env, shared by the execs of a Service (env.go).
+// By concern: spec.go what runs, run.go starting, killing and listing,
+// feed.go the agent's replies, writer.go deadlines and batching, flush.go
+// the group commit, output.go reading the output, reconnect.go agents that
+// come back, files.go and transfer.go file transfers.
 package execsvc

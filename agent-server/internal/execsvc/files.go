@@ -17,6 +17,7 @@ import (
 	"github.com/agentfleet/jkframe/compress"
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/hub"
 )
 
@@ -46,7 +47,7 @@ func ValidName(name string) error {
 	default:
 		return nil
 	}
-	return fmt.Errorf("%w: %q %s", ErrInvalid, name, why)
+	return fault.Invalidf(ErrInvalid, "%q %s", name, why)
 }
 
 // Ls lists a directory on the agent. An agent-side failure (ok false) is a
@@ -189,14 +190,14 @@ func (s *Service) StartUpload(ctx context.Context, agentID string, spec UploadSp
 		return nil, err
 	}
 	if sp.live == nil {
-		return nil, fmt.Errorf("upload to agent %s: %w: the spool cannot be followed", agentID, ErrInvalid)
+		return nil, fmt.Errorf("upload to agent %s: %w", agentID, fault.Invalidf(ErrInvalid, "the spool cannot be followed"))
 	}
 	sess, ok := s.hub.Session(agentID)
 	if !ok {
 		return nil, fmt.Errorf("upload to agent %s: %w", agentID, hub.ErrAgentNotFound)
 	}
 	if !sess.HasCap(protocol.CapBulk) {
-		return nil, fmt.Errorf("upload to agent %s: %w: the agent lacks %s", agentID, ErrInvalid, protocol.CapBulk)
+		return nil, fmt.Errorf("upload to agent %s: %w", agentID, fault.Invalidf(ErrInvalid, "the agent lacks %s", protocol.CapBulk))
 	}
 	up := uploadMsg(spec)
 	t := s.xfers.add(&transfer{follow: sp}, s.o.TransferTTL)
@@ -265,7 +266,7 @@ type recvResult struct {
 // bulk.v1 agent reports it as an AgentError). Close always.
 func (s *Service) Download(ctx context.Context, agentID, path string, off, length int64) (*Download, error) {
 	if off < 0 || length < 0 {
-		return nil, fmt.Errorf("%w: negative range", ErrInvalid)
+		return nil, fault.Invalidf(ErrInvalid, "negative range")
 	}
 	sess, ok := s.hub.Session(agentID)
 	if !ok {

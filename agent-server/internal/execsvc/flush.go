@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/jkframe/backoff"
 )
 
 // Retry pauses of a flusher round that failed for a transient store error.
@@ -25,7 +26,7 @@ const (
 // exec keeps its latency); what arrives during a round waits for the next
 // one, so batches grow with the load.
 type flusher struct {
-	s    *Service
+	v    *env
 	wake chan struct{} // size 1: a round is wanted
 	quit chan struct{} // closed by stop
 	done chan struct{} // closed when run returns
@@ -43,9 +44,9 @@ type round struct {
 	errs map[*Exec]error
 }
 
-func newFlusher(s *Service) *flusher {
+func newFlusher(v *env) *flusher {
 	return &flusher{
-		s: s, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		v: v, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		pend: make(map[*Exec]struct{}), next: &round{done: make(chan struct{})},
 	}
 }
@@ -94,7 +95,9 @@ func (f *flusher) run() {
 			retry.Stop()
 		}
 	}()
-	backoff := time.Duration(0)
+	// Store errors are retried at 50 ms, 100 ms, ... 5 s: a local resource,
+	// so no jitter.
+	bo := backoff.Backoff{Initial: flushRetryMin, Max: flushRetryMax, NoJitter: true}
 	var failed []*Exec
 	for {
 		last := false
@@ -124,13 +127,13 @@ func (f *flusher) run() {
 		}
 		switch {
 		case len(failed) == 0:
-			backoff = 0
+			bo.Reset()
 		case retryC == nil:
-			backoff = min(max(2*backoff, flushRetryMin), flushRetryMax)
+			d := bo.Next()
 			if retry == nil {
-				retry = time.NewTimer(backoff)
+				retry = time.NewTimer(d)
 			} else {
-				retry.Reset(backoff)
+				retry.Reset(d)
 			}
 			retryC = retry.C
 		}
@@ -148,13 +151,13 @@ func (f *flusher) round() (retry []*Exec) {
 	if len(batch) == 0 {
 		return nil
 	}
-	s := f.s
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+	v := f.v
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), 30*time.Second)
 	defer cancel()
 	errs := make(map[*Exec][]error)
 	fail := func(e *Exec, what string, err error) {
 		errs[e] = append(errs[e], err)
-		s.log.Error("execsvc: store "+what, "agent", e.agentID, "task", e.tid, "err", err)
+		v.log.Error("execsvc: store "+what, "agent", e.agentID, "task", e.tid, "err", err)
 	}
 
 	// Output first: the result's Dropped depends on what the store kept.
@@ -199,15 +202,30 @@ func (f *flusher) round() (retry []*Exec) {
 			e.mu.Unlock()
 		}
 	}
+	if len(rs) > 0 && len(tasks) > 0 {
+		// Finished execs: results and task states in one commit. On an
+		// error nothing was stored, and the writes below (one call each,
+		// rows one by one for a permanent error) find what failed.
+		cs := make([]store.TaskStateChange, len(tasks))
+		at := v.now()
+		for i, t := range tasks {
+			cs[i] = store.TaskStateChange{ID: t.e.tid, State: t.state, At: at, Msg: t.msg}
+		}
+		if err := v.journal.PutResultsStates(ctx, rs, cs); err == nil {
+			rs, tasks = nil, nil
+		} else {
+			v.log.Debug("execsvc: combined store write failed, writing one by one", "results", len(rs), "tasks", len(tasks), "err", err)
+		}
+	}
 	if len(rs) > 0 {
-		err := s.st.PutResults(ctx, rs)
+		err := v.journal.PutResults(ctx, rs)
 		switch {
 		case err == nil:
 		case len(rs) > 1 && permanent(err):
 			// One bad row (say a task deleted meanwhile) fails the whole
 			// batch: store the rows one by one to find it.
 			for i := range rs {
-				if err := s.st.PutResults(ctx, rs[i:i+1]); err != nil {
+				if err := v.journal.PutResults(ctx, rs[i:i+1]); err != nil {
 					failRes(owners[i], err)
 				}
 			}
@@ -218,7 +236,7 @@ func (f *flusher) round() (retry []*Exec) {
 		}
 	}
 	for _, t := range tasks {
-		err := s.st.UpdateTaskState(ctx, t.e.tid, t.state, s.o.Now(), t.msg)
+		err := v.journal.UpdateTaskState(ctx, t.e.tid, t.state, v.now(), t.msg)
 		if err == nil || errors.Is(err, store.ErrConflict) {
 			continue
 		}
@@ -285,7 +303,7 @@ func (e *Exec) storeOutput(ctx context.Context) error {
 	}
 	// At its offset: an append retried after an error that was in fact
 	// stored (a commit whose answer was lost) is not stored twice.
-	kept, err := e.svc.st.AppendOutputAt(ctx, e.tid, e.agentID, off, chunk)
+	kept, err := e.env.journal.AppendOutputAt(ctx, e.tid, e.agentID, off, chunk)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stored += int64(kept)

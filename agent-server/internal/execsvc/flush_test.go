@@ -7,29 +7,30 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
-// countingStore counts PutResults calls that carry outcomes (a final
-// state: what the group commit batches) and can hold or fail them. The row a
-// Run stores before sending the exec (state running) passes straight
-// through.
+// countingStore counts PutResults and PutResultsStates calls that carry
+// outcomes (a final state: what the group commit batches) and can hold or
+// fail them. The row a Run stores before sending the exec (state running)
+// passes straight through.
 type countingStore struct {
 	store.Store
-	puts  atomic.Int64
-	rows  atomic.Int64
-	gate  chan struct{} // when set, PutResults waits for it to close
-	fails atomic.Int64  // the next n PutResults calls fail
+	puts atomic.Int64 // writes of final results (PutResults, PutResultsStates)
+	rows atomic.Int64
+	// combined counts PutResultsStates calls.
+	combined atomic.Int64
+	gate     chan struct{} // when set, PutResults waits for it to close
+	fails    atomic.Int64  // the next n PutResults calls fail
 	// lost: the next n output appends are stored but report a transient
 	// error (a commit whose answer was lost).
 	lost atomic.Int64
@@ -46,8 +47,26 @@ func (c *countingStore) AppendOutputAt(ctx context.Context, taskID, agentID stri
 var errFlaky = errors.New("flaky store")
 
 func (c *countingStore) PutResults(ctx context.Context, rs []store.Result) error {
+	if err := c.outcomes(rs); err != nil {
+		return err
+	}
+	return c.Store.PutResults(ctx, rs)
+}
+
+// PutResultsStates is the group commit's write of finished execs: counted,
+// held and failed like PutResults.
+func (c *countingStore) PutResultsStates(ctx context.Context, rs []store.Result, cs []store.TaskStateChange) error {
+	c.combined.Add(1)
+	if err := c.outcomes(rs); err != nil {
+		return err
+	}
+	return c.Store.PutResultsStates(ctx, rs, cs)
+}
+
+// outcomes counts, holds or fails a write of rs when one of them is final.
+func (c *countingStore) outcomes(rs []store.Result) error {
 	if !slices.ContainsFunc(rs, func(r store.Result) bool { return r.State.Final() }) {
-		return c.Store.PutResults(ctx, rs)
+		return nil
 	}
 	c.puts.Add(1)
 	if c.gate != nil {
@@ -57,7 +76,7 @@ func (c *countingStore) PutResults(ctx context.Context, rs []store.Result) error
 		return errFlaky
 	}
 	c.rows.Add(int64(len(rs)))
-	return c.Store.PutResults(ctx, rs)
+	return nil
 }
 
 // testSvc is a Service on a real hub (loopback WebSocket) and SQLite store.
@@ -108,53 +127,35 @@ func newTestSvc(t *testing.T, gate chan struct{}, mods ...func(*Options)) *testS
 // exit code 0, and waits until the hub has its session.
 func (ts *testSvc) connectTrue(t *testing.T, id string) {
 	t.Helper()
-	c, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial(ts.url, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	var mu sync.Mutex
-	send := func(m *protocol.Msg) {
-		b, err := protocol.Encode(m)
-		if err != nil {
-			panic(err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		_ = c.WriteMessage(websocket.TextMessage, b)
-	}
-	send(&protocol.Msg{Type: protocol.TypeCome, Payload: &protocol.Come{ID: id, Name: id, Version: "1.0.0", OS: "linux", Arch: "amd64"}})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			_, b, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			m, err := protocol.Decode(b)
-			if err != nil || m.Type != protocol.TypeExec {
-				continue
-			}
-			now := time.Now()
-			send(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 7, Time: now}})
-			send(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}})
-		}
-	}()
-	t.Cleanup(func() { c.Close(); <-done })
-	waitFor(t, "session of "+id, func() bool { _, ok := ts.hub.Session(id); return ok })
+	come := &protocol.Come{ID: id, Name: id, Version: "1.0.0", OS: "linux", Arch: "amd64"}
+	ts.dialAgent(t, come, func(a *scriptAgent, m *protocol.Msg) {
+		now := time.Now()
+		a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 7, Time: now}})
+		a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}})
+	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// runTrue starts n runs of `true` on agent.
+func (ts *testSvc) runTrue(t *testing.T, agent string, n int) []*Exec {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	var execs []*Exec
+	for range n {
+		e, err := ts.Run(context.Background(), agent, Spec{Cmd: "true"}, RunOptions{})
+		if err != nil {
+			t.Fatalf("run: %v", err)
 		}
-		time.Sleep(time.Millisecond)
+		execs = append(execs, e)
 	}
+	return execs
+}
+
+// waitOutcomes waits until the outcome of every exec is known (isDone:
+// decided, not necessarily stored).
+func waitOutcomes(t *testing.T, execs []*Exec) {
+	t.Helper()
+	eventually.True(t, "all outcomes", func() bool {
+		return !slices.ContainsFunc(execs, func(e *Exec) bool { return !e.isDone() })
+	})
 }
 
 // TestGroupCommit: many concurrent execs reach the store in a few
@@ -170,23 +171,10 @@ func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	var execs []*Exec
 	for i := range agents {
-		for range perAgent {
-			e, err := ts.Run(ctx, fmt.Sprintf("a%d", i), Spec{Cmd: "true"}, RunOptions{})
-			if err != nil {
-				t.Fatalf("run: %v", err)
-			}
-			execs = append(execs, e)
-		}
+		execs = append(execs, ts.runTrue(t, fmt.Sprintf("a%d", i), perAgent)...)
 	}
 	// Every outcome is known while the store is held: none may be Done.
-	waitFor(t, "all outcomes", func() bool {
-		for _, e := range execs {
-			if !e.isDone() {
-				return false
-			}
-		}
-		return true
-	})
+	waitOutcomes(t, execs)
 	for _, e := range execs {
 		select {
 		case <-e.Done():
@@ -211,6 +199,9 @@ func TestGroupCommit(t *testing.T) {
 	if puts > 5 || puts*10 > n {
 		t.Errorf("%d PutResults calls for %d execs, want a handful", puts, n)
 	}
+	if c := ts.st.combined.Load(); c == 0 || c > puts {
+		t.Errorf("%d PutResultsStates calls of %d writes, want results and task states stored together", c, puts)
+	}
 }
 
 // TestGroupCommitRetry: a failed result write is retried, and Done does not
@@ -229,7 +220,7 @@ func TestGroupCommitRetry(t *testing.T) {
 	if r, err := e.Wait(wctx); err != nil || r.State != store.ResultOK {
 		t.Fatalf("wait: %+v, %v", r, err)
 	}
-	waitFor(t, "the retried result", func() bool {
+	eventually.True(t, "the retried result", func() bool {
 		r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
 		return err == nil && r.State == store.ResultOK
 	})
@@ -245,22 +236,8 @@ func TestGroupCommitDeletedTask(t *testing.T) {
 	ts := newTestSvc(t, gate)
 	ts.connectTrue(t, "a0")
 	ctx := context.Background()
-	var execs []*Exec
-	for range 5 {
-		e, err := ts.Run(ctx, "a0", Spec{Cmd: "true"}, RunOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		execs = append(execs, e)
-	}
-	waitFor(t, "all outcomes", func() bool {
-		for _, e := range execs {
-			if !e.isDone() {
-				return false
-			}
-		}
-		return true
-	})
+	execs := ts.runTrue(t, "a0", 5)
+	waitOutcomes(t, execs)
 	if err := ts.st.DeleteTask(ctx, execs[2].TaskID()); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +252,7 @@ func TestGroupCommitDeletedTask(t *testing.T) {
 			t.Errorf("task %s: result %+v, %v", e.TaskID(), r, err)
 		}
 	}
-	err := ts.Service.fl.flushWait(execs[0])
+	err := ts.Service.env.commit.flushWait(execs[0])
 	if err != nil {
 		t.Errorf("flush after the batch: %v", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/store"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // scriptAgent is an agent the test drives message by message: it forwards
@@ -29,6 +31,15 @@ type scriptAgent struct {
 
 func (ts *testSvc) connectScript(t *testing.T, id string, caps ...string) *scriptAgent {
 	t.Helper()
+	come := &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: caps}
+	return ts.dialAgent(t, come, func(a *scriptAgent, m *protocol.Msg) { a.execs <- m })
+}
+
+// dialAgent connects a plain v1 agent that says come and passes every
+// exec it receives to onExec (on its reading goroutine), and waits until
+// the hub has its session. It is closed at the end of the test.
+func (ts *testSvc) dialAgent(t *testing.T, come *protocol.Come, onExec func(a *scriptAgent, m *protocol.Msg)) *scriptAgent {
+	t.Helper()
 	c, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial(ts.url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -37,7 +48,7 @@ func (ts *testSvc) connectScript(t *testing.T, id string, caps ...string) *scrip
 		t.Fatalf("dial: %v", err)
 	}
 	a := &scriptAgent{t: t, c: c, execs: make(chan *protocol.Msg, 16)}
-	a.send(&protocol.Msg{Type: protocol.TypeCome, Payload: &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: caps}})
+	a.send(&protocol.Msg{Type: protocol.TypeCome, Payload: come})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -47,25 +58,34 @@ func (ts *testSvc) connectScript(t *testing.T, id string, caps ...string) *scrip
 				return
 			}
 			if m, err := protocol.Decode(b); err == nil && m.Type == protocol.TypeExec {
-				a.execs <- m
+				onExec(a, m)
 			}
 		}
 	}()
 	t.Cleanup(func() { c.Close(); <-done })
-	waitFor(t, "session of "+id, func() bool { _, ok := ts.hub.Session(id); return ok })
+	eventually.True(t, "session of "+come.ID, func() bool { _, ok := ts.hub.Session(come.ID); return ok })
 	return a
 }
 
+// send sends m; a failure fails the test.
 func (a *scriptAgent) send(m *protocol.Msg) {
+	if err := a.write(m); err != nil {
+		a.t.Errorf("send: %v", err)
+	}
+}
+
+// sendQuiet is send for the agent's own goroutine: a write error (the
+// connection is closing) is not the test's failure.
+func (a *scriptAgent) sendQuiet(m *protocol.Msg) { _ = a.write(m) }
+
+func (a *scriptAgent) write(m *protocol.Msg) error {
 	b, err := protocol.Encode(m)
 	if err != nil {
-		a.t.Fatal(err)
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.c.WriteMessage(websocket.TextMessage, b); err != nil {
-		a.t.Errorf("send: %v", err)
-	}
+	return a.c.WriteMessage(websocket.TextMessage, b)
 }
 
 func (a *scriptAgent) exec() *protocol.Msg {
@@ -181,11 +201,11 @@ func TestLegacyDataAfterResult(t *testing.T) {
 	waitDone(t, e)
 	a.data(e.TaskID(), "very late\n")
 	ctx := context.Background()
-	waitFor(t, "the late output stored", func() bool {
+	eventually.True(t, "the late output stored", func() bool {
 		b, _, err := ts.st.ReadOutput(ctx, e.TaskID(), "v1", 0, -1)
 		return err == nil && string(b) == "head\nvery late\n"
 	})
-	waitFor(t, "the result's byte count", func() bool {
+	eventually.True(t, "the result's byte count", func() bool {
 		r, err := ts.st.GetResult(ctx, e.TaskID(), "v1")
 		return err == nil && r.OutputBytes == int64(len("head\nvery late\n")) && r.State == store.ResultOK
 	})
@@ -243,9 +263,9 @@ func TestOutputRetryStoresOnce(t *testing.T) {
 	a.done(e.TaskID(), protocol.ExecDone{Code: 0})
 	waitDone(t, e)
 	// lost goes below 0 with the first append after the lost one: the retry.
-	waitFor(t, "the retried append", func() bool { return ts.st.lost.Load() < 0 })
+	eventually.True(t, "the retried append", func() bool { return ts.st.lost.Load() < 0 })
 	ctx := context.Background()
-	waitFor(t, "all output stored", func() bool {
+	eventually.True(t, "all output stored", func() bool {
 		n, err := ts.st.OutputSize(ctx, e.TaskID(), "v2")
 		return err == nil && n >= int64(want.Len())
 	})

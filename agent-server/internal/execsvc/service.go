@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentfleet/libagent/protocol"
 
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
 )
@@ -24,9 +25,11 @@ var Caps = []string{protocol.CapBulk, protocol.CapStream}
 
 // Sentinel errors, for errors.Is.
 var (
-	// ErrInvalid: a bad Spec or argument (HTTP 400).
+	// ErrInvalid: a bad Spec or argument (HTTP 400); such errors are
+	// *fault.Error with the message for the caller.
 	ErrInvalid = errors.New("invalid request")
-	// ErrStartFailed: the agent answered execd with ok false.
+	// ErrStartFailed: the agent answered execd with ok false (with its
+	// *hub.AgentError, or a *fault.Error of kind Unavailable).
 	ErrStartFailed = errors.New("command did not start")
 	// ErrNoSuchTask: the agent has no running task with that id or pid.
 	ErrNoSuchTask = errors.New("no such task")
@@ -44,10 +47,11 @@ var (
 // Store is the part of the store the service uses: the exec task, its
 // per-agent results and their output streams.
 type Store interface {
-	CreateTask(ctx context.Context, t store.Task) (store.Task, error)
+	CreateTaskResults(ctx context.Context, t store.Task, rs []store.Result) (store.Task, error)
 	GetTask(ctx context.Context, id string) (store.Task, error)
 	UpdateTaskState(ctx context.Context, id string, state store.TaskState, at time.Time, msg string) error
 	PutResults(ctx context.Context, rs []store.Result) error
+	PutResultsStates(ctx context.Context, rs []store.Result, cs []store.TaskStateChange) error
 	GetResult(ctx context.Context, taskID, agentID string) (store.Result, error)
 	AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error)
 	ReadOutput(ctx context.Context, taskID, agentID string, offset, length int64) ([]byte, int64, error)
@@ -139,7 +143,7 @@ type Service struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 	limit *rate.Limiter // log lines about agents' stray messages
-	fl    *flusher      // group-commits the execs' store writes
+	env   *env          // what its execs work with (the flusher included)
 	m     *metrics
 
 	mu     sync.Mutex
@@ -156,7 +160,7 @@ type execKey struct{ agent, tid string }
 // exec results, stray exec replies). Register before the hub serves.
 func New(o Options) (*Service, error) {
 	if o.Hub == nil || o.Store == nil {
-		return nil, fmt.Errorf("execsvc: %w: Hub and Store are required", ErrInvalid)
+		return nil, fmt.Errorf("execsvc: %w", fault.Invalidf(ErrInvalid, "Hub and Store are required"))
 	}
 	o.setDefaults()
 	m, err := newMetrics(o.Registry)
@@ -170,8 +174,12 @@ func New(o Options) (*Service, error) {
 		execs: make(map[execKey]*Exec),
 	}
 	s.xfers.m = make(map[string]*transfer)
-	s.fl = newFlusher(s)
-	go s.fl.run()
+	s.env = &env{
+		cfg: limitsOf(o), now: o.Now, journal: o.Store, agents: o.Hub, m: m, log: o.Logger, limit: s.limit,
+		ctx: ctx, wg: &s.wg,
+	}
+	s.env.commit = newFlusher(s.env)
+	go s.env.commit.run()
 	s.hub.HandleJournal(s.onJournal)
 	for _, t := range []protocol.Type{protocol.TypeExecd, protocol.TypeExecData, protocol.TypeExecDone} {
 		s.hub.Handle(t, s.onStray)
@@ -188,7 +196,7 @@ func (s *Service) Close() {
 	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait() // writers end with a last flush through the flusher
-	s.fl.stop()
+	s.env.commit.stop()
 	s.xfers.closeAll()
 }
 
@@ -209,7 +217,7 @@ func (s *Service) register(e *Exec) error {
 	}
 	k := execKey{e.agentID, e.tid}
 	if old, ok := s.execs[k]; ok && !old.isDone() {
-		return fmt.Errorf("%w: task %s is already running on agent %s", ErrInvalid, e.tid, e.agentID)
+		return fault.Invalidf(ErrInvalid, "task %s is already running on agent %s", e.tid, e.agentID)
 	}
 	s.execs[k] = e
 	return nil

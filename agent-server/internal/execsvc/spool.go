@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/agentfleet/jkframe/hashcopy"
 )
 
 // Spool is a file received into the cache dir, with its size and MD5.
@@ -74,78 +76,42 @@ func NewLiveSpool(dir string, r io.Reader, limit int64, grown func(sp *Spool, n 
 
 // fill copies r into the file in large writes (multipart parts are read
 // a few KiB at a time, and as many small writes would cost more than the
-// copy itself). The MD5 runs in its own goroutine beside the reads and
-// writes, through hashBufs buffers, so that filling is as fast as the
-// slower of the two rather than their sum.
+// copy itself), with the MD5 computed beside the copy (hashcopy).
 func (sp *Spool) fill(r io.Reader, limit int64, grown func(*Spool, int64)) (int64, [16]byte, error) {
-	free := make(chan []byte, hashBufs)
-	for range hashBufs {
-		free <- make([]byte, copyBuf)
-	}
-	toHash := make(chan []byte, hashBufs)
+	h := md5.New()
+	n, err := hashcopy.Copy(&spoolWriter{sp: sp, limit: limit, grown: grown}, r, h,
+		hashcopy.Options{BufSize: copyBuf, FillBuffers: true})
 	var sum [16]byte
-	hashed := make(chan struct{})
-	go func() {
-		defer close(hashed)
-		h := md5.New()
-		for b := range toHash {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		h.Sum(sum[:0])
-	}()
-	n, err := sp.fillFrom(r, limit, grown, free, toHash)
-	close(toHash)
-	<-hashed
+	h.Sum(sum[:0])
 	return n, sum, err
 }
 
-// hashBufs is how many copyBuf buffers fill cycles through.
-const hashBufs = 4
-
-func (sp *Spool) fillFrom(r io.Reader, limit int64, grown func(*Spool, int64), free <-chan []byte, toHash chan<- []byte) (int64, error) {
-	var n int64
-	for {
-		buf := <-free
-		k, rerr := readFull(r, buf)
-		if k > 0 {
-			if n+int64(k) > limit {
-				return n, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
-			}
-			if _, err := sp.f.WriteAt(buf[:k], n); err != nil {
-				return n, err
-			}
-			toHash <- buf[:k]
-			n += int64(k)
-			l := sp.live
-			l.mu.Lock()
-			l.n = n
-			l.notify()
-			l.mu.Unlock()
-			if grown != nil {
-				grown(sp, n)
-			}
-		}
-		switch {
-		case rerr == io.EOF:
-			return n, nil
-		case rerr != nil:
-			return n, rerr
-		}
-	}
+// spoolWriter appends to a spool's file, refusing to go past limit
+// (ErrTooLarge), and after each write tells the followers and grown how
+// far the file has got.
+type spoolWriter struct {
+	sp    *Spool
+	limit int64
+	grown func(*Spool, int64)
+	n     int64
 }
 
-// readFull reads into buf until it is full or r fails; unlike io.ReadFull
-// it passes r's io.ErrUnexpectedEOF (a truncated multipart body) on as
-// it is, and io.EOF also after a partial read.
-func readFull(r io.Reader, buf []byte) (int, error) {
-	k := 0
-	for k < len(buf) {
-		m, err := r.Read(buf[k:])
-		k += m
-		if err != nil {
-			return k, err
-		}
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.limit {
+		return 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, w.limit)
+	}
+	k, err := w.sp.f.WriteAt(p, w.n)
+	if err != nil {
+		return k, err
+	}
+	w.n += int64(k)
+	l := w.sp.live
+	l.mu.Lock()
+	l.n = w.n
+	l.notify()
+	l.mu.Unlock()
+	if w.grown != nil {
+		w.grown(w.sp, w.n)
 	}
 	return k, nil
 }

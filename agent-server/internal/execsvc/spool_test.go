@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // chunks is a reader that hands out its parts one Read at a time, then
@@ -145,10 +147,7 @@ func TestFollower(t *testing.T) {
 			if _, err := pw.Write(data[:copyBuf]); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for follower() == nil && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
+			eventually.True(t, "a follower", func() bool { return follower() != nil })
 			r := follower()
 			got := make([]byte, copyBuf-1)
 			if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, data[:copyBuf-1]) {

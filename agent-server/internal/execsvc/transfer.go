@@ -36,8 +36,10 @@ type transfer struct {
 	src       io.ReaderAt
 	size      int64
 	follow    *Spool // a spool still filling, served chunked as it grows
-	put       chan *incoming
-	gone      chan struct{} // closed when the waiting side gives up
+	// open streams a file opened when the agent asks (Offer).
+	open func() (io.ReadCloser, int64, error)
+	put  chan *incoming
+	gone chan struct{} // closed when the waiting side gives up
 }
 
 // incoming is a PUT body handed to the download that waits for it; done
@@ -123,6 +125,15 @@ func (x *transfers) closeAll() {
 	}
 }
 
+// Offer registers a one-shot GET of a file that open opens when the agent
+// asks (streamed, never held in memory: a package of the server's
+// repository). It returns the transfer's path and token, and withdraw,
+// which forgets it if unused.
+func (s *Service) Offer(open func() (io.ReadCloser, int64, error)) (uri, token string, withdraw func()) {
+	t := s.xfers.add(&transfer{open: open}, s.o.TransferTTL)
+	return TransferPath + t.id, t.token, func() { s.xfers.remove(t) }
+}
+
 // Pending returns the number of transfer URLs not used yet.
 func (s *Service) Pending() int {
 	s.xfers.mu.Lock()
@@ -154,6 +165,23 @@ func (s *Service) ServeTransfer(w http.ResponseWriter, r *http.Request, id strin
 			// Without a Content-Length only a missing last chunk tells
 			// the agent that the body is not whole.
 			panic(http.ErrAbortHandler)
+		}
+		return nil
+	case r.Method == http.MethodGet && t.open != nil:
+		body, size, err := t.open()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrTransferAborted, err)
+		}
+		defer body.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if size >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		}
+		w.WriteHeader(http.StatusOK)
+		buf := make([]byte, copyBuf)
+		if _, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, buf); err != nil {
+			s.log.Info("execsvc: transfer GET broken off", "transfer", t.id, "err", err)
+			panic(http.ErrAbortHandler) // the agent must not take a short body for the file
 		}
 		return nil
 	case r.Method == http.MethodGet && t.src != nil:

@@ -24,16 +24,27 @@ func unexpected(rep *protocol.Msg, to protocol.Type) error {
 	return fmt.Errorf("%w %d (%s) to %s", ErrUnexpectedReply, int(rep.Type), rep.Type, to)
 }
 
-// Static asks the agent for its static facts (30 → 31).
-func (s *Service) Static(ctx context.Context, agentID string) (*Static, error) {
-	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMStaticReq})
+// ask sends req to the agent and returns the payload of its reply, which
+// must be of type want: another type, or none, is ErrUnexpectedReply.
+func ask[P any](ctx context.Context, s *Service, agentID string, req *protocol.Msg, want protocol.Type) (*P, error) {
+	rep, err := s.o.Hub.Call(ctx, agentID, req)
 	if err != nil {
 		return nil, err
 	}
-	if rep.Type != protocol.TypeHMStaticRep || rep.HMStatic() == nil {
-		return nil, unexpected(rep, protocol.TypeHMStaticReq)
+	p := protocol.PayloadOf[P](rep)
+	if rep.Type != want || p == nil {
+		return nil, unexpected(rep, req.Type)
 	}
-	return FromStatic(rep.HMStatic()), nil
+	return p, nil
+}
+
+// Static asks the agent for its static facts (30 → 31).
+func (s *Service) Static(ctx context.Context, agentID string) (*Static, error) {
+	st, err := ask[protocol.HMStatic](ctx, s, agentID, &protocol.Msg{Type: protocol.TypeHMStaticReq}, protocol.TypeHMStaticRep)
+	if err != nil {
+		return nil, err
+	}
+	return FromStatic(st), nil
 }
 
 // DynamicRequest selects the categories of Dynamic, the process list limit
@@ -58,13 +69,9 @@ func (s *Service) Dynamic(ctx context.Context, agentID string, req DynamicReques
 			q.Req = append(q.Req, c.cat)
 		}
 	}
-	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, Payload: q})
+	d, err := ask[protocol.HMDynamicRep](ctx, s, agentID, &protocol.Msg{Type: protocol.TypeHMDynamicReq, Payload: q}, protocol.TypeHMDynamicRep)
 	if err != nil {
 		return nil, err
-	}
-	d := rep.HMDynamicRep()
-	if rep.Type != protocol.TypeHMDynamicRep || d == nil {
-		return nil, unexpected(rep, protocol.TypeHMDynamicReq)
 	}
 	out := &Dynamic{}
 	if req.Usage && d.Usage != nil {
@@ -100,15 +107,12 @@ type StatusJob struct {
 // Status asks the agent for its running jobs (34 → 35) and adds what the
 // server knows from type 37 and from the last change it sent.
 func (s *Service) Status(ctx context.Context, agentID string) (*Status, error) {
-	rep, err := s.o.Hub.Call(ctx, agentID, &protocol.Msg{Type: protocol.TypeHMQueryCollect})
+	rep, err := ask[protocol.HMStatusRep](ctx, s, agentID, &protocol.Msg{Type: protocol.TypeHMQueryCollect}, protocol.TypeHMCollectStatus)
 	if err != nil {
 		return nil, err
 	}
-	if rep.Type != protocol.TypeHMCollectStatus || rep.HMStatusRep() == nil {
-		return nil, unexpected(rep, protocol.TypeHMQueryCollect)
-	}
-	st := &Status{Jobs: make([]StatusJob, 0, len(rep.HMStatusRep().Jobs)), AllowConns: orEmpty(rep.HMStatusRep().AConns)}
-	for _, j := range rep.HMStatusRep().Jobs {
+	st := &Status{Jobs: make([]StatusJob, 0, len(rep.Jobs)), AllowConns: orEmpty(rep.AConns)}
+	for _, j := range rep.Jobs {
 		st.Jobs = append(st.Jobs, StatusJob{Name: j.Name, Interval: int64(j.Interval / time.Second)})
 	}
 	st.JobStatus, _ = s.Jobs(agentID)
@@ -120,11 +124,15 @@ func (s *Service) Status(ctx context.Context, agentID string) (*Status, error) {
 // exactly these jobs marks it confirmed.
 func (s *Service) SetJobs(ctx context.Context, agentID string, jobs []string) (JobRequest, error) {
 	msg := &protocol.Msg{Type: protocol.TypeHMChangeCollectStatus, Payload: &protocol.HMChangeStatus{Jobs: jobs}}
+	// The request is recorded before it is sent: an agent that reports its
+	// new jobs at once could otherwise be heard before the request exists,
+	// and the change would stay unconfirmed until its next report.
+	now := s.o.Now()
+	prev, req := s.setRequested(agentID, jobs, now)
 	if err := s.o.Hub.Send(ctx, agentID, msg); err != nil {
+		s.undoRequested(agentID, prev, req)
 		return JobRequest{}, err
 	}
-	now := s.o.Now()
-	s.setRequested(agentID, jobs, now)
 	return JobRequest{Time: now, Jobs: jobs}, nil
 }
 

@@ -193,14 +193,7 @@ func realisticHost(s *Service, i int) {
 // BenchmarkScrapeHosts1000 times a full scrape of /metrics/hosts through
 // promhttp with 1,000 hosts (6 mounts, 3 interfaces, 6 sensors each).
 func BenchmarkScrapeHosts1000(b *testing.B) {
-	c := newClock()
-	s, err := New(Options{Store: nopStore{}, Now: c.Now})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range 1000 {
-		realisticHost(s, i)
-	}
+	s := thousandHosts(b)
 	h := hostsHandler(b, s)
 	out := scrape(b, h)
 	series := float64(strings.Count(out, "\n") - strings.Count(out, "# "))
@@ -223,18 +216,24 @@ func BenchmarkScrapeHosts1000(b *testing.B) {
 // nopStore is enough for a service that never flushes.
 type nopStore struct{ Store }
 
-// BenchmarkIngestUsage is the cost of one usage push on the hub's reader
-// goroutine (map updates and the host snapshot copy; the store write is
-// batched elsewhere).
-func BenchmarkIngestUsage(b *testing.B) {
-	c := newClock()
-	s, err := New(Options{Store: nopStore{}, Now: c.Now})
+// thousandHosts is a service (that never flushes) with 1,000 realistic
+// hosts.
+func thousandHosts(b *testing.B) *Service {
+	s, err := New(Options{Store: nopStore{}, Now: newClock().Now})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range 1000 {
 		realisticHost(s, i)
 	}
+	return s
+}
+
+// BenchmarkIngestUsage is the cost of one usage push on the hub's reader
+// goroutine (map updates and the host snapshot copy; the store write is
+// batched elsewhere).
+func BenchmarkIngestUsage(b *testing.B) {
+	s := thousandHosts(b)
 	msg := dynMsg(&protocol.HMDynamicRep{Usage: sampleUsage(1)})
 	ids := make([]string, 1000)
 	for i := range ids {

@@ -2,12 +2,14 @@ package hostmetrics
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
-// ErrBadValue is wrapped by the errors of ParseKinds and ParseJobs.
+// ErrBadValue is what the errors of ParseKinds and ParseJobs are
+// (*fault.Error, the message without the sentinel's text).
 var ErrBadValue = errors.New("bad value")
 
 // Connection kinds an agent can be asked for (hm_dynamic_req.aconns), and
@@ -34,7 +36,7 @@ func splitList(vals []string) ([]string, error) {
 				continue
 			}
 			if len(out) == maxListItems {
-				return nil, fmt.Errorf("%w: more than %d items", ErrBadValue, maxListItems)
+				return nil, fault.Invalidf(ErrBadValue, "more than %d items", maxListItems)
 			}
 			out = append(out, item)
 		}
@@ -55,7 +57,7 @@ func ParseKinds(vals []string) ([]string, error) {
 	}
 	for _, k := range items {
 		if !slices.Contains(connKinds, k) {
-			return nil, fmt.Errorf("%w: unknown connection kind %q (want %s or all)", ErrBadValue, clip(k), strings.Join(connKinds, ", "))
+			return nil, fault.Invalidf(ErrBadValue, "unknown connection kind %q (want %s or all)", clip(k), strings.Join(connKinds, ", "))
 		}
 	}
 	return items, nil
@@ -71,7 +73,7 @@ func ParseJobs(vals []string) ([]string, error) {
 	}
 	for _, j := range items {
 		if !slices.Contains(jobNames, j) {
-			return nil, fmt.Errorf("%w: unknown job %q (want %s)", ErrBadValue, clip(j), strings.Join(jobNames, ", "))
+			return nil, fault.Invalidf(ErrBadValue, "unknown job %q (want %s)", clip(j), strings.Join(jobNames, ", "))
 		}
 	}
 	if items == nil {

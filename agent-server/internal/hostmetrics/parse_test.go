@@ -4,21 +4,19 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/agent-server/internal/casetest"
 )
 
-var kindCases = []struct {
-	in   []string
-	want []string
-	err  string
-}{
-	{nil, nil, ""},
-	{[]string{"all"}, nil, ""},
-	{[]string{"tcp,udp6"}, []string{"tcp", "udp6"}, ""},
-	{[]string{" TCP , ,tcp", "unix"}, []string{"tcp", "unix"}, ""},
-	{[]string{"tcp,all"}, nil, ""},
-	{[]string{"sctp"}, nil, `bad value: unknown connection kind "sctp" (want tcp, tcp4, tcp6, udp, udp4, udp6, unix or all)`},
-	{[]string{strings.Repeat("x", 40)}, nil, `bad value: unknown connection kind "` + strings.Repeat("x", 32) + `…" (want tcp, tcp4, tcp6, udp, udp4, udp6, unix or all)`},
-	{[]string{manyItems(65)}, nil, "bad value: more than 64 items"},
+var kindCases = []casetest.Case[[]string, []string]{
+	{In: nil, Want: nil},
+	{In: []string{"all"}, Want: nil},
+	{In: []string{"tcp,udp6"}, Want: []string{"tcp", "udp6"}},
+	{In: []string{" TCP , ,tcp", "unix"}, Want: []string{"tcp", "unix"}},
+	{In: []string{"tcp,all"}, Want: nil},
+	{In: []string{"sctp"}, Err: `bad value: unknown connection kind "sctp" (want tcp, tcp4, tcp6, udp, udp4, udp6, unix or all)`},
+	{In: []string{strings.Repeat("x", 40)}, Err: `bad value: unknown connection kind "` + strings.Repeat("x", 32) + `…" (want tcp, tcp4, tcp6, udp, udp4, udp6, unix or all)`},
+	{In: []string{manyItems(65)}, Err: "bad value: more than 64 items"},
 }
 
 func manyItems(n int) string {
@@ -30,43 +28,18 @@ func manyItems(n int) string {
 }
 
 func TestParseKinds(t *testing.T) {
-	for _, tc := range kindCases {
-		got, err := ParseKinds(tc.in)
-		if tc.err != "" {
-			if err == nil || err.Error() != tc.err {
-				t.Errorf("ParseKinds(%q) error = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("ParseKinds(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
+	casetest.Run(t, "ParseKinds", ParseKinds, kindCases)
 }
 
 func TestParseJobs(t *testing.T) {
-	for _, tc := range []struct {
-		in   []string
-		want string
-		err  string
-	}{
-		{[]string{}, "[]", ""},
-		{[]string{"usage", "static", "usage"}, "[usage static]", ""},
-		{[]string{"Temps,conns", "process"}, "[temps conns process]", ""},
-		{[]string{"disk"}, "", `bad value: unknown job "disk" (want static, usage, process, conns, temps)`},
-		{[]string{manyItems(70)}, "", "bad value: more than 64 items"},
-	} {
-		got, err := ParseJobs(tc.in)
-		if tc.err != "" {
-			if err == nil || err.Error() != tc.err {
-				t.Errorf("ParseJobs(%q) error = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || fmt.Sprint(got) != tc.want || got == nil {
-			t.Errorf("ParseJobs(%q) = %#v, %v; want %s", tc.in, got, err, tc.want)
-		}
-	}
+	// An empty list is an empty job list (stop all), not nil.
+	casetest.Run(t, "ParseJobs", ParseJobs, []casetest.Case[[]string, []string]{
+		{In: []string{}, Want: []string{}},
+		{In: []string{"usage", "static", "usage"}, Want: []string{"usage", "static"}},
+		{In: []string{"Temps,conns", "process"}, Want: []string{"temps", "conns", "process"}},
+		{In: []string{"disk"}, Err: `bad value: unknown job "disk" (want static, usage, process, conns, temps)`},
+		{In: []string{manyItems(70)}, Err: "bad value: more than 64 items"},
+	})
 }
 
 func TestFilterConnections(t *testing.T) {
@@ -107,7 +80,7 @@ func TestTopProcesses(t *testing.T) {
 // no duplicates) or refused with ErrBadValue; never a panic.
 func FuzzParseKinds(f *testing.F) {
 	for _, tc := range kindCases {
-		f.Add(strings.Join(tc.in, ";"))
+		f.Add(strings.Join(tc.In, ";"))
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		vals := strings.Split(s, ";")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/jkframe/stat"
 )
 
 // ErrNoData: nothing is cached (or stored) for that agent and category
@@ -238,18 +239,13 @@ func New(o Options) (*Service, error) {
 	}
 	s.hosts = newHosts(&s.o)
 	s.recent = newRecent(o.RecentWindow, o.RecentStep, o.MaxRecentHosts, m.recentUntracked.Inc)
-	if o.Registry != nil {
-		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "agentserver_hostmetrics_hosts", Help: "Hosts in the /metrics/hosts table (stale ones leave at the next scrape).",
-		}, func() float64 { return float64(s.hosts.count()) })
-		rg := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "agentserver_hostmetrics_recent_hosts", Help: "Hosts with an in-memory usage history (hostmetrics.recent_window).",
-		}, func() float64 { return float64(s.recent.count()) })
-		for _, c := range []prometheus.Collector{g, rg} {
-			if err := o.Registry.Register(c); err != nil {
-				return nil, fmt.Errorf("hostmetrics metrics: %w", err)
-			}
-		}
+	r := stat.New(o.Registry, "agentserver")
+	r.GaugeFunc("hostmetrics_hosts", "Hosts in the /metrics/hosts table (stale ones leave at the next scrape).",
+		func() float64 { return float64(s.hosts.count()) })
+	r.GaugeFunc("hostmetrics_recent_hosts", "Hosts with an in-memory usage history (hostmetrics.recent_window).",
+		func() float64 { return float64(s.recent.count()) })
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("hostmetrics metrics: %w", err)
 	}
 	return s, nil
 }
@@ -394,7 +390,9 @@ func (s *Service) Jobs(agentID string) (JobStatus, bool) {
 	return out, true
 }
 
-func (s *Service) setRequested(agentID string, jobs []string, at time.Time) {
+// setRequested records a job change asked of the agent; it returns the
+// request it replaced and the new one (for undoRequested).
+func (s *Service) setRequested(agentID string, jobs []string, at time.Time) (prev, req *JobRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	js := s.jobs[agentID]
@@ -402,7 +400,19 @@ func (s *Service) setRequested(agentID string, jobs []string, at time.Time) {
 		js = &JobStatus{}
 		s.jobs[agentID] = js
 	}
-	js.Requested = &JobRequest{Time: at, Jobs: jobs}
+	prev, req = js.Requested, &JobRequest{Time: at, Jobs: jobs}
+	js.Requested = req
+	return prev, req
+}
+
+// undoRequested puts back prev when req, a request that could not be sent,
+// is still the latest.
+func (s *Service) undoRequested(agentID string, prev, req *JobRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if js := s.jobs[agentID]; js != nil && js.Requested == req {
+		js.Requested = prev
+	}
 }
 
 // Forget drops an agent from /metrics/hosts (its connection ended). Its
@@ -616,36 +626,15 @@ type svcMetrics struct {
 }
 
 func newSvcMetrics(reg prometheus.Registerer) (*svcMetrics, error) {
+	r := stat.New(reg, "agentserver")
 	m := &svcMetrics{
-		recentUntracked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_recent_untracked_total", Help: "Usage pushes not kept in the in-memory history: hostmetrics.max_recent_hosts hosts are tracked already.",
-		}),
-		badStored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_history_unreadable_total", Help: "Stored usage history samples that could not be decoded (left out of GET /api/metrics/{id}/history).",
-		}),
-		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_reports_total", Help: "Pushed metrics reports received, by category.",
-		}, []string{"category"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_history_dropped_total", Help: "Usage history samples dropped (pending bound exceeded or store write failed).",
-		}),
-		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_flush_errors_total", Help: "Failed store writes of pushed metrics.",
-		}),
-		pruned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agentserver_hostmetrics_history_pruned_total", Help: "Usage history samples deleted after the retention.",
-		}),
-		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "agentserver_hostmetrics_flush_seconds", Help: "Time to write one batch of pushed metrics to the store.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-		}),
+		reports:         r.CounterVec("hostmetrics_reports_total", "Pushed metrics reports received, by category.", "category"),
+		dropped:         r.Counter("hostmetrics_history_dropped_total", "Usage history samples dropped (pending bound exceeded or store write failed)."),
+		flushErrors:     r.Counter("hostmetrics_flush_errors_total", "Failed store writes of pushed metrics."),
+		pruned:          r.Counter("hostmetrics_history_pruned_total", "Usage history samples deleted after the retention."),
+		flushSeconds:    r.Histogram("hostmetrics_flush_seconds", "Time to write one batch of pushed metrics to the store.", prometheus.ExponentialBuckets(0.001, 4, 8)),
+		recentUntracked: r.Counter("hostmetrics_recent_untracked_total", "Usage pushes not kept in the in-memory history: hostmetrics.max_recent_hosts hosts are tracked already."),
+		badStored:       r.Counter("hostmetrics_history_unreadable_total", "Stored usage history samples that could not be decoded (left out of GET /api/metrics/{id}/history)."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reports, m.dropped, m.flushErrors, m.pruned, m.flushSeconds, m.recentUntracked, m.badStored} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
+	return m, r.Err()
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/store"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -335,17 +337,13 @@ func TestRetention(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { s.Run(rctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually.NoError(t, "Run to prune", func() error {
 		h, err := st.UsageHistory(ctx, "a", time.Time{})
-		if err == nil && len(h) == 0 {
-			break
+		if err == nil && len(h) != 0 {
+			err = fmt.Errorf("%d samples left", len(h))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Run did not prune: %d samples left", len(h))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err
+	})
 	s.HandleStatic("b", staticMsg(3))
 	cancel()
 	<-done
@@ -397,5 +395,51 @@ func TestJobConfirmation(t *testing.T) {
 	s.HandleAgentStatus("a", status("usage"))
 	if js, _ = s.Jobs("a"); !js.Requested.Confirmed {
 		t.Fatal("not confirmed by a matching report")
+	}
+}
+
+// answeringHub is a Hub whose agent reports its jobs (type 37) as soon as
+// it receives a job change, before Send returns: the fastest agent there is.
+type answeringHub struct {
+	Hub
+	s    *Service
+	fail error
+}
+
+func (h *answeringHub) Send(_ context.Context, agentID string, m *protocol.Msg) error {
+	if h.fail != nil {
+		return h.fail
+	}
+	ch := m.Payload.(*protocol.HMChangeStatus)
+	st := &protocol.HMAgentStatus{}
+	for _, j := range ch.Jobs {
+		st.Jobs = append(st.Jobs, protocol.HMAgentJob{Name: j, Interval: 5})
+	}
+	h.s.HandleAgentStatus(agentID, &protocol.Msg{Type: protocol.TypeHMAgentStatus, Payload: st})
+	return nil
+}
+
+// TestJobConfirmationImmediateReport: an agent that reports its new jobs
+// before SetJobs returned confirms the change (the request is recorded
+// before it is sent; failed once in make test when the report won the race).
+// A change that could not be sent leaves the previous request in place.
+func TestJobConfirmationImmediateReport(t *testing.T) {
+	c := newClock()
+	h := &answeringHub{}
+	s := newService(t, openStore(t), c, func(o *Options) { o.Hub = h })
+	h.s = s
+	if _, err := s.SetJobs(context.Background(), "a", []string{"usage"}); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := s.Jobs("a")
+	if js.Requested == nil || !js.Requested.Confirmed {
+		t.Fatalf("an immediate report did not confirm the change: %+v", js.Requested)
+	}
+	h.fail = errors.New("agent gone")
+	if _, err := s.SetJobs(context.Background(), "a", []string{"usage", "temps"}); err == nil {
+		t.Fatal("SetJobs did not return the send error")
+	}
+	if js, _ = s.Jobs("a"); js.Requested == nil || !js.Requested.Confirmed || len(js.Requested.Jobs) != 1 {
+		t.Fatalf("a failed send replaced the request: %+v", js.Requested)
 	}
 }

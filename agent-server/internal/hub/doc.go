@@ -19,7 +19,12 @@
 //
 // Request traffic ([Hub.Call], [Hub.Stream], [Session.Send]) waits for room
 // in the queue up to the caller's context and Options.WriteTimeout; if the
-// queue is still full the agent is disconnected as too slow. Acks (ack.v1)
+// queue is still full the agent is disconnected as too slow. The queue is
+// bounded both in messages (Options.SendQueue) and in encoded bytes
+// (Options.SendQueueBytes), so a few large frames cannot pin much memory
+// either; an empty queue takes one frame of any size. The bytes queued are
+// agentserver_hub_send_queue_bytes, the refusals by bound
+// agentserver_hub_send_queue_full_total{limit}. Acks (ack.v1)
 // are never queued: the latest cumulative value is kept on the session and
 // written by the writer, so they cannot be lost to a full queue, only merged.
 // A write that does not finish within Options.WriteTimeout closes the

@@ -104,7 +104,8 @@ func (s *Session) handshake() string {
 	}
 	// The handshake must be the first frame out. Claim the writer so that a
 	// request queued as soon as the session is visible waits behind it.
-	s.queue = [][]byte{frame}
+	// (s is not visible yet: nobody else holds s.mu.)
+	s.pushLocked(frame)
 	s.writing = true
 	s.connectedAt = h.opts.Clock.Now().UnixNano()
 	s.lastSeen.Store(realNow().UnixNano())
@@ -139,7 +140,7 @@ func (s *Session) handshake() string {
 				delete(h.sessions, id)
 			}
 			h.mu.Unlock()
-			s.queue = nil
+			s.dropQueueLocked()
 			s.reject(id, "server error")
 			return reasonStore
 		}

@@ -206,18 +206,6 @@ func (a *agent) sendQuiet(m *protocol.Msg) {
 	_ = a.c.WriteMessage(websocket.TextMessage, b)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func come(id string, caps ...string) *protocol.Come {
 	return &protocol.Come{ID: id, Name: "example-agent", Version: "1.0.0", OS: "linux", Arch: "amd64", Caps: caps}
 }

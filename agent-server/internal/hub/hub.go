@@ -78,6 +78,7 @@ type Hub struct {
 	hmu            sync.RWMutex
 	handlers       map[protocol.Type]func(*Session, *protocol.Msg)
 	journalHandler func(*Session, *protocol.Msg) error
+	journalTypes   map[protocol.Type]func(*Session, *protocol.Msg) error
 
 	tidSeq atomic.Uint32
 }
@@ -146,6 +147,18 @@ func (h *Hub) HandleJournal(fn func(s *Session, m *protocol.Msg) error) {
 	h.hmu.Lock()
 	defer h.hmu.Unlock()
 	h.journalHandler = fn
+}
+
+// HandleJournalType registers fn for journaled messages of type t instead
+// of the HandleJournal handler: a service whose agent messages are
+// journaled (install.v1) stores its own, with the same contract.
+func (h *Hub) HandleJournalType(t protocol.Type, fn func(s *Session, m *protocol.Msg) error) {
+	h.hmu.Lock()
+	defer h.hmu.Unlock()
+	if h.journalTypes == nil {
+		h.journalTypes = make(map[protocol.Type]func(*Session, *protocol.Msg) error)
+	}
+	h.journalTypes[t] = fn
 }
 
 func (h *Hub) handler(t protocol.Type) func(*Session, *protocol.Msg) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // An id that has a stored secret is served only to a session that proves
@@ -24,7 +26,7 @@ func TestImpostorCannotTakeSecretID(t *testing.T) {
 			t.Fatalf("legacy=%v: real agent handshake %+v", legacy, real.hs)
 		}
 		real.c.Close()
-		waitFor(t, 30*time.Second, "real agent offline", func() bool { return th.Count() == 0 })
+		eventually.Within(t, 30*time.Second, "real agent offline", func() bool { return th.Count() == 0 })
 
 		cases := []struct {
 			name   string
@@ -63,7 +65,7 @@ func TestImpostorCannotTakeSecretID(t *testing.T) {
 			if s, ok := th.Session("web-1"); ok {
 				t.Errorf("legacy=%v, %s: a session for web-1 exists (version %s)", legacy, tc.name, s.Info().Version)
 				s.Close()
-				waitFor(t, 30*time.Second, "impostor gone", func() bool { return th.Count() == 0 })
+				eventually.Within(t, 30*time.Second, "impostor gone", func() bool { return th.Count() == 0 })
 			}
 		}
 		mu.Lock()
@@ -99,7 +101,7 @@ func TestLegacySessionNeedsAllowLegacy(t *testing.T) {
 					t.Errorf("legacy=%v id=%q caps=%v: msg %q, want %q", legacy, id, caps, a.hs.Msg, msgLegacyRefused)
 				}
 				a.c.Close()
-				waitFor(t, 30*time.Second, "session end", func() bool { return th.Count() == 0 })
+				eventually.Within(t, 30*time.Second, "session end", func() bool { return th.Count() == 0 })
 			}
 		}
 		// auth.v1 sessions never depend on the flag.

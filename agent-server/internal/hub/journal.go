@@ -81,6 +81,9 @@ func (s *Session) callJournalHandler(msg *protocol.Msg) (err error) {
 	h := s.hub
 	h.hmu.RLock()
 	fn := h.journalHandler
+	if typed := h.journalTypes[msg.Type]; typed != nil {
+		fn = typed
+	}
 	h.hmu.RUnlock()
 	if fn == nil {
 		return errNoJournalHandler

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestJournalAckDedupReplay(t *testing.T) {
@@ -83,7 +85,7 @@ func TestJournalAckDedupReplay(t *testing.T) {
 
 	// Reconnect: handshake.ack is the persisted high-water mark.
 	a.c.Close()
-	waitFor(t, 30*time.Second, "disconnect", func() bool { return th.Count() == 0 })
+	eventually.Within(t, 30*time.Second, "disconnect", func() bool { return th.Count() == 0 })
 	b := connect(t, th, c, nil)
 	if b.hs.Ack != 5 {
 		t.Errorf("handshake.ack after reconnect = %d, want 5", b.hs.Ack)
@@ -96,7 +98,7 @@ func TestJournalAckDedupReplay(t *testing.T) {
 	if _, err := b.tryRecv(2 * time.Second); err == nil {
 		t.Fatal("connection kept after journal handler error")
 	}
-	waitFor(t, 30*time.Second, "journal_error counted", func() bool {
+	eventually.Within(t, 30*time.Second, "journal_error counted", func() bool {
 		return th.counter(t, "agentserver_hub_disconnects_total", "reason", reasonJournal) == 1
 	})
 	if ack, _ := th.store.JournalAck(ctx, "a1", "j1"); ack != 5 {

@@ -38,6 +38,12 @@ const (
 	reasonBadMessage   = "bad_message"     // a frame that does not decode
 )
 
+// Bounds of a send queue (agentserver_hub_send_queue_full_total).
+const (
+	limitMessages = "messages"
+	limitBytes    = "bytes"
+)
+
 type metrics struct {
 	connected   *prometheus.GaugeVec   // type, version
 	handshakes  *prometheus.CounterVec // result, reason
@@ -49,6 +55,8 @@ type metrics struct {
 	bytesOut    prometheus.Counter
 	pending     prometheus.Gauge
 	gaps        prometheus.Counter
+	queueBytes  prometheus.Gauge       // bytes in all send queues
+	queueFull   *prometheus.CounterVec // limit
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -67,6 +75,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytesOut:    r.Counter("hub_sent_bytes_total", "Message bytes sent to agents."),
 		pending:     r.Gauge("hub_pending_requests", "Requests waiting for an agent's reply."),
 		gaps:        r.Counter("hub_journal_gaps_total", "Gaps in journaled sequence numbers (ack.v1)."),
+		queueBytes:  r.Gauge("hub_send_queue_bytes", "Encoded bytes waiting in the send queues of all connections."),
+		queueFull: r.CounterVec("hub_send_queue_full_total",
+			"Sends refused because a send queue stayed full past WriteTimeout (the agent is disconnected, reason queue_full), by the bound that was reached: messages (hub.Options.SendQueue) or bytes (agent.send_queue_bytes).", "limit"),
+	}
+	for _, l := range []string{limitMessages, limitBytes} {
+		m.queueFull.WithLabelValues(l)
 	}
 	return m, r.Err()
 }

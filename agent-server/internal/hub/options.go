@@ -19,6 +19,10 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
+// DefaultSendQueueBytes is the default of Options.SendQueueBytes: one
+// frame of the default MaxFrame.
+const DefaultSendQueueBytes = 16 << 20
+
 // Options configure a Hub. The zero value of every field selects the default
 // named in its comment.
 type Options struct {
@@ -61,6 +65,11 @@ type Options struct {
 	// SendQueue is the bound of a connection's send queue, in messages.
 	// Default 256.
 	SendQueue int
+	// SendQueueBytes bounds the encoded bytes in a connection's send queue,
+	// beside SendQueue: a full queue by either bound is handled the same
+	// way. A frame larger than the bound is still taken into an empty
+	// queue. Default DefaultSendQueueBytes.
+	SendQueueBytes int64
 	// StreamBuffer is how many replies a Stream buffers for its consumer;
 	// beyond that the stream fails with ErrStreamOverflow. Default 256.
 	StreamBuffer int
@@ -123,6 +132,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.SendQueue <= 0 {
 		o.SendQueue = 256
+	}
+	if o.SendQueueBytes <= 0 {
+		o.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if o.StreamBuffer <= 0 {
 		o.StreamBuffer = 256

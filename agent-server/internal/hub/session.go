@@ -32,6 +32,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	queue       [][]byte           // encoded frames waiting for the writer
+	queueBytes  int64              // bytes in queue (see pushLocked, popLocked, dropQueueLocked)
 	room        chan struct{}      // closed by the writer when it frees a slot; nil unless someone waits
 	waiters     map[string]*waiter // pending requests by tid; nil when none
 	done        chan struct{}      // closed when the session has fully ended; made on demand
@@ -132,6 +133,9 @@ func (s *Session) start() {
 	h := s.hub
 	if reason := s.handshake(); reason != "" {
 		h.m.handshakes.WithLabelValues("rejected", reason).Inc()
+		s.mu.Lock()
+		s.dropQueueLocked() // the handshake frame, if it got that far
+		s.mu.Unlock()
 		h.mu.Lock()
 		delete(h.pending, s)
 		h.mu.Unlock()
@@ -316,8 +320,9 @@ func (s *Session) enqueue(ctx context.Context, frame []byte) error {
 			s.mu.Unlock()
 			return ErrAgentGone
 		}
-		if len(s.queue) < s.hub.opts.SendQueue {
-			s.queue = append(s.queue, frame)
+		limit := s.fullLocked(int64(len(frame)))
+		if limit == "" {
+			s.pushLocked(frame)
 			s.startWriterLocked()
 			s.mu.Unlock()
 			return nil
@@ -336,11 +341,56 @@ func (s *Session) enqueue(ctx context.Context, frame []byte) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			s.hub.m.queueFull.WithLabelValues(limit).Inc()
 			s.hub.m.dropped.WithLabelValues(reasonQueueFull).Inc()
 			s.closeWith(reasonQueueFull)
 			return ErrQueueFull
 		}
 	}
+}
+
+// fullLocked returns the bound (limitMessages, limitBytes) that leaves no
+// room for a frame of n bytes, or "" when it fits. An empty queue takes any
+// frame, so that one larger than SendQueueBytes can still be sent. s.mu is
+// held.
+func (s *Session) fullLocked(n int64) string {
+	o := &s.hub.opts
+	switch {
+	case len(s.queue) >= o.SendQueue:
+		return limitMessages
+	case len(s.queue) > 0 && s.queueBytes+n > o.SendQueueBytes:
+		return limitBytes
+	}
+	return ""
+}
+
+// pushLocked appends frame to the send queue. s.mu is held.
+func (s *Session) pushLocked(frame []byte) {
+	s.queue = append(s.queue, frame)
+	s.queueBytes += int64(len(frame))
+	s.hub.m.queueBytes.Add(float64(len(frame)))
+}
+
+// popLocked takes the first frame off the send queue. s.mu is held and the
+// queue is not empty.
+func (s *Session) popLocked() []byte {
+	frame := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	if len(s.queue) == 0 {
+		s.queue = nil // idle connections hold no queue array
+	}
+	s.queueBytes -= int64(len(frame))
+	s.hub.m.queueBytes.Sub(float64(len(frame)))
+	return frame
+}
+
+// dropQueueLocked empties the send queue (the connection is ending; its
+// frames are never sent). s.mu is held.
+func (s *Session) dropQueueLocked() {
+	s.queue = nil
+	s.hub.m.queueBytes.Sub(float64(s.queueBytes))
+	s.queueBytes = 0
 }
 
 // startWriterLocked starts the writer unless one runs. s.mu is held.
@@ -362,7 +412,7 @@ func (s *Session) writeLoop() {
 		s.mu.Lock()
 		if s.closed {
 			s.writing = false
-			s.queue = nil
+			s.dropQueueLocked()
 			s.mu.Unlock()
 			return
 		}
@@ -372,12 +422,7 @@ func (s *Session) writeLoop() {
 			s.ackDirty = false
 			frame = ackFrame(s.ackSeq)
 		case len(s.queue) > 0:
-			frame = s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
-			if len(s.queue) == 0 {
-				s.queue = nil // idle connections hold no queue array
-			}
+			frame = s.popLocked()
 			if s.room != nil {
 				close(s.room)
 				s.room = nil
@@ -399,7 +444,7 @@ func (s *Session) writeLoop() {
 			s.closeWith(reason)
 			s.mu.Lock()
 			s.writing = false
-			s.queue = nil
+			s.dropQueueLocked()
 			s.mu.Unlock()
 			return
 		}
@@ -464,7 +509,7 @@ func (s *Session) teardown(reason string) {
 	s.closed = true
 	ws := s.waiters
 	s.waiters = nil
-	s.queue = nil
+	s.dropQueueLocked()
 	if s.room != nil {
 		close(s.room)
 		s.room = nil
@@ -505,7 +550,7 @@ func (s *Session) teardown(reason string) {
 // capSet is the set of known extensions in use, as bits.
 type capSet uint8
 
-var knownCaps = [...]string{protocol.CapAuth, protocol.CapAck, protocol.CapBulk, protocol.CapStream, protocol.CapErrKind, protocol.CapPty}
+var knownCaps = [...]string{protocol.CapAuth, protocol.CapAck, protocol.CapBulk, protocol.CapStream, protocol.CapErrKind, protocol.CapPty, protocol.CapInstall, protocol.CapUpgrade}
 
 func makeCapSet(caps []string) capSet {
 	var cs capSet

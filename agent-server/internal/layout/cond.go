@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -99,37 +100,27 @@ func (c *Cond) Eval(vars map[string]string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var cmp int
+	var order int
 	li, lerr := strconv.ParseInt(strings.TrimSpace(l), 10, 64)
 	ri, rerr := strconv.ParseInt(strings.TrimSpace(r), 10, 64)
 	if lerr == nil && rerr == nil {
-		cmp = compare(li, ri)
+		order = cmp.Compare(li, ri)
 	} else {
-		cmp = strings.Compare(l, r)
+		order = strings.Compare(l, r)
 	}
 	switch c.Op {
 	case "=":
-		return cmp == 0, nil
+		return order == 0, nil
 	case "!=":
-		return cmp != 0, nil
+		return order != 0, nil
 	case "<":
-		return cmp < 0, nil
+		return order < 0, nil
 	case "<=":
-		return cmp <= 0, nil
+		return order <= 0, nil
 	case ">":
-		return cmp > 0, nil
+		return order > 0, nil
 	case ">=":
-		return cmp >= 0, nil
+		return order >= 0, nil
 	}
 	return false, fmt.Errorf("unknown operator %q", c.Op)
-}
-
-func compare(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -3,111 +3,80 @@ package layout
 import (
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/agent-server/internal/casetest"
 )
 
-var condCases = []struct {
-	in   string
-	want Cond
-	err  string
-}{
-	{"$installed > 0", Cond{"$installed", ">", "0"}, ""},
-	{"$EVEN = 1", Cond{"$EVEN", "=", "1"}, ""},
-	{"$a==b", Cond{"$a", "=", "b"}, ""},
-	{"$a != 'x y'", Cond{"$a", "!=", "x y"}, ""},
-	{`"a>b" <= $v`, Cond{"a>b", "<=", "$v"}, ""},
-	{"1 >= 2", Cond{"1", ">=", "2"}, ""},
-	{"1 < 2", Cond{"1", "<", "2"}, ""},
-	{"x", Cond{}, `no comparison operator in "x" (want one of > < = != <= >=)`},
-	{"", Cond{}, `no comparison operator in "" (want one of > < = != <= >=)`},
-	{"= 1", Cond{}, "left operand: empty"},
-	{"1 =", Cond{}, "right operand: empty"},
-	{"1 = 2 = 3", Cond{}, "right operand: a second operator in 2 = 3"},
-	{"'a = b", Cond{}, "unterminated quote"},
-	{"a' = b", Cond{}, "unterminated quote"},
-	{"a'x' = b", Cond{}, "left operand: quote inside a'x'"},
-	{"1 = 'x'y'", Cond{}, "right operand: bad quoting in 'x'y'"},
+var condCases = []casetest.Case[string, Cond]{
+	{In: "$installed > 0", Want: Cond{"$installed", ">", "0"}},
+	{In: "$EVEN = 1", Want: Cond{"$EVEN", "=", "1"}},
+	{In: "$a==b", Want: Cond{"$a", "=", "b"}},
+	{In: "$a != 'x y'", Want: Cond{"$a", "!=", "x y"}},
+	{In: `"a>b" <= $v`, Want: Cond{"a>b", "<=", "$v"}},
+	{In: "1 >= 2", Want: Cond{"1", ">=", "2"}},
+	{In: "1 < 2", Want: Cond{"1", "<", "2"}},
+	{In: "x", Err: `no comparison operator in "x" (want one of > < = != <= >=)`},
+	{In: "", Err: `no comparison operator in "" (want one of > < = != <= >=)`},
+	{In: "= 1", Err: "left operand: empty"},
+	{In: "1 =", Err: "right operand: empty"},
+	{In: "1 = 2 = 3", Err: "right operand: a second operator in 2 = 3"},
+	{In: "'a = b", Err: "unterminated quote"},
+	{In: "a' = b", Err: "unterminated quote"},
+	{In: "a'x' = b", Err: "left operand: quote inside a'x'"},
+	{In: "1 = 'x'y'", Err: "right operand: bad quoting in 'x'y'"},
 }
 
 func TestParseCond(t *testing.T) {
-	for _, c := range condCases {
-		got, err := ParseCond(c.in)
-		if c.err != "" {
-			if err == nil || err.Error() != c.err {
-				t.Errorf("ParseCond(%q) error %v, want %q", c.in, err, c.err)
-			}
-			continue
+	casetest.Run(t, "ParseCond", func(s string) (Cond, error) {
+		c, err := ParseCond(s)
+		if c == nil {
+			return Cond{}, err
 		}
-		if err != nil || *got != c.want {
-			t.Errorf("ParseCond(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
-		}
-	}
+		return *c, err
+	}, condCases)
 }
 
 func TestEval(t *testing.T) {
 	vars := map[string]string{"n": "10", "s": "abc", "neg": "-3", "empty": ""}
-	for _, c := range []struct {
-		expr string
-		want bool
-		err  string
-	}{
-		{"$n > 9", true, ""},      // numbers: 10 > 9
-		{"$n > 09", true, ""},     // still numbers
-		{"$n < 9", false, ""},     //
-		{"$n > 9x", false, ""},    // strings: "10" < "9x"
-		{"$s > abb", true, ""},    // strings
-		{"$s = abc", true, ""},    //
-		{"$s != abc", false, ""},  //
-		{"$neg <= -3", true, ""},  //
-		{"$neg >= -2", false, ""}, //
-		{"$empty = ''", true, ""}, //
-		{"$n = 10", true, ""},     //
-		{"$x = 1", false, "unknown variable $x"},
-	} {
-		cond, err := ParseCond(c.expr)
+	eval := func(expr string) (bool, error) {
+		cond, err := ParseCond(expr)
 		if err != nil {
-			t.Fatalf("%q: %v", c.expr, err)
+			t.Fatalf("%q: %v", expr, err)
 		}
-		got, err := cond.Eval(vars)
-		if c.err != "" {
-			if err == nil || err.Error() != c.err {
-				t.Errorf("%q: error %v, want %q", c.expr, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("%q = %v, %v; want %v", c.expr, got, err, c.want)
-		}
+		return cond.Eval(vars)
 	}
+	casetest.Run(t, "Eval", eval, []casetest.Case[string, bool]{
+		{In: "$n > 9", Want: true},      // numbers: 10 > 9
+		{In: "$n > 09", Want: true},     // still numbers
+		{In: "$n < 9", Want: false},     //
+		{In: "$n > 9x", Want: false},    // strings: "10" < "9x"
+		{In: "$s > abb", Want: true},    // strings
+		{In: "$s = abc", Want: true},    //
+		{In: "$s != abc", Want: false},  //
+		{In: "$neg <= -3", Want: true},  //
+		{In: "$neg >= -2", Want: false}, //
+		{In: "$empty = ''", Want: true}, //
+		{In: "$n = 10", Want: true},     //
+		{In: "$x = 1", Err: "unknown variable $x"},
+	})
 }
 
 func TestExpand(t *testing.T) {
 	vars := Vars("agent-1", 3, 1700000000)
 	vars["out"] = "v"
-	for _, c := range []struct{ in, want, err string }{
-		{"$ID/$IDX/$EVEN/$ODD/$DEADLINE", "agent-1/3/0/1/1700000000", ""},
-		{"${out}x $outx", "", "unknown variable $outx"},
-		{"${out}x", "vx", ""},
-		{"$$ID $ $1 a$", "$ID $ $1 a$", ""},
-		{"${bad", "", "unterminated ${ in \"${bad\""},
-		{"${1x}", "", "bad variable name ${1x}"},
-	} {
-		got, err := Expand(c.in, vars)
-		if c.err != "" {
-			if err == nil || err.Error() != c.err {
-				t.Errorf("Expand(%q) error %v, want %q", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("Expand(%q) = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
+	expand := func(s string) (string, error) { return Expand(s, vars) }
+	casetest.Run(t, "Expand", expand, []casetest.Case[string, string]{
+		{In: "$ID/$IDX/$EVEN/$ODD/$DEADLINE", Want: "agent-1/3/0/1/1700000000"},
+		{In: "${out}x $outx", Err: "unknown variable $outx"},
+		{In: "${out}x", Want: "vx"},
+		{In: "$$ID $ $1 a$", Want: "$ID $ $1 a$"},
+		{In: "${bad", Err: "unterminated ${ in \"${bad\""},
+		{In: "${1x}", Err: "bad variable name ${1x}"},
+	})
 }
 
 func FuzzParseCond(f *testing.F) {
-	for _, c := range condCases {
-		f.Add(c.in)
-	}
+	casetest.Seed(f, condCases)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ParseCond(s)
 		if err != nil {

@@ -46,9 +46,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/agentfleet/jkframe/archive"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
-// ErrInvalid is wrapped by every validation error.
+// ErrInvalid is what every validation error is (a *fault.Error whose
+// message names the file or step at fault).
 var ErrInvalid = errors.New("invalid layout")
 
 // Plugins and file actions.
@@ -163,7 +166,7 @@ func Parse(r io.Reader, lim Limits, spoolDir string) (*Layout, error) {
 	lim.defaults()
 	ar, err := archive.NewReader(r, archive.Limits{Entries: lim.Entries, FileBytes: lim.FileBytes, TotalBytes: lim.ArchiveBytes})
 	if err != nil {
-		return nil, fmt.Errorf("%w: file: %v", ErrInvalid, err)
+		return nil, fault.Invalidf(ErrInvalid, "file: %v", err)
 	}
 	defer ar.Close()
 	dir, err := os.MkdirTemp(spoolDir, SpoolPrefix+"*")
@@ -191,7 +194,7 @@ func Parse(r io.Reader, lim Limits, spoolDir string) (*Layout, error) {
 	if err != nil {
 		var ae *archive.Error
 		if errors.As(err, &ae) {
-			return nil, fmt.Errorf("%w: file: %v", ErrInvalid, err)
+			return nil, fault.Invalidf(ErrInvalid, "file: %v", err)
 		}
 		return nil, fmt.Errorf("layout spool: %w", err)
 	}
@@ -253,10 +256,10 @@ func (l *Layout) readMain(lim Limits) error {
 	jSize, hasJ := l.Files["main.json"]
 	switch {
 	case hasY && hasJ:
-		return fmt.Errorf("%w: file: both main.yaml and main.json (keep one)", ErrInvalid)
+		return fault.Invalidf(ErrInvalid, "file: both main.yaml and main.json (keep one)")
 	case hasY:
 		if ySize > lim.MainBytes {
-			return fmt.Errorf("%w: main.yaml: over %d bytes", ErrInvalid, lim.MainBytes)
+			return fault.Invalidf(ErrInvalid, "main.yaml: over %d bytes", lim.MainBytes)
 		}
 		y, err := l.readFile("main.yaml", lim.MainBytes)
 		if err != nil {
@@ -265,14 +268,14 @@ func (l *Layout) readMain(lim Limits) error {
 		dec := yaml.NewDecoder(bytes.NewReader(y))
 		dec.KnownFields(true)
 		if err = dec.Decode(l); err != nil && err != io.EOF {
-			return fmt.Errorf("%w: main.yaml: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "yaml: "))
+			return fault.Invalidf(ErrInvalid, "main.yaml: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		if err == io.EOF {
-			return fmt.Errorf("%w: main.yaml: empty", ErrInvalid)
+			return fault.Invalidf(ErrInvalid, "main.yaml: empty")
 		}
 	case hasJ:
 		if jSize > lim.MainBytes {
-			return fmt.Errorf("%w: main.json: over %d bytes", ErrInvalid, lim.MainBytes)
+			return fault.Invalidf(ErrInvalid, "main.json: over %d bytes", lim.MainBytes)
 		}
 		j, err := l.readFile("main.json", lim.MainBytes)
 		if err != nil {
@@ -281,13 +284,13 @@ func (l *Layout) readMain(lim Limits) error {
 		dec := json.NewDecoder(bytes.NewReader(j))
 		dec.DisallowUnknownFields()
 		if err = dec.Decode(l); err != nil {
-			return fmt.Errorf("%w: main.json: %v", ErrInvalid, err)
+			return fault.Invalidf(ErrInvalid, "main.json: %v", err)
 		}
 	default:
 		if l.links["main.yaml"] || l.links["main.json"] {
-			return fmt.Errorf("%w: file: main.yaml is a link in the archive (links are ignored)", ErrInvalid)
+			return fault.Invalidf(ErrInvalid, "file: main.yaml is a link in the archive (links are ignored)")
 		}
-		return fmt.Errorf("%w: file: the archive has no main.yaml or main.json", ErrInvalid)
+		return fault.Invalidf(ErrInvalid, "file: the archive has no main.yaml or main.json")
 	}
 	return nil
 }
@@ -295,11 +298,11 @@ func (l *Layout) readMain(lim Limits) error {
 func (l *Layout) validate(lim Limits) error {
 	switch {
 	case len(l.Steps) == 0:
-		return fmt.Errorf("%w: main: no tasks", ErrInvalid)
+		return fault.Invalidf(ErrInvalid, "main: no tasks")
 	case len(l.Steps) > lim.Steps:
-		return fmt.Errorf("%w: main: more than %d tasks", ErrInvalid, lim.Steps)
+		return fault.Invalidf(ErrInvalid, "main: more than %d tasks", lim.Steps)
 	case l.Timeout < 0:
-		return fmt.Errorf("%w: main: negative timeout", ErrInvalid)
+		return fault.Invalidf(ErrInvalid, "main: negative timeout")
 	}
 	known := map[string]bool{}
 	for _, b := range Builtins {
@@ -308,7 +311,7 @@ func (l *Layout) validate(lim Limits) error {
 	for i := range l.Steps {
 		s := &l.Steps[i]
 		if err := l.validateStep(s, known); err != nil {
-			return fmt.Errorf("%w: step %d %q: %v", ErrInvalid, i+1, s.Name, err)
+			return fault.Invalidf(ErrInvalid, "step %d %q: %v", i+1, s.Name, err)
 		}
 		if s.Output != "" {
 			known[s.Output] = true

@@ -3,56 +3,14 @@ package layout
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/agent-server/internal/layout/layouttest"
 )
-
-// entry is one tar entry of a test archive; link makes a symlink to body.
-type entry struct {
-	name, body string
-	typ        byte
-}
-
-func mkTar(t testing.TB, gz bool, es ...entry) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: e.typ}
-		switch e.typ {
-		case tar.TypeSymlink, tar.TypeLink:
-			h.Linkname = e.body
-		case tar.TypeDir:
-			h.Mode = 0o755
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		default:
-			h.Typeflag = tar.TypeReg
-			h.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !gz {
-		return buf.Bytes()
-	}
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	_, _ = zw.Write(buf.Bytes())
-	_ = zw.Close()
-	return z.Bytes()
-}
 
 const goodMain = `name: deploy nginx
 timeout: 600
@@ -86,11 +44,11 @@ tasks:
 
 func TestParseGood(t *testing.T) {
 	for _, gz := range []bool{false, true} {
-		l, err := Parse(bytes.NewReader(mkTar(t, gz,
-			entry{name: "main.yaml", body: goodMain},
-			entry{name: "conf/", typ: tar.TypeDir},
-			entry{name: "./conf/example.conf", body: "server {}\n"},
-			entry{name: "link", body: "conf/example.conf", typ: tar.TypeSymlink},
+		l, err := Parse(bytes.NewReader(layouttest.Tar(t, gz,
+			layouttest.Entry{Name: "main.yaml", Body: goodMain},
+			layouttest.Entry{Name: "conf/", Type: tar.TypeDir},
+			layouttest.Entry{Name: "./conf/example.conf", Body: "server {}\n"},
+			layouttest.Entry{Name: "link", Body: "conf/example.conf", Type: tar.TypeSymlink},
 		)), Limits{}, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +81,7 @@ func TestParseGood(t *testing.T) {
 		}
 	}
 	// main.json works the same.
-	l, err := Parse(bytes.NewReader(mkTar(t, false, entry{name: "main.json", body: `{"name":"j","tasks":[{"name":"a","plugin":"exec","cmd":"true"}]}`})), Limits{}, t.TempDir())
+	l, err := Parse(bytes.NewReader(layouttest.Tar(t, false, layouttest.Entry{Name: "main.json", Body: `{"name":"j","tasks":[{"name":"a","plugin":"exec","cmd":"true"}]}`})), Limits{}, t.TempDir())
 	if err != nil || l.Steps[0].Cmd != "true" {
 		t.Fatalf("json: %+v %v", l, err)
 	}
@@ -140,7 +98,9 @@ func readSrc(l *Layout, src string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-func mainWith(steps string) entry { return entry{name: "main.yaml", body: "name: x\ntasks:\n" + steps} }
+func mainWith(steps string) layouttest.Entry {
+	return layouttest.Entry{Name: "main.yaml", Body: "name: x\ntasks:\n" + steps}
+}
 
 // malformed pairs archives with the exact error text Parse gives.
 func malformed(t testing.TB) []struct {
@@ -148,8 +108,8 @@ func malformed(t testing.TB) []struct {
 	tar  []byte
 	err  string
 } {
-	f := func(gz bool, es ...entry) []byte { return mkTar(t, gz, es...) }
-	conf := entry{name: "a.conf", body: "x"}
+	f := func(gz bool, es ...layouttest.Entry) []byte { return layouttest.Tar(t, gz, es...) }
+	conf := layouttest.Entry{Name: "a.conf", Body: "x"}
 	return []struct {
 		name string
 		tar  []byte
@@ -160,18 +120,18 @@ func malformed(t testing.TB) []struct {
 		{"bad gzip", []byte{0x1f, 0x8b, 1, 2, 3}, "invalid layout: file: not a gzip stream: unexpected EOF"},
 		{"truncated gzip", f(true, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"))[:40], "invalid layout: file: not a tar.gz archive: unexpected EOF"},
 		{"no main", f(false, conf), "invalid layout: file: the archive has no main.yaml or main.json"},
-		{"main is a link", f(false, entry{name: "main.yaml", body: "other.yaml", typ: tar.TypeSymlink}), "invalid layout: file: main.yaml is a link in the archive (links are ignored)"},
-		{"both mains", f(false, mainWith(""), entry{name: "main.json", body: "{}"}), "invalid layout: file: both main.yaml and main.json (keep one)"},
-		{"bad yaml", f(false, entry{name: "main.yaml", body: "tasks: [\n"}), "invalid layout: main.yaml: line 1: did not find expected node content"},
-		{"unknown key", f(false, entry{name: "main.yaml", body: "name: x\ntask: []\n"}), "invalid layout: main.yaml: unmarshal errors:\n  line 2: field task not found in type layout.Layout"},
-		{"bad json", f(false, entry{name: "main.json", body: `{"tasks":`}), "invalid layout: main.json: unexpected EOF"},
-		{"empty yaml", f(false, entry{name: "main.yaml", body: ""}), "invalid layout: main.yaml: empty"},
+		{"main is a link", f(false, layouttest.Entry{Name: "main.yaml", Body: "other.yaml", Type: tar.TypeSymlink}), "invalid layout: file: main.yaml is a link in the archive (links are ignored)"},
+		{"both mains", f(false, mainWith(""), layouttest.Entry{Name: "main.json", Body: "{}"}), "invalid layout: file: both main.yaml and main.json (keep one)"},
+		{"bad yaml", f(false, layouttest.Entry{Name: "main.yaml", Body: "tasks: [\n"}), "invalid layout: main.yaml: line 1: did not find expected node content"},
+		{"unknown key", f(false, layouttest.Entry{Name: "main.yaml", Body: "name: x\ntask: []\n"}), "invalid layout: main.yaml: unmarshal errors:\n  line 2: field task not found in type layout.Layout"},
+		{"bad json", f(false, layouttest.Entry{Name: "main.json", Body: `{"tasks":`}), "invalid layout: main.json: unexpected EOF"},
+		{"empty yaml", f(false, layouttest.Entry{Name: "main.yaml", Body: ""}), "invalid layout: main.yaml: empty"},
 		{"no tasks", f(false, mainWith("")), "invalid layout: main: no tasks"},
-		{"absolute entry", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "/etc/x", body: "x"}), `invalid layout: file: "/etc/x": absolute path`},
-		{"escaping entry", f(false, entry{name: "../x", body: "x"}), `invalid layout: file: "../x": path climbs out of the archive`},
-		{"symlink out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "l", body: "/etc/passwd", typ: tar.TypeSymlink}), `invalid layout: file: "l": symlink to an absolute path ("/etc/passwd")`},
-		{"hard link out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "h", body: "../../etc/shadow", typ: tar.TypeLink}), `invalid layout: file: "h": hard link to "../../etc/shadow": path climbs out of the archive`},
-		{"device", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), entry{name: "mem", typ: tar.TypeChar}), `invalid layout: file: "mem": device or fifo`},
+		{"absolute entry", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), layouttest.Entry{Name: "/etc/x", Body: "x"}), `invalid layout: file: "/etc/x": absolute path`},
+		{"escaping entry", f(false, layouttest.Entry{Name: "../x", Body: "x"}), `invalid layout: file: "../x": path climbs out of the archive`},
+		{"symlink out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), layouttest.Entry{Name: "l", Body: "/etc/passwd", Type: tar.TypeSymlink}), `invalid layout: file: "l": symlink to an absolute path ("/etc/passwd")`},
+		{"hard link out of the archive", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), layouttest.Entry{Name: "h", Body: "../../etc/shadow", Type: tar.TypeLink}), `invalid layout: file: "h": hard link to "../../etc/shadow": path climbs out of the archive`},
+		{"device", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n"), layouttest.Entry{Name: "mem", Type: tar.TypeChar}), `invalid layout: file: "mem": device file`},
 		{"unknown plugin", f(false, mainWith("  - {name: a, plugin: exec, cmd: 'true'}\n  - {name: b, plugin: shell, cmd: ls}\n")), `invalid layout: step 2 "b": unknown plugin "shell" (want exec or file)`},
 		{"missing plugin", f(false, mainWith("  - {name: a, cmd: ls}\n")), `invalid layout: step 1 "a": missing plugin (want exec or file)`},
 		{"missing cmd", f(false, mainWith("  - {name: a, plugin: exec}\n")), `invalid layout: step 1 "a": missing cmd`},
@@ -181,9 +141,9 @@ func malformed(t testing.TB) []struct {
 		{"src escapes", f(false, mainWith("  - {name: copy, plugin: file, src: ../../etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "../../etc/passwd" escapes the archive`},
 		{"src escapes via dir", f(false, mainWith("  - {name: copy, plugin: file, src: d/../../x, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "d/../../x" escapes the archive`},
 		{"src absolute", f(false, mainWith("  - {name: copy, plugin: file, src: /etc/passwd, dst: /tmp/x}\n"), conf), `invalid layout: step 1 "copy": src "/etc/passwd" must be relative to the archive root`},
-		{"src is a symlink", f(false, mainWith("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), entry{name: "l", body: "a.conf", typ: tar.TypeSymlink}), `invalid layout: step 1 "copy": src "l" is a link in the archive (links are ignored)`},
-		{"src is a hard link", f(false, mainWith("  - {name: copy, plugin: file, src: h, dst: /tmp/x}\n"), conf, entry{name: "h", body: "a.conf", typ: tar.TypeLink}), `invalid layout: step 1 "copy": src "h" is a link in the archive (links are ignored)`},
-		{"src is a dir", f(false, mainWith("  - {name: copy, plugin: file, src: d, dst: /tmp/x}\n"), entry{name: "d/", typ: tar.TypeDir}), `invalid layout: step 1 "copy": src "d" is a directory`},
+		{"src is a symlink", f(false, mainWith("  - {name: copy, plugin: file, src: l, dst: /tmp/x}\n"), layouttest.Entry{Name: "l", Body: "a.conf", Type: tar.TypeSymlink}), `invalid layout: step 1 "copy": src "l" is a link in the archive (links are ignored)`},
+		{"src is a hard link", f(false, mainWith("  - {name: copy, plugin: file, src: h, dst: /tmp/x}\n"), conf, layouttest.Entry{Name: "h", Body: "a.conf", Type: tar.TypeLink}), `invalid layout: step 1 "copy": src "h" is a link in the archive (links are ignored)`},
+		{"src is a dir", f(false, mainWith("  - {name: copy, plugin: file, src: d, dst: /tmp/x}\n"), layouttest.Entry{Name: "d/", Type: tar.TypeDir}), `invalid layout: step 1 "copy": src "d" is a directory`},
 		{"pull src relative", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: x.log, dst: x}\n")), `invalid layout: step 1 "get": src "x.log" must be an absolute path on the agent`},
 		{"pull dst absolute", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: /etc/cron.d/x}\n")), `invalid layout: step 1 "get": dst: "/etc/cron.d/x" must be relative to the task's result area`},
 		{"pull dst escapes", f(false, mainWith("  - {name: get, plugin: file, action: pull, src: /x.log, dst: a/../../x}\n")), `invalid layout: step 1 "get": dst: "a/../../x" escapes the task's result area`},
@@ -200,9 +160,9 @@ func malformed(t testing.TB) []struct {
 		{"if unknown variable", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, if: $x = 3}\n")), `invalid layout: step 1 "a": if: unknown variable $x`},
 		{"output builtin", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, output: ID}\n")), `invalid layout: step 1 "a": output "ID" is a built-in variable`},
 		{"negative timeout", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls, timeout: -1}\n")), `invalid layout: step 1 "a": negative timeout`},
-		{"oversize file", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls}\n"), entry{name: "big", body: strings.Repeat("x", 2000)}), `invalid layout: file: "big": declares 2000 bytes, over the 1024-byte file limit`},
-		{"oversize archive", f(false, entry{name: "a", body: strings.Repeat("x", 1000)}, entry{name: "b", body: strings.Repeat("x", 1000)}, entry{name: "c", body: strings.Repeat("x", 1000)}), `invalid layout: file: "c": the archive unpacks to over 2048 bytes`},
-		{"too many entries", f(false, entry{name: "1/", typ: tar.TypeDir}, entry{name: "2/", typ: tar.TypeDir}, entry{name: "3/", typ: tar.TypeDir}, entry{name: "4/", typ: tar.TypeDir}, entry{name: "5/", typ: tar.TypeDir}, entry{name: "6/", typ: tar.TypeDir}), "invalid layout: file: more than 5 entries"},
+		{"oversize file", f(false, mainWith("  - {name: a, plugin: exec, cmd: ls}\n"), layouttest.Entry{Name: "big", Body: strings.Repeat("x", 2000)}), `invalid layout: file: "big": declares 2000 bytes, over the 1024-byte file limit`},
+		{"oversize archive", f(false, layouttest.Entry{Name: "a", Body: strings.Repeat("x", 1000)}, layouttest.Entry{Name: "b", Body: strings.Repeat("x", 1000)}, layouttest.Entry{Name: "c", Body: strings.Repeat("x", 1000)}), `invalid layout: file: "c": the archive unpacks to over 2048 bytes`},
+		{"too many entries", f(false, layouttest.Entry{Name: "1/", Type: tar.TypeDir}, layouttest.Entry{Name: "2/", Type: tar.TypeDir}, layouttest.Entry{Name: "3/", Type: tar.TypeDir}, layouttest.Entry{Name: "4/", Type: tar.TypeDir}, layouttest.Entry{Name: "5/", Type: tar.TypeDir}, layouttest.Entry{Name: "6/", Type: tar.TypeDir}), "invalid layout: file: more than 5 entries"},
 	}
 }
 
@@ -230,8 +190,8 @@ func FuzzParse(f *testing.F) {
 	for _, c := range malformed(f) {
 		f.Add(c.tar)
 	}
-	f.Add(mkTar(f, false, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
-	f.Add(mkTar(f, true, entry{name: "main.yaml", body: goodMain}, entry{name: "conf/example.conf", body: "x"}))
+	f.Add(layouttest.Tar(f, false, layouttest.Entry{Name: "main.yaml", Body: goodMain}, layouttest.Entry{Name: "conf/example.conf", Body: "x"}))
+	f.Add(layouttest.Tar(f, true, layouttest.Entry{Name: "main.yaml", Body: goodMain}, layouttest.Entry{Name: "conf/example.conf", Body: "x"}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := Parse(bytes.NewReader(b), testLimits, t.TempDir())
 		if err != nil {

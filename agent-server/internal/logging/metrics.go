@@ -2,12 +2,15 @@ package logging
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentfleet/jkframe/stat"
 )
 
 type metrics struct {
 	lines, bytes *prometheus.CounterVec // project, host
 	dups         *prometheus.CounterVec // project
 	refused      *prometheus.CounterVec // reason
+	ingestFull   *prometheus.CounterVec // outcome
 	lag          *prometheus.GaugeVec   // project, host
 	agentDropped *prometheus.GaugeVec   // project, host
 	tailDropped  *prometheus.CounterVec // project
@@ -17,36 +20,21 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	r := stat.New(reg, "agentserver")
 	m := &metrics{
-		lines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentserver_logging_lines_received_total",
-			Help: "Log lines stored, by project and host (agent id); repeats not counted."}, []string{"project", "host"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentserver_logging_bytes_received_total",
-			Help: "Bytes of the log lines stored, by project and host."}, []string{"project", "host"}),
-		dups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentserver_logging_duplicate_lines_total",
-			Help: "Log lines received again (re-sent after an agent crash) and not stored twice, by project."}, []string{"project"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentserver_logging_batches_refused_total",
-			Help: "Log batches not stored (the agent keeps them and sends them again), by reason."}, []string{"reason"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "agentserver_logging_lag_bytes",
-			Help: "Bytes a node has not shipped yet (sources not read plus spool not acknowledged), from its last status."}, []string{"project", "host"}),
-		agentDropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "agentserver_logging_agent_dropped_lines",
-			Help: "Lines a node dropped from its full spool since the project started there, from its last status."}, []string{"project", "host"}),
-		tailDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentserver_logging_tail_dropped_lines_total",
-			Help: "Lines not sent to a live-tail client that did not keep up (they stay stored), by project."}, []string{"project"}),
-		pushes: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentserver_logging_config_pushes_total",
-			Help: "Project lists sent to log-agents."}),
-		pruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentserver_logging_segments_deleted_total",
-			Help: "Log segments deleted by retention (logging.max_age, logging.max_bytes)."}),
-		prunedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "agentserver_logging_segment_bytes_deleted_total",
-			Help: "Bytes of the log segments deleted by retention."}),
+		lines:        r.CounterVec("logging_lines_received_total", "Log lines stored, by project and host (agent id); repeats not counted.", "project", "host"),
+		bytes:        r.CounterVec("logging_bytes_received_total", "Bytes of the log lines stored, by project and host.", "project", "host"),
+		dups:         r.CounterVec("logging_duplicate_lines_total", "Log lines received again (re-sent after an agent crash) and not stored twice, by project.", "project"),
+		refused:      r.CounterVec("logging_batches_refused_total", "Log batches not stored (the agent keeps them and sends them again), by reason.", "reason"),
+		ingestFull:   r.CounterVec("logging_ingest_queue_full_total", "Log batches that found their session's ingest queue full, by outcome: waited (the session's reader waited for room), disconnected (no room within the ingest wait: the agent was disconnected and sends them again).", "outcome"),
+		lag:          r.GaugeVec("logging_lag_bytes", "Bytes a node has not shipped yet (sources not read plus spool not acknowledged), from its last status.", "project", "host"),
+		agentDropped: r.GaugeVec("logging_agent_dropped_lines", "Lines a node dropped from its full spool since the project started there, from its last status.", "project", "host"),
+		tailDropped:  r.CounterVec("logging_tail_dropped_lines_total", "Lines not sent to a live-tail client that did not keep up (they stay stored), by project.", "project"),
+		pushes:       r.Counter("logging_config_pushes_total", "Project lists sent to log-agents."),
+		pruned:       r.Counter("logging_segments_deleted_total", "Log segments deleted by retention (logging.max_age, logging.max_bytes)."),
+		prunedBytes:  r.Counter("logging_segment_bytes_deleted_total", "Bytes of the log segments deleted by retention."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lines, m.bytes, m.dups, m.refused, m.lag, m.agentDropped, m.tailDropped, m.pushes, m.pruned, m.prunedBytes} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
+	return m, r.Err()
 }
 
 func (m *metrics) received(project, host string, lines, bytes, dup int) {

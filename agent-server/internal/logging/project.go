@@ -8,29 +8,17 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/agentfleet/libagent/logship"
 )
 
-// Project types (the seed's `type`).
+// Bounds of the other parameters. The project types and the batching
+// defaults and bounds are libagent/logship's, log-agent's own.
 const (
-	TypeLogtail = "logtail"
-	TypeDocker  = "docker"
-	TypeK8s     = "k8s"
-)
-
-// Defaults and bounds of the batching parameters (the seed's defaults; the
-// bounds are log-agent's).
-const (
-	DefaultBatch    = 1000
-	DefaultBuffer   = 4096
-	DefaultInterval = 30
-	MaxBatch        = 100_000
-	MinBuffer       = 256
-	MaxBuffer       = 16 << 20
-	MaxInterval     = 3600
-	maxList         = 64
-	maxRegex        = 4096
-	maxParam        = 4096
-	maxToken        = 16 << 10
+	maxList  = 64
+	maxRegex = 4096
+	maxParam = 4096
+	maxToken = 16 << 10
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -121,21 +109,21 @@ func (c *Config) Check() error {
 		return err
 	}
 	if c.Batch == 0 {
-		c.Batch = DefaultBatch
+		c.Batch = logship.DefaultBatch
 	}
 	if c.Buffer == 0 {
-		c.Buffer = DefaultBuffer
+		c.Buffer = logship.DefaultBuffer
 	}
 	if c.Interval == 0 {
-		c.Interval = DefaultInterval
+		c.Interval = logship.DefaultInterval
 	}
 	switch {
-	case c.Batch < 1 || c.Batch > MaxBatch:
-		return bad("batch", "%d: must be between 1 and %d", c.Batch, MaxBatch)
-	case c.Buffer < MinBuffer || c.Buffer > MaxBuffer:
-		return bad("buffer", "%d: must be between %d and %d bytes", c.Buffer, MinBuffer, MaxBuffer)
-	case c.Interval < 1 || c.Interval > MaxInterval:
-		return bad("interval", "%d: must be between 1 and %d seconds", c.Interval, MaxInterval)
+	case c.Batch < 1 || c.Batch > logship.MaxBatch:
+		return bad("batch", "%d: must be between 1 and %d", c.Batch, logship.MaxBatch)
+	case c.Buffer < logship.MinBuffer || c.Buffer > logship.MaxBuffer:
+		return bad("buffer", "%d: must be between %d and %d bytes", c.Buffer, logship.MinBuffer, logship.MaxBuffer)
+	case c.Interval < 1 || c.Interval > logship.MaxInterval:
+		return bad("interval", "%d: must be between 1 and %d seconds", c.Interval, logship.MaxInterval)
 	}
 	if c.Exclude != "" {
 		if len(c.Exclude) > maxRegex {
@@ -176,7 +164,7 @@ func (c *Config) Check() error {
 		return nil
 	}
 	switch c.Type {
-	case TypeLogtail:
+	case logship.TypeLogtail:
 		if len(c.IDs) == 0 {
 			return &ParamError{Param: "ids", Msg: "required for type logtail"}
 		}
@@ -186,7 +174,7 @@ func (c *Config) Check() error {
 		if err := checkGlob("dir", c.Dir); err != nil {
 			return err
 		}
-	case TypeDocker:
+	case logship.TypeDocker:
 		if len(c.IDs) == 0 {
 			return &ParamError{Param: "ids", Msg: "required for type docker"}
 		}
@@ -201,7 +189,7 @@ func (c *Config) Check() error {
 				return err
 			}
 		}
-	case TypeK8s:
+	case logship.TypeK8s:
 		if c.NS == "" {
 			return &ParamError{Param: "ns", Msg: "required for type k8s"}
 		}
@@ -241,9 +229,9 @@ func (c *Config) AgentSpec() json.RawMessage {
 		m["read_from"] = c.ReadFrom
 	}
 	switch c.Type {
-	case TypeLogtail:
+	case logship.TypeLogtail:
 		m["paths"] = []string{c.Dir}
-	case TypeDocker:
+	case logship.TypeDocker:
 		m["containers"] = []string{c.CtName}
 		if c.CtTag != "" {
 			m["tags"] = []string{c.CtTag}
@@ -251,7 +239,7 @@ func (c *Config) AgentSpec() json.RawMessage {
 		if c.Dir != "" {
 			m["dir"] = c.Dir
 		}
-	case TypeK8s:
+	case logship.TypeK8s:
 		m["namespace"], m["apps"], m["api"] = c.NS, c.Name, c.API
 		if c.Token != "" {
 			m["token"] = c.Token
@@ -270,7 +258,7 @@ func (c *Config) Targets(id, agentType string) bool {
 		return false
 	}
 	if len(c.IDs) == 0 {
-		return c.Type == TypeK8s
+		return c.Type == logship.TypeK8s
 	}
 	for _, x := range c.IDs {
 		if x == id {

@@ -6,31 +6,30 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/agentfleet/libagent/logship"
 	"github.com/agentfleet/libagent/protocol"
 )
 
-func compress(t testing.TB, b []byte) []byte {
-	e, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	return e.EncodeAll(b, nil)
-}
-
 func TestDecodeBatch(t *testing.T) {
 	var block []byte
-	want := []Record{{Source: 0, Offset: 0, Time: 5, Data: []byte("a\xffb")}, {Source: 1, Offset: 7, Time: -1, Stream: 2, Flags: 1, Data: nil}}
+	want := []logship.Record{{Source: 0, Offset: 0, Time: 5, Data: []byte("a\xffb")}, {Source: 1, Offset: 7, Time: -1, Stream: 2, Flags: 1, Data: nil}}
 	for i := range want {
-		block = AppendRecord(block, &want[i])
+		block = logship.AppendRecord(block, &want[i])
 	}
 	good := protocol.LogBatch{Project: "web", Seq: 1, Lines: 2, Sources: []protocol.LogSource{{ID: "a1", Name: "/x", End: 7}, {ID: "b2", Name: "/y", First: 7, End: 9}},
-		Data: compress(t, block)}
+		Data: logship.Compress(nil, block)}
 	got, err := DecodeBatch(&good)
 	if err != nil || len(got) != 2 || !bytes.Equal(got[0].Data, want[0].Data) || got[1].Stream != 2 || got[1].Time != -1 {
 		t.Fatalf("%+v %v", got, err)
+	}
+	// Lines is only a capacity hint: a wrong count changes nothing.
+	for _, lines := range []int{-5, 0, 1, 1 << 40} {
+		b := good
+		b.Lines = lines
+		got, err := DecodeBatch(&b)
+		if err != nil || len(got) != 2 || cap(got) > len(block)/6+2 {
+			t.Fatalf("lines %d: %d records (cap %d), %v", lines, len(got), cap(got), err)
+		}
 	}
 	bad := []struct {
 		name string
@@ -58,54 +57,10 @@ func TestDecodeBatch(t *testing.T) {
 	}
 }
 
-func TestDecodeRecordsBad(t *testing.T) {
-	for _, c := range []struct {
-		block []byte
-		msg   string
-	}{
-		{[]byte{5}, "source index"},
-		{[]byte{0}, "offset"},
-		{[]byte{0, 1}, "time"},
-		{[]byte{0, 1, 2}, "short"},
-		{[]byte{0, 1, 2, 0, 0, 9, 'a'}, "length"},
-	} {
-		if _, err := DecodeRecords(c.block, 1); err == nil || !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("%v: err %v, want %q", c.block, err, c.msg)
-		}
-	}
-}
-
-func FuzzDecodeRecords(f *testing.F) {
-	var block []byte
-	block = AppendRecord(block, &Record{Offset: 3, Time: 9, Data: []byte("hello")})
-	f.Add(block, 1)
-	f.Add([]byte{0, 1, 2, 0, 0, 9, 'a'}, 2)
-	f.Fuzz(func(t *testing.T, b []byte, n int) {
-		if n < 0 || n > MaxSources {
-			return
-		}
-		recs, err := DecodeRecords(b, n)
-		if err != nil {
-			return
-		}
-		var again []byte
-		for i := range recs {
-			again = AppendRecord(again, &recs[i])
-		}
-		if !bytes.Equal(again, b) {
-			// Non-minimal varints decode too; the re-encoding must decode the same.
-			recs2, err := DecodeRecords(again, n)
-			if err != nil || len(recs2) != len(recs) {
-				t.Fatalf("re-encoding does not decode alike: %v", err)
-			}
-		}
-	})
-}
-
 func FuzzDecodeBatch(f *testing.F) {
 	var block []byte
-	block = AppendRecord(block, &Record{Offset: 3, Time: 9, Data: []byte("hello")})
-	f.Add("web", "a1", compress(f, block))
+	block = logship.AppendRecord(block, &logship.Record{Offset: 3, Time: 9, Data: []byte("hello")})
+	f.Add("web", "a1", logship.Compress(nil, block))
 	f.Add("web", "a1", []byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, project, id string, data []byte) {
 		b := protocol.LogBatch{Project: project, Lines: 1, Sources: []protocol.LogSource{{ID: id, Name: "x", End: 1}}, Data: data}
@@ -116,7 +71,7 @@ func FuzzDecodeBatch(f *testing.F) {
 func TestParams(t *testing.T) {
 	get := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := Params(get(map[string]string{"pid": "web", "type": "logtail", "ids": "a, b,", "dir": "/var/log/*.log"}))
-	if err != nil || c.Batch != DefaultBatch || c.Buffer != DefaultBuffer || c.Interval != DefaultInterval || len(c.IDs) != 2 {
+	if err != nil || c.Batch != logship.DefaultBatch || c.Buffer != logship.DefaultBuffer || c.Interval != logship.DefaultInterval || len(c.IDs) != 2 {
 		t.Fatalf("%+v %v", c, err)
 	}
 	if _, err := Params(get(map[string]string{"pid": "k", "type": "k8s", "ns": "shop", "name": "web,api", "api": "https://10.0.0.1:6443"})); err != nil {

@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -13,12 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/agentfleet/jkframe/segfile"
+	"github.com/agentfleet/libagent/logship"
 )
 
 // The segment store keeps the lines of each (project, host) in segment
@@ -52,20 +51,11 @@ const (
 	frameMarks  = 'M'
 	frameRecs   = 'R'
 	maxFrame    = 128 << 20
-	segExt      = ".seg"
+	segExt      = segfile.Suffix // listed by segfile.List
 	frameHeader = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var encPool = sync.Pool{New: func() any {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
-	if err != nil {
-		panic(err) // constant options
-	}
-	return e
-}}
 
 // StoreOptions configure the segment store.
 type StoreOptions struct {
@@ -79,8 +69,11 @@ type StoreOptions struct {
 	// MaxBytes bounds a project's segments (0: no bound); the oldest
 	// closed ones go first.
 	MaxBytes int64
-	Now      func() time.Time
-	Log      *slog.Logger
+	// BeforeDelete, when set, is called before retention deletes a
+	// segment (the forwarding counts what it had not sent).
+	BeforeDelete func(project, host string, seq uint64, path string)
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // Store is the embedded log store. Safe for concurrent use: appends to one
@@ -107,6 +100,10 @@ type hostLog struct {
 	marks   map[string]*mark
 	broken  error // set when the segment could not be repaired; appends fail
 	pending bool  // written since the last sync
+	// Append's buffers (the record block, the frame's payload and the
+	// frame), reused under mu: a 1 MiB block grown from 4 KiB for every
+	// batch was most of the server's allocations.
+	block, payload, frame []byte
 }
 
 // OpenStore returns the store under o.Dir.
@@ -152,21 +149,14 @@ func segName(seq uint64) string { return fmt.Sprintf("%016d%s", seq, segExt) }
 
 // segments lists the segment numbers in dir, ascending.
 func segments(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+	files, err := segfile.List(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, e := range ents {
-		n, ok := strings.CutSuffix(e.Name(), segExt)
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseUint(n, 10, 64); err == nil {
-			out = append(out, v)
-		}
+	for _, f := range files {
+		out = append(out, f.First)
 	}
-	slices.Sort(out)
 	return out, nil
 }
 
@@ -272,208 +262,29 @@ func (h *hostLog) marksPayload() []byte {
 	return p
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-func readString(p []byte) (string, []byte, error) {
-	u, n := binary.Uvarint(p)
-	if n <= 0 || u > maxNameLen || u > uint64(len(p)-n) {
-		return "", nil, fmt.Errorf("%w: string", ErrCorrupt)
-	}
-	return string(p[n : n+int(u)]), p[n+int(u):], nil
-}
-
-func appendFrame(dst, payload []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(payload, castagnoli))
-	return append(dst, payload...)
-}
-
-// frameReader reads the frames of a segment.
-type frameReader struct {
-	r   *bufio.Reader
-	off int64 // of the next frame
-	buf []byte
-}
-
-func newFrameReader(f io.Reader, off int64) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(f, 1<<20), off: off}
-}
-
-// next returns the next whole frame's payload (valid until the next call)
-// and its offset; io.EOF at the end or at a torn or corrupt frame.
-func (fr *frameReader) next() ([]byte, int64, error) {
-	var hdr [frameHeader]byte
-	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
-		return nil, 0, io.EOF
-	}
-	n := binary.LittleEndian.Uint32(hdr[:4])
-	if n == 0 || n > maxFrame {
-		return nil, 0, io.EOF
-	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, n)
-	}
-	p := fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, p); err != nil {
-		return nil, 0, io.EOF
-	}
-	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-		return nil, 0, io.EOF
-	}
-	at := fr.off
-	fr.off += frameHeader + int64(n)
-	return p, at, nil
-}
-
-// recoverSegment reads a segment's marks and records and returns the marks
-// after its last whole frame and that frame's end; nil marks when the
-// segment has no whole marks frame.
-func recoverSegment(path string) (map[string]*mark, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != segMagic {
-		return nil, 0, nil
-	}
-	fr := newFrameReader(f, 4)
-	p, _, err := fr.next()
-	if err != nil || len(p) == 0 || p[0] != frameMarks {
-		return nil, 0, nil
-	}
-	marks, err := decodeMarks(p)
-	if err != nil {
-		return nil, 0, nil
-	}
-	good := fr.off
-	for {
-		p, _, err := fr.next()
-		if err != nil {
-			return marks, good, nil
-		}
-		fm, err := decodeRecordFrame(p, true)
-		if err != nil {
-			return marks, good, nil // a frame we cannot read ends the segment: cut it
-		}
-		for _, r := range fm.recs {
-			src := fm.sources[r.Source]
-			m := marks[src.id]
-			if m == nil {
-				m = &mark{name: src.name, high: -1}
-				marks[src.id] = m
-			}
-			m.high = max(m.high, r.Offset)
-		}
-		good = fr.off
-	}
-}
-
-func decodeMarks(p []byte) (map[string]*mark, error) {
-	p = p[1:]
-	n, k := binary.Uvarint(p)
-	if k <= 0 || n > uint64(len(p)) {
-		return nil, fmt.Errorf("%w: marks count", ErrCorrupt)
-	}
-	p = p[k:]
-	marks := make(map[string]*mark, n)
-	for range n {
-		var id, name string
-		var err error
-		if id, p, err = readString(p); err != nil {
-			return nil, err
-		}
-		if name, p, err = readString(p); err != nil {
-			return nil, err
-		}
-		high, k := binary.Varint(p)
-		if k <= 0 {
-			return nil, fmt.Errorf("%w: mark", ErrCorrupt)
-		}
-		p = p[k:]
-		marks[id] = &mark{name: name, high: high}
-	}
-	return marks, nil
-}
-
-type frameSource struct{ id, name string }
-
-type recordFrame struct {
-	minT, maxT int64
-	count      int
-	sources    []frameSource
-	recs       []Record // nil unless decoded
-}
-
-// decodeRecordFrame parses an 'R' payload; with records, the block too.
-func decodeRecordFrame(p []byte, records bool) (*recordFrame, error) {
-	if len(p) == 0 || p[0] != frameRecs {
-		return nil, fmt.Errorf("%w: not a record frame", ErrCorrupt)
-	}
-	p = p[1:]
-	fm := &recordFrame{}
-	var k int
-	if fm.minT, k = binary.Varint(p); k <= 0 {
-		return nil, fmt.Errorf("%w: frame time", ErrCorrupt)
-	}
-	p = p[k:]
-	if fm.maxT, k = binary.Varint(p); k <= 0 {
-		return nil, fmt.Errorf("%w: frame time", ErrCorrupt)
-	}
-	p = p[k:]
-	c, k := binary.Uvarint(p)
-	if k <= 0 || c > uint64(len(p)) {
-		return nil, fmt.Errorf("%w: frame count", ErrCorrupt)
-	}
-	fm.count, p = int(c), p[k:]
-	ns, k := binary.Uvarint(p)
-	if k <= 0 || ns > MaxSources {
-		return nil, fmt.Errorf("%w: frame sources", ErrCorrupt)
-	}
-	p = p[k:]
-	for range ns {
-		var s frameSource
-		var err error
-		if s.id, p, err = readString(p); err != nil {
-			return nil, err
-		}
-		if s.name, p, err = readString(p); err != nil {
-			return nil, err
-		}
-		fm.sources = append(fm.sources, s)
-	}
-	if !records {
-		return fm, nil
-	}
-	d := decPool.Get().(*zstd.Decoder)
-	defer decPool.Put(d)
-	block, err := d.DecodeAll(p, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if fm.recs, err = DecodeRecords(block, len(fm.sources)); err != nil {
-		return nil, err
-	}
-	return fm, nil
-}
-
 // Source is a batch source as the store sees it.
 type Source struct{ ID, Name string }
 
 // Appended is the outcome of one Append.
 type Appended struct {
-	Stored []Record // the records stored, Source indexing the call's sources
-	Dup    int      // records at or below their source's mark: not stored
-	Bytes  int      // bytes of the stored lines
+	Stored []logship.Record // the records stored, Source indexing the call's sources
+	Dup    int              // records at or below their source's mark: not stored
+	Bytes  int              // bytes of the stored lines
 }
 
 // Append stores the records of one batch of host, skipping the ones
 // stored before.
-func (s *Store) Append(project, host string, sources []Source, recs []Record) (Appended, error) {
+func (s *Store) Append(project, host string, sources []Source, recs []logship.Record) (Appended, error) {
+	return s.AppendBatch(project, host, sources, recs, nil)
+}
+
+// AppendBatch is Append with the zstd frame the records were decoded from
+// (all of them: a batch's block, as DecodeBatch read it). When every
+// record is new and the sources are first used in their order (the
+// frame's source list is then the batch's, or its start), the frame is
+// stored as it came instead of compressing the records again: the same
+// records in the same encoding.
+func (s *Store) AppendBatch(project, host string, sources []Source, recs []logship.Record, zblock []byte) (Appended, error) {
 	h, err := s.host(project, host)
 	if err != nil {
 		return Appended{}, err
@@ -496,10 +307,10 @@ func (s *Store) Append(project, host string, sources []Source, recs []Record) (A
 			highs[i] = m.high
 		}
 	}
-	var out Appended
-	block := make([]byte, 0, 4096)
+	out := Appended{Stored: make([]logship.Record, 0, len(recs))}
 	used := make([]int, len(sources)) // frame source index + 1
 	var fsrc []frameSource
+	ordered := true // frame source indexes are the batch's
 	minT, maxT := int64(0), int64(0)
 	for _, r := range recs {
 		if r.Offset <= highs[r.Source] {
@@ -508,12 +319,10 @@ func (s *Store) Append(project, host string, sources []Source, recs []Record) (A
 		}
 		highs[r.Source] = r.Offset
 		if used[r.Source] == 0 {
+			ordered = ordered && r.Source == len(fsrc)
 			fsrc = append(fsrc, frameSource{sources[r.Source].ID, sources[r.Source].Name})
 			used[r.Source] = len(fsrc)
 		}
-		fr := r
-		fr.Source = used[r.Source] - 1
-		block = AppendRecord(block, &fr)
 		if len(out.Stored) == 0 || r.Time < minT {
 			minT = r.Time
 		}
@@ -526,7 +335,7 @@ func (s *Store) Append(project, host string, sources []Source, recs []Record) (A
 	if len(out.Stored) == 0 {
 		return out, nil
 	}
-	p := []byte{frameRecs}
+	p := append(h.payload[:0], frameRecs)
 	p = binary.AppendVarint(p, minT)
 	p = binary.AppendVarint(p, maxT)
 	p = binary.AppendUvarint(p, uint64(len(out.Stored)))
@@ -535,10 +344,18 @@ func (s *Store) Append(project, host string, sources []Source, recs []Record) (A
 		p = appendString(p, fs.id)
 		p = appendString(p, fs.name)
 	}
-	e := encPool.Get().(*zstd.Encoder)
-	p = e.EncodeAll(block, p)
-	encPool.Put(e)
-	frame := appendFrame(make([]byte, 0, len(p)+frameHeader), p)
+	block := h.block[:0]
+	if zblock != nil && out.Dup == 0 && ordered {
+		p = append(p, zblock...)
+	} else {
+		for _, r := range out.Stored {
+			r.Source = used[r.Source] - 1
+			block = logship.AppendRecord(block, &r)
+		}
+		p = logship.Compress(p, block)
+	}
+	frame := appendFrame(h.frame[:0], p)
+	h.block, h.payload, h.frame = keepBuf(block), keepBuf(p), keepBuf(frame)
 	if _, err := h.f.Write(frame); err != nil {
 		if terr := h.f.Truncate(h.size); terr != nil {
 			h.broken = fmt.Errorf("log store %s: write failed (%v) and cannot be undone: %w", h.dir, err, terr)
@@ -561,6 +378,15 @@ func (s *Store) Append(project, host string, sources []Source, recs []Record) (A
 		m.name, m.high = src.Name, highs[i]
 	}
 	return out, nil
+}
+
+// keepBuf returns b to be reused, or nil when it grew too large to keep
+// for each host.
+func keepBuf(b []byte) []byte {
+	if cap(b) > 4<<20 {
+		return nil
+	}
+	return b[:0]
 }
 
 func (h *hostLog) rotate(now time.Time) error {
@@ -680,138 +506,4 @@ func (s *Store) Hosts(project string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-type segFile struct {
-	project, host string
-	seq           uint64
-	path          string
-	size          int64
-	mod           time.Time
-}
-
-// Prune applies retention: closed segments older than MaxAge, then the
-// oldest closed segments of a project over MaxBytes. It returns how many
-// segments and bytes it deleted.
-func (s *Store) Prune() (n int, bytes int64, err error) {
-	projects, err := os.ReadDir(s.o.Dir)
-	if err != nil {
-		return 0, 0, err
-	}
-	now := s.o.Now()
-	for _, pe := range projects {
-		if !pe.IsDir() || strings.HasPrefix(pe.Name(), ".") {
-			continue
-		}
-		project := pe.Name()
-		hosts, err := s.Hosts(project)
-		if err != nil {
-			return n, bytes, err
-		}
-		var files []segFile
-		var total int64
-		for _, host := range hosts {
-			dir := filepath.Join(s.o.Dir, project, hostDir(host))
-			seqs, err := segments(dir)
-			if err != nil {
-				continue
-			}
-			for i, seq := range seqs {
-				path := filepath.Join(dir, segName(seq))
-				fi, err := os.Stat(path)
-				if err != nil {
-					continue
-				}
-				total += fi.Size()
-				if i == len(seqs)-1 || s.active(project, host, seq) {
-					continue // the newest segment holds the marks in use
-				}
-				files = append(files, segFile{project, host, seq, path, fi.Size(), fi.ModTime()})
-			}
-		}
-		slices.SortFunc(files, func(a, b segFile) int { return a.mod.Compare(b.mod) })
-		for _, f := range files {
-			old := s.o.MaxAge > 0 && now.Sub(f.mod) > s.o.MaxAge
-			over := s.o.MaxBytes > 0 && total > s.o.MaxBytes
-			if !old && !over {
-				continue
-			}
-			if err := os.Remove(f.path); err != nil {
-				return n, bytes, err
-			}
-			n++
-			bytes += f.size
-			total -= f.size
-		}
-	}
-	return n, bytes, nil
-}
-
-// Count returns the number of lines stored for a project by reading the
-// frame headers only (O(frames); for tests and tools, not for the API).
-func (s *Store) Count(project string) (int64, error) {
-	hosts, err := s.Hosts(project)
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, host := range hosts {
-		dir := filepath.Join(s.o.Dir, project, hostDir(host))
-		seqs, err := segments(dir)
-		if err != nil {
-			continue
-		}
-		for _, seq := range seqs {
-			n, err := countSegment(filepath.Join(dir, segName(seq)))
-			if err != nil {
-				return 0, err
-			}
-			total += n
-		}
-	}
-	return total, nil
-}
-
-func countSegment(path string) (int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := fi.Size()
-	var n int64
-	var head [frameHeader + 32]byte
-	for off := int64(4); off+frameHeader <= size; {
-		k, _ := f.ReadAt(head[:], off)
-		if k < frameHeader {
-			break
-		}
-		l := int64(binary.LittleEndian.Uint32(head[:4]))
-		if l == 0 || off+frameHeader+l > size {
-			break
-		}
-		p := head[frameHeader:k]
-		if len(p) > 0 && p[0] == frameRecs {
-			p = p[1:]
-			_, a := binary.Varint(p)
-			if a > 0 {
-				_, b := binary.Varint(p[a:])
-				if b > 0 {
-					c, d := binary.Uvarint(p[a+b:])
-					if d > 0 {
-						n += int64(c)
-					}
-				}
-			}
-		}
-		off += frameHeader + l
-	}
-	return n, nil
 }

@@ -1,13 +1,17 @@
 package logging
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/libagent/logship"
 )
 
 func openTestStore(t *testing.T, dir string, o StoreOptions) *Store {
@@ -21,11 +25,11 @@ func openTestStore(t *testing.T, dir string, o StoreOptions) *Store {
 	return s
 }
 
-func recs(src int, from, n int, t0 int64) []Record {
-	out := make([]Record, n)
+func recs(src int, from, n int, t0 int64) []logship.Record {
+	out := make([]logship.Record, n)
 	for i := range out {
 		k := from + i
-		out[i] = Record{Source: src, Offset: int64(k) * 10, Time: t0 + int64(k), Data: []byte(fmt.Sprintf("line %d", k))}
+		out[i] = logship.Record{Source: src, Offset: int64(k) * 10, Time: t0 + int64(k), Data: []byte(fmt.Sprintf("line %d", k))}
 	}
 	return out
 }
@@ -224,6 +228,116 @@ func TestQueryFilters(t *testing.T) {
 				t.Fatalf("%d lines, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// TestAppendReusesBuffers: Append reuses its block and frame buffers per
+// host; batches that shrink, grow past what is kept (4 MiB) and shrink
+// again are all stored and read back byte for byte, and the records an
+// Append returned stay intact after the next one.
+func TestAppendReusesBuffers(t *testing.T) {
+	s := openTestStore(t, t.TempDir(), StoreOptions{})
+	srcs := []Source{{"s1", "/var/log/app.log"}}
+	line := func(k int) []byte {
+		// Lengths vary, so that a stale byte of a bigger block would show.
+		return fmt.Appendf(nil, "line %07d %s", k, bytes.Repeat([]byte{byte('a' + k%26)}, k%700))
+	}
+	var want [][]byte
+	k := 0
+	var first Appended
+	for i, n := range []int{2000, 3, 14000, 1, 500} { // 14000 × ~350 B: a block over 4 MiB
+		rs := make([]logship.Record, n)
+		for j := range rs {
+			rs[j] = logship.Record{Offset: int64(k) * 1000, Time: int64(k), Data: line(k)}
+			want = append(want, line(k))
+			k++
+		}
+		r, err := s.Append("p", "h", srcs, rs)
+		if err != nil || len(r.Stored) != n {
+			t.Fatalf("batch %d: %d stored, %v", i, len(r.Stored), err)
+		}
+		if i == 0 {
+			first = r
+		}
+	}
+	for j, r := range first.Stored {
+		if !bytes.Equal(r.Data, want[j]) {
+			t.Fatalf("record %d returned by the first Append changed: %q", j, r.Data)
+		}
+	}
+	got := queryAll(t, s, Query{Project: "p", Limit: 10000})
+	if len(got) != len(want) {
+		t.Fatalf("%d lines read back, want %d", len(got), len(want))
+	}
+	for j, l := range got {
+		if !bytes.Equal(l.Data, want[j]) || l.Offset != int64(j)*1000 {
+			t.Fatalf("line %d: offset %d %q, want %q", j, l.Offset, l.Data, want[j])
+		}
+	}
+}
+
+// TestAppendBatchAsIs: a batch whose records are all new and whose
+// sources are used in their order (the last ones may have no records) is
+// stored with the agent's zstd frame as it came; otherwise (repeats,
+// sources first used out of order) the records are encoded again. Either way the lines
+// read back are the batch's.
+func TestAppendBatchAsIs(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, StoreOptions{})
+	srcs := []Source{{"s1", "/var/log/a.log"}, {"s2", "/var/log/b.log"}}
+	zblock := func(rs []logship.Record) []byte {
+		var block []byte
+		for i := range rs {
+			block = logship.AppendRecord(block, &rs[i])
+		}
+		return logship.Compress(nil, block)
+	}
+	segs := func() []byte {
+		var all []byte
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, rerr := os.ReadFile(path)
+				all = append(all, b...)
+				return rerr
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	var want []string
+	for _, c := range []struct {
+		name string
+		recs []logship.Record
+		asIs bool
+	}{
+		{"in order", append(recs(0, 0, 30, 1), recs(1, 0, 20, 1)...), true},
+		{"repeats", append(recs(0, 25, 10, 1), recs(1, 20, 5, 1)...), false},
+		{"the last source without records", recs(0, 35, 5, 1), true},
+		{"sources out of order", append(recs(1, 25, 5, 1), recs(0, 40, 5, 1)...), false},
+	} {
+		z := zblock(c.recs)
+		r, err := s.AppendBatch("p", "h", srcs, c.recs, z)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, x := range r.Stored {
+			want = append(want, srcs[x.Source].ID+" "+string(x.Data))
+		}
+		if got := bytes.Contains(segs(), z); got != c.asIs {
+			t.Fatalf("%s: frame stored as it came: %v, want %v", c.name, got, c.asIs)
+		}
+	}
+	var got []string
+	for _, l := range queryAll(t, s, Query{Project: "p", Limit: 1000}) {
+		got = append(got, l.SourceID+" "+string(l.Data))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) != 30+20+10+5+10 || !slices.Equal(got, want) { // repeats: 5 new of each source
+		t.Fatalf("read back %d lines:\n%q\nwant %d:\n%q", len(got), got, len(want), want)
 	}
 }
 

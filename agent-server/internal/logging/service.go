@@ -7,13 +7,15 @@
 //
 // # Delivery
 //
-// A log_batch is handled on its session's reader goroutine: decoded,
+// A log_batch is handled on its session's ingest worker (ingest.go), fed
+// in order by the session's reader through a bounded queue: decoded,
 // deduplicated by (host, source id, offset) against the marks of the
 // host's segments, appended, and only then acknowledged with a log_ack.
 // The agent re-sends what was not acknowledged, so a batch is stored once
-// whatever crashes in between (see segments.go). Handling on the reader
-// keeps one agent's batches in order and makes a slow disk slow the agent
-// down instead of filling memory.
+// whatever crashes in between (see segments.go). One worker per session
+// keeps an agent's batches in order; a full queue makes a slow disk slow
+// the agent down instead of filling memory, and the reader stays free for
+// the agent's other messages until then.
 //
 // # Config push
 //
@@ -33,8 +35,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +76,18 @@ type Options struct {
 	PruneEvery time.Duration
 	// TailBuffer: lines queued per live-tail subscriber (default 4096).
 	TailBuffer int
-	Now        func() time.Time
+	// Forward, when set, forwards the stored lines to NATS JetStream.
+	Forward *ForwardOptions
+	// IngestQueue: log batches queued per session for its ingest worker
+	// (default DefaultIngestQueue); IngestWait: how long the session's
+	// reader waits for room before it disconnects the agent (default
+	// DefaultIngestWait). See ingest.go.
+	IngestQueue int
+	IngestWait  time.Duration
+	// BeforeAppend, for tests, runs on the ingest worker before each
+	// append to the store (a slow disk).
+	BeforeAppend func(project, host string)
+	Now          func() time.Time
 }
 
 // Service is the log-collection service. Safe for concurrent use.
@@ -87,11 +100,17 @@ type Service struct {
 	segs *Store
 	m    *metrics
 	tail *tailHub
+	fwd  *forwarder // nil: no forwarding
 
 	// rm orders a project's removal against the appends of its batches:
 	// an append that passed the project check finishes before the files
 	// are deleted, and none starts after.
 	rm sync.RWMutex
+
+	ingMu      sync.Mutex
+	ing        map[*hub.Session]*ingester
+	ingStopped bool
+	ingWG      sync.WaitGroup
 
 	mu       sync.Mutex
 	projects map[string]*project // by name
@@ -130,7 +149,17 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.TailBuffer <= 0 {
 		o.TailBuffer = 4096
 	}
+	if o.IngestQueue <= 0 {
+		o.IngestQueue = DefaultIngestQueue
+	}
+	if o.IngestWait <= 0 {
+		o.IngestWait = DefaultIngestWait
+	}
 	o.Segments.Log = o.Logger
+	var fwd *forwarder // set below; retention runs only after New
+	if o.Forward != nil {
+		o.Segments.BeforeDelete = func(project, host string, seq uint64, path string) { fwd.beforeDelete(project, host, seq, path) }
+	}
 	if o.Segments.Now == nil {
 		o.Segments.Now = o.Now
 	}
@@ -143,7 +172,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{o: o, st: o.Store, ls: ls, hub: o.Hub, log: o.Logger, segs: segs, m: m, tail: newTailHub(m),
-		projects: map[string]*project{}, nodes: map[string]map[string]*nodeStatus{}, dirty: map[[2]string]bool{}}
+		projects: map[string]*project{}, nodes: map[string]map[string]*nodeStatus{}, dirty: map[[2]string]bool{},
+		ing: map[*hub.Session]*ingester{}}
 	rows, err := ls.ListLogProjects(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("logging: %w", err)
@@ -163,7 +193,30 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			s.nodeMap(r.Name)[n.AgentID] = &nodeStatus{raw: n.Status, updated: n.UpdatedAt}
 		}
 	}
+	if o.Forward != nil {
+		fm, err := newFwdMetrics(o.Registry)
+		if err != nil {
+			return nil, err
+		}
+		if fwd, err = newForwarder(*o.Forward, segs, s.projectGen, fm, o.Logger.With("part", "forward")); err != nil {
+			segs.Close()
+			return nil, fmt.Errorf("logging: forwarding: %w", err)
+		}
+		s.fwd = fwd
+	}
 	return s, nil
+}
+
+// projectGen returns a configured project's generation: the time it was
+// created, which changes when it is removed and configured again.
+func (s *Service) projectGen(name string) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.projects[name]
+	if p == nil {
+		return 0, false
+	}
+	return p.row.CreatedAt.Unix(), true
 }
 
 func (s *Service) nodeMap(p string) map[string]*nodeStatus {
@@ -185,15 +238,19 @@ func (s *Service) Register(h *hub.Hub) {
 func (s *Service) Segments() *Store { return s.segs }
 
 // Run syncs the segments, applies retention and writes the nodes' status
-// until ctx is done; then it closes the segment store.
+// until ctx is done; then it stops the ingest workers and closes the
+// segment store.
 func (s *Service) Run(ctx context.Context) {
 	sync := time.NewTicker(s.o.SyncEvery)
 	prune := time.NewTicker(s.o.PruneEvery)
 	defer sync.Stop()
 	defer prune.Stop()
+	s.fwd.start(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			s.stopIngest() // no append after it, so nothing more to forward
+			s.fwd.stop()
 			s.flushNodes(context.Background())
 			if err := s.segs.Close(); err != nil {
 				s.log.Error("close log store", "err", err)
@@ -242,50 +299,6 @@ func (s *Service) flushNodes(ctx context.Context) {
 }
 
 // ---- the agents' messages
-
-func (s *Service) onBatch(sess *hub.Session, m *protocol.Msg) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("log batch handler panic", "agent", sess.ID(), "panic", p, "stack", string(debug.Stack()))
-			s.ack(sess, m.TID, &protocol.LogAck{Err: "internal error"})
-		}
-	}()
-	host := sess.ID()
-	var b protocol.LogBatch
-	if err := m.GetExtra(protocol.KeyLogBatch, &b); err != nil {
-		s.refuse(sess, m.TID, &b, "malformed", err)
-		return
-	}
-	recs, err := DecodeBatch(&b)
-	if err != nil {
-		s.refuse(sess, m.TID, &b, "corrupt", err)
-		return
-	}
-	srcs := make([]Source, len(b.Sources))
-	for i, x := range b.Sources {
-		srcs[i] = Source{ID: x.ID, Name: x.Name}
-	}
-	s.rm.RLock()
-	s.mu.Lock()
-	p := s.projects[b.Project]
-	s.mu.Unlock()
-	if p == nil {
-		s.rm.RUnlock()
-		s.refuse(sess, m.TID, &b, "unknown_project", fmt.Errorf("%w %q", errUnknownBatch, b.Project))
-		return
-	}
-	res, err := s.segs.Append(b.Project, host, srcs, recs)
-	s.rm.RUnlock()
-	if err != nil {
-		s.refuse(sess, m.TID, &b, "store", err)
-		return
-	}
-	s.m.received(b.Project, host, len(res.Stored), res.Bytes, res.Dup)
-	if len(res.Stored) > 0 {
-		s.tail.publish(b.Project, host, srcs, res.Stored)
-	}
-	s.ack(sess, m.TID, &protocol.LogAck{Project: b.Project, Seq: b.Seq, OK: true, Stored: len(res.Stored), Dup: res.Dup})
-}
 
 // refuse answers a batch that was not stored; the agent keeps it and sends
 // it again, so nothing is lost here, but it is counted and logged.
@@ -348,18 +361,8 @@ func (s *Service) listFor(id, agentType string) *protocol.LogConfig {
 			cfg.Projects = append(cfg.Projects, protocol.LogProject{Name: p.row.Name, Running: p.row.Running, Spec: p.cfg.AgentSpec()})
 		}
 	}
-	slices.SortFunc(cfg.Projects, func(a, b protocol.LogProject) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(cfg.Projects, func(a, b protocol.LogProject) int { return strings.Compare(a.Name, b.Name) })
 	return cfg
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // OnConnect sends a log-agent its projects; the message goes out right
@@ -477,6 +480,7 @@ func (s *Service) Remove(ctx context.Context, pid string) error {
 		}
 	}
 	s.mu.Unlock()
+	s.fwd.forget(pid)
 	trash, err := s.segs.DropProject(pid)
 	s.rm.Unlock()
 	s.m.forget(pid)
@@ -527,15 +531,23 @@ type TaskInfo struct {
 	Running bool   `json:"running"`
 	Version int64  `json:"version"`
 	Config  Config `json:"config"`
+	// Forward: the project's forwarding to NATS JetStream, when on.
+	Forward *ForwardStatus `json:"forward,omitempty"`
 }
 
 // NodeInfo is one node of TaskInfo.
 type NodeInfo struct {
 	ID string `json:"id"`
-	// Status: "running" or "stoped" (sic, the seed's spelling).
+	// Status: "running" or "stoped" (sic, the seed's spelling). Until the
+	// node reports on the project as it is now (Pending), an online node
+	// shows the state the server asked for: start and stop show at once.
+	// An offline node is "stoped".
 	Status string           `json:"status"`
 	Info   []map[string]any `json:"info"`
 
+	// Pending: the node has not reported since the project's last change
+	// (config, start, stop); Status is the state asked for, not confirmed.
+	Pending bool   `json:"pending"`
 	Online  bool   `json:"online"`
 	Error   string `json:"error,omitempty"`
 	Updated int64  `json:"updated,omitempty"` // Unix seconds of the last status; 0: none yet
@@ -571,17 +583,19 @@ func (s *Service) TaskInfo(ctx context.Context, pid string) (*TaskInfo, error) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		n := NodeInfo{ID: id, Status: "stoped", Info: []map[string]any{}}
+		n := NodeInfo{ID: id, Status: "stoped", Info: []map[string]any{}, Pending: true}
 		sess, online := s.hub.Session(id)
 		n.Online = online && sess.Come().Name == AgentType
+		running := p.row.Running // asked for; what a node shows until it reports
 		if st := nodes[id]; st != nil {
 			var full map[string]any
 			_ = json.Unmarshal(st.raw, &full)
 			// A status from before the project's last change (a stop, a
 			// start) says nothing about the project as it is now.
-			fresh := !st.updated.Before(p.row.UpdatedAt)
-			if r, _ := full["running"].(bool); r && fresh && p.row.Running && n.Online {
-				n.Status = "running"
+			if !st.updated.Before(p.row.UpdatedAt) {
+				n.Pending = false
+				r, _ := full["running"].(bool)
+				running = r && p.row.Running
 			}
 			if infos, ok := full["info"].([]any); ok {
 				for _, x := range infos {
@@ -601,9 +615,36 @@ func (s *Service) TaskInfo(ctx context.Context, pid string) (*TaskInfo, error) {
 		} else if !n.Online {
 			n.Error = "not connected, no status reported yet"
 		}
+		if running && n.Online {
+			n.Status = "running"
+		}
 		ti.Nodes = append(ti.Nodes, n)
 	}
+	ti.Forward = s.fwd.status(pid)
 	return ti, nil
+}
+
+// List returns every project with its nodes (TaskInfo of each), by name.
+func (s *Service) List(ctx context.Context) ([]*TaskInfo, error) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.projects))
+	for name := range s.projects {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+	out := make([]*TaskInfo, 0, len(names))
+	for _, name := range names {
+		ti, err := s.TaskInfo(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ti)
+	}
+	return out, nil
 }
 
 // Exists reports whether a project is configured.

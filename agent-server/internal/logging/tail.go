@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/agentfleet/libagent/logship"
 )
 
 // TailFilter selects the lines of a live tail.
@@ -100,7 +102,7 @@ func (h *tailHub) closeAll() {
 
 // publish hands stored records to the project's subscribers without ever
 // blocking the ingest.
-func (h *tailHub) publish(project, host string, srcs []Source, recs []Record) {
+func (h *tailHub) publish(project, host string, srcs []Source, recs []logship.Record) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, s := range h.subs[project] {

@@ -23,18 +23,12 @@ type API struct {
 // NewAPI registers agentserver_api_requests_total{route, status} and
 // agentserver_api_request_duration_seconds{route} on reg.
 func NewAPI(reg prometheus.Registerer) (*API, error) {
-	r := stat.New(reg, "agentserver")
+	// Owned: one API per registry, as two would count each other's requests.
+	r := stat.New(reg, "agentserver").Owned()
 	a := &API{
 		requests:    r.CounterVec("api_requests_total", "HTTP requests by route pattern and status code.", "route", "status"),
 		auditFailed: r.Counter("api_audit_failures_total", "Audit entries the store did not take (each also logged at error level)."),
-	}
-	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "agentserver_api_request_duration_seconds",
-		Help:    "HTTP request latency by route pattern, until the handler returned.",
-		Buckets: stat.LatencyBuckets(),
-	}, []string{"route"})
-	if err := reg.Register(a.latency); err != nil {
-		return nil, fmt.Errorf("register api latency: %w", err)
+		latency:     r.HistogramVec("api_request_duration_seconds", "HTTP request latency by route pattern, until the handler returned.", nil, "route"),
 	}
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)

@@ -3,12 +3,14 @@ package rollout
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
-// ErrInvalid is wrapped by the errors of ParseLimit.
+// ErrInvalid is what the errors of ParseLimit and Plan.Validate are
+// (*fault.Error).
 var ErrInvalid = errors.New("invalid limit")
 
 // MaxCount bounds a Limit given as a count.
@@ -39,13 +41,13 @@ func ParseLimit(s string) (Limit, error) {
 	num := strings.TrimSpace(strings.TrimSuffix(s, "%"))
 	n, err := strconv.Atoi(num)
 	if err != nil || n < 0 || strings.HasPrefix(num, "+") {
-		return Limit{}, fmt.Errorf("%w: %q is not N or N%%", ErrInvalid, s)
+		return Limit{}, fault.Invalidf(ErrInvalid, "%q is not N or N%%", s)
 	}
 	if pct && n > 100 {
-		return Limit{}, fmt.Errorf("%w: %q is over 100%%", ErrInvalid, s)
+		return Limit{}, fault.Invalidf(ErrInvalid, "%q is over 100%%", s)
 	}
 	if n > MaxCount {
-		return Limit{}, fmt.Errorf("%w: %q is too large", ErrInvalid, s)
+		return Limit{}, fault.Invalidf(ErrInvalid, "%q is too large", s)
 	}
 	return Limit{N: n, Percent: pct, Set: true}, nil
 }

@@ -28,6 +28,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
 // Plan is the rollout control of a run.
@@ -43,11 +45,11 @@ type Plan struct {
 func (p Plan) Validate() error {
 	switch {
 	case p.Canary < 0:
-		return fmt.Errorf("%w: canary %d is negative", ErrInvalid, p.Canary)
+		return fault.Invalidf(ErrInvalid, "canary %d is negative", p.Canary)
 	case p.BatchWait < 0:
-		return fmt.Errorf("%w: batch_wait %s is negative", ErrInvalid, p.BatchWait)
+		return fault.Invalidf(ErrInvalid, "batch_wait %s is negative", p.BatchWait)
 	case p.Timeout < 0:
-		return fmt.Errorf("%w: timeout %s is negative", ErrInvalid, p.Timeout)
+		return fault.Invalidf(ErrInvalid, "timeout %s is negative", p.Timeout)
 	}
 	return nil
 }

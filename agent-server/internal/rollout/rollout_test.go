@@ -11,53 +11,39 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/agent-server/internal/casetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var limitCases = []struct {
-	in   string
-	want Limit
-	err  string
-}{
-	{"", Limit{}, ""},
-	{"0", Count(0), ""},
-	{"10", Count(10), ""},
-	{" 7 ", Count(7), ""},
-	{"10%", Percent(10), ""},
-	{"100%", Percent(100), ""},
-	{"0%", Percent(0), ""},
-	{"101%", Limit{}, `invalid limit: "101%" is over 100%`},
-	{"-1", Limit{}, `invalid limit: "-1" is not N or N%`},
-	{"+1", Limit{}, `invalid limit: "+1" is not N or N%`},
-	{"ten", Limit{}, `invalid limit: "ten" is not N or N%`},
-	{"%", Limit{}, `invalid limit: "%" is not N or N%`},
-	{"1.5", Limit{}, `invalid limit: "1.5" is not N or N%`},
-	{"99999999999", Limit{}, `invalid limit: "99999999999" is too large`},
+var limitCases = []casetest.Case[string, Limit]{
+	{In: "", Want: Limit{}},
+	{In: "0", Want: Count(0)},
+	{In: "10", Want: Count(10)},
+	{In: " 7 ", Want: Count(7)},
+	{In: "10%", Want: Percent(10)},
+	{In: "100%", Want: Percent(100)},
+	{In: "0%", Want: Percent(0)},
+	{In: "101%", Err: `invalid limit: "101%" is over 100%`},
+	{In: "-1", Err: `invalid limit: "-1" is not N or N%`},
+	{In: "+1", Err: `invalid limit: "+1" is not N or N%`},
+	{In: "ten", Err: `invalid limit: "ten" is not N or N%`},
+	{In: "%", Err: `invalid limit: "%" is not N or N%`},
+	{In: "1.5", Err: `invalid limit: "1.5" is not N or N%`},
+	{In: "99999999999", Err: `invalid limit: "99999999999" is too large`},
 }
 
 func TestParseLimit(t *testing.T) {
-	for _, c := range limitCases {
-		got, err := ParseLimit(c.in)
-		if c.err != "" {
-			if err == nil || err.Error() != c.err {
-				t.Errorf("ParseLimit(%q) error = %v, want %q", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("ParseLimit(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
-		}
+	casetest.Run(t, "ParseLimit", ParseLimit, limitCases, func(c casetest.Case[string, Limit], got Limit) {
 		if back, _ := ParseLimit(got.String()); back != got {
-			t.Errorf("round trip of %q: %+v", c.in, back)
+			t.Errorf("round trip of %q: %+v", c.In, back)
 		}
-	}
+	})
 }
 
 func FuzzParseLimit(f *testing.F) {
-	for _, c := range limitCases {
-		f.Add(c.in)
-	}
+	casetest.Seed(f, limitCases)
 	f.Fuzz(func(t *testing.T, s string) {
 		l, err := ParseLimit(s)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/agentfleet/agent-server/internal/store"
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) {
@@ -134,15 +136,7 @@ func TestSecretStoreRun(t *testing.T) {
 	if err := s.SetSecretHash(ctx, "a", []byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if h, _ := st.SecretHash(ctx, "a"); h != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("hash not written within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, "the hash written", func() bool { h, _ := st.SecretHash(ctx, "a"); return h != nil })
 	stop()
 	<-done
 

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -26,19 +27,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agentfleet/jkframe/logging"
+	"github.com/agentfleet/jkframe/stat"
 	"github.com/agentfleet/libagent/buildinfo"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/agent-server/internal/api"
 	"github.com/agentfleet/agent-server/internal/authz"
+	"github.com/agentfleet/agent-server/internal/cluster"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/hostmetrics"
 	"github.com/agentfleet/agent-server/internal/hub"
+	"github.com/agentfleet/agent-server/internal/installsvc"
 	logcollect "github.com/agentfleet/agent-server/internal/logging"
 	"github.com/agentfleet/agent-server/internal/metrics"
+	"github.com/agentfleet/agent-server/internal/packages"
 	"github.com/agentfleet/agent-server/internal/shell"
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/agent-server/internal/upgrade"
 )
 
 // Options tune New beyond the config file.
@@ -63,9 +69,18 @@ type Options struct {
 	// Exec, when set, adjusts the exec service's options (tests lengthen
 	// the legacy late-output window).
 	Exec func(*execsvc.Options)
+	// Registerer, when set, wraps the server's metrics registry for every
+	// registration (tests record which metrics the server defines).
+	Registerer func(prometheus.Registerer) prometheus.Registerer
+	// Logging, when set, adjusts the log-collection service's options
+	// (tests inject a slow disk).
+	Logging func(*logcollect.Options)
 	// TaskResumeWait is how long tasks resumed at start-up wait for their
 	// agents to reconnect (default 1 min).
 	TaskResumeWait time.Duration
+	// Packages, when set, is the package repository installs take uri
+	// from (tests; embedding programs).
+	Packages installsvc.Packages
 }
 
 // Server is a running agent-server. Create it with New, then Run it.
@@ -77,17 +92,21 @@ type Server struct {
 	store   store.Store
 	hub     *hub.Hub
 	api     *api.Server
-	reg     *prometheus.Registry
+	reg     *prometheus.Registry  // serves /metrics
+	regr    prometheus.Registerer // registers on reg (Options.Registerer)
 	agents  *metrics.Agents
 	rec     *recorder
 	secrets *secretStore
 	hostm   *hostmetrics.Service
-	exec    *execsvc.Service // set before the hub serves; ends tasks agents come back without
+	exec    *execsvc.Service    // set before the hub serves; ends tasks agents come back without
+	inst    *installsvc.Service // set before the hub serves; asks agents that come back about unfinished installs
 	logsvc  *logcollect.Service
 	shell   *shell.Service
+	pkgs    *packages.Repo
 	ln      net.Listener
 	http    *http.Server
 	disk    *diskWatch
+	member  *cluster.Member // nil for a single server
 	closers []func()
 }
 
@@ -116,10 +135,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	if err := s.openLog(); err != nil {
 		return nil, err
 	}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	apiToks, agentTokens, err := s.tokens()
-	if err != nil {
+	if err := cfg.CheckCluster(); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{cfg.DataDir, cfg.CacheDir} {
@@ -127,10 +143,31 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	if err := s.lockDataDir(); err != nil {
+		return nil, err
+	}
+	s.regr = s.reg
+	if o.Registerer != nil {
+		s.regr = o.Registerer(s.reg)
+	}
+	// The server's own collectors; the components register theirs the same
+	// way (jkframe/stat) on s.regr.
+	sr := stat.New(s.regr, "")
+	sr.Collector(collectors.NewGoCollector())
+	sr.Collector(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	cm, err := cluster.NewMetrics(s.regr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	apiToks, agentTokens, err := s.tokens()
+	if err != nil {
+		return nil, err
+	}
 
 	st, err := store.Open(ctx, store.Config{
 		Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, DataDir: cfg.DataDir,
-		OutputCap: int64(cfg.Task.OutputCap), Logger: s.log, Registerer: s.reg,
+		OutputCap: int64(cfg.Task.OutputCap), Logger: s.log, Registerer: s.regr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -143,8 +180,11 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	})
 
 	s.agents = metrics.NewAgents()
-	s.reg.MustRegister(s.agents)
-	s.reg.MustRegister(metrics.NewCountsCollector("agentserver_tasks", "Tasks in the store by state.", "state", 5*time.Second, s.taskCounts))
+	sr.Collector(s.agents)
+	sr.Collector(metrics.NewCountsCollector("agentserver_tasks", "Tasks in the store by state.", "state", 5*time.Second, s.taskCounts))
+	if err := sr.Err(); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	s.rec = newRecorder(st, s.log, o.TouchInterval)
 
 	// The store keeps agent secrets and journal high-water marks, so both
@@ -154,18 +194,19 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	var secrets hub.SecretStore = s.secrets
 	var acks hub.AckStore = st
 	hopts := hub.Options{
-		Logger:       s.log.With("component", "hub"),
-		Registry:     s.reg,
-		MaxFrame:     int64(cfg.Agent.MaxFrame),
-		AgentTokens:  agentTokens,
-		AllowLegacy:  cfg.AllowLegacyAgents,
-		ConnectLimit: float64(cfg.ConnectLimit),
-		ConnectBurst: int(cfg.ConnectBurst),
-		Secrets:      secrets,
-		Acks:         acks,
-		OnConnect:    s.onConnect,
-		OnDisconnect: s.onDisconnect,
-		ExtraCaps:    slices.Concat(execsvc.Caps, shell.Caps, logcollect.Caps),
+		Logger:         s.log.With("component", "hub"),
+		Registry:       s.regr,
+		MaxFrame:       int64(cfg.Agent.MaxFrame),
+		SendQueueBytes: int64(cfg.Agent.SendQueueBytes),
+		AgentTokens:    agentTokens,
+		AllowLegacy:    cfg.AllowLegacyAgents,
+		ConnectLimit:   float64(cfg.ConnectLimit),
+		ConnectBurst:   int(cfg.ConnectBurst),
+		Secrets:        secrets,
+		Acks:           acks,
+		ExtraCaps:      slices.Concat(execsvc.Caps, shell.Caps, logcollect.Caps, installsvc.Caps, upgrade.Caps),
+		OnConnect:      s.onConnect,
+		OnDisconnect:   s.onDisconnect,
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -174,16 +215,24 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.hub.Handle(protocol.TypeAgentInfo, s.onAgentInfo)
-	if s.hostm, err = newHostMetrics(cfg.HostMetrics, st, s.hub, s.log, s.reg); err != nil {
+	if s.hostm, err = newHostMetrics(cfg.HostMetrics, st, s.hub, s.log, s.regr); err != nil {
+		return nil, err
+	}
+
+	if err := s.newCluster(st, cm); err != nil {
 		return nil, err
 	}
 
 	s.disk = newDiskWatch(cfg.CacheDir, float64(cfg.CacheThreshold), s.log)
-	s.api, err = api.New(api.Options{
-		Config: &s.cfg, Store: st, Fleet: fleet{s.hub}, Logger: s.log.With("component", "api"),
-		Registry: s.reg, Gatherer: s.reg, Tokens: apiToks,
+	aopts := api.Options{
+		Config: &s.cfg, Store: st, Hub: s.hub, Logger: s.log.With("component", "api"),
+		Registry: s.regr, Gatherer: s.reg, Tokens: apiToks,
 		MetricsToken: cfg.API.MetricsToken, Version: o.Version, Blocking: s.disk.blocking,
-	})
+	}
+	if s.member != nil {
+		aopts.Cluster = s.member
+	}
+	s.api, err = api.New(aopts)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +243,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 
-	eopts := execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir, Registry: s.reg}
+	eopts := execsvc.Options{Hub: s.hub, Store: st, Logger: s.log.With("component", "exec"), CacheDir: cfg.CacheDir, Registry: s.regr}
 	if o.Exec != nil {
 		o.Exec(&eopts)
 	}
@@ -205,7 +254,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	s.closers = append(s.closers, execSvc.Close)
 	s.exec = execSvc
 	s.api.RoutesExec(execSvc)
-	shopts := shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.reg}
+	shopts := shell.Options{Hub: s.hub, Logger: s.log.With("component", "shell"), Registry: s.regr}
 	if o.Shell != nil {
 		o.Shell(&shopts)
 	}
@@ -213,7 +262,15 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		return nil, err
 	}
 	s.api.RoutesShell(s.shell)
-	if err := s.wireTasks(ctx, execSvc); err != nil {
+	if err := s.openPackages(); err != nil {
+		return nil, err
+	}
+	inst, err := s.newInstall(execSvc)
+	if err != nil {
+		return nil, err
+	}
+	s.inst = inst
+	if err := s.wireTasks(ctx, execSvc, inst); err != nil {
 		return nil, err
 	}
 
@@ -235,6 +292,14 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+	}
+	if s.member != nil {
+		// Joined once the address is ours: a restart of this server takes
+		// its member id over from its previous instance by that address.
+		if err := s.member.Join(ctx); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
 	}
 	s.ln = ln
 	return s, nil
@@ -312,6 +377,25 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // API returns the API server, for feature packages that add routes.
 func (s *Server) API() *api.Server { return s.api }
 
+// Packages returns the package repository.
+func (s *Server) Packages() *packages.Repo { return s.pkgs }
+
+// openPackages opens the package repository and adds its routes.
+func (s *Server) openPackages() error {
+	dir := s.cfg.Packages.Dir
+	if dir == "" {
+		dir = filepath.Join(s.cfg.DataDir, "packages")
+	}
+	repo, err := packages.New(packages.Options{Dir: dir, MaxSize: int64(s.cfg.Packages.MaxSize),
+		Logger: s.log.With("component", "packages"), Registry: s.regr})
+	if err != nil {
+		return err
+	}
+	s.pkgs = repo
+	s.api.RoutesPackages(repo)
+	return nil
+}
+
 // Store returns the store.
 func (s *Server) Store() store.Store { return s.store }
 
@@ -325,7 +409,14 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.secrets.run(recCtx) })
 	wg.Go(func() { s.hostm.Run(recCtx) })  // stopped after the hub: the last pushes are flushed
 	wg.Go(func() { s.logsvc.Run(recCtx) }) // stopped after the hub: the last batches are stored
-	s.log.Info("agent-server listening", "addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver)
+	if s.member != nil {
+		wg.Go(func() { s.member.Run(recCtx) }) // renews the lease until the hub is down
+	}
+	attrs := []any{"addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver}
+	if s.member != nil {
+		attrs = append(attrs, "cluster", s.member.Name(), "member", s.member.ID(), "epoch", s.member.Epoch())
+	}
+	s.log.Info("agent-server listening", attrs...)
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
@@ -418,10 +509,14 @@ func (s *Server) onConnect(sess *hub.Session) {
 	if s.exec != nil {
 		s.exec.Reconnected(sess) // ends the tasks the agent came back without
 	}
+	if s.inst != nil {
+		s.inst.Reconnected(sess) // asks about installs sent on an earlier connection
+	}
 	s.logsvc.OnConnect(sess)
 }
 
 func (s *Server) onDisconnect(sess *hub.Session, reason string) {
+	s.logsvc.OnDisconnect(sess) // per session, replaced or not
 	id := sess.ID()
 	if cur, ok := s.hub.Session(id); ok && cur != sess {
 		return // replaced by a newer session of the same agent

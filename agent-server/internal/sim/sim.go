@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent/protocol"
 )
 
@@ -336,26 +336,25 @@ func (a *agent) connect(ctx context.Context) bool {
 // live serves the connection and, with Reconnect, redials after it ends.
 func (a *agent) live(ctx context.Context, connected bool) {
 	s := a.sim
-	backoff := time.Second
+	bo := backoff.Backoff{Min: time.Millisecond, Initial: time.Second, Max: 30 * time.Second}
 	for {
 		if connected {
 			a.serve()
 			a.conn.Store(nil)
 			s.connected.Add(-1)
 			s.disconnects.Add(1)
-			backoff = time.Second
+			bo.Reset()
 		}
 		if ctx.Err() != nil || !s.cfg.Reconnect {
 			return
 		}
-		t := time.NewTimer(mrand.N(backoff) + time.Millisecond)
+		t := time.NewTimer(bo.Next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		backoff = min(2*backoff, 30*time.Second)
 		connected = a.connect(ctx)
 	}
 }

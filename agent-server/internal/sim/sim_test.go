@@ -2,11 +2,9 @@ package sim
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -14,40 +12,22 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/server"
+	"github.com/agentfleet/agent-server/internal/testserver"
+	"github.com/agentfleet/agent-server/servertest"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const agentToken = "agent-token-0123456789abc"
+const agentToken = servertest.AgentToken
 
 // startServer runs the real server on a free loopback port until the test ends.
 func startServer(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.ID = "sim-test"
-	cfg.Listen = 0
-	cfg.DataDir, cfg.CacheDir, cfg.LogDir = dir, filepath.Join(dir, "cache"), filepath.Join(dir, "logs")
-	cfg.API.Tokens = []string{"ops:operator-token-0123456789"}
-	cfg.Agent.Tokens = []string{"fleet:" + agentToken}
-	cfg.ConnectLimit = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server Run: %v", err)
-		}
-	})
+	srv := testserver.Start(t, testserver.Config("sim-test", t.TempDir()), server.Options{})
 	return "ws://" + srv.Addr() + "/ws/agent"
 }
 
@@ -57,10 +37,8 @@ func runUntilDialed(t *testing.T, s *Sim) Stats {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for s.Stats().FirstAllTook == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The callers check the stats: a timeout is theirs to report.
+	_ = eventually.WaitTrue(eventually.DefaultTimeout, "every agent dialed", func() bool { return s.Stats().FirstAllTook != 0 })
 	st := s.Stats()
 	cancel()
 	if err := <-done; err != nil {

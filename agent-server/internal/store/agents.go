@@ -242,14 +242,8 @@ func (s *sqlStore) SetAgentLabels(ctx context.Context, id string, labels map[str
 		return s.fail(op, err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE agents SET labels = ? WHERE id = ?", b, id)
-		if err != nil {
+		if err := found(tx.ExecContext(ctx, "UPDATE agents SET labels = ? WHERE id = ?", b, id)); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		return replaceLabels(ctx, tx, id, labels)
 	})
@@ -279,16 +273,7 @@ func (s *sqlStore) deleteCascade(ctx context.Context, op, parent, id string, chi
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, parent, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return found(tx.ExecContext(ctx, parent, id))
 	})
 	if err != nil {
 		return s.fail(op, err)
@@ -384,14 +369,8 @@ func (s *sqlStore) UpsertAgents(ctx context.Context, as []Agent) error {
 		if err != nil {
 			return err
 		}
-		for chunk := range slices.Chunk(ids, maxBatchRows) {
-			args := make([]any, len(chunk))
-			for i, id := range chunk {
-				args[i] = id
-			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM agent_labels WHERE agent_id IN ("+placeholders(len(chunk))+")", args...); err != nil {
-				return err
-			}
+		if err := deleteAgents(ctx, tx, "agent_labels", ids); err != nil {
+			return err
 		}
 		return s.batchInsert(ctx, tx, "INSERT INTO agent_labels (agent_id, k, v) VALUES ", "", 3, len(labelRows),
 			func(i int) ([]any, int) {

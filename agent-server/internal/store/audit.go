@@ -6,6 +6,9 @@ import (
 	"strings"
 )
 
+// insertAuditQ is prepared (hotWrites): every audited call writes one.
+const insertAuditQ = "INSERT INTO audit (at, actor, action, target, agent, remote, status, request_id, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
 const auditCols = "id, at, actor, action, target, agent, remote, status, request_id, detail, result"
 
 func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
@@ -21,7 +24,7 @@ func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEntry) (int64, error)
 	if e.Time.IsZero() {
 		e.Time = s.now()
 	}
-	res, err := s.w.ExecContext(ctx, "INSERT INTO audit (at, actor, action, target, agent, remote, status, request_id, detail, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	res, err := s.execW(ctx, insertAuditQ,
 		s.d.timeArg(utc(e.Time)), e.Actor, e.Action, e.Target, e.Agent, e.Remote, e.Status, e.RequestID, nullBytes(e.Detail), e.Result)
 	if err != nil {
 		return 0, s.fail(op, err)
@@ -51,20 +54,8 @@ func (s *sqlStore) ScanAudit(ctx context.Context, f AuditFilter, afterID int64, 
 		limit = MaxPageSize
 	}
 	where, args := s.auditWhere(f, []string{"id > ?"})
-	rows, err := s.r.QueryContext(ctx, "SELECT "+auditCols+" FROM audit"+where+" ORDER BY id LIMIT ?", append([]any{afterID}, append(args, limit)...)...)
+	out, err := queryAll(ctx, s, "SELECT "+auditCols+" FROM audit"+where+" ORDER BY id LIMIT ?", append([]any{afterID}, append(args, limit)...), scanAudit)
 	if err != nil {
-		return nil, s.fail(op, err)
-	}
-	defer rows.Close()
-	out := []AuditEntry{}
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, s.fail(op, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, s.fail(op, err)
 	}
 	return out, nil

@@ -118,20 +118,8 @@ func (s *sqlStore) GetLogProject(ctx context.Context, name string) (LogProject, 
 
 func (s *sqlStore) ListLogProjects(ctx context.Context) ([]LogProject, error) {
 	defer s.observe("list_log_projects")()
-	rows, err := s.r.QueryContext(ctx, "SELECT "+logProjectCols+" FROM log_projects ORDER BY name")
+	out, err := queryAll(ctx, s, "SELECT "+logProjectCols+" FROM log_projects ORDER BY name", nil, scanLogProject)
 	if err != nil {
-		return nil, s.fail("list log projects", err)
-	}
-	defer rows.Close()
-	out := []LogProject{}
-	for rows.Next() {
-		p, err := scanLogProject(rows)
-		if err != nil {
-			return nil, s.fail("list log projects", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, s.fail("list log projects", err)
 	}
 	return out, nil
@@ -225,22 +213,14 @@ func (s *sqlStore) PutLogNodes(ctx context.Context, ns []LogNode) error {
 
 func (s *sqlStore) ListLogNodes(ctx context.Context, project string) ([]LogNode, error) {
 	defer s.observe("list_log_nodes")()
-	rows, err := s.r.QueryContext(ctx, "SELECT project, agent_id, status, updated_at FROM log_nodes WHERE project = ? ORDER BY agent_id", project)
-	if err != nil {
-		return nil, s.fail("list log nodes", err)
-	}
-	defer rows.Close()
-	out := []LogNode{}
-	for rows.Next() {
+	out, err := queryAll(ctx, s, "SELECT project, agent_id, status, updated_at FROM log_nodes WHERE project = ? ORDER BY agent_id", []any{project}, func(sc scanner) (LogNode, error) {
 		var n LogNode
 		var st []byte
-		if err := rows.Scan(&n.Project, &n.AgentID, &st, dbTime{&n.UpdatedAt}); err != nil {
-			return nil, s.fail("list log nodes", err)
-		}
+		err := sc.Scan(&n.Project, &n.AgentID, &st, dbTime{&n.UpdatedAt})
 		n.Status = st
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
+		return n, err
+	})
+	if err != nil {
 		return nil, s.fail("list log nodes", err)
 	}
 	return out, nil

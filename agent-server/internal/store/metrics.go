@@ -52,7 +52,9 @@ func (s *sqlStore) PutMetrics(ctx context.Context, ms []Metric) error {
 
 // metricUpdate is the update part of the metrics upsert: the newer report
 // wins.
-func (s *sqlStore) metricUpdate() string {
+func (s *sqlStore) metricUpdate() string { return s.metricUpd }
+
+func (s *sqlStore) buildMetricUpdate() string {
 	ex := s.d.excluded
 	newer := ex("at") + " >= at"
 	// data before at: MySQL evaluates assignments left to right.
@@ -108,27 +110,31 @@ func (s *sqlStore) GetMetric(ctx context.Context, agentID, category string) (Met
 func (s *sqlStore) GetMetrics(ctx context.Context, agentID string) ([]Metric, error) {
 	defer s.observe("get_metrics")()
 	op := "get metrics of agent " + agentID
-	rows, err := s.r.QueryContext(ctx, "SELECT category, at, data FROM metrics WHERE agent_id = ? ORDER BY category", agentID)
+	out, err := queryAll(ctx, s, "SELECT category, at, data FROM metrics WHERE agent_id = ? ORDER BY category", []any{agentID}, func(sc scanner) (Metric, error) {
+		m := Metric{AgentID: agentID}
+		err := scanMetric(sc, &m, &m.Category)
+		return m, err
+	})
 	if err != nil {
 		return nil, s.fail(op, err)
 	}
-	defer rows.Close()
-	out := []Metric{}
-	for rows.Next() {
-		m := Metric{AgentID: agentID}
-		var data []byte
-		if err := rows.Scan(&m.Category, dbTime{&m.Time}, &data); err != nil {
-			return nil, s.fail(op, err)
-		}
-		if len(data) > 0 {
-			m.Data = json.RawMessage(data)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(op, err)
-	}
 	return out, nil
+}
+
+// scanMetric scans a row of (category, when given,) at and data into m.
+func scanMetric(sc scanner, m *Metric, category *string) error {
+	var data []byte
+	dest := []any{dbTime{&m.Time}, &data}
+	if category != nil {
+		dest = append([]any{category}, dest...)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		m.Data = json.RawMessage(data)
+	}
+	return nil
 }
 
 func (s *sqlStore) AddUsage(ctx context.Context, ms []Metric) error {
@@ -162,24 +168,12 @@ func (s *sqlStore) UsageHistory(ctx context.Context, agentID string, since time.
 		q += " AND at >= ?"
 		args = append(args, s.d.timeArg(utc(since)))
 	}
-	rows, err := s.r.QueryContext(ctx, q+" ORDER BY at DESC, id DESC LIMIT ?", append(args, MaxUsageHistory)...)
-	if err != nil {
-		return nil, s.fail(op, err)
-	}
-	defer rows.Close()
-	out := []Metric{}
-	for rows.Next() {
+	out, err := queryAll(ctx, s, q+" ORDER BY at DESC, id DESC LIMIT ?", append(args, MaxUsageHistory), func(sc scanner) (Metric, error) {
 		m := Metric{AgentID: agentID, Category: CategoryUsage}
-		var data []byte
-		if err := rows.Scan(dbTime{&m.Time}, &data); err != nil {
-			return nil, s.fail(op, err)
-		}
-		if len(data) > 0 {
-			m.Data = json.RawMessage(data)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
+		err := scanMetric(sc, &m, nil)
+		return m, err
+	})
+	if err != nil {
 		return nil, s.fail(op, err)
 	}
 	slices.Reverse(out)

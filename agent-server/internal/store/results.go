@@ -9,12 +9,17 @@ import (
 	"strings"
 )
 
+// taskExistsQ checks one task (prepared: hotWrites).
+const taskExistsQ = "SELECT id FROM tasks WHERE id IN (?)"
+
 const resultCols = "task_id, agent_id, exit_code, pid, started_at, ended_at, msg, output_head, output_tail, dropped, output_bytes, state"
 
 // resultUpdate is the update part of the results upsert. A final stored
 // state is kept against a non-final incoming one. state comes last: MySQL
 // evaluates assignments left to right on the updated row.
-func (s *sqlStore) resultUpdate() string {
+func (s *sqlStore) resultUpdate() string { return s.resultUpd }
+
+func (s *sqlStore) buildResultUpdate() string {
 	ex := s.d.excluded
 	const finals = "('ok', 'failed', 'timed_out', 'skipped')"
 	keep := "(state IN " + finals + " AND " + ex("state") + " NOT IN " + finals + ")"
@@ -28,31 +33,44 @@ func (s *sqlStore) resultUpdate() string {
 func (s *sqlStore) PutResults(ctx context.Context, rs []Result) error {
 	defer s.observe("put_results")()
 	op := fmt.Sprintf("put %d results", len(rs))
-	for _, r := range rs {
-		if r.TaskID == "" || r.AgentID == "" {
-			return s.fail(op, fmt.Errorf("%w: result without task or agent id", ErrInvalid))
-		}
-		if !r.State.valid() {
-			return s.fail(op, fmt.Errorf("%w: result state %q", ErrInvalid, r.State))
-		}
-		if err := checkLens("task id", r.TaskID, maxTaskIDLen, "agent id", r.AgentID, maxIDLen); err != nil {
-			return s.fail(op, err)
-		}
+	if err := checkResults(rs); err != nil {
+		return s.fail(op, err)
 	}
 	if len(rs) == 0 {
 		return nil
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.tasksExist(ctx, tx, rs); err != nil {
-			return err
+	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.putResultsTx(ctx, tx, rs) }); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) PutResultsStates(ctx context.Context, rs []Result, cs []TaskStateChange) error {
+	defer s.observe("put_results_states")()
+	op := fmt.Sprintf("put %d results and %d task states", len(rs), len(cs))
+	if err := checkResults(rs); err != nil {
+		return s.fail(op, err)
+	}
+	for _, c := range cs {
+		if !c.State.valid() {
+			return s.fail(op, fmt.Errorf("%w: task %s state %q", ErrInvalid, c.ID, c.State))
 		}
-		return s.batchInsert(ctx, tx, "INSERT INTO results ("+resultCols+") VALUES ", s.resultUpdate(), 12, len(rs), func(i int) ([]any, int) {
-			r := rs[i]
-			return []any{r.TaskID, r.AgentID, r.ExitCode, r.PID,
-				s.d.timeArg(utc(r.StartedAt)), s.d.timeArg(utc(r.EndedAt)), r.Msg,
-				nullBytes(r.OutputHead), nullBytes(r.OutputTail), r.Dropped, r.OutputBytes, string(r.State),
-			}, len(r.OutputHead) + len(r.OutputTail) + len(r.Msg) + 128
-		})
+	}
+	if len(rs) == 0 && len(cs) == 0 {
+		return nil
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if len(rs) > 0 {
+			if err := s.putResultsTx(ctx, tx, rs); err != nil {
+				return err
+			}
+		}
+		for _, c := range cs {
+			if err := s.setTaskStateTx(ctx, tx, c); err != nil && !errors.Is(err, ErrConflict) {
+				return fmt.Errorf("set task %s %s: %w", c.ID, c.State, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return s.fail(op, err)
@@ -60,10 +78,56 @@ func (s *sqlStore) PutResults(ctx context.Context, rs []Result) error {
 	return nil
 }
 
+// checkResults validates results before they are stored.
+func checkResults(rs []Result) error {
+	for _, r := range rs {
+		if r.TaskID == "" || r.AgentID == "" {
+			return fmt.Errorf("%w: result without task or agent id", ErrInvalid)
+		}
+		if !r.State.valid() {
+			return fmt.Errorf("%w: result state %q", ErrInvalid, r.State)
+		}
+		if err := checkLens("task id", r.TaskID, maxTaskIDLen, "agent id", r.AgentID, maxIDLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putResultsTx is PutResults' write, in tx (rs checked, not empty).
+func (s *sqlStore) putResultsTx(ctx context.Context, tx *sql.Tx, rs []Result) error {
+	if err := s.tasksExist(ctx, tx, rs); err != nil {
+		return err
+	}
+	if len(rs) == 1 {
+		// The exec path's one row: the statement as prepared, not rebuilt.
+		r := rs[0]
+		_, err := s.execTx(ctx, tx, s.resultOneQ, r.TaskID, r.AgentID, r.ExitCode, r.PID,
+			s.d.timeArg(utc(r.StartedAt)), s.d.timeArg(utc(r.EndedAt)), r.Msg,
+			nullBytes(r.OutputHead), nullBytes(r.OutputTail), r.Dropped, r.OutputBytes, string(r.State))
+		return err
+	}
+	return s.batchInsert(ctx, tx, "INSERT INTO results ("+resultCols+") VALUES ", s.resultUpdate(), 12, len(rs), func(i int) ([]any, int) {
+		r := rs[i]
+		return []any{r.TaskID, r.AgentID, r.ExitCode, r.PID,
+			s.d.timeArg(utc(r.StartedAt)), s.d.timeArg(utc(r.EndedAt)), r.Msg,
+			nullBytes(r.OutputHead), nullBytes(r.OutputTail), r.Dropped, r.OutputBytes, string(r.State),
+		}, len(r.OutputHead) + len(r.OutputTail) + len(r.Msg) + 128
+	})
+}
+
 // tasksExist checks that every task the results name exists. The MySQL
 // schema has no foreign keys (mysqlschema creates tables in name order), so
 // both backends check here.
 func (s *sqlStore) tasksExist(ctx context.Context, tx *sql.Tx, rs []Result) error {
+	if len(rs) == 1 {
+		var id string
+		err := s.queryRowTx(ctx, tx, taskExistsQ, rs[0].TaskID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("task %s: %w", rs[0].TaskID, ErrNotFound)
+		}
+		return err
+	}
 	ids := map[string]bool{}
 	var args []any
 	for _, r := range rs {

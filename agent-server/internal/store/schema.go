@@ -212,6 +212,10 @@ var migrations = []migration{
 	)},
 	// v5: log-collection projects and their nodes (logging.go).
 	{ddl: loggingDDL},
+	// v6: the action logs of installs (install.go).
+	{ddl: installDDL},
+	// v7: the members of clusters of servers (cluster.go).
+	{ddl: clusterDDL},
 }
 
 func concat(parts ...[]string) []string {

@@ -105,14 +105,8 @@ func (s *sqlStore) SetSecretHashes(ctx context.Context, hashes map[string][]byte
 		}
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for chunk := range slices.Chunk(forget, maxBatchRows) {
-			args := make([]any, len(chunk))
-			for i, id := range chunk {
-				args[i] = id
-			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM agent_secrets WHERE agent_id IN ("+placeholders(len(chunk))+")", args...); err != nil {
-				return err
-			}
+		if err := deleteAgents(ctx, tx, "agent_secrets", forget); err != nil {
+			return err
 		}
 		return s.batchInsert(ctx, tx, "INSERT INTO agent_secrets (agent_id, hash) VALUES ",
 			s.d.upsert("agent_id")+" hash = "+s.d.excluded("hash"), 2, len(set),

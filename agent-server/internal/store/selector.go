@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
 // LabelOp is how a LabelMatch compares.
@@ -85,7 +87,7 @@ func ParseSelector(s string) ([]LabelMatch, error) {
 	}
 	terms := strings.Split(s, ",")
 	if len(terms) > MaxLabels {
-		return nil, fmt.Errorf("%w: label selector: more than %d terms", ErrInvalid, MaxLabels)
+		return nil, fault.Invalidf(ErrInvalid, "label selector: more than %d terms", MaxLabels)
 	}
 	out := make([]LabelMatch, 0, len(terms))
 	for _, term := range terms {
@@ -93,7 +95,7 @@ func ParseSelector(s string) ([]LabelMatch, error) {
 		var m LabelMatch
 		switch {
 		case term == "":
-			return nil, fmt.Errorf("%w: label selector: empty term", ErrInvalid)
+			return nil, fault.Invalidf(ErrInvalid, "label selector: empty term")
 		case strings.Contains(term, "!="):
 			k, v, _ := strings.Cut(term, "!=")
 			m = LabelMatch{Key: strings.TrimSpace(k), Op: LabelNotEq, Value: strings.TrimSpace(v)}
@@ -106,7 +108,7 @@ func ParseSelector(s string) ([]LabelMatch, error) {
 			m = LabelMatch{Key: term, Op: LabelExists}
 		}
 		if err := checkLabel(m.Key, m.Value); err != nil {
-			return nil, fmt.Errorf("%w: label selector term %q: %v", ErrInvalid, term, err)
+			return nil, fault.Invalidf(ErrInvalid, "label selector term %q: %v", term, err)
 		}
 		out = append(out, m)
 	}
@@ -120,11 +122,11 @@ func ParseSelector(s string) ([]LabelMatch, error) {
 // Errors wrap ErrInvalid.
 func ValidateLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
-		return fmt.Errorf("%w: labels: more than %d", ErrInvalid, MaxLabels)
+		return fault.Invalidf(ErrInvalid, "labels: more than %d", MaxLabels)
 	}
 	for k, v := range labels {
 		if err := checkLabel(k, v); err != nil {
-			return fmt.Errorf("%w: label %q: %v", ErrInvalid, k, err)
+			return fault.Invalidf(ErrInvalid, "label %q: %v", k, err)
 		}
 	}
 	return nil

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentfleet/jkframe/stat"
 )
 
 // dialect holds what differs between the SQL backends; the queries are
@@ -46,6 +49,9 @@ type sqlStore struct {
 	// hotWrites prepared, by their SQL text; not changed after open.
 	wcache map[string]*sql.Stmt
 	cold   atomic.Int64 // execTx/queryTx/execW calls that ran unprepared (tests)
+
+	// The upserts' update parts and the one-row result upsert, built once.
+	resultUpd, metricUpd, resultOneQ string
 }
 
 // Batch bounds of multi-row statements: SQLite allows 32766 variables per
@@ -58,17 +64,17 @@ const (
 
 func newSQLStore(w, r *sql.DB, d dialect, cfg Config) (*sqlStore, error) {
 	s := &sqlStore{w: w, r: r, d: d, cfg: cfg}
+	s.resultUpd, s.metricUpd = s.buildResultUpdate(), s.buildMetricUpdate()
+	s.resultOneQ = "INSERT INTO results (" + resultCols + ") VALUES " + rowsPlaceholders(1, 12) + " " + s.resultUpd
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
 	if cfg.Registerer != nil {
-		s.lat = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:        "agent_server_store_duration_seconds",
-			Help:        "Latency of store operations, by operation.",
-			ConstLabels: prometheus.Labels{"driver": d.name},
-			Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"op"})
-		if err := cfg.Registerer.Register(s.lat); err != nil {
+		// agent_server_, not agentserver_: the name of the first release.
+		r := stat.New(cfg.Registerer, "agent_server").With(prometheus.Labels{"driver": d.name}).Owned() // unregistered by Close
+		s.lat = r.HistogramVec("store_duration_seconds", "Latency of store operations, by operation.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "op")
+		if err := r.Err(); err != nil {
 			s.closeStmts()
 			return nil, fmt.Errorf("store: register metrics: %w", err)
 		}
@@ -209,20 +215,60 @@ func listPage[T any](ctx context.Context, s *sqlStore, p Paging, cols, table, wh
 	if offset >= total {
 		return []T{}, total, nil
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT "+cols+" FROM "+table+where+" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	out, err := queryAll(ctx, s, "SELECT "+cols+" FROM "+table+where+" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, offset), scan)
 	if err != nil {
 		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// found is the error of an UPDATE or DELETE of one row: its own, or
+// ErrNotFound when it changed no row.
+func found(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// deleteAgents deletes the rows of table (keyed by agent_id) of the agents
+// ids, maxBatchRows at a time.
+func deleteAgents(ctx context.Context, tx *sql.Tx, table string, ids []string) error {
+	for chunk := range slices.Chunk(ids, maxBatchRows) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE agent_id IN ("+placeholders(len(chunk))+")", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryAll runs q on the reader pool and scans every row with scan; no
+// rows is an empty slice. Errors are returned unwrapped, for the caller's
+// s.fail.
+func queryAll[T any](ctx context.Context, s *sqlStore, q string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	return out, total, rows.Err()
+	return out, rows.Err()
 }
 
 // ---- lifecycle
@@ -257,7 +303,7 @@ func (s *sqlStore) Close() error {
 // ---- prepared statements
 
 // hotWrites are the statements of the per-exec and per-push write paths
-// (one task, one result, one metric), prepared on the writer pool when the
+// (one task, one result, one metric, one audit entry), prepared on the writer pool when the
 // store opens: SQLite parses a statement on every unprepared call, which
 // was most of the cost of these one-row writes (a result upsert with its
 // CASE per column: 115 µs). They cannot be prepared on first use: that
@@ -265,10 +311,10 @@ func (s *sqlStore) Close() error {
 // connection, which the transaction holds.
 func (s *sqlStore) hotWrites() []string {
 	return []string{
-		"INSERT INTO results (" + resultCols + ") VALUES " + rowsPlaceholders(1, 12) + " " + s.resultUpdate(),
+		s.resultOneQ,
 		"INSERT INTO metrics (agent_id, category, at, data) VALUES " + rowsPlaceholders(1, 4) + " " + s.metricUpdate(),
-		"SELECT id FROM tasks WHERE id IN (" + placeholders(1) + ")",
-		insertTaskQ, setTaskPendingQ, setTaskRunningQ, setTaskFinalQ,
+		taskExistsQ,
+		insertTaskQ, setTaskPendingQ, setTaskRunningQ, setTaskFinalQ, insertAuditQ,
 	}
 }
 
@@ -276,10 +322,23 @@ func (s *sqlStore) hotWrites() []string {
 // else nil.
 func (s *sqlStore) wstmt(q string) *sql.Stmt { return s.wcache[q] }
 
+// hot is the context of a hot statement inside a transaction. On SQLite it
+// drops ctx's cancellation, which modernc.org/sqlite would watch with a
+// goroutine per statement: a one-row statement under the write lock that
+// BEGIN IMMEDIATE took already cannot wait. The transaction itself still
+// ends with ctx (database/sql rolls it back). MySQL keeps ctx: a row lock
+// can wait there.
+func (s *sqlStore) hot(ctx context.Context) context.Context {
+	if s.d.name == DriverSQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // execTx runs q in tx: prepared when it is one of hotWrites, else as it is.
 func (s *sqlStore) execTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
 	if st := s.wstmt(q); st != nil {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return tx.StmtContext(ctx, st).ExecContext(s.hot(ctx), args...)
 	}
 	s.cold.Add(1)
 	return tx.ExecContext(ctx, q, args...)
@@ -288,10 +347,20 @@ func (s *sqlStore) execTx(ctx context.Context, tx *sql.Tx, q string, args ...any
 // queryTx runs the query q in tx: prepared when it is one of hotWrites.
 func (s *sqlStore) queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
 	if st := s.wstmt(q); st != nil {
-		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		return tx.StmtContext(ctx, st).QueryContext(s.hot(ctx), args...)
 	}
 	s.cold.Add(1)
 	return tx.QueryContext(ctx, q, args...)
+}
+
+// queryRowTx runs the one-row query q in tx: prepared when it is one of
+// hotWrites.
+func (s *sqlStore) queryRowTx(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.wstmt(q); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(s.hot(ctx), args...)
+	}
+	s.cold.Add(1)
+	return tx.QueryRowContext(ctx, q, args...)
 }
 
 // execW runs q on the writer pool outside a transaction: prepared when it

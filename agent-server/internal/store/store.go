@@ -82,6 +82,10 @@ type Store interface {
 	// when empty (time-ordered, 20 hex digits), State pending when empty,
 	// CreatedAt now when zero. ErrConflict when the id exists.
 	CreateTask(ctx context.Context, t Task) (Task, error)
+	// CreateTaskResults is CreateTask and PutResults in one transaction:
+	// the task is stored with rs (their TaskID set to the task's id), or
+	// neither is. With no rs it is CreateTask.
+	CreateTaskResults(ctx context.Context, t Task, rs []Result) (Task, error)
 	// GetTask returns one task with its Summary, or ErrNotFound.
 	GetTask(ctx context.Context, id string) (Task, error)
 	// ListTasks returns a page of tasks, newest first, with their Summary,
@@ -102,6 +106,12 @@ type Store interface {
 	// running, lost): late or reordered progress reports cannot undo an
 	// outcome, while a journaled outcome may still replace lost.
 	PutResults(ctx context.Context, rs []Result) error
+	// PutResultsStates is PutResults then, in the same transaction, an
+	// UpdateTaskState for each change in order; a change the task's state
+	// refuses (ErrConflict: the task is final already) is skipped. Any
+	// other error stores nothing. The exec service's group commit writes
+	// a finished exec's result and its task's state with it: one commit.
+	PutResultsStates(ctx context.Context, rs []Result, cs []TaskStateChange) error
 	// GetResult returns one agent's result of a task, or ErrNotFound.
 	GetResult(ctx context.Context, taskID, agentID string) (Result, error)
 	// ListResults returns a page of a task's results ordered by agent id,

@@ -66,6 +66,7 @@ func runSuite(t *testing.T, nc newConfig) {
 		{"PingClose", testPingClose},
 		{"Prometheus", testPrometheus},
 		{"HotWritesPrepared", testHotWritesPrepared},
+		{"CombinedWrites", testCombinedWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -257,6 +258,13 @@ func testHotWritesPrepared(t *testing.T, s Store, _ Config) {
 	must(t, s.PutResults(ctx, []Result{r}))
 	must(t, s.UpdateTaskState(ctx, task.ID, TaskDone, now, ""))
 	must(t, s.PutMetrics(ctx, []Metric{{AgentID: "a1", Category: "usage", Time: now, Data: []byte(`{}`)}}))
+	// The exec path's combined writes and its audit entry.
+	t2, err := s.CreateTaskResults(ctx, Task{Kind: KindExec, State: TaskRunning}, []Result{{AgentID: "a1", State: ResultRunning, StartedAt: now}})
+	must(t, err)
+	must(t, s.PutResultsStates(ctx, []Result{{TaskID: t2.ID, AgentID: "a1", State: ResultOK, StartedAt: now, EndedAt: now}},
+		[]TaskStateChange{{ID: t2.ID, State: TaskDone, At: now}}))
+	_, err = s.AppendAudit(ctx, AuditEntry{Actor: "op", Action: "POST /api/exec/{id}/run", Target: "a1", Status: 200})
+	must(t, err)
 	if got, err := s.GetResult(ctx, task.ID, "a1"); err != nil || got.State != ResultOK {
 		t.Fatalf("result %+v, %v", got, err)
 	}

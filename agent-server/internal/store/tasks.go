@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +32,17 @@ func newTaskID(now time.Time) (string, error) {
 
 func (s *sqlStore) CreateTask(ctx context.Context, t Task) (Task, error) {
 	defer s.observe("create_task")()
+	return s.createTask(ctx, t, nil)
+}
+
+func (s *sqlStore) CreateTaskResults(ctx context.Context, t Task, rs []Result) (Task, error) {
+	defer s.observe("create_task_results")()
+	return s.createTask(ctx, t, rs)
+}
+
+// createTask stores t and, in the same transaction, rs (their TaskID set
+// to t's).
+func (s *sqlStore) createTask(ctx context.Context, t Task, rs []Result) (Task, error) {
 	const op = "create task"
 	if t.State == "" {
 		t.State = TaskPending
@@ -59,9 +71,27 @@ func (s *sqlStore) CreateTask(ctx context.Context, t Task) (Task, error) {
 		t.ID = id
 	}
 	t.Summary = Summary{}
-	_, err := s.execW(ctx, insertTaskQ,
-		t.ID, string(t.Kind), nullBytes(t.Spec), string(t.State), t.CreatedBy,
-		s.d.timeArg(t.CreatedAt), s.d.timeArg(t.StartedAt), s.d.timeArg(t.FinishedAt), t.Msg)
+	args := []any{t.ID, string(t.Kind), nullBytes(t.Spec), string(t.State), t.CreatedBy,
+		s.d.timeArg(t.CreatedAt), s.d.timeArg(t.StartedAt), s.d.timeArg(t.FinishedAt), t.Msg}
+	if len(rs) == 0 {
+		if _, err := s.execW(ctx, insertTaskQ, args...); err != nil {
+			return Task{}, s.fail(op+" "+t.ID, err)
+		}
+		return t, nil
+	}
+	rs = slices.Clone(rs)
+	for i := range rs {
+		rs[i].TaskID = t.ID
+	}
+	if err := checkResults(rs); err != nil {
+		return Task{}, s.fail(op+" "+t.ID, err)
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.execTx(ctx, tx, insertTaskQ, args...); err != nil {
+			return err
+		}
+		return s.putResultsTx(ctx, tx, rs)
+	})
 	if err != nil {
 		return Task{}, s.fail(op+" "+t.ID, err)
 	}
@@ -133,9 +163,15 @@ func (s *sqlStore) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int, er
 	const op = "list tasks"
 	var conds []string
 	var args []any
+	kinds := f.Kinds
 	if f.Kind != "" {
-		conds = append(conds, "kind = ?")
-		args = append(args, string(f.Kind))
+		kinds = append(slices.Clip(kinds), f.Kind)
+	}
+	if len(kinds) > 0 {
+		conds = append(conds, "kind IN ("+placeholders(len(kinds))+")")
+		for _, k := range kinds {
+			args = append(args, string(k))
+		}
 	}
 	if f.CreatedBy != "" {
 		conds = append(conds, "created_by = ?")
@@ -172,41 +208,11 @@ const (
 func (s *sqlStore) UpdateTaskState(ctx context.Context, id string, state TaskState, at time.Time, msg string) error {
 	defer s.observe("update_task_state")()
 	op := fmt.Sprintf("set task %s %s", id, state)
-	if at.IsZero() {
-		at = s.now()
-	}
-	ts := s.d.timeArg(utc(at))
-	var q string
-	var args []any
-	switch {
-	case state == TaskPending:
-		q, args = setTaskPendingQ, []any{string(state), id}
-	case state == TaskRunning:
-		q, args = setTaskRunningQ, []any{string(state), ts, id}
-	case state.Final():
-		q, args = setTaskFinalQ, []any{string(state), ts, msg, id}
-	default:
+	if !state.valid() {
 		return s.fail(op, fmt.Errorf("%w: task state %q", ErrInvalid, state))
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.execTx(ctx, tx, q, args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n > 0 {
-			return nil
-		}
-		var cur string
-		err = tx.QueryRowContext(ctx, "SELECT state FROM tasks WHERE id = ?", id).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: task is %s", ErrConflict, cur)
+		return s.setTaskStateTx(ctx, tx, TaskStateChange{ID: id, State: state, At: at, Msg: msg})
 	})
 	if err != nil {
 		return s.fail(op, err)
@@ -214,8 +220,47 @@ func (s *sqlStore) UpdateTaskState(ctx context.Context, id string, state TaskSta
 	return nil
 }
 
+// setTaskStateTx is UpdateTaskState's write, in tx (c.State valid).
+func (s *sqlStore) setTaskStateTx(ctx context.Context, tx *sql.Tx, c TaskStateChange) error {
+	at := c.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	ts := s.d.timeArg(utc(at))
+	var q string
+	var args []any
+	switch {
+	case c.State == TaskPending:
+		q, args = setTaskPendingQ, []any{string(c.State), c.ID}
+	case c.State == TaskRunning:
+		q, args = setTaskRunningQ, []any{string(c.State), ts, c.ID}
+	case c.State.Final():
+		q, args = setTaskFinalQ, []any{string(c.State), ts, c.Msg, c.ID}
+	default:
+		return fmt.Errorf("%w: task state %q", ErrInvalid, c.State)
+	}
+	res, err := s.execTx(ctx, tx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n > 0 {
+		return nil
+	}
+	var cur string
+	err = tx.QueryRowContext(ctx, "SELECT state FROM tasks WHERE id = ?", c.ID).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: task is %s", ErrConflict, cur)
+}
+
 func (s *sqlStore) DeleteTask(ctx context.Context, id string) error {
 	defer s.observe("delete_task")()
 	return s.deleteCascade(ctx, "delete task "+id, "DELETE FROM tasks WHERE id = ?", id,
-		[]string{"DELETE FROM outputs WHERE task_id = ?", "DELETE FROM results WHERE task_id = ?"})
+		[]string{"DELETE FROM outputs WHERE task_id = ?", "DELETE FROM install_actions WHERE task_id = ?", "DELETE FROM results WHERE task_id = ?"})
 }

@@ -2,11 +2,12 @@ package store
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/agentfleet/agent-server/internal/fault"
 )
 
 // Agent is what the server remembers about an agent between connections.
@@ -99,7 +100,7 @@ func AgentOrder(sort string) (string, error) {
 	case sort == "":
 		return "id", nil
 	case !slices.Contains(AgentSortKeys, key):
-		return "", fmt.Errorf("%w: sort key %q (one of %s, - in front for descending)", ErrInvalid, key, strings.Join(AgentSortKeys, ", "))
+		return "", fault.Invalidf(ErrInvalid, "sort key %q (one of %s, - in front for descending)", key, strings.Join(AgentSortKeys, ", "))
 	case key == "id":
 		return "id" + dir, nil
 	}
@@ -118,11 +119,13 @@ const (
 	KindScript TaskKind = "script"
 	KindFleet  TaskKind = "fleet"
 	KindLayout TaskKind = "layout"
+	// KindUpgrade: agents' self-update on a selection (package tasks).
+	KindUpgrade TaskKind = "upgrade"
 )
 
 func (k TaskKind) valid() bool {
 	switch k {
-	case KindExec, KindScript, KindFleet, KindLayout:
+	case KindExec, KindScript, KindFleet, KindLayout, KindUpgrade:
 		return true
 	}
 	return false
@@ -147,6 +150,14 @@ func (s TaskState) Final() bool {
 
 func (s TaskState) valid() bool {
 	return s == TaskPending || s == TaskRunning || s.Final()
+}
+
+// TaskStateChange is one UpdateTaskState, for PutResultsStates.
+type TaskStateChange struct {
+	ID    string
+	State TaskState
+	At    time.Time // now when zero
+	Msg   string
 }
 
 // Task is one exec, script, fleet or layout run.
@@ -198,7 +209,9 @@ func (s *Summary) add(state ResultState, n int) {
 
 // TaskFilter selects tasks; empty fields do not filter.
 type TaskFilter struct {
-	Kind      TaskKind
+	Kind TaskKind
+	// Kinds selects tasks of any of these kinds (and of Kind, when set).
+	Kinds     []TaskKind
 	States    []TaskState // any of these
 	CreatedBy string
 	Paging

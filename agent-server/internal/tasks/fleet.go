@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agentfleet/agent-server/internal/fault"
+	"github.com/agentfleet/agent-server/internal/installsvc"
 	"github.com/agentfleet/agent-server/internal/rollout"
 	"github.com/agentfleet/agent-server/internal/store"
+	japi "github.com/agentfleet/jkframe/api"
 )
 
 // Limits of fleet task requests.
@@ -51,18 +55,21 @@ func (d *Seconds) UnmarshalJSON(b []byte) error {
 				*d = Seconds(f * float64(time.Second))
 				return nil
 			}
-			return fmt.Errorf("%q is not seconds or a duration", s)
+			return japi.TypeError(b, reflect.TypeFor[Seconds]())
 		}
 		*d = Seconds(v)
 		return nil
 	}
 	var f float64
 	if err := json.Unmarshal(b, &f); err != nil {
-		return errors.New("want seconds or a duration string")
+		return japi.TypeError(b, reflect.TypeFor[Seconds]())
 	}
 	*d = Seconds(f * float64(time.Second))
 	return nil
 }
+
+// DescribeJSON names the values UnmarshalJSON accepts (jkframe/api.Describer).
+func (Seconds) DescribeJSON() string { return "seconds or a duration such as 1m30s" }
 
 // MarshalJSON writes seconds.
 func (d Seconds) MarshalJSON() ([]byte, error) {
@@ -87,6 +94,9 @@ type Request struct {
 	BatchWait   Seconds       `json:"batch_wait,omitempty"`
 	Timeout     Seconds       `json:"timeout,omitempty"`      // per agent; default 60 s
 	WaitOffline Seconds       `json:"wait_offline,omitempty"` // wait this long for offline agents
+	// Install, instead of a command, installs software on each agent
+	// (install.go); its password is never stored.
+	Install *installsvc.Spec `json:"install,omitempty"`
 }
 
 // scriptFlags says how a script type runs inline: the interpreter and the
@@ -104,7 +114,10 @@ var scriptFlags = map[string][]string{
 // command validates r and returns what runs on each agent.
 func (r *Request) command() (Command, error) {
 	bad := func(f string, a ...any) (Command, error) {
-		return Command{}, fmt.Errorf("%w: "+f, append([]any{ErrInvalid}, a...)...)
+		return Command{}, fault.Invalidf(ErrInvalid, f, a...)
+	}
+	if r.Install != nil {
+		return r.installCommand()
 	}
 	c := Command{Auth: r.Auth, User: r.User, WorkDir: r.WorkDir, Env: r.Env, Timeout: time.Duration(r.Timeout)}
 	switch {
@@ -159,7 +172,7 @@ func (r *Request) command() (Command, error) {
 	}
 	p := r.plan()
 	if err := p.Validate(); err != nil {
-		return bad("%s", strings.TrimPrefix(err.Error(), rollout.ErrInvalid.Error()+": "))
+		return bad("%s", fault.Message(err))
 	}
 	return c, nil
 }
@@ -175,17 +188,23 @@ type fleetSpec struct {
 	Agents []string `json:"agents"`
 }
 
-// resolve returns the ids the selector names, in order, and whether each is online.
+// resolve returns the ids of the exec-agents the selector names, in order.
 func (s *Service) resolve(ctx context.Context, sel Selector) ([]string, error) {
+	return s.resolveType(ctx, sel, ExecAgent)
+}
+
+// resolveType returns the ids of the agents of type want the selector
+// names, in order.
+func (s *Service) resolveType(ctx context.Context, sel Selector, want string) ([]string, error) {
 	if sel.empty() {
-		return nil, fmt.Errorf("%w: selector: empty (give ids or a filter)", ErrInvalid)
+		return nil, fault.Invalidf(ErrInvalid, "selector: empty (give ids or a filter)")
 	}
 	if len(sel.IDs) > 0 {
 		if sel.Type != "" || sel.OS != "" || sel.Platform != "" || sel.Keyword != "" || sel.Labels != "" {
-			return nil, fmt.Errorf("%w: selector: ids and filters do not mix", ErrInvalid)
+			return nil, fault.Invalidf(ErrInvalid, "selector: ids and filters do not mix")
 		}
 		if len(sel.IDs) > store.MaxFilterIDs {
-			return nil, fmt.Errorf("%w: selector: more than %d ids", ErrInvalid, store.MaxFilterIDs)
+			return nil, fault.Invalidf(ErrInvalid, "selector: more than %d ids", store.MaxFilterIDs)
 		}
 		seen := map[string]bool{}
 		var ids []string
@@ -199,28 +218,28 @@ func (s *Service) resolve(ctx context.Context, sel Selector) ([]string, error) {
 			if !online {
 				a, err := s.st.GetAgent(ctx, id)
 				if errors.Is(err, store.ErrNotFound) {
-					return nil, fmt.Errorf("%w: %s", ErrAgentNotFound, id)
+					return nil, fault.New(fault.NotFound, ErrAgentNotFound, "agent %s", id)
 				}
 				if err != nil {
 					return nil, err
 				}
 				typ = a.Type
 			}
-			if typ != ExecAgent {
-				return nil, fmt.Errorf("%w want [%s] got [%s] (agent %s)", ErrAgentType, ExecAgent, typ, id)
+			if typ != want {
+				return nil, fmt.Errorf("%w want [%s] got [%s] (agent %s)", ErrAgentType, want, typ, id)
 			}
 			ids = append(ids, id)
 		}
 		return ids, nil
 	}
-	if sel.Type != "" && sel.Type != ExecAgent {
-		return nil, fmt.Errorf("%w want [%s] got [%s]", ErrAgentType, ExecAgent, sel.Type)
+	if sel.Type != "" && sel.Type != want {
+		return nil, fmt.Errorf("%w want [%s] got [%s]", ErrAgentType, want, sel.Type)
 	}
 	labels, err := store.ParseSelector(sel.Labels)
 	if err != nil {
-		return nil, fmt.Errorf("%w: selector: labels: %v", ErrInvalid, err)
+		return nil, fault.Invalidf(ErrInvalid, "selector: labels: %v", err)
 	}
-	f := store.AgentFilter{Type: ExecAgent, OS: sel.OS, Platform: sel.Platform, Keyword: sel.Keyword, Labels: labels}
+	f := store.AgentFilter{Type: want, OS: sel.OS, Platform: sel.Platform, Keyword: sel.Keyword, Labels: labels}
 	var ids []string
 	for page := 1; ; page++ {
 		f.Paging = store.Paging{Page: page, Size: store.MaxPageSize}
@@ -235,7 +254,7 @@ func (s *Service) resolve(ctx context.Context, sel Selector) ([]string, error) {
 			break
 		}
 		if len(ids) > store.MaxFilterIDs {
-			return nil, fmt.Errorf("%w: selector: matches more than %d agents", ErrInvalid, store.MaxFilterIDs)
+			return nil, fault.Invalidf(ErrInvalid, "selector: matches more than %d agents", store.MaxFilterIDs)
 		}
 	}
 	return ids, nil
@@ -252,7 +271,7 @@ func (s *Service) Submit(ctx context.Context, req Request, createdBy string) (st
 		return store.Task{}, err
 	}
 	if len(ids) == 0 {
-		return store.Task{}, fmt.Errorf("%w: selector: matches no agents", ErrInvalid)
+		return store.Task{}, fault.Invalidf(ErrInvalid, "selector: matches no agents")
 	}
 	now := time.Now()
 	t, err := s.st.CreateTask(ctx, store.Task{Kind: store.KindFleet, Spec: mustJSON(fleetSpec{Request: req, Agents: ids}), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
@@ -270,10 +289,6 @@ func (s *Service) Submit(ctx context.Context, req Request, createdBy string) (st
 			}
 		}
 	}
-	if err := s.st.PutResults(ctx, rs); err != nil {
-		s.setState(t.ID, store.TaskFailed, "could not store the results: "+err.Error())
-		return store.Task{}, fmt.Errorf("create task results: %w", err)
-	}
 	fr := &fleetRun{s: s, id: t.ID, spec: fleetSpec{Request: req, Agents: ids}, cmd: cmd, createdBy: createdBy,
 		waitUntil: now.Add(time.Duration(req.WaitOffline))}
 	for i, r := range rs {
@@ -281,7 +296,16 @@ func (s *Service) Submit(ctx context.Context, req Request, createdBy string) (st
 			fr.todo = append(fr.todo, i)
 		}
 	}
-	if err := s.start(t.ID, store.KindFleet, fr.run); err != nil {
+	return s.launch(ctx, t, rs, fr.run)
+}
+
+// launch stores the first results of a new task and starts its runner.
+func (s *Service) launch(ctx context.Context, t store.Task, rs []store.Result, fn func(ctx context.Context, r *run)) (store.Task, error) {
+	if err := s.st.PutResults(ctx, rs); err != nil {
+		s.setState(t.ID, store.TaskFailed, "could not store the results: "+err.Error())
+		return store.Task{}, fmt.Errorf("create task results: %w", err)
+	}
+	if err := s.start(t.ID, t.Kind, fn); err != nil {
 		s.setState(t.ID, store.TaskFailed, err.Error())
 		return store.Task{}, err
 	}
@@ -318,31 +342,43 @@ func (f *fleetRun) run(ctx context.Context, r *run) {
 	if s.ctx.Err() != nil {
 		return // shutting down: resumed at the next start
 	}
-	if len(rep.NotStarted) > 0 {
-		msg := "not started: " + rep.Reason
-		if rep.Reason == rollout.ReasonCancelled {
-			msg = "not started: " + errCancelled.Error()
-		} else if rep.Detail != "" {
-			msg += " (" + rep.Detail + ")"
-		}
-		rs := make([]store.Result, len(rep.NotStarted))
-		now := time.Now().UTC()
-		for k, i := range rep.NotStarted {
-			id := f.spec.Agents[i]
-			rs[k] = store.Result{TaskID: f.id, AgentID: id, State: store.ResultSkipped, Msg: msg, EndedAt: now}
-			r.events.publish(Event{Type: EventState, Agent: id, State: string(store.ResultSkipped), Msg: msg})
-		}
-		s.putResults(rs...)
-	}
-	state, msg := store.TaskDone, ""
-	switch {
-	case cancelled(ctx):
-		state, msg = store.TaskCancelled, errCancelled.Error()
-	case rep.Reason != "":
-		state, msg = store.TaskFailed, rep.Reason+": "+rep.Detail
-	}
+	s.skipNotStarted(r, f.spec.Agents, rep)
+	state, msg := rolloutEnd(ctx, rep)
 	s.setState(f.id, state, msg)
 	r.events.publish(Event{Type: EventDone, State: string(state), Msg: msg})
+}
+
+// skipNotStarted records the agents a rollout never launched as skipped,
+// with the reason.
+func (s *Service) skipNotStarted(r *run, agents []string, rep rollout.Report) {
+	if len(rep.NotStarted) == 0 {
+		return
+	}
+	msg := "not started: " + rep.Reason
+	if rep.Reason == rollout.ReasonCancelled {
+		msg = "not started: " + errCancelled.Error()
+	} else if rep.Detail != "" {
+		msg += " (" + rep.Detail + ")"
+	}
+	rs := make([]store.Result, len(rep.NotStarted))
+	now := time.Now().UTC()
+	for k, i := range rep.NotStarted {
+		id := agents[i]
+		rs[k] = store.Result{TaskID: r.id, AgentID: id, State: store.ResultSkipped, Msg: msg, EndedAt: now}
+		r.events.publish(Event{Type: EventState, Agent: id, State: string(store.ResultSkipped), Msg: msg})
+	}
+	s.putResults(rs...)
+}
+
+// rolloutEnd is the state of a task whose rollout ended with rep.
+func rolloutEnd(ctx context.Context, rep rollout.Report) (store.TaskState, string) {
+	switch {
+	case cancelled(ctx):
+		return store.TaskCancelled, errCancelled.Error()
+	case rep.Reason != "":
+		return store.TaskFailed, rep.Reason + ": " + rep.Detail
+	}
+	return store.TaskDone, ""
 }
 
 // agent runs the command on agent i and reports success.
@@ -365,7 +401,7 @@ func (f *fleetRun) agent(ctx context.Context, r *run, i int) bool {
 	}
 	s.gauge(r, 1)
 	defer s.gauge(r, -1)
-	h, err := s.x.Start(ctx, id, f.cmd, StartOptions{TaskID: f.id, CreatedBy: f.createdBy})
+	h, err := f.start(ctx, id)
 	if h == nil {
 		if ctx.Err() != nil && !cancelled(ctx) {
 			return false
@@ -421,6 +457,10 @@ func follow(ctx context.Context, s *Service, r *run, agent string, h Handle) (st
 		case <-ctx.Done():
 			if !cancelled(ctx) {
 				return store.Result{}, false
+			}
+			if u, ok := h.(unkillable); ok && u.Unkillable() {
+				ctx = s.ctx // runs to its end; only the service's close ends the wait
+				continue
 			}
 			if !killed {
 				killed = true

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/layout"
 	"github.com/agentfleet/agent-server/internal/rollout"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -59,12 +60,12 @@ func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.La
 		req.Mode = ModeSequence
 	case ModeSequence, ModeParallel, ModeEvenOdd:
 	default:
-		return "", fmt.Errorf("%w: mode: %q is not sequence, parallel or evenodd", ErrInvalid, req.Mode)
+		return "", fault.Invalidf(ErrInvalid, "mode: %q is not sequence, parallel or evenodd", req.Mode)
 	}
 	switch req.Auth {
 	case "", "su", "sudo":
 	default:
-		return "", fmt.Errorf("%w: auth: %q is not su or sudo", ErrInvalid, req.Auth)
+		return "", fault.Invalidf(ErrInvalid, "auth: %q is not su or sudo", req.Auth)
 	}
 	var ids []string
 	seen := map[string]bool{}
@@ -77,15 +78,15 @@ func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.La
 		}
 	}
 	if len(ids) == 0 {
-		return "", fmt.Errorf("%w: missing parameter ids", ErrInvalid)
+		return "", fault.Invalidf(ErrInvalid, "missing parameter ids")
 	}
 	if len(ids) > store.MaxFilterIDs {
-		return "", fmt.Errorf("%w: ids: more than %d", ErrInvalid, store.MaxFilterIDs)
+		return "", fault.Invalidf(ErrInvalid, "ids: more than %d", store.MaxFilterIDs)
 	}
 	for _, id := range ids {
 		typ, ok := s.x.Online(id)
 		if !ok {
-			return "", fmt.Errorf("%w: %s", ErrAgentNotFound, id)
+			return "", fault.New(fault.NotFound, ErrAgentNotFound, "agent %s", id)
 		}
 		if typ != ExecAgent {
 			return "", fmt.Errorf("%w want [%s] got [%s] (agent %s)", ErrAgentType, ExecAgent, typ, id)
@@ -393,10 +394,10 @@ func (s *Service) PulledFile(taskID, agent, rel string) (string, error) {
 	}
 	c, err := ResultPath(rel)
 	if err != nil {
-		return "", fmt.Errorf("%w: path: %v", ErrInvalid, err)
+		return "", fault.Invalidf(ErrInvalid, "path: %v", err)
 	}
 	if !pathElem(taskID) || !pathElem(agent) {
-		return "", fmt.Errorf("%w: bad task or agent id", ErrInvalid)
+		return "", fault.Invalidf(ErrInvalid, "bad task or agent id")
 	}
 	full := filepath.Join(s.o.ResultDir, taskID, agent, filepath.FromSlash(c))
 	if fi, err := os.Stat(full); err != nil || !fi.Mode().IsRegular() {
@@ -440,6 +441,14 @@ func readAll(ctx context.Context, h Handle, limit int) ([]byte, error) {
 // abandonLayout marks a layout left running by a previous process failed:
 // layouts are not resumed.
 func (s *Service) abandonLayout(ctx context.Context, t store.Task) error {
+	return s.abandon(ctx, t, "the server restarted while this ran; see the step's exec task for its outcome",
+		"the server restarted while the layout ran: layouts are not resumed (finished steps are kept, steps in flight may have completed on the agents)")
+}
+
+// abandon ends a task a previous process left running without resuming
+// it: pending results become skipped, running ones lost with running, the
+// task failed with msg.
+func (s *Service) abandon(ctx context.Context, t store.Task, running, msg string) error {
 	rs, err := s.allResults(ctx, t.ID)
 	if err != nil {
 		return err
@@ -451,14 +460,14 @@ func (s *Service) abandonLayout(ctx context.Context, t store.Task) error {
 		case store.ResultPending:
 			r.State, r.Msg, r.EndedAt = store.ResultSkipped, "not started: the server restarted", now
 		case store.ResultRunning:
-			r.State, r.Msg = store.ResultLost, "the server restarted while this ran; see the step's exec task for its outcome"
+			r.State, r.Msg = store.ResultLost, running
 		default:
 			continue
 		}
 		out = append(out, r)
 	}
 	s.putResults(out...)
-	s.setState(t.ID, store.TaskFailed, "the server restarted while the layout ran: layouts are not resumed (finished steps are kept, steps in flight may have completed on the agents)")
+	s.setState(t.ID, store.TaskFailed, msg)
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 // Resume picks up the tasks a previous process left running (see the
 // package doc). Call it once, after the hub serves.
 func (s *Service) Resume(ctx context.Context) error {
-	for _, kind := range []store.TaskKind{store.KindFleet, store.KindLayout} {
+	for _, kind := range []store.TaskKind{store.KindFleet, store.KindLayout, store.KindUpgrade} {
 		var tasks []store.Task
 		for page := 1; ; page++ {
 			ts, total, err := s.st.ListTasks(ctx, store.TaskFilter{Kind: kind, States: []store.TaskState{store.TaskPending, store.TaskRunning}, Paging: store.Paging{Page: page, Size: store.MaxPageSize}})
@@ -32,9 +32,12 @@ func (s *Service) Resume(ctx context.Context) error {
 				continue
 			}
 			var err error
-			if kind == store.KindFleet {
+			switch kind {
+			case store.KindFleet:
 				err = s.resumeFleet(ctx, t)
-			} else {
+			case store.KindUpgrade:
+				err = s.abandonUpgrade(ctx, t)
+			default:
 				err = s.abandonLayout(ctx, t)
 			}
 			if err != nil {
@@ -102,6 +105,7 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 	defer t.Stop()
 	killed := false
 	lister, canList := s.x.(agentTasks)
+	canList = canList && f.spec.Install == nil // ps lists commands, not installs
 	wasOnline := false
 	for {
 		res, err = s.st.GetResult(context.WithoutCancel(ctx), f.id, id)
@@ -115,10 +119,20 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 		// Once the agent is back, its ps says whether the result can still
 		// come: the agent replays its journal before it answers, so a task
 		// it does not list and whose result is not stored by then has none.
+		// An install is asked about instead: the install service stores
+		// the answer (an install the agent has no record of fails), and
+		// the loop publishes it.
 		_, online := s.x.Online(id)
-		if canList && online && !wasOnline && err == nil {
-			if f.gone(ctx, r, lister, id) {
+		if online && !wasOnline && err == nil {
+			if canList && f.gone(ctx, r, lister, id) {
 				return
+			}
+			if f.spec.Install != nil && s.o.Install != nil {
+				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				if err := s.o.Install.AskInstall(actx, id, f.id); err != nil {
+					s.log.Info("tasks: cannot ask the agent about an install started before the restart", "task", f.id, "agent", id, "err", err)
+				}
+				cancel()
 			}
 		}
 		wasOnline = online
@@ -134,7 +148,7 @@ func (f *fleetRun) awaitJournaled(ctx context.Context, r *run, id string) {
 			if !cancelled(ctx) {
 				return
 			}
-			if !killed {
+			if !killed && f.spec.Install == nil { // an install is not killed: it runs to its end
 				killed = true
 				kctx, cancel := context.WithTimeout(context.Background(), s.o.KillWait)
 				if err := s.x.Kill(kctx, id, f.id); err != nil {

@@ -55,16 +55,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentfleet/agent-server/internal/fault"
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/jkframe/stat"
 )
 
 // Sentinel errors.
 var (
-	// ErrInvalid: a bad request (HTTP 400); the message names the field.
+	// ErrInvalid: a bad request (HTTP 400); a *fault.Error whose message
+	// names the field.
 	ErrInvalid = errors.New("invalid request")
 	// ErrNotFound: no such task (404).
 	ErrNotFound = errors.New("not found")
-	// ErrAgentNotFound: a requested agent is unknown or offline (404).
+	// ErrAgentNotFound: a requested agent is unknown or offline (404); a
+	// *fault.Error of kind NotFound naming it.
 	ErrAgentNotFound = errors.New("agent not found")
 	// ErrAgentType: a requested agent is not an exec-agent (424).
 	ErrAgentType = errors.New("invalid agent type")
@@ -97,6 +101,8 @@ type Store interface {
 type Options struct {
 	Store Store    // required
 	Exec  Executor // required
+	// Install runs the installs of fleet install tasks; nil: refused.
+	Install Installer
 	// Logger; discard when nil.
 	Logger *slog.Logger
 	// Registerer gets the in-flight gauge and the launch counter; none when nil.
@@ -114,6 +120,8 @@ type Options struct {
 	Poll time.Duration
 	// PullLimit bounds a file pulled by a layout. Default 1 GiB.
 	PullLimit int64
+	// Upgrader runs agents' self-updates (upgrade tasks); none when nil.
+	Upgrader Upgrader
 }
 
 // Service runs fleet tasks and layouts.
@@ -153,7 +161,7 @@ var errCancelled = errors.New("task cancelled")
 // New returns a Service. Call Resume once the hub serves.
 func New(o Options) (*Service, error) {
 	if o.Store == nil || o.Exec == nil {
-		return nil, fmt.Errorf("tasks: %w: Store and Exec are required", ErrInvalid)
+		return nil, fmt.Errorf("tasks: %w", fault.Invalidf(ErrInvalid, "Store and Exec are required"))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -172,15 +180,12 @@ func New(o Options) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{o: o, st: o.Store, x: o.Exec, log: o.Logger, ctx: ctx, stop: cancel, runs: map[string]*run{}, lastHW: map[string]int{}}
-	s.inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "agentserver_task_commands_in_flight", Help: "Commands of fleet tasks and layouts running now."})
-	s.launched = prometheus.NewCounter(prometheus.CounterOpts{Name: "agentserver_task_commands_launched_total", Help: "Commands launched by fleet tasks and layouts."})
-	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.inflight, s.launched} {
-			if err := o.Registerer.Register(c); err != nil {
-				cancel()
-				return nil, fmt.Errorf("tasks: register metrics: %w", err)
-			}
-		}
+	r := stat.New(o.Registerer, "agentserver")
+	s.inflight = r.Gauge("task_commands_in_flight", "Commands of fleet tasks and layouts running now.")
+	s.launched = r.Counter("task_commands_launched_total", "Commands launched by fleet tasks and layouts.")
+	if err := r.Err(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("tasks: register metrics: %w", err)
 	}
 	return s, nil
 }
@@ -203,7 +208,7 @@ func (s *Service) start(id string, kind store.TaskKind, fn func(ctx context.Cont
 		return ErrClosed
 	}
 	if _, ok := s.runs[id]; ok {
-		return fmt.Errorf("%w: task %s is already running", ErrInvalid, id)
+		return fault.Invalidf(ErrInvalid, "task %s is already running", id)
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	r := &run{id: id, kind: kind, cancel: cancel, events: newBroker(), done: make(chan struct{})}

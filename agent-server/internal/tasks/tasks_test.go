@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agentfleet/agent-server/internal/casetest"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -44,9 +45,9 @@ var secondsCases = []struct {
 	{`0.5`, 500 * time.Millisecond, ""},
 	{`"1m30s"`, 90 * time.Second, ""},
 	{`"2.5"`, 2500 * time.Millisecond, ""},
-	{`"soon"`, 0, `"soon" is not seconds or a duration`},
-	{`true`, 0, "want seconds or a duration string"},
-	{`[]`, 0, "want seconds or a duration string"},
+	{`"soon"`, 0, `json: cannot unmarshal string "soon" into Go value of type tasks.Seconds`},
+	{`true`, 0, "json: cannot unmarshal bool into Go value of type tasks.Seconds"},
+	{`[]`, 0, "json: cannot unmarshal array into Go value of type tasks.Seconds"},
 }
 
 func TestSeconds(t *testing.T) {
@@ -124,37 +125,24 @@ func TestRequestCommand(t *testing.T) {
 	}
 }
 
-var resultPathCases = []struct{ in, want, err string }{
-	{"a.log", "a.log", ""},
-	{"logs/./x/../a.log", "logs/a.log", ""},
-	{`logs\a.log`, "logs/a.log", ""},
-	{"", "", "empty path"},
-	{".", "", "empty path"},
-	{"/etc/passwd", "", `"/etc/passwd" must be relative to the task's result area`},
-	{"C:/x", "", `"C:/x" must be relative to the task's result area`},
-	{"../x", "", `"../x" escapes the task's result area`},
-	{"a/../../x", "", `"a/../../x" escapes the task's result area`},
+var resultPathCases = []casetest.Case[string, string]{
+	{In: "a.log", Want: "a.log"},
+	{In: "logs/./x/../a.log", Want: "logs/a.log"},
+	{In: `logs\a.log`, Want: "logs/a.log"},
+	{In: "", Err: "empty path"},
+	{In: ".", Err: "empty path"},
+	{In: "/etc/passwd", Err: `"/etc/passwd" must be relative to the task's result area`},
+	{In: "C:/x", Err: `"C:/x" must be relative to the task's result area`},
+	{In: "../x", Err: `"../x" escapes the task's result area`},
+	{In: "a/../../x", Err: `"a/../../x" escapes the task's result area`},
 }
 
 func TestResultPath(t *testing.T) {
-	for _, c := range resultPathCases {
-		got, err := ResultPath(c.in)
-		if c.err != "" {
-			if err == nil || err.Error() != c.err {
-				t.Errorf("%q: error %v, want %q", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("%q = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
+	casetest.Run(t, "ResultPath", ResultPath, resultPathCases)
 }
 
 func FuzzResultPath(f *testing.F) {
-	for _, c := range resultPathCases {
-		f.Add(c.in)
-	}
+	casetest.Seed(f, resultPathCases)
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ResultPath(s)
 		if err != nil {
@@ -178,12 +166,17 @@ func TestBroker(t *testing.T) {
 	default:
 		t.Fatal("joined not closed by a subscription")
 	}
+	// The fast reader keeps up by construction: each event is published
+	// only after it took the previous one, however busy the machine is.
+	took := make(chan struct{})
 	go func() {
-		for range fast.C { // a reader that keeps up
+		for range fast.C {
+			took <- struct{}{}
 		}
 	}()
 	for i := range SubscriberQueue + 10 {
 		b.publish(Event{Type: EventOutput, Data: string(rune('a' + i%26))})
+		<-took
 	}
 	n := 0
 	for range slow.C {
@@ -193,6 +186,7 @@ func TestBroker(t *testing.T) {
 		t.Fatalf("slow got %d events, dropped %v; fast dropped %v", n, slow.Dropped(), fast.Dropped())
 	}
 	b.publish(Event{Type: EventDone, State: "done"})
+	<-took // the fast reader got done, too
 	if late := b.subscribe(); late != nil {
 		if _, ok := <-late.C; ok {
 			t.Fatal("a subscription after done got an event")

@@ -27,12 +27,17 @@ type AgentResult struct {
 	// NotStored counts output bytes beyond the store's cap (not in the
 	// full output either).
 	NotStored int64 `json:"not_stored,omitempty"`
+	// Actions is the agent's action log of an install task (seed-shaped:
+	// action, name, time, ok, msg).
+	Actions []InstallAction `json:"actions,omitempty"`
 }
 
 // TaskView is a fleet task with its per-agent results.
 type TaskView struct {
 	store.Task
 	Request *Request `json:"request,omitempty"`
+	// Upgrade is the request of an upgrade task (kind upgrade).
+	Upgrade *UpgradeRequest `json:"upgrade,omitempty"`
 	// MaxInFlight is the largest number of commands running at once, as
 	// counted by this server's scheduler (absent after a restart).
 	MaxInFlight *int          `json:"max_in_flight,omitempty"`
@@ -73,7 +78,7 @@ func agentResult(r store.Result) AgentResult {
 // agent id order) and the number of agents.
 func (s *Service) Task(ctx context.Context, id string, p store.Paging) (TaskView, int, error) {
 	t, err := s.st.GetTask(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && t.Kind != store.KindFleet {
+	if errors.Is(err, store.ErrNotFound) || err == nil && t.Kind != store.KindFleet && t.Kind != store.KindUpgrade {
 		return TaskView{}, 0, fmt.Errorf("task %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
@@ -81,7 +86,13 @@ func (s *Service) Task(ctx context.Context, id string, p store.Paging) (TaskView
 	}
 	v := TaskView{Task: t, Agents: []AgentResult{}}
 	var spec fleetSpec
-	if err := json.Unmarshal(t.Spec, &spec); err == nil {
+	if t.Kind == store.KindUpgrade {
+		var up upgradeSpec
+		if err := json.Unmarshal(t.Spec, &up); err == nil {
+			v.Upgrade = &up.UpgradeRequest
+			v.Task.Spec = nil
+		}
+	} else if err := json.Unmarshal(t.Spec, &spec); err == nil {
 		v.Request = &spec.Request
 		v.Task.Spec = nil
 	}
@@ -93,14 +104,27 @@ func (s *Service) Task(ctx context.Context, id string, p store.Paging) (TaskView
 		return TaskView{}, 0, err
 	}
 	for _, r := range rs {
-		v.Agents = append(v.Agents, agentResult(r))
+		a := agentResult(r)
+		if spec.Install != nil {
+			if a.Actions, err = s.Actions(ctx, id, r.AgentID); err != nil {
+				return TaskView{}, 0, err
+			}
+		}
+		v.Agents = append(v.Agents, a)
 	}
 	return v, total, nil
 }
 
-// List returns a page of fleet tasks, newest first, and the total.
-func (s *Service) List(ctx context.Context, states []store.TaskState, p store.Paging) ([]store.Task, int, error) {
-	ts, total, err := s.st.ListTasks(ctx, store.TaskFilter{Kind: store.KindFleet, States: states, Paging: p})
+// ListedKinds are the kinds of task GET /api/tasks lists: fleet tasks
+// (commands, scripts, installs) and upgrades, those followed through
+// /api/tasks/{id}. Layouts have their own routes.
+var ListedKinds = []store.TaskKind{store.KindFleet, store.KindUpgrade}
+
+// List returns a page of fleet and upgrade tasks (ListedKinds), newest
+// first, and the total; createdBy ("": anyone's) limits it to the tasks of
+// one creator.
+func (s *Service) List(ctx context.Context, states []store.TaskState, createdBy string, p store.Paging) ([]store.Task, int, error) {
+	ts, total, err := s.st.ListTasks(ctx, store.TaskFilter{Kinds: ListedKinds, States: states, CreatedBy: createdBy, Paging: p})
 	for i := range ts {
 		ts[i].Spec = nil
 	}

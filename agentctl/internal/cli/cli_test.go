@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/goleak"
@@ -113,6 +114,24 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "-l", "x", "--concurrency", "ten", "--", "uname"}, ExitUsage, "--concurrency \"ten\": want N or N%"},
 		{[]string{"run", "a1", "--auth", "su", "--", "id"}, ExitUsage, "--auth needs --user"},
 		{[]string{"run", "a1", "-e", "NOEQUALS", "--", "id"}, ExitUsage, "--env \"NOEQUALS\": want K=V"},
+		{[]string{"install", "a1"}, ExitUsage, "give --uri NAME"},
+		{[]string{"install", "a1", "--uri", "a.deb", "--url", "https://h/a.deb"}, ExitUsage, "give --uri or --url, not both"},
+		{[]string{"install", "--uri", "a.deb"}, ExitUsage, "no agents: give IDs or -l SELECTOR"},
+		{[]string{"install", "a1", "--uri", "a.deb", "--pass-stdin"}, ExitUsage, "--pass-stdin needs --auth"},
+		{[]string{"install", "a1", "--uri", "a.deb", "--auth", "sudo"}, ExitUsage, "--auth needs --user"},
+		{[]string{"install", "a1", "--uri", "a.deb", "-e", "K=V"}, ExitUsage, "--env and --workdir do not apply"},
+		{[]string{"upgrade", "a1", "--version", "2.0.0"}, ExitUsage, "--type: which type of agent to upgrade"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent"}, ExitUsage, "give --version V"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--package", "p"}, ExitUsage, "give --version or --package, not both"},
+		{[]string{"upgrade", "--type", "exec-agent", "--version", "2"}, ExitUsage, "no agents: give IDs or -l SELECTOR"},
+		{[]string{"upgrade", "a1", "-l", "x=y", "--type", "exec-agent", "--version", "2"}, ExitUsage, "give agent IDs or -l/--os, not both"},
+		{[]string{"upgrade", "-l", "x=y", "--type", "exec-agent", "--version", "2", "--max-errors", "some"}, ExitUsage, "--max-errors \"some\": want N or N%"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--canary", "-1"}, ExitUsage, "negative --canary"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--deadline", "1500ms"}, ExitUsage, "--deadline and --stay: whole seconds"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--deadline", "soon"}, ExitUsage, "invalid argument \"soon\" for \"--deadline\""},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--signature", "/nonexistent/x.sig"}, ExitUsage, "--signature: stat /nonexistent/x.sig: no such file or directory"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--detach", "-o", "json"}, ExitUsage, "--detach prints the task id only"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2"}, ExitAuth, "no server: run agentctl login SERVER"},
 		{[]string{"cp", "a", "b"}, ExitUsage, "neither side is on an agent"},
 		{[]string{"cp", "a1:/x", "a2:/y"}, ExitUsage, "both sides are on agents"},
 		{[]string{"cp", "-r", "-", "a1:/x"}, ExitUsage, "-r does not go with -"},
@@ -344,6 +363,31 @@ func TestColours(t *testing.T) {
 		got := a.palette(&bytes.Buffer{}).red("x")
 		if (got != "x") != tc.want {
 			t.Errorf("tty %v env %v: %q", tc.tty, tc.env, got)
+		}
+	}
+}
+
+func TestRelTime(t *testing.T) {
+	now := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ in, want, err string }{
+		{"", "", ""},
+		{"1h", "2026-01-05T09:00:00Z", ""},
+		{"90s", "2026-01-05T09:58:30Z", ""},
+		{"2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", ""},
+		{"1767225600", "1767225600", ""},
+		{"-1h", "", "must not be negative"},
+		{"yesterday", "", "want RFC 3339, unix seconds or a duration"},
+		{"2026-13-01", "", "want RFC 3339"},
+	} {
+		got, err := relTime(c.in, now)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %q %v, want an error naming %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: %q %v, want %q", c.in, got, err, c.want)
 		}
 	}
 }

@@ -130,11 +130,10 @@ not a terminal).`,
 				}
 				mode = fs.FileMode(m)
 			}
-			cl, err := a.client()
+			cl, ctx, cancel, err := a.clientCtx(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := interruptible(cmd)
 			defer cancel()
 			cp := &copier{a: a, cl: cl, f: f, mode: mode, start: time.Now(), view: cpView{Files: []cpFile{}, Skipped: []string{}}}
 			if dst.remote() {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentfleet/agentctl/internal/client"
+	"github.com/agentfleet/jkframe/backoff"
 )
 
 // followMode is what a follower shows while a task runs.
@@ -22,6 +23,9 @@ const (
 	showOutput   followMode = iota // each agent's output, line by line with its id in front
 	showProgress                   // a progress line (terminal) or a line per finished agent
 	showNothing                    // nothing until the end (--summary, -o json)
+	// showStates: a line per agent state change, its id in front (tasks
+	// without output: upgrades), and the progress line on a terminal.
+	showStates
 )
 
 // follower follows a fleet task or a layout through its event stream to
@@ -36,12 +40,15 @@ type follower struct {
 	errw   io.Writer // notes, progress
 	pal    palette
 	errTTY bool
+	// lineFmt renders output lines (install's action log); nil: as they are.
+	lineFmt func([]byte) []byte
 
 	mu       sync.Mutex
 	width    int
 	order    map[string]int
 	agents   map[string]*agentOut
 	states   map[string]string // agent → state, for the progress line
+	told     map[string]string // agent → the last state shown (showStates)
 	total    int
 	state    string // the task's, from the done event
 	msg      string
@@ -57,7 +64,7 @@ type agentOut struct {
 
 func newFollower(a *App, cl *client.Client, id string, mode followMode) *follower {
 	return &follower{cl: cl, id: id, mode: mode, out: a.Out, errw: a.Err, pal: a.palette(a.Out), errTTY: a.IsTerminal(a.Err),
-		order: map[string]int{}, agents: map[string]*agentOut{}, states: map[string]string{}}
+		order: map[string]int{}, agents: map[string]*agentOut{}, states: map[string]string{}, told: map[string]string{}}
 }
 
 // expect names the agents up front (prefix width and colours, progress
@@ -73,6 +80,13 @@ func (f *follower) expect(results map[string]string) {
 		f.states[id] = results[id]
 	}
 	f.total = len(ids)
+	if f.mode == showStates {
+		for _, id := range ids { // started before the stream is opened; ended ones: finalStates, with their msg
+			if results[id] == "running" {
+				f.tellState(id, "running", "")
+			}
+		}
+	}
 }
 
 func (f *follower) agent(id string) *agentOut {
@@ -101,7 +115,7 @@ func (f *follower) run(ctx context.Context) error {
 				return err
 			}
 			failures++
-			if err := sleepCtx(ctx, time.Duration(failures)*time.Second); err != nil {
+			if err := backoff.Sleep(ctx, nil, time.Duration(failures)*time.Second); err != nil {
 				return err
 			}
 			continue
@@ -138,20 +152,9 @@ func (f *follower) run(ctx context.Context) error {
 		if failures > 5 {
 			return fmt.Errorf("task %s: the event stream keeps ending before the task does", f.id)
 		}
-		if err := sleepCtx(ctx, time.Duration(failures)*500*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, nil, time.Duration(failures)*500*time.Millisecond); err != nil {
 			return err
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -174,6 +177,9 @@ func (f *follower) handle(ctx context.Context, ev client.Event) {
 				fmt.Fprintln(f.errw, resultLine(ev.Agent, ev.State, ev.ExitCode, ev.Msg))
 			}
 		}
+		if f.mode == showStates {
+			f.tellState(ev.Agent, ev.State, ev.Msg)
+		}
 		f.drawProgress(false)
 	case "output":
 		if f.mode != showOutput || ev.Agent == "" {
@@ -183,6 +189,37 @@ func (f *follower) handle(ctx context.Context, ev client.Event) {
 	case "done":
 		f.state, f.msg = ev.State, ev.Msg
 		f.drawProgress(true)
+	}
+}
+
+// tellState shows an agent's new state as a line of its own (showStates):
+// "web-01 | running", "web-01 | failed: <msg>"; a state already shown
+// (seen in the task, then in the stream) is not repeated.
+func (f *follower) tellState(agent, state, msg string) {
+	if f.told[agent] == state {
+		return
+	}
+	f.told[agent] = state
+	line := state
+	if msg != "" {
+		line += ": " + msg
+	}
+	f.printLine(agent, []byte(line))
+}
+
+// finalStates shows (showStates) the outcome of the agents whose final
+// state the stream did not carry: they ended before it was opened.
+func (f *follower) finalStates(rs []client.AgentResult) {
+	if f.mode != showStates {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range rs {
+		if finalResult(r.State) && !finalResult(f.told[r.Agent]) {
+			f.agent(r.Agent)
+			f.tellState(r.Agent, r.State, r.Msg)
+		}
 	}
 }
 
@@ -305,6 +342,9 @@ func (f *follower) printLine(agent string, line []byte) {
 	if i := bytes.LastIndexByte(line, '\r'); i >= 0 { // a terminal would show what follows the last \r
 		line = line[i+1:]
 	}
+	if f.lineFmt != nil {
+		line = f.lineFmt(line)
+	}
 	prefix := f.pal.hostColor(f.order[agent], fmt.Sprintf("%-*s", f.width, agent))
 	fmt.Fprintf(f.out, "%s | %s\n", prefix, line)
 }
@@ -345,10 +385,10 @@ func (f *follower) note(msg string) {
 	f.drawProgress(true)
 }
 
-// drawProgress redraws the progress line (terminal, showProgress only),
+// drawProgress redraws the progress line (terminal; showProgress and showStates),
 // at most every 100 ms unless forced.
 func (f *follower) drawProgress(force bool) {
-	if f.mode != showProgress || !f.errTTY {
+	if f.mode != showProgress && f.mode != showStates || !f.errTTY {
 		return
 	}
 	now := time.Now()

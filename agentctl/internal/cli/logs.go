@@ -48,11 +48,10 @@ the files named with --file, through the server's log download (a zip the agent 
 			if tail < 0 {
 				return usagef(cmd, "--tail must not be negative")
 			}
-			cl, err := a.client()
+			cl, ctx, cancel, err := a.clientCtx(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := interruptible(cmd)
 			defer cancel()
 			id := args[0]
 			var logs []client.LogFile
@@ -178,16 +177,25 @@ func printLog(w io.Writer, f *zip.File, tail int) error {
 // saveFile writes r to path through a temporary file, checking the length
 // when announced.
 func saveFile(path string, r io.Reader, size int64) error {
+	return saveTo(path, func(w io.Writer) error {
+		n, err := io.Copy(w, r)
+		if err == nil && size >= 0 && n != size {
+			err = fmt.Errorf("%w: %d bytes of %d", client.ErrChecksum, n, size)
+		}
+		return err
+	})
+}
+
+// saveTo writes path (mode 0644) through a temporary file in its
+// directory, renamed once write succeeded: a failure leaves nothing.
+func saveTo(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".agentctl-*")
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
-	n, err := io.Copy(tmp, r)
+	err = write(tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && size >= 0 && n != size {
-		err = fmt.Errorf("%w: %d bytes of %d", client.ErrChecksum, n, size)
 	}
 	if err == nil {
 		err = os.Chmod(tmp.Name(), 0o644)

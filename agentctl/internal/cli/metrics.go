@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/spf13/cobra"
 
 	"github.com/agentfleet/agentctl/internal/client"
@@ -38,11 +39,10 @@ and dynamic payloads (the 1.5 field names) once.`,
 			if top < 0 {
 				return usagef(cmd, "--top must not be negative")
 			}
-			cl, err := a.client()
+			cl, ctx, cancel, err := a.clientCtx(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := interruptible(cmd)
 			defer cancel()
 			id := args[0]
 			st, rawStatic, err := cl.Static(ctx, id)
@@ -85,7 +85,7 @@ and dynamic payloads (the 1.5 field names) once.`,
 					return nil
 				}
 				prev = cur
-				if err := sleepCtx(ctx, interval); err != nil {
+				if err := backoff.Sleep(ctx, nil, interval); err != nil {
 					return nil
 				}
 			}

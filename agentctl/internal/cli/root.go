@@ -103,7 +103,7 @@ Start with: agentctl login https://server:13081`,
 	pf.DurationVar(&a.requestTimeout, "request-timeout", 30*time.Second, "timeout of one API call (not of transfers and streams)")
 	pf.BoolVar(&a.debug, "debug", false, "print each API request to stderr (never the token)")
 	root.AddGroup(&cobra.Group{ID: "fleet", Title: "Fleet:"}, &cobra.Group{ID: "tasks", Title: "Tasks:"}, &cobra.Group{ID: "config", Title: "Configuration:"})
-	for _, c := range []*cobra.Command{a.agentsCmd(), a.runCmd(), a.shellCmd(), a.cpCmd(), a.scriptCmd(), a.metricsCmd(), a.logsCmd()} {
+	for _, c := range []*cobra.Command{a.agentsCmd(), a.runCmd(), a.shellCmd(), a.cpCmd(), a.scriptCmd(), a.installCmd(), a.upgradeCmd(), a.metricsCmd(), a.logsCmd(), a.loggingCmd(), a.packagesCmd()} {
 		c.GroupID = "fleet"
 		root.AddCommand(c)
 	}
@@ -241,4 +241,16 @@ func (a *App) newClient(ctx config.Context) (*client.Client, error) {
 // have nothing to clean up remotely.
 func interruptible(c *cobra.Command) (context.Context, context.CancelFunc) {
 	return notifyContext(c.Context())
+}
+
+// clientCtx is the preamble of a command that calls the server: the client
+// and an interruptible context (see interruptible), which the caller
+// cancels when done.
+func (a *App) clientCtx(cmd *cobra.Command) (*client.Client, context.Context, context.CancelFunc, error) {
+	cl, err := a.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := interruptible(cmd)
+	return cl, ctx, cancel, nil
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/spf13/cobra"
 
 	"github.com/agentfleet/agentctl/internal/client"
@@ -41,14 +42,8 @@ type runFlags struct {
 }
 
 func (f *runFlags) add(c *cobra.Command, a *App, single bool) {
+	f.addFleet(c, a)
 	fl := c.Flags()
-	fl.StringVarP(&f.selector, "selector", "l", "", "run on the exec-agents matching this label selector (k=v,k!=v,k,!k)")
-	fl.StringVar(&f.os, "os", "", "only agents of this OS (with -l, or alone)")
-	fl.StringVar(&f.concurrency, "concurrency", "", "at most N (or N%) agents at a time (default: all)")
-	fl.StringVar(&f.maxErrors, "max-errors", "", "failures tolerated, N or N%; the next failure stops new launches (default: no limit)")
-	fl.IntVar(&f.canary, "canary", 0, "run on N agents first; the rest only if all N succeed")
-	fl.DurationVar(&f.batchWait, "batch-wait", 0, "run in batches of --concurrency with this pause between them")
-	fl.DurationVar(&f.waitOffline, "wait-offline", 0, "wait this long for agents offline at the start")
 	fl.DurationVar(&f.timeout, "timeout", 0, "per-agent time limit of the command (default: the server's, 60s)")
 	fl.StringVar(&f.user, "user", "", "run as this user")
 	fl.StringVar(&f.auth, "auth", "", "how to become --user: su or sudo (default: the agent runs it as that user directly)")
@@ -60,15 +55,29 @@ func (f *runFlags) add(c *cobra.Command, a *App, single bool) {
 		fl.BoolVarP(&f.tty, "tty", "t", false, "one agent: run in a pseudo-terminal (line-buffered output, CRLF line ends)")
 	}
 	outputFlag(c, &f.output, "text", fmtJSON, fmtYAML)
-	_ = c.RegisterFlagCompletionFunc("selector", a.completeSelector)
 	_ = c.RegisterFlagCompletionFunc("auth", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"su", "sudo"}, cobra.ShellCompDirectiveNoFileComp
 	})
 }
 
+// addFleet adds the flags every fleet command has: which agents (-l,
+// --os; IDs are arguments) and the rollout.
+func (f *runFlags) addFleet(c *cobra.Command, a *App) {
+	fl := c.Flags()
+	fl.StringVarP(&f.selector, "selector", "l", "", "run on the exec-agents matching this label selector (k=v,k!=v,k,!k)")
+	fl.StringVar(&f.os, "os", "", "only agents of this OS (with -l, or alone)")
+	fl.StringVar(&f.concurrency, "concurrency", "", "at most N (or N%) agents at a time (default: all)")
+	fl.StringVar(&f.maxErrors, "max-errors", "", "failures tolerated, N or N%; the next failure stops new launches (default: no limit)")
+	fl.IntVar(&f.canary, "canary", 0, "run on N agents first; the rest only if all N succeed")
+	fl.DurationVar(&f.batchWait, "batch-wait", 0, "run in batches of --concurrency with this pause between them")
+	fl.DurationVar(&f.waitOffline, "wait-offline", 0, "wait this long for agents offline at the start")
+	_ = c.RegisterFlagCompletionFunc("selector", a.completeSelector)
+}
+
 var limitRE = regexp.MustCompile(`^[0-9]+%?$`)
 
-func (f *runFlags) check(c *cobra.Command, ids []string) error {
+// checkFleet checks the flags of addFleet with the IDs given.
+func (f *runFlags) checkFleet(c *cobra.Command, ids []string) error {
 	switch {
 	case len(ids) > 0 && (f.selector != "" || f.os != ""):
 		return usagef(c, "give agent IDs or -l/--os, not both")
@@ -78,12 +87,23 @@ func (f *runFlags) check(c *cobra.Command, ids []string) error {
 		return usagef(c, "--concurrency %q: want N or N%%", f.concurrency)
 	case f.maxErrors != "" && !limitRE.MatchString(f.maxErrors):
 		return usagef(c, "--max-errors %q: want N or N%%", f.maxErrors)
+	case f.canary < 0 || f.batchWait < 0 || f.waitOffline < 0:
+		return usagef(c, "negative --canary, --batch-wait or --wait-offline")
+	}
+	return nil
+}
+
+func (f *runFlags) check(c *cobra.Command, ids []string) error {
+	if err := f.checkFleet(c, ids); err != nil {
+		return err
+	}
+	switch {
 	case f.auth != "" && f.auth != "su" && f.auth != "sudo":
 		return usagef(c, "--auth %q: want su or sudo", f.auth)
 	case f.auth != "" && f.user == "":
 		return usagef(c, "--auth needs --user")
-	case f.canary < 0 || f.timeout < 0 || f.batchWait < 0 || f.waitOffline < 0:
-		return usagef(c, "negative --canary, --timeout, --batch-wait or --wait-offline")
+	case f.timeout < 0:
+		return usagef(c, "negative --timeout")
 	}
 	for _, e := range f.env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
@@ -261,7 +281,7 @@ func (a *App) runOne(ctx context.Context, cl *client.Client, id string, argv []s
 			var ce *client.ConnError
 			if errors.As(err, &ce) && failures < 5 {
 				failures++
-				if err := sleepCtx(pollCtx, time.Duration(failures)*time.Second); err != nil {
+				if err := backoff.Sleep(pollCtx, nil, time.Duration(failures)*time.Second); err != nil {
 					return a.detachedRun(id, st.ID)
 				}
 				continue
@@ -279,7 +299,7 @@ func (a *App) runOne(ctx context.Context, cl *client.Client, id string, argv []s
 		if done {
 			break
 		}
-		if err := sleepCtx(pollCtx, delay); err != nil {
+		if err := backoff.Sleep(pollCtx, nil, delay); err != nil {
 			return a.detachedRun(id, st.ID)
 		}
 		delay = min(delay*2, 250*time.Millisecond)
@@ -395,6 +415,9 @@ func (a *App) followTask(ctx context.Context, cl *client.Client, id string, mode
 		return err
 	}
 	fo := newFollower(a, cl, id, mode)
+	if view.IsInstall() {
+		fo.lineFmt = installLine
+	}
 	states := map[string]string{}
 	for _, r := range view.Agents {
 		states[r.Agent] = r.State
@@ -431,6 +454,7 @@ func (a *App) followTask(ctx context.Context, cl *client.Client, id string, mode
 		sizes[r.Agent] = r.OutputBytes - r.NotStored
 	}
 	fo.finish(ctx, sizes)
+	fo.finalStates(view.Agents)
 	if output != "text" {
 		v, err := a.runViewOf(ctx, cl, view)
 		if err != nil {

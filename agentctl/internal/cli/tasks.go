@@ -69,7 +69,7 @@ func (a *App) tasksLsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List fleet tasks, newest first",
+		Short:   "List fleet tasks and agent upgrades, newest first",
 		Example: `  agentctl tasks ls --state running
   agentctl tasks ls --limit 100 -o json`,
 		Args: args(0, 0),
@@ -98,10 +98,10 @@ func (a *App) tasksLsCmd() *cobra.Command {
 				return err
 			}
 			now := time.Now()
-			t := newTable(a.Out, "ID", "STATE", "AGENTS", "OK", "FAILED", "RUNNING", "CREATED", "BY", "MSG")
+			t := newTable(a.Out, "ID", "KIND", "STATE", "AGENTS", "OK", "FAILED", "RUNNING", "CREATED", "BY", "MSG")
 			for _, x := range list {
 				s := x.Summary
-				t.row(x.ID, x.State, fmt.Sprint(s.Total), fmt.Sprint(s.OK), fmt.Sprint(s.Failed+s.TimedOut+s.Lost), fmt.Sprint(s.Running),
+				t.row(x.ID, orDash(x.Kind), x.State, fmt.Sprint(s.Total), fmt.Sprint(s.OK), fmt.Sprint(s.Failed+s.TimedOut+s.Lost), fmt.Sprint(s.Running),
 					ago(x.CreatedAt, now)+" ago", orDash(x.CreatedBy), orDash(x.Msg))
 			}
 			if err := t.flush(); err != nil {
@@ -160,6 +160,9 @@ func (a *App) tasksGetCmd() *cobra.Command {
 				return err
 			}
 			d := taskDetailView{taskView: viewTask(v.Task), Request: v.Request, Agents: make([]taskResultView, 0, len(v.Agents))}
+			if len(v.Upgrade) > 0 && string(v.Upgrade) != "null" {
+				d.Request = v.Upgrade // an upgrade task: its request is POST /api/agents/upgrade's
+			}
 			for _, r := range v.Agents {
 				d.Agents = append(d.Agents, taskResultView{Agent: r.Agent, State: r.State, ExitCode: r.ExitCode, Msg: r.Msg,
 					StartedAt: r.StartedAt, EndedAt: r.EndedAt, OutputHead: r.OutputHead, OutputTail: r.OutputTail, Dropped: r.Dropped, OutputBytes: r.OutputBytes})
@@ -172,8 +175,8 @@ func (a *App) tasksGetCmd() *cobra.Command {
 			hdr.row("State:", v.State+msgSuffix(v.Msg))
 			hdr.row("Created:", stamp(v.CreatedAt)+" by "+orDash(v.CreatedBy))
 			hdr.row("Finished:", stamp(v.FinishedAt))
-			if len(v.Request) > 0 {
-				hdr.row("Request:", string(v.Request))
+			if len(d.Request) > 0 && string(d.Request) != "null" {
+				hdr.row("Request:", string(d.Request))
 			}
 			_ = hdr.flush()
 			fmt.Fprintln(a.Out)
@@ -221,7 +224,8 @@ func (a *App) tasksWatchCmd() *cobra.Command {
 		Short: "Follow a fleet task or a layout live until it ends",
 		Long: `Follow a running fleet task or layout through its event stream: a progress line on a
 terminal (a line per finished agent otherwise), or every agent's output with --stream; then
-the results. Ctrl-C stops watching; the task goes on (cancel it with agentctl tasks cancel).
+the results (an upgrade has no output: --stream shows each agent's states). Ctrl-C stops
+watching; the task goes on (cancel it with agentctl tasks cancel).
 Exit 0 when every agent succeeded.`,
 		Args:              args(1, 1),
 		ValidArgsFunction: a.completeTaskIDs,
@@ -231,14 +235,18 @@ Exit 0 when every agent succeeded.`,
 				return err
 			}
 			ctx := cmd.Context()
-			if _, err := cl.Task(ctx, args[0]); isNotFleet(err) {
+			v, err := cl.Task(ctx, args[0])
+			if isNotFleet(err) {
 				if _, lerr := cl.Layout(ctx, args[0]); lerr == nil {
 					return a.watchLayout(cmd, cl, args[0], output)
 				}
 				return err
 			}
 			mode := showProgress
-			if withOutput {
+			switch {
+			case withOutput && v.Kind == "upgrade":
+				mode = showStates // no output: each agent's steps
+			case withOutput:
 				mode = showOutput
 			}
 			return a.followTask(ctx, cl, args[0], mode, false, output, false)
@@ -314,11 +322,10 @@ func (a *App) tasksOutputCmd() *cobra.Command {
 			return a.agentIDs(cmd, toComplete, "exec-agent"), noFiles
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.client()
+			cl, ctx, cancel, err := a.clientCtx(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := interruptible(cmd)
 			defer cancel()
 			if len(args) == 2 {
 				rc, err := cl.TaskOutput(ctx, args[0], args[1], 0)

@@ -93,8 +93,13 @@ const MaxPage = 1000
 // Agents lists the agents matching f, all pages up to limit (0: all), and
 // the total the server counts.
 func (c *Client) Agents(ctx context.Context, f AgentFilter, limit int) ([]Agent, int, error) {
-	q := f.query()
-	var all []Agent
+	return getPages[Agent](ctx, c, "/api/agents", f.query(), limit)
+}
+
+// getPages GETs a paged list (page, size; the server's count in
+// X-Total-Count): the pages up to limit items (0: all), and the total.
+func getPages[T any](ctx context.Context, c *Client, path string, q url.Values, limit int) ([]T, int, error) {
+	var all []T
 	total := 0
 	size := MaxPage // the same for every page: page N starts at (N-1)×size
 	if limit > 0 {
@@ -103,8 +108,8 @@ func (c *Client) Agents(ctx context.Context, f AgentFilter, limit int) ([]Agent,
 	for page := 1; ; page++ {
 		q.Set("page", strconv.Itoa(page))
 		q.Set("size", strconv.Itoa(size))
-		var list []Agent
-		h, err := c.Call(ctx, http.MethodGet, "/api/agents", q, nil, &list)
+		var list []T
+		h, err := c.Call(ctx, http.MethodGet, path, q, nil, &list)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -186,25 +191,5 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter, limit int) ([]AuditEn
 			q.Set(k, v)
 		}
 	}
-	var all []AuditEntry
-	total := 0
-	size := min(max(limit, 10), MaxPage)
-	for page := 1; len(all) < limit; page++ {
-		q.Set("page", strconv.Itoa(page))
-		q.Set("size", strconv.Itoa(size))
-		var list []AuditEntry
-		h, err := c.Call(ctx, http.MethodGet, "/api/audit", q, nil, &list)
-		if err != nil {
-			return nil, 0, err
-		}
-		total, _ = strconv.Atoi(h.Get("X-Total-Count"))
-		all = append(all, list...)
-		if len(list) < size {
-			break
-		}
-	}
-	if len(all) > limit {
-		all = all[:limit]
-	}
-	return all, max(total, len(all)), nil
+	return getPages[AuditEntry](ctx, c, "/api/audit", q, limit)
 }

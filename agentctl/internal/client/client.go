@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentfleet/jkframe/backoff"
 )
 
 // Options configure a Client.
@@ -83,7 +84,7 @@ func New(o Options) (*Client, error) {
 		c.o.Retries = 4
 	}
 	if c.o.Sleep == nil {
-		c.o.Sleep = sleep
+		c.o.Sleep = func(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, nil, d) }
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -176,6 +177,10 @@ type Request struct {
 	// OneShot.
 	Body    func() (io.Reader, error)
 	OneShot bool
+	// ContentLength is the body's length when known (> 0): sent as
+	// Content-Length instead of a chunked body, so that the server can
+	// refuse an oversize body before it is sent.
+	ContentLength int64
 	// Stream: no Timeout for the whole call (transfers, event streams);
 	// the caller's context bounds it.
 	Stream bool
@@ -229,7 +234,7 @@ func (c *Client) do(ctx context.Context, r Request) (*http.Response, error) {
 			if sent || attempt >= retries || r.OneShot && attempt > 0 {
 				return nil, err
 			}
-			wait = backoff(attempt)
+			wait = retryBackoff.Delay(attempt)
 		default:
 			apiErr := readError(resp)
 			ra, hinted := retryAfter(resp.Header)
@@ -240,7 +245,7 @@ func (c *Client) do(ctx context.Context, r Request) (*http.Response, error) {
 			}
 			wait = ra
 			if !hinted {
-				wait = backoff(attempt)
+				wait = retryBackoff.Delay(attempt)
 			}
 		}
 		c.debugf("retry in %s (attempt %d of %d)", wait.Round(time.Millisecond), attempt+2, retries+1)
@@ -289,6 +294,9 @@ func (c *Client) send(ctx context.Context, base *url.URL, r Request) (*http.Resp
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
 	if err != nil {
 		return nil, false, err
+	}
+	if r.ContentLength > 0 && body != nil {
+		req.ContentLength = r.ContentLength
 	}
 	maps(req.Header, r.Header)
 	if tb, ok := body.(interface{ ContentType() string }); ok {
@@ -351,12 +359,9 @@ func ctxErr(ctx context.Context, err error) error {
 	return ctx.Err()
 }
 
-// backoff is exponential with full jitter: up to 250 ms × 2^attempt,
-// capped at 8 s.
-func backoff(attempt int) time.Duration {
-	ceil := min(250*time.Millisecond<<min(attempt, 5), 8*time.Second)
-	return time.Duration(rand.Int64N(int64(ceil)) + 1)
-}
+// retryBackoff is exponential with full jitter: up to 250 ms × 2^attempt,
+// capped at 8 s. Only its stateless Delay is used (do counts attempts).
+var retryBackoff = &backoff.Backoff{Initial: 250 * time.Millisecond, Max: 8 * time.Second}
 
 // maxRetryAfter caps what a server may ask us to wait.
 const maxRetryAfter = 60 * time.Second
@@ -387,17 +392,6 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(max(t.Sub(now), 0), maxRetryAfter), true
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // envelope is the API's reply: success {code, payload}, failure {code,

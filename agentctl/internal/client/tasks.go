@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	sse "github.com/tmaxmax/go-sse"
 )
 
 // Selector chooses the agents of a fleet task: IDs, or filters.
@@ -108,38 +106,30 @@ type AgentResult struct {
 // TaskView is a fleet task with its per-agent results.
 type TaskView struct {
 	Task
-	Request     json.RawMessage `json:"request"`
+	Request json.RawMessage `json:"request"`
+	// Upgrade is the request of an upgrade task (kind upgrade).
+	Upgrade     json.RawMessage `json:"upgrade"`
 	MaxInFlight *int            `json:"max_in_flight"`
 	Agents      []AgentResult   `json:"agents"`
 }
 
-// Tasks lists fleet tasks, newest first, up to limit, and the total.
+// IsInstall reports whether the task installs software (its output is
+// the action log, one JSON action per line).
+func (v TaskView) IsInstall() bool {
+	var r struct {
+		Install json.RawMessage `json:"install"`
+	}
+	return json.Unmarshal(v.Request, &r) == nil && len(r.Install) > 0 && string(r.Install) != "null"
+}
+
+// Tasks lists fleet and upgrade tasks, newest first, up to limit, and the
+// total.
 func (c *Client) Tasks(ctx context.Context, states []string, limit int) ([]Task, int, error) {
 	q := url.Values{}
 	if len(states) > 0 {
 		q.Set("state", strings.Join(states, ","))
 	}
-	var all []Task
-	total := 0
-	size := min(max(limit, 10), MaxPage)
-	for page := 1; len(all) < limit; page++ {
-		q.Set("page", strconv.Itoa(page))
-		q.Set("size", strconv.Itoa(size))
-		var list []Task
-		h, err := c.Call(ctx, http.MethodGet, "/api/tasks", q, nil, &list)
-		if err != nil {
-			return nil, 0, err
-		}
-		total, _ = strconv.Atoi(h.Get("X-Total-Count"))
-		all = append(all, list...)
-		if len(list) < size {
-			break
-		}
-	}
-	if len(all) > limit {
-		all = all[:limit]
-	}
-	return all, max(total, len(all)), nil
+	return getPages[Task](ctx, c, "/api/tasks", q, limit)
 }
 
 // Task returns a fleet task with all its per-agent results.
@@ -209,19 +199,14 @@ const maxEvent = 1 << 20
 // last one yielded), the end of the stream, or an error. A stream the
 // server drops yields ErrEventsDropped; the caller reconnects.
 func (c *Client) Events(ctx context.Context, id string) (iter.Seq2[Event, error], error) {
-	ctx, idle, cancel := withIdle(ctx, eventsIdle)
-	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/api/tasks/" + url.PathEscape(id) + "/events",
-		Header: http.Header{"Accept": {"text/event-stream"}}, Stream: true})
+	events, err := c.stream(ctx, "/api/tasks/"+url.PathEscape(id)+"/events", nil, maxEvent)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	body := idle(resp.Body)
 	return func(yield func(Event, error) bool) {
-		defer body.Close()
-		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: maxEvent}) {
+		for ev, err := range events {
 			if err != nil {
-				yield(Event{}, &ConnError{Server: resp.Request.URL.Host, Err: err})
+				yield(Event{}, err)
 				return
 			}
 			e, err := DecodeEvent(ev.Type, ev.Data)

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentfleet/jkframe/hashcopy"
 )
 
 // copyBuf is the buffer of file copies: large enough that system calls
@@ -302,58 +304,6 @@ func writeUploadForm(mw *multipart.Writer, spec UploadSpec, src io.Reader, progr
 	return n, sum, mw.Close()
 }
 
-// copyHashing copies src to dst and returns the hex MD5 of the bytes;
-// the hash runs in a goroutine of its own beside the writes, so that it
-// does not slow the copy down while a core is free.
-func copyHashing(dst io.Writer, src io.Reader, progress func(int64)) (int64, string, error) {
-	const bufs = 4
-	free := make(chan []byte, bufs)
-	for range bufs {
-		free <- make([]byte, copyBuf)
-	}
-	work := make(chan []byte, bufs)
-	h := md5.New()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for b := range work {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-	})
-	var n int64
-	var err error
-	for {
-		buf := <-free
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				err = werr
-				break
-			}
-			work <- buf[:k]
-			n += int64(k)
-			if progress != nil {
-				progress(n)
-			}
-		} else {
-			free <- buf
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
-	close(work)
-	wg.Wait()
-	if err != nil {
-		return n, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // Download is a file coming from an agent.
 type Download struct {
 	resp *http.Response
@@ -363,9 +313,14 @@ type Download struct {
 
 // Download starts the download of path from an agent.
 func (c *Client) Download(ctx context.Context, agent, path string) (*Download, error) {
+	return c.download(ctx, "/api/file/"+url.PathEscape(agent)+"/download", url.Values{"dir": {path}})
+}
+
+// download starts a streamed GET of a file, bounded by an idle timeout.
+func (c *Client) download(ctx context.Context, path string, q url.Values) (*Download, error) {
 	ctx, idle, cancel := withIdle(ctx, downloadIdle)
-	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/api/file/" + url.PathEscape(agent) + "/download",
-		Query: url.Values{"dir": {path}}, Stream: true, Header: http.Header{"Accept-Encoding": {"identity"}}})
+	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: path, Query: q, Stream: true,
+		Header: http.Header{"Accept-Encoding": {"identity"}}})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -401,7 +356,11 @@ func (d *Download) CopyTo(w io.Writer, sum bool, progress func(int64)) (int64, s
 	var md5sum string
 	var err error
 	if sum || want.md5 != nil || trailerMD5 {
-		n, md5sum, err = copyHashing(w, d.resp.Body, progress)
+		// The MD5 runs beside the writes (hashcopy), so that it does not
+		// slow the download down while a core is free.
+		h := md5.New()
+		n, err = hashcopy.Copy(w, d.resp.Body, h, hashcopy.Options{BufSize: copyBuf, Progress: progress})
+		md5sum = hex.EncodeToString(h.Sum(nil))
 	} else {
 		n, err = copyPlain(w, d.resp.Body, progress)
 	}

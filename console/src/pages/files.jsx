@@ -3,7 +3,7 @@
 // upload them (multipart, with an upload progress bar).
 import { useRef, useState } from 'preact/hooks';
 import { download, get, qs, upload } from '../api.js';
-import { ErrorBox, Link, Progress, can, fmtBytes, fmtTime, navigate, usePoll, useMe } from '../util.jsx';
+import { Link, TransferStatus, can, fmtBytes, fmtTime, navigate, usePoll, useMe } from '../util.jsx';
 
 // modeText shows a Go os.FileMode: the text form when the server sends one
 // (mode, or a string auth as before), else built from the number (1.5's
@@ -94,9 +94,7 @@ export function Files({ id, dir }) {
           <button type="submit" disabled={!!xfer}>Upload</button>
         </form>
       ) : null}
-      {xfer ? <Progress value={xfer.done} max={xfer.total} label={`${xfer.what} ${fmtBytes(xfer.done)}${xfer.total ? ' of ' + fmtBytes(xfer.total) : ''}`} /> : null}
-      {note ? <div class="note" role="status">{note}</div> : null}
-      <ErrorBox error={err || list.error} />
+      <TransferStatus xfer={xfer} note={note} error={err || list.error} />
       <div class="table-wrap">
         <table class="grid compact files" aria-busy={list.loading}>
           <thead><tr><th>Name</th><th>Size</th><th>Mode</th><th>Owner</th><th>Modified</th><th /></tr></thead>

@@ -98,7 +98,7 @@ export function Fleet({ query }) {
   };
   const showServer = agents.some((a) => a.server);
   // Selecting is for the write actions: a token without them sees none.
-  const selectable = can(me, 'agents:write') || can(me, 'tasks:write');
+  const selectable = ['agents:write', 'tasks:write', 'exec:run', 'agents:upgrade'].some((sc) => can(me, sc));
 
   return (
     <section>
@@ -130,6 +130,12 @@ export function Fleet({ query }) {
         {selected.size && can(me, 'agents:write') ? <button type="button" onClick={() => setEditing(true)}>Edit labels…</button> : null}
         {selected.size && can(me, 'tasks:write') ? (
           <button type="button" onClick={() => navigate('/ui/run' + qs({ ids: [...selected].join(',') }))}>Run on selected…</button>
+        ) : null}
+        {selected.size && can(me, 'exec:run') ? (
+          <button type="button" onClick={() => navigate('/ui/install' + qs({ ids: [...selected].join(',') }))}>Install on selected…</button>
+        ) : null}
+        {selected.size && can(me, 'agents:upgrade') ? (
+          <button type="button" onClick={() => navigate('/ui/upgrade' + qs({ ids: [...selected].join(',') }))}>Upgrade selected…</button>
         ) : null}
         {selected.size ? <button type="button" class="secondary" onClick={() => setSelected(new Set())}>Clear selection</button> : null}
         <span class="spacer" />

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, events, get, qs, request, upload } from '../api.js';
 import { Pager } from './fleet.jsx';
+import { ActionLog, installActions } from './install.jsx';
 import {
   ErrorBox, Link, Progress, StateBadge, can, fmtAgo, fmtBytes, fmtTime, navigate, setQuery, usePoll, useMe,
 } from '../util.jsx';
@@ -45,7 +46,7 @@ export function Tasks({ query }) {
           <tbody>{tasks.map((t) => {
             const s = t.summary || {};
             const done = FINISHED.reduce((n, k) => n + (s[k] || 0), 0);
-            const href = t.kind === 'fleet' ? '/ui/tasks/' + encodeURIComponent(t.id) : t.kind === 'layout' ? '/ui/layouts/' + encodeURIComponent(t.id) : '';
+            const href = t.kind === 'fleet' || t.kind === 'upgrade' ? '/ui/tasks/' + encodeURIComponent(t.id) : t.kind === 'layout' ? '/ui/layouts/' + encodeURIComponent(t.id) : '';
             return (
               <tr key={t.id}>
                 <td>{href ? <Link href={href}>{t.id}</Link> : t.id}</td>
@@ -105,7 +106,8 @@ export function TaskDetail({ id }) {
     for (const a of v.agents || []) { as[a.agent] = a; os[a.agent] = initialOutput(a); }
     setAgents((prev) => {
       const next = {};
-      for (const [k, a] of Object.entries(as)) next[k] = newer(prev[k], a);
+      // The stored action log of an install only grows: the listing's is taken.
+      for (const [k, a] of Object.entries(as)) next[k] = { ...newer(prev[k], a), actions: a.actions };
       return next;
     });
     setOut((prev) => {
@@ -158,9 +160,13 @@ export function TaskDetail({ id }) {
   const failed = list.filter((a) => FAILED.includes(a.state)).map((a) => a.agent);
   const running = !['done', 'failed', 'cancelled'].includes(view.state);
   const req = view.request || {};
+  const inst = req.install;
+  const up = view.upgrade;
+  const command = !inst && !up;
 
   const cancel = async () => {
-    if (!confirm('Cancel this task? Running commands are killed; hosts not started are skipped.')) return;
+    const what = inst ? 'Installs already started run to their end' : up ? 'Agents that already swapped their binary are decided by their own watchdog' : 'Running commands are killed';
+    if (!confirm(`Cancel this task? ${what}; hosts not started are skipped.`)) return;
     try { await request(`/api/tasks/${eid}`, { method: 'DELETE' }); await load(); } catch (e) { setErr(e); }
   };
   const rerun = async () => {
@@ -173,19 +179,22 @@ export function TaskDetail({ id }) {
 
   return (
     <section>
-      <h1>Task {id} <StateBadge state={view.state} /></h1>
+      <h1>{inst ? 'Install' : up ? 'Upgrade' : 'Task'} {id} <StateBadge state={view.state} /></h1>
       <div class="toolbar">
         <Link href="/ui/tasks">← tasks</Link>
         {running && can(me, 'tasks:write') ? <button type="button" class="danger" onClick={cancel}>Cancel task</button> : null}
-        {!running && failed.length && can(me, 'tasks:write') ? <button type="button" onClick={rerun}>Re-run on the {failed.length} failed host{failed.length > 1 ? 's' : ''}</button> : null}
+        {command && !running && failed.length && can(me, 'tasks:write') ? <button type="button" onClick={rerun}>Re-run on the {failed.length} failed host{failed.length > 1 ? 's' : ''}</button> : null}
         <button type="button" class="secondary" onClick={() => setGen((g) => g + 1)}>Refresh</button>
         {live ? <span class="live" role="status">live</span> : null}
       </div>
       <ErrorBox error={err} />
       <dl class="facts">
-        <dt>Command</dt><dd><code>{req.script ? `${req.type || 'sh'}: ${req.script}` : [req.cmd, ...(req.args || [])].join(' ')}</code></dd>
-        <dt>Selector</dt><dd><code>{JSON.stringify(req.selector || {})}</code></dd>
-        <dt>Rollout</dt><dd>concurrency {req.concurrency || 'all'} · max errors {req.max_errors ?? 'no limit'} · canary {req.canary || 0} · timeout {req.timeout || 60} s</dd>
+        {inst ? <InstallFacts inst={inst} /> : up ? <UpgradeFacts up={up} /> : [
+          <dt key="c">Command</dt>,
+          <dd key="cd"><code>{req.script ? `${req.type || 'sh'}: ${req.script}` : [req.cmd, ...(req.args || [])].join(' ')}</code></dd>,
+        ]}
+        <dt>Selector</dt><dd><code>{JSON.stringify((up || req).selector || {})}</code></dd>
+        <dt>Rollout</dt><dd>{rollout(up || req)}{command ? ` · timeout ${req.timeout || 60} s` : ''}</dd>
         <dt>By</dt><dd>{view.created_by} · {fmtTime(view.created_at)}{view.finished_at ? ` · finished ${fmtTime(view.finished_at)}` : ''}</dd>
         {view.msg ? [<dt key="m">Message</dt>, <dd key="md">{view.msg}</dd>] : null}
       </dl>
@@ -202,16 +211,47 @@ export function TaskDetail({ id }) {
               <div class="row">
                 <button type="button" class="link" aria-expanded={shown} onClick={() => setOpen({ ...open, [a.agent]: !shown })}>{shown ? '▾' : '▸'} {a.agent}</button>
                 <StateBadge state={a.state} />
-                {FINISHED.includes(a.state) && a.state !== 'skipped' && a.state !== 'lost' ? <span>exit {a.exit_code}</span> : null}
-                {a.msg ? <span class="muted">{a.msg}</span> : null}
-                <span class="muted">{fmtBytes(o.bytes)}</span>
+                {command && FINISHED.includes(a.state) && a.state !== 'skipped' && a.state !== 'lost' ? <span>exit {a.exit_code}</span> : null}
+                {a.msg ? <span class="muted" data-testid="host-msg">{a.msg}</span> : null}
+                {command ? <span class="muted">{fmtBytes(o.bytes)}</span> : null}
               </div>
-              {shown ? <pre class="output" data-testid="output">{o.text}</pre> : null}
+              {shown && command ? <pre class="output" data-testid="output">{o.text}</pre> : null}
+              {shown && inst ? <ActionLog actions={installActions(a.actions, o.text)} /> : null}
             </li>
           );
         })}
       </ul>
     </section>
+  );
+}
+
+const rollout = (r) => `concurrency ${r.concurrency || 'all'} · max errors ${r.max_errors ?? 'no limit'} · canary ${r.canary || 0}`;
+
+// InstallFacts describes an install task's request (it holds no password).
+function InstallFacts({ inst }) {
+  const how = [
+    inst.dir ? `into ${inst.dir}` : '',
+    `timeout ${inst.timeout || 300} s`,
+    inst.auth ? `with ${inst.auth}${inst.user ? ' as ' + inst.user : ''}` : '',
+    inst.deps ? 'with dependencies' : '',
+  ].filter(Boolean).join(' · ');
+  return (
+    <>
+      <dt>Install</dt>
+      <dd><code>{inst.uri ? `${inst.uri} (repository)` : inst.url}</code>{inst.kind ? ` as ${inst.kind}` : ''}{inst.sha256 ? <span class="muted"> sha256 {inst.sha256}</span> : null}</dd>
+      <dt>How</dt><dd>{how}</dd>
+    </>
+  );
+}
+
+// UpgradeFacts describes an upgrade task's request.
+function UpgradeFacts({ up }) {
+  return (
+    <>
+      <dt>Upgrade</dt>
+      <dd>{up.agent_type} to <code>{up.package ? up.package : 'version ' + up.version}</code>{up.signature || up.signatures ? ' (signature given)' : ''}</dd>
+      <dt>Watchdog</dt><dd>deadline {up.deadline || 120} s · stay {up.stay || 10} s</dd>
+    </>
   );
 }
 

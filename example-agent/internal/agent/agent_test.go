@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/agenttest"
-	"github.com/agentfleet/libagent/manifest"
 	"github.com/agentfleet/libagent/protocol"
 	"go.uber.org/goleak"
 )
@@ -144,29 +142,5 @@ func TestEcho(t *testing.T) {
 // The shipped manifest is valid together with the basic.* keys, and the
 // shipped config passes it: the two cannot drift apart.
 func TestManifestAndDefaultConfig(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "..", "conf", "manifest.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	own, err := manifest.Parse(f, "conf/manifest.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := manifest.Merge(manifest.Basic(), own)
-	if probs := m.Validate(); len(probs) > 0 {
-		t.Fatalf("manifest problems: %v", probs)
-	}
-	conf, err := os.Open(filepath.Join("..", "..", "conf", "agent.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conf.Close()
-	probs, err := m.CheckConfig(conf, "conf/agent.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(probs) > 0 {
-		t.Fatalf("conf/agent.conf problems: %v", probs)
-	}
+	agenttest.ShippedConfig(t, filepath.Join("..", "..", "conf"))
 }

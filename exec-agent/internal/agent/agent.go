@@ -21,7 +21,7 @@ func New(cfg *Config) *libagent.Agent {
 	return &libagent.Agent{
 		Name:   Name,
 		Config: cfg,
-		Caps:   append([]string{protocol.CapStream, protocol.CapBulk}, shellCaps...),
+		Caps:   append([]string{protocol.CapStream, protocol.CapBulk, protocol.CapInstall}, shellCaps...),
 		Setup:  func(rt *libagent.Runtime) error { return setup(rt, cfg) },
 	}
 }
@@ -53,6 +53,8 @@ type agent struct {
 	// sent (or journaled) before that answer.
 	execMu sync.Mutex
 	execs  map[string]runner.Info
+
+	inst *installer // software installs (install.v1)
 }
 
 func setup(rt *libagent.Runtime, cfg *Config) error {
@@ -80,6 +82,11 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 	// runs on once this one answers the server.
 	reports := a.reapOrphans()
 	go a.reportOrphans(rt.Context(), reports)
+	installs, err := a.setupInstall(cfg.Install)
+	if err != nil {
+		return err
+	}
+	go a.reportInstalls(rt.Context(), installs)
 	rt.Handle(protocol.TypeExec, a.exec)
 	rt.Handle(protocol.TypeExecKill, a.kill)
 	rt.Handle(protocol.TypePsReq, a.ps)
@@ -91,5 +98,10 @@ func setup(rt *libagent.Runtime, cfg *Config) error {
 	rt.Handle(protocol.TypePtyResize, a.ptyResize, libagent.Inline())
 	rt.Handle(protocol.TypePtyAck, a.ptyAck, libagent.Inline())
 	rt.Handle(protocol.TypePtyClose, a.ptyClose, libagent.Inline())
+	rt.Handle(protocol.TypeInstallRun, a.installRun)
+	// Inline: install_status_req carries the tid of the install it asks
+	// about, and a request on the worker pool with the tid of a running
+	// one replaces it (cancelling the install).
+	rt.Handle(protocol.TypeInstallStatusReq, a.installStatus, libagent.Inline())
 	return nil
 }

@@ -19,9 +19,10 @@ const DefaultShellIdleTimeout = 30 * time.Minute
 
 // Config is the exec-agent's config file (conf/agent.conf).
 type Config struct {
-	Basic libagent.Basic `kv:"basic"`
-	Exec  ExecConfig     `kv:"exec"`
-	File  FileConfig     `kv:"file"`
+	Basic   libagent.Basic `kv:"basic"`
+	Exec    ExecConfig     `kv:"exec"`
+	File    FileConfig     `kv:"file"`
+	Install InstallConfig  `kv:"install"`
 }
 
 // ExecConfig is exec.*.
@@ -46,6 +47,17 @@ type ExecConfig struct {
 type FileConfig struct {
 	// TempDir is where uploads to "$$TMP$$" go; "": the OS temp directory.
 	TempDir string `kv:"temp_dir"`
+}
+
+// InstallConfig is install.*.
+type InstallConfig struct {
+	// DpkgArgs and RPMArgs are extra arguments of dpkg and rpm, separated
+	// by spaces (special hosts and tests: --root=…, --admindir=…).
+	DpkgArgs string `kv:"dpkg_args"`
+	RPMArgs  string `kv:"rpm_args"`
+	// ExeFlags are an exe installer's silent flags, separated by spaces;
+	// "": /S (NSIS).
+	ExeFlags string `kv:"exe_flags"`
 }
 
 // DefaultConfig returns the defaults of conf/agent.conf.

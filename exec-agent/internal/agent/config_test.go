@@ -1,49 +1,25 @@
 package agent
 
 import (
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentfleet/jkframe/kvconf"
+	"github.com/agentfleet/libagent/agenttest"
 	"github.com/agentfleet/libagent/manifest"
 )
 
 const (
-	confPath     = "../../conf/agent.conf"
-	manifestPath = "../../conf/manifest.yaml"
+	confDir  = "../../conf"
+	confPath = confDir + "/agent.conf"
 )
 
 // The manifest (merged with basic.*) is valid, and the shipped config
 // passes it: the two cannot drift apart.
 func TestManifestAndConfig(t *testing.T) {
-	f, err := os.Open(manifestPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	own, err := manifest.Parse(f, "conf/manifest.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := manifest.Merge(manifest.Basic(), own)
-	if err := m.Validate().Err(); err != nil {
-		t.Fatalf("manifest:\n%v", err)
-	}
-	c, err := os.Open(confPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	problems, err := m.CheckConfig(c, "conf/agent.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := problems.Err(); err != nil {
-		t.Fatalf("conf/agent.conf:\n%v", err)
-	}
+	m, _ := agenttest.ShippedConfig(t, confDir)
 	// Every own key of the config struct is in the manifest, with the
 	// default DefaultConfig has.
 	def := DefaultConfig()
@@ -53,6 +29,9 @@ func TestManifestAndConfig(t *testing.T) {
 		"exec.drain_timeout":      def.Exec.DrainTimeout.String(),
 		"exec.shell_idle_timeout": def.Exec.ShellIdleTimeout.String(),
 		"file.temp_dir":           def.File.TempDir,
+		"install.dpkg_args":       def.Install.DpkgArgs,
+		"install.rpm_args":        def.Install.RPMArgs,
+		"install.exe_flags":       def.Install.ExeFlags,
 	}
 	for key, v := range want {
 		it := m.Lookup(key)
@@ -72,7 +51,7 @@ func TestManifestAndConfig(t *testing.T) {
 			t.Errorf("%s: manifest default %q, DefaultConfig %q", key, d, v)
 		}
 	}
-	if got := len(own.Items); got != len(want) {
+	if got := len(m.Items) - len(manifest.Basic().Items); got != len(want) {
 		t.Errorf("manifest has %d own items, the config struct %d", got, len(want))
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/agentfleet/libagent/agenttest"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestExec(t *testing.T) {
@@ -125,7 +127,7 @@ func TestExecBusyKillPs(t *testing.T) {
 	// ps lists an exec until its exec_done is handed to the runtime (a
 	// server ending the tasks missing from ps must never end one that just
 	// finished), which is a moment after the server may have seen it.
-	waitFor(t, 10*time.Second, "ps to be empty after the end", func() bool {
+	eventually.Within(t, 10*time.Second, "ps to be empty after the end", func() bool {
 		ps = e.call(&protocol.Msg{Type: protocol.TypePsReq})
 		return ps.Ps().Tasks != nil && len(ps.Ps().Tasks) == 0
 	})
@@ -171,7 +173,7 @@ func TestExecResultAfterReconnect(t *testing.T) {
 	e.srv.Stop()
 	writeFile(t, mark, "")
 	// The task ends while the server is gone; give it the time to do so.
-	waitFor(t, 10*time.Second, "the command's end", func() bool { return syscall.Kill(pid, 0) != nil })
+	eventually.Within(t, 10*time.Second, "the command's end", func() bool { return syscall.Kill(pid, 0) != nil })
 	if err := e.srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestShutdownKillsTasks(t *testing.T) {
 	if m.Type != protocol.TypeExecd || !m.Execd().OK {
 		t.Fatalf("execd: %+v", m)
 	}
-	waitFor(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
+	eventually.Within(t, 10*time.Second, "the command to start", func() bool { _, err := os.Stat(mark); return err == nil })
 	e.stop()
 	if left := liveGroupMembers(t, m.Execd().Pid); len(left) > 0 {
 		t.Errorf("processes of the task (group %d) outlived the agent's Run: %v", m.Execd().Pid, left)

@@ -13,9 +13,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/agenttest"
-	"github.com/agentfleet/libagent/backoff"
 	"github.com/agentfleet/libagent/protocol"
 )
 
@@ -202,18 +202,6 @@ func (e *env) collectRest(tid string) execResult {
 		default:
 			e.t.Fatalf("unexpected reply %v (%s)", m.Type, m.ErrMsg)
 		}
-	}
-}
-
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

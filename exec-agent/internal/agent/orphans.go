@@ -193,22 +193,33 @@ func (a *agent) reapOne(rec runner.Record) *orphanReport {
 func (a *agent) reportOrphans(ctx context.Context, reports []orphanReport) {
 	defer close(a.reported)
 	log := a.rt.Logger()
+	handOver(ctx, a, reports, func(r orphanReport) bool {
+		err := a.rt.Replier(r.TaskID).ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, Payload: &protocol.ExecDone{
+			Code: r.Code, Time: r.Time, Msg: r.Msg, Restarted: true,
+		}})
+		if err != nil {
+			log.Warn("exec: reporting an orphan's end", "tid", r.TaskID, "err", err)
+			return false
+		}
+		log.Info("exec: reported the end of a task of the previous agent process", "tid", r.TaskID, "msg", r.Msg)
+		a.recs.remove(r.TaskID)
+		return true
+	})
+}
+
+// handOver sends what a previous agent process left (reports) once the
+// agent is connected: send returns whether one was handed to the runtime;
+// the others are tried again a second later, until all are or ctx ends.
+func handOver[T any](ctx context.Context, a *agent, reports []T, send func(T) bool) {
 	for len(reports) > 0 {
 		if err := a.rt.WaitConnected(ctx); err != nil {
 			return
 		}
-		var left []orphanReport
+		var left []T
 		for _, r := range reports {
-			err := a.rt.Replier(r.TaskID).ReplyReliable(ctx, &protocol.Msg{Type: protocol.TypeExecDone, Payload: &protocol.ExecDone{
-				Code: r.Code, Time: r.Time, Msg: r.Msg, Restarted: true,
-			}})
-			if err != nil {
-				log.Warn("exec: reporting an orphan's end", "tid", r.TaskID, "err", err)
+			if !send(r) {
 				left = append(left, r)
-				continue
 			}
-			log.Info("exec: reported the end of a task of the previous agent process", "tid", r.TaskID, "msg", r.Msg)
-			a.recs.remove(r.TaskID)
 		}
 		reports = left
 		if len(reports) > 0 {

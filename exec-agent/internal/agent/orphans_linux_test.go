@@ -16,6 +16,8 @@ import (
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/exec-agent/internal/runner"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // recordFiles returns the task records in the agent's state dir.
@@ -48,7 +50,7 @@ func TestTaskRecordLifecycle(t *testing.T) {
 		t.Fatalf("execd: %+v", m)
 	}
 	var recs []taskRecord
-	waitFor(t, 10*time.Second, "the task's record", func() bool { recs = recordFiles(t, e.dir); return len(recs) == 1 })
+	eventually.Within(t, 10*time.Second, "the task's record", func() bool { recs = recordFiles(t, e.dir); return len(recs) == 1 })
 	r := recs[0]
 	if r.TaskID != tid || r.Pid != m.Execd().Pid || r.Start == 0 || r.Boot == "" || r.Marker == "" || r.Report != nil {
 		t.Fatalf("record %+v, want task %s pid %d with start, boot and marker", r, tid, m.Execd().Pid)
@@ -56,7 +58,7 @@ func TestTaskRecordLifecycle(t *testing.T) {
 	writeFile(t, mark, "")
 	for m := e.await(tid, 10*time.Second); m.Type != protocol.TypeExecDone; m = e.await(tid, 10*time.Second) {
 	}
-	waitFor(t, 10*time.Second, "the record's removal", func() bool { return len(recordFiles(t, e.dir)) == 0 })
+	eventually.Within(t, 10*time.Second, "the record's removal", func() bool { return len(recordFiles(t, e.dir)) == 0 })
 }
 
 // orphanProc starts what a dead agent would leave: `sh -c script` in its
@@ -69,11 +71,13 @@ func orphanProc(t *testing.T, script, marker string) (runner.Record, <-chan stru
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Read the start time before anything reaps the process: a command
+	// that ends at once stays a zombie, with its /proc entry, until then.
+	pid := cmd.Process.Pid
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
-	pid := cmd.Process.Pid
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +126,7 @@ func TestRestartEndsOrphans(t *testing.T) {
 	if ps.Type != protocol.TypePsRep || len(ps.Ps().Tasks) != 0 {
 		t.Errorf("ps after the restart: %+v", ps)
 	}
-	waitFor(t, 10*time.Second, "the records' removal", func() bool { return len(recordFiles(t, dir)) == 0 })
+	eventually.Within(t, 10*time.Second, "the records' removal", func() bool { return len(recordFiles(t, dir)) == 0 })
 }
 
 // BenchmarkTaskRecord is what the record costs every exec: written at the

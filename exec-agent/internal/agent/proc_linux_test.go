@@ -8,9 +8,17 @@ import (
 	"testing"
 )
 
-// liveGroupMembers returns the processes of process group pgid that are
-// not zombies (a killed orphan stays a zombie until init reaps it).
-func liveGroupMembers(t *testing.T, pgid int) []string {
+// Fields of /proc/<pid>/stat after the command name, from 0: state, ppid,
+// pgrp, session, …
+const (
+	statPgrp    = 2
+	statSession = 3
+)
+
+// liveProcs returns the processes ("pid (comm)") whose stat field (statPgrp,
+// statSession) is id, but for zombies: a killed orphan stays a zombie until
+// init reaps it.
+func liveProcs(t *testing.T, field, id int) []string {
 	t.Helper()
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil {
@@ -27,11 +35,14 @@ func liveGroupMembers(t *testing.T, pgid int) []string {
 		if i < 0 {
 			continue
 		}
-		f := strings.Fields(s[i+1:]) // state, ppid, pgrp, …
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgid) {
+		f := strings.Fields(s[i+1:])
+		if len(f) <= field || f[0] == "Z" || f[field] != strconv.Itoa(id) {
 			continue
 		}
-		live = append(live, s[:i+1]+" "+f[0])
+		live = append(live, s[:i+1])
 	}
 	return live
 }
+
+// liveGroupMembers returns the live processes of process group pgid.
+func liveGroupMembers(t *testing.T, pgid int) []string { return liveProcs(t, statPgrp, pgid) }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/agentfleet/libagent/agenttest"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // ptyClient is the server side of one interactive session, as a test
@@ -146,7 +146,7 @@ func (c *ptyClient) send(m *protocol.Msg) {
 // input types b, waiting for an input credit.
 func (c *ptyClient) input(b string) {
 	c.e.t.Helper()
-	waitFor(c.e.t.(*testing.T), 20*time.Second, "an input credit", func() bool {
+	eventually.Within(c.e.t.(*testing.T), 20*time.Second, "an input credit", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.inCredit == 0 {
@@ -173,7 +173,7 @@ func (c *ptyClient) output() string {
 func (c *ptyClient) expect(s string) string {
 	c.e.t.Helper()
 	var out string
-	waitFor(c.e.t.(*testing.T), 20*time.Second, fmt.Sprintf("output %q", s), func() bool {
+	eventually.Within(c.e.t.(*testing.T), 20*time.Second, fmt.Sprintf("output %q", s), func() bool {
 		out = c.output()
 		return strings.Contains(out, s)
 	})
@@ -201,36 +201,12 @@ func (c *ptyClient) wait() *protocol.PtyExit {
 }
 
 // sessionMembers returns the live processes of session sid.
-func sessionMembers(t *testing.T, sid int) []string {
-	t.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live []string
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // state, ppid, pgrp, session, …
-		if len(f) < 4 || f[0] == "Z" || f[3] != strconv.Itoa(sid) {
-			continue
-		}
-		live = append(live, s[:i+1])
-	}
-	return live
-}
+func sessionMembers(t *testing.T, sid int) []string { return liveProcs(t, statSession, sid) }
 
 // waitProc waits until session sid runs a process named comm.
 func waitProc(t *testing.T, sid int, comm string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, comm+" running in the session", func() bool {
+	eventually.Within(t, 20*time.Second, comm+" running in the session", func() bool {
 		for _, p := range sessionMembers(t, sid) {
 			if strings.HasSuffix(p, "("+comm+")") {
 				return true
@@ -367,7 +343,7 @@ func TestShellSlowClientAfterExit(t *testing.T) {
 	e := start(t, agenttest.Options{}, nil) // drain time 100 ms
 	gate := make(chan struct{})
 	c := e.openShell(protocol.PtyOpen{Cmd: fmt.Sprintf("stty raw -echo; head -c %d /dev/zero | tr '\\000' x", total)}, ptyOpts{window: 2, lazy: true, gate: gate})
-	waitFor(t, 20*time.Second, "the command to end", func() bool {
+	eventually.Within(t, 20*time.Second, "the command to end", func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", c.pid))
 		return os.IsNotExist(err)
 	})
@@ -402,7 +378,7 @@ func TestShellConnectionLost(t *testing.T) {
 	c.input("sleep 100\r")
 	waitProc(t, c.pid, "sleep")
 	e.srv.Drop()
-	waitFor(t, 20*time.Second, "the session's processes to go", func() bool { return len(sessionMembers(t, c.pid)) == 0 })
+	eventually.Within(t, 20*time.Second, "the session's processes to go", func() bool { return len(sessionMembers(t, c.pid)) == 0 })
 }
 
 func TestShellIdleTimeout(t *testing.T) {

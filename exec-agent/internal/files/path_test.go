@@ -35,6 +35,22 @@ var nameTests = []struct {
 	{strings.Repeat("a", 256), `invalid file name "` + strings.Repeat("a", 256) + `": longer than 255 bytes`},
 }
 
+// TestCleanPath holds CleanPath to pathTests, the table of the OS's paths.
+func TestCleanPath(t *testing.T) {
+	for _, tt := range pathTests {
+		got, err := CleanPath(tt.in)
+		if tt.err == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("CleanPath(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tt.err || !errors.Is(err, ErrPath) {
+			t.Errorf("CleanPath(%q) = %q, %v; want error %s", tt.in, got, err, tt.err)
+		}
+	}
+}
+
 func TestValidName(t *testing.T) {
 	for _, tt := range nameTests {
 		err := ValidName(tt.name)

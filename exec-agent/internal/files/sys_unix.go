@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/user"
 	"strconv"
 	"sync"
@@ -128,14 +127,4 @@ func lookupID(s string, lookup func(string) (string, error)) (int, error) {
 		return 0, fmt.Errorf("id %q: %w", id, err)
 	}
 	return n, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

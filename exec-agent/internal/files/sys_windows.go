@@ -63,10 +63,6 @@ func resolveOwner(owner, group string) (int, int, error) {
 	return -1, -1, nil
 }
 
-// syncDir: directories cannot be fsynced on Windows; rename is durable
-// enough there.
-func syncDir(string) error { return nil }
-
 // isDrivesRoot: "/" (or "\") is the list of drives.
 func isDrivesRoot(dir string) bool { return dir == "/" || dir == `\` }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/agentfleet/jkframe/compress"
+	"github.com/agentfleet/jkframe/durable"
+	"github.com/agentfleet/jkframe/hashcopy"
 	"github.com/agentfleet/libagent/protocol"
 )
 
@@ -139,7 +141,9 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 	var n int64
 	var sum [16]byte
 	if check {
-		n, sum, err = copyHashed(tmp, ctxReader{ctx, src})
+		h := md5.New()
+		n, err = hashcopy.Copy(tmp, ctxReader{ctx, src}, h, hashcopy.Options{BufSize: copyBuf})
+		h.Sum(sum[:0])
 	} else {
 		n, err = io.CopyBuffer(onlyWriter{tmp}, ctxReader{ctx, src}, make([]byte, copyBuf))
 	}
@@ -177,60 +181,8 @@ func (fs *FS) Upload(ctx context.Context, spec UploadSpec, body io.Reader) (stri
 		return "", fmt.Errorf("upload %s: %w", target, err)
 	}
 	committed = true
-	_ = syncDir(dir) // durability only; the file is in place either way
+	_ = durable.SyncDir(dir) // durability only; the file is in place either way
 	return target, nil
-}
-
-// hashBufs is how many copyBuf buffers copyHashed cycles through.
-const hashBufs = 4
-
-// copyHashed copies r to w and returns the MD5 of the bytes. The MD5 runs
-// in its own goroutine, beside the reads and writes, so a transfer is as
-// fast as the slower of the two rather than their sum; memory stays at
-// hashBufs buffers.
-func copyHashed(w io.Writer, r io.Reader) (int64, [16]byte, error) {
-	free := make(chan []byte, hashBufs)
-	for range hashBufs {
-		free <- make([]byte, copyBuf)
-	}
-	toHash := make(chan []byte, hashBufs)
-	var sum [16]byte
-	hashed := make(chan struct{})
-	go func() {
-		defer close(hashed)
-		h := md5.New()
-		for b := range toHash {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-		h.Sum(sum[:0])
-	}()
-	var n int64
-	var err error
-	for {
-		buf := <-free
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				err = werr
-				break
-			}
-			n += int64(k)
-			toHash <- buf[:k]
-		} else {
-			free <- buf
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
-	close(toHash)
-	<-hashed
-	return n, sum, err
 }
 
 // onlyWriter hides the file's ReadFrom, so that io.CopyBuffer uses the

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // orphan starts `sh -c script` as a task of a dead agent would be left: in
@@ -49,17 +51,6 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestReap(t *testing.T) {
 	r := New(Options{KillGrace: 200 * time.Millisecond})
 	ready := func(dir string) string { return filepath.Join(dir, "ready") }
@@ -67,12 +58,12 @@ func TestReap(t *testing.T) {
 	t.Run("main process runs: tree killed", func(t *testing.T) {
 		dir := t.TempDir()
 		rec, _ := orphan(t, r, "sleep 30 & touch "+ready(dir)+"; wait", "m1")
-		waitFor(t, "the child", func() bool { _, err := os.Stat(ready(dir)); return err == nil })
+		eventually.True(t, "the child", func() bool { _, err := os.Stat(ready(dir)); return err == nil })
 		got, err := r.Reap(rec)
 		if err != nil || got != ReapKilled {
 			t.Fatalf("Reap = %v, %v; want killed", got, err)
 		}
-		waitFor(t, "the group to end", func() bool { return !groupAlive(rec.Pid) })
+		eventually.True(t, "the group to end", func() bool { return !groupAlive(rec.Pid) })
 	})
 
 	t.Run("main process gone, its background process runs: killed", func(t *testing.T) {
@@ -90,7 +81,7 @@ func TestReap(t *testing.T) {
 		if err != nil || got != ReapKilled {
 			t.Fatalf("Reap = %v, %v; want killed", got, err)
 		}
-		waitFor(t, "the group to end", func() bool { return !groupAlive(rec.Pid) })
+		eventually.True(t, "the group to end", func() bool { return !groupAlive(rec.Pid) })
 	})
 
 	t.Run("pid reused: untouched", func(t *testing.T) {
@@ -116,7 +107,7 @@ func TestReap(t *testing.T) {
 		if err != nil || got != ReapKilled {
 			t.Fatalf("Reap = %v, %v; want killed", got, err)
 		}
-		waitFor(t, "the marked process to end", func() bool { return !groupAlive(rec.Pid) })
+		eventually.True(t, "the marked process to end", func() bool { return !groupAlive(rec.Pid) })
 		if !groupAlive(other.Pid) {
 			t.Fatal("the process that reuses the pid was killed")
 		}

@@ -248,6 +248,7 @@ type Runner struct {
 
 // New returns a Runner.
 func New(opts Options) *Runner {
+	defaultChildSignals()
 	if opts.MaxTasks <= 0 {
 		opts.MaxTasks = DefaultMaxTasks
 	}
@@ -303,6 +304,25 @@ type Task struct {
 	reason EndReason // set by the watchdog before it kills
 }
 
+// acquire takes one of the MaxTasks slots (a task or a shell), and with
+// wait a place in what Close waits for: ErrClosed after Close, ErrBusy when
+// every slot is taken.
+func (r *Runner) acquire(wait bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return ErrClosed
+	case r.n >= r.opts.MaxTasks:
+		return fmt.Errorf("%w: %d tasks running, limit %d", ErrBusy, r.n, r.opts.MaxTasks)
+	}
+	r.n++
+	if wait {
+		r.wg.Add(1)
+	}
+	return nil
+}
+
 // Start starts spec and returns at once; the output goes to out, and
 // out.Done follows the last chunk. Canceling ctx kills the task. A start
 // failure (busy, bad spec, no such program or directory) is returned and out
@@ -317,19 +337,9 @@ func (r *Runner) Start(ctx context.Context, spec Spec, out Output) (*Task, error
 		return nil, err
 	}
 
-	r.mu.Lock()
-	switch {
-	case r.closed:
-		r.mu.Unlock()
-		return nil, ErrClosed
-	case r.n >= r.opts.MaxTasks:
-		n := r.n
-		r.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d tasks running, limit %d", ErrBusy, n, r.opts.MaxTasks)
+	if err := r.acquire(true); err != nil {
+		return nil, err
 	}
-	r.n++
-	r.wg.Add(1)
-	r.mu.Unlock()
 
 	p, err := startProc(prep)
 	if err != nil {
@@ -349,6 +359,14 @@ func (r *Runner) Start(ctx context.Context, spec Spec, out Output) (*Task, error
 	r.mu.Unlock()
 	go t.run(ctx)
 	return t, nil
+}
+
+// Check validates spec as Start does (auth, user, password, environment)
+// without starting anything, so a caller can refuse a bad request before
+// doing work for it.
+func (r *Runner) Check(spec Spec) error {
+	_, _, err := r.prepare(spec)
+	return err
 }
 
 // clipLen is how much of a request's value an error message quotes.

@@ -21,6 +21,8 @@ import (
 
 	"github.com/agentfleet/libagent/protocol"
 	"go.uber.org/goleak"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -290,18 +292,13 @@ func killSurvivors(t *testing.T, mark string) {
 // waitNoSurvivors polls until no process with mark is alive.
 func waitNoSurvivors(t *testing.T, mark string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := survivors(t, mark)
-		if len(s) == 0 {
-			return
+	p := eventually.Poll{Timeout: within, OnTimeout: func() { killSurvivors(t, mark) }}
+	p.NoError(t, "no survivors of "+mark, func() error {
+		if s := survivors(t, mark); len(s) > 0 {
+			return fmt.Errorf("processes survive: %v", s)
 		}
-		if time.Now().After(deadline) {
-			killSurvivors(t, mark)
-			t.Fatalf("processes survive: %v", s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // tree starts background sleeps, a grandchild in its own session, and a
@@ -584,6 +581,12 @@ func TestBadSpec(t *testing.T) {
 		if !errors.Is(err, ErrSpec) {
 			t.Errorf("%+v: %v is not ErrSpec", tt.spec, err)
 		}
+		if err := r.Check(tt.spec); err == nil || err.Error() != tt.err {
+			t.Errorf("Check(%+v): error %v, want %s", tt.spec, err, tt.err)
+		}
+	}
+	if err := r.Check(Spec{Cmd: "id", Auth: "sudo", User: "nobody", Pass: "$0$pw"}); err != nil {
+		t.Errorf("Check of a good spec: %v", err)
 	}
 	_, err := r.Start(context.Background(), Spec{Cmd: "id", Auth: "su", Pass: "$1$AAAA"}, newCollector())
 	if !errors.Is(err, protocol.ErrNoPassKey) {

@@ -81,18 +81,9 @@ func (r *Runner) StartShell(spec ShellSpec) (*Shell, error) {
 			return nil, fmt.Errorf("%w: env[%d] %q: want K=V", ErrSpec, i, kv)
 		}
 	}
-	r.mu.Lock()
-	switch {
-	case r.closed:
-		r.mu.Unlock()
-		return nil, ErrClosed
-	case r.n >= r.opts.MaxTasks:
-		n := r.n
-		r.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d tasks running, limit %d", ErrBusy, n, r.opts.MaxTasks)
+	if err := r.acquire(false); err != nil {
+		return nil, err
 	}
-	r.n++
-	r.mu.Unlock()
 	p, err := r.startShell(spec)
 	if err != nil {
 		r.releaseShell()

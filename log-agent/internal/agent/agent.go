@@ -26,9 +26,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/jkframe/utils"
 	"github.com/agentfleet/libagent"
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/libagent/logship"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/log-agent/internal/collector"
@@ -275,9 +276,9 @@ func (a *Agent) start(p *project.Project, spec string, local bool) {
 	to.Root = a.path(c.HostRoot)
 	var disc collector.Discovery
 	switch p.Type {
-	case project.TypeDocker:
+	case logship.TypeDocker:
 		disc = docker.NewDiscovery(docker.Options{Project: p, Socket: a.path(c.DockerSocket), HostRoot: to.Root, Log: a.log})
-	case project.TypeK8s:
+	case logship.TypeK8s:
 		disc = k8s.NewDiscovery(k8s.Options{Project: p, Node: c.K8sNode, PodsDir: c.PodsDir,
 			ContainerdRoot: c.ContainerdRoot, HostRoot: to.Root, Log: a.log})
 	}
@@ -348,13 +349,24 @@ func (a *Agent) Status() []collector.Status {
 	for k, v := range a.errs {
 		errs[k] = v
 	}
+	// The server's projects stopped here are reported too (not running),
+	// so that the server sees a stop done, not only asked for.
+	var stopped []string
+	for name := range a.known {
+		if _, ok := a.runs[name]; !ok && errs[name] == "" {
+			stopped = append(stopped, name)
+		}
+	}
 	a.mu.Unlock()
-	out := make([]collector.Status, 0, len(cols)+len(errs))
+	out := make([]collector.Status, 0, len(cols)+len(errs)+len(stopped))
 	for _, c := range cols {
 		out = append(out, c.Status())
 	}
 	for name, e := range errs {
 		out = append(out, collector.Status{Name: name, LastError: e, Errors: 1})
+	}
+	for _, name := range stopped {
+		out = append(out, collector.Status{Name: name})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

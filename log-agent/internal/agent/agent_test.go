@@ -17,41 +17,18 @@ import (
 	"github.com/agentfleet/jkframe/kvconf"
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/agenttest"
-	"github.com/agentfleet/libagent/manifest"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/log-agent/internal/sink"
 	"github.com/agentfleet/log-agent/internal/tail"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestManifestAndDefaultConfig(t *testing.T) {
-	confDir := filepath.Join("..", "..", "conf")
-	f, err := os.Open(filepath.Join(confDir, "manifest.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	own, err := manifest.Parse(f, "conf/manifest.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := manifest.Merge(manifest.Basic(), own)
-	if probs := m.Validate(); len(probs) > 0 {
-		t.Fatalf("manifest problems: %v", probs)
-	}
-	conf, err := os.ReadFile(filepath.Join(confDir, "agent.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	probs, err := m.CheckConfig(strings.NewReader(string(conf)), "conf/agent.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(probs) > 0 {
-		t.Fatalf("conf/agent.conf problems: %v", probs)
-	}
+	m, conf := agenttest.ShippedConfig(t, filepath.Join("..", "..", "conf"))
 	got := &Config{}
 	if err := kvconf.Unmarshal(conf, got, kvconf.File("conf/agent.conf"), kvconf.Strict(true)); err != nil {
 		t.Fatal(err)
@@ -133,9 +110,9 @@ func TestAgentCollectsIntoFileSink(t *testing.T) {
 		a.Wait()
 	}()
 	// Every line lands in the sink, bytes unchanged.
-	deadline := time.Now().Add(60 * time.Second)
 	var got []string
-	for {
+	// The check below reports a timeout, with what the sink holds.
+	_ = eventually.WaitTrue(eventually.DefaultTimeout, "every line in the sink", func() bool {
 		got = got[:0]
 		srcs, _ := sink.Sources(filepath.Join(dir, "out"), "app")
 		for id := range srcs {
@@ -146,11 +123,8 @@ func TestAgentCollectsIntoFileSink(t *testing.T) {
 			_, _ = sink.ReadEntries(f, func(e sink.Entry) error { got = append(got, string(e.Data)); return nil })
 			f.Close()
 		}
-		if len(got) >= len(lines) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(got) >= len(lines)
+	})
 	if !reflect.DeepEqual(got, lines) {
 		t.Fatalf("sink holds %d lines, want %d; first %q", len(got), len(lines), got[:min(len(got), 1)])
 	}
@@ -181,5 +155,22 @@ func TestAgentCollectsIntoFileSink(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// TestStoppedServerProjectReported: a server project stopped on this node
+// is in the status, not running, so the server sees the stop done; a
+// project removed from the list is not.
+func TestStoppedServerProjectReported(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Collect.DataDir = t.TempDir()
+	a := New(cfg, Options{})
+	a.apply([]protocol.LogProject{{Name: "web", Running: false, Spec: json.RawMessage(`{"name":"web","type":"logtail","paths":["/x/*.log"]}`)}})
+	if st := a.Status(); len(st) != 1 || st[0].Name != "web" || st[0].Running || st[0].LastError != "" {
+		t.Fatalf("status %+v, want web not running", st)
+	}
+	a.apply(nil)
+	if st := a.Status(); len(st) != 0 {
+		t.Fatalf("status after removal %+v", st)
 	}
 }

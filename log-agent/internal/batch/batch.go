@@ -4,23 +4,8 @@
 //
 // # Records
 //
-// A record is one log line (or one multiline record) with the byte offset
-// where it starts in its source file. Its bytes are kept exactly as read:
-// the record encoding is length-prefixed binary, so lines that are not
-// UTF-8 (Latin-1, GBK, binary garbage) pass through unchanged. When a batch
-// travels inside JSON (the agent's WebSocket session) the compressed block
-// is base64 text, never the lines themselves.
-//
-// The uncompressed record block is a sequence of
-//
-//	uvarint source index (into Batch.Sources)
-//	uvarint offset       byte offset of the line's start in the source
-//	varint  time         Unix nanoseconds (the log's own time for docker
-//	                     and k8s, the time it was read for files)
-//	byte    stream       0 file, 1 stdout, 2 stderr
-//	byte    flags        FlagTruncated | FlagPartial | FlagMultiline
-//	uvarint length
-//	bytes   data         without the line's end ("\n" or "\r\n")
+// The records (log lines, kept byte for byte) are encoded and compressed by
+// libagent/logship, the codec agent-server decodes them with.
 //
 // # Sources and exactly-once
 //
@@ -35,42 +20,11 @@ package batch
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"sync"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/agentfleet/libagent/logship"
 )
-
-// Stream of a record.
-const (
-	StreamFile   byte = 0
-	StreamStdout byte = 1
-	StreamStderr byte = 2
-)
-
-// Flags of a record.
-const (
-	// FlagTruncated: the line was longer than the project's max_line; Data
-	// holds its first bytes followed by a marker naming the bytes dropped.
-	FlagTruncated byte = 1 << iota
-	// FlagPartial: the file ended without a line end (it was closed or
-	// deleted); Data is what was there.
-	FlagPartial
-	// FlagMultiline: several lines joined by the multiline rule.
-	FlagMultiline
-)
-
-// Record is one log line.
-type Record struct {
-	Source int // index into Batch.Sources
-	Offset int64
-	Time   int64
-	Stream byte
-	Flags  byte
-	Data   []byte
-}
 
 // Source is one source a batch covers.
 type Source struct {
@@ -88,109 +42,30 @@ type Batch struct {
 	Lines   int
 	Bytes   int // uncompressed bytes of the lines
 	Sources []Source
-	Data    []byte // zstd of the record block
+	Data    []byte // zstd of the record block (logship.Compress)
 }
 
-// Limits of decoding (outside input: a spool file, later the wire).
+// Limits of decoding (outside input: a spool file).
 const (
-	MaxSources   = 1 << 16
-	MaxRecordLen = 64 << 20
-	MaxBlock     = 256 << 20
-	maxString    = 64 << 10
+	MaxSources = 1 << 16
+	MaxBlock   = 256 << 20
+	maxString  = 64 << 10
 )
 
-// ErrCorrupt is returned for a malformed batch or record block.
-var ErrCorrupt = errors.New("batch: corrupt")
-
-var (
-	encPool = sync.Pool{New: func() any {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-			zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
-		if err != nil {
-			panic(err) // constant options
-		}
-		return e
-	}}
-	decPool = sync.Pool{New: func() any {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(MaxBlock))
-		if err != nil {
-			panic(err)
-		}
-		return d
-	}}
-)
-
-// Compress returns the zstd frame of block appended to dst.
-func Compress(dst, block []byte) []byte {
-	e := encPool.Get().(*zstd.Encoder)
-	defer encPool.Put(e)
-	return e.EncodeAll(block, dst)
-}
+// ErrCorrupt is returned for a malformed batch or record block (the
+// sentinel of logship, so one errors.Is covers both).
+var ErrCorrupt = logship.ErrCorrupt
 
 // Records decodes the batch's records (at most max uncompressed bytes).
-func (b *Batch) Records(max int) ([]Record, error) {
+func (b *Batch) Records(max int) ([]logship.Record, error) {
 	if max <= 0 || max > MaxBlock {
 		max = MaxBlock
 	}
-	d := decPool.Get().(*zstd.Decoder)
-	defer decPool.Put(d)
-	var hdr zstd.Header
-	if err := hdr.Decode(b.Data); err == nil && hdr.HasFCS && hdr.FrameContentSize > uint64(max) {
-		return nil, fmt.Errorf("%w: block of %d bytes, at most %d", ErrCorrupt, hdr.FrameContentSize, max)
-	}
-	block, err := d.DecodeAll(b.Data, nil)
+	block, err := logship.Decompress(b.Data, max)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, err
 	}
-	if len(block) > max {
-		return nil, fmt.Errorf("%w: block of %d bytes, at most %d", ErrCorrupt, len(block), max)
-	}
-	return DecodeRecords(block, len(b.Sources))
-}
-
-// AppendRecord appends r to a record block.
-func AppendRecord(dst []byte, r *Record) []byte {
-	dst = binary.AppendUvarint(dst, uint64(r.Source))
-	dst = binary.AppendUvarint(dst, uint64(r.Offset))
-	dst = binary.AppendVarint(dst, r.Time)
-	dst = append(dst, r.Stream, r.Flags)
-	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
-	return append(dst, r.Data...)
-}
-
-// DecodeRecords parses a record block; sources bounds the source indexes.
-// Records' Data alias block.
-func DecodeRecords(block []byte, sources int) ([]Record, error) {
-	var out []Record
-	for len(block) > 0 {
-		var r Record
-		var n int
-		var u uint64
-		if u, n = binary.Uvarint(block); n <= 0 || u >= uint64(sources) {
-			return nil, fmt.Errorf("%w: record %d: source index", ErrCorrupt, len(out))
-		}
-		r.Source, block = int(u), block[n:]
-		if u, n = binary.Uvarint(block); n <= 0 || u > 1<<62 {
-			return nil, fmt.Errorf("%w: record %d: offset", ErrCorrupt, len(out))
-		}
-		r.Offset, block = int64(u), block[n:]
-		if r.Time, n = binary.Varint(block); n <= 0 {
-			return nil, fmt.Errorf("%w: record %d: time", ErrCorrupt, len(out))
-		}
-		block = block[n:]
-		if len(block) < 2 {
-			return nil, fmt.Errorf("%w: record %d: short", ErrCorrupt, len(out))
-		}
-		r.Stream, r.Flags, block = block[0], block[1], block[2:]
-		if u, n = binary.Uvarint(block); n <= 0 || u > MaxRecordLen || u > uint64(len(block)-n) {
-			return nil, fmt.Errorf("%w: record %d: length", ErrCorrupt, len(out))
-		}
-		block = block[n:]
-		r.Data, block = block[:u:u], block[u:]
-		out = append(out, r)
-	}
-	return out, nil
+	return logship.DecodeRecords(block, len(b.Sources))
 }
 
 // frame header: magic, version.

@@ -22,7 +22,9 @@
 //
 // The only loss is the spool's bound: when the sink stays away until the
 // spool is full, the oldest batches are deleted, counted in Status and
-// logged. Memory stays bounded: chunks wait on a small channel, the batcher
+// logged. Every batch counts once, shipped or dropped: the spool owns that
+// decision (see package spool); a batch the sink acknowledged counts
+// shipped even when the spool deleted it while it was being delivered. Memory stays bounded: chunks wait on a small channel, the batcher
 // holds one batch, the shipper at most ShipMaxBytes.
 package collector
 
@@ -40,7 +42,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
+	"github.com/agentfleet/libagent/logship"
 
 	"github.com/agentfleet/log-agent/internal/batch"
 	"github.com/agentfleet/log-agent/internal/checkpoint"
@@ -92,6 +95,10 @@ type Options struct {
 	Now             func() time.Time
 	// Tail tunes the tailer (Project, Store, Log and Now are set here).
 	Tail tail.Options
+
+	// afterShip, for tests, runs between the sink's acknowledgement of
+	// batches and the spool's.
+	afterShip func(acked []*batch.Batch)
 }
 
 // Status is a project's state on this node.
@@ -136,17 +143,9 @@ type Collector struct {
 	tl    *tail.Tailer
 
 	running atomic.Bool
-	pending atomic.Int64 // uncompressed bytes in the spool not acknowledged
-	shipped struct{ lines, bytes, batches atomic.Uint64 }
 	errs    atomic.Uint64
 	lastErr atomic.Value
 	saveMu  sync.Mutex
-
-	// Batches dropped from the full spool while the shipper had them in
-	// flight may still be delivered: those are taken off the drop counts.
-	dropMu    sync.Mutex
-	dropped   []spool.Drop // recent drop ranges
-	undropped struct{ batches, lines, bytes int64 }
 }
 
 // New opens the project's checkpoints and spool (recovering them after a
@@ -184,34 +183,22 @@ func New(opts Options) (*Collector, error) {
 	}
 	c := &Collector{opts: opts, p: p, log: log, store: store}
 	ends := map[string]int64{}
-	var pending int64
 	sp, err := spool.Open(filepath.Join(opts.Dir, "spool"), spool.Options{
 		MaxBytes: opts.SpoolBytes,
 		Persist:  store.Save,
 		OnDrop: func(d spool.Drop) {
-			c.pending.Add(-d.Bytes)
-			c.dropMu.Lock()
-			c.dropped = append(c.dropped, d)
-			if len(c.dropped) > 64 {
-				c.dropped = c.dropped[1:]
-			}
-			c.dropMu.Unlock()
 			log.Warn("spool full: oldest batches dropped unshipped",
 				"batches", d.Batches, "lines", d.Lines, "bytes", d.Bytes, "first_seq", d.First, "last_seq", d.Last)
 		},
-	}, func(b *batch.Batch, acked bool) {
+	}, func(b *batch.Batch, _ bool) {
 		for _, s := range b.Sources {
 			ends[s.ID] = max(ends[s.ID], s.End)
-		}
-		if !acked {
-			pending += int64(b.Bytes)
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("collector %s: %w", p.Name, err)
 	}
 	c.sp = sp
-	c.pending.Store(pending)
 	// The spool may reach further than the last saved checkpoint (a crash
 	// between an append and the next save).
 	for id, end := range ends {
@@ -413,8 +400,8 @@ func (b *builder) source(ck *tail.Chunk, first int64) int {
 
 func (b *builder) add(ck *tail.Chunk, l *tail.Line) {
 	i := b.source(ck, l.Offset)
-	r := batch.Record{Source: i, Offset: l.Offset, Time: l.Time, Stream: l.Stream, Flags: l.Flags, Data: l.Data}
-	b.block = batch.AppendRecord(b.block, &r)
+	r := logship.Record{Source: i, Offset: l.Offset, Time: l.Time, Stream: l.Stream, Flags: l.Flags, Data: l.Data}
+	b.block = logship.AppendRecord(b.block, &r)
 	b.lines++
 	b.size += len(l.Data)
 	// End: past this line; mark moves it to the chunk's End.
@@ -451,7 +438,7 @@ func (c *Collector) flush(b *builder) error {
 		bt := &batch.Batch{
 			Project: b.project, Created: c.opts.Now().UnixNano(), Lines: b.lines, Bytes: b.size,
 			Sources: append([]batch.Source(nil), b.sources...),
-			Data:    batch.Compress(nil, b.block),
+			Data:    logship.Compress(nil, b.block),
 		}
 		for {
 			_, err := c.sp.Append(bt)
@@ -464,7 +451,6 @@ func (c *Collector) flush(b *builder) error {
 			c.fail(fmt.Errorf("spool: %w", err))
 			time.Sleep(time.Second) // a failing disk: retry, holding the pipeline
 		}
-		c.pending.Add(int64(b.size))
 	}
 	for _, s := range b.sources {
 		c.store.Advance(s.ID, s.End)
@@ -490,7 +476,7 @@ func (c *Collector) shipper(ctx context.Context) error {
 		if err != nil {
 			c.fail(err)
 			r.Rewind()
-			if !sleep(ctx, bo.Next()) {
+			if bo.Wait(ctx, nil) != nil {
 				return nil
 			}
 			continue
@@ -498,16 +484,12 @@ func (c *Collector) shipper(ctx context.Context) error {
 		for len(bs) > 0 {
 			n, err := c.ship(ctx, bs)
 			if n > 0 {
-				last := bs[n-1].Seq
-				for _, b := range bs[:n] {
-					c.shipped.lines.Add(uint64(b.Lines))
-					c.shipped.bytes.Add(uint64(b.Bytes))
-					if !c.undrop(b) {
-						c.pending.Add(-int64(b.Bytes))
-					}
+				if c.opts.afterShip != nil {
+					c.opts.afterShip(bs[:n])
 				}
-				c.shipped.batches.Add(uint64(n))
-				if aerr := c.sp.Ack(last); aerr != nil && !errors.Is(aerr, spool.ErrClosed) {
+				// The spool counts them shipped, even those it deleted
+				// meanwhile to make room.
+				if aerr := c.sp.Ack(bs[n-1].Seq); aerr != nil && !errors.Is(aerr, spool.ErrClosed) {
 					c.fail(aerr)
 				}
 				bs = bs[n:]
@@ -521,7 +503,7 @@ func (c *Collector) shipper(ctx context.Context) error {
 			}
 			bo.Disconnected(c.opts.Now())
 			c.fail(fmt.Errorf("ship: %w", err))
-			if !sleep(ctx, bo.Next()) {
+			if bo.Wait(ctx, nil) != nil {
 				return nil
 			}
 			// Read again from the spool: batches dropped from it while
@@ -530,22 +512,6 @@ func (c *Collector) shipper(ctx context.Context) error {
 			break
 		}
 	}
-}
-
-// undrop reports whether b was counted dropped (and takes it off the drop
-// counts: it was delivered after all).
-func (c *Collector) undrop(b *batch.Batch) bool {
-	c.dropMu.Lock()
-	defer c.dropMu.Unlock()
-	for _, d := range c.dropped {
-		if b.Seq >= d.First && b.Seq <= d.Last {
-			c.undropped.batches++
-			c.undropped.lines += int64(b.Lines)
-			c.undropped.bytes += int64(b.Bytes)
-			return true
-		}
-	}
-	return false
 }
 
 // ship calls the sink, turning a panic into an error.
@@ -565,35 +531,6 @@ func (c *Collector) ship(ctx context.Context, bs []*batch.Batch) (n int, err err
 	return n, err
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func (c *Collector) undroppedBatches() int64 {
-	c.dropMu.Lock()
-	defer c.dropMu.Unlock()
-	return c.undropped.batches
-}
-
-func (c *Collector) undroppedLines() int64 {
-	c.dropMu.Lock()
-	defer c.dropMu.Unlock()
-	return c.undropped.lines
-}
-
-func (c *Collector) undroppedBytes() int64 {
-	c.dropMu.Lock()
-	defer c.dropMu.Unlock()
-	return c.undropped.bytes
-}
-
 // Status reports the project's counters.
 func (c *Collector) Status() Status {
 	ts := c.tl.Stats()
@@ -602,11 +539,10 @@ func (c *Collector) Status() Status {
 		Name: c.p.Name, Type: c.p.Type, Running: c.running.Load(),
 		Files: ts.Files, Lines: ts.Lines, Bytes: ts.Bytes, Excluded: ts.Excluded, Capped: ts.Capped,
 		BadFormat: ts.BadFormat, LostBytes: ts.LostBytes,
-		ShippedLines: c.shipped.lines.Load(), ShippedBytes: c.shipped.bytes.Load(), ShippedBatches: c.shipped.batches.Load(),
-		DroppedBatches: ss.DroppedBatches - c.undroppedBatches(), DroppedLines: ss.DroppedLines - c.undroppedLines(),
-		DroppedBytes: ss.DroppedBytes - c.undroppedBytes(),
-		SpoolBytes:   ss.Bytes, SpoolPending: ss.Pending,
-		LagBytes: ts.Unread + max(c.pending.Load(), 0),
+		ShippedLines: uint64(ss.ShippedLines), ShippedBytes: uint64(ss.ShippedBytes), ShippedBatches: uint64(ss.ShippedBatches),
+		DroppedBatches: ss.DroppedBatches, DroppedLines: ss.DroppedLines, DroppedBytes: ss.DroppedBytes,
+		SpoolBytes: ss.Bytes, SpoolPending: ss.Pending,
+		LagBytes: ts.Unread + max(ss.PendingBytes, 0),
 		Errors:   c.errs.Load() + ts.Errors,
 	}
 	st.LastError = ts.LastError

@@ -16,7 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
+	"github.com/agentfleet/libagent/logship"
 
 	"github.com/agentfleet/log-agent/internal/batch"
 	"github.com/agentfleet/log-agent/internal/project"
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // told to refuse batches (a sink that is away).
 type recSink struct {
 	mu      sync.Mutex
-	recs    map[string][]batch.Record // by source id, in arrival order
+	recs    map[string][]logship.Record // by source id, in arrival order
 	names   map[string]string
 	batches int
 	lines   int
@@ -38,7 +39,7 @@ type recSink struct {
 }
 
 func newRecSink() *recSink {
-	return &recSink{recs: map[string][]batch.Record{}, names: map[string]string{}}
+	return &recSink{recs: map[string][]logship.Record{}, names: map[string]string{}}
 }
 
 var errDown = errors.New("sink away")
@@ -98,32 +99,14 @@ func (s *recSink) byName(t *testing.T) map[string][]string {
 	return out
 }
 
-func (s *recSink) all() map[string][]batch.Record {
+func (s *recSink) all() map[string][]logship.Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string][]batch.Record{}
+	out := map[string][]logship.Record{}
 	for id, rs := range s.recs {
-		out[id] = append([]batch.Record(nil), rs...)
+		out[id] = append([]logship.Record(nil), rs...)
 	}
 	return out
-}
-
-// eventually waits for cond, failing after a generous deadline (the
-// machine is shared and slow; the condition is what matters).
-var onTimeout func()
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			if onTimeout != nil {
-				onTimeout()
-			}
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func testLogger(t *testing.T) *slog.Logger {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestZeroLossRotationsAndRestarts writes numbered lines while the file is
@@ -38,7 +40,7 @@ func TestZeroLossRotationsAndRestarts(t *testing.T) {
 				if w.bytes >= rotateSize {
 					// Keep the collector within the rotated files kept
 					// (what logrotate's "rotate N" promises to keep).
-					eventually(t, "collector within the kept files", func() bool { return sink.count() > w.n-(keep-4)*2000 })
+					eventually.True(t, "collector within the kept files", func() bool { return sink.count() > w.n-(keep-4)*2000 })
 					switch {
 					case mode == "rename" || mode == "mixed" && rotations%2 == 0:
 						w.rotateRename()
@@ -53,7 +55,7 @@ func TestZeroLossRotationsAndRestarts(t *testing.T) {
 					r = start(t, p, state, sink, nil)
 				}
 			}
-			onTimeout = func() {
+			dump := func() {
 				buf := make([]byte, 1<<20)
 				n := runtime.Stack(buf, true)
 				os.WriteFile(filepath.Join(os.TempDir(), "la-stacks.txt"), buf[:n], 0o644)
@@ -87,11 +89,10 @@ func TestZeroLossRotationsAndRestarts(t *testing.T) {
 					t.Logf("checkpoint %+v", c)
 				}
 			}
-			defer func() { onTimeout = nil }()
-			eventually(t, fmt.Sprintf("every line (%d)", w.n), func() bool { return sink.count() >= w.n })
+			eventually.Poll{OnTimeout: dump}.True(t, fmt.Sprintf("every line (%d)", w.n), func() bool { return sink.count() >= w.n })
 			r.stop(t)
 			if t.Failed() || !checkOK(sink, w, w.n) {
-				onTimeout()
+				dump()
 			}
 			checkAll(t, sink, w, w.n)
 			st := r.c.Status()

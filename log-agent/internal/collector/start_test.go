@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestReadFromEndAndCompressedSkipped: a new project with read_from end
@@ -28,16 +30,16 @@ func TestReadFromEndAndCompressedSkipped(t *testing.T) {
 	sink := newRecSink()
 	state := filepath.Join(dir, "state")
 	r := start(t, p, state, sink, nil)
-	eventually(t, "the old file followed", func() bool { return r.c.Status().Files == 1 })
+	eventually.True(t, "the old file followed", func() bool { return r.c.Status().Files == 1 })
 	appendTo(t, old, " rest\nafter 1\n")
 	if err := os.WriteFile(filepath.Join(dir, "a.log.new"), []byte("new file line 1\nnew file line 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "4 lines", func() bool { return sink.count() >= 4 })
+	eventually.True(t, "4 lines", func() bool { return sink.count() >= 4 })
 	r.stop(t)
 	appendTo(t, old, "while stopped\n")
 	r = start(t, p, state, sink, nil)
-	eventually(t, "5 lines", func() bool { return sink.count() >= 5 })
+	eventually.True(t, "5 lines", func() bool { return sink.count() >= 5 })
 	r.stop(t)
 	var got []string
 	for _, lines := range sink.byName(t) {

@@ -43,7 +43,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
 
 	"github.com/agentfleet/log-agent/internal/project"
 	"github.com/agentfleet/log-agent/internal/tail"
@@ -355,7 +355,7 @@ func (d *Discovery) spec(in *inspect, name string) (*tail.Spec, string) {
 			return nil, "no LogPath in the inspect"
 		}
 		return &tail.Spec{Key: "ctr:" + in.ID, Name: name, Format: tail.DockerJSON,
-			Patterns: []string{globEscape(in.LogPath), globEscape(in.LogPath) + ".*"}}, ""
+			Patterns: []string{tail.GlobEscape(in.LogPath), tail.GlobEscape(in.LogPath) + ".*"}}, ""
 	}
 	root := in.GraphDriver.Data["MergedDir"]
 	if root == "" || !strings.HasPrefix(root, "/") {
@@ -365,22 +365,7 @@ func (d *Discovery) spec(in *inspect, name string) (*tail.Spec, string) {
 		root = "/proc/" + strconv.Itoa(in.State.Pid) + "/root"
 	}
 	return &tail.Spec{Key: "ctr:" + in.ID + ":" + p.Dir, Name: name, StripPrefix: root, Format: tail.Plain,
-		Patterns: []string{globEscape(root) + p.Dir}}, ""
-}
-
-// globEscape quotes the glob metacharacters of a literal path.
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?[\`) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+		Patterns: []string{tail.GlobEscape(root) + p.Dir}}, ""
 }
 
 func (d *Discovery) publish(set func([]tail.Spec)) {

@@ -3,7 +3,6 @@ package docker
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -16,14 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/log-agent/internal/collector/collectortest"
 	"go.uber.org/goleak"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
+	"github.com/agentfleet/libagent/logship"
 
-	"github.com/agentfleet/log-agent/internal/batch"
 	"github.com/agentfleet/log-agent/internal/collector"
 	"github.com/agentfleet/log-agent/internal/project"
-	"github.com/agentfleet/log-agent/internal/tail"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -204,78 +205,14 @@ func layOut(t *testing.T, root string) map[string]string {
 	return paths
 }
 
-type rec struct {
-	source string
-	batch.Record
-}
-
-// memSink records what it acknowledges.
-type memSink struct {
-	mu   sync.Mutex
-	recs []rec
-}
-
-func (s *memSink) Ship(_ context.Context, bs []*batch.Batch) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range bs {
-		rs, err := b.Records(0)
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range rs {
-			r.Data = slices.Clone(r.Data)
-			s.recs = append(s.recs, rec{b.Sources[r.Source].Name, r})
-		}
-	}
-	return len(bs), nil
-}
-
-func (s *memSink) of(source string) []rec {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []rec
-	for _, r := range s.recs {
-		if r.source == source {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func run(t *testing.T, e *engine, root, js string) (*collector.Collector, *Discovery, *memSink) {
+func run(t *testing.T, e *engine, root, js string) (*collector.Collector, *Discovery, *collectortest.Sink) {
 	t.Helper()
 	p, err := project.Decode([]byte(js))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := NewDiscovery(Options{Project: p, Socket: e.sock, HostRoot: root, Backoff: &backoff.Backoff{Min: time.Millisecond, Max: 20 * time.Millisecond}})
-	s := &memSink{}
-	c, err := collector.New(collector.Options{Project: p, Dir: t.TempDir(), Sink: s, Discovery: d,
-		Tail: tail.Options{Root: root, Poll: 2 * time.Millisecond, Scan: 20 * time.Millisecond, RotateWait: 20 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	c, s := collectortest.Run(t, p, root, d)
 	return c, d, s
 }
 
@@ -308,14 +245,6 @@ type dockerLine struct {
 	Time   string `json:"time"`
 }
 
-func texts(rs []rec) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, string(r.Data))
-	}
-	return out
-}
-
 // TestContainersStdout follows the json-file logs of the containers named
 // by the project, through the captured API answers and events.
 func TestContainersStdout(t *testing.T) {
@@ -325,16 +254,16 @@ func TestContainersStdout(t *testing.T) {
 	_, d, s := run(t, e, root, `{"name":"dk","type":"docker","containers":["web-*","longline","rot"],"read_from":"beginning","interval":1}`)
 
 	web := jsonLines(t, paths["web-1"])
-	eventually(t, "web-1's lines", func() bool { return len(s.of("web-1")) >= len(web) })
-	if got := texts(s.of("web-1")); !slices.Equal(got, web) {
+	eventually.True(t, "web-1's lines", func() bool { return len(s.Of("web-1")) >= len(web) })
+	if got := s.Texts("web-1"); !slices.Equal(got, web) {
 		t.Fatalf("web-1: %d lines, want %d\n got %q\nwant %q", len(got), len(web), got[:min(3, len(got))], web[:3])
 	}
 	var out, errs int
-	for _, r := range s.of("web-1") {
+	for _, r := range s.Of("web-1") {
 		switch r.Stream {
-		case batch.StreamStdout:
+		case logship.StreamStdout:
 			out++
-		case batch.StreamStderr:
+		case logship.StreamStderr:
 			errs++
 		}
 		if r.Time < time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano() {
@@ -347,22 +276,22 @@ func TestContainersStdout(t *testing.T) {
 
 	// The 29 KB line the daemon split into 16 KiB partials comes out whole.
 	long := jsonLines(t, paths["longline"])
-	eventually(t, "longline's lines", func() bool { return len(s.of("longline")) >= len(long) })
-	if got := texts(s.of("longline")); !slices.Equal(got, long) || len(got[0]) < 16<<10 {
+	eventually.True(t, "longline's lines", func() bool { return len(s.Of("longline")) >= len(long) })
+	if got := s.Texts("longline"); !slices.Equal(got, long) || len(got[0]) < 16<<10 {
 		t.Fatalf("longline: %d records (first %d bytes), want %d", len(got), len(got[0]), len(long))
 	}
 
 	// rot's three files (the driver's rotations; max-file=3 deleted the
 	// older ones) give each of their lines once.
 	rot := jsonLines(t, paths["rot"]+".2", paths["rot"]+".1", paths["rot"])
-	eventually(t, "rot's lines", func() bool { return len(s.of("rot")) >= len(rot) })
-	got := texts(s.of("rot"))
+	eventually.True(t, "rot's lines", func() bool { return len(s.Of("rot")) >= len(rot) })
+	got := s.Texts("rot")
 	slices.Sort(got)
 	slices.Sort(rot)
 	if !slices.Equal(got, rot) {
 		t.Fatalf("rot: %d lines, want the %d of its files", len(got), len(rot))
 	}
-	if n := len(s.of("api-1")); n != 0 {
+	if n := len(s.Of("api-1")); n != 0 {
 		t.Fatalf("api-1 does not match the project but gave %d lines", n)
 	}
 	info := d.Info()[0]
@@ -376,7 +305,7 @@ func TestContainersStdout(t *testing.T) {
 	delete(e.running, "963008e9c4ccd517b602cd4863432aca2aab23c5bac4b6379817da82aee2f525")
 	e.mu.Unlock()
 	e.events <- capturedEvent(t, "web-1", "die")
-	eventually(t, "web-1 released", func() bool { return d.Info()[0]["containers"] == 2 })
+	eventually.True(t, "web-1 released", func() bool { return d.Info()[0]["containers"] == 2 })
 	f, err := os.OpenFile(paths["web-1"], os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -387,8 +316,8 @@ func TestContainersStdout(t *testing.T) {
 	e.running["963008e9c4ccd517b602cd4863432aca2aab23c5bac4b6379817da82aee2f525"] = true
 	e.mu.Unlock()
 	e.events <- capturedEvent(t, "web-1", "start")
-	eventually(t, "the line written across the restart", func() bool { return len(s.of("web-1")) >= len(web)+1 })
-	all := texts(s.of("web-1"))
+	eventually.True(t, "the line written across the restart", func() bool { return len(s.Of("web-1")) >= len(web)+1 })
+	all := s.Texts("web-1")
 	if !slices.Equal(all, append(web, "after restart")) {
 		t.Fatalf("after the restart: %d lines, last %q", len(all), all[len(all)-1])
 	}
@@ -409,7 +338,7 @@ func TestContainerTagsAndDir(t *testing.T) {
 	root := t.TempDir()
 	paths := layOut(t, root)
 	_, d, _ := run(t, e, root, `{"name":"tags","type":"docker","containers":["*"],"tags":["2.0"]}`)
-	eventually(t, "api-1 alone", func() bool {
+	eventually.True(t, "api-1 alone", func() bool {
 		n, _ := d.Info()[0]["names"].([]string)
 		return slices.Equal(n, []string{"api-1"})
 	})
@@ -417,8 +346,8 @@ func TestContainerTagsAndDir(t *testing.T) {
 	_, _, s := run(t, e, root, `{"name":"dir","type":"docker","containers":["web-1"],"dir":"/var/log/app/*.log","read_from":"beginning","interval":1}`)
 	data, _ := os.ReadFile(paths["web-1:app"])
 	want := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	eventually(t, "web-1's app.log", func() bool { return len(s.of("web-1:/var/log/app/app.log")) >= len(want) })
-	if got := texts(s.of("web-1:/var/log/app/app.log")); !slices.Equal(got, want) {
+	eventually.True(t, "web-1's app.log", func() bool { return len(s.Of("web-1:/var/log/app/app.log")) >= len(want) })
+	if got := s.Texts("web-1:/var/log/app/app.log"); !slices.Equal(got, want) {
 		t.Fatalf("app.log: %q", got[:min(3, len(got))])
 	}
 }

@@ -46,7 +46,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
 
 	"github.com/agentfleet/log-agent/internal/project"
 	"github.com/agentfleet/log-agent/internal/tail"
@@ -199,21 +199,10 @@ func (d *Discovery) Run(ctx context.Context, set func([]tail.Spec)) error {
 			d.setErr(err)
 			d.opts.Log.Warn("k8s: API failed; retrying", "project", d.opts.Project.Name, "err", err)
 			bo.Disconnected(time.Now())
-			if !sleep(ctx, bo.Next()) {
+			if bo.Wait(ctx, nil) != nil {
 				return nil
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -433,7 +422,7 @@ func (d *Discovery) specs(p *Pod) ([]tail.Spec, []string) {
 		if dir == "" {
 			base := path.Join(d.opts.PodsDir, m.Namespace+"_"+m.Name+"_"+m.UID, c.Name)
 			out = append(out, tail.Spec{Key: "pod:" + m.UID + "/" + c.Name, Name: name, Format: tail.CRI,
-				Patterns: []string{globEscape(base) + "/*.log", globEscape(base) + "/*.log.*"}})
+				Patterns: []string{tail.GlobEscape(base) + "/*.log", tail.GlobEscape(base) + "/*.log.*"}})
 			continue
 		}
 		var id string
@@ -452,21 +441,7 @@ func (d *Discovery) specs(p *Pod) ([]tail.Spec, []string) {
 		}
 		root := path.Join(d.opts.ContainerdRoot, cid, "rootfs")
 		out = append(out, tail.Spec{Key: "pod:" + m.UID + "/" + c.Name + ":" + cid, Name: name, StripPrefix: root,
-			Format: tail.Plain, Patterns: []string{globEscape(root) + dir}})
+			Format: tail.Plain, Patterns: []string{tail.GlobEscape(root) + dir}})
 	}
 	return out, errs
-}
-
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?[\`) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -15,14 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/log-agent/internal/collector/collectortest"
 	"go.uber.org/goleak"
 
-	"github.com/agentfleet/libagent/backoff"
+	"github.com/agentfleet/jkframe/backoff"
 
-	"github.com/agentfleet/log-agent/internal/batch"
-	"github.com/agentfleet/log-agent/internal/collector"
 	"github.com/agentfleet/log-agent/internal/project"
 	"github.com/agentfleet/log-agent/internal/tail"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -106,55 +107,6 @@ func watchEvents(t *testing.T) []string {
 	return out
 }
 
-type rec struct {
-	source string
-	batch.Record
-}
-
-type memSink struct {
-	mu   sync.Mutex
-	recs []rec
-}
-
-func (s *memSink) Ship(_ context.Context, bs []*batch.Batch) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range bs {
-		rs, err := b.Records(0)
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range rs {
-			r.Data = slices.Clone(r.Data)
-			s.recs = append(s.recs, rec{b.Sources[r.Source].Name, r})
-		}
-	}
-	return len(bs), nil
-}
-
-func (s *memSink) of(source string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, r := range s.recs {
-		if r.source == source {
-			out = append(out, string(r.Data))
-		}
-	}
-	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func podDir(root, ns, pod, uid, ctr string) string {
 	return filepath.Join(root, "var/log/pods", ns+"_"+pod+"_"+uid, ctr)
 }
@@ -194,21 +146,7 @@ func TestPodsOfNode(t *testing.T) {
 
 	d := NewDiscovery(Options{Project: p, Node: "node-1", PodsDir: "/var/log/pods",
 		Backoff: &backoff.Backoff{Min: time.Millisecond, Max: 20 * time.Millisecond}})
-	s := &memSink{}
-	c, err := collector.New(collector.Options{Project: p, Dir: t.TempDir(), Sink: s, Discovery: d,
-		Tail: tail.Options{Root: root, Poll: 2 * time.Millisecond, Scan: 20 * time.Millisecond, RotateWait: 20 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	_, s := collectortest.Run(t, p, root, d)
 
 	nginx := "shop/web-7d9c6b5f4-x2k8q/nginx"
 	want := []string{
@@ -219,28 +157,28 @@ func TestPodsOfNode(t *testing.T) {
 		"",
 		"2026/12/06 03:50:17 [warn] upstream timed out",
 	}
-	eventually(t, "nginx's lines", func() bool { return len(s.of(nginx)) >= len(want) })
-	got := s.of(nginx)
+	eventually.True(t, "nginx's lines", func() bool { return len(s.Texts(nginx)) >= len(want) })
+	got := s.Texts(nginx)
 	slices.Sort(got)
 	sorted := slices.Clone(want)
 	slices.Sort(sorted)
 	if !slices.Equal(got, sorted) {
 		t.Fatalf("nginx:\n got %q\nwant %q", got, sorted)
 	}
-	eventually(t, "sidecar's line", func() bool { return len(s.of("shop/web-7d9c6b5f4-x2k8q/sidecar")) == 1 })
+	eventually.True(t, "sidecar's line", func() bool { return len(s.Texts("shop/web-7d9c6b5f4-x2k8q/sidecar")) == 1 })
 	if n := d.Info()[0]["pods"]; n != 2 {
 		t.Fatalf("pods = %v, want 2 (web and api on node-1; the node-2 pod is not ours)", n)
 	}
 
 	ev := watchEvents(t)
 	srv.events <- ev[0] // ADDED: a new web pod
-	eventually(t, "the new pod's line", func() bool { return len(s.of("shop/web-7d9c6b5f4-m4n5b/nginx")) == 1 })
-	eventually(t, "3 pods", func() bool { return d.Info()[0]["pods"] == 3 })
+	eventually.True(t, "the new pod's line", func() bool { return len(s.Texts("shop/web-7d9c6b5f4-m4n5b/nginx")) == 1 })
+	eventually.True(t, "3 pods", func() bool { return d.Info()[0]["pods"] == 3 })
 	srv.events <- ev[1] // BOOKMARK
 	srv.events <- ev[2] // DELETED: the first web pod
-	eventually(t, "2 pods", func() bool { return d.Info()[0]["pods"] == 2 })
+	eventually.True(t, "2 pods", func() bool { return d.Info()[0]["pods"] == 2 })
 	srv.events <- ev[3] // ERROR 410: list again
-	eventually(t, "a second list", func() bool {
+	eventually.True(t, "a second list", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return srv.lists >= 2
@@ -255,7 +193,7 @@ func TestPodsOfNode(t *testing.T) {
 		t.Fatalf("watches from %v, want the list's resourceVersion 104571 first", watches)
 	}
 	// Nothing was read twice across the churn.
-	if n := len(s.of(nginx)); n != len(want) {
+	if n := len(s.Texts(nginx)); n != len(want) {
 		t.Fatalf("nginx: %d records, want %d", n, len(want))
 	}
 }
@@ -272,7 +210,7 @@ func TestBadTokenReported(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, func([]tail.Spec) {}) }()
-	eventually(t, "the error in the info", func() bool {
+	eventually.True(t, "the error in the info", func() bool {
 		e, _ := d.Info()[0]["error"].(string)
 		return strings.Contains(e, "401 Unauthorized: Unauthorized")
 	})

@@ -43,26 +43,14 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/agentfleet/libagent/logship"
 )
 
-// Types of project.
+// Defaults and bounds of the other parameters. The project types and the
+// batching defaults and bounds are libagent/logship's, shared with the
+// server that checks a project before pushing it.
 const (
-	TypeLogtail = "logtail"
-	TypeDocker  = "docker"
-	TypeK8s     = "k8s"
-)
-
-// Defaults and bounds of the batching parameters (the seed's defaults).
-const (
-	DefaultBatch    = 1000
-	DefaultBuffer   = 4096
-	DefaultInterval = 30 // seconds
-
-	MaxBatch    = 100_000
-	MinBuffer   = 256
-	MaxBuffer   = 16 << 20
-	MaxInterval = 3600
-
 	DefaultMaxLine = 256 << 10
 	MinMaxLine     = 1 << 10
 	MaxMaxLine     = 16 << 20
@@ -224,15 +212,15 @@ func (p *Project) Normalize() error {
 		return bad("name", "%q: want 1 to %d of A-Z a-z 0-9 . _ -, starting with a letter or digit", p.Name, maxName)
 	}
 	switch p.Type {
-	case TypeLogtail:
+	case logship.TypeLogtail:
 		if err := p.checkLogtail(); err != nil {
 			return err
 		}
-	case TypeDocker:
+	case logship.TypeDocker:
 		if err := p.checkDocker(); err != nil {
 			return err
 		}
-	case TypeK8s:
+	case logship.TypeK8s:
 		if err := p.checkK8s(); err != nil {
 			return err
 		}
@@ -349,13 +337,13 @@ func (p *Project) checkCommon() error {
 		return bad("exclude", "%v", err)
 	}
 	var err error
-	if p.Batch, err = intParam("batch", p.Batch, DefaultBatch, 1, MaxBatch); err != nil {
+	if p.Batch, err = intParam("batch", p.Batch, logship.DefaultBatch, 1, logship.MaxBatch); err != nil {
 		return err
 	}
-	if p.Buffer, err = intParam("buffer", p.Buffer, DefaultBuffer, MinBuffer, MaxBuffer); err != nil {
+	if p.Buffer, err = intParam("buffer", p.Buffer, logship.DefaultBuffer, logship.MinBuffer, logship.MaxBuffer); err != nil {
 		return err
 	}
-	if p.Interval, err = intParam("interval", p.Interval, DefaultInterval, 1, MaxInterval); err != nil {
+	if p.Interval, err = intParam("interval", p.Interval, logship.DefaultInterval, 1, logship.MaxInterval); err != nil {
 		return err
 	}
 	if p.MaxLine, err = intParam("max_line", p.MaxLine, DefaultMaxLine, MinMaxLine, MaxMaxLine); err != nil {
@@ -378,7 +366,7 @@ func (p *Project) checkCommon() error {
 		if _, err := regexp.Compile(m.Start); err != nil {
 			return bad("multiline.start", "%v", err)
 		}
-		if m.Timeout, err = intParam("multiline.timeout", m.Timeout, DefaultMultilineTimeout, 1, MaxInterval); err != nil {
+		if m.Timeout, err = intParam("multiline.timeout", m.Timeout, DefaultMultilineTimeout, 1, logship.MaxInterval); err != nil {
 			return err
 		}
 		if m.MaxLines, err = intParam("multiline.max_lines", m.MaxLines, DefaultMultilineMaxLines, 1, MaxMultilineLines); err != nil {

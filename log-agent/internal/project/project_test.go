@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/libagent/logship"
 )
 
 func TestDecodeDefaults(t *testing.T) {
@@ -13,7 +15,7 @@ func TestDecodeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Batch != DefaultBatch || p.Buffer != DefaultBuffer || p.Interval != DefaultInterval ||
+	if p.Batch != logship.DefaultBatch || p.Buffer != logship.DefaultBuffer || p.Interval != logship.DefaultInterval ||
 		p.MaxLine != DefaultMaxLine || p.ReadFrom != ReadFromEnd {
 		t.Fatalf("defaults not applied: %+v", p)
 	}

@@ -6,16 +6,18 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/agentfleet/libagent/logship"
+
 	"github.com/agentfleet/log-agent/internal/batch"
 )
 
 func mkBatch(offsets ...int64) *batch.Batch {
 	var block []byte
 	for _, o := range offsets {
-		block = batch.AppendRecord(block, &batch.Record{Offset: o, Data: []byte{'a' + byte(o%26), 0xff, '\n'}})
+		block = logship.AppendRecord(block, &logship.Record{Offset: o, Data: []byte{'a' + byte(o%26), 0xff, '\n'}})
 	}
 	return &batch.Batch{Project: "p", Lines: len(offsets), Sources: []batch.Source{{ID: "abc", Name: "/x.log"}},
-		Data: batch.Compress(nil, block)}
+		Data: logship.Compress(nil, block)}
 }
 
 func entries(t *testing.T, dir string) []Entry {

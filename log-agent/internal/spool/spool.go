@@ -31,25 +31,35 @@
 // than what the deleted segment held: a restart never reads those lines
 // again from the files.
 //
+// # Shipped or dropped: one owner
+//
+// Every batch leaves the spool exactly once, counted either shipped
+// (Stats.Shipped*) or dropped (Stats.Dropped*), decided under the spool's
+// lock. The Reader records the batches it hands out (in flight). When the
+// bound deletes a segment, the batches of it nobody has acknowledged are
+// counted dropped at once, except those in flight: their fate waits for
+// the shipper. Ack counts the in-flight batches it covers shipped — the
+// sink holds them, whether or not their segment is still on disk — and
+// Rewind (or Reader.Close) counts the in-flight batches whose segment is
+// gone dropped. So a batch delivered and acknowledged is never counted
+// dropped, and one that is counted dropped was never acknowledged.
+//
 // A *Spool is safe for concurrent use by one appender and one Reader.
 package spool
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 
+	"github.com/agentfleet/jkframe/durable"
+	"github.com/agentfleet/jkframe/segfile"
 	"github.com/agentfleet/log-agent/internal/batch"
 )
 
@@ -60,16 +70,12 @@ var (
 )
 
 const (
-	segSuffix = ".seg"
-	ackedName = "acked"
 	frameHead = 4
 	// MinSize is the smallest bound Open accepts.
 	MinSize = 1 << 20
 	// maxFrame bounds one frame when reading (outside input: the disk).
 	maxFrame = 512 << 20
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Options of Open.
 type Options struct {
@@ -95,12 +101,22 @@ type Drop struct {
 	Bytes       int64
 }
 
-// Stats are the spool's counters.
+// Stats are the spool's counters. Shipped and Dropped count the batches
+// that left the spool since Open (see the package doc).
 type Stats struct {
-	Bytes          int64 // on disk
-	Pending        int   // batches not acknowledged
+	Bytes   int64 // on disk
+	Pending int   // batches not acknowledged
+	// PendingBytes: the uncompressed bytes (Batch.Bytes) of the batches
+	// neither acknowledged nor counted dropped, in flight ones included.
+	PendingBytes int64
+	// Unsettled: batches handed out whose segment was deleted since; they
+	// count shipped or dropped when the shipper acknowledges or rewinds.
+	Unsettled      int
 	Acked          uint64
 	Next           uint64
+	ShippedBatches int64
+	ShippedLines   int64
+	ShippedBytes   int64
 	DroppedBatches int64
 	DroppedLines   int64
 	DroppedBytes   int64
@@ -113,6 +129,8 @@ type segment struct {
 	batches     int
 	sealed      bool // no more appends: the next one starts a new segment
 }
+
+func segPath(s *segment) string { return s.path }
 
 // Spool is an open spool directory.
 type Spool struct {
@@ -130,8 +148,13 @@ type Spool struct {
 	dirty   bool
 	closed  bool
 	st      Stats
-	wake    chan struct{} // closed and replaced on every append and on Close
-	buf     []byte
+	pbytes  int64    // Stats.PendingBytes
+	flights []flight // handed out by the Reader, in sequence order
+	// afterRead, for tests, runs when the Reader has read batches and
+	// not yet handed them out.
+	afterRead func()
+	wake      chan struct{} // closed and replaced on every append and on Close
+	buf       []byte
 }
 
 // Open opens or creates the spool in dir. recovered is called for every
@@ -149,7 +172,7 @@ func Open(dir string, opts Options, recovered func(b *batch.Batch, acked bool)) 
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	s := &Spool{dir: dir, opts: opts, wake: make(chan struct{})}
-	s.acked = readAcked(filepath.Join(dir, ackedName))
+	s.acked = segfile.ReadAcked(filepath.Join(dir, segfile.AckedName))
 	if err := s.load(recovered); err != nil {
 		return nil, err
 	}
@@ -162,7 +185,7 @@ func Open(dir string, opts Options, recovered func(b *batch.Batch, acked bool)) 
 		// it is pending.
 		s.acked = s.segs[0].first - 1
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ackedName), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, segfile.AckedName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -171,32 +194,14 @@ func Open(dir string, opts Options, recovered func(b *batch.Batch, acked bool)) 
 	return s, nil
 }
 
-func readAcked(path string) uint64 {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b)
-}
-
 func (s *Spool) load(recovered func(*batch.Batch, bool)) error {
-	ents, err := os.ReadDir(s.dir)
+	files, err := segfile.List(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	var names []string
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasSuffix(n, segSuffix) {
-			if _, err := strconv.ParseUint(strings.TrimSuffix(n, segSuffix), 10, 64); err == nil {
-				names = append(names, n)
-			}
-		}
-	}
-	sort.Strings(names)
 	prev := uint64(0)
-	for _, n := range names {
-		seg, err := s.recover(filepath.Join(s.dir, n), &prev, recovered)
+	for _, f := range files {
+		seg, err := s.recover(f.Path, &prev, recovered)
 		if err != nil {
 			return err
 		}
@@ -213,33 +218,32 @@ func (s *Spool) load(recovered func(*batch.Batch, bool)) error {
 
 // recover scans one segment, cutting it at the first bad frame.
 func (s *Spool) recover(path string, prev *uint64, recovered func(*batch.Batch, bool)) (*segment, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	seg := &segment{path: path}
+	err := segfile.Recover(path, func(r *bufio.Reader) int64 {
+		var buf []byte
+		for {
+			var b batch.Batch
+			n, err := readFrame(r, &buf, &b)
+			if err != nil || b.Seq <= *prev {
+				return seg.size
+			}
+			if recovered != nil {
+				recovered(&b, b.Seq <= s.acked)
+			}
+			if b.Seq > s.acked {
+				s.pbytes += int64(b.Bytes)
+			}
+			*prev = b.Seq
+			if seg.first == 0 {
+				seg.first = b.Seq
+			}
+			seg.last = b.Seq
+			seg.size += n
+			seg.batches++
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
-	}
-	defer f.Close()
-	seg := &segment{path: path}
-	r := bufio.NewReaderSize(f, 64<<10)
-	var buf []byte
-	for {
-		var b batch.Batch
-		n, err := readFrame(r, &buf, &b)
-		if err != nil || b.Seq <= *prev {
-			break
-		}
-		if recovered != nil {
-			recovered(&b, b.Seq <= s.acked)
-		}
-		*prev = b.Seq
-		if seg.first == 0 {
-			seg.first = b.Seq
-		}
-		seg.last = b.Seq
-		seg.size += n
-		seg.batches++
-	}
-	if err := f.Truncate(seg.size); err != nil {
-		return nil, fmt.Errorf("spool: cut %s: %w", path, err)
 	}
 	return seg, nil
 }
@@ -326,6 +330,7 @@ func (s *Spool) Append(b *batch.Batch) (uint64, error) {
 	s.size += rec
 	s.next++
 	s.pending++
+	s.pbytes += int64(b.Bytes)
 	s.dirty = true
 	close(s.wake)
 	s.wake = make(chan struct{})
@@ -361,30 +366,26 @@ func (s *Spool) makeRoom(rec int64) error {
 			if err != nil {
 				return err
 			}
-			s.st.DroppedBatches += int64(d.Batches)
-			s.st.DroppedLines += d.Lines
-			s.st.DroppedBytes += d.Bytes
-			s.pending -= d.Batches
 			s.acked = seg.last
 			if err := s.writeAcked(); err != nil {
 				return err
 			}
-			if s.opts.OnDrop != nil {
-				s.opts.OnDrop(d)
-			}
+			s.dropped(d)
 		}
 		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("spool: %w", err)
 		}
 		s.size -= seg.size
 		s.segs = s.segs[1:]
+		s.pending = s.countPending()
 	}
 	return nil
 }
 
-// unacked counts the batches of seg after the acknowledged position.
+// unacked counts the batches of seg after the acknowledged position that
+// are not in flight, and marks those in flight gone.
 func (s *Spool) unacked(seg *segment) (Drop, error) {
-	d := Drop{First: max(seg.first, s.acked+1), Last: seg.last}
+	var d Drop
 	f, err := os.Open(seg.path)
 	if err != nil {
 		return d, fmt.Errorf("spool: %w", err)
@@ -397,11 +398,20 @@ func (s *Spool) unacked(seg *segment) (Drop, error) {
 		if _, err := readFrame(r, &buf, &b); err != nil {
 			break
 		}
-		if b.Seq > s.acked {
-			d.Batches++
-			d.Lines += int64(b.Lines)
-			d.Bytes += int64(b.Bytes)
+		if b.Seq <= s.acked {
+			continue
 		}
+		if fl := s.flightOf(b.Seq); fl != nil {
+			fl.gone = true
+			continue
+		}
+		if d.Batches == 0 {
+			d.First = b.Seq
+		}
+		d.Last = b.Seq
+		d.Batches++
+		d.Lines += int64(b.Lines)
+		d.Bytes += int64(b.Bytes)
 	}
 	return d, nil
 }
@@ -446,33 +456,44 @@ func (s *Spool) ensureActive(rec int64, seq uint64) error {
 			return err
 		}
 	}
-	path := filepath.Join(s.dir, fmt.Sprintf("%020d%s", seq, segSuffix))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o600)
+	path := segfile.Path(s.dir, seq)
+	f, err := durable.CreateAppend(path)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		f.Close()
-		return fmt.Errorf("spool: sync dir: %w", err)
 	}
 	s.active = f
 	s.segs = append(s.segs, &segment{path: path})
 	return nil
 }
 
-// Ack records that the sink holds every batch up to and including upTo and
-// deletes the segments that are wholly acknowledged (after Persist).
+// Ack records that the sink holds every batch up to and including upTo,
+// counts the batches in flight up to it shipped and deletes the segments
+// that are wholly acknowledged (after Persist). Only batches the Reader
+// handed out can be acknowledged.
 func (s *Spool) Ack(upTo uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	if upTo <= s.acked {
-		return nil
-	}
 	if upTo >= s.next {
 		return fmt.Errorf("spool ack %d: beyond the last sequence number %d", upTo, s.next-1)
+	}
+	if upTo > s.acked && (len(s.flights) == 0 || s.flights[len(s.flights)-1].seq < upTo) {
+		return fmt.Errorf("spool ack %d: not handed out by the reader", upTo)
+	}
+	k := 0
+	for k < len(s.flights) && s.flights[k].seq <= upTo {
+		f := s.flights[k]
+		s.st.ShippedBatches++
+		s.st.ShippedLines += f.lines
+		s.st.ShippedBytes += f.bytes
+		s.pbytes -= f.bytes
+		k++
+	}
+	s.flights = s.flights[:copy(s.flights, s.flights[k:])]
+	if upTo <= s.acked {
+		return nil
 	}
 	s.acked = upTo
 	s.pending = s.countPending()
@@ -494,31 +515,15 @@ func (s *Spool) Ack(upTo uint64) error {
 			return fmt.Errorf("spool: persist before deleting: %w", err)
 		}
 	}
-	var errs []error
-	keep := s.segs[:0]
-	for i, seg := range s.segs {
-		if i >= n {
-			keep = append(keep, seg)
-			continue
-		}
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			keep = append(keep, seg)
-			continue
-		}
-		s.size -= seg.size
-	}
-	clear(s.segs[len(keep):])
-	s.segs = keep
-	return errors.Join(errs...)
+	var err error
+	s.segs, err = segfile.Trim(s.segs, n, segPath, func(seg *segment) { s.size -= seg.size })
+	return err
 }
 
 // writeAcked stores the acknowledged position (no fsync: a host crash may
 // lose it, and then batches are delivered again, which the sink absorbs).
 func (s *Spool) writeAcked() error {
-	var b [12]byte
-	binary.LittleEndian.PutUint64(b[:], s.acked)
-	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	b := segfile.Acked(s.acked)
 	if _, err := s.ackf.WriteAt(b[:], 0); err != nil {
 		return fmt.Errorf("spool: write acked: %w", err)
 	}
@@ -548,7 +553,12 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
-	st.Bytes, st.Pending, st.Acked, st.Next = s.size, s.pending, s.acked, s.next
+	st.Bytes, st.Pending, st.PendingBytes, st.Acked, st.Next = s.size, s.pending, s.pbytes, s.acked, s.next
+	for _, f := range s.flights {
+		if f.gone {
+			st.Unsettled++
+		}
+	}
 	return st
 }
 
@@ -572,138 +582,4 @@ func (s *Spool) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// Reader reads the batches after the acknowledged position, in order. One
-// Reader at a time; it is not safe for concurrent use.
-type Reader struct {
-	s    *Spool
-	next uint64 // next sequence number wanted
-	f    *os.File
-	path string
-	off  int64 // read position in f
-	r    *bufio.Reader
-}
-
-// NewReader returns a reader positioned after the acknowledged batches.
-func (s *Spool) NewReader() *Reader {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &Reader{s: s, next: s.acked + 1}
-}
-
-// Rewind positions the reader after the acknowledged batches again (after a
-// failed delivery).
-func (r *Reader) Rewind() {
-	r.s.mu.Lock()
-	r.next = r.s.acked + 1
-	r.s.mu.Unlock()
-	r.closeFile()
-}
-
-func (r *Reader) closeFile() {
-	if r.f != nil {
-		r.f.Close()
-		r.f, r.r, r.path = nil, nil, ""
-	}
-}
-
-// Close releases the reader's file.
-func (r *Reader) Close() { r.closeFile() }
-
-// Next returns up to maxBatches batches (at least one; their Data stays
-// valid until the next call) totalling about maxBytes, waiting until one is
-// there or ctx is done.
-func (r *Reader) Next(ctx context.Context, maxBatches int, maxBytes int64) ([]*batch.Batch, error) {
-	var out []*batch.Batch
-	var size int64
-	for {
-		seg, limit, wake, err := r.locate()
-		if err != nil {
-			return out, err
-		}
-		if seg == "" {
-			if len(out) > 0 {
-				return out, nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-wake:
-			}
-			continue
-		}
-		if r.path != seg {
-			r.closeFile()
-			f, err := os.Open(seg)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					continue // dropped under us: locate again
-				}
-				return out, fmt.Errorf("spool: %w", err)
-			}
-			r.f, r.path, r.off = f, seg, 0
-			r.r = bufio.NewReaderSize(f, 256<<10)
-		}
-		for r.off < limit && len(out) < maxBatches && (size < maxBytes || len(out) == 0) {
-			b := new(batch.Batch)
-			var tmp []byte
-			n, err := readFrame(r.r, &tmp, b)
-			if err != nil {
-				return out, fmt.Errorf("spool: read %s at %d: %w", r.path, r.off, err)
-			}
-			r.off += n
-			if b.Seq < r.next {
-				continue // acknowledged, or skipped after a drop
-			}
-			r.next = b.Seq + 1
-			out = append(out, b)
-			size += n
-		}
-		if len(out) >= maxBatches || size >= maxBytes {
-			return out, nil
-		}
-		if r.off >= limit {
-			// The end of what is committed in this segment: maybe more
-			// segments follow; locate says.
-			if len(out) > 0 {
-				if more, _ := r.more(); !more {
-					return out, nil
-				}
-			}
-		}
-	}
-}
-
-// more reports whether batches after r.next are committed.
-func (r *Reader) more() (bool, error) {
-	r.s.mu.Lock()
-	defer r.s.mu.Unlock()
-	return r.next < r.s.next, nil
-}
-
-// locate returns the segment holding r.next and its committed size, or ""
-// and a channel closed on the next append when there is nothing to read.
-func (r *Reader) locate() (string, int64, <-chan struct{}, error) {
-	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return "", 0, nil, ErrClosed
-	}
-	if r.next <= s.acked {
-		r.next = s.acked + 1
-	}
-	for _, seg := range s.segs {
-		if seg.first != 0 && seg.last >= r.next {
-			if seg.first > r.next {
-				r.next = seg.first // dropped batches before it
-			}
-			if seg.path == r.path && r.off >= seg.size {
-				continue
-			}
-			return seg.path, seg.size, s.wake, nil
-		}
-	}
-	return "", 0, s.wake, nil
 }

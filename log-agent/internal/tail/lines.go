@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/agentfleet/log-agent/internal/batch"
+	"github.com/agentfleet/libagent/logship"
 )
 
 // Format is how the lines of a file are encoded.
@@ -104,6 +104,8 @@ type lineProc struct {
 
 	part pending // partial-message join (DockerJSON, CRI)
 	ml   pending // multiline record
+
+	line Line // what emit gets: reused, so no line costs an allocation
 }
 
 func newLineProc(cfg *procConfig, cnt *lineCounts) *lineProc {
@@ -127,7 +129,9 @@ func (p *lineProc) start(next int64) int64 {
 	return s
 }
 
-// feed processes data read at file offset off.
+// feed processes data read at file offset off. emit gets each line; the
+// Line and its Data are only valid during the call (emit copies what it
+// keeps).
 func (p *lineProc) feed(data []byte, off int64, now time.Time, emit func(*Line)) {
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
@@ -196,9 +200,9 @@ func (p *lineProc) raw(line []byte, off, end, dropped int64, now time.Time, emit
 	case Plain:
 		flags := byte(0)
 		if dropped > 0 {
-			flags = batch.FlagTruncated
+			flags = logship.FlagTruncated
 		}
-		p.content(line, off, end, now.UnixNano(), batch.StreamFile, flags, dropped, true, now, emit)
+		p.content(line, off, end, now.UnixNano(), logship.StreamFile, flags, dropped, true, now, emit)
 	case DockerJSON:
 		p.docker(line, off, end, dropped, now, emit)
 	case CRI:
@@ -217,16 +221,16 @@ func (p *lineProc) docker(line []byte, off, end, dropped int64, now time.Time, e
 	if dropped > 0 || json.Unmarshal(line, &d) != nil {
 		// Not decodable (cut or damaged): pass the raw bytes on, flagged.
 		p.cnt.badFormat++
-		p.content(line, off, end, now.UnixNano(), batch.StreamFile, truncFlag(dropped), dropped, true, now, emit)
+		p.content(line, off, end, now.UnixNano(), logship.StreamFile, truncFlag(dropped), dropped, true, now, emit)
 		return
 	}
 	ts := now.UnixNano()
 	if t, err := time.Parse(time.RFC3339Nano, d.Time); err == nil {
 		ts = t.UnixNano()
 	}
-	stream := batch.StreamStdout
+	stream := logship.StreamStdout
 	if d.Stream == "stderr" {
-		stream = batch.StreamStderr
+		stream = logship.StreamStderr
 	}
 	content := []byte(d.Log)
 	complete := len(content) > 0 && content[len(content)-1] == '\n'
@@ -243,7 +247,7 @@ func (p *lineProc) docker(line []byte, off, end, dropped int64, now time.Time, e
 func (p *lineProc) cri(line []byte, off, end, dropped int64, now time.Time, emit func(*Line)) {
 	bad := func() {
 		p.cnt.badFormat++
-		p.content(line, off, end, now.UnixNano(), batch.StreamFile, truncFlag(dropped), dropped, true, now, emit)
+		p.content(line, off, end, now.UnixNano(), logship.StreamFile, truncFlag(dropped), dropped, true, now, emit)
 	}
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 < 0 {
@@ -264,9 +268,9 @@ func (p *lineProc) cri(line []byte, off, end, dropped int64, now time.Time, emit
 	var stream byte
 	switch string(rest[:sp2]) {
 	case "stdout":
-		stream = batch.StreamStdout
+		stream = logship.StreamStdout
 	case "stderr":
-		stream = batch.StreamStderr
+		stream = logship.StreamStderr
 	default:
 		bad()
 		return
@@ -293,7 +297,7 @@ func (p *lineProc) cri(line []byte, off, end, dropped int64, now time.Time, emit
 	}
 	flags := byte(0)
 	if dropped > 0 {
-		flags = batch.FlagTruncated
+		flags = logship.FlagTruncated
 		complete = true
 	}
 	p.content(rest, off, end, t.UnixNano(), stream, flags, dropped, complete, now, emit)
@@ -325,7 +329,7 @@ func (p *lineProc) content(c []byte, off, end, ts int64, stream, flags byte, dro
 	if len(c) > p.cfg.maxLine {
 		dropped += int64(len(c) - p.cfg.maxLine)
 		c = c[:p.cfg.maxLine]
-		flags |= batch.FlagTruncated
+		flags |= logship.FlagTruncated
 	}
 	p.record(c, off, end, ts, stream, flags, dropped, now, emit)
 }
@@ -334,7 +338,7 @@ func (p *lineProc) appendCapped(pp *pending, c []byte) {
 	room := p.cfg.maxLine - len(pp.data)
 	if len(c) > room {
 		pp.drop += int64(len(c) - max(room, 0))
-		pp.flags |= batch.FlagTruncated
+		pp.flags |= logship.FlagTruncated
 		c = c[:max(room, 0)]
 	}
 	pp.data = append(pp.data, c...)
@@ -375,7 +379,7 @@ func (p *lineProc) record(c []byte, off, end, ts int64, stream, flags byte, drop
 		return
 	}
 	ml.lines++
-	ml.flags |= flags | batch.FlagMultiline
+	ml.flags |= flags | logship.FlagMultiline
 	ml.drop += dropped
 	ml.end = end
 	if len(ml.data) < p.cfg.maxLine {
@@ -400,17 +404,18 @@ func (p *lineProc) out(c []byte, off, end, ts int64, stream, flags byte, dropped
 		p.cnt.excluded++
 		return
 	}
-	if flags&batch.FlagTruncated != 0 {
+	if flags&logship.FlagTruncated != 0 {
 		p.cnt.capped++
 		c = append(c[:len(c):len(c)], marker(dropped)...)
 	}
 	p.cnt.lines++
-	emit(&Line{Offset: off, End: end, Time: ts, Stream: stream, Flags: flags, Data: c})
+	p.line = Line{Offset: off, End: end, Time: ts, Stream: stream, Flags: flags, Data: c}
+	emit(&p.line)
 }
 
 func truncFlag(dropped int64) byte {
 	if dropped > 0 {
-		return batch.FlagTruncated
+		return logship.FlagTruncated
 	}
 	return 0
 }
@@ -435,17 +440,17 @@ func (p *lineProc) finish(now time.Time, emit func(*Line)) {
 		off, dropped := p.carryOff, p.skipped
 		p.carry, p.skipping, p.skipped = p.carry[:0], false, 0
 		if p.cfg.format == Plain {
-			flags := batch.FlagPartial
+			flags := logship.FlagPartial
 			if dropped > 0 {
-				flags |= batch.FlagTruncated
+				flags |= logship.FlagTruncated
 			}
 			p.cnt.bytes += uint64(len(line)) + uint64(dropped)
-			p.content(line, off, off+int64(len(line))+dropped, now.UnixNano(), batch.StreamFile, flags, dropped, true, now, emit)
+			p.content(line, off, off+int64(len(line))+dropped, now.UnixNano(), logship.StreamFile, flags, dropped, true, now, emit)
 		} else {
 			// A torn JSON/CRI line: pass it on raw, flagged.
 			p.cnt.bytes += uint64(len(line)) + uint64(dropped)
 			p.cnt.badFormat++
-			p.content(line, off, off+int64(len(line))+dropped, now.UnixNano(), batch.StreamFile, batch.FlagPartial, dropped, true, now, emit)
+			p.content(line, off, off+int64(len(line))+dropped, now.UnixNano(), logship.StreamFile, logship.FlagPartial, dropped, true, now, emit)
 		}
 	}
 	p.flushPart(now, emit)

@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/agentfleet/log-agent/internal/batch"
+	"github.com/agentfleet/libagent/logship"
 )
 
 type out struct {
@@ -50,7 +50,7 @@ func TestLinesPlain(t *testing.T) {
 		if got := o.texts(); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("piece %d:\n got %q\nwant %q", n, got, want)
 		}
-		if o.lines[4].Flags != batch.FlagTruncated || cnt.capped != 1 {
+		if o.lines[4].Flags != logship.FlagTruncated || cnt.capped != 1 {
 			t.Fatalf("cap not flagged: %+v %+v", o.lines[4], cnt)
 		}
 		// Offsets and ends chain; "last" is pending: the checkpoint stays
@@ -64,7 +64,7 @@ func TestLinesPlain(t *testing.T) {
 			t.Fatalf("start = %d, want %d", s, len(data)-4)
 		}
 		p.finish(time.Now(), o.emit)
-		if l := o.lines[len(o.lines)-1]; string(l.Data) != "last" || l.Flags != batch.FlagPartial {
+		if l := o.lines[len(o.lines)-1]; string(l.Data) != "last" || l.Flags != logship.FlagPartial {
 			t.Fatalf("finish: %+v", l)
 		}
 	}
@@ -99,7 +99,7 @@ func TestLinesMultiline(t *testing.T) {
 	if got := o.texts(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("\n got %q\nwant %q", got, want)
 	}
-	if o.lines[1].Flags&batch.FlagMultiline == 0 {
+	if o.lines[1].Flags&logship.FlagMultiline == 0 {
 		t.Fatal("joined record not flagged multiline")
 	}
 	// The last record waits; the checkpoint stays at its start.
@@ -144,7 +144,7 @@ func TestLinesDocker(t *testing.T) {
 	if got := o.texts(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("\n got %q\nwant %q", got, want)
 	}
-	if o.lines[0].Stream != batch.StreamStdout || o.lines[1].Stream != batch.StreamStderr ||
+	if o.lines[0].Stream != logship.StreamStdout || o.lines[1].Stream != logship.StreamStderr ||
 		o.lines[0].Time != time.Date(2026, 12, 6, 4, 5, 4, 986052625, time.UTC).UnixNano() {
 		t.Fatalf("stream/time: %+v %+v", o.lines[0], o.lines[1])
 	}
@@ -209,4 +209,32 @@ func FuzzLineProc(f *testing.F) {
 			prev = l.Offset
 		}
 	})
+}
+
+// TestFeedNoAllocPerLine: plain lines cost no allocation each (the Line
+// handed to emit is reused; emit copies it).
+func TestFeedNoAllocPerLine(t *testing.T) {
+	p := newLineProc(&procConfig{format: Plain, maxLine: 1 << 10}, &lineCounts{})
+	data := []byte(strings.Repeat(strings.Repeat("x", 199)+"\n", 1000))
+	kept := make([]Line, 0, 1000)
+	var sum int
+	emit := func(l *Line) {
+		kept = append(kept, *l)
+		sum += len(l.Data)
+	}
+	now := time.Unix(1700000000, 0)
+	allocs := testing.AllocsPerRun(20, func() {
+		kept = kept[:0]
+		p.feed(data, 0, now, emit)
+	})
+	if len(kept) != 1000 || sum == 0 {
+		t.Fatalf("%d lines emitted", len(kept))
+	}
+	// Offsets of the copies are their own: emit got a fresh value each time.
+	if kept[999].Offset != 999*200 || kept[0].Offset != 0 {
+		t.Fatalf("offsets %d, %d", kept[0].Offset, kept[999].Offset)
+	}
+	if allocs >= 10 {
+		t.Fatalf("%.0f allocations for 1000 lines", allocs)
+	}
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/agentfleet/jkframe/kvconf"
 	"github.com/agentfleet/jkframe/utils"
-	"github.com/agentfleet/libagent/manifest"
+	"github.com/agentfleet/libagent/agenttest"
 )
 
 func TestNormalize(t *testing.T) {
@@ -179,31 +178,7 @@ func FuzzAllowedKinds(f *testing.F) {
 // config passes it, and both hold the defaults of DefaultConfig: the three
 // cannot drift apart.
 func TestManifestAndDefaultConfig(t *testing.T) {
-	confDir := filepath.Join("..", "..", "conf")
-	f, err := os.Open(filepath.Join(confDir, "manifest.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	own, err := manifest.Parse(f, "conf/manifest.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := manifest.Merge(manifest.Basic(), own)
-	if probs := m.Validate(); len(probs) > 0 {
-		t.Fatalf("manifest problems: %v", probs)
-	}
-	conf, err := os.ReadFile(filepath.Join(confDir, "agent.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	probs, err := m.CheckConfig(strings.NewReader(string(conf)), "conf/agent.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(probs) > 0 {
-		t.Fatalf("conf/agent.conf problems: %v", probs)
-	}
+	m, conf := agenttest.ShippedConfig(t, filepath.Join("..", "..", "conf"))
 
 	// The shipped file decodes (strict) to the defaults.
 	got := &Config{}

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/libagent"
 	"github.com/agentfleet/libagent/agenttest"
-	"github.com/agentfleet/libagent/backoff"
 	"github.com/agentfleet/libagent/protocol"
 
 	"github.com/agentfleet/metrics-agent/internal/collect"
@@ -107,38 +107,13 @@ func fixtureRoots(t *testing.T) collect.Roots {
 	t.Helper()
 	root := t.TempDir()
 	src := filepath.Join("..", "collect", "testdata")
-	copyTree(t, filepath.Join(src, "debian"), root)
-	copyTree(t, filepath.Join(src, "arm", "sys", "class"), filepath.Join(root, "sys", "class"))
-	return collect.Roots{Proc: root + "/proc", Sys: root + "/sys", Etc: root + "/etc", Dev: root + "/dev"}
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, out)
-		case d.IsDir():
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
+	if err := os.CopyFS(root, os.DirFS(filepath.Join(src, "debian"))); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.CopyFS(filepath.Join(root, "sys", "class"), os.DirFS(filepath.Join(src, "arm", "sys", "class"))); err != nil {
+		t.Fatal(err)
+	}
+	return collect.Roots{Proc: root + "/proc", Sys: root + "/sys", Etc: root + "/etc", Dev: root + "/dev"}
 }
 
 func fixtureStatfs(path string) (collect.FSStat, error) {

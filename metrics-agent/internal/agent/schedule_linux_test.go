@@ -8,6 +8,8 @@ import (
 	"github.com/agentfleet/jkframe/utils"
 	"github.com/agentfleet/libagent/agenttest"
 	"github.com/agentfleet/libagent/protocol"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // Our server: the jobs due together go out in one hm_dynamic_rep; each job
@@ -161,13 +163,7 @@ func TestReconnectRunsDueJobs(t *testing.T) {
 	awaitPush(t, srv, protocol.TypeHMDynamicRep)
 	awaitPush(t, srv, protocol.TypeHMAgentStatus)
 	srv.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.a.rt.Connected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not notice the server is gone")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, "the agent to notice the server is gone", func() bool { return !r.a.rt.Connected() })
 	at := r.clock.fire(t) // usage due at +5s while the server is gone
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,10 @@ func fakeStatfs(path string) (FSStat, error) {
 // may change its files) and the copy's root.
 func fixture(t *testing.T, name string, opts Options) (*Collector, *fakeClock, string) {
 	t.Helper()
-	root := copyTree(t, filepath.Join("testdata", name))
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", name))); err != nil {
+		t.Fatal(err)
+	}
 	clk := &fakeClock{t: t0}
 	opts.Roots = Roots{Proc: root + "/proc", Sys: root + "/sys", Etc: root + "/etc", Dev: root + "/dev"}
 	opts.Now = clk.Now
@@ -69,39 +72,6 @@ func fixture(t *testing.T, name string, opts Options) (*Collector, *fakeClock, s
 		return time.Unix(0, 0), nil // no birth time recorded: not plausible
 	}
 	return c, clk, root
-}
-
-// copyTree copies a fixture tree, symbolic links included, into a temp dir.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, to)
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(to, b, 0o644)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	japi "github.com/agentfleet/jkframe/api"
+
+	"github.com/agentfleet/agent-server/internal/cluster"
+)
+
+// Cluster is what the API shows of the cluster this server is a member of
+// (*cluster.Member is one); nil for a single server.
+type Cluster interface {
+	// Name is the cluster's name, ID this server's member id.
+	Name() string
+	ID() string
+	// NATSState is the state of the NATS connection (connected, …).
+	NATSState() string
+	// Members lists the cluster's members.
+	Members(ctx context.Context) ([]cluster.Status, error)
+	// Ready says what keeps this member from serving (nil: nothing).
+	Ready() error
+}
+
+// ClusterInfo is the payload of GET /api/cluster.
+type ClusterInfo struct {
+	// Enabled is false for a single server, which lists itself alone.
+	Enabled bool   `json:"enabled"`
+	Name    string `json:"name,omitempty"`
+	Self    string `json:"self"`           // this server's member id (its id when single)
+	NATS    string `json:"nats,omitempty"` // this server's NATS connection
+	// Problem is what keeps this server from serving as a member, if
+	// anything (what /readyz answers).
+	Problem string          `json:"problem,omitempty"`
+	Members []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one member in ClusterInfo.
+type ClusterMember struct {
+	ID        string `json:"id"`
+	Advertise string `json:"advertise,omitempty"`
+	Version   string `json:"version"`
+	// State: live (its lease runs) or expired (it stopped renewing; removed
+	// after cluster.member_grace).
+	State      string     `json:"state"`
+	Self       bool       `json:"self"`
+	Epoch      int64      `json:"epoch,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	RenewedAt  *time.Time `json:"renewed_at,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	// Sessions is the agents connected to it at its last renewal (its
+	// load); left out for tokens limited by a label selector, which see
+	// only the agents they reach.
+	Sessions *int `json:"sessions,omitempty"`
+}
+
+func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
+	id, _ := IdentityFrom(r.Context())
+	load := func(n int) *int {
+		if id.Limited() {
+			return nil
+		}
+		return &n
+	}
+	c := s.o.Cluster
+	if c == nil {
+		japi.OK(w, r, ClusterInfo{Self: s.o.Config.ID, Members: []ClusterMember{{
+			ID: s.o.Config.ID, Version: s.o.Version, State: cluster.StateLive, Self: true,
+			StartedAt: s.started, Sessions: load(s.o.Hub.Count()),
+		}}})
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	list, err := c.Members(ctx)
+	if err != nil {
+		s.log.Warn("cluster members", "err", err)
+		return &japi.Error{Code: http.StatusServiceUnavailable, Msg: "cluster members unavailable: the store does not answer", Err: err}
+	}
+	out := ClusterInfo{Enabled: true, Name: c.Name(), Self: c.ID(), NATS: c.NATSState(), Members: make([]ClusterMember, len(list))}
+	if err := c.Ready(); err != nil {
+		out.Problem = err.Error()
+	}
+	for i, m := range list {
+		out.Members[i] = ClusterMember{ID: m.ID, Advertise: m.Advertise, Version: m.Version, State: m.State, Self: m.Self,
+			Epoch: m.Epoch, StartedAt: m.StartedAt, RenewedAt: &m.RenewedAt, LeaseUntil: &m.LeaseUntil, Sessions: load(m.Sessions)}
+	}
+	japi.OK(w, r, out)
+	return nil
+}

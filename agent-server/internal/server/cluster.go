@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/agentfleet/agent-server/internal/cluster"
+	"github.com/agentfleet/agent-server/internal/lockfile"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// LockFile is the lock file in the data dir that keeps it to one server.
+const LockFile = "agent-server.lock"
+
+// lockDataDir takes the data dir's lock before anything in it is opened:
+// two servers on one data dir would corrupt its SQLite database, package
+// repository and log segments. The lock goes with the process.
+func (s *Server) lockDataDir() error {
+	l, err := lockfile.Acquire(filepath.Join(s.cfg.DataDir, LockFile))
+	if errors.Is(err, lockfile.ErrLocked) {
+		return fmt.Errorf("data dir %s is in use by another agent-server: %w (one data dir serves one server; "+
+			"give each server of a cluster its own)", s.cfg.DataDir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	s.closers = append(s.closers, func() {
+		if err := l.Release(); err != nil {
+			s.log.Error("release the data dir lock", "err", err)
+		}
+	})
+	return nil
+}
+
+// newCluster makes this server a cluster member when cluster.* says so
+// (config.CheckCluster refused SQLite already); New joins once the
+// listener is bound.
+func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
+	k := s.cfg.Cluster
+	if !k.Enabled() {
+		return nil
+	}
+	cs, ok := st.(store.ClusterStore)
+	if !ok {
+		return fmt.Errorf("cluster: the %s store keeps no cluster membership", s.cfg.Store.Driver)
+	}
+	member, err := cluster.New(cluster.Options{
+		Name: k.Name, MemberID: s.cfg.MemberID(), Advertise: k.Advertise, Version: s.o.Version, Store: cs,
+		NATS:  cluster.NATS{URLs: k.NATSURL, Creds: k.NATSCreds, TokenFile: k.NATSTokenFile, TLSCA: k.NATSTLSCA},
+		Lease: time.Duration(k.Lease), Grace: time.Duration(k.MemberGrace),
+		Load: s.hub.Count, Logger: s.log.With("component", "cluster"), Metrics: m,
+	})
+	if err != nil {
+		return err
+	}
+	s.member = member
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := member.Close(ctx); err != nil {
+			s.log.Warn("leave the cluster", "err", err)
+		}
+	})
+	return nil
+}
