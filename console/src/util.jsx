@@ -1,7 +1,7 @@
 // Small shared pieces: the router, the signed-in identity, formatting and
 // a few components every page uses.
 import { createContext } from 'preact';
-import { useContext, useEffect, useRef, useState } from 'preact/hooks';
+import { useContext, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 
 // ---- router (History API; the server answers index.html for /ui/* paths)
 
@@ -145,9 +145,10 @@ export function fieldOf(err) {
 
 // useInvalidField marks the control of form (a ref) that the error's field
 // names (aria-invalid, focused); alias maps a request field to the
-// control's name where they differ.
+// control's name where they differ. A layout effect, so the mark lands in
+// the same commit as the error box that names it, never a frame later.
 export function useInvalidField(form, err, alias = {}) {
-  useEffect(() => {
+  useLayoutEffect(() => {
     const el = form.current;
     if (!el) return;
     el.querySelectorAll('[aria-invalid]').forEach((x) => x.removeAttribute('aria-invalid'));

@@ -90,7 +90,7 @@ test('install: a tar.gz of the repository on the exec-agent, the server\'s 400 o
   // No directory: the server refuses, naming dir; the page marks it.
   await page.getByRole('button', { name: 'Install', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'invalid parameter dir: required to unpack a tar.gz archive' }).waitFor();
-  assert.equal(await page.locator('input[name=dir]').getAttribute('aria-invalid'), 'true');
+  await page.locator('input[name=dir][aria-invalid="true"]').waitFor();
   assert.match(page.url(), /\/ui\/install$/, 'still on the form');
   await shot(page, 'install-error');
 
@@ -151,7 +151,7 @@ test('install: a URL the server refuses; a password sent once and kept nowhere',
   await page.locator('input[name=dir]').fill('/tmp/x');
   await page.getByRole('button', { name: 'Install', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'invalid parameter url: scheme "ftp": want http or https' }).waitFor();
-  assert.equal(await page.locator('input[name=url]').getAttribute('aria-invalid'), 'true');
+  await page.locator('input[name=url][aria-invalid="true"]').waitFor();
   assert.equal(await page.locator('input[name=dir]').getAttribute('aria-invalid'), null, 'only the field named');
 
   const password = 'console-secret-' + secret();
@@ -162,7 +162,7 @@ test('install: a URL the server refuses; a password sent once and kept nowhere',
   assert.equal(await page.locator('input[name=pass]').getAttribute('type'), 'password');
   await page.getByRole('button', { name: 'Install', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'invalid parameter user: "-rf" is not a user name' }).waitFor();
-  assert.equal(await page.locator('input[name=user]').getAttribute('aria-invalid'), 'true');
+  await page.locator('input[name=user][aria-invalid="true"]').waitFor();
   const kept = await page.evaluate(() => JSON.stringify([{ ...sessionStorage }, { ...localStorage }, location.href, document.cookie]));
   assert.ok(!kept.includes(password), 'the password is not in the storage, the URL or a cookie');
   const audit = await w.api('/api/audit?size=100');
@@ -201,12 +201,12 @@ test('upgrade: an exec-agent upgraded to a binary built and signed here; an unsi
   await until('selector preview', async () => (await page.getByTestId('matches').textContent()) === '1 exec-agents match, 1 online');
   await page.getByRole('button', { name: 'Upgrade', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'package or version: give one' }).waitFor();
-  assert.equal(await page.locator('select[name=package]').getAttribute('aria-invalid'), 'true');
+  await page.locator('select[name=package][aria-invalid="true"]').waitFor();
   await page.getByLabel('A release version', { exact: true }).check();
   await page.locator('input[name=version]').fill('1 2');
   await page.getByRole('button', { name: 'Upgrade', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'version: "1 2" is not a version' }).waitFor();
-  assert.equal(await page.locator('input[name=version]').getAttribute('aria-invalid'), 'true');
+  await page.locator('input[name=version][aria-invalid="true"]').waitFor();
 
   await page.getByLabel('A package of the repository', { exact: true }).check();
   await page.locator('select[name=package]').selectOption('exec-agent-' + v2);
