@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -282,6 +283,23 @@ func TestInstallEndToEnd(t *testing.T) {
 		if e.status != 200 || !strings.Contains(string(e.Payload), `"actions":[{"action":"download"`) || strings.Contains(string(e.Payload), `"pass"`) {
 			t.Errorf("task view: %d %s", e.status, e.Payload)
 		}
+		// Nobody followed the task: its output (the action log, one JSON
+		// action per line) is at the output route, as big as output_bytes says.
+		out := ts.get("/api/tasks/" + id + "/agents/inst-1/output")
+		lines := strings.Split(strings.TrimSuffix(string(out.body), "\n"), "\n")
+		if out.status != 200 || len(lines) != 3 || out.header.Get("X-Output-Bytes") != fmt.Sprint(len(out.body)) ||
+			!strings.Contains(string(e.Payload), fmt.Sprintf(`"output_bytes":%d`, len(out.body))) {
+			t.Fatalf("output: %d %q %v; task %s", out.status, out.body, out.header, e.Payload)
+		}
+		for i, want := range []string{"download", "install", "done"} {
+			var a struct {
+				N      int
+				Action string
+			}
+			if json.Unmarshal([]byte(lines[i]), &a) != nil || a.N != i || a.Action != want {
+				t.Errorf("output line %d: %q, want action %d %s", i, lines[i], i, want)
+			}
+		}
 	})
 
 	t.Run("tar.gz from the repository", func(t *testing.T) {
@@ -522,6 +540,45 @@ func TestInstallFleet(t *testing.T) {
 	for _, h := range st.Hosts {
 		if h.State != "ok" || !h.Done || len(h.Actions) != 3 || !h.Actions[2].OK || h.Agent == "f-db" {
 			t.Errorf("host %+v", h)
+		}
+	}
+	// The action log is each host's output in the task too, byte for byte
+	// what the stream carried: output_bytes its size, head and tail its
+	// ends, the output route the log (from an offset with Range), so that
+	// a client that missed part of the stream reads it there.
+	var view struct {
+		Agents []struct {
+			Agent       string `json:"agent"`
+			OutputHead  string `json:"output_head"`
+			OutputTail  string `json:"output_tail"`
+			Dropped     int64  `json:"dropped"`
+			OutputBytes int64  `json:"output_bytes"`
+		} `json:"agents"`
+	}
+	if e := ts.get("/api/tasks/" + created.ID); e.status != 200 || json.Unmarshal(e.Payload, &view) != nil || len(view.Agents) != 2 {
+		t.Fatalf("task: %d %s", e.status, e.body)
+	}
+	for _, a := range view.Agents {
+		log := logs[a.Agent]
+		if a.OutputBytes != int64(len(log)) || a.OutputHead+a.OutputTail != log || a.Dropped != 0 {
+			t.Errorf("%s in the task: output_bytes %d, head+tail %q, dropped %d; the stream carried %d bytes: %q",
+				a.Agent, a.OutputBytes, a.OutputHead+a.OutputTail, a.Dropped, len(log), log)
+		}
+		out := ts.get("/api/tasks/" + created.ID + "/agents/" + a.Agent + "/output")
+		if out.status != 200 || string(out.body) != log || out.header.Get("X-Output-Bytes") != fmt.Sprint(len(log)) {
+			t.Errorf("%s output: %d %q (X-Output-Bytes %s), want the streamed %q", a.Agent, out.status, out.body, out.header.Get("X-Output-Bytes"), log)
+		}
+		req, _ := http.NewRequest("GET", ts.url+"/api/tasks/"+created.ID+"/agents/"+a.Agent+"/output", nil)
+		req.Header.Set("Authorization", "Bearer "+opToken)
+		req.Header.Set("Range", "bytes=10-")
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 206 || len(log) < 10 || string(b) != log[10:] {
+			t.Errorf("%s output from 10: %d %q", a.Agent, resp.StatusCode, b)
 		}
 	}
 }

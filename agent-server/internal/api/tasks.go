@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -228,14 +229,23 @@ func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return mapError(err)
 	}
-	size, err := x.svc.OutputSize(r.Context(), id, agent)
+	// An install's output is its action log (tasks.InstallOutput).
+	log, install, err := x.svc.InstallOutput(r.Context(), id, agent)
 	if err != nil {
 		return mapError(err)
+	}
+	var body io.ReadSeeker = bytes.NewReader(log)
+	if !install {
+		size, err := x.svc.OutputSize(r.Context(), id, agent)
+		if err != nil {
+			return mapError(err)
+		}
+		body = &outputReader{ctx: r.Context(), svc: x.svc, id: id, agent: agent, size: size}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Output-Bytes", fmt.Sprint(res.OutputBytes))
 	w.Header().Set("X-Result-State", string(res.State))
-	http.ServeContent(w, r, "", time.Time{}, &outputReader{ctx: r.Context(), svc: x.svc, id: id, agent: agent, size: size})
+	http.ServeContent(w, r, "", time.Time{}, body)
 	return nil
 }
 

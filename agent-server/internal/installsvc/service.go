@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -349,6 +351,7 @@ func (s *Service) onMessage(sess *hub.Session, m *protocol.Msg, journaled bool) 
 		return err
 	}
 	rows := make([]store.InstallAction, 0, len(acts))
+	valid := make([]protocol.InstallAction, 0, len(acts))
 	for _, a := range acts {
 		if a.N < 0 || a.N >= store.MaxInstallActions || a.Action == "" || len(a.Action) > 16 {
 			s.dropped.WithLabelValues(dropMalformed).Inc()
@@ -356,12 +359,13 @@ func (s *Service) onMessage(sess *hub.Session, m *protocol.Msg, journaled bool) 
 			continue
 		}
 		rows = append(rows, store.InstallAction{TaskID: m.TID, AgentID: agent, N: a.N, Action: a.Action, Name: a.Name, Time: a.Time, OK: a.OK, Msg: a.Msg})
+		valid = append(valid, a)
 	}
 	if err := s.o.Store.PutInstallActions(ctx, rows); err != nil {
 		return err
 	}
 	if r != nil {
-		r.add(acts)
+		r.add(valid) // only what is stored: the stream is a prefix of RenderLog's
 	}
 	if st == nil || !st.Done {
 		return nil
@@ -403,8 +407,29 @@ func outcome(cur store.Result, acts []protocol.InstallAction, restarted bool) st
 	return cur
 }
 
+// Line is one action of an install's output: the action as JSON
+// (protocol.InstallAction, n included) and a newline.
+func Line(a protocol.InstallAction) []byte {
+	b, _ := json.Marshal(a)
+	return append(b, '\n')
+}
+
+// RenderLog is a host's install output as the server keeps it: its stored
+// actions (in position order, as the store lists them), a Line each. It is
+// byte for byte what a Run streams (Run.ReadOutput), so that a client can
+// read on from the offset it reached in the event stream.
+func RenderLog(as []store.InstallAction) []byte {
+	var out []byte
+	for _, a := range as {
+		out = append(out, Line(protocol.InstallAction{N: a.N, Action: a.Action, Name: a.Name, Time: a.Time, OK: a.OK, Msg: a.Msg})...)
+	}
+	return out
+}
+
 // Run is one host's install, from its start until its outcome. It
-// implements tasks.Handle: its output is the action log as JSON lines.
+// implements tasks.Handle: its output is the action log as JSON lines, in
+// position order (RenderLog): an action that arrives before one of a lower
+// position waits for it (or for the end, when the gap is shown as it is).
 type Run struct {
 	svc   *Service
 	agent string
@@ -415,7 +440,8 @@ type Run struct {
 	timeout time.Duration
 
 	mu      sync.Mutex
-	seen    map[int]bool
+	next    int                            // the position the log goes on with
+	early   map[int]protocol.InstallAction // arrived before next: waiting for it
 	lines   []byte
 	changed chan struct{}
 	done    chan struct{}
@@ -476,23 +502,32 @@ func (r *Run) Wait(ctx context.Context) (store.Result, error) {
 	}
 }
 
+// add appends the actions not seen yet to the log, in position order.
 func (r *Run) add(acts []protocol.InstallAction) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.seen == nil {
-		r.seen = map[int]bool{}
+	if r.ended {
+		return
 	}
-	grew := false
+	if r.early == nil {
+		r.early = map[int]protocol.InstallAction{}
+	}
 	for _, a := range acts {
-		if r.seen[a.N] {
-			continue
+		if _, dup := r.early[a.N]; a.N >= r.next && !dup {
+			r.early[a.N] = a
 		}
-		r.seen[a.N] = true
-		b, _ := json.Marshal(a)
-		r.lines = append(append(r.lines, b...), '\n')
-		grew = true
 	}
-	if grew {
+	n := len(r.lines)
+	for {
+		a, ok := r.early[r.next]
+		if !ok {
+			break
+		}
+		delete(r.early, r.next)
+		r.lines = append(r.lines, Line(a)...)
+		r.next++
+	}
+	if len(r.lines) > n {
 		close(r.changed)
 		r.changed = make(chan struct{})
 	}
@@ -505,6 +540,13 @@ func (r *Run) end(res store.Result) {
 		return
 	}
 	r.ended = true
+	// Actions after a gap that never filled: shown now, in order (the
+	// stored log has them in the same order).
+	ns := slices.Sorted(maps.Keys(r.early))
+	for _, n := range ns {
+		r.lines = append(r.lines, Line(r.early[n])...)
+	}
+	r.early = nil
 	r.res = res
 	close(r.changed)
 	r.changed = make(chan struct{})

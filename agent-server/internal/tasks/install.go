@@ -36,19 +36,80 @@ type InstallAction struct {
 // Actions returns an agent's action log of an install task ([] when none
 // or when the store keeps no install logs).
 func (s *Service) Actions(ctx context.Context, taskID, agentID string) ([]InstallAction, error) {
-	out := []InstallAction{}
-	is, ok := s.st.(store.InstallStore)
-	if !ok {
-		return out, nil
-	}
-	as, err := is.ListInstallActions(ctx, taskID, agentID)
+	as, err := s.storedActions(ctx, taskID, agentID)
 	if err != nil {
 		return nil, err
 	}
+	return seedActions(as), nil
+}
+
+func (s *Service) storedActions(ctx context.Context, taskID, agentID string) ([]store.InstallAction, error) {
+	is, ok := s.st.(store.InstallStore)
+	if !ok {
+		return nil, nil
+	}
+	return is.ListInstallActions(ctx, taskID, agentID)
+}
+
+func seedActions(as []store.InstallAction) []InstallAction {
+	out := make([]InstallAction, 0, len(as))
 	for _, a := range as {
 		out = append(out, InstallAction{Action: a.Action, Name: a.Name, Time: a.Time, OK: a.OK, Msg: a.Msg})
 	}
-	return out, nil
+	return out
+}
+
+// isInstall reports whether a stored task is a fleet install.
+func isInstall(t store.Task) bool {
+	if t.Kind != store.KindFleet {
+		return false
+	}
+	var spec struct {
+		Install *json.RawMessage `json:"install"`
+	}
+	return json.Unmarshal(t.Spec, &spec) == nil && spec.Install != nil
+}
+
+// Install output: an install's output is its host's action log, one JSON
+// action per line (installsvc.RenderLog), the same bytes the event stream
+// carries in its output events. The result of an install host in the API
+// (GET /api/tasks/{id}, .../agents/{agent}/output) has it as its output:
+// output_bytes its size, output_head and output_tail its ends, and the
+// output route serves it, so that a client that saw part of it (or none:
+// the task ended before its stream opened) reads the rest from the offset
+// it reached, as for commands.
+
+// installHead and installTail are the ends of the log in a task view (as
+// the exec service keeps for commands); the rest is at the output route.
+const installHead, installTail = 4 << 10, 4 << 10
+
+// withInstallOutput returns r with the action log as its output.
+func withInstallOutput(r store.Result, log []byte) store.Result {
+	r.OutputBytes, r.Dropped = int64(len(log)), 0
+	h := log[:min(len(log), installHead)]
+	t := log[len(h):]
+	if len(t) > installTail {
+		t = t[len(t)-installTail:]
+	}
+	r.OutputHead, r.OutputTail = h, t
+	return r
+}
+
+// InstallOutput returns an agent's output of an install task (its action
+// log, see above); ok is false for a task that is not an install.
+func (s *Service) InstallOutput(ctx context.Context, id, agent string) (log []byte, ok bool, err error) {
+	t, err := s.st.GetTask(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	if err != nil || !isInstall(t) {
+		return nil, false, err
+	}
+	as, err := s.storedActions(ctx, id, agent)
+	if err != nil {
+		return nil, true, err
+	}
+	return installsvc.RenderLog(as), true, nil
 }
 
 // InstallStatus is an install task as the seed's /install/status shows

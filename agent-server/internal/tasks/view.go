@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentfleet/agent-server/internal/installsvc"
 	"github.com/agentfleet/agent-server/internal/store"
 )
 
@@ -104,12 +105,16 @@ func (s *Service) Task(ctx context.Context, id string, p store.Paging) (TaskView
 		return TaskView{}, 0, err
 	}
 	for _, r := range rs {
-		a := agentResult(r)
-		if spec.Install != nil {
-			if a.Actions, err = s.Actions(ctx, id, r.AgentID); err != nil {
-				return TaskView{}, 0, err
-			}
+		if spec.Install == nil {
+			v.Agents = append(v.Agents, agentResult(r))
+			continue
 		}
+		as, err := s.storedActions(ctx, id, r.AgentID)
+		if err != nil {
+			return TaskView{}, 0, err
+		}
+		a := agentResult(withInstallOutput(r, installsvc.RenderLog(as)))
+		a.Actions = seedActions(as)
 		v.Agents = append(v.Agents, a)
 	}
 	return v, total, nil
@@ -131,7 +136,8 @@ func (s *Service) List(ctx context.Context, states []store.TaskState, createdBy 
 	return ts, total, err
 }
 
-// ResultOf returns one agent's result of a fleet task.
+// ResultOf returns one agent's result of a fleet task (an install's with
+// its action log as output, install.go).
 func (s *Service) ResultOf(ctx context.Context, id, agent string) (store.Result, error) {
 	t, err := s.st.GetTask(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && t.Kind != store.KindFleet {
@@ -144,7 +150,14 @@ func (s *Service) ResultOf(ctx context.Context, id, agent string) (store.Result,
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Result{}, fmt.Errorf("agent %s in task %s: %w", agent, id, ErrNotFound)
 	}
-	return r, err
+	if err != nil || !isInstall(t) {
+		return r, err
+	}
+	as, err := s.storedActions(ctx, id, agent)
+	if err != nil {
+		return store.Result{}, err
+	}
+	return withInstallOutput(r, installsvc.RenderLog(as)), nil
 }
 
 // LayoutStatus is GET /api/layout/{id} (layout.md), times in unix seconds.
