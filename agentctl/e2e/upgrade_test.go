@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -96,6 +97,14 @@ func sameFile(t *testing.T, a, b string) bool {
 	return bytes.Equal(x, y)
 }
 
+// upgradeRuns numbers the runs of TestUpgrade in this process (go test
+// -count=N): the shared server keeps the secret (auth.v1) and the labels
+// of every agent it has seen, so each run's agents have ids and labels of
+// their own. The same ids with fresh state files would be refused
+// ("invalid agent secret"), and the last run's agents, offline, would
+// match its selector.
+var upgradeRuns atomic.Int32
+
 // TestUpgrade drives agentctl upgrade against the real server and real
 // exec-agents: exec-agent 2.0.0 released and signed by .ci/release (the
 // helper the server's TestSelfUpdate uses), pushed with agentctl packages
@@ -125,19 +134,22 @@ func TestUpgrade(t *testing.T) {
 	fleet.ok(t, "packages", "push", v2, "-q")
 	t.Cleanup(func() { _ = fleet.api("DELETE", "/api/packages/"+pkg, nil, nil) })
 
-	agents := []*upgradable{startUpgradable(t, "e2e-u1", "upg=yes", pub), startUpgradable(t, "e2e-u2", "upg=yes", pub),
-		startUpgradable(t, "e2e-u3", "upg=no", pub)}
+	run := upgradeRuns.Add(1)
+	u1id, u2id, u3id := fmt.Sprintf("e2e-u1-%d", run), fmt.Sprintf("e2e-u2-%d", run), fmt.Sprintf("e2e-u3-%d", run)
+	yes, no := fmt.Sprintf("upg=yes%d", run), fmt.Sprintf("upg=no%d", run)
+	agents := []*upgradable{startUpgradable(t, u1id, yes, pub), startUpgradable(t, u2id, yes, pub),
+		startUpgradable(t, u3id, no, pub)}
 	eventually.Within(t, 60*time.Second, "the upgradable agents online", func() bool {
 		vs := versions(t)
-		return vs["e2e-u1"] != "" && vs["e2e-u2"] != "" && vs["e2e-u3"] != ""
+		return vs[u1id] != "" && vs[u2id] != "" && vs[u3id] != ""
 	})
-	from := versions(t)["e2e-u1"]
+	from := versions(t)[u1id]
 	if from == "2.0.0" {
 		t.Fatalf("the built exec-agent is already version %s", from)
 	}
 
-	// A canary upgrade of the two agents of upg=yes, one at a time.
-	r := fleet.ctl(t, ctlOpts{}, "upgrade", "-l", "upg=yes", "--type", "exec-agent", "--version", "2.0.0", "--signature", dist,
+	// A canary upgrade of the two agents labelled yes, one at a time.
+	r := fleet.ctl(t, ctlOpts{}, "upgrade", "-l", yes, "--type", "exec-agent", "--version", "2.0.0", "--signature", dist,
 		"--canary", "1", "--concurrency", "1", "--deadline", "30s", "--stay", "2s")
 	m := regexp.MustCompile(`^upgrade (\w+): 2 agent\(s\)\n`).FindStringSubmatch(r.err)
 	if r.code != 0 || m == nil {
@@ -152,9 +164,10 @@ func TestUpgrade(t *testing.T) {
 			oks = append(oks, i)
 		}
 	}
-	if len(oks) != 2 || !strings.HasPrefix(lines[oks[0]], "e2e-u") || lines[oks[0]][:6] == lines[oks[1]][:6] {
+	host := func(l string) string { h, _, _ := strings.Cut(l, " "); return h }
+	if len(oks) != 2 || !strings.HasPrefix(lines[oks[0]], "e2e-u") || host(lines[oks[0]]) == host(lines[oks[1]]) {
 		t.Errorf("want a line %q for each agent:\n%s", upgraded, r.out)
-	} else if second := lines[oks[1]][:6] + " | running"; !strings.Contains(strings.Join(lines[oks[0]:oks[1]], "\n"), second) {
+	} else if second := host(lines[oks[1]]) + " | running"; !strings.Contains(strings.Join(lines[oks[0]:oks[1]], "\n"), second) {
 		// The canary: the second agent starts after the first is up.
 		t.Errorf("want %q between the two upgrades:\n%s", second, r.out)
 	}
@@ -164,7 +177,7 @@ func TestUpgrade(t *testing.T) {
 	vs := versions(t)
 	for _, a := range agents {
 		want := "2.0.0"
-		if a.id == "e2e-u3" {
+		if a.id == u3id {
 			want = from
 		}
 		if vs[a.id] != want {
@@ -193,7 +206,7 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := task.Upgrade
-	if task.Kind != "upgrade" || u.Selector.Labels != "upg=yes" || u.AgentType != "exec-agent" || u.Version != "2.0.0" || u.Canary != 1 ||
+	if task.Kind != "upgrade" || u.Selector.Labels != yes || u.AgentType != "exec-agent" || u.Version != "2.0.0" || u.Canary != 1 ||
 		string(u.Concurrency) != "1" || len(u.Signatures) != 1 || u.Signatures[pkg] == "" {
 		t.Errorf("the task's request: %+v", task)
 	}
@@ -215,7 +228,7 @@ func TestUpgrade(t *testing.T) {
 	if r := fleet.ok(t, "tasks", "ls", "--limit", "5"); !regexp.MustCompile(`(?m)^` + id + `\s+upgrade\s+done\s+2\s+2\s`).MatchString(r.out) {
 		t.Errorf("tasks ls:\n%s", r.out)
 	}
-	if r := fleet.ok(t, "tasks", "get", id); !strings.Contains(r.out, `"agent_type":"exec-agent"`) || !regexp.MustCompile(`(?m)^e2e-u2\s+ok\s`).MatchString(r.out) {
+	if r := fleet.ok(t, "tasks", "get", id); !strings.Contains(r.out, `"agent_type":"exec-agent"`) || !regexp.MustCompile(`(?m)^`+u2id+`\s+ok\s`).MatchString(r.out) {
 		t.Errorf("tasks get:\n%s", r.out)
 	}
 	if r := fleet.ok(t, "tasks", "watch", id, "--stream"); strings.Count(r.out, upgraded) != 2 {
@@ -224,13 +237,13 @@ func TestUpgrade(t *testing.T) {
 
 	// Unsigned: the agent refuses before it writes anything; exit 1.
 	u3 := agents[2]
-	r = fleet.ctl(t, ctlOpts{}, "upgrade", "e2e-u3", "--type", "exec-agent", "--package", pkg, "--deadline", "30s")
-	if r.code != 1 || !strings.Contains(r.out, "e2e-u3 | failed: refused by the agent, nothing swapped: ") || !strings.Contains(r.out, "not signed") ||
+	r = fleet.ctl(t, ctlOpts{}, "upgrade", u3id, "--type", "exec-agent", "--package", pkg, "--deadline", "30s")
+	if r.code != 1 || !strings.Contains(r.out, u3id+" | failed: refused by the agent, nothing swapped: ") || !strings.Contains(r.out, "not signed") ||
 		!regexp.MustCompile(`task \w+ failed: 1 agent\(s\): 0 ok, 1 failed — 1 of 1 agents not upgraded`).MatchString(r.err) {
 		t.Errorf("unsigned: exit %d\n%s\n%s", r.code, r.out, r.err)
 	}
 	if !sameFile(t, u3.exe, bins.exec) {
-		t.Error("unsigned: e2e-u3's binary changed")
+		t.Errorf("unsigned: %s's binary changed", u3id)
 	}
 	for _, p := range []string{selfupdate.PrevPath(u3.exe), selfupdate.StagedPath(u3.exe)} {
 		if _, err := os.Stat(p); err == nil {
@@ -238,7 +251,7 @@ func TestUpgrade(t *testing.T) {
 		}
 	}
 	// The same, detached and then watched, and with -o json.
-	r = fleet.ok(t, "upgrade", "e2e-u3", "--type", "exec-agent", "--package", pkg, "--detach")
+	r = fleet.ok(t, "upgrade", u3id, "--type", "exec-agent", "--package", pkg, "--detach")
 	detached := strings.TrimSpace(r.out)
 	if !regexp.MustCompile(`^\w+$`).MatchString(detached) || !strings.Contains(r.err, "agentctl tasks watch "+detached) {
 		t.Fatalf("--detach: %q %q", r.out, r.err)
@@ -246,7 +259,7 @@ func TestUpgrade(t *testing.T) {
 	if r := fleet.ctl(t, ctlOpts{}, "tasks", "watch", detached); r.code != 1 || !strings.Contains(r.err, "not signed") {
 		t.Errorf("watch the detached upgrade: exit %d\n%s", r.code, r.err)
 	}
-	r = fleet.ctl(t, ctlOpts{}, "upgrade", "e2e-u3", "--type", "exec-agent", "--package", pkg, "-o", "json")
+	r = fleet.ctl(t, ctlOpts{}, "upgrade", u3id, "--type", "exec-agent", "--package", pkg, "-o", "json")
 	var view struct {
 		State  string
 		Agents []struct{ Agent, State, Msg string }
@@ -264,22 +277,22 @@ func TestUpgrade(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"e2e-u3", "--type", "exec-agent", "--package", "nosuch"}, 1, `404: not found: package "nosuch": not in the repository`},
+		{[]string{u3id, "--type", "exec-agent", "--package", "nosuch"}, 1, `404: not found: package "nosuch": not in the repository`},
 		// A release is looked up per agent (its os and arch): the agent fails.
-		{[]string{"e2e-u3", "--type", "exec-agent", "--version", "9.9.9"}, 1, `e2e-u3 | failed: package "` + missing + `": not in the repository`},
-		{[]string{"e2e-u3", "--type", "metrics-agent", "--version", "2.0.0"}, 1, "invalid agent type want [metrics-agent] got [exec-agent]"},
+		{[]string{u3id, "--type", "exec-agent", "--version", "9.9.9"}, 1, u3id + ` | failed: package "` + missing + `": not in the repository`},
+		{[]string{u3id, "--type", "metrics-agent", "--version", "2.0.0"}, 1, "invalid agent type want [metrics-agent] got [exec-agent]"},
 		{[]string{"-l", "upg=none", "--type", "exec-agent", "--version", "2.0.0"}, 1, "selector: matches no agents of type exec-agent"},
-		{[]string{"e2e-u3", "--type", "exec-agent", "--version", "2.0.0", "--deadline", "4s", "--stay", "5s"}, 1, "stay: must be shorter than deadline (4s)"},
-		{[]string{"e2e-u3", "--type", "exec-agent", "--version", "2.0.0", "--package", pkg}, 2, "give --version or --package, not both"},
-		{[]string{"e2e-u3", "--version", "2.0.0"}, 2, "--type: which type of agent to upgrade"},
-		{[]string{"e2e-u3", "--type", "exec-agent", "--version", "2.0.0", "--signature", v2}, 2, "want a .sig file named after the binary it signs"},
+		{[]string{u3id, "--type", "exec-agent", "--version", "2.0.0", "--deadline", "4s", "--stay", "5s"}, 1, "stay: must be shorter than deadline (4s)"},
+		{[]string{u3id, "--type", "exec-agent", "--version", "2.0.0", "--package", pkg}, 2, "give --version or --package, not both"},
+		{[]string{u3id, "--version", "2.0.0"}, 2, "--type: which type of agent to upgrade"},
+		{[]string{u3id, "--type", "exec-agent", "--version", "2.0.0", "--signature", v2}, 2, "want a .sig file named after the binary it signs"},
 	} {
 		r := fleet.ctl(t, ctlOpts{}, append([]string{"upgrade"}, c.args...)...)
 		if r.code != c.code || !strings.Contains(r.out+r.err, c.want) {
 			t.Errorf("upgrade %s: exit %d, stderr %q; want exit %d with %q", strings.Join(c.args, " "), r.code, r.err, c.code, c.want)
 		}
 	}
-	if vs := versions(t); vs["e2e-u3"] != from {
-		t.Errorf("e2e-u3 runs %q after the refusals", vs["e2e-u3"])
+	if vs := versions(t); vs[u3id] != from {
+		t.Errorf("%s runs %q after the refusals", u3id, vs[u3id])
 	}
 }
