@@ -26,7 +26,8 @@ type Replier interface {
 	// ReplyReliable journals m on disk and sends it with a sequence number
 	// when the server acknowledges results (protocol.CapAck); the journal
 	// replays it after a reconnect until it is acked, so it is delivered
-	// even when the connection drops. It blocks while the journal is full.
+	// even when the connection drops. It blocks while the journal is full,
+	// and while the journal's disk is full (retried every 500 ms; logged).
 	// Without CapAck it behaves like Reply.
 	ReplyReliable(ctx context.Context, m *protocol.Msg) error
 }
