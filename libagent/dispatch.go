@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/agentfleet/libagent/journal"
 	"github.com/agentfleet/libagent/protocol"
@@ -25,7 +26,8 @@ type Replier interface {
 	// ReplyReliable journals m on disk and sends it with a sequence number
 	// when the server acknowledges results (protocol.CapAck); the journal
 	// replays it after a reconnect until it is acked, so it is delivered
-	// even when the connection drops. It blocks while the journal is full.
+	// even when the connection drops. It blocks while the journal is full,
+	// and while the journal's disk is full (retried every 500 ms; logged).
 	// Without CapAck it behaves like Reply.
 	ReplyReliable(ctx context.Context, m *protocol.Msg) error
 }
@@ -176,7 +178,12 @@ func (rt *Runtime) reply(ctx context.Context, s *session, m *protocol.Msg) {
 	}
 }
 
+// journalNoSpaceRetry is how often a reliable reply retries its append
+// while the journal's disk is full (an ack wakes it sooner).
+const journalNoSpaceRetry = 500 * time.Millisecond
+
 // pushReliable journals m and sends it when the connection acks results.
+// It blocks while the journal is full, and while its disk is full.
 func (rt *Runtime) pushReliable(ctx context.Context, m *protocol.Msg) error {
 	// While disconnected, journal when the last server acked results: it
 	// is most likely the one the agent reconnects to.
@@ -191,6 +198,7 @@ func (rt *Runtime) pushReliable(ctx context.Context, m *protocol.Msg) error {
 	if err != nil {
 		return err
 	}
+	var noSpace time.Time // when the file system was first found full
 	for {
 		rt.jmu.Lock()
 		rt.mu.Lock()
@@ -206,9 +214,36 @@ func (rt *Runtime) pushReliable(ctx context.Context, m *protocol.Msg) error {
 				return fmt.Errorf("journal full: %w", ctx.Err())
 			}
 		}
+		if errors.Is(err, journal.ErrNoSpace) {
+			// The disk is full: nothing was journaled. Wait for space as
+			// for a full journal (an ack may free a segment; anything else
+			// on the disk may free space), so the message is not lost.
+			rt.jmu.Unlock()
+			if noSpace.IsZero() {
+				noSpace = time.Now()
+				rt.st.journalNoSpace.Add(1)
+				rt.log.Warn("journal: the disk is full; the reply waits until space comes back",
+					"tid", m.TID, "type", m.Type.String(), "err", err)
+			}
+			t := time.NewTimer(journalNoSpaceRetry)
+			select {
+			case <-wake:
+				t.Stop()
+				continue
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("journal: %w (%w)", err, ctx.Err())
+			}
+		}
 		if err != nil {
 			rt.jmu.Unlock()
 			return fmt.Errorf("journal: %w", err)
+		}
+		if !noSpace.IsZero() {
+			rt.log.Info("journal: space came back; the reply is journaled",
+				"tid", m.TID, "type", m.Type.String(), "waited", time.Since(noSpace).Round(time.Millisecond))
 		}
 		// Sent here only when a session is active: otherwise the replay after
 		// the next handshake sends it. Both happen under jmu, so never twice.

@@ -12,9 +12,10 @@ import (
 // Extra keys of the self-report ("ai" object) beyond v1's: counters of the
 // queue and input policies since start.
 const (
-	KeyTelemetryDropped = "tdrop" // self-reports replaced unsent by a newer one
-	KeyBusyRefused      = "busy"  // requests refused because every worker was busy
-	KeyBadFrames        = "badf"  // malformed frames dropped
+	KeyTelemetryDropped = "tdrop"  // self-reports replaced unsent by a newer one
+	KeyBusyRefused      = "busy"   // requests refused because every worker was busy
+	KeyBadFrames        = "badf"   // malformed frames dropped
+	KeyJournalNoSpace   = "jnospc" // reliable replies that waited for the journal's disk to have space
 )
 
 func newSampler() *selfstat.Sampler { return selfstat.New(0) }
@@ -50,6 +51,7 @@ func (rt *Runtime) reportLoop(ctx context.Context) {
 			extra[KeyTelemetryDropped] = rt.st.droppedTelemetry.Load()
 			extra[KeyBusyRefused] = rt.st.busyRejected.Load()
 			extra[KeyBadFrames] = rt.st.malformed.Load()
+			extra[KeyJournalNoSpace] = rt.st.journalNoSpace.Load()
 			b, err = mergeExtra(b, extra)
 		}
 		if err != nil {

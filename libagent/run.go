@@ -277,17 +277,26 @@ func (rt *Runtime) run(ctx context.Context) error {
 const journalSync = 200 * time.Millisecond
 
 // syncLoop fsyncs the journal while it has unsynced records (Sync is a no-op
-// otherwise); Close syncs a last time.
+// otherwise); Close syncs a last time. A failure that lasts (a full disk
+// cannot take the acknowledged position) is logged when it starts and when
+// it ends, not every round.
 func (rt *Runtime) syncLoop(ctx context.Context) {
 	t := time.NewTicker(journalSync)
 	defer t.Stop()
+	var failing string // the error being retried, "" when none
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := rt.jr.Sync(); err != nil {
-				rt.log.Warn("journal sync", "err", err)
+			err := rt.jr.Sync()
+			switch {
+			case err != nil && err.Error() != failing:
+				failing = err.Error()
+				rt.log.Warn("journal sync (retried every round, logged again when the error changes)", "err", err)
+			case err == nil && failing != "":
+				failing = ""
+				rt.log.Info("journal sync works again")
 			}
 		}
 	}

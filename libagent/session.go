@@ -47,7 +47,8 @@ type stats struct {
 	droppedTelemetry     atomic.Uint64
 	busyRejected         atomic.Uint64
 	malformed            atomic.Uint64
-	queued               atomic.Int64 // messages waiting in the current session's queues
+	journalNoSpace       atomic.Uint64 // reliable replies that waited for disk space
+	queued               atomic.Int64  // messages waiting in the current session's queues
 }
 
 func newSession(ws *websocket.Conn, caps []string, server string, queue int, keepalive, writeTimeout time.Duration, st *stats) *session {

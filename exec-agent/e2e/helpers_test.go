@@ -113,6 +113,11 @@ type envOptions struct {
 	// drainTimeout is the agent's exec.drain_timeout; "": 200ms (the
 	// tests' background children), "-": the agent's own default.
 	drainTimeout string
+	// serverConf sets server.conf keys (servertest.Options.Conf).
+	serverConf map[string]string
+	// beforeAgent runs before the agent starts, with its directory (its
+	// journal is conf/agent.journal there).
+	beforeAgent func(agentDir string)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -125,7 +130,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	// The server's data is in e.dir/server (kept across restarts).
 	e.server = servertest.Start(t, servertest.Options{Binary: bins.server, Dir: filepath.Join(e.dir, "server"),
-		LogFile: filepath.Join(e.dir, "server.log"), LogLevel: e.logLevel})
+		LogFile: filepath.Join(e.dir, "server.log"), LogLevel: e.logLevel, Conf: o.serverConf})
 	e.port, e.url = e.server.Port, e.server.URL
 	e.proxy = newProxy(t, e.server.Addr)
 	adir := filepath.Join(e.dir, "agent")
@@ -162,6 +167,9 @@ exec.kill_grace = 500ms
 		t.Fatal(err)
 	}
 	e.agentDir, e.agentConf = adir, confPath
+	if o.beforeAgent != nil {
+		o.beforeAgent(adir)
+	}
 	e.agent = startProc(t, "exec-agent", filepath.Join(e.dir, "agent.log"), bins.agent, "--conf", confPath, "run")
 	t.Cleanup(func() {
 		stop(t, e.agent, syscall.SIGTERM)

@@ -46,7 +46,9 @@
 //
 // The total size of the segment files never exceeds maxBytes: Append returns
 // ErrFull instead, and the caller blocks or fails its producer until an Ack
-// frees space.
+// frees space. When the file system itself is full (ENOSPC, a quota),
+// Append returns an error wrapping ErrNoSpace and leaves no partial record
+// behind: the same append succeeds once space comes back.
 //
 // A *Journal is safe for concurrent use. Pending works on a snapshot and does
 // not hold the journal's lock while calling fn, so producers keep appending
@@ -78,6 +80,10 @@ var (
 	ErrTooLarge = errors.New("record larger than the journal")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("journal closed")
+	// ErrNoSpace wraps the error of an append that failed because the file
+	// system is full (durable.IsNoSpace): nothing was appended, and the
+	// append may be retried.
+	ErrNoSpace = errors.New("file system full")
 )
 
 const (
@@ -209,7 +215,17 @@ func readRecord(r io.Reader, maxBytes int64) (uint64, []byte, error) {
 }
 
 // Append stores payload and returns its sequence number (see Durability).
+// It returns ErrFull when the journal holds its bound, and an error
+// wrapping ErrNoSpace when the file system is full.
 func (j *Journal) Append(payload []byte) (uint64, error) {
+	seq, err := j.append(payload)
+	if err != nil && durable.IsNoSpace(err) {
+		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return seq, err
+}
+
+func (j *Journal) append(payload []byte) (uint64, error) {
 	rec := int64(headerSize + len(payload))
 	if rec > j.maxBytes {
 		return 0, fmt.Errorf("journal append of %d bytes (bound %d): %w", len(payload), j.maxBytes, ErrTooLarge)

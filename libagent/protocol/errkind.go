@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"syscall"
+
+	"github.com/agentfleet/jkframe/durable"
 )
 
 // CapErrKind: a failure reply says what kind of failure it is — Msg.ErrKind
@@ -39,13 +41,17 @@ const (
 	// out here — not a directory, is a directory, unknown user or group,
 	// argument list too long, not supported on this OS (422).
 	KindUnprocessable ErrKind = "unprocessable"
+	// KindNoSpace: the agent's file system is full (ENOSPC, a quota; on
+	// Windows ERROR_DISK_FULL): the request may succeed once space is freed
+	// there (507).
+	KindNoSpace ErrKind = "no_space"
 )
 
 // Known reports whether k is one of the kinds above (the empty kind is
 // not).
 func (k ErrKind) Known() bool {
 	switch k {
-	case KindInvalid, KindNotFound, KindDenied, KindConflict, KindUnprocessable:
+	case KindInvalid, KindNotFound, KindDenied, KindConflict, KindUnprocessable, KindNoSpace:
 		return true
 	}
 	return false
@@ -91,6 +97,8 @@ func KindOf(err error) ErrKind {
 	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.E2BIG),
 		errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.ELOOP), errors.Is(err, errors.ErrUnsupported):
 		return KindUnprocessable
+	case durable.IsNoSpace(err):
+		return KindNoSpace
 	}
 	return ""
 }

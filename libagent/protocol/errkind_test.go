@@ -30,6 +30,8 @@ func TestKindOf(t *testing.T) {
 		{"arg list", &fs.PathError{Op: "fork/exec", Path: "/bin/sh", Err: syscall.E2BIG}, KindUnprocessable},
 		{"name too long", &fs.PathError{Op: "open", Path: "/x", Err: syscall.ENAMETOOLONG}, KindUnprocessable},
 		{"unsupported", fmt.Errorf("chown: %w", errors.ErrUnsupported), KindUnprocessable},
+		{"disk full", fmt.Errorf("upload /x: after 4096 bytes: %w", &fs.PathError{Op: "write", Path: "/x/.upload-1.part", Err: syscall.ENOSPC}), KindNoSpace},
+		{"disk full, text only", errors.New("write /x: no space left on device"), ""},
 		{"marked", WithKind(KindInvalid, errors.New("invalid path")), KindInvalid},
 		{"marked, wrapped", fmt.Errorf("upload: %w", WithKind(KindInvalid, errors.New("bad name"))), KindInvalid},
 		{"mark wins over errno", WithKind(KindInvalid, statErr), KindInvalid},

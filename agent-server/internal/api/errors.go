@@ -42,6 +42,7 @@ var kindStatus = map[protocol.ErrKind]int{
 	protocol.KindDenied:        http.StatusForbidden,
 	protocol.KindConflict:      http.StatusConflict,
 	protocol.KindUnprocessable: http.StatusUnprocessableEntity,
+	protocol.KindNoSpace:       http.StatusInsufficientStorage,
 }
 
 // agentErrStatus is the status of an agent's failure reply.

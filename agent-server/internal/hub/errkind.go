@@ -41,6 +41,9 @@ var legacyErrnos = []struct {
 	{": argument list too long", protocol.KindUnprocessable},
 	{": file name too long", protocol.KindUnprocessable},
 	{": The directory name is invalid.", protocol.KindUnprocessable},
+	{": no space left on device", protocol.KindNoSpace},
+	{": disk quota exceeded", protocol.KindNoSpace},
+	{": There is not enough space on the disk.", protocol.KindNoSpace},
 }
 
 // LegacyKind classifies the message of a v1 agent's failure reply by the

@@ -114,6 +114,9 @@ func apiHint(e *client.Error) string {
 		hint = "the agent reported this failure"
 	case http.StatusInsufficientStorage:
 		hint = "the server's cache_dir is full — free space there (is_blocking in agentctl version -o json)"
+		if !strings.Contains(e.Msg, "cache_dir") {
+			hint = "the agent's disk is full — free space on its host and try again"
+		}
 	case http.StatusRequestEntityTooLarge:
 		hint = "over the server's size limit (api.upload_max_body for uploads)"
 	case http.StatusConflict:
