@@ -315,7 +315,7 @@ func (rt *Runtime) connectOnce(ctx context.Context, server string, first bool) (
 	if err := rt.adopt(hs); err != nil {
 		rt.log.Error("cannot persist agent state", "err", err)
 	}
-	caps := intersect(rt.caps(), hs.Caps)
+	caps := protocol.CommonCaps(rt.caps(), hs.Caps)
 	s := newSession(ws, caps, server, rt.opts.Queue, rt.opts.KeepAlive, rt.opts.WriteTimeout, &rt.st)
 	if !first {
 		rt.st.reconnects.Add(1)
@@ -447,16 +447,6 @@ func (rt *Runtime) refuse(ctx context.Context, s *session, data []byte, err erro
 		e.StripKinds()
 	}
 	rt.reply(ctx, s, e)
-}
-
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // serverBase returns the http(s) origin of the server currently connected

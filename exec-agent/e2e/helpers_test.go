@@ -230,25 +230,35 @@ type reply struct {
 }
 
 // api calls the server's HTTP API; body is JSON-encoded unless it is an
-// io.Reader.
+// io.Reader. Errors are fatal.
 func (e *env) api(method, path string, body any) reply {
 	e.t.Helper()
-	var r io.Reader
+	out, err := apiCall(e, method, path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// apiCall is e.api for the runs' goroutines: errors are returned, not
+// fatal (t.Fatal must not be called off the test's goroutine).
+func apiCall(e *env, method, path string, body any) (reply, error) {
+	var rd io.Reader
 	ct := ""
 	switch b := body.(type) {
 	case nil:
 	case io.Reader:
-		r = b
+		rd = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			return reply{}, err
 		}
-		r, ct = bytes.NewReader(j), "application/json"
+		rd, ct = bytes.NewReader(j), "application/json"
 	}
-	req, err := http.NewRequest(method, e.url+path, r)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		return reply{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	if ct != "" {
@@ -256,18 +266,18 @@ func (e *env) api(method, path string, body any) reply {
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatalf("%s %s: read: %v", method, path, err)
+		return reply{}, fmt.Errorf("%s %s: read: %w", method, path, err)
 	}
 	out := reply{status: resp.StatusCode, header: resp.Header, body: b}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		_ = json.Unmarshal(b, &out)
 	}
-	return out
+	return out, nil
 }
 
 // runReq is the body of POST /api/exec/{id}/run.

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -261,41 +260,6 @@ func reliabilityFleet(e *env) ([]byte, error) {
 		return b, fmt.Errorf("output: X-Output-Bytes %s, body %d bytes", n, len(b))
 	}
 	return b, nil
-}
-
-// apiCall is e.api for the runs' goroutines: errors are returned, not
-// fatal (t.Fatal must not be called off the test's goroutine).
-func apiCall(e *env, method, path string, body any) (reply, error) {
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return reply{}, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		return reply{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: read: %w", method, path, err)
-	}
-	out := reply{status: resp.StatusCode, header: resp.Header, body: b}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		_ = json.Unmarshal(b, &out)
-	}
-	return out, nil
 }
 
 func trunc(b []byte) string {

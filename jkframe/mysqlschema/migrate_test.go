@@ -52,7 +52,7 @@ func shape(t *testing.T, db *sql.DB) []string {
 		   FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name IN ('users', 'events')
 		   ORDER BY table_name, index_name, seq_in_index`,
 	} {
-		out = append(out, queryStrings(t, db, q)...)
+		out = append(out, mysqltest.QueryStrings(t, db, q)...)
 	}
 	return out
 }
@@ -61,29 +61,8 @@ func shape(t *testing.T, db *sql.DB) []string {
 func contents(t *testing.T, db *sql.DB) []string {
 	t.Helper()
 	return append(
-		queryStrings(t, db, `SELECT CONCAT_WS('|', id, name, email) FROM users ORDER BY id`),
-		queryStrings(t, db, `SELECT CONCAT_WS('|', id, body, kind, IFNULL(at, 'NULL')) FROM events ORDER BY id`)...)
-}
-
-func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.Query(q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+		mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', id, name, email) FROM users ORDER BY id`),
+		mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', id, body, kind, IFNULL(at, 'NULL')) FROM events ORDER BY id`)...)
 }
 
 func TestFreshInstall(t *testing.T) {
@@ -201,11 +180,11 @@ func TestFailingFileAndRecovery(t *testing.T) {
 	if v := versions(t, db); v["users"] != 1 {
 		t.Fatalf("version after failure = %d, want 1", v["users"])
 	}
-	state := queryStrings(t, db, `SELECT CONCAT_WS('|', version, dirty, file, statements_done, error) FROM schema_versions`)
+	state := mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', version, dirty, file, statements_done, error) FROM schema_versions`)
 	if len(state) != 1 || !strings.HasPrefix(state[0], "1|1|users/schema/v2.sql|1|users/schema/v2.sql statement 2 (line 3): ") {
 		t.Fatalf("schema_versions = %q", state)
 	}
-	log := queryStrings(t, db, `SELECT CONCAT_WS('|', file, first_statement, IFNULL(failed_statement, '-'), IFNULL(ok, 'NULL'))
+	log := mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', file, first_statement, IFNULL(failed_statement, '-'), IFNULL(ok, 'NULL'))
 		FROM schema_log WHERE file <> '(force)' ORDER BY id`)
 	if want := []string{"users/schema/v2.sql|1|2|0", "users/schema/v2.sql|2|2|0"}; !reflect.DeepEqual(log, want) {
 		t.Fatalf("schema_log = %q, want %q", log, want)
@@ -230,16 +209,16 @@ func TestFailingFileAndRecovery(t *testing.T) {
 	if want := []mysqlschema.TableReport{{Table: "users", From: 1, To: 2, Files: []string{"users/schema/v2.sql"}}}; !reflect.DeepEqual(rep.Tables, want) {
 		t.Fatalf("report %+v, want %+v", rep.Tables, want)
 	}
-	cols := queryStrings(t, db, `SELECT column_name FROM information_schema.columns
+	cols := mysqltest.QueryStrings(t, db, `SELECT column_name FROM information_schema.columns
 		WHERE table_schema = DATABASE() AND table_name = 'users' ORDER BY ordinal_position`)
 	if want := []string{"id", "a", "b", "c"}; !reflect.DeepEqual(cols, want) {
 		t.Fatalf("columns %q, want %q", cols, want)
 	}
-	state = queryStrings(t, db, `SELECT CONCAT_WS('|', version, dirty, file, statements_done, IFNULL(error, 'NULL')) FROM schema_versions`)
+	state = mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', version, dirty, file, statements_done, IFNULL(error, 'NULL')) FROM schema_versions`)
 	if want := []string{"2|0||0|NULL"}; !reflect.DeepEqual(state, want) {
 		t.Fatalf("schema_versions = %q, want %q", state, want)
 	}
-	last := queryStrings(t, db, `SELECT CONCAT_WS('|', first_statement, ok) FROM schema_log ORDER BY id DESC LIMIT 1`)
+	last := mysqltest.QueryStrings(t, db, `SELECT CONCAT_WS('|', first_statement, ok) FROM schema_log ORDER BY id DESC LIMIT 1`)
 	if want := []string{"2|1"}; !reflect.DeepEqual(last, want) {
 		t.Fatalf("last log row %q, want %q (resumed at statement 2)", last, want)
 	}
@@ -354,7 +333,7 @@ func TestConcurrentRunners(t *testing.T) {
 			t.Errorf("runner %d: %v", i, err)
 		}
 	}
-	log := queryStrings(t, db, `SELECT CONCAT(file, ' x', COUNT(*), ' ok=', SUM(ok)) FROM schema_log GROUP BY file ORDER BY file`)
+	log := mysqltest.QueryStrings(t, db, `SELECT CONCAT(file, ' x', COUNT(*), ' ok=', SUM(ok)) FROM schema_log GROUP BY file ORDER BY file`)
 	want := []string{
 		"events/data/v2.sql x1 ok=1", "events/data/v3.sql x1 ok=1", "events/schema/latest.sql x1 ok=1",
 		"users/data/v1.sql x1 ok=1", "users/data/v2.sql x1 ok=1", "users/schema/latest.sql x1 ok=1",
@@ -362,7 +341,7 @@ func TestConcurrentRunners(t *testing.T) {
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("schema_log %q\nwant %q", log, want)
 	}
-	if n := queryStrings(t, db, "SELECT CAST(COUNT(*) AS CHAR) FROM users"); n[0] != "3" {
+	if n := mysqltest.QueryStrings(t, db, "SELECT CAST(COUNT(*) AS CHAR) FROM users"); n[0] != "3" {
 		t.Fatalf("users has %s rows, want 3 (data applied once)", n[0])
 	}
 }

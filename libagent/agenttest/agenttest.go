@@ -323,7 +323,7 @@ func (s *Server) session(ws *websocket.Conn) {
 	if !s.opts.V1 {
 		hs.Caps = protocol.Caps()
 	}
-	caps := intersect(come.Caps, hs.Caps)
+	caps := protocol.CommonCaps(come.Caps, hs.Caps)
 	proven := false
 
 	s.mu.Lock()
@@ -661,14 +661,4 @@ func newSecret() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -34,6 +34,18 @@ func Caps() []string {
 // HasCap reports whether caps contains c.
 func HasCap(caps []string, c string) bool { return slices.Contains(caps, c) }
 
+// CommonCaps is the capabilities of a that b has too, in a's order: what
+// both sides of a handshake use.
+func CommonCaps(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Ack acknowledges every journaled message up to and including Seq
 // (type 100, key "ack").
 type Ack struct {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -377,5 +378,16 @@ func TestAgentInfoExtra(t *testing.T) {
 	m.AI().Extra["cu"] = json.RawMessage("1")
 	if _, err := Encode(m); err == nil || !strings.Contains(err.Error(), `extra key "cu"`) {
 		t.Fatalf("Encode with a clashing extra key: err = %v", err)
+	}
+}
+
+// CommonCaps keeps a's order and drops what b lacks.
+func TestCommonCaps(t *testing.T) {
+	got := CommonCaps([]string{CapPty, CapAuth, "x.v1", CapAck}, []string{CapAck, CapAuth, CapPty})
+	if want := []string{CapPty, CapAuth, CapAck}; !slices.Equal(got, want) {
+		t.Errorf("CommonCaps = %v, want %v", got, want)
+	}
+	if got := CommonCaps(Caps(), nil); got != nil {
+		t.Errorf("CommonCaps with a v1 peer = %v, want nil", got)
 	}
 }

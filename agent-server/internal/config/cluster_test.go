@@ -15,12 +15,7 @@ const clusterConf = "id = s1\nstore.driver = mysql\nstore.dsn = root@tcp(db:3306
 
 // The cluster.* cases join TestParse's table (and FuzzParse's seeds).
 func init() {
-	parseTests = append(parseTests, []struct {
-		name, in string
-		err      string
-		check    func(Config) bool
-		warn     string
-	}{
+	parseTests = append(parseTests, []parseCase{
 		{"cluster off by default", "id = a\n", "", func(c Config) bool {
 			return !c.Cluster.Enabled() && c.Cluster.Lease == DefaultClusterLease && c.Cluster.MemberGrace == DefaultClusterMemberGrace && c.CheckCluster() == nil
 		}, ""},

@@ -32,12 +32,15 @@ func TestShippedConf(t *testing.T) {
 	}
 }
 
-var parseTests = []struct {
+// parseCase is a case of TestParse (and a seed of FuzzParse).
+type parseCase struct {
 	name, in string
 	err      string // substring; "" = ok
 	check    func(Config) bool
 	warn     string
-}{
+}
+
+var parseTests = []parseCase{
 	{"minimal", "id = s1\n", "", func(c Config) bool {
 		return c.Listen == 13081 && c.ListenAddr == "127.0.0.1" && c.Store.Driver == "sqlite"
 	}, ""},

@@ -9,12 +9,7 @@ import (
 
 // The logging.nats.* cases join TestParse's table (and FuzzParse's seeds).
 func init() {
-	parseTests = append(parseTests, []struct {
-		name, in string
-		err      string
-		check    func(Config) bool
-		warn     string
-	}{
+	parseTests = append(parseTests, []parseCase{
 		{"nats off by default", "id = a\n", "", func(c Config) bool { return !c.Logging.NATS.Enabled() && c.Logging.NATS.KeepStore }, ""},
 		{"nats", "id = a\nlogging.nats.url = nats://n1:4222, tls://n2:4222\nlogging.nats.creds = fwd.creds\nlogging.nats.tls_ca = /ca.pem\n" +
 			"logging.nats.projects = web-*, db\nlogging.nats.stream_prefix = L_\nlogging.nats.subject_prefix = acme.logs\n" +

@@ -18,7 +18,7 @@ import (
 // collaborators an Exec has, so that it does not reach into its Service.
 // Its fields do not change after New.
 type env struct {
-	cfg     limits           // sizes and windows (Options)
+	cfg     Limits           // sizes and windows (Options)
 	now     func() time.Time // clock of task and result times (Options.Now)
 	journal Store            // the task, its results and output stream
 	commit  *flusher         // group-commits the execs' store writes
@@ -35,23 +35,6 @@ type env struct {
 // sessions is the part of the hub an exec uses.
 type sessions interface {
 	Session(agentID string) (*hub.Session, bool)
-}
-
-// limits are the sizes and windows of Options an exec works within.
-type limits struct {
-	HeadSize, TailSize    int
-	FlushBytes            int
-	FlushDelay            time.Duration
-	MaxPending            int
-	Grace                 time.Duration
-	LateData, LateDataMax time.Duration
-}
-
-func limitsOf(o Options) limits {
-	return limits{
-		HeadSize: o.HeadSize, TailSize: o.TailSize, FlushBytes: o.FlushBytes, FlushDelay: o.FlushDelay,
-		MaxPending: o.MaxPending, Grace: o.Grace, LateData: o.LateData, LateDataMax: o.LateDataMax,
-	}
 }
 
 // killTask asks the agent to kill a task: by task id with stream.v1

@@ -68,6 +68,23 @@ type Options struct {
 	// CacheDir holds spooled transfers (required for files).
 	CacheDir string
 
+	// Limits are the sizes and windows every exec works within.
+	Limits
+	// Registry gets the service's metrics; nil: not exported.
+	Registry prometheus.Registerer
+	// Retain is how long a finished exec stays in memory for status and pty
+	// calls by pid. Default 10 min.
+	Retain time.Duration
+	// AdoptTimeout is the timeout assumed for a task adopted from the store
+	// after a restart. Default 1 h.
+	AdoptTimeout time.Duration
+	// TransferTTL is the lifetime of a one-shot transfer URL. Default 10 min.
+	TransferTTL time.Duration
+}
+
+// Limits are the sizes and windows of an exec (part of Options; an Exec
+// keeps a copy). Zero fields take the default in their comment.
+type Limits struct {
 	// HeadSize and TailSize are the output kept in memory and in the
 	// result at each end. Default 4 KiB each.
 	HeadSize, TailSize int
@@ -90,16 +107,6 @@ type Options struct {
 	// appended to the stored output (counted and logged). Defaults 500 ms
 	// and 10 s.
 	LateData, LateDataMax time.Duration
-	// Registry gets the service's metrics; nil: not exported.
-	Registry prometheus.Registerer
-	// Retain is how long a finished exec stays in memory for status and pty
-	// calls by pid. Default 10 min.
-	Retain time.Duration
-	// AdoptTimeout is the timeout assumed for a task adopted from the store
-	// after a restart. Default 1 h.
-	AdoptTimeout time.Duration
-	// TransferTTL is the lifetime of a one-shot transfer URL. Default 10 min.
-	TransferTTL time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -175,7 +182,7 @@ func New(o Options) (*Service, error) {
 	}
 	s.xfers.m = make(map[string]*transfer)
 	s.env = &env{
-		cfg: limitsOf(o), now: o.Now, journal: o.Store, agents: o.Hub, m: m, log: o.Logger, limit: s.limit,
+		cfg: o.Limits, now: o.Now, journal: o.Store, agents: o.Hub, m: m, log: o.Logger, limit: s.limit,
 		ctx: ctx, wg: &s.wg,
 	}
 	s.env.commit = newFlusher(s.env)

@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
+
 	"github.com/agentfleet/agent-server/internal/fault"
 )
 
@@ -186,12 +188,7 @@ func Run(ctx context.Context, items []int, o Options, fn Func) Report {
 			break
 		}
 		if wi < len(waves)-1 && w.pause > 0 {
-			t := time.NewTimer(w.pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			_ = backoff.Sleep(ctx, nil, w.pause) // cancelled: stopped() tells
 			if stopped() {
 				break
 			}

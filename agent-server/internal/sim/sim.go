@@ -206,12 +206,8 @@ func (s *Sim) Run(ctx context.Context) error {
 		return errors.New("sim: no agents")
 	}
 	if d := time.Until(s.cfg.StartAt); !s.cfg.StartAt.IsZero() && d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, nil, d) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 	start := time.Now()
@@ -348,12 +344,8 @@ func (a *agent) live(ctx context.Context, connected bool) {
 		if ctx.Err() != nil || !s.cfg.Reconnect {
 			return
 		}
-		t := time.NewTimer(bo.Next())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, nil, bo.Next()) != nil {
 			return
-		case <-t.C:
 		}
 		connected = a.connect(ctx)
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/agentfleet/jkframe/mysqlschema/mysqltest"
 )
 
 // schemaDesc describes a database's schema for comparison: one entry per
@@ -72,7 +74,7 @@ func sqliteSchemaDesc(t *testing.T, db *sql.DB) schemaDesc {
 	t.Helper()
 	ctx := context.Background()
 	d := schemaDesc{}
-	tables := queryStrings(t, db, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+	tables := mysqltest.QueryStrings(t, db, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
 	for _, tb := range tables {
 		if bookkeeping[tb] {
 			continue
@@ -109,12 +111,12 @@ func sqliteSchemaDesc(t *testing.T, db *sql.DB) schemaDesc {
 			pkCols = append(pkCols, pk[i])
 		}
 		d[tb+" primary key"] = strings.Join(pkCols, ", ")
-		for _, idx := range queryStrings(t, db, "SELECT name FROM pragma_index_list(?) WHERE origin <> 'pk'", tb) {
+		for _, idx := range mysqltest.QueryStrings(t, db, "SELECT name FROM pragma_index_list(?) WHERE origin <> 'pk'", tb) {
 			var unique bool
 			if err := db.QueryRowContext(ctx, "SELECT \"unique\" FROM pragma_index_list(?) WHERE name = ?", tb, idx).Scan(&unique); err != nil {
 				t.Fatal(err)
 			}
-			cols := queryStrings(t, db, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", idx)
+			cols := mysqltest.QueryStrings(t, db, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", idx)
 			d[tb+" index "+idx] = indexDesc(cols, unique)
 		}
 	}
@@ -133,7 +135,7 @@ func mysqlSchemaDesc(t *testing.T, db *sql.DB) schemaDesc {
 	t.Helper()
 	ctx := context.Background()
 	d := schemaDesc{}
-	for _, tb := range queryStrings(t, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME") {
+	for _, tb := range mysqltest.QueryStrings(t, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME") {
 		if bookkeeping[tb] {
 			continue
 		}
@@ -178,27 +180,6 @@ func mysqlSchemaDesc(t *testing.T, db *sql.DB) schemaDesc {
 		}
 	}
 	return d
-}
-
-func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // diffSchemas lists, sorted, every entry on which a and b differ.

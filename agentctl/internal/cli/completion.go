@@ -42,15 +42,35 @@ func (a *App) completionClient(cmd *cobra.Command) (*client.Client, context.Cont
 	return c, cctx, func() { cancel(); c.Close() }, true
 }
 
-// agentIDs returns the ids of agents starting with prefix.
-func (a *App) agentIDs(cmd *cobra.Command, prefix, typ string) []string {
+// completionGet fetches what a completion offers through a client that
+// gives up fast; false when the server cannot be asked or answers an error
+// (the completion then offers nothing).
+func completionGet[T any](a *App, cmd *cobra.Command, get func(*client.Client, context.Context) (T, error)) (T, bool) {
+	var zero T
 	cl, ctx, done, ok := a.completionClient(cmd)
 	if !ok {
-		return nil
+		return zero, false
 	}
 	defer done()
-	list, _, err := cl.Agents(ctx, client.AgentFilter{Keyword: prefix, Type: typ}, client.MaxPage)
+	v, err := get(cl, ctx)
 	if err != nil {
+		return zero, false
+	}
+	return v, true
+}
+
+// completionAgents lists the agents f selects (one page, the largest).
+func (a *App) completionAgents(cmd *cobra.Command, f client.AgentFilter) ([]client.Agent, bool) {
+	return completionGet(a, cmd, func(cl *client.Client, ctx context.Context) ([]client.Agent, error) {
+		list, _, err := cl.Agents(ctx, f, client.MaxPage)
+		return list, err
+	})
+}
+
+// agentIDs returns the ids of agents starting with prefix.
+func (a *App) agentIDs(cmd *cobra.Command, prefix, typ string) []string {
+	list, ok := a.completionAgents(cmd, client.AgentFilter{Keyword: prefix, Type: typ})
+	if !ok {
 		return nil
 	}
 	var out []string
@@ -111,13 +131,8 @@ func (a *App) completeAgentsThenFile(typ string) compFunc {
 // completeSelector completes a label selector: keys, then k=value, term
 // by term.
 func (a *App) completeSelector(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	cl, ctx, done, ok := a.completionClient(cmd)
+	list, ok := a.completionAgents(cmd, client.AgentFilter{})
 	if !ok {
-		return nil, noFiles
-	}
-	defer done()
-	list, _, err := cl.Agents(ctx, client.AgentFilter{}, client.MaxPage)
-	if err != nil {
 		return nil, noFiles
 	}
 	values := map[string]map[string]bool{}
@@ -162,13 +177,8 @@ func (a *App) completeSelector(cmd *cobra.Command, _ []string, toComplete string
 }
 
 func (a *App) completeAgentTypes(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	cl, ctx, done, ok := a.completionClient(cmd)
+	list, ok := a.completionAgents(cmd, client.AgentFilter{})
 	if !ok {
-		return nil, noFiles
-	}
-	defer done()
-	list, _, err := cl.Agents(ctx, client.AgentFilter{}, client.MaxPage)
-	if err != nil {
 		return nil, noFiles
 	}
 	types := map[string]bool{}
@@ -202,13 +212,11 @@ func (a *App) completeTaskIDs(cmd *cobra.Command, args []string, toComplete stri
 	if len(args) > 0 {
 		return nil, noFiles
 	}
-	cl, ctx, done, ok := a.completionClient(cmd)
+	list, ok := completionGet(a, cmd, func(cl *client.Client, ctx context.Context) ([]client.Task, error) {
+		list, _, err := cl.Tasks(ctx, nil, 100)
+		return list, err
+	})
 	if !ok {
-		return nil, noFiles
-	}
-	defer done()
-	list, _, err := cl.Tasks(ctx, nil, 100)
-	if err != nil {
 		return nil, noFiles
 	}
 	var out []string

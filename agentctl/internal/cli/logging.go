@@ -42,13 +42,8 @@ func (a *App) completeProjects(cmd *cobra.Command, args []string, toComplete str
 	if len(args) > 0 {
 		return nil, noFiles
 	}
-	cl, ctx, done, ok := a.completionClient(cmd)
+	list, ok := completionGet(a, cmd, (*client.Client).LogProjects)
 	if !ok {
-		return nil, noFiles
-	}
-	defer done()
-	list, err := cl.LogProjects(ctx)
-	if err != nil {
 		return nil, noFiles
 	}
 	var out []string

@@ -247,13 +247,8 @@ func (a *App) packagesRmCmd() *cobra.Command {
 
 // completePackages completes package names.
 func (a *App) completePackages(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
-	cl, ctx, done, ok := a.completionClient(cmd)
+	list, ok := completionGet(a, cmd, (*client.Client).Packages)
 	if !ok {
-		return nil, noFiles
-	}
-	defer done()
-	list, err := cl.Packages(ctx)
-	if err != nil {
 		return nil, noFiles
 	}
 	var out []string

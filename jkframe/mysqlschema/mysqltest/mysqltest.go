@@ -124,3 +124,26 @@ func randomSuffix(t testing.TB) string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// QueryStrings runs q on db (any driver) and returns the one string column
+// of its rows, failing the test on any error.
+func QueryStrings(t testing.TB, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

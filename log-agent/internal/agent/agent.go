@@ -314,12 +314,8 @@ func (a *Agent) start(p *project.Project, spec string, local bool) {
 				return
 			}
 			a.log.Error("project stopped; restarting", "project", p.Name, "err", err)
-			t := time.NewTimer(bo.Next())
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if backoff.Sleep(ctx, nil, bo.Next()) != nil {
 				return
-			case <-t.C:
 			}
 			// A failed run closed its spool: start a fresh collector.
 			ncol, nerr := collector.New(collector.Options{

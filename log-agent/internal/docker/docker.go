@@ -147,12 +147,8 @@ func (d *Discovery) Run(ctx context.Context, set func([]tail.Spec)) error {
 		d.mu.Unlock()
 		d.opts.Log.Warn("docker: lost the daemon; retrying", "project", d.opts.Project.Name, "err", err)
 		bo.Disconnected(time.Now())
-		t := time.NewTimer(bo.Next())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, nil, bo.Next()) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }
