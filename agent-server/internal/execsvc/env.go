@@ -42,6 +42,7 @@ type limits struct {
 	HeadSize, TailSize    int
 	FlushBytes            int
 	FlushDelay            time.Duration
+	StartFlushDelay       time.Duration
 	MaxPending            int
 	Grace                 time.Duration
 	LateData, LateDataMax time.Duration
@@ -50,7 +51,8 @@ type limits struct {
 func limitsOf(o Options) limits {
 	return limits{
 		HeadSize: o.HeadSize, TailSize: o.TailSize, FlushBytes: o.FlushBytes, FlushDelay: o.FlushDelay,
-		MaxPending: o.MaxPending, Grace: o.Grace, LateData: o.LateData, LateDataMax: o.LateDataMax,
+		StartFlushDelay: o.StartFlushDelay,
+		MaxPending:      o.MaxPending, Grace: o.Grace, LateData: o.LateData, LateDataMax: o.LateDataMax,
 	}
 }
 
