@@ -18,12 +18,19 @@ import (
 // before its API answer. The writer connection now checkpoints only past
 // ckptBackstop pages (a bound on the WAL if the checkpointer falls
 // behind), and a goroutine on its own connection runs a PASSIVE
-// checkpoint ckptInterval after writes: it takes no write lock, so
-// commits go on while it copies and syncs. Durability does not change: a
-// commit is what makes a write survive (WAL, synchronous=NORMAL, as
-// before); a checkpoint only moves committed pages into the main file.
+// checkpoint once ckptWrites write calls (transactions or one-statement
+// writes, a few to a few dozen pages each) were made since the last one,
+// or ckptIdle after the last one when fewer were: about as often as
+// SQLite's default, so no more fsyncs than before, and a trickle of writes
+// costs at most one checkpoint per ckptIdle. A PASSIVE checkpoint takes no
+// write lock: commits go on while it copies and syncs. Durability does not
+// change: a commit is what makes a write survive (WAL,
+// synchronous=NORMAL, as before); a checkpoint only moves committed pages
+// into the main file.
 const (
-	ckptInterval = 100 * time.Millisecond
+	ckptInterval = 100 * time.Millisecond // how often the counts are looked at
+	ckptWrites   = 32
+	ckptIdle     = 10 * time.Second
 	ckptBackstop = 4000 // pages (4 KiB each): the writer's wal_autocheckpoint
 )
 
@@ -49,6 +56,8 @@ func (c *checkpointer) run() {
 	t := time.NewTicker(ckptInterval)
 	defer t.Stop()
 	var done uint64 // c.wrote at the last complete checkpoint
+	last := time.Now()
+	var retry time.Time // after an error
 	for {
 		select {
 		case <-c.stop:
@@ -56,10 +65,16 @@ func (c *checkpointer) run() {
 		case <-t.C:
 		}
 		w := c.wrote.Load()
-		if w == done {
+		if w == done || w-done < ckptWrites && time.Since(last) < ckptIdle || time.Now().Before(retry) {
 			continue
 		}
-		if c.checkpoint() {
+		last = time.Now()
+		complete, err := c.checkpoint()
+		switch {
+		case err != nil:
+			c.log.Warn("store: sqlite checkpoint (the writer checkpoints past the backstop meanwhile)", "err", err)
+			retry = last.Add(time.Second)
+		case complete:
 			done = w
 			c.full.Add(1)
 		}
@@ -67,17 +82,16 @@ func (c *checkpointer) run() {
 }
 
 // checkpoint runs one PASSIVE checkpoint and reports whether it copied
-// every frame of the WAL (false: readers still need some, or an error;
-// the next tick tries again).
-func (c *checkpointer) checkpoint() bool {
+// every frame of the WAL (false: readers still need some; the next tick
+// tries again).
+func (c *checkpointer) checkpoint() (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var busy, log, done int
 	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
-		c.log.Warn("store: sqlite checkpoint", "err", err)
-		return false
+		return false, err
 	}
-	return busy == 0 && done >= log
+	return busy == 0 && done >= log, nil
 }
 
 // close stops the goroutine and closes its connection (the writer's close
