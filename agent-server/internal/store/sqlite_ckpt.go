@@ -19,17 +19,17 @@ import (
 // ckptBackstop pages (a bound on the WAL if the checkpointer falls
 // behind), and a goroutine on its own connection runs a PASSIVE
 // checkpoint once ckptWrites write calls (transactions or one-statement
-// writes, a few to a few dozen pages each) were made since the last one,
-// or ckptIdle after the last one when fewer were: about as often as
-// SQLite's default, so no more fsyncs than before, and a trickle of writes
-// costs at most one checkpoint per ckptIdle. A PASSIVE checkpoint takes no
+// writes; an exec makes three of about six pages each) were made since the
+// last one, or ckptIdle after the last one when fewer were: about as often
+// as SQLite's default, so no more fsyncs than before, and a trickle of
+// writes costs at most one checkpoint per ckptIdle. A PASSIVE checkpoint takes no
 // write lock: commits go on while it copies and syncs. Durability does not
 // change: a commit is what makes a write survive (WAL,
 // synchronous=NORMAL, as before); a checkpoint only moves committed pages
 // into the main file.
 const (
 	ckptInterval = 100 * time.Millisecond // how often the counts are looked at
-	ckptWrites   = 32
+	ckptWrites   = 128
 	ckptIdle     = 10 * time.Second
 	ckptBackstop = 4000 // pages (4 KiB each): the writer's wal_autocheckpoint
 )
