@@ -14,7 +14,7 @@ import (
 // In WAL mode a commit appends its pages to the -wal file; a checkpoint
 // copies them back into the database file and fsyncs both. By default
 // SQLite runs it inside the commit that takes the WAL past 1,000 pages, so
-// about one exec in 55 paid the copy and two fsyncs (several milliseconds)
+// about one exec in 40 paid the copy and two fsyncs (several milliseconds)
 // before its API answer. The writer connection now checkpoints only past
 // ckptBackstop pages (a bound on the WAL if the checkpointer falls
 // behind), and a goroutine on its own connection runs a PASSIVE
