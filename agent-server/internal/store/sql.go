@@ -52,6 +52,8 @@ type sqlStore struct {
 
 	// The upserts' update parts and the one-row result upsert, built once.
 	resultUpd, metricUpd, resultOneQ string
+
+	ckpt *checkpointer // SQLite: checkpoints off the write path; nil for MySQL
 }
 
 // Batch bounds of multi-row statements: SQLite allows 32766 variables per
@@ -134,7 +136,16 @@ func (s *sqlStore) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.wrote()
+	return err
+}
+
+// wrote tells the checkpointer (SQLite) that the WAL may have grown.
+func (s *sqlStore) wrote() {
+	if s.ckpt != nil {
+		s.ckpt.wrote.Add(1)
+	}
 }
 
 func (s *sqlStore) now() time.Time { return s.cfg.Now() }
@@ -286,7 +297,11 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqlStore) Close() error {
-	errs := []error{s.closeStmts()}
+	var errs []error
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
+	errs = append(errs, s.closeStmts())
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
@@ -366,6 +381,7 @@ func (s *sqlStore) queryRowTx(ctx context.Context, tx *sql.Tx, q string, args ..
 // execW runs q on the writer pool outside a transaction: prepared when it
 // is one of hotWrites.
 func (s *sqlStore) execW(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	defer s.wrote()
 	if st := s.wstmt(q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

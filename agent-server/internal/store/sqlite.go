@@ -80,7 +80,10 @@ func openSQLite(ctx context.Context, cfg Config) (Store, error) {
 	// database/sql is cheaper and fairer than busy-waiting on file locks.
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
 	// fails half-way when another process holds the file.
-	w, err := sql.Open("sqlite", sqliteDSN(path, "_pragma=journal_mode(WAL)", "_txlock=immediate"))
+	// Checkpoints run on their own connection (sqlite_ckpt.go); the writer
+	// does them itself only past ckptBackstop pages.
+	w, err := sql.Open("sqlite", sqliteDSN(path, "_pragma=journal_mode(WAL)", "_txlock=immediate",
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", ckptBackstop)))
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
 	}
@@ -99,12 +102,22 @@ func openSQLite(ctx context.Context, cfg Config) (Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
+	c, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("store: sqlite %s: %w", path, err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
 	s, err := newSQLStore(w, r, sqliteDialect, cfg)
 	if err != nil {
+		c.Close()
 		r.Close()
 		w.Close()
 		return nil, err
 	}
+	s.ckpt = newCheckpointer(c, cfg.Logger)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
