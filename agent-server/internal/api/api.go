@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httputil"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +137,8 @@ type Server struct {
 	site    *console.Site
 	started time.Time
 
+	fwd     *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
+
 	mu     sync.Mutex
 	routes []string
 	rules  map[string]Rule
@@ -176,6 +179,9 @@ type route struct {
 	noAudit       bool
 	// interactive: a WebSocket route acting on a host (the shell).
 	interactive bool
+	// local: served from the shared store by any member, never forwarded
+	// to the member holding the agent.
+	local bool
 }
 
 // Public skips authentication (health checks, one-shot transfer URLs,
@@ -223,6 +229,11 @@ func NoAudit() RouteOption { return func(r *route) { r.noAudit = true } }
 // ends) with Server.audit; a call that ends before the handler wrote one
 // is audited as any other.
 func Interactive() RouteOption { return func(r *route) { r.interactive = true } }
+
+// Local serves a route that names an agent on the member it reaches,
+// from the shared store, instead of forwarding it to the member holding
+// the agent's session (a task's stored output).
+func Local() RouteOption { return func(r *route) { r.local = true } }
 
 // New builds the server with the routes of the core API.
 func New(o Options) (*Server, error) {
@@ -281,6 +292,9 @@ func New(o Options) (*Server, error) {
 		site:    site,
 		started: o.Now().UTC(),
 	}
+	if o.Cluster != nil {
+		s.fwd = s.newForwarder()
+	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))
 	return s, nil
@@ -325,7 +339,13 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		st.err = err
 		return err
 	})
+	forwarded := s.fwd != nil && rt.agentParam != "" && !rt.local
 	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A call for an agent held by another member is that member's to
+		// authorize, serve and audit.
+		if forwarded && s.forward(w, r, rt.agentParam) {
+			return
+		}
 		st := &reqState{}
 		if rule.Audited {
 			st.audit = &auditInfo{target: r.PathValue("id")}

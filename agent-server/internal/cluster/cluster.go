@@ -104,6 +104,7 @@ type Member struct {
 	log      *slog.Logger
 	instance string
 	nc       *nats.Conn
+	owned    owners // Owner's cache
 
 	gauges sync.Mutex // serialises the updates of the members gauges
 
@@ -361,6 +362,11 @@ func (m *Member) Tick(ctx context.Context) {
 	}
 	if _, err := m.Sweep(rctx); err != nil {
 		m.log.Warn("cluster: sweep", "err", err)
+	}
+	if n, err := m.o.Store.ForgetAgentSessions(rctx, m.o.Name); err != nil {
+		m.log.Warn("cluster: sweep agent sessions", "err", err)
+	} else if n > 0 {
+		m.log.Info("cluster: removed the sessions of gone members", "count", n)
 	}
 	if _, err := m.Members(rctx); err != nil {
 		m.log.Warn("cluster: list members", "err", err)
