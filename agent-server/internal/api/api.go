@@ -137,7 +137,7 @@ type Server struct {
 	site    *console.Site
 	started time.Time
 
-	fwd     *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
+	fwd *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
 
 	mu     sync.Mutex
 	routes []string
