@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
+
+	"github.com/agentfleet/agent-server/internal/api"
+	"github.com/agentfleet/agent-server/internal/natstest"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// memberAgent is an agent as /api/agents lists it in a cluster.
+type memberAgent struct {
+	ID          string    `json:"id"`
+	IsOnline    bool      `json:"is_online"`
+	IsBusy      bool      `json:"is_busy"`
+	Member      string    `json:"member"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+func memberAgents(t *testing.T, ts *testServer, query string) []memberAgent {
+	t.Helper()
+	e := ts.do("GET", "/api/agents?"+query, opToken, nil)
+	if e.status != 200 {
+		t.Fatalf("list agents: %d %s", e.status, e.Msg)
+	}
+	var out []memberAgent
+	if err := json.Unmarshal(e.Payload, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// doHeader is ts.do with extra request headers.
+func (ts *testServer) doHeader(method, path, token string, h map[string]string) envelope {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.url+path, nil)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var e envelope
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	e.status, e.header = resp.StatusCode, resp.Header
+	return e
+}
+
+// TestClusterForwarding: an agent connected to member s2 is listed by s1
+// online with its member, and every call for it made to s1 is answered by
+// s2 — the same status and body as through s2 for a good token, no token,
+// a token without the scope and a token whose selector does not reach it —
+// and audited once, by s2. A call forwarded once is not forwarded again.
+func TestClusterForwarding(t *testing.T) {
+	dsn := mysqlDSN(t)
+	natsURL := "nats://" + natstest.Addr(t)
+	a := clusterMember(t, dsn, natsURL, "s1")
+	b := clusterMember(t, dsn, natsURL, "s2")
+	startAgent(t, b.addr, agentSpec{id: "f1"})
+	b.waitOnline("f1")
+
+	for _, ts := range []*testServer{a, b} {
+		eventually.NoError(t, "f1 listed online at s2", func() error {
+			for _, q := range []string{"", "online=true", "size=1000"} {
+				list := memberAgents(t, ts, q)
+				i := slices.IndexFunc(list, func(x memberAgent) bool { return x.ID == "f1" })
+				if i < 0 || !list[i].IsOnline || list[i].Member != "s2" || list[i].ConnectedAt.IsZero() {
+					return fmt.Errorf("query %q: %+v", q, list)
+				}
+			}
+			if list := memberAgents(t, ts, "online=false"); slices.ContainsFunc(list, func(x memberAgent) bool { return x.ID == "f1" }) {
+				return fmt.Errorf("online=false lists f1: %+v", list)
+			}
+			return nil
+		})
+		var one memberAgent
+		e := ts.do("GET", "/api/agents/f1", opToken, nil)
+		if e.status != 200 || json.Unmarshal(e.Payload, &one) != nil || !one.IsOnline || one.Member != "s2" {
+			t.Errorf("GET /api/agents/f1: %d %s %+v", e.status, e.body, one)
+		}
+	}
+
+	// The same answers through s1 as through s2.
+	for _, c := range []struct {
+		name, path, token string
+		status            int
+	}{
+		{"call", "/api/foo/f1", opToken, 200},
+		{"no token", "/api/foo/f1", "", 401},
+		{"scope missing", "/api/foo/f1", roToken, 403},
+		{"outside the selector", "/api/agents/f1", limitedToken, 404},
+		{"agent gone", "/api/foo/nobody", opToken, 404},
+	} {
+		direct, fwd := b.do("GET", c.path, c.token, nil), a.do("GET", c.path, c.token, nil)
+		if direct.status != c.status || fwd.status != c.status || direct.Msg != fwd.Msg || sameShape(direct.Payload) != sameShape(fwd.Payload) {
+			t.Errorf("%s: direct %d %s, forwarded %d %s", c.name, direct.status, direct.body, fwd.status, fwd.body)
+		}
+		if c.name != "agent gone" && fwd.header.Get(api.HeaderForwardedBy) != "" {
+			t.Errorf("%s: the forwarding header leaked into the response", c.name)
+		}
+	}
+
+	// One audit entry for a forwarded call, written by s2, naming s1.
+	const reqID = "fwd-audit-1"
+	if e := a.doHeader("GET", "/api/foo/f1", opToken, map[string]string{"X-Request-Id": reqID}); e.status != 200 || e.header.Get("X-Request-Id") != reqID {
+		t.Fatalf("forwarded call: %d %s, request id %q", e.status, e.Msg, e.header.Values("X-Request-Id"))
+	}
+	list, _, err := a.srv.Store().ListAudit(context.Background(), store.AuditFilter{Agent: "f1", Paging: store.Paging{Size: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []store.AuditEntry
+	for _, e := range list {
+		if e.RequestID == reqID {
+			got = append(got, e)
+		}
+	}
+	if len(got) != 1 || got[0].Status != 200 || got[0].Action != "GET /api/foo/{id}" {
+		t.Fatalf("audit entries of the forwarded call: %+v", got)
+	}
+	if want := "forwarded by member s1"; !strings.Contains(got[0].Remote, want) {
+		t.Errorf("audit remote %q, want it to say %q", got[0].Remote, want)
+	}
+
+	// Hop limit: a call that says it was forwarded already, to a member
+	// that does not hold the agent, is not forwarded again.
+	e := a.doHeader("GET", "/api/foo/f1", opToken, map[string]string{api.HeaderForwardedBy: "s9"})
+	if e.status != 503 || e.header.Get("Retry-After") == "" || !strings.Contains(e.Msg, "agent f1 moved to member s2") {
+		t.Errorf("second hop: %d %q Retry-After %q", e.status, e.Msg, e.header.Get("Retry-After"))
+	}
+
+	// Stopped cleanly, s2 clears its sessions: s1 lists f1 offline at once
+	// (the agent reconnects to s2 only, which is gone).
+	b.stop()
+	eventually.NoError(t, "f1 offline at s1", func() error {
+		list := memberAgents(t, a, "size=1000")
+		if i := slices.IndexFunc(list, func(x memberAgent) bool { return x.ID == "f1" }); i < 0 || list[i].IsOnline || list[i].Member != "" {
+			return fmt.Errorf("%+v", list)
+		}
+		return nil
+	})
+	if e := a.do("GET", "/api/foo/f1", opToken, nil); e.status != 404 {
+		t.Errorf("after s2 stopped: %d %s", e.status, e.Msg)
+	}
+}
+
+// sameShape is a payload without its timings (the "ms" of a call), for
+// comparing two answers of the same call.
+func sameShape(p json.RawMessage) string {
+	var m map[string]any
+	if json.Unmarshal(p, &m) != nil {
+		return string(p)
+	}
+	delete(m, "ms")
+	b, _ := json.Marshal(m)
+	return string(b)
+}
