@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func memberAgents(t *testing.T, ts *testServer, query string) []memberAgent {
 	return out
 }
 
-// doHeader is ts.do with extra request headers.
+// doHeader is ts.do with extra request headers (and no body).
 func (ts *testServer) doHeader(method, path, token string, h map[string]string) envelope {
 	ts.t.Helper()
 	req, err := http.NewRequest(method, ts.url+path, nil)
@@ -146,6 +147,32 @@ func TestClusterForwarding(t *testing.T) {
 	e := a.doHeader("GET", "/api/foo/f1", opToken, map[string]string{api.HeaderForwardedBy: "s9"})
 	if e.status != 503 || e.header.Get("Retry-After") == "" || !strings.Contains(e.Msg, "agent f1 moved to member s2") {
 		t.Errorf("second hop: %d %q Retry-After %q", e.status, e.Msg, e.header.Get("Retry-After"))
+	}
+
+	// Every route that names an agent is relayed (seen here by its hop
+	// limit), except those served from the shared store.
+	var walked int
+	for pattern, rule := range a.srv.API().Rules() {
+		if rule.AgentParam == "" {
+			continue
+		}
+		if !rule.Forwarded {
+			if pattern != "GET /api/tasks/{id}/agents/{agent}/output" {
+				t.Errorf("%s names an agent but is not forwarded", pattern)
+			}
+			continue
+		}
+		walked++
+		method, path, _ := strings.Cut(pattern, " ")
+		path = strings.ReplaceAll(path, "{"+rule.AgentParam+"}", "f1")
+		path = regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+		e := a.doHeader(method, path, opToken, map[string]string{api.HeaderForwardedBy: "s9"})
+		if e.status != 503 || !strings.Contains(e.Msg, "agent f1 moved to member s2") {
+			t.Errorf("%s %s with a hop taken: %d %q", method, path, e.status, e.Msg)
+		}
+	}
+	if walked < 20 {
+		t.Errorf("only %d forwarded routes", walked)
 	}
 
 	// Stopped cleanly, s2 clears its sessions: s1 lists f1 offline at once

@@ -156,6 +156,9 @@ type Rule struct {
 	AgentParam string
 	// Audited: every call that passed authentication is in the audit log.
 	Audited bool
+	// Forwarded: in a cluster, a call for an agent another member holds is
+	// relayed to that member (routes with AgentParam, unless Local).
+	Forwarded bool
 }
 
 // HandlerFunc is a route handler: it writes the response itself and returns
@@ -330,6 +333,8 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	}
 	rule := Rule{Public: rt.public, Authenticated: rt.authenticated, Scope: rt.scope, AgentParam: rt.agentParam,
 		Audited: (mutating && !rt.noAudit) || rt.expensive || rt.audit}
+	forwarded := s.fwd != nil && rt.agentParam != "" && !rt.local
+	rule.Forwarded = forwarded
 	if err := rule.check(); err != nil {
 		panic(fmt.Sprintf("api: route %q: %v", pattern, err))
 	}
@@ -339,7 +344,6 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		st.err = err
 		return err
 	})
-	forwarded := s.fwd != nil && rt.agentParam != "" && !rt.local
 	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A call for an agent held by another member is that member's to
 		// authorize, serve and audit.
