@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/jkframe/eventually"
 
 	"github.com/agentfleet/agent-server/internal/api"
@@ -200,4 +203,63 @@ func sameShape(p json.RawMessage) string {
 	delete(m, "ms")
 	b, _ := json.Marshal(m)
 	return string(b)
+}
+
+// TestClusterSessionTakeover: an agent whose session at s2 still looks
+// alive connects to s1 proving its secret (a copy of its state): s1 asks
+// s2 to release it (NATS), s2 closes its session at once, and s1 holds the
+// agent with the next fencing token; s2's late clear of the old token
+// leaves s1's row alone.
+func TestClusterSessionTakeover(t *testing.T) {
+	dsn := mysqlDSN(t)
+	natsURL := "nats://" + natstest.Addr(t)
+	a := clusterMember(t, dsn, natsURL, "s1")
+	b := clusterMember(t, dsn, natsURL, "s2")
+	state := filepath.Join(t.TempDir(), "agent.state")
+	// The first copy waits long before reconnecting once replaced.
+	startAgent(t, b.addr, agentSpec{id: "t1", state: state, backoff: &backoff.Backoff{Min: 10 * time.Minute, Max: 10 * time.Minute}})
+	b.waitOnline("t1")
+	first, ok := b.srv.Hub().Session("t1")
+	if !ok || first.ClaimToken() < 1 {
+		t.Fatalf("t1 at s2: %v %v", ok, first)
+	}
+	var st []byte
+	eventually.NoError(t, "t1's state saved", func() (err error) {
+		st, err = os.ReadFile(state)
+		if err == nil && !strings.Contains(string(st), "secret") {
+			err = fmt.Errorf("no secret in %s", st)
+		}
+		return err
+	})
+	copied := filepath.Join(t.TempDir(), "agent.state")
+	if err := os.WriteFile(copied, st, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, a.addr, agentSpec{id: "t1", state: copied})
+	eventually.NoError(t, "t1 at s1, not at s2", func() error {
+		sess, ok := a.srv.Hub().Session("t1")
+		if !ok {
+			return fmt.Errorf("not at s1")
+		}
+		if _, ok := b.srv.Hub().Session("t1"); ok {
+			return fmt.Errorf("still at s2")
+		}
+		if sess.ClaimToken() <= first.ClaimToken() {
+			return fmt.Errorf("token %d after %d", sess.ClaimToken(), first.ClaimToken())
+		}
+		return nil
+	})
+	for _, ts := range []*testServer{a, b} {
+		eventually.NoError(t, "t1 listed at s1", func() error {
+			list := memberAgents(t, ts, "online=true")
+			if i := slices.IndexFunc(list, func(x memberAgent) bool { return x.ID == "t1" }); i < 0 || list[i].Member != "s1" {
+				return fmt.Errorf("%+v", list)
+			}
+			return nil
+		})
+	}
+	// Calls through s2 now reach the agent at s1.
+	if e := b.do("GET", "/api/foo/t1", opToken, nil); e.status != 200 {
+		t.Errorf("foo through s2: %d %s", e.status, e.Msg)
+	}
 }

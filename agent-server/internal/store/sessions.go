@@ -10,9 +10,11 @@ import (
 )
 
 // AgentSession records which member of a cluster holds an agent's session
-// (agent_sessions). Token grows by one at every take of the agent: it is
-// the fencing token of the session, so that a member the agent has left
-// cannot clear (or, later, write for) the session another member took.
+// (agent_sessions; Member and Instance are "" while nobody does). Token
+// grows by one at every take of the agent and never goes back (a released
+// row keeps it): it is the fencing token of the session, so that a member
+// the agent has left cannot clear (or, later, write for) the session
+// another member took.
 type AgentSession struct {
 	AgentID     string
 	Member      string // member id (cluster.member)
@@ -100,13 +102,15 @@ func (s *sqlStore) agentSession(ctx context.Context, id string) (AgentSession, e
 	return a, err
 }
 
-// ReleaseAgentSession deletes the session row of agent id while the member
-// instance holds it with token (a session that ended); ErrNotFound when it
-// does not (another member, or a later session, took it since).
+// ReleaseAgentSession marks the session row of agent id held by nobody
+// while the member instance holds it with token (a session that ended);
+// ErrNotFound when it does not (another member, or a later session, took
+// it since). The row stays, with its token: the next take continues from
+// it, so an agent's fencing tokens only grow.
 func (s *sqlStore) ReleaseAgentSession(ctx context.Context, id, member, instance string, token int64) error {
 	defer s.observe("release_agent_session")()
-	res, err := s.w.ExecContext(ctx, "DELETE FROM agent_sessions WHERE agent_id = ? AND member_id = ? AND instance = ? AND token = ?",
-		id, member, instance, token)
+	res, err := s.w.ExecContext(ctx, "UPDATE agent_sessions SET member_id = '', instance = '' "+
+		"WHERE agent_id = ? AND member_id = ? AND instance = ? AND token = ?", id, member, instance, token)
 	if err := found(res, err); err != nil {
 		return s.fail("release the session of agent "+id, err)
 	}
@@ -151,22 +155,23 @@ func (s *sqlStore) AgentSessionOwners(ctx context.Context, cluster string, ids [
 	return out, nil
 }
 
-// ForgetAgentSessions deletes the session rows whose holder no longer has
-// a row in cluster_members with that instance (removed after
+// ForgetAgentSessions releases the session rows whose holder no longer
+// has a row in cluster_members with that instance (removed after
 // cluster.member_grace, left cleanly, or restarted as a new instance), and
-// returns how many. Readers ignore them anyway; this keeps the table to
-// the fleet's size. Rows of a member whose lease merely ran out stay: it
-// may renew and still hold its agents.
+// returns how many. Readers ignore such rows anyway; this keeps the rows
+// truthful. Rows of a member whose lease merely ran out stay held: it may
+// renew and still hold its agents (until another member takes them).
 func (s *sqlStore) ForgetAgentSessions(ctx context.Context, cluster string) (int64, error) {
 	defer s.observe("forget_agent_sessions")()
-	res, err := s.w.ExecContext(ctx, "DELETE FROM agent_sessions WHERE NOT EXISTS (SELECT 1 FROM cluster_members m "+
+	res, err := s.w.ExecContext(ctx, "UPDATE agent_sessions SET member_id = '', instance = '' WHERE member_id <> '' "+
+		"AND NOT EXISTS (SELECT 1 FROM cluster_members m "+
 		"WHERE m.cluster_name = ? AND m.member_id = agent_sessions.member_id AND m.instance = agent_sessions.instance)", cluster)
 	if err != nil {
-		return 0, s.fail("forget the sessions of gone members of cluster "+cluster, err)
+		return 0, s.fail("release the sessions of gone members of cluster "+cluster, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, s.fail("forget the sessions of gone members of cluster "+cluster, err)
+		return 0, s.fail("release the sessions of gone members of cluster "+cluster, err)
 	}
 	return n, nil
 }

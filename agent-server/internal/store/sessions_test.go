@@ -90,8 +90,8 @@ func runSessionSuite(t *testing.T, nc newConfig) {
 	if owners, err = cs.AgentSessionOwners(ctx, "prod", nil, later); err != nil || len(owners) != 0 {
 		t.Fatalf("after release: %+v %v", owners, err)
 	}
-	// A released agent is a new row again, token 1.
-	if got, err = cs.ClaimAgentSession(ctx, "prod", b, later, false); err != nil || got.Token != 1 {
+	// A released agent's tokens go on from where they were.
+	if got, err = cs.ClaimAgentSession(ctx, "prod", b, later, false); err != nil || got.Token != 5 {
 		t.Fatalf("claim after release: %+v %v", got, err)
 	}
 	for _, bad := range []AgentSession{{Member: "s1", Instance: "i1"}, {AgentID: "x", Instance: "i1"}, {AgentID: strings.Repeat("x", 200), Member: "s1", Instance: "i1"}} {
