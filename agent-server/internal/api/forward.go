@@ -66,6 +66,14 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 				pr.Out.Header.Set(japi.HeaderRequestID, id)
 			}
 		},
+		// A 503 from the owner (the agent moved on, or it is going away):
+		// the next call looks the owner up again.
+		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode == http.StatusServiceUnavailable {
+				s.o.Cluster.ForgetOwner(res.Request.Context().Value(forwardKey{}).(*forwardTarget).agent)
+			}
+			return nil
+		},
 		Transport: tr,
 		// Every write is passed on at once: streamed output, SSE and
 		// downloads reach the client as the owner sends them.
@@ -102,6 +110,11 @@ func (s *Server) retryLater(w http.ResponseWriter, r *http.Request, msg string) 
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) bool {
 	id := r.PathValue(param)
 	if id == "" {
+		return false
+	}
+	if r.Header.Get("Authorization") == "" && r.Header.Get("Sec-WebSocket-Protocol") == "" {
+		// No credentials at all: refused here with the owner's own 401 (the
+		// same code and tokens), without a store read or a hop.
 		return false
 	}
 	if _, ok := s.o.Hub.Session(id); ok {
