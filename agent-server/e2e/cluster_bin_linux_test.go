@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/agentfleet/jkframe/eventually"
 	"github.com/agentfleet/jkframe/utils"
 
@@ -190,6 +192,55 @@ func TestClusterBinaryForwarding(t *testing.T) {
 	for _, k := range []string{"Content-Type", "Content-Length", "Content-Disposition"} {
 		if h1.Get(k) != h2.Get(k) {
 			t.Errorf("download header %s: through as1 %q, through as2 %q", k, h1.Get(k), h2.Get(k))
+		}
+	}
+
+	// An interactive shell through as2 (the WebSocket relayed), with the
+	// token in the header and, as browsers send it, in a subprotocol.
+	for _, auth := range []string{"header", "subprotocol"} {
+		hdr, protos := http.Header{}, []string{api.ShellProtocol}
+		if auth == "header" {
+			hdr.Set("Authorization", "Bearer "+opToken)
+		} else {
+			protos = append(protos, "bearer."+opToken)
+		}
+		d := websocket.Dialer{HandshakeTimeout: 20 * time.Second, Subprotocols: protos}
+		ws, resp, err := d.Dial("ws://"+b.addr+"/api/exec/cx1/shell?cmd=sh", hdr)
+		if err != nil {
+			t.Fatalf("shell through as2 (%s): %v %v", auth, err, resp)
+		}
+		if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != api.ShellProtocol {
+			t.Errorf("shell (%s): subprotocol %q", auth, p)
+		}
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte("echo fwd-$((6*7))\r")); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		exit := -1
+		_ = ws.SetReadDeadline(time.Now().Add(60 * time.Second))
+		for exit < 0 {
+			typ, msg, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("shell (%s): %v after %q", auth, err, out.String())
+			}
+			if typ == websocket.BinaryMessage {
+				out.Write(msg)
+				if strings.Contains(out.String(), "fwd-42") && !strings.Contains(out.String(), "exit 3") {
+					_ = ws.WriteMessage(websocket.BinaryMessage, []byte("exit 3\r"))
+				}
+				continue
+			}
+			var f struct {
+				Type string `json:"type"`
+				Code int    `json:"code"`
+			}
+			if json.Unmarshal(msg, &f) == nil && f.Type == "exit" {
+				exit = f.Code
+			}
+		}
+		ws.Close()
+		if exit != 3 || !strings.Contains(out.String(), "fwd-42") {
+			t.Errorf("shell (%s): exit %d, output %q", auth, exit, out.String())
 		}
 	}
 
