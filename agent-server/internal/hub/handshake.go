@@ -153,7 +153,7 @@ func (s *Session) handshake() string {
 			h.log.Error("hub: record the agent's session", "agent", id, "err", err)
 			return unregister("server error", reasonStore)
 		}
-		s.claimToken = tok
+		s.claimToken.Store(tok)
 	}
 	if issued != nil {
 		if err := h.opts.Secrets.SetSecretHash(ctx, id, issued); err != nil {

@@ -29,7 +29,7 @@ type Session struct {
 	connectedAt int64          // unix ns, hub clock
 	lastSeen    atomic.Int64   // unix ns, real clock
 	caps        capSet
-	claimToken  int64 // Options.Claim's token; read-only after the handshake
+	claimToken  atomic.Int64 // Options.Claim's token (set once the session is visible)
 
 	mu          sync.Mutex
 	queue       [][]byte           // encoded frames waiting for the writer
@@ -69,7 +69,7 @@ func (s *Session) ID() string { return s.id }
 
 // ClaimToken returns the token Options.Claim returned for the session (0
 // without Claim): the fencing token of its ownership in a cluster.
-func (s *Session) ClaimToken() int64 { return s.claimToken }
+func (s *Session) ClaimToken() int64 { return s.claimToken.Load() }
 
 // Come returns the agent's come payload. The caller must not modify it.
 func (s *Session) Come() *protocol.Come { return s.come }
