@@ -178,6 +178,14 @@ func TestClusterForwarding(t *testing.T) {
 		t.Errorf("only %d forwarded routes", walked)
 	}
 
+	// The forwards are counted by outcome.
+	m := a.do("GET", "/metrics", "", nil)
+	for _, outcome := range []string{"relayed", "moved"} {
+		if !regexp.MustCompile(`(?m)^agentserver_api_forwarded_total\{outcome="` + outcome + `"\} [1-9]`).Match(m.body) {
+			t.Errorf("no %s forward counted:\n%s", outcome, linesWith(m.body, "agentserver_api_forwarded"))
+		}
+	}
+
 	// Stopped cleanly, s2 clears its sessions: s1 lists f1 offline at once
 	// (the agent reconnects to s2 only, which is gone).
 	b.stop()

@@ -137,7 +137,8 @@ type Server struct {
 	site    *console.Site
 	started time.Time
 
-	fwd *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
+	fwd    *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
+	fwdLog *rate.Limiter          // bounds the log lines of failed forwards
 
 	mu     sync.Mutex
 	routes []string
@@ -296,7 +297,7 @@ func New(o Options) (*Server, error) {
 		started: o.Now().UTC(),
 	}
 	if o.Cluster != nil {
-		s.fwd = s.newForwarder()
+		s.fwd, s.fwdLog = s.newForwarder(), rate.NewLimiter(1, 5)
 	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))

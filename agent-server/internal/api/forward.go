@@ -85,7 +85,10 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			s.log.Warn("forward: the agent's member does not answer", "agent", t.agent, "member", t.member, "addr", t.url.String(), "err", err)
+			s.m.Forwarded("unreachable")
+			if s.fwdLog.Allow() { // a member that is down fails every call for its agents
+				s.log.Warn("forward: the agent's member does not answer", "agent", t.agent, "member", t.member, "addr", t.url.String(), "err", err)
+			}
 			s.retryLater(w, r, fmt.Sprintf("agent %s is connected to member %s, which does not answer: retry", t.agent, t.member))
 		},
 	}
@@ -124,7 +127,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) b
 	owner, ok, err := s.o.Cluster.Owner(ctx, id)
 	cancel()
 	if err != nil {
-		s.log.Warn("forward: read the agent's member", "agent", id, "err", err)
+		s.m.Forwarded("no_owner")
+		if s.fwdLog.Allow() {
+			s.log.Warn("forward: read the agent's member", "agent", id, "err", err)
+		}
 		s.retryLater(w, r, "cannot tell which member agent "+id+" is connected to: the store does not answer; retry")
 		return true
 	}
@@ -135,6 +141,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) b
 		// Hop limit one: the member that forwarded this call saw the agent
 		// here; it has moved since.
 		s.o.Cluster.ForgetOwner(id)
+		s.m.Forwarded("moved")
 		s.retryLater(w, r, fmt.Sprintf("agent %s moved to member %s: retry", id, owner.Member))
 		return true
 	}
@@ -146,6 +153,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) b
 	// The owner's response carries its own request id (the same one).
 	w.Header().Del(japi.HeaderRequestID)
 	t := &forwardTarget{url: u, agent: id, member: owner.Member}
+	s.m.Forwarded("relayed")
 	s.fwd.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, t)))
 	return true
 }
