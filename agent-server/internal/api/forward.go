@@ -137,7 +137,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) b
 	if !ok || owner.Member == s.o.Cluster.ID() {
 		return false
 	}
-	if by := r.Header.Get(HeaderForwardedBy); by != "" {
+	if r.Header.Get(HeaderForwardedBy) != "" {
 		// Hop limit one: the member that forwarded this call saw the agent
 		// here; it has moved since.
 		s.o.Cluster.ForgetOwner(id)
