@@ -52,7 +52,8 @@ func binMember(t *testing.T, bin, dsn, natsURL, name, id string) (*testServer, *
 // TestClusterBinaryForwarding: three agent-server processes on one MariaDB
 // database and one NATS, a real exec-agent connected to as1. Through as2
 // (and as3) the agent is listed online at as1; a command, a file download
-// and refused calls get the same status and body as through as1; the
+// and refused calls get the same status and body as through as1, an upload
+// and an interactive shell work; the
 // forwarded command is audited once; once as1 is killed, calls through
 // as2 get 503 with Retry-After (as1's lease still runs) and then 404.
 func TestClusterBinaryForwarding(t *testing.T) {
@@ -193,6 +194,18 @@ func TestClusterBinaryForwarding(t *testing.T) {
 		if h1.Get(k) != h2.Get(k) {
 			t.Errorf("download header %s: through as1 %q, through as2 %q", k, h1.Get(k), h2.Get(k))
 		}
+	}
+
+	// An upload through as2 (its body streamed on to as1) lands as sent.
+	up := data[:6<<20]
+	upDir := filepath.Join(dir, "up")
+	if err := os.MkdirAll(upDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if e := b.multipartBytes("/api/file/cx1/upload", map[string]string{"dir": upDir}, "up.bin", up); e.status != 200 {
+		t.Errorf("upload through as2: %d %s", e.status, e.body)
+	} else if got, err := os.ReadFile(filepath.Join(upDir, "up.bin")); err != nil || !bytes.Equal(got, up) {
+		t.Errorf("uploaded file: %d bytes (%v), want %d", len(got), err, len(up))
 	}
 
 	// An interactive shell through as2 (the WebSocket relayed), with the
