@@ -169,22 +169,42 @@ func (m *Member) askRelease(ctx context.Context, s store.AgentSession) error {
 
 // ServeReleases answers the release requests of the other members with
 // close(agent, token), which ends this member's session of the agent if
-// it is the one holding token, and returns once it has ended. It returns
-// the subscription's stop.
+// it is the one holding token (or an older one), and returns once it has
+// ended. Requests are served concurrently (a takeover of many agents at
+// once must not wait for each close in turn). It returns the
+// subscription's stop, which waits for the requests being served.
 func (m *Member) ServeReleases(closeSession func(agent string, token int64)) (stop func(), err error) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		stopped bool // no request is taken on once stop began (wg.Add after Wait)
+	)
 	sub, err := m.nc.Subscribe(m.releaseSubject(m.o.MemberID), func(msg *nats.Msg) {
 		var r releaseRequest
 		if err := json.Unmarshal(msg.Data, &r); err != nil || r.Agent == "" {
 			_ = msg.Respond([]byte("bad release request"))
 			return
 		}
-		m.log.Info("cluster: releasing an agent that connected to another member", "agent", r.Agent)
-		closeSession(r.Agent, r.Token)
-		m.owned.forget(r.Agent)
-		_ = msg.Respond([]byte("ok"))
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return // the requester takes the agent when its wait ends
+		}
+		wg.Go(func() {
+			m.log.Info("cluster: releasing an agent that connected to another member", "agent", r.Agent)
+			closeSession(r.Agent, r.Token)
+			m.owned.forget(r.Agent)
+			_ = msg.Respond([]byte("ok"))
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: subscribe to release requests: %w", err)
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	return func() {
+		_ = sub.Unsubscribe()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		wg.Wait()
+	}, nil
 }
