@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/agentfleet/jkframe/backoff"
 	"github.com/agentfleet/jkframe/eventually"
+	"github.com/agentfleet/jkframe/utils"
 
 	"github.com/agentfleet/agent-server/internal/api"
+	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/natstest"
 	"github.com/agentfleet/agent-server/internal/store"
 )
@@ -268,6 +272,64 @@ func TestClusterSessionTakeover(t *testing.T) {
 	}
 	// Calls through s2 now reach the agent at s1.
 	if e := b.do("GET", "/api/foo/t1", opToken, nil); e.status != 200 {
+		t.Errorf("foo through s2: %d %s", e.status, e.Msg)
+	}
+}
+
+// TestClusterRejoinTakesSessionsBack: s1 is cut from the database past its
+// lease and the grace, so s2 removes its row and releases its sessions (its
+// agent is listed offline); when the database is back, s1 joins again and
+// takes back the session of the agent still connected to it.
+func TestClusterRejoinTakesSessionsBack(t *testing.T) {
+	dsn := mysqlDSN(t)
+	natsURL := "nats://" + natstest.Addr(t)
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := natstest.NewProxy(t, mc.Addr) // a plain TCP proxy, cut at will
+	mc.Addr = strings.TrimPrefix(proxy.URL(), "nats://")
+	grace := func(c *config.Config) { c.Cluster.MemberGrace = utils.Duration(3 * time.Second) }
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := startServer(t, serverSpec{addr: addrA, mysql: mc.FormatDSN(), mod: func(c *config.Config) { clusterConfig(c, natsURL, "s1", addrA); grace(c) }})
+	b := startServer(t, serverSpec{addr: addrB, mysql: dsn, mod: func(c *config.Config) { clusterConfig(c, natsURL, "s2", addrB); grace(c) }})
+	startAgent(t, a.addr, agentSpec{id: "r1"})
+	online := func(want bool) func() error {
+		return func() error {
+			list := memberAgents(t, b, "size=1000")
+			i := slices.IndexFunc(list, func(x memberAgent) bool { return x.ID == "r1" })
+			if i < 0 || list[i].IsOnline != want || want && list[i].Member != "s1" {
+				return fmt.Errorf("s2 lists %+v, want r1 online=%v", list, want)
+			}
+			return nil
+		}
+	}
+	eventually.NoError(t, "r1 online at s1", online(true))
+	first, ok := a.srv.Hub().Session("r1")
+	if !ok {
+		t.Fatal("r1 not at s1")
+	}
+
+	proxy.Cut(true)
+	eventually.NoError(t, "s1 removed by s2", func() error {
+		v, err := clusterInfo(b, opToken)
+		if err != nil {
+			return err
+		}
+		if len(v.Members) != 1 {
+			return fmt.Errorf("members %+v", v.Members)
+		}
+		return nil
+	})
+	eventually.NoError(t, "r1 offline for s2", online(false))
+	proxy.Cut(false)
+	eventually.NoError(t, "r1 online at s1 again", online(true))
+	if sess, ok := a.srv.Hub().Session("r1"); !ok || sess != first {
+		t.Errorf("r1 at s1: %v, the same session %v", ok, sess == first)
+	} else if sess.ClaimToken() <= 1 {
+		t.Errorf("r1's token at s1: %d, want > 1 (taken back)", sess.ClaimToken())
+	}
+	if e := b.do("GET", "/api/foo/r1", opToken, nil); e.status != 200 {
 		t.Errorf("foo through s2: %d %s", e.status, e.Msg)
 	}
 }

@@ -51,6 +51,11 @@ type Options struct {
 	Lease, RenewEvery, Grace time.Duration
 	// Load is the member's agent sessions now (the hub's count).
 	Load func() int
+	// Rejoined, when set, runs after the member joined again because its
+	// row was gone (its lease lapsed past the grace, for instance during a
+	// long store outage): the other members have released the sessions
+	// its row covered, and it takes back those it still holds.
+	Rejoined func(ctx context.Context)
 	// Now is the clock of leases; time.Now when nil.
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -270,7 +275,13 @@ func (m *Member) rejoin(ctx context.Context) error {
 		}
 	}
 	m.log.Warn("cluster: this member's row was removed (lease lapsed past the grace): joining again", "member", m.o.MemberID)
-	return m.Join(ctx)
+	if err := m.Join(ctx); err != nil {
+		return err
+	}
+	if m.o.Rejoined != nil {
+		m.o.Rejoined(ctx)
+	}
+	return nil
 }
 
 // Sweep removes the members whose lease ended more than the grace ago.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentfleet/agent-server/internal/cluster"
 )
 
@@ -92,5 +94,55 @@ func TestSessionOwnership(t *testing.T) {
 	s1.ForgetOwner("a1")
 	if _, ok, err := s1.Owner(ctx, "a1"); ok || err != nil {
 		t.Errorf("owner after release: %v %v", ok, err)
+	}
+}
+
+// TestSessionsAfterRejoin: a member whose row was removed (its lease
+// lapsed past the grace) has its sessions released by the others; when it
+// joins again, Rejoined lets it take back those it still holds.
+func TestSessionsAfterRejoin(t *testing.T) {
+	st, natsURL, clk := setup(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	met, err := cluster.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejoined int
+	var s1 *cluster.Member
+	s1, err = cluster.New(cluster.Options{Name: "test", MemberID: "s1", Advertise: "http://10.0.0.1:13081", Store: st,
+		NATS: cluster.NATS{URLs: natsURL}, Lease: lease, Grace: grace, Load: func() int { return 1 }, Now: clk.Now, Metrics: met,
+		Rejoined: func(ctx context.Context) {
+			rejoined++
+			if _, err := s1.Claim(ctx, "a1", false); err != nil {
+				t.Errorf("take a1 back: %v", err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s1.Close(context.Background()) })
+	s2 := newMember(t, st, natsURL, clk, "s2", "http://10.0.0.2:13081", 0)
+	for _, j := range []func(context.Context) error{s1.Join, s2.Join} {
+		if err := j(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s1.Claim(ctx, "a1", false); err != nil {
+		t.Fatal(err)
+	}
+	// s1 is silent past its lease and the grace; s2 removes its row and
+	// releases its sessions.
+	clk.Add(lease + grace + time.Second)
+	s2.Tick(ctx)
+	if all, err := s2.Owners(ctx, nil); err != nil || len(all) != 0 {
+		t.Fatalf("owners after s1 was removed: %+v %v", all, err)
+	}
+	if err := s1.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s2.Owners(ctx, nil)
+	if rejoined != 1 || err != nil || all["a1"].Member != "s1" || all["a1"].Token != 2 {
+		t.Fatalf("after s1 joined again (%d): %+v %v", rejoined, all, err)
 	}
 }

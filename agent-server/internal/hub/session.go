@@ -71,6 +71,10 @@ func (s *Session) ID() string { return s.id }
 // without Claim): the fencing token of its ownership in a cluster.
 func (s *Session) ClaimToken() int64 { return s.claimToken.Load() }
 
+// SetClaimToken replaces the token, when the session's ownership was taken
+// again (a cluster member that rejoined).
+func (s *Session) SetClaimToken(tok int64) { s.claimToken.Store(tok) }
+
 // Come returns the agent's come payload. The caller must not modify it.
 func (s *Session) Come() *protocol.Come { return s.come }
 

@@ -53,6 +53,7 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 		NATS:  cluster.NATS{URLs: k.NATSURL, Creds: k.NATSCreds, TokenFile: k.NATSTokenFile, TLSCA: k.NATSTLSCA},
 		Lease: time.Duration(k.Lease), Grace: time.Duration(k.MemberGrace),
 		Load: s.hub.Count, Logger: s.log.With("component", "cluster"), Metrics: m,
+		Rejoined: s.reclaimSessions,
 	})
 	if err != nil {
 		return err
@@ -105,4 +106,35 @@ func (s *Server) releaseSession(sess *hub.Session) {
 		// the agent connects again (its next claim takes the row).
 		s.log.Warn("cluster: clear the session of a disconnected agent", "agent", sess.ID(), "err", err)
 	}
+}
+
+// reclaimSessions takes back the sessions of the agents still connected
+// here after this member joined again (its row had been removed, and the
+// other members released its sessions). An agent another member took
+// meanwhile has its session here closed: it lives elsewhere now.
+func (s *Server) reclaimSessions(ctx context.Context) {
+	var taken, lost int
+	for _, info := range s.hub.Sessions() {
+		sess, ok := s.hub.Session(info.ID)
+		if !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		tok, err := s.member.Claim(cctx, sess.ID(), false)
+		cancel()
+		switch {
+		case errors.Is(err, cluster.ErrHeld):
+			lost++
+			sess.Replaced(cluster.ReleaseTimeout)
+		case err != nil:
+			s.log.Warn("cluster: take back the session of a connected agent", "agent", sess.ID(), "err", err)
+		default:
+			taken++
+			sess.SetClaimToken(tok)
+			if cur, ok := s.hub.Session(sess.ID()); !ok || cur != sess {
+				s.releaseSession(sess) // it ended meanwhile, releasing the old token
+			}
+		}
+	}
+	s.log.Info("cluster: sessions taken back after joining again", "taken", taken, "closed_held_elsewhere", lost)
 }
