@@ -54,8 +54,9 @@ type Options struct {
 	// Rejoined, when set, runs after the member joined again because its
 	// row was gone (its lease lapsed past the grace, for instance during a
 	// long store outage): the other members have released the sessions
-	// its row covered, and it takes back those it still holds.
-	Rejoined func(ctx context.Context)
+	// its row covered, and it takes back those it still holds. An error
+	// runs it again after the next renewal.
+	Rejoined func(ctx context.Context) error
 	// Now is the clock of leases; time.Now when nil.
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -117,6 +118,7 @@ type Member struct {
 	epoch     int64
 	heldUntil time.Time // end of the lease last written
 	lost      error     // set when another instance took the member id
+	reclaim   bool      // the row was found gone: run Rejoined after the next good renewal
 }
 
 // New checks o and opens the NATS connection, without waiting for it: the
@@ -248,6 +250,9 @@ func (m *Member) Renew(ctx context.Context) error {
 	r := m.row(now)
 	err := m.o.Store.RenewClusterMember(ctx, r)
 	if errors.Is(err, store.ErrNotFound) {
+		m.mu.Lock()
+		m.reclaim = true // until Rejoined ran: a Join cut short may have taken the row anyway
+		m.mu.Unlock()
 		err = m.rejoin(ctx)
 	}
 	if err != nil {
@@ -256,7 +261,17 @@ func (m *Member) Renew(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.heldUntil = r.LeaseUntil
+	reclaim := m.reclaim
+	m.reclaim = false
 	m.mu.Unlock()
+	if reclaim && m.o.Rejoined != nil {
+		if err := m.o.Rejoined(ctx); err != nil {
+			m.log.Warn("cluster: take back the sessions after joining again: retried at the next renewal", "err", err)
+			m.mu.Lock()
+			m.reclaim = true
+			m.mu.Unlock()
+		}
+	}
 	return nil
 }
 
@@ -275,13 +290,7 @@ func (m *Member) rejoin(ctx context.Context) error {
 		}
 	}
 	m.log.Warn("cluster: this member's row was removed (lease lapsed past the grace): joining again", "member", m.o.MemberID)
-	if err := m.Join(ctx); err != nil {
-		return err
-	}
-	if m.o.Rejoined != nil {
-		m.o.Rejoined(ctx)
-	}
-	return nil
+	return m.Join(ctx)
 }
 
 // Sweep removes the members whose lease ended more than the grace ago.

@@ -112,11 +112,10 @@ func TestSessionsAfterRejoin(t *testing.T) {
 	var s1 *cluster.Member
 	s1, err = cluster.New(cluster.Options{Name: "test", MemberID: "s1", Advertise: "http://10.0.0.1:13081", Store: st,
 		NATS: cluster.NATS{URLs: natsURL}, Lease: lease, Grace: grace, Load: func() int { return 1 }, Now: clk.Now, Metrics: met,
-		Rejoined: func(ctx context.Context) {
+		Rejoined: func(ctx context.Context) error {
 			rejoined++
-			if _, err := s1.Claim(ctx, "a1", false); err != nil {
-				t.Errorf("take a1 back: %v", err)
-			}
+			_, err := s1.Claim(ctx, "a1", false)
+			return err
 		}})
 	if err != nil {
 		t.Fatal(err)

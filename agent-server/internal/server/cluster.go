@@ -112,8 +112,9 @@ func (s *Server) releaseSession(sess *hub.Session) {
 // here after this member joined again (its row had been removed, and the
 // other members released its sessions). An agent another member took
 // meanwhile has its session here closed: it lives elsewhere now.
-func (s *Server) reclaimSessions(ctx context.Context) {
-	var taken, lost int
+func (s *Server) reclaimSessions(ctx context.Context) error {
+	var taken, lost, failed int
+	var last error
 	for _, info := range s.hub.Sessions() {
 		sess, ok := s.hub.Session(info.ID)
 		if !ok {
@@ -127,7 +128,7 @@ func (s *Server) reclaimSessions(ctx context.Context) {
 			lost++
 			sess.Replaced(cluster.ReleaseTimeout)
 		case err != nil:
-			s.log.Warn("cluster: take back the session of a connected agent", "agent", sess.ID(), "err", err)
+			failed, last = failed+1, err
 		default:
 			taken++
 			sess.SetClaimToken(tok)
@@ -136,5 +137,9 @@ func (s *Server) reclaimSessions(ctx context.Context) {
 			}
 		}
 	}
-	s.log.Info("cluster: sessions taken back after joining again", "taken", taken, "closed_held_elsewhere", lost)
+	s.log.Info("cluster: sessions taken back after joining again", "taken", taken, "closed_held_elsewhere", lost, "failed", failed)
+	if failed > 0 {
+		return fmt.Errorf("%d sessions not taken back: %w", failed, last)
+	}
+	return nil
 }
