@@ -257,6 +257,8 @@ type agentSpec struct {
 	monitor time.Duration // self-report interval; 0 = off
 	block   bool          // foo blocks until the agent stops
 	setup   func(rt *libagent.Runtime)
+	state   string           // state file; default a new one
+	backoff *backoff.Backoff // reconnect waits; default 10-100 ms
 }
 
 type agentConf struct {
@@ -294,9 +296,15 @@ func startAgent(t *testing.T, addr string, spec agentSpec) *testAgent {
 			return nil
 		},
 	}
+	if spec.state == "" {
+		spec.state = filepath.Join(t.TempDir(), "agent.state")
+	}
+	if spec.backoff == nil {
+		spec.backoff = &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+	}
 	o := libagent.Options{
-		StatePath: filepath.Join(t.TempDir(), "agent.state"), Logger: logger(t).With("agent", spec.id),
-		KeepAlive: 2 * time.Second, Backoff: &backoff.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		StatePath: spec.state, Logger: logger(t).With("agent", spec.id),
+		KeepAlive: 2 * time.Second, Backoff: spec.backoff,
 		MonitorInterval: spec.monitor, SkipLimits: true,
 	}
 	go func() { ta.done <- libagent.Run(ctx, a, o) }()

@@ -44,6 +44,9 @@ type Agent struct {
 	FirstSeen   time.Time         `json:"first_seen"`
 	LastSeen    time.Time         `json:"last_seen"`
 	ConnectedAt time.Time         `json:"connected_at,omitzero"`
+	// Member is the cluster member holding the agent's session (only in a
+	// cluster, only while it is online).
+	Member string `json:"member,omitempty"`
 }
 
 func agentView(a store.Agent, sess hub.SessionInfo, online bool) Agent {
@@ -116,11 +119,27 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The online filter needs every live session; a plain listing looks up
 	// only the page's agents (O(page), not O(fleet): the console's fleet
-	// page asks for one every few seconds).
+	// page asks for one every few seconds). In a cluster, the sessions of
+	// the other members are read from the store the same way.
 	sessions := map[string]hub.SessionInfo{}
+	var remote map[string]store.AgentSession
 	if hasOnline {
 		for _, ss := range s.o.Hub.Sessions() {
 			sessions[ss.ID] = ss
+		}
+		if s.o.Cluster != nil {
+			all, err := s.o.Cluster.Owners(r.Context(), nil)
+			if err != nil {
+				return mapError(err)
+			}
+			remote = all
+			for id, o := range all {
+				if _, local := sessions[id]; local || o.Member == s.o.Cluster.ID() {
+					delete(remote, id) // a session ended here but not cleared yet is not online
+					continue
+				}
+				sessions[id] = hub.SessionInfo{ID: id, ConnectedAt: o.ConnectedAt}
+			}
 		}
 	}
 	var (
@@ -152,15 +171,53 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return mapError(err)
 	}
+	if !hasOnline && s.o.Cluster != nil {
+		var ids []string
+		for _, a := range list {
+			if _, ok := s.o.Hub.Session(a.ID); !ok {
+				ids = append(ids, a.ID)
+			}
+		}
+		if len(ids) > 0 {
+			if remote, err = s.o.Cluster.Owners(r.Context(), ids); err != nil {
+				return mapError(err)
+			}
+			for id, o := range remote {
+				if o.Member == s.o.Cluster.ID() {
+					delete(remote, id) // ended here, not cleared yet
+				}
+			}
+		}
+	}
 	out := make([]Agent, 0, len(list))
 	for _, a := range list {
 		ss, ok := sessions[a.ID]
 		if !hasOnline {
 			ss, ok = s.sessionInfo(a.ID)
 		}
-		out = append(out, agentView(a, ss, ok))
+		v := agentView(a, ss, ok && remote[a.ID].Member == "")
+		s.setMember(&v, remote)
+		out = append(out, v)
 	}
 	return okPage(w, r, out, total)
+}
+
+// setMember fills in the member holding v's session in a cluster: the
+// other member's for an agent in remote (v is then online since its
+// connection there; is_busy is not known here), this one's for a session
+// here.
+func (s *Server) setMember(v *Agent, remote map[string]store.AgentSession) {
+	c := s.o.Cluster
+	if c == nil {
+		return
+	}
+	if o, ok := remote[v.ID]; ok {
+		v.IsOnline, v.Member, v.ConnectedAt = true, o.Member, o.ConnectedAt
+		return
+	}
+	if v.IsOnline {
+		v.Member = c.ID()
+	}
 }
 
 // limitFilter adds the selector of a limited token to f: lists leave out
@@ -216,7 +273,9 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	japi.OK(w, r, agentView(a, sess, online))
+	v := agentView(a, sess, online)
+	s.setMember(&v, nil)
+	japi.OK(w, r, v)
 	return nil
 }
 

@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httputil"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,6 +137,9 @@ type Server struct {
 	site    *console.Site
 	started time.Time
 
+	fwd    *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
+	fwdLog *rate.Limiter          // bounds the log lines of failed forwards
+
 	mu     sync.Mutex
 	routes []string
 	rules  map[string]Rule
@@ -153,6 +157,9 @@ type Rule struct {
 	AgentParam string
 	// Audited: every call that passed authentication is in the audit log.
 	Audited bool
+	// Forwarded: in a cluster, a call for an agent another member holds is
+	// relayed to that member (routes with AgentParam, unless Local).
+	Forwarded bool
 }
 
 // HandlerFunc is a route handler: it writes the response itself and returns
@@ -176,6 +183,9 @@ type route struct {
 	noAudit       bool
 	// interactive: a WebSocket route acting on a host (the shell).
 	interactive bool
+	// local: served from the shared store by any member, never forwarded
+	// to the member holding the agent.
+	local bool
 }
 
 // Public skips authentication (health checks, one-shot transfer URLs,
@@ -223,6 +233,11 @@ func NoAudit() RouteOption { return func(r *route) { r.noAudit = true } }
 // ends) with Server.audit; a call that ends before the handler wrote one
 // is audited as any other.
 func Interactive() RouteOption { return func(r *route) { r.interactive = true } }
+
+// Local serves a route that names an agent on the member it reaches,
+// from the shared store, instead of forwarding it to the member holding
+// the agent's session (a task's stored output).
+func Local() RouteOption { return func(r *route) { r.local = true } }
 
 // New builds the server with the routes of the core API.
 func New(o Options) (*Server, error) {
@@ -281,6 +296,9 @@ func New(o Options) (*Server, error) {
 		site:    site,
 		started: o.Now().UTC(),
 	}
+	if o.Cluster != nil {
+		s.fwd, s.fwdLog = s.newForwarder(), rate.NewLimiter(1, 5)
+	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))
 	return s, nil
@@ -316,6 +334,8 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 	}
 	rule := Rule{Public: rt.public, Authenticated: rt.authenticated, Scope: rt.scope, AgentParam: rt.agentParam,
 		Audited: (mutating && !rt.noAudit) || rt.expensive || rt.audit}
+	forwarded := s.fwd != nil && rt.agentParam != "" && !rt.local
+	rule.Forwarded = forwarded
 	if err := rule.check(); err != nil {
 		panic(fmt.Sprintf("api: route %q: %v", pattern, err))
 	}
@@ -326,6 +346,11 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		return err
 	})
 	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A call for an agent held by another member is that member's to
+		// authorize, serve and audit.
+		if forwarded && s.forward(w, r, rt.agentParam) {
+			return
+		}
 		st := &reqState{}
 		if rule.Audited {
 			st.audit = &auditInfo{target: r.PathValue("id")}

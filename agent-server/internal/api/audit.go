@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	japi "github.com/agentfleet/jkframe/api"
@@ -124,7 +125,7 @@ func (s *Server) auditEntry(r *http.Request, action string, au *auditInfo, statu
 		Action:    action,
 		Target:    au.target,
 		Agent:     au.agent,
-		Remote:    r.RemoteAddr,
+		Remote:    remoteOf(r),
 		Status:    status,
 		RequestID: japi.RequestIDFrom(r.Context()),
 		Result:    "ok",
@@ -328,4 +329,22 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+// remoteOf is the client address an audit entry records: the peer's, and
+// for a call another member of the cluster forwarded, which member and
+// the client address it reports (X-Forwarded-For, as that member set it).
+func remoteOf(r *http.Request) string {
+	by := r.Header.Get(HeaderForwardedBy)
+	if by == "" {
+		return r.RemoteAddr
+	}
+	out := r.RemoteAddr + " forwarded by member " + by
+	if ff := r.Header.Get("X-Forwarded-For"); ff != "" {
+		out += " for " + ff
+	}
+	if len(out) > 255 {
+		out = strings.ToValidUTF8(out[:255], "")
+	}
+	return out
 }

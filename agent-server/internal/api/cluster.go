@@ -8,6 +8,7 @@ import (
 	japi "github.com/agentfleet/jkframe/api"
 
 	"github.com/agentfleet/agent-server/internal/cluster"
+	"github.com/agentfleet/agent-server/internal/store"
 )
 
 // Cluster is what the API shows of the cluster this server is a member of
@@ -22,6 +23,12 @@ type Cluster interface {
 	Members(ctx context.Context) ([]cluster.Status, error)
 	// Ready says what keeps this member from serving (nil: nothing).
 	Ready() error
+	// Owner returns the live member holding agent id's session (false:
+	// none), from a short cache; ForgetOwner drops the cached answer.
+	Owner(ctx context.Context, id string) (store.AgentSession, bool, error)
+	ForgetOwner(id string)
+	// Owners returns the live sessions of ids (all when ids is nil).
+	Owners(ctx context.Context, ids []string) (map[string]store.AgentSession, error)
 }
 
 // ClusterInfo is the payload of GET /api/cluster.

@@ -47,7 +47,7 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	s.Handle("POST /api/tasks", x.create, Scope(authz.TasksWrite), Expensive())
 	s.Handle("GET /api/tasks", x.list, Scope(authz.TasksRead))
 	s.Handle("GET /api/tasks/{id}", x.get, Scope(authz.TasksRead), AgentParam(""))
-	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output, Scope(authz.TasksRead), AgentParam("agent"), Audit())
+	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output, Scope(authz.TasksRead), AgentParam("agent"), Audit(), Local())
 	s.Handle("GET /api/tasks/{id}/events", x.events, Scope(authz.TasksRead), AgentParam(""))
 	s.Handle("DELETE /api/tasks/{id}", x.cancel, Scope(authz.TasksWrite), AgentParam(""))
 	s.Handle("POST /api/layout/run", x.layoutRun, Scope(authz.TasksWrite), Expensive(), DiskHungry(), MaxBody(x.lim.ArchiveBytes+1<<20))

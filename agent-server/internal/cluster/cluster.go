@@ -51,6 +51,12 @@ type Options struct {
 	Lease, RenewEvery, Grace time.Duration
 	// Load is the member's agent sessions now (the hub's count).
 	Load func() int
+	// Rejoined, when set, runs after the member joined again because its
+	// row was gone (its lease lapsed past the grace, for instance during a
+	// long store outage): the other members have released the sessions
+	// its row covered, and it takes back those it still holds. An error
+	// runs it again after the next renewal.
+	Rejoined func(ctx context.Context) error
 	// Now is the clock of leases; time.Now when nil.
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -104,6 +110,7 @@ type Member struct {
 	log      *slog.Logger
 	instance string
 	nc       *nats.Conn
+	owned    owners // Owner's cache
 
 	gauges sync.Mutex // serialises the updates of the members gauges
 
@@ -111,6 +118,7 @@ type Member struct {
 	epoch     int64
 	heldUntil time.Time // end of the lease last written
 	lost      error     // set when another instance took the member id
+	reclaim   bool      // the row was found gone: run Rejoined after the next good renewal
 }
 
 // New checks o and opens the NATS connection, without waiting for it: the
@@ -242,6 +250,9 @@ func (m *Member) Renew(ctx context.Context) error {
 	r := m.row(now)
 	err := m.o.Store.RenewClusterMember(ctx, r)
 	if errors.Is(err, store.ErrNotFound) {
+		m.mu.Lock()
+		m.reclaim = true // until Rejoined ran: a Join cut short may have taken the row anyway
+		m.mu.Unlock()
 		err = m.rejoin(ctx)
 	}
 	if err != nil {
@@ -250,7 +261,17 @@ func (m *Member) Renew(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.heldUntil = r.LeaseUntil
+	reclaim := m.reclaim
+	m.reclaim = false
 	m.mu.Unlock()
+	if reclaim && m.o.Rejoined != nil {
+		if err := m.o.Rejoined(ctx); err != nil {
+			m.log.Warn("cluster: take back the sessions after joining again: retried at the next renewal", "err", err)
+			m.mu.Lock()
+			m.reclaim = true
+			m.mu.Unlock()
+		}
+	}
 	return nil
 }
 
@@ -361,6 +382,11 @@ func (m *Member) Tick(ctx context.Context) {
 	}
 	if _, err := m.Sweep(rctx); err != nil {
 		m.log.Warn("cluster: sweep", "err", err)
+	}
+	if n, err := m.o.Store.ForgetAgentSessions(rctx, m.o.Name); err != nil {
+		m.log.Warn("cluster: sweep agent sessions", "err", err)
+	} else if n > 0 {
+		m.log.Info("cluster: removed the sessions of gone members", "count", n)
 	}
 	if _, err := m.Members(rctx); err != nil {
 		m.log.Warn("cluster: list members", "err", err)

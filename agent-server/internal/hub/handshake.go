@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"unicode"
 
@@ -132,17 +133,32 @@ func (s *Session) handshake() string {
 		old.closeWith(reasonReplaced)
 		old.waitDone(h.opts.WriteTimeout)
 	}
+	unregister := func(why, reason string) string {
+		h.mu.Lock()
+		if h.sessions[id] == s {
+			delete(h.sessions, id)
+		}
+		h.mu.Unlock()
+		s.dropQueueLocked()
+		s.reject(id, why)
+		return reason
+	}
+	if h.opts.Claim != nil {
+		tok, err := h.opts.Claim(ctx, s, proven)
+		switch {
+		case errors.Is(err, ErrHeldElsewhere):
+			h.log.Info("hub: agent id held by another server", "agent", id, "err", err)
+			return unregister(protocol.MsgIDConflict, reasonConflict)
+		case err != nil:
+			h.log.Error("hub: record the agent's session", "agent", id, "err", err)
+			return unregister("server error", reasonStore)
+		}
+		s.claimToken.Store(tok)
+	}
 	if issued != nil {
 		if err := h.opts.Secrets.SetSecretHash(ctx, id, issued); err != nil {
 			h.log.Error("hub: store agent secret", "agent", id, "err", err)
-			h.mu.Lock()
-			if h.sessions[id] == s {
-				delete(h.sessions, id)
-			}
-			h.mu.Unlock()
-			s.dropQueueLocked()
-			s.reject(id, "server error")
-			return reasonStore
+			return unregister("server error", reasonStore)
 		}
 	}
 	return "" // start releases the writer after OnConnect

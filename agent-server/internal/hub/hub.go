@@ -37,6 +37,9 @@ var (
 	ErrStreamOverflow = errors.New("stream consumer too slow")
 	// ErrDuplicateTID: a request with this tid is already pending.
 	ErrDuplicateTID = errors.New("tid already pending")
+	// ErrHeldElsewhere: Options.Claim found the agent's session held by
+	// another live server of the cluster.
+	ErrHeldElsewhere = errors.New("agent session held by another server")
 	// ErrClosed: the hub is shutting down.
 	ErrClosed = errors.New("hub closed")
 )

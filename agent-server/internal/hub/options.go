@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -104,7 +105,16 @@ type Options struct {
 	// OnDisconnect runs once when a registered session ends, after its
 	// pending requests failed. Both run on the connection's goroutine and
 	// must not block for long.
-	OnConnect    func(*Session)
+	OnConnect func(*Session)
+	// Claim, when set, records the session where the other servers of a
+	// cluster see it, during the handshake: after the session is registered
+	// here (a live session of the same id here was replaced or refused by
+	// the rules above) and before OnConnect. proven says the agent proved
+	// its id's secret (it may replace a live session elsewhere). The token
+	// it returns is kept with the session (Session.ClaimToken). An error
+	// wrapping ErrHeldElsewhere refuses the agent with "agent id conflict";
+	// any other refuses it with "server error".
+	Claim        func(ctx context.Context, s *Session, proven bool) (int64, error)
 	OnDisconnect func(s *Session, reason string)
 }
 

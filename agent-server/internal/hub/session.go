@@ -29,6 +29,7 @@ type Session struct {
 	connectedAt int64          // unix ns, hub clock
 	lastSeen    atomic.Int64   // unix ns, real clock
 	caps        capSet
+	claimToken  atomic.Int64 // Options.Claim's token (set once the session is visible)
 
 	mu          sync.Mutex
 	queue       [][]byte           // encoded frames waiting for the writer
@@ -65,6 +66,14 @@ type SessionInfo struct {
 
 // ID returns the agent id.
 func (s *Session) ID() string { return s.id }
+
+// ClaimToken returns the token Options.Claim returned for the session (0
+// without Claim): the fencing token of its ownership in a cluster.
+func (s *Session) ClaimToken() int64 { return s.claimToken.Load() }
+
+// SetClaimToken replaces the token, when the session's ownership was taken
+// again (a cluster member that rejoined).
+func (s *Session) SetClaimToken(tok int64) { s.claimToken.Store(tok) }
 
 // Come returns the agent's come payload. The caller must not modify it.
 func (s *Session) Come() *protocol.Come { return s.come }
@@ -112,6 +121,14 @@ func (s *Session) Info() SessionInfo {
 
 // Close disconnects the agent (it will reconnect with backoff).
 func (s *Session) Close() { s.closeWith(reasonKicked) }
+
+// Replaced ends the session because the agent connected to another server
+// of the cluster (as a local replacement does) and waits until it has
+// ended, at most d.
+func (s *Session) Replaced(d time.Duration) {
+	s.closeWith(reasonReplaced)
+	s.waitDone(d)
+}
 
 // Send queues msg for the agent without waiting for a reply (requests that
 // have none, e.g. hm_change_collect_status). It waits for room in a full

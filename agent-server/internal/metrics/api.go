@@ -18,6 +18,7 @@ type API struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	auditFailed prometheus.Counter
+	forwarded   *prometheus.CounterVec
 }
 
 // NewAPI registers agentserver_api_requests_total{route, status} and
@@ -28,13 +29,20 @@ func NewAPI(reg prometheus.Registerer) (*API, error) {
 	a := &API{
 		requests:    r.CounterVec("api_requests_total", "HTTP requests by route pattern and status code.", "route", "status"),
 		auditFailed: r.Counter("api_audit_failures_total", "Audit entries the store did not take (each also logged at error level)."),
-		latency:     r.HistogramVec("api_request_duration_seconds", "HTTP request latency by route pattern, until the handler returned.", nil, "route"),
+		forwarded: r.CounterVec("api_forwarded_total", "Calls for an agent held by another cluster member, by outcome: "+
+			"relayed (to that member), unreachable (it did not answer: 503), moved (a forwarded call whose agent moved on: 503), "+
+			"no_owner (the store did not say who holds the agent: 503).", "outcome"),
+		latency: r.HistogramVec("api_request_duration_seconds", "HTTP request latency by route pattern, until the handler returned.", nil, "route"),
 	}
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)
 	}
 	return a, nil
 }
+
+// Forwarded counts a call for an agent another cluster member holds, by
+// outcome (relayed, unreachable, moved, no_owner).
+func (a *API) Forwarded(outcome string) { a.forwarded.WithLabelValues(outcome).Inc() }
 
 // AuditFailed counts an audit entry that could not be stored.
 func (a *API) AuditFailed() { a.auditFailed.Inc() }

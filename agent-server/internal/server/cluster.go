@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/cluster"
+	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/lockfile"
 	"github.com/agentfleet/agent-server/internal/store"
 )
@@ -52,6 +53,7 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 		NATS:  cluster.NATS{URLs: k.NATSURL, Creds: k.NATSCreds, TokenFile: k.NATSTokenFile, TLSCA: k.NATSTLSCA},
 		Lease: time.Duration(k.Lease), Grace: time.Duration(k.MemberGrace),
 		Load: s.hub.Count, Logger: s.log.With("component", "cluster"), Metrics: m,
+		Rejoined: s.reclaimSessions,
 	})
 	if err != nil {
 		return err
@@ -64,5 +66,80 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 			s.log.Warn("leave the cluster", "err", err)
 		}
 	})
+	stop, err := member.ServeReleases(func(agent string, token int64) {
+		// The agent proved its secret to another member: this session of it
+		// (if it is the one the other member saw, or older) is stale.
+		if sess, ok := s.hub.Session(agent); ok && sess.ClaimToken() <= token {
+			sess.Replaced(cluster.ReleaseTimeout)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, stop)
+	return nil
+}
+
+// claimSession is the hub's Claim on a cluster member: the agent's row of
+// agent_sessions, taken with the next fencing token.
+func (s *Server) claimSession(ctx context.Context, sess *hub.Session, proven bool) (int64, error) {
+	if s.member == nil {
+		return 0, errors.New("cluster membership not set up")
+	}
+	tok, err := s.member.Claim(ctx, sess.ID(), proven)
+	if errors.Is(err, cluster.ErrHeld) {
+		return 0, fmt.Errorf("%w: %w", hub.ErrHeldElsewhere, err)
+	}
+	return tok, err
+}
+
+// releaseSession clears the agent's row of agent_sessions when its
+// session here ended and nothing took it since (the token says).
+func (s *Server) releaseSession(sess *hub.Session) {
+	if s.member == nil || sess.ClaimToken() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.member.Release(ctx, sess.ID(), sess.ClaimToken()); err != nil {
+		// Harmless but visible: the row names this member until it leaves or
+		// the agent connects again (its next claim takes the row).
+		s.log.Warn("cluster: clear the session of a disconnected agent", "agent", sess.ID(), "err", err)
+	}
+}
+
+// reclaimSessions takes back the sessions of the agents still connected
+// here after this member joined again (its row had been removed, and the
+// other members released its sessions). An agent another member took
+// meanwhile has its session here closed: it lives elsewhere now.
+func (s *Server) reclaimSessions(ctx context.Context) error {
+	var taken, lost, failed int
+	var last error
+	for _, info := range s.hub.Sessions() {
+		sess, ok := s.hub.Session(info.ID)
+		if !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		tok, err := s.member.Claim(cctx, sess.ID(), false)
+		cancel()
+		switch {
+		case errors.Is(err, cluster.ErrHeld):
+			lost++
+			sess.Replaced(cluster.ReleaseTimeout)
+		case err != nil:
+			failed, last = failed+1, err
+		default:
+			taken++
+			sess.SetClaimToken(tok)
+			if cur, ok := s.hub.Session(sess.ID()); !ok || cur != sess {
+				s.releaseSession(sess) // it ended meanwhile, releasing the old token
+			}
+		}
+	}
+	s.log.Info("cluster: sessions taken back after joining again", "taken", taken, "closed_held_elsewhere", lost, "failed", failed)
+	if failed > 0 {
+		return fmt.Errorf("%d sessions not taken back: %w", failed, last)
+	}
 	return nil
 }

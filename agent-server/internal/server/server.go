@@ -208,6 +208,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 		OnConnect:      s.onConnect,
 		OnDisconnect:   s.onDisconnect,
 	}
+	if cfg.Cluster.Enabled() {
+		hopts.Claim = s.claimSession // s.member is set below, before the hub serves
+	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
 	}
@@ -517,6 +520,7 @@ func (s *Server) onConnect(sess *hub.Session) {
 
 func (s *Server) onDisconnect(sess *hub.Session, reason string) {
 	s.logsvc.OnDisconnect(sess) // per session, replaced or not
+	s.releaseSession(sess)      // per session: a later one holds a later token
 	id := sess.ID()
 	if cur, ok := s.hub.Session(id); ok && cur != sess {
 		return // replaced by a newer session of the same agent

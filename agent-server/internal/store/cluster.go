@@ -53,6 +53,12 @@ type ClusterStore interface {
 	// ForgetClusterMembers deletes the rows of a cluster whose lease ended
 	// before before, and returns how many.
 	ForgetClusterMembers(ctx context.Context, cluster string, before time.Time) (int64, error)
+
+	// Session ownership (sessions.go).
+	ClaimAgentSession(ctx context.Context, cluster string, a AgentSession, now time.Time, force bool) (AgentSession, error)
+	ReleaseAgentSession(ctx context.Context, id, member, instance string, token int64) error
+	AgentSessionOwners(ctx context.Context, cluster string, ids []string, now time.Time) (map[string]AgentSession, error)
+	ForgetAgentSessions(ctx context.Context, cluster string) (int64, error)
 }
 
 // Length limits of the cluster_members columns.

@@ -216,6 +216,8 @@ var migrations = []migration{
 	{ddl: installDDL},
 	// v7: the members of clusters of servers (cluster.go).
 	{ddl: clusterDDL},
+	// v8: which member holds each agent's session (sessions.go).
+	{ddl: sessionsDDL},
 }
 
 func concat(parts ...[]string) []string {

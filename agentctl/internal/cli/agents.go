@@ -31,12 +31,25 @@ type agentView struct {
 	FirstSeen   client.Time       `json:"first_seen"`
 	LastSeen    client.Time       `json:"last_seen"`
 	ConnectedAt client.Time       `json:"connected_at"`
+	Member      string            `json:"member,omitempty"` // in a cluster: the member holding the session
+}
+
+// agentStatus is the STATUS column: offline, online, or in a cluster
+// online@<member holding the session>.
+func agentStatus(x client.Agent) string {
+	switch {
+	case !x.IsOnline:
+		return "offline"
+	case x.Member != "":
+		return "online@" + x.Member
+	}
+	return "online"
 }
 
 func viewAgent(x client.Agent) agentView {
 	v := agentView{ID: x.ID, Type: x.Type, Version: x.Version, HostName: x.HostName, IP: x.IP, MAC: x.MAC, OS: x.OS,
 		Platform: x.Platform, Arch: x.Arch, IsOnline: x.IsOnline, IsBusy: x.IsBusy, Labels: x.Labels,
-		FirstSeen: x.FirstSeen, LastSeen: x.LastSeen, ConnectedAt: x.ConnectedAt}
+		FirstSeen: x.FirstSeen, LastSeen: x.LastSeen, ConnectedAt: x.ConnectedAt, Member: x.Member}
 	if v.Labels == nil {
 		v.Labels = map[string]string{}
 	}
@@ -101,10 +114,7 @@ func (a *App) agentsLsCmd() *cobra.Command {
 				t = newTable(a.Out, "ID", "TYPE", "VERSION", "STATUS", "OS/ARCH", "IP", "LAST SEEN", "LABELS")
 			}
 			for _, x := range list {
-				status := "offline"
-				if x.IsOnline {
-					status = "online"
-				}
+				status := agentStatus(x)
 				if output == fmtWide {
 					busy := "no"
 					if x.IsBusy {
@@ -163,6 +173,9 @@ func (a *App) agentsGetCmd() *cobra.Command {
 			status := "offline"
 			if x.IsOnline {
 				status = "online since " + stamp(x.ConnectedAt)
+				if x.Member != "" {
+					status += ", at cluster member " + x.Member
+				}
 			}
 			t := newTable(a.Out)
 			for _, kv := range [][2]string{

@@ -391,3 +391,20 @@ func TestRelTime(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentStatus: the STATUS column names the cluster member holding an
+// online agent's session, and stays as it was outside a cluster.
+func TestAgentStatus(t *testing.T) {
+	for _, c := range []struct {
+		a    client.Agent
+		want string
+	}{
+		{client.Agent{}, "offline"},
+		{client.Agent{IsOnline: true}, "online"},
+		{client.Agent{IsOnline: true, Member: "as2"}, "online@as2"},
+	} {
+		if got := agentStatus(c.a); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.a, got, c.want)
+		}
+	}
+}

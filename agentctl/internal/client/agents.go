@@ -57,6 +57,9 @@ type Agent struct {
 	FirstSeen   Time              `json:"first_seen"`
 	LastSeen    Time              `json:"last_seen"`
 	ConnectedAt Time              `json:"connected_at"`
+	// Member is the cluster member holding the agent's session (only in a
+	// cluster, only while it is online).
+	Member string `json:"member,omitempty"`
 }
 
 // AgentFilter narrows GET /api/agents; empty fields do not filter.
