@@ -60,21 +60,15 @@ type signals struct {
 // outcome is the result as it stands and what the next group commit
 // stores of it (Exec.mu).
 type outcome struct {
-	res      store.Result // State, ExitCode, PID, StartedAt, EndedAt, Msg
-	sess     *hub.Session // the session feeding it now
-	acked    bool         // the agent keeps results until acked (ack.v1)
-	killed   bool
-	finalAt  time.Time
-	resDirty bool
-	// startDirty: only the start the agent reported (pid, start time) is
-	// not stored yet, and the row it updates is (startLazy: Run stored the
-	// running row with the task). The writer stores it
-	// Options.StartFlushDelay later, so that a short command's exec_done takes it along in one
-	// write instead of two.
-	startDirty, startLazy bool
-	taskState             store.TaskState // to store, "" when none
-	taskMsg               string
-	startFail             *hub.AgentError // why the agent refused the start (type 0 or execd ok false)
+	res       store.Result // State, ExitCode, PID, StartedAt, EndedAt, Msg
+	sess      *hub.Session // the session feeding it now
+	acked     bool         // the agent keeps results until acked (ack.v1)
+	killed    bool
+	finalAt   time.Time
+	resDirty  bool
+	taskState store.TaskState // to store, "" when none
+	taskMsg   string
+	startFail *hub.AgentError // why the agent refused the start (type 0 or execd ok false)
 }
 
 // outputBuf is the command's output as the server keeps it: both ends in

@@ -143,11 +143,7 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		if !m.Execd().Time.IsZero() {
 			e.res.StartedAt = m.Execd().Time.UTC()
 		}
-		if e.startLazy && !e.resDirty && e.res.State == store.ResultRunning {
-			e.startDirty = true
-		} else {
-			e.resDirty = true
-		}
+		e.resDirty = true
 		e.notifyLocked()
 		e.mu.Unlock()
 		e.startedOnce.Do(func() { close(e.started) })

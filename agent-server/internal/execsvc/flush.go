@@ -185,7 +185,7 @@ func (f *flusher) round() (retry []*Exec) {
 		if e.resDirty {
 			rs = append(rs, e.snapshotLocked())
 			owners = append(owners, e)
-			e.resDirty, e.startDirty = false, false
+			e.resDirty = false
 		}
 		if e.taskState != "" {
 			tasks = append(tasks, taskUpdate{e, e.taskState, e.taskMsg})

@@ -29,11 +29,8 @@ type countingStore struct {
 	rows atomic.Int64
 	// combined counts PutResultsStates calls.
 	combined atomic.Int64
-	// running counts result writes with no final state in them (a
-	// start's pid stored on its own).
-	running atomic.Int64
-	gate    chan struct{} // when set, PutResults waits for it to close
-	fails   atomic.Int64  // the next n PutResults calls fail
+	gate     chan struct{} // when set, PutResults waits for it to close
+	fails    atomic.Int64  // the next n PutResults calls fail
 	// lost: the next n output appends are stored but report a transient
 	// error (a commit whose answer was lost).
 	lost atomic.Int64
@@ -69,7 +66,6 @@ func (c *countingStore) PutResultsStates(ctx context.Context, rs []store.Result,
 // outcomes counts, holds or fails a write of rs when one of them is final.
 func (c *countingStore) outcomes(rs []store.Result) error {
 	if !slices.ContainsFunc(rs, func(r store.Result) bool { return r.State.Final() }) {
-		c.running.Add(1)
 		return nil
 	}
 	c.puts.Add(1)
@@ -281,64 +277,4 @@ func TestRunStoresResultBeforeSending(t *testing.T) {
 	if res.AgentID != "a0" || res.State != store.ResultRunning {
 		t.Fatalf("result row right after Run: %+v, want a0 running", res)
 	}
-}
-
-// TestStartStoredWithResult: the pid and start time an agent reports go to
-// the store with the result when the command ends within StartFlushDelay
-// (one write per exec, not two), and on their own shortly after the start
-// when it runs on.
-func TestStartStoredWithResult(t *testing.T) {
-	ctx := context.Background()
-	// stream.v1 agents: a legacy agent's exec_done is held for its late
-	// output, past StartFlushDelay.
-	come := func(id string) *protocol.Come {
-		return &protocol.Come{ID: id, Name: "exec-agent", Version: "1.5.0", OS: "linux", Arch: "amd64", Caps: []string{protocol.CapStream}}
-	}
-
-	t.Run("ends within the delay", func(t *testing.T) {
-		// A delay no starved machine reaches between two messages.
-		ts := newTestSvc(t, nil, func(o *Options) { o.StartFlushDelay = time.Hour })
-		ts.dialAgent(t, come("short"), func(a *scriptAgent, m *protocol.Msg) {
-			now := time.Now()
-			a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 7, Time: now}})
-			a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: now}})
-		})
-		const n = 20
-		for _, e := range ts.runTrue(t, "short", n) {
-			<-e.Done()
-			r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
-			if err != nil || r.State != store.ResultOK || r.PID != 7 {
-				t.Fatalf("stored result of %s: %+v, %v", e.TaskID(), r, err)
-			}
-		}
-		if got := ts.st.running.Load(); got != 0 {
-			t.Errorf("%d writes of a running row for %d execs that ended at once, want 0", got, n)
-		}
-	})
-
-	t.Run("runs on", func(t *testing.T) {
-		ts := newTestSvc(t, nil)
-		end := make(chan struct{})
-		ts.dialAgent(t, come("long"), func(a *scriptAgent, m *protocol.Msg) {
-			a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecd, TID: m.TID, Payload: &protocol.Execd{OK: true, Pid: 8, Time: time.Now()}})
-			go func() {
-				<-end
-				a.sendQuiet(&protocol.Msg{Type: protocol.TypeExecDone, TID: m.TID, Payload: &protocol.ExecDone{Code: 0, Time: time.Now()}})
-			}()
-		})
-		e := ts.runTrue(t, "long", 1)[0]
-		eventually.True(t, "pid of the running command stored", func() bool {
-			r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
-			return err == nil && r.PID == 8 && r.State == store.ResultRunning
-		})
-		if got := ts.st.running.Load(); got != 1 {
-			t.Errorf("%d writes of the running row, want 1", got)
-		}
-		close(end)
-		<-e.Done()
-		r, err := ts.st.GetResult(ctx, e.TaskID(), e.AgentID())
-		if err != nil || r.State != store.ResultOK || r.PID != 8 {
-			t.Fatalf("stored result: %+v, %v", r, err)
-		}
-	})
 }

@@ -67,7 +67,6 @@ func (s *Service) Run(ctx context.Context, agentID string, spec Spec, o RunOptio
 	e.res.State = store.ResultRunning
 	e.res.StartedAt = now
 	e.resDirty = !e.ownTask
-	e.startLazy = e.ownTask
 	if err := s.register(e); err != nil {
 		return nil, err
 	}

@@ -92,11 +92,6 @@ type Limits struct {
 	// 100 ms.
 	FlushBytes int
 	FlushDelay time.Duration
-	// StartFlushDelay is how long the start an agent reports (pid, start
-	// time) waits to be stored when Run stored the running row already: a
-	// command that ends sooner has it stored with its result, in one
-	// write. Default 20 ms.
-	StartFlushDelay time.Duration
 	// MaxPending bounds output waiting for a slow store; beyond it the
 	// stored stream ends there (the rest counts as dropped). Default 8 MiB.
 	MaxPending int
@@ -136,7 +131,6 @@ func (o *Options) setDefaults() {
 	def(&o.FlushBytes, 64<<10)
 	def(&o.MaxPending, 8<<20)
 	defD(&o.FlushDelay, 100*time.Millisecond)
-	defD(&o.StartFlushDelay, 20*time.Millisecond)
 	defD(&o.Grace, 10*time.Second)
 	defD(&o.LateData, 500*time.Millisecond)
 	defD(&o.LateDataMax, 10*time.Second)

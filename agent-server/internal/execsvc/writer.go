@@ -19,13 +19,14 @@ func (e *Exec) writer() {
 	defer v.wg.Done()
 	deadline := time.NewTimer(e.timeout + v.cfg.Grace)
 	defer deadline.Stop()
-	var batch, quiet, start *time.Timer
-	var batchC, quietC, startC <-chan time.Time
+	var batch, quiet *time.Timer
+	var batchC, quietC <-chan time.Time
 	defer func() {
-		for _, t := range []*time.Timer{batch, quiet, start} {
-			if t != nil {
-				t.Stop()
-			}
+		if batch != nil {
+			batch.Stop()
+		}
+		if quiet != nil {
+			quiet.Stop()
 		}
 	}()
 	for {
@@ -36,18 +37,10 @@ func (e *Exec) writer() {
 			e.flushLater()
 		case <-quietC:
 			quietC = nil
-		case <-startC:
-			startC = nil
-			e.mu.Lock()
-			e.promoteStartLocked()
-			e.mu.Unlock()
 		case <-deadline.C:
 			e.expire()
 		case <-v.ctx.Done():
 			e.finishSettle()
-			e.mu.Lock()
-			e.promoteStartLocked()
-			e.mu.Unlock()
 			_ = e.flush()
 			e.closeDone()
 			return
@@ -67,16 +60,7 @@ func (e *Exec) writer() {
 		urgent := e.resDirty || e.taskState != "" || len(e.pend) >= v.cfg.FlushBytes
 		waiting := len(e.pend) > 0
 		final := !e.finalAt.IsZero()
-		startLater := e.startDirty && !urgent && startC == nil
 		e.mu.Unlock()
-		if startLater {
-			if start == nil {
-				start = time.NewTimer(v.cfg.StartFlushDelay)
-			} else {
-				start.Reset(v.cfg.StartFlushDelay)
-			}
-			startC = start.C
-		}
 		if urgent {
 			e.flushLater()
 		} else if waiting && batchC == nil {
@@ -94,21 +78,6 @@ func (e *Exec) writer() {
 			e.flushLater()
 			return
 		}
-	}
-}
-
-// A start waiting for Options.StartFlushDelay (startDirty): nothing waits
-// for its write, neither the API's answer (an async run answers with the
-// pid from memory, as before) nor the hub's ack of the execd. A server
-// crash inside the window leaves the stored running row without its pid,
-// as a crash before the flusher's write did before; the command's output
-// and result still come from the agent's journal, and its pid from the
-// agent's ps.
-
-// promoteStartLocked makes a waiting start part of the next write (e.mu).
-func (e *Exec) promoteStartLocked() {
-	if e.startDirty {
-		e.startDirty, e.resDirty = false, true
 	}
 }
 
