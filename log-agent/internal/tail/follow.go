@@ -91,14 +91,8 @@ func (t *Tailer) read(ctx context.Context, f *file) (more bool, err error) {
 			return false, err
 		}
 	}
-	// The bytes at f.off must still be this lineage's: a file truncated
-	// and rewritten past f.off since the last read would otherwise feed
-	// the new content into the old lineage.
-	if same, size, err := t.same(f); err != nil {
-		t.fail(err)
-		return false, nil
-	} else if !same {
-		return false, t.truncated(ctx, f, size, t.now())
+	if t.beforeRead != nil {
+		t.beforeRead(f)
 	}
 	n, rerr := f.fd.ReadAt(t.buf, f.off)
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
@@ -106,7 +100,20 @@ func (t *Tailer) read(ctx context.Context, f *file) (more bool, err error) {
 		return false, nil
 	}
 	if n == 0 {
+		return false, nil // a truncation to below f.off: check sees it
+	}
+	// The bytes read must still be this lineage's: a file truncated and
+	// rewritten past f.off since the last check would otherwise feed the
+	// new content into the old lineage and skip the old one's last lines
+	// (issue 17). The check comes after the read: checked before it, a
+	// copytruncate and new writes between the check and the read (a
+	// tailer descheduled there) went unseen. Found different, what was
+	// read is dropped and the lineage continues in its copy.
+	if same, size, err := t.same(f); err != nil {
+		t.fail(err)
 		return false, nil
+	} else if !same {
+		return false, t.truncated(ctx, f, size, t.now())
 	}
 	now := t.now()
 	b := newBuilder(f, n+256)

@@ -278,6 +278,10 @@ type Tailer struct {
 	st      atomic.Pointer[Stats]
 	errs    atomic.Uint64
 	lastErr atomic.Value
+
+	// beforeRead, for tests, runs in read just before a file's bytes are
+	// read (where a busy machine may deschedule the tailer).
+	beforeRead func(f *file)
 }
 
 // New returns a Tailer; Run starts it.
