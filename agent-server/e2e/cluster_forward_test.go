@@ -324,11 +324,19 @@ func TestClusterRejoinTakesSessionsBack(t *testing.T) {
 	eventually.NoError(t, "r1 offline for s2", online(false))
 	proxy.Cut(false)
 	eventually.NoError(t, "r1 online at s1 again", online(true))
-	if sess, ok := a.srv.Hub().Session("r1"); !ok || sess != first {
-		t.Errorf("r1 at s1: %v, the same session %v", ok, sess == first)
-	} else if sess.ClaimToken() <= 1 {
-		t.Errorf("r1's token at s1: %d, want > 1 (taken back)", sess.ClaimToken())
-	}
+	// The store row says s1 before s1's session holds the new token (the
+	// take is written first, then the session learns its token): wait for
+	// both, as a caller would.
+	eventually.NoError(t, "r1's session at s1 taken back", func() error {
+		sess, ok := a.srv.Hub().Session("r1")
+		if !ok || sess != first {
+			return fmt.Errorf("r1 at s1: %v, the same session %v", ok, sess == first)
+		}
+		if sess.ClaimToken() <= 1 {
+			return fmt.Errorf("r1's token at s1: %d, want > 1 (taken back)", sess.ClaimToken())
+		}
+		return nil
+	})
 	if e := b.do("GET", "/api/foo/r1", opToken, nil); e.status != 200 {
 		t.Errorf("foo through s2: %d %s", e.status, e.Msg)
 	}
