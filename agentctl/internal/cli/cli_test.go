@@ -129,7 +129,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--canary", "-1"}, ExitUsage, "negative --canary"},
 		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--deadline", "1500ms"}, ExitUsage, "--deadline and --stay: whole seconds"},
 		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--deadline", "soon"}, ExitUsage, "invalid argument \"soon\" for \"--deadline\""},
-		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--signature", "/nonexistent/x.sig"}, ExitUsage, "--signature: stat /nonexistent/x.sig: no such file or directory"},
+		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--signature", "/nonexistent/x.sig"}, ExitUsage, "/nonexistent/x.sig: "}, // then the OS's own words (stat …: no such file or directory; Windows: GetFileAttributesEx …: Path not found.)
 		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2", "--detach", "-o", "json"}, ExitUsage, "--detach prints the task id only"},
 		{[]string{"upgrade", "a1", "--type", "exec-agent", "--version", "2"}, ExitAuth, "no server: run agentctl login SERVER"},
 		{[]string{"cp", "a", "b"}, ExitUsage, "neither side is on an agent"},

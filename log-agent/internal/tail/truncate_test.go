@@ -45,7 +45,7 @@ func TestCopyTruncateBetweenCheckAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := project.Decode([]byte(fmt.Sprintf(`{"name":"p","type":"logtail","paths":[%q],"read_from":"beginning"}`, path+"*")))
+	p, err := project.Decode([]byte(fmt.Sprintf(`{"name":"p","type":"logtail","paths":[%q],"read_from":"beginning"}`, filepath.ToSlash(path)+"*")))
 	if err != nil {
 		t.Fatal(err)
 	}
