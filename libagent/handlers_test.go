@@ -258,22 +258,8 @@ func TestJournalFullBlocksThenDrains(t *testing.T) {
 	var produced atomic.Int64
 	release, started := make(chan struct{}), make(chan struct{})
 	a := startAgent(t, srv.Addr(), agentSpec{
-		opts: libagent.Options{JournalMax: 2048},
-		setup: func(rt *libagent.Runtime) error {
-			rt.Handle(protocol.TypeExec, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-				close(started)
-				<-release
-				for i := range n {
-					m := &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", 60))}}
-					if err := w.ReplyReliable(ctx, m); err != nil {
-						return err
-					}
-					produced.Add(1)
-				}
-				return nil
-			})
-			return nil
-		},
+		opts:  libagent.Options{JournalMax: 2048},
+		setup: gatedProducer(n, 60, started, release, &produced),
 	})
 	ctx, ag := a.connected(t, srv, 15*time.Second)
 	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "x"}})
@@ -457,5 +443,26 @@ func TestInlineAndConnScoped(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("dropping the connection did not cancel the scoped handler")
+	}
+}
+
+// gatedProducer handles one exec by waiting for release (after closing
+// started), then sending n reliable exec_data replies of pad+3 bytes each,
+// counting in produced those the journal took.
+func gatedProducer(n, pad int, started, release chan struct{}, produced *atomic.Int64) func(*libagent.Runtime) error {
+	return func(rt *libagent.Runtime) error {
+		rt.Handle(protocol.TypeExec, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
+			close(started)
+			<-release
+			for i := range n {
+				m := &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", pad))}}
+				if err := w.ReplyReliable(ctx, m); err != nil {
+					return err
+				}
+				produced.Add(1)
+			}
+			return nil
+		})
+		return nil
 	}
 }

@@ -1,7 +1,6 @@
 package libagent_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -33,21 +32,7 @@ func TestJournalDiskFullWaitsThenArrives(t *testing.T) {
 	a := startAgent(t, srv.Addr(), agentSpec{
 		opts: libagent.Options{JournalDir: filepath.Join(mnt, "journal"),
 			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))},
-		setup: func(rt *libagent.Runtime) error {
-			rt.Handle(protocol.TypeExec, func(ctx context.Context, req *protocol.Msg, w libagent.Replier) error {
-				close(started)
-				<-release
-				for i := range n {
-					m := &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{Data: fmt.Sprintf("%03d%s", i, strings.Repeat(".", 1000))}}
-					if err := w.ReplyReliable(ctx, m); err != nil {
-						return err
-					}
-					produced.Add(1)
-				}
-				return nil
-			})
-			return nil
-		},
+		setup: gatedProducer(n, 1000, started, release, &produced),
 	})
 	ctx, ag := a.connected(t, srv, 30*time.Second)
 	tid, _ := srv.Send(ctx, ag.ID, &protocol.Msg{Type: protocol.TypeExec, Payload: &protocol.Exec{Cmd: "x"}})
