@@ -79,10 +79,7 @@ func (ts *testServer) doHeader(method, path, token string, h map[string]string) 
 // a token without the scope and a token whose selector does not reach it —
 // and audited once, by s2. A call forwarded once is not forwarded again.
 func TestClusterForwarding(t *testing.T) {
-	dsn := mysqlDSN(t)
-	natsURL := "nats://" + natstest.Addr(t)
-	a := clusterMember(t, dsn, natsURL, "s1")
-	b := clusterMember(t, dsn, natsURL, "s2")
+	a, b := twoMembers(t)
 	startAgent(t, b.addr, agentSpec{id: "f1"})
 	b.waitOnline("f1")
 
@@ -223,10 +220,7 @@ func sameShape(p json.RawMessage) string {
 // agent with the next fencing token; s2's late clear of the old token
 // leaves s1's row alone.
 func TestClusterSessionTakeover(t *testing.T) {
-	dsn := mysqlDSN(t)
-	natsURL := "nats://" + natstest.Addr(t)
-	a := clusterMember(t, dsn, natsURL, "s1")
-	b := clusterMember(t, dsn, natsURL, "s2")
+	a, b := twoMembers(t)
 	state := filepath.Join(t.TempDir(), "agent.state")
 	// The first copy waits long before reconnecting once replaced.
 	startAgent(t, b.addr, agentSpec{id: "t1", state: state, backoff: &backoff.Backoff{Min: 10 * time.Minute, Max: 10 * time.Minute}})

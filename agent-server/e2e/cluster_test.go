@@ -42,6 +42,15 @@ func clusterMember(t *testing.T, dsn, natsURL, id string) *testServer {
 	}})
 }
 
+// twoMembers starts members s1 and s2 of one cluster on the test's MySQL
+// database and NATS server.
+func twoMembers(t *testing.T) (s1, s2 *testServer) {
+	t.Helper()
+	dsn := mysqlDSN(t)
+	natsURL := "nats://" + natstest.Addr(t)
+	return clusterMember(t, dsn, natsURL, "s1"), clusterMember(t, dsn, natsURL, "s2")
+}
+
 func clusterConfig(c *config.Config, natsURL, id, addr string) {
 	c.Cluster.Name, c.Cluster.Member, c.Cluster.NATSURL, c.Cluster.Advertise = "e2e", id, natsURL, "http://"+addr
 	c.Cluster.Lease = utils.Duration(3 * time.Second)
@@ -61,10 +70,7 @@ func clusterInfo(ts *testServer, token string) (api.ClusterInfo, error) {
 // says its cluster and member id in /api/info/server and is ready; one
 // that stops leaves the list at once.
 func TestClusterMembership(t *testing.T) {
-	dsn := mysqlDSN(t)
-	natsURL := "nats://" + natstest.Addr(t)
-	a := clusterMember(t, dsn, natsURL, "s1")
-	b := clusterMember(t, dsn, natsURL, "s2")
+	a, b := twoMembers(t)
 	startAgent(t, b.addr, agentSpec{id: "c1"})
 	b.waitOnline("c1")
 
