@@ -128,7 +128,7 @@ func TestPackagesPushProgress(t *testing.T) {
 	if code := exitStatus(t, x, status); code != "0" {
 		t.Fatalf("push exit %s:\n%s", code, x.screen())
 	}
-	if s := x.screen(); !strings.Contains(s, "100%") || !strings.Contains(s, "MiB/s") || !strings.Contains(s, "bar_1.0.tar.gz: tar.gz, 32.0MiB, sha256 ") {
+	if s := x.screen(); !strings.Contains(s, "100%") || !rateShown.MatchString(s) || !strings.Contains(s, "bar_1.0.tar.gz: tar.gz, 32.0MiB, sha256 ") {
 		t.Errorf("push on a terminal:\n%s", s)
 	}
 	fleet.ok(t, "packages", "rm", "bar_1.0.tar.gz")
