@@ -110,15 +110,10 @@ func TestUploadAgentDiskFull(t *testing.T) {
 // output are stored, and a SIGKILL of the server right after loses none of
 // it.
 //
-// Known to fail on a loaded machine (2 runs in 4 at load 10): either the
-// exec's status by pid stays 404 after space comes back, or the output is
-// gone after the server's kill -9 and restart (docs/reliability.md, Faults,
-// "disk full on the server"). Until that is fixed it runs only with
-// AGENTFLEET_KNOWN_BUGS=1, so CI stays a signal.
+// It failed 2 runs in 4 on a loaded machine before the replayed output was
+// stored before its ack (and deduplicated by offset) and status by pid
+// looked in the store after a restart.
 func TestServerDataDiskFull(t *testing.T) {
-	if os.Getenv("AGENTFLEET_KNOWN_BUGS") != "1" {
-		t.Skip("known bug, issue 14: a result replayed into a full data_dir is not always recovered (docs/reliability.md, Faults); AGENTFLEET_KNOWN_BUGS=1 runs it")
-	}
 	data := filepath.Join(t.TempDir(), "data")
 	fullfs.Mount(t, data, 16<<20)
 	e := newEnv(t, envOptions{serverConf: map[string]string{"data_dir": data}})

@@ -38,6 +38,12 @@ type Execd struct {
 // ExecData is one chunk of output (type 12).
 type ExecData struct {
 	Data string `json:"data"` // standard base64 of the raw bytes
+	// Off is the offset of Data in the command's output, as the agent
+	// counts it (bytes it dropped included), sent with CapStream. A replay
+	// of its journal then overlaps nothing the server holds already: the
+	// server skips the bytes before its end. Nil from agents that do not
+	// send it (jkstack 1.5), which the server appends as they come.
+	Off *int64 `json:"off,omitempty"`
 }
 
 // ExecDone ends an exec (type 13); it always follows the last ExecData.

@@ -252,7 +252,8 @@ type ExecStatus struct {
 	Msg     string    `json:"msg,omitempty"`
 }
 
-// lookup finds the exec of {id} with {pid}.
+// lookup finds the exec of {id} with {pid}: in memory, or after a restart
+// from the store.
 func (x *execRoutes) lookup(r *http.Request) (*execsvc.Exec, error) {
 	p := japi.Params(r)
 	id := p.Path("id")
@@ -260,7 +261,10 @@ func (x *execRoutes) lookup(r *http.Request) (*execsvc.Exec, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	e := x.svc.Lookup(id, pid)
+	e, err := x.svc.Find(r.Context(), id, pid)
+	if err != nil {
+		return nil, mapError(err)
+	}
 	if e == nil {
 		return nil, japi.NotFound("task")
 	}

@@ -84,6 +84,7 @@ type outputBuf struct {
 	storeFull bool      // the stored stream ends at stored
 	lastData  time.Time // when output last arrived
 	agentDrop int64     // output bytes the agent reported it did not send
+	agentEnd  int64     // end of the output received, in the agent's offsets (ExecData.Off)
 }
 
 // trailing is what comes beside the reply stream (Exec.mu): replies the

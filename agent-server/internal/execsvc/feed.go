@@ -175,6 +175,9 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 			outcome = lateDropped
 		}
 		if outcome != lateDropped {
+			b = e.skipHeldLocked(m.ExecData().Off, b)
+		}
+		if outcome != lateDropped && len(b) > 0 {
 			e.sess = sess
 			e.lastData = time.Now()
 			if e.res.State == store.ResultLost && e.finalAt.IsZero() {
@@ -273,6 +276,26 @@ func (e *Exec) feed(sess *hub.Session, m *protocol.Msg) {
 		}
 		e.end(state, code, msg, store.TaskDone)
 	}
+}
+
+// skipHeldLocked returns the part of an exec_data's bytes b, at the
+// agent's offset off (nil: the agent sends none), that the exec does not
+// hold yet: a journal replay after a store failure, or after a server
+// restart from what the store holds, repeats bytes already received.
+// Skipped bytes are counted (agentserver_exec_replayed_bytes_total). A
+// gap (off past the end: bytes the agent dropped, which its exec_done
+// counts) is not filled.
+func (e *Exec) skipHeldLocked(off *int64, b []byte) []byte {
+	if off == nil || *off < 0 {
+		return b
+	}
+	end := *off + int64(len(b))
+	skip := min(max(e.agentEnd-*off, 0), int64(len(b)))
+	e.agentEnd = max(e.agentEnd, end)
+	if skip > 0 {
+		e.env.m.replayed.Add(float64(skip))
+	}
+	return b[skip:]
 }
 
 // settleDue returns when a held legacy exec_done becomes final: LateData

@@ -274,3 +274,77 @@ func TestOutputRetryStoresOnce(t *testing.T) {
 		t.Fatalf("stored %q, %v; want %q", b, err, want.String())
 	}
 }
+
+func (a *scriptAgent) dataAt(tid string, off int64, s string) {
+	a.send(&protocol.Msg{Type: protocol.TypeExecData, TID: tid, Payload: &protocol.ExecData{
+		Data: base64.StdEncoding.EncodeToString([]byte(s)), Off: &off}})
+}
+
+// An agent that replays its journal (after a store failure closed its
+// session, or after a server restart) sends output the server holds
+// already: the exec_data offsets let the server skip those bytes, so the
+// output holds each byte once; the skipped bytes are counted. A gap (bytes
+// the agent dropped) is not filled.
+func TestReplayedOutputSkippedByOffset(t *testing.T) {
+	ts := newTestSvc(t, nil)
+	a := ts.connectScript(t, "v2", protocol.CapStream)
+	e := runOn(t, ts, a, "v2")
+	a.dataAt(e.TaskID(), 0, "abc")
+	a.dataAt(e.TaskID(), 0, "abc")    // all held
+	a.dataAt(e.TaskID(), 3, "def")    // new
+	a.dataAt(e.TaskID(), 2, "cdefgh") // "gh" new
+	a.dataAt(e.TaskID(), 20, "zz")    // after a gap of 12 the agent dropped
+	a.data(e.TaskID(), "!")           // no offset: appended as it comes
+	a.done(e.TaskID(), protocol.ExecDone{Code: 0, Dropped: 12})
+	r := waitDone(t, e)
+	if got := output(t, e); got != "abcdefghzz!" {
+		t.Errorf("output %q, want %q", got, "abcdefghzz!")
+	}
+	if r.OutputBytes != 11+12 {
+		t.Errorf("output_bytes %d, want 23 (11 received, 12 the agent dropped)", r.OutputBytes)
+	}
+	if got := testutil.ToFloat64(ts.m.replayed); got != 3+4 {
+		t.Errorf("replayed bytes counted %v, want 7", got)
+	}
+}
+
+// After a restart (or past Retain) memory holds no exec for a pid: Find
+// rebuilds a finished one from the store, with its result and output, so
+// 1.5's status and pty routes keep answering.
+func TestFindFromStore(t *testing.T) {
+	ts := newTestSvc(t, nil)
+	a := ts.connectScript(t, "v2", protocol.CapStream)
+	e := runOn(t, ts, a, "v2")
+	a.data(e.TaskID(), "hello\n")
+	a.done(e.TaskID(), protocol.ExecDone{Code: 3})
+	want := waitDone(t, e)
+	eventually.True(t, "the output stored", func() bool {
+		n, err := ts.st.OutputSize(context.Background(), e.TaskID(), "v2")
+		return err == nil && n == 6
+	})
+	ts.mu.Lock()
+	clear(ts.execs) // as after a restart
+	ts.mu.Unlock()
+	if got := ts.Lookup("v2", 42); got != nil {
+		t.Fatal("Lookup found the exec memory no longer holds")
+	}
+	f, err := ts.Find(context.Background(), "v2", 42)
+	if err != nil || f == nil {
+		t.Fatalf("Find = %v, %v", f, err)
+	}
+	if f.TaskID() != e.TaskID() || !f.isDone() {
+		t.Errorf("found task %s done %t, want %s done", f.TaskID(), f.isDone(), e.TaskID())
+	}
+	if r := f.Result(); r.ExitCode != want.ExitCode || r.State != want.State || r.PID != 42 {
+		t.Errorf("result %+v, want code %d state %s pid 42", r, want.ExitCode, want.State)
+	}
+	if got := output(t, f); got != "hello\n" {
+		t.Errorf("output %q", got)
+	}
+	if ts.Lookup("v2", 42) != f {
+		t.Error("a finished exec found in the store is not kept for the next call")
+	}
+	if f, err := ts.Find(context.Background(), "v2", 43); f != nil || err != nil {
+		t.Errorf("Find of an unknown pid = %v, %v", f, err)
+	}
+}

@@ -26,6 +26,7 @@ type metrics struct {
 	agentDrops prometheus.Counter
 	settle     prometheus.Histogram
 	orphaned   *prometheus.CounterVec // how
+	replayed   prometheus.Counter
 }
 
 // How execs whose agent lost them ended (agentserver_exec_orphaned_total).
@@ -52,6 +53,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		settle: r.Histogram("exec_late_output_wait_seconds",
 			"Time from a legacy agent's exec_done until its output went quiet and the result was made final.", nil),
 	}
+	m.replayed = r.Counter("exec_replayed_bytes_total",
+		"Output bytes an agent sent again that the server held already (a journal replay after a store failure or a restart), skipped by their offset.")
 	m.orphaned = r.CounterVec("exec_orphaned_total",
 		"Execs ended because their agent lost them (it restarted mid-run), by how the server learnt it: agent_report (the restarted agent killed the command or found it gone), not_running (the agent's ps after a reconnect did not list it).", "how")
 	for _, h := range []string{orphanReported, orphanNotRunning} {

@@ -53,6 +53,7 @@ type Store interface {
 	PutResults(ctx context.Context, rs []store.Result) error
 	PutResultsStates(ctx context.Context, rs []store.Result, cs []store.TaskStateChange) error
 	GetResult(ctx context.Context, taskID, agentID string) (store.Result, error)
+	ResultByPID(ctx context.Context, agentID string, pid int) (store.Result, error)
 	AppendOutputAt(ctx context.Context, taskID, agentID string, off int64, p []byte) (int, error)
 	ReadOutput(ctx context.Context, taskID, agentID string, offset, length int64) ([]byte, int64, error)
 	OutputSize(ctx context.Context, taskID, agentID string) (int64, error)
@@ -253,6 +254,57 @@ func (s *Service) Lookup(agentID string, pid int) *Exec {
 	return best
 }
 
+// Find returns the exec of agentID with that pid as Lookup does, and when
+// memory has none (a server restart, or past Options.Retain) one rebuilt
+// from the agent's stored result with that pid that started last, so 1.5's
+// status and pty routes keep answering: its output is read from the store.
+// A finished one is kept in memory for Options.Retain; one still waiting
+// for its agent (the restart came while it ran) is not, so the agent's
+// journal replay adopts the task as usual. Nil when the store has none.
+func (s *Service) Find(ctx context.Context, agentID string, pid int) (*Exec, error) {
+	if e := s.Lookup(agentID, pid); e != nil || pid <= 0 {
+		return e, nil
+	}
+	res, err := s.st.ResultByPID(ctx, agentID, pid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find pid %d of agent %s: %w", pid, agentID, err)
+	}
+	stored, err := s.st.OutputSize(ctx, res.TaskID, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("find pid %d of agent %s: %w", pid, agentID, err)
+	}
+	e := s.fromStore(res, stored, 0)
+	if !res.State.Final() {
+		return e, nil
+	}
+	e.finalAt = time.Now()
+	e.closeDone()
+	if err := s.register(e); err != nil {
+		return e, nil // a live exec took the key meanwhile; this view still answers
+	}
+	if cur := s.Lookup(agentID, pid); cur != nil {
+		return cur, nil
+	}
+	return e, nil
+}
+
+// fromStore rebuilds an exec from its stored result and output size.
+func (s *Service) fromStore(res store.Result, stored int64, timeout time.Duration) *Exec {
+	e := s.newExec(res.AgentID, res.TaskID, timeout, true)
+	e.res = res
+	e.stored = stored
+	e.pendOff = stored
+	e.agentEnd = stored
+	e.total = max(res.OutputBytes, stored)
+	e.head = append(e.head, res.OutputHead...)
+	e.tail.write(res.OutputTail)
+	e.startedOnce.Do(func() { close(e.started) })
+	return e
+}
+
 // Task returns the in-memory exec of a task on an agent, or nil.
 func (s *Service) Task(agentID, taskID string) *Exec { return s.lookup(agentID, taskID) }
 
@@ -283,8 +335,11 @@ func (s *Service) onJournal(sess *hub.Session, m *protocol.Msg) error {
 		}
 	}
 	e.feed(sess, m)
-	if m.Type == protocol.TypeExecDone {
-		// The hub acks after this returns: the outcome must be stored.
+	if m.Type == protocol.TypeExecDone || m.Type == protocol.TypeExecData {
+		// The hub acks after this returns: acknowledged means stored, the
+		// output as the outcome. A store failure closes the session and
+		// the agent replays from here; the exec_data offsets keep what
+		// memory holds already from being appended twice.
 		return e.flush()
 	}
 	return nil
@@ -331,15 +386,8 @@ func (s *Service) adopt(agentID, tid string) (*Exec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adopt task %s output: %w", tid, err)
 	}
-	e := s.newExec(agentID, tid, s.o.AdoptTimeout, true)
+	e := s.fromStore(res, stored, s.o.AdoptTimeout)
 	e.ownTask = task.Kind == store.KindExec || task.Kind == store.KindScript
-	e.res = res
-	e.stored = stored
-	e.pendOff = stored
-	e.total = max(res.OutputBytes, stored)
-	e.head = append(e.head, res.OutputHead...)
-	e.tail.write(res.OutputTail)
-	e.startedOnce.Do(func() { close(e.started) })
 	if err := s.register(e); err != nil {
 		if cur := s.lookup(agentID, tid); cur != nil {
 			return cur, nil

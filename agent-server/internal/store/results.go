@@ -184,6 +184,22 @@ func (s *sqlStore) GetResult(ctx context.Context, taskID, agentID string) (Resul
 	return r, nil
 }
 
+// ResultByPID returns the result of agentID's command with that pid that
+// started last: the pid the agent reported, as 1.5's status and pty routes
+// name a command. ErrNotFound when there is none.
+func (s *sqlStore) ResultByPID(ctx context.Context, agentID string, pid int) (Result, error) {
+	defer s.observe("result_by_pid")()
+	op := fmt.Sprintf("get result of agent %s with pid %d", agentID, pid)
+	r, err := scanResult(s.r.QueryRowContext(ctx, "SELECT "+resultCols+" FROM results WHERE agent_id = ? AND pid = ? ORDER BY started_at DESC, task_id DESC LIMIT 1", agentID, pid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, s.fail(op, ErrNotFound)
+	}
+	if err != nil {
+		return Result{}, s.fail(op, err)
+	}
+	return r, nil
+}
+
 func (s *sqlStore) ListResults(ctx context.Context, taskID string, f ResultFilter) ([]Result, int, error) {
 	defer s.observe("list_results")()
 	op := "list results of task " + taskID

@@ -161,6 +161,8 @@ var (
 		"CREATE INDEX tasks_state ON tasks (state)",
 	}
 	resultsIndexes = []string{"CREATE INDEX results_state ON results (task_id, state)"}
+	// resultsAgentPID (v9) serves ResultByPID.
+	resultsAgentPID = "CREATE INDEX results_agent_pid ON results (agent_id, pid)"
 	auditIndexes   = []string{
 		"CREATE INDEX audit_at ON audit (at)",
 		"CREATE INDEX audit_actor ON audit (actor, at)",
@@ -218,6 +220,9 @@ var migrations = []migration{
 	{ddl: clusterDDL},
 	// v8: which member holds each agent's session (sessions.go).
 	{ddl: sessionsDDL},
+	// v9: a command's result found by its agent and pid (1.5's status and
+	// pty routes) after a restart, without a scan of every result.
+	{ddl: []string{resultsAgentPID}},
 }
 
 func concat(parts ...[]string) []string {

@@ -114,6 +114,9 @@ type Store interface {
 	PutResultsStates(ctx context.Context, rs []Result, cs []TaskStateChange) error
 	// GetResult returns one agent's result of a task, or ErrNotFound.
 	GetResult(ctx context.Context, taskID, agentID string) (Result, error)
+	// ResultByPID returns the result of the agent's command with that pid
+	// that started last, or ErrNotFound.
+	ResultByPID(ctx context.Context, agentID string, pid int) (Result, error)
 	// ListResults returns a page of a task's results ordered by agent id,
 	// and the number matching.
 	ListResults(ctx context.Context, taskID string, f ResultFilter) ([]Result, int, error)

@@ -49,6 +49,7 @@ func runSuite(t *testing.T, nc newConfig) {
 		{"TaskDelete", testTaskDelete},
 		{"Results", testResults},
 		{"ResultTransitions", testResultTransitions},
+		{"ResultByPID", testResultByPID},
 		{"ResultsListPaging", testResultsListPaging},
 		{"PutResults10k", testPutResults10k},
 		{"Output", testOutput},

@@ -192,6 +192,34 @@ func testResults(t *testing.T, s Store, _ Config) {
 	}
 }
 
+// testResultByPID: the result of an agent's pid that started last.
+func testResultByPID(t *testing.T, s Store, _ Config) {
+	ctx := context.Background()
+	old, _ := s.CreateTask(ctx, Task{Kind: KindExec})
+	cur, _ := s.CreateTask(ctx, Task{Kind: KindExec})
+	must(t, s.PutResults(ctx, []Result{
+		{TaskID: old.ID, AgentID: "a", State: ResultOK, PID: 7, StartedAt: t0},
+		{TaskID: old.ID, AgentID: "b", State: ResultOK, PID: 7, StartedAt: t0.Add(time.Hour)},
+	}))
+	must(t, s.PutResults(ctx, []Result{{TaskID: cur.ID, AgentID: "a", State: ResultRunning, PID: 7, StartedAt: t0.Add(time.Minute)}}))
+	for _, tt := range []struct {
+		agent string
+		pid   int
+		task  string // "": ErrNotFound
+	}{
+		{"a", 7, cur.ID}, {"b", 7, old.ID}, {"a", 8, ""}, {"c", 7, ""}, {"", 7, ""}, {"a", 0, ""},
+	} {
+		r, err := s.ResultByPID(ctx, tt.agent, tt.pid)
+		if tt.task == "" {
+			wantErr(t, err, ErrNotFound, fmt.Sprintf("pid %d", tt.pid))
+			continue
+		}
+		if err != nil || r.TaskID != tt.task || r.AgentID != tt.agent || r.PID != tt.pid {
+			t.Errorf("ResultByPID(%q, %d) = %s/%s pid %d, %v; want task %s", tt.agent, tt.pid, r.TaskID, r.AgentID, r.PID, err, tt.task)
+		}
+	}
+}
+
 func testResultTransitions(t *testing.T, s Store, _ Config) {
 	ctx := context.Background()
 	task, _ := s.CreateTask(ctx, Task{Kind: KindFleet})

@@ -126,15 +126,21 @@ type output struct {
 	ready chan struct{} // closed once execd is sent
 	log   *slog.Logger
 	// stream: the server speaks stream.v1 and takes exec_done's cut,
-	// dropped and msg.
+	// dropped and msg, and each exec_data's offset.
 	stream bool
+	off    int64 // output bytes handed to Chunk so far (one goroutine)
 }
 
 func (o *output) Chunk(p []byte) error {
 	<-o.ready
-	return o.w.ReplyReliable(o.ctx, &protocol.Msg{Type: protocol.TypeExecData, Payload: &protocol.ExecData{
-		Data: base64.StdEncoding.EncodeToString(p),
-	}})
+	d := &protocol.ExecData{Data: base64.StdEncoding.EncodeToString(p)}
+	if o.stream {
+		// A journal replay then overlaps nothing the server holds.
+		off := o.off
+		d.Off = &off
+	}
+	o.off += int64(len(p))
+	return o.w.ReplyReliable(o.ctx, &protocol.Msg{Type: protocol.TypeExecData, Payload: d})
 }
 
 func (o *output) Done(res runner.Result) {
