@@ -163,7 +163,7 @@ var (
 	resultsIndexes = []string{"CREATE INDEX results_state ON results (task_id, state)"}
 	// resultsAgentPID (v9) serves ResultByPID.
 	resultsAgentPID = "CREATE INDEX results_agent_pid ON results (agent_id, pid)"
-	auditIndexes   = []string{
+	auditIndexes    = []string{
 		"CREATE INDEX audit_at ON audit (at)",
 		"CREATE INDEX audit_actor ON audit (actor, at)",
 		"CREATE INDEX audit_action ON audit (action, at)",
