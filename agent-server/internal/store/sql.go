@@ -144,7 +144,7 @@ func (s *sqlStore) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // wrote tells the checkpointer (SQLite) that the WAL may have grown.
 func (s *sqlStore) wrote() {
 	if s.ckpt != nil {
-		s.ckpt.wrote.Add(1)
+		s.ckpt.noteWrite()
 	}
 }
 

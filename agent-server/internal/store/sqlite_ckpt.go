@@ -26,7 +26,9 @@ import (
 // write lock: commits go on while it copies and syncs. Durability does not
 // change: a commit is what makes a write survive (WAL,
 // synchronous=NORMAL, as before); a checkpoint only moves committed pages
-// into the main file.
+// into the main file. With nothing written since its last complete
+// checkpoint the goroutine sleeps until the next write (an idle server
+// wakes no timer for it).
 const (
 	ckptInterval = 100 * time.Millisecond // how often the counts are looked at
 	ckptWrites   = 128
@@ -40,6 +42,8 @@ type checkpointer struct {
 	log   *slog.Logger
 	wrote atomic.Uint64 // bumped by the store's writes (tx1, execW)
 	full  atomic.Int64  // complete checkpoints (tests)
+	idle  atomic.Bool   // the goroutine sleeps until kick
+	kick  chan struct{} // size 1: a write came while idle
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -47,9 +51,21 @@ type checkpointer struct {
 }
 
 func newCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
-	c := &checkpointer{db: db, log: log, stop: make(chan struct{})}
+	c := &checkpointer{db: db, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	c.wg.Go(c.run)
 	return c
+}
+
+// noteWrite counts a write (the WAL may have grown) and wakes the
+// goroutine if it sleeps.
+func (c *checkpointer) noteWrite() {
+	c.wrote.Add(1)
+	if c.idle.Load() {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (c *checkpointer) run() {
@@ -65,7 +81,24 @@ func (c *checkpointer) run() {
 		case <-t.C:
 		}
 		w := c.wrote.Load()
-		if w == done || w-done < ckptWrites && time.Since(last) < ckptIdle || time.Now().Before(retry) {
+		if w == done {
+			// Nothing to copy: sleep until a write. idle is set before
+			// wrote is read again, and noteWrite bumps wrote before it
+			// reads idle, so a write is never missed.
+			c.idle.Store(true)
+			if c.wrote.Load() == done {
+				t.Stop()
+				select {
+				case <-c.stop:
+					return
+				case <-c.kick:
+				}
+				t.Reset(ckptInterval)
+			}
+			c.idle.Store(false)
+			continue
+		}
+		if w-done < ckptWrites && time.Since(last) < ckptIdle || time.Now().Before(retry) {
 			continue
 		}
 		last = time.Now()

@@ -65,3 +65,29 @@ func TestSQLiteCheckpointOffWritePath(t *testing.T) {
 		t.Fatalf("after reopen: %d audit entries, want %d", total, n)
 	}
 }
+
+// TestSQLiteCheckpointerSleepsWhenIdle: with nothing written since its last
+// complete checkpoint the checkpointer sleeps (no timer wakes it), and the
+// next write wakes it for the next checkpoint.
+func TestSQLiteCheckpointerSleepsWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, sqliteTestConfig(t)).(*sqlStore)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second) // bounds a hang only
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Opening wrote the schema: checkpointed within ckptIdle, then asleep.
+	waitFor("asleep after the opening writes", s.ckpt.idle.Load)
+	before := s.ckpt.full.Load()
+	if _, err := s.AppendAudit(ctx, AuditEntry{Actor: "ops", Action: "GET /api/agents", Result: "ok", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("awake after a write", func() bool { return !s.ckpt.idle.Load() || s.ckpt.full.Load() > before })
+	waitFor("the write checkpointed, then asleep again", func() bool { return s.ckpt.full.Load() > before && s.ckpt.idle.Load() })
+}
