@@ -259,6 +259,7 @@ type agentSpec struct {
 	setup   func(rt *libagent.Runtime)
 	state   string           // state file; default a new one
 	backoff *backoff.Backoff // reconnect waits; default 10-100 ms
+	tlsCA   string           // basic.tls.ca, for a wss:// server
 }
 
 type agentConf struct {
@@ -276,6 +277,7 @@ func startAgent(t *testing.T, addr string, spec agentSpec) *testAgent {
 	}
 	b := libagent.DefaultBasic()
 	b.ID, b.Server, b.Token, b.Labels = spec.id, addr, spec.token, spec.labels
+	b.TLS.CA = spec.tlsCA
 	b.Monitor.Enabled = spec.monitor > 0
 	ctx, cancel := context.WithCancel(context.Background())
 	ta := &testAgent{id: spec.id, cancel: cancel, done: make(chan error, 1), fooIn: make(chan struct{}, 4)}

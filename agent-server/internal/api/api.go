@@ -31,6 +31,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -121,6 +122,10 @@ type Options struct {
 	// Cluster is the cluster this server is a member of; nil for a single
 	// server.
 	Cluster Cluster
+	// ForwardTLS verifies the other members' certificates when a call is
+	// forwarded to one served over https (cluster.tls_ca); nil: the system
+	// roots.
+	ForwardTLS *tls.Config
 }
 
 // Server holds the routes. Create it with New, add feature routes with

@@ -54,6 +54,9 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     false, // the pty WebSocket needs HTTP/1.1 upgrades
 	}
+	if s.o.ForwardTLS != nil {
+		tr.TLSClientConfig = s.o.ForwardTLS.Clone()
+	}
 	self := s.o.Cluster.ID()
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

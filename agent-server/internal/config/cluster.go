@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,6 +36,11 @@ type Cluster struct {
 	// redirect) reach this server at: http(s)://host:port or host:port,
 	// made a URL by resolve.
 	Advertise string `kv:"advertise"`
+	// TLSCA is a PEM CA bundle verifying the other members' certificates
+	// when this member forwards an API call to one served over https
+	// (system roots when empty). Load checks that it holds a certificate;
+	// outside a cluster it is refused (it would do nothing).
+	TLSCA string `kv:"tls_ca"`
 	// Lease is how long a member row stays valid without a renewal (renewed
 	// every third of it); MemberGrace how long an expired member stays
 	// listed before it is removed.
@@ -92,6 +99,10 @@ func (c *Config) checkCluster(add func(error)) {
 		add(invalid("cluster.member_grace", "must be between cluster.lease and 30d"))
 	}
 	if !k.Enabled() {
+		if k.TLSCA != "" {
+			add(invalid("cluster.tls_ca", "only used by a cluster member (cluster.name, cluster.nats_url, cluster.advertise): "+
+				"it verifies the other members' certificates"))
+		}
 		return
 	}
 	if err := c.CheckCluster(); err != nil {
@@ -121,6 +132,32 @@ func (c *Config) checkCluster(add func(error)) {
 	} else if _, err := advertiseURL(k.Advertise, c.TLSEnabled()); err != nil {
 		add(invalid("cluster.advertise", "%v", err))
 	}
+}
+
+// checkClusterFiles checks the files of the cluster.* keys once their
+// paths are resolved: cluster.tls_ca must hold a PEM certificate.
+func (c *Config) checkClusterFiles() error {
+	if c.Cluster.TLSCA == "" {
+		return nil
+	}
+	if _, err := CertPool(c.Cluster.TLSCA); err != nil {
+		return invalid("cluster.tls_ca", "%v", err)
+	}
+	return nil
+}
+
+// CertPool reads the PEM CA bundle at path into a pool; a file without a
+// PEM certificate is an error.
+func CertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return pool, nil
 }
 
 // advertiseURL checks an advertised address and returns it as a URL

@@ -2,11 +2,15 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentfleet/jkframe/utils"
+
+	"github.com/agentfleet/agent-server/internal/testca"
 )
 
 // clusterConf is a valid cluster member's configuration; cases add keys.
@@ -47,6 +51,7 @@ func init() {
 		{"cluster advertise host", strings.Replace(clusterConf, "10.0.0.5:13081", "a_b:1", 1), `cluster.advertise: invalid config: "a_b:1": "a_b" is not an IP address or host name`, nil, ""},
 		{"cluster lease", clusterConf + "cluster.lease = 1s\n", "cluster.lease: invalid config: must be between 3s and 5m", nil, ""},
 		{"cluster grace", clusterConf + "cluster.lease = 1m\ncluster.member_grace = 30s\n", "cluster.member_grace: invalid config: must be between cluster.lease and 30d", nil, ""},
+		{"cluster tls_ca outside a cluster", "id = a\ncluster.tls_ca = ca.pem\n", "cluster.tls_ca: invalid config: only used by a cluster member", nil, ""},
 		{"cluster unknown key", clusterConf + "cluster.nats = x\n", "t.conf:7: cluster.nats: unknown key", nil, ""},
 	}...)
 }
@@ -67,5 +72,56 @@ func TestClusterOnSQLite(t *testing.T) {
 	c.Store.Driver = "mysql"
 	if err := c.CheckCluster(); err != nil {
 		t.Fatalf("CheckCluster on mysql: %v", err)
+	}
+}
+
+// TestClusterTLSCA: cluster.tls_ca is resolved against the base dir and
+// must name a file holding a PEM certificate; the errors name the key.
+func TestClusterTLSCA(t *testing.T) {
+	dir := t.TempDir()
+	ca := testca.New(t, "test CA")
+	good, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, keyFile := ca.Issue(t, "127.0.0.1")
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"ca.pem": good, "empty.pem": nil, "text.pem": []byte("not a certificate\n"), "key.pem": key} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, value, err string
+	}{
+		{"good relative", "ca.pem", ""},
+		{"good absolute", ca.CertFile, ""},
+		{"missing file", "nope.pem", "cluster.tls_ca: invalid config: open " + filepath.Join(dir, "nope.pem") + ": "},
+		{"empty file", "empty.pem", "cluster.tls_ca: invalid config: " + filepath.Join(dir, "empty.pem") + ": no PEM certificate found"},
+		{"not PEM", "text.pem", "cluster.tls_ca: invalid config: " + filepath.Join(dir, "text.pem") + ": no PEM certificate found"},
+		{"a key, no certificate", "key.pem", "cluster.tls_ca: invalid config: " + filepath.Join(dir, "key.pem") + ": no PEM certificate found"},
+		{"a directory", ".", "cluster.tls_ca: invalid config: "}, // the OS's words differ
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(clusterConf+"cluster.tls_ca = "+tt.value+"\n"), "t.conf", Options{BaseDir: dir})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(dir, tt.value); filepath.IsAbs(tt.value) && c.Cluster.TLSCA != tt.value || !filepath.IsAbs(tt.value) && c.Cluster.TLSCA != want {
+				t.Errorf("TLSCA = %q", c.Cluster.TLSCA)
+			}
+			if _, err := CertPool(c.Cluster.TLSCA); err != nil {
+				t.Errorf("CertPool: %v", err)
+			}
+		})
 	}
 }

@@ -331,6 +331,9 @@ func load(decode func(*Config, ...kvconf.Option) error, scoped map[string]kvconf
 		return Config{}, err
 	}
 	c.resolve(o.BaseDir)
+	if err := c.checkClusterFiles(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 
@@ -482,6 +485,7 @@ func (c *Config) resolve(base string) {
 	abs(&c.Cluster.NATSCreds)
 	abs(&c.Cluster.NATSTokenFile)
 	abs(&c.Cluster.NATSTLSCA)
+	abs(&c.Cluster.TLSCA)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	if c.Store.Driver == "sqlite" {

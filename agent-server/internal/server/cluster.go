@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/agentfleet/agent-server/internal/cluster"
+	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/hub"
 	"github.com/agentfleet/agent-server/internal/lockfile"
 	"github.com/agentfleet/agent-server/internal/store"
@@ -78,6 +80,20 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 	}
 	s.closers = append(s.closers, stop)
 	return nil
+}
+
+// forwardTLS is the TLS config of the calls forwarded to other members:
+// their certificates verified against the cluster.tls_ca bundle, or the
+// system roots (nil) when it is not set.
+func forwardTLS(caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pool, err := config.CertPool(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls_ca: %w", err)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // claimSession is the hub's Claim on a cluster member: the agent's row of

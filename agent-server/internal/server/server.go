@@ -234,6 +234,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	if s.member != nil {
 		aopts.Cluster = s.member
+		if aopts.ForwardTLS, err = forwardTLS(cfg.Cluster.TLSCA); err != nil {
+			return nil, err
+		}
 	}
 	s.api, err = api.New(aopts)
 	if err != nil {
