@@ -283,7 +283,10 @@ func TestClusterRejoinTakesSessionsBack(t *testing.T) {
 	}
 	proxy := natstest.NewProxy(t, mc.Addr) // a plain TCP proxy, cut at will
 	mc.Addr = strings.TrimPrefix(proxy.URL(), "nats://")
-	grace := func(c *config.Config) { c.Cluster.MemberGrace = utils.Duration(3 * time.Second) }
+	grace := func(c *config.Config) {
+		c.Cluster.MemberGrace = utils.Duration(3 * time.Second)
+		c.Cluster.LeaseLostClose = 0 // s1 keeps its session while its lease has ended, to take it back
+	}
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := startServer(t, serverSpec{addr: addrA, mysql: mc.FormatDSN(), mod: func(c *config.Config) { clusterConfig(c, natsURL, "s1", addrA); grace(c) }})
 	b := startServer(t, serverSpec{addr: addrB, mysql: dsn, mod: func(c *config.Config) { clusterConfig(c, natsURL, "s2", addrB); grace(c) }})

@@ -72,10 +72,11 @@ type NATS struct {
 // Metrics are the cluster's series; the server registers them whether or
 // not it is in a cluster, so dashboards find them.
 type Metrics struct {
-	members       *prometheus.GaugeVec
-	sessions      *prometheus.GaugeVec
-	renewFailures prometheus.Counter
-	natsConnected prometheus.Gauge
+	members         *prometheus.GaugeVec
+	sessions        *prometheus.GaugeVec
+	renewFailures   prometheus.Counter
+	natsConnected   prometheus.Gauge
+	leaseLostClosed prometheus.Counter
 }
 
 // NewMetrics registers the cluster's series on reg.
@@ -87,6 +88,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		renewFailures: r.Counter("cluster_lease_renew_failures_total",
 			"Renewals of this member's lease that failed (store unreachable, or the member id was taken over)."),
 		natsConnected: r.Gauge("cluster_nats_connected", "1 while the cluster's NATS connection is up."),
+		leaseLostClosed: r.Counter("cluster_lease_lost_sessions_closed_total",
+			"Agent sessions this member closed because its lease had ended while another member's was live (they reconnect to a member that can hold them)."),
 	}
 	return m, r.Err()
 }
@@ -116,9 +119,10 @@ type Member struct {
 
 	mu        sync.Mutex
 	epoch     int64
-	heldUntil time.Time // end of the lease last written
-	lost      error     // set when another instance took the member id
-	reclaim   bool      // the row was found gone: run Rejoined after the next good renewal
+	heldUntil time.Time            // end of the lease last written
+	lost      error                // set when another instance took the member id
+	reclaim   bool                 // the row was found gone: run Rejoined after the next good renewal
+	others    map[string]time.Time // other members' lease ends, as last listed or announced
 }
 
 // New checks o and opens the NATS connection, without waiting for it: the
@@ -139,12 +143,16 @@ func New(o Options) (*Member, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Member{o: o, log: o.Logger, instance: utils.RandomHex(8)}
+	m := &Member{o: o, log: o.Logger, instance: utils.RandomHex(8), others: map[string]time.Time{}}
 	nc, err := m.connect()
 	if err != nil {
 		return nil, err
 	}
 	m.nc = nc
+	if _, err := nc.Subscribe(m.leaseSubject(), m.onLease); err != nil { // ends with nc
+		nc.Close()
+		return nil, fmt.Errorf("cluster: subscribe to lease announcements: %w", err)
+	}
 	return m, nil
 }
 
@@ -262,8 +270,10 @@ func (m *Member) Renew(ctx context.Context) error {
 	m.mu.Lock()
 	m.heldUntil = r.LeaseUntil
 	reclaim := m.reclaim
+	epoch := m.epoch
 	m.reclaim = false
 	m.mu.Unlock()
+	m.announce(r.LeaseUntil, epoch)
 	if reclaim && m.o.Rejoined != nil {
 		if err := m.o.Rejoined(ctx); err != nil {
 			m.log.Warn("cluster: take back the sessions after joining again: retried at the next renewal", "err", err)
@@ -315,6 +325,13 @@ func (m *Member) Members(ctx context.Context) ([]Status, error) {
 	now := m.o.Now()
 	out := make([]Status, len(rows))
 	live := 0
+	m.mu.Lock()
+	for _, r := range rows {
+		if r.ID != m.o.MemberID && r.LeaseUntil.After(m.others[r.ID]) {
+			m.others[r.ID] = r.LeaseUntil
+		}
+	}
+	m.mu.Unlock()
 	for i, r := range rows {
 		out[i] = Status{ClusterMember: r, State: StateExpired, Self: r.ID == m.o.MemberID && r.Instance == m.instance}
 		if !r.LeaseUntil.Before(now) {

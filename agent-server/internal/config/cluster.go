@@ -46,12 +46,17 @@ type Cluster struct {
 	// listed before it is removed.
 	Lease       utils.Duration `kv:"lease"`
 	MemberGrace utils.Duration `kv:"member_grace"`
+	// LeaseLostClose is the window over which a member whose lease ended
+	// (while another member's is live) closes its agents' sessions, so
+	// that they reconnect to a member that can hold them; 0 keeps them.
+	LeaseLostClose utils.Duration `kv:"lease_lost_close"`
 }
 
 // Defaults of the cluster.* keys.
 const (
 	DefaultClusterLease       = utils.Duration(15 * time.Second)
 	DefaultClusterMemberGrace = utils.Duration(10 * time.Minute)
+	DefaultClusterLeaseLost   = utils.Duration(30 * time.Second)
 )
 
 // Enabled reports whether this server is configured as a cluster member.
@@ -97,6 +102,9 @@ func (c *Config) checkCluster(add func(error)) {
 	}
 	if k.MemberGrace < k.Lease || k.MemberGrace > utils.Duration(30*24*time.Hour) {
 		add(invalid("cluster.member_grace", "must be between cluster.lease and 30d"))
+	}
+	if k.LeaseLostClose < 0 || k.LeaseLostClose > utils.Duration(time.Hour) {
+		add(invalid("cluster.lease_lost_close", "must be between 0 (keep the sessions) and 1h"))
 	}
 	if !k.Enabled() {
 		if k.TLSCA != "" {

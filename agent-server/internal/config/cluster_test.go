@@ -21,7 +21,7 @@ const clusterConf = "id = s1\nstore.driver = mysql\nstore.dsn = root@tcp(db:3306
 func init() {
 	parseTests = append(parseTests, []parseCase{
 		{"cluster off by default", "id = a\n", "", func(c Config) bool {
-			return !c.Cluster.Enabled() && c.Cluster.Lease == DefaultClusterLease && c.Cluster.MemberGrace == DefaultClusterMemberGrace && c.CheckCluster() == nil
+			return !c.Cluster.Enabled() && c.Cluster.Lease == DefaultClusterLease && c.Cluster.MemberGrace == DefaultClusterMemberGrace && c.Cluster.LeaseLostClose == DefaultClusterLeaseLost && c.CheckCluster() == nil
 		}, ""},
 		{"cluster", clusterConf + "cluster.nats_creds = c.creds\ncluster.lease = 30s\ncluster.member_grace = 1h\n", "", func(c Config) bool {
 			k := c.Cluster
@@ -51,6 +51,7 @@ func init() {
 		{"cluster advertise host", strings.Replace(clusterConf, "10.0.0.5:13081", "a_b:1", 1), `cluster.advertise: invalid config: "a_b:1": "a_b" is not an IP address or host name`, nil, ""},
 		{"cluster lease", clusterConf + "cluster.lease = 1s\n", "cluster.lease: invalid config: must be between 3s and 5m", nil, ""},
 		{"cluster grace", clusterConf + "cluster.lease = 1m\ncluster.member_grace = 30s\n", "cluster.member_grace: invalid config: must be between cluster.lease and 30d", nil, ""},
+		{"cluster lease lost close", clusterConf + "cluster.lease_lost_close = 2h\n", "cluster.lease_lost_close: invalid config: must be between 0 (keep the sessions) and 1h", nil, ""},
 		{"cluster tls_ca outside a cluster", "id = a\ncluster.tls_ca = ca.pem\n", "cluster.tls_ca: invalid config: only used by a cluster member", nil, ""},
 		{"cluster unknown key", clusterConf + "cluster.nats = x\n", "t.conf:7: cluster.nats: unknown key", nil, ""},
 	}...)

@@ -238,7 +238,7 @@ func Default() Config {
 		Task:     Task{OutputCap: DefaultOutputCap},
 		Logging:  DefaultLogging(),
 		Packages: Packages{MaxSize: DefaultPackagesMaxSize},
-		Cluster:  Cluster{Lease: DefaultClusterLease, MemberGrace: DefaultClusterMemberGrace},
+		Cluster:  Cluster{Lease: DefaultClusterLease, MemberGrace: DefaultClusterMemberGrace, LeaseLostClose: DefaultClusterLeaseLost},
 		HostMetrics: HostMetrics{
 			FlushInterval: DefaultHostFlushInterval, HistoryRetention: DefaultHostHistoryRetention,
 			HistoryInterval: DefaultHostHistoryInterval, StaleIntervals: DefaultHostStaleIntervals,

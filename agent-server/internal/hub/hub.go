@@ -201,7 +201,8 @@ func (h *Hub) Sessions() []SessionInfo {
 }
 
 // ServeHTTP upgrades /ws/agent requests. Refusals before the upgrade: 401
-// (token), 429 with Retry-After (admission limit), 503 (shutting down).
+// (token), 429 with Retry-After (admission limit), 503 (shutting down, or
+// refused by Options.Admit, with Retry-After).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason := h.checkToken(r); reason != "" {
 		h.m.handshakes.WithLabelValues("rejected", reason).Inc()
@@ -218,6 +219,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(h.retryAfter()))
 		http.Error(w, "too many agent connections, retry later", http.StatusTooManyRequests)
 		return
+	}
+	if h.opts.Admit != nil {
+		if err := h.opts.Admit(); err != nil {
+			h.m.handshakes.WithLabelValues("rejected", reasonNotAdmitted).Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(h.retryAfter()))
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	h.mu.Lock()
 	if h.closing {

@@ -13,6 +13,8 @@ const (
 	reasonNoToken      = "no_token"
 	reasonRateLimited  = "rate_limited"
 	reasonShutdown     = "shutdown"
+	reasonNotAdmitted  = "not_admitted" // Options.Admit refused the upgrade
+	reasonLeaseLost    = "lease_lost"   // Session.LeaseLost: the cluster member's lease ended
 	reasonUpgrade      = "upgrade_failed"
 	reasonComeTimeout  = "come_timeout"
 	reasonNotCome      = "not_come"

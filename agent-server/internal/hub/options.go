@@ -116,6 +116,10 @@ type Options struct {
 	// any other refuses it with "server error".
 	Claim        func(ctx context.Context, s *Session, proven bool) (int64, error)
 	OnDisconnect func(s *Session, reason string)
+	// Admit, when set, is asked before every upgrade: an error refuses it
+	// with 503, Retry-After and the error's text, as during a shutdown (a
+	// cluster member whose lease has ended, for instance).
+	Admit func() error
 }
 
 func (o *Options) setDefaults() {

@@ -488,10 +488,19 @@ func (s *Session) closeWith(reason string) {
 }
 
 // goAway sends a going-away close frame, then closes.
-func (s *Session) goAway() {
-	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+func (s *Session) goAway() { s.goAwayWith("server shutting down", reasonShutdown) }
+
+func (s *Session) goAwayWith(text, reason string) {
+	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, text)
 	_ = s.conn.WriteControl(websocket.CloseMessage, msg, realNow().Add(time.Second))
-	s.closeWith(reasonShutdown)
+	s.closeWith(reason)
+}
+
+// LeaseLost ends the session because this cluster member's lease has
+// ended: the agent is told to go away (close 1001) and reconnects, to a
+// member that can hold its session.
+func (s *Session) LeaseLost() {
+	s.goAwayWith("cluster member lost its lease: reconnect", reasonLeaseLost)
 }
 
 // waitDone waits until the session has fully ended, at most d.

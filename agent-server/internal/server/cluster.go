@@ -61,6 +61,10 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 		return err
 	}
 	s.member = member
+	s.leaseLost = cluster.NewLeaseLost(cluster.LeaseLostOptions{
+		State: member.LeaseState, Sessions: s.sessionIDs, Close: s.closeLeaseLost,
+		Window: time.Duration(k.LeaseLostClose), Logger: s.log.With("component", "cluster"), Metrics: m,
+	})
 	s.closers = append(s.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -158,4 +162,50 @@ func (s *Server) reclaimSessions(ctx context.Context) error {
 		return fmt.Errorf("%d sessions not taken back: %w", failed, last)
 	}
 	return nil
+}
+
+// admitHandshake is the hub's Admit on a cluster member: no handshake
+// while this member's lease has ended (its claims would not hold).
+func (s *Server) admitHandshake() error {
+	if s.leaseLost == nil {
+		return nil
+	}
+	return s.leaseLost.Admit()
+}
+
+// runLeaseLost applies the rules of a member whose lease ended every
+// leaseLostStep until ctx ends.
+func (s *Server) runLeaseLost(ctx context.Context) {
+	t := time.NewTicker(leaseLostStep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.leaseLost.Step()
+	}
+}
+
+// leaseLostStep is how often the lease is looked at for LeaseLost: the
+// closes of a window come in steps of it.
+const leaseLostStep = 250 * time.Millisecond
+
+func (s *Server) sessionIDs() []string {
+	list := s.hub.Sessions()
+	ids := make([]string, len(list))
+	for i, x := range list {
+		ids[i] = x.ID
+	}
+	return ids
+}
+
+func (s *Server) closeLeaseLost(agent string) bool {
+	sess, ok := s.hub.Session(agent)
+	if !ok {
+		return false
+	}
+	sess.LeaseLost()
+	return true
 }

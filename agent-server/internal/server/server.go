@@ -85,29 +85,30 @@ type Options struct {
 
 // Server is a running agent-server. Create it with New, then Run it.
 type Server struct {
-	cfg     config.Config
-	o       Options
-	log     *slog.Logger
-	logger  *logging.Logger // nil when Options.Logger was given
-	store   store.Store
-	hub     *hub.Hub
-	api     *api.Server
-	reg     *prometheus.Registry  // serves /metrics
-	regr    prometheus.Registerer // registers on reg (Options.Registerer)
-	agents  *metrics.Agents
-	rec     *recorder
-	secrets *secretStore
-	hostm   *hostmetrics.Service
-	exec    *execsvc.Service    // set before the hub serves; ends tasks agents come back without
-	inst    *installsvc.Service // set before the hub serves; asks agents that come back about unfinished installs
-	logsvc  *logcollect.Service
-	shell   *shell.Service
-	pkgs    *packages.Repo
-	ln      net.Listener
-	http    *http.Server
-	disk    *diskWatch
-	member  *cluster.Member // nil for a single server
-	closers []func()
+	cfg       config.Config
+	o         Options
+	log       *slog.Logger
+	logger    *logging.Logger // nil when Options.Logger was given
+	store     store.Store
+	hub       *hub.Hub
+	api       *api.Server
+	reg       *prometheus.Registry  // serves /metrics
+	regr      prometheus.Registerer // registers on reg (Options.Registerer)
+	agents    *metrics.Agents
+	rec       *recorder
+	secrets   *secretStore
+	hostm     *hostmetrics.Service
+	exec      *execsvc.Service    // set before the hub serves; ends tasks agents come back without
+	inst      *installsvc.Service // set before the hub serves; asks agents that come back about unfinished installs
+	logsvc    *logcollect.Service
+	shell     *shell.Service
+	pkgs      *packages.Repo
+	ln        net.Listener
+	http      *http.Server
+	disk      *diskWatch
+	member    *cluster.Member    // nil for a single server
+	leaseLost *cluster.LeaseLost // with member: handshakes refused and sessions closed while its lease has ended
+	closers   []func()
 }
 
 // New opens everything cfg describes and binds the listening socket (so
@@ -210,6 +211,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	if cfg.Cluster.Enabled() {
 		hopts.Claim = s.claimSession // s.member is set below, before the hub serves
+		hopts.Admit = s.admitHandshake
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -417,6 +419,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.logsvc.Run(recCtx) }) // stopped after the hub: the last batches are stored
 	if s.member != nil {
 		wg.Go(func() { s.member.Run(recCtx) }) // renews the lease until the hub is down
+		wg.Go(func() { s.runLeaseLost(recCtx) })
 	}
 	attrs := []any{"addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver}
 	if s.member != nil {
