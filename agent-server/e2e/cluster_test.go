@@ -34,12 +34,20 @@ const (
 // every second), on a port known before it starts (it advertises it).
 func clusterMember(t *testing.T, dsn, natsURL, id string) *testServer {
 	t.Helper()
+	return clusterMemberSpec(t, dsn, natsURL, id, serverSpec{})
+}
+
+// clusterMemberSpec is clusterMember with more of spec (its log, say).
+func clusterMemberSpec(t *testing.T, dsn, natsURL, id string, spec serverSpec) *testServer {
+	t.Helper()
 	addr := freeAddr(t)
-	return startServer(t, serverSpec{addr: addr, mysql: dsn, mod: func(c *config.Config) {
+	spec.addr, spec.mysql = addr, dsn
+	spec.mod = func(c *config.Config) {
 		clusterConfig(c, natsURL, id, addr)
 		c.API.Scoped = append(c.API.Scoped, config.ScopedToken{Name: limitedName, Secret: limitedToken,
 			Scopes: []string{"agents:read"}, Selector: "env=nowhere"})
-	}})
+	}
+	return startServer(t, spec)
 }
 
 // twoMembers starts members s1 and s2 of one cluster on the test's MySQL
@@ -201,23 +209,54 @@ func TestClusterSingleServer(t *testing.T) {
 	}
 }
 
-// TestClusterMemberResumesNoTasks: a member that starts leaves the tasks
-// that are running in the shared database alone (another member may be
-// running them); a single server would take them up (or, for a layout,
-// mark it failed).
+// TestClusterMemberResumesNoTasks: a member that starts leaves alone the
+// tasks running in the shared database that a live member owns, and those
+// nobody owns (a server that does not own tasks may run them); a single
+// server would take them up (or, for a layout, mark it failed).
 func TestClusterMemberResumesNoTasks(t *testing.T) {
 	dsn := mysqlDSN(t)
 	natsURL := "nats://" + natstest.Addr(t)
 	a := clusterMember(t, dsn, natsURL, "s1")
-	task, err := a.srv.Store().CreateTask(context.Background(), store.Task{Kind: store.KindLayout, State: store.TaskRunning, Msg: "running on s1"})
+	ctx := context.Background()
+	unowned, err := a.srv.Store().CreateTask(ctx, store.Task{Kind: store.KindLayout, State: store.TaskRunning, Msg: "running somewhere"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusterMember(t, dsn, natsURL, "s2")
-	got, err := a.srv.Store().GetTask(context.Background(), task.ID)
-	if err != nil || got.State != store.TaskRunning {
-		t.Fatalf("after s2 started: %+v %v", got, err)
+	// Owned by s1 as its own tasks are: its renewals keep the lease on.
+	owned, err := a.srv.Store().CreateTask(ctx, store.Task{Kind: store.KindLayout, State: store.TaskRunning, Msg: "running on s1",
+		Owner: store.TaskOwner{Member: "s1", Instance: memberInstance(t, a, "s1"), Until: time.Now().Add(3 * time.Second)}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	b := clusterMember(t, dsn, natsURL, "s2")
+	// Longer than the lease: s1's task would have lapsed without renewals.
+	end := time.Now().Add(4 * time.Second)
+	eventually.Within(t, 10*time.Second, "s2 ran its takeover rounds for more than a lease", func() bool { return time.Now().After(end) })
+	for _, id := range []string{unowned.ID, owned.ID} {
+		got, err := b.srv.Store().GetTask(ctx, id)
+		if err != nil || got.State != store.TaskRunning {
+			t.Errorf("after s2 started: %+v %v", got, err)
+		}
+	}
+	if o, err := b.srv.Store().(store.TaskOwnerStore).TaskOwnerOf(ctx, owned.ID); err != nil || o.Member != "s1" || o.Token != 1 || !o.Until.After(time.Now()) {
+		t.Errorf("owner of s1's task: %+v %v", o, err)
+	}
+}
+
+// memberInstance is the instance of member id as ts lists it.
+func memberInstance(t *testing.T, ts *testServer, id string) string {
+	t.Helper()
+	list, err := ts.srv.Store().(store.ClusterStore).ClusterMembers(context.Background(), "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list {
+		if m.ID == id {
+			return m.Instance
+		}
+	}
+	t.Fatalf("member %s not listed: %+v", id, list)
+	return ""
 }
 
 // TestClusterStoreOutage: a member cut from the database is not ready

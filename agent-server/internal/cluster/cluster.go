@@ -226,6 +226,18 @@ func (m *Member) row(now time.Time) store.ClusterMember {
 		Version: m.o.Version, RenewedAt: now, LeaseUntil: now.Add(m.o.Lease), Sessions: m.o.Load()}
 }
 
+// TaskOwner is this member as the owner of the tasks it creates or takes
+// over: its id, instance and the end of the lease it last wrote (zero
+// before Join). The lease renewals move the tasks' leases with its own.
+func (m *Member) TaskOwner() store.TaskOwner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return store.TaskOwner{Member: m.o.MemberID, Instance: m.instance, Until: m.heldUntil}
+}
+
+// RenewEvery is how often Run renews the lease.
+func (m *Member) RenewEvery() time.Duration { return m.o.RenewEvery }
+
 // Join takes the member id. It fails when a live server holds it (another
 // server configured with the same cluster.member, or the same id).
 func (m *Member) Join(ctx context.Context) error {
@@ -266,6 +278,13 @@ func (m *Member) Renew(ctx context.Context) error {
 	if err != nil {
 		m.o.Metrics.renewFailures.Inc()
 		return fmt.Errorf("cluster %s: renew the lease of %s: %w", m.o.Name, m.o.MemberID, err)
+	}
+	// The tasks this instance owns share its lease (docs/cluster.md, task
+	// ownership): moved in one UPDATE. A failure leaves them to lapse, and
+	// another member may take them over; the renewal itself stands.
+	if _, err := m.o.Store.RenewTaskLeases(ctx, m.o.MemberID, m.instance, r.LeaseUntil); err != nil {
+		m.o.Metrics.renewFailures.Inc()
+		m.log.Warn("cluster: renew the leases of this member's tasks", "err", err)
 	}
 	m.mu.Lock()
 	m.heldUntil = r.LeaseUntil

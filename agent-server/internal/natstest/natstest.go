@@ -88,7 +88,7 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		up, err := net.DialTimeout("tcp", p.target, 5*time.Second) // under mu: Retarget waits
 		if err != nil {
 			p.mu.Unlock()
 			c.Close()
@@ -123,6 +123,14 @@ func (p *Proxy) Cut(cut bool) {
 			c.Close()
 		}
 	}
+}
+
+// Retarget sends the connections made from now on to target (a load
+// balancer that moved on to another server); those open stay.
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
 }
 
 func (p *Proxy) close() {

@@ -44,6 +44,7 @@ import (
 	"github.com/agentfleet/agent-server/internal/packages"
 	"github.com/agentfleet/agent-server/internal/shell"
 	"github.com/agentfleet/agent-server/internal/store"
+	"github.com/agentfleet/agent-server/internal/tasks"
 	"github.com/agentfleet/agent-server/internal/upgrade"
 )
 
@@ -108,6 +109,7 @@ type Server struct {
 	disk      *diskWatch
 	member    *cluster.Member    // nil for a single server
 	leaseLost *cluster.LeaseLost // with member: handshakes refused and sessions closed while its lease has ended
+	tasks     *tasks.Service
 	closers   []func()
 }
 
@@ -308,6 +310,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 			_ = ln.Close()
 			return nil, err
 		}
+		// A member's Resume: the tasks whose owner's lease ended, or that
+		// this member's previous process owned (cluster.go).
+		s.takeOverTasks(ctx)
 	}
 	s.ln = ln
 	return s, nil
@@ -420,6 +425,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.member != nil {
 		wg.Go(func() { s.member.Run(recCtx) }) // renews the lease until the hub is down
 		wg.Go(func() { s.runLeaseLost(recCtx) })
+		wg.Go(func() { s.runTakeOver(ctx) }) // takes no task over once shutting down
 	}
 	attrs := []any{"addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver}
 	if s.member != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/agentfleet/agent-server/internal/execsvc"
 	"github.com/agentfleet/agent-server/internal/installsvc"
@@ -20,15 +21,20 @@ import (
 // and resumes the tasks a previous run left running (not in a cluster).
 func (s *Server) wireTasks(ctx context.Context, execSvc *execsvc.Service, inst *installsvc.Service) error {
 	up := upgrade.New(upgrade.Options{Packages: s.pkgs, Hub: s.hub, Offer: execSvc, Logger: s.log.With("component", "upgrade")})
-	svc, err := tasks.New(tasks.Options{
+	o := tasks.Options{
 		Store: s.store, Exec: tasks.NewExecutor(execSvc, s.hub), Install: tasks.NewInstaller(inst),
 		Logger:     s.log.With("component", "tasks"),
 		Registerer: s.regr, ResultDir: filepath.Join(s.cfg.DataDir, "layouts"),
 		ResumeWait: s.o.TaskResumeWait, Upgrader: up,
-	})
+	}
+	if s.member != nil {
+		o.Owner = s.member // tasks owned by this member, taken over from dead ones
+	}
+	svc, err := tasks.New(o)
 	if err != nil {
 		return err
 	}
+	s.tasks = svc
 	s.closers = append(s.closers, svc.Close) // runs before execSvc.Close
 	// Layouts are not resumed: the files a previous run spooled for them
 	// are of no use.
@@ -37,12 +43,10 @@ func (s *Server) wireTasks(ctx context.Context, execSvc *execsvc.Service, inst *
 	}
 	s.api.RoutesTasks(svc, layout.Limits{})
 	s.api.RoutesInstall(svc, inst)
-	if s.cfg.Cluster.Enabled() {
+	if s.member != nil {
 		// The tasks left running in a shared database may be another
-		// member's, running now: resuming them here would launch them
-		// twice. Until tasks have an owning member with a lease
-		// (docs/cluster.md, "Planned"), a member resumes none.
-		s.log.Warn("cluster member: fleet tasks and layouts left running are not resumed (no task ownership yet)")
+		// member's, running now: a member takes over only those whose
+		// owner's lease has ended, once it has joined (takeOverTasks).
 		return nil
 	}
 	if err := svc.Resume(ctx); err != nil {
@@ -86,4 +90,37 @@ func (p repoPackages) Open(ctx context.Context, name string) (io.ReadCloser, ins
 		return nil, installsvc.Package{}, err
 	}
 	return rc, installsvc.Package{Name: info.Name, Size: info.Size, SHA256: info.SHA256}, nil
+}
+
+// takeOverTasks takes over the tasks of members whose lease ended and
+// resumes them (tasks.Service.TakeOver); failures are logged, and the next
+// round tries again.
+func (s *Server) takeOverTasks(ctx context.Context) {
+	if s.tasks == nil {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := s.tasks.TakeOver(tctx)
+	if err != nil {
+		s.log.Warn("cluster: take over the tasks of members whose lease ended", "err", err)
+	}
+	if n > 0 {
+		s.log.Info("cluster: took over tasks", "count", n)
+	}
+}
+
+// runTakeOver runs takeOverTasks at the cadence of the lease renewals
+// until ctx ends.
+func (s *Server) runTakeOver(ctx context.Context) {
+	t := time.NewTicker(s.member.RenewEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.takeOverTasks(ctx)
+	}
 }

@@ -59,6 +59,10 @@ type ClusterStore interface {
 	ReleaseAgentSession(ctx context.Context, id, member, instance string, token int64) error
 	AgentSessionOwners(ctx context.Context, cluster string, ids []string, now time.Time) (map[string]AgentSession, error)
 	ForgetAgentSessions(ctx context.Context, cluster string) (int64, error)
+
+	// RenewTaskLeases moves the leases of the tasks a member owns along
+	// with its own (taskowner.go).
+	RenewTaskLeases(ctx context.Context, member, instance string, until time.Time) (int64, error)
 }
 
 // Length limits of the cluster_members columns.

@@ -223,6 +223,9 @@ var migrations = []migration{
 	// v9: a command's result found by its agent and pid (1.5's status and
 	// pty routes) after a restart, without a scan of every result.
 	{ddl: []string{resultsAgentPID}},
+	// v10: the cluster member owning each task, with a lease and a fencing
+	// token (taskowner.go).
+	{ddl: taskOwnerDDL},
 }
 
 func concat(parts ...[]string) []string {

@@ -330,6 +330,7 @@ func (s *sqlStore) hotWrites() []string {
 		"INSERT INTO metrics (agent_id, category, at, data) VALUES " + rowsPlaceholders(1, 4) + " " + s.metricUpdate(),
 		taskExistsQ,
 		insertTaskQ, setTaskPendingQ, setTaskRunningQ, setTaskFinalQ, insertAuditQ,
+		insertOwnedTaskQ, setTaskPendingQ + fencedQ, setTaskRunningQ + fencedQ, setTaskFinalQ + fencedQ,
 	}
 }
 

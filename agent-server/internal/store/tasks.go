@@ -59,6 +59,9 @@ func (s *sqlStore) createTask(ctx context.Context, t Task, rs []Result) (Task, e
 	if err := checkJSON("task spec", t.Spec); err != nil {
 		return Task{}, s.fail(op, err)
 	}
+	if err := checkTaskOwner(t.Owner, true); err != nil {
+		return Task{}, s.fail(op, err)
+	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.now()
 	}
@@ -73,8 +76,14 @@ func (s *sqlStore) createTask(ctx context.Context, t Task, rs []Result) (Task, e
 	t.Summary = Summary{}
 	args := []any{t.ID, string(t.Kind), nullBytes(t.Spec), string(t.State), t.CreatedBy,
 		s.d.timeArg(t.CreatedAt), s.d.timeArg(t.StartedAt), s.d.timeArg(t.FinishedAt), t.Msg}
+	insertQ := insertTaskQ
+	if t.Owner.Member != "" {
+		t.Owner.Token, t.Owner.Until = 1, utc(t.Owner.Until)
+		insertQ = insertOwnedTaskQ
+		args = append(args, t.Owner.Member, t.Owner.Instance, t.Owner.Token, s.d.timeArg(t.Owner.Until))
+	}
 	if len(rs) == 0 {
-		if _, err := s.execW(ctx, insertTaskQ, args...); err != nil {
+		if _, err := s.execW(ctx, insertQ, args...); err != nil {
 			return Task{}, s.fail(op+" "+t.ID, err)
 		}
 		return t, nil
@@ -87,7 +96,7 @@ func (s *sqlStore) createTask(ctx context.Context, t Task, rs []Result) (Task, e
 		return Task{}, s.fail(op+" "+t.ID, err)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.execTx(ctx, tx, insertTaskQ, args...); err != nil {
+		if _, err := s.execTx(ctx, tx, insertQ, args...); err != nil {
 			return err
 		}
 		return s.putResultsTx(ctx, tx, rs)
@@ -203,6 +212,11 @@ const (
 	setTaskPendingQ = "UPDATE tasks SET state = ? WHERE id = ? AND state = 'pending'"
 	setTaskRunningQ = "UPDATE tasks SET state = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND state IN ('pending', 'running')"
 	setTaskFinalQ   = "UPDATE tasks SET state = ?, finished_at = ?, msg = ? WHERE id = ? AND state IN ('pending', 'running')"
+	// insertOwnedTaskQ is insertTaskQ with the owner of a task created on a
+	// cluster member; fencedQ is the condition added to the three updates
+	// above for a change fenced by an owner token.
+	insertOwnedTaskQ = "INSERT INTO tasks (" + taskCols + ", owner_member, owner_instance, owner_token, owner_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	fencedQ          = " AND owner_token = ?"
 )
 
 func (s *sqlStore) UpdateTaskState(ctx context.Context, id string, state TaskState, at time.Time, msg string) error {
@@ -239,6 +253,9 @@ func (s *sqlStore) setTaskStateTx(ctx context.Context, tx *sql.Tx, c TaskStateCh
 	default:
 		return fmt.Errorf("%w: task state %q", ErrInvalid, c.State)
 	}
+	if c.OwnerToken != 0 {
+		q, args = q+fencedQ, append(args, c.OwnerToken)
+	}
 	res, err := s.execTx(ctx, tx, q, args...)
 	if err != nil {
 		return err
@@ -248,13 +265,17 @@ func (s *sqlStore) setTaskStateTx(ctx context.Context, tx *sql.Tx, c TaskStateCh
 	} else if n > 0 {
 		return nil
 	}
-	var cur string
-	err = tx.QueryRowContext(ctx, "SELECT state FROM tasks WHERE id = ?", c.ID).Scan(&cur)
+	var cur, member string
+	var token int64
+	err = tx.QueryRowContext(ctx, "SELECT state, owner_member, owner_token FROM tasks WHERE id = ?", c.ID).Scan(&cur, &member, &token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return err
+	}
+	if c.OwnerToken != 0 && token != c.OwnerToken {
+		return fmt.Errorf("%w: task is owned by member %s now (owner token %d, not %d)", ErrConflict, member, token, c.OwnerToken)
 	}
 	return fmt.Errorf("%w: task is %s", ErrConflict, cur)
 }

@@ -158,6 +158,9 @@ type TaskStateChange struct {
 	State TaskState
 	At    time.Time // now when zero
 	Msg   string
+	// OwnerToken, when not 0, fences the change: it is made only while the
+	// task's owner_token is still this (taskowner.go); ErrConflict otherwise.
+	OwnerToken int64
 }
 
 // Task is one exec, script, fleet or layout run.
@@ -171,6 +174,10 @@ type Task struct {
 	StartedAt  time.Time       `json:"started_at,omitzero"`
 	FinishedAt time.Time       `json:"finished_at,omitzero"`
 	Msg        string          `json:"msg,omitempty"` // why it failed or was cancelled
+	// Owner, when its Member is set, makes CreateTask store the task owned
+	// by that cluster member (token 1; taskowner.go). Not read back by
+	// GetTask and ListTasks: TaskOwnerOf reads it.
+	Owner TaskOwner `json:"-"`
 	// Summary counts the task's results by state; computed on read, never stored.
 	Summary Summary `json:"summary"`
 }

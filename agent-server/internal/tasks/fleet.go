@@ -274,7 +274,7 @@ func (s *Service) Submit(ctx context.Context, req Request, createdBy string) (st
 		return store.Task{}, fault.Invalidf(ErrInvalid, "selector: matches no agents")
 	}
 	now := time.Now()
-	t, err := s.st.CreateTask(ctx, store.Task{Kind: store.KindFleet, Spec: mustJSON(fleetSpec{Request: req, Agents: ids}), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
+	t, err := s.createTask(ctx, store.Task{Kind: store.KindFleet, Spec: mustJSON(fleetSpec{Request: req, Agents: ids}), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
 	if err != nil {
 		return store.Task{}, fmt.Errorf("create task: %w", err)
 	}
@@ -303,10 +303,12 @@ func (s *Service) Submit(ctx context.Context, req Request, createdBy string) (st
 func (s *Service) launch(ctx context.Context, t store.Task, rs []store.Result, fn func(ctx context.Context, r *run)) (store.Task, error) {
 	if err := s.st.PutResults(ctx, rs); err != nil {
 		s.setState(t.ID, store.TaskFailed, "could not store the results: "+err.Error())
+		s.disown(t.ID, t.Owner.Token)
 		return store.Task{}, fmt.Errorf("create task results: %w", err)
 	}
 	if err := s.start(t.ID, t.Kind, fn); err != nil {
 		s.setState(t.ID, store.TaskFailed, err.Error())
+		s.disown(t.ID, t.Owner.Token)
 		return store.Task{}, err
 	}
 	return s.st.GetTask(ctx, t.ID)
@@ -339,7 +341,7 @@ func (f *fleetRun) run(ctx context.Context, r *run) {
 	}
 	rep := rollout.Run(ctx, f.todo, o, func(ctx context.Context, i int) bool { return f.agent(ctx, r, i) })
 	wg.Wait()
-	if s.ctx.Err() != nil {
+	if s.halted(ctx) {
 		return // shutting down: resumed at the next start
 	}
 	s.skipNotStarted(r, f.spec.Agents, rep)

@@ -95,7 +95,7 @@ func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.La
 	req.IDs = ids
 	spec := layoutSpec{LayoutRequest: req, Name: l.Name, Timeout: l.Timeout, Steps: l.Steps}
 	now := time.Now()
-	t, err := s.st.CreateTask(ctx, store.Task{Kind: store.KindLayout, Spec: mustJSON(spec), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
+	t, err := s.createTask(ctx, store.Task{Kind: store.KindLayout, Spec: mustJSON(spec), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
 	if err != nil {
 		return "", fmt.Errorf("create layout task: %w", err)
 	}
@@ -108,11 +108,13 @@ func (s *Service) RunLayout(ctx context.Context, req LayoutRequest, l *layout.La
 	}
 	if err := s.st.PutResults(ctx, rs); err != nil {
 		s.setState(t.ID, store.TaskFailed, "could not store the results: "+err.Error())
+		s.disown(t.ID, t.Owner.Token)
 		return "", fmt.Errorf("create layout results: %w", err)
 	}
 	lr := &layoutRun{s: s, id: t.ID, req: req, l: l, createdBy: createdBy}
 	if err := s.start(t.ID, store.KindLayout, lr.run); err != nil {
 		s.setState(t.ID, store.TaskFailed, err.Error())
+		s.disown(t.ID, t.Owner.Token)
 		return "", err
 	}
 	return t.ID, nil
@@ -152,7 +154,7 @@ func (lr *layoutRun) run(ctx context.Context, r *run) {
 		o.Waves = []int{evens, len(ids) - evens}
 	}
 	rep := rollout.Run(ctx, items, o, func(ctx context.Context, i int) bool { return lr.node(ctx, r, i) })
-	if s.ctx.Err() != nil {
+	if s.halted(ctx) {
 		return // shutting down: marked failed at the next start
 	}
 	now := time.Now().UTC()
@@ -201,7 +203,7 @@ func (lr *layoutRun) node(ctx context.Context, r *run, i int) bool {
 			continue
 		}
 		res := lr.step(ctx, r, id, st, key, vars)
-		if s.ctx.Err() != nil {
+		if s.halted(ctx) {
 			return false // shutting down
 		}
 		res.TaskID, res.AgentID = lr.id, key
@@ -274,7 +276,7 @@ func (lr *layoutRun) step(ctx context.Context, r *run, agent string, st *layout.
 		s.gauge(r, 1)
 		out, ok := follow(sctx, s, r, agent, h)
 		s.gauge(r, -1)
-		if !ok && s.ctx.Err() != nil {
+		if !ok && s.halted(ctx) {
 			return fail(store.ResultLost, "the server is shutting down")
 		}
 		if !ok { // the step's or the run's timeout: kill it

@@ -31,22 +31,38 @@ func (s *Service) Resume(ctx context.Context) error {
 			if s.lookup(t.ID) != nil {
 				continue
 			}
-			var err error
-			switch kind {
-			case store.KindFleet:
-				err = s.resumeFleet(ctx, t)
-			case store.KindUpgrade:
-				err = s.abandonUpgrade(ctx, t)
-			default:
-				err = s.abandonLayout(ctx, t)
-			}
-			if err != nil {
-				s.log.Error("tasks: resume", "task", t.ID, "err", err)
-				s.setState(t.ID, store.TaskFailed, "could not resume after a restart: "+err.Error())
-			}
+			s.resumeTask(ctx, t, 0)
 		}
 	}
 	return nil
+}
+
+// resumeTask picks up task t, left running by a previous process (token
+// 0) or taken over from another cluster member (its owner token now):
+// fleet tasks are resumed, layouts and upgrades ended. A failure ends
+// the task failed.
+func (s *Service) resumeTask(ctx context.Context, t store.Task, token int64) {
+	if token > 0 {
+		s.own(t.ID, token)
+		defer func() {
+			if s.lookup(t.ID) == nil { // not resumed, or ended already
+				s.disown(t.ID, token)
+			}
+		}()
+	}
+	var err error
+	switch t.Kind {
+	case store.KindFleet:
+		err = s.resumeFleet(ctx, t)
+	case store.KindUpgrade:
+		err = s.abandonUpgrade(ctx, t)
+	default:
+		err = s.abandonLayout(ctx, t)
+	}
+	if err != nil {
+		s.log.Error("tasks: resume", "task", t.ID, "err", err)
+		s.setState(t.ID, store.TaskFailed, "could not resume after a restart: "+err.Error())
+	}
 }
 
 func (s *Service) resumeFleet(ctx context.Context, t store.Task) error {

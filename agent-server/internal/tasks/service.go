@@ -122,6 +122,11 @@ type Options struct {
 	PullLimit int64
 	// Upgrader runs agents' self-updates (upgrade tasks); none when nil.
 	Upgrader Upgrader
+	// Owner, on a cluster member, makes the service own the tasks it
+	// creates and take over those of members whose lease ended (owner.go);
+	// the Store must then be a store.TaskOwnerStore. nil on a single
+	// server: tasks are unowned, and Resume picks them up at start.
+	Owner Owner
 }
 
 // Service runs fleet tasks and layouts.
@@ -138,7 +143,10 @@ type Service struct {
 	inflight prometheus.Gauge
 	launched prometheus.Counter
 
+	ost store.TaskOwnerStore // set with Options.Owner
+
 	mu     sync.Mutex
+	owned  map[string]int64 // owner token of each task this member owns and runs (cluster)
 	runs   map[string]*run
 	lastHW map[string]int // high-water marks of runs that ended (bounded)
 	closed bool
@@ -179,7 +187,15 @@ func New(o Options) (*Service, error) {
 		o.PullLimit = 1 << 30
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{o: o, st: o.Store, x: o.Exec, log: o.Logger, ctx: ctx, stop: cancel, runs: map[string]*run{}, lastHW: map[string]int{}}
+	s := &Service{o: o, st: o.Store, x: o.Exec, log: o.Logger, ctx: ctx, stop: cancel, runs: map[string]*run{}, lastHW: map[string]int{}, owned: map[string]int64{}}
+	if o.Owner != nil {
+		ost, ok := o.Store.(store.TaskOwnerStore)
+		if !ok {
+			cancel()
+			return nil, fmt.Errorf("tasks: %w", fault.Invalidf(ErrInvalid, "the store (%T) keeps no task owners", o.Store))
+		}
+		s.ost = ost
+	}
 	r := stat.New(o.Registerer, "agentserver")
 	s.inflight = r.Gauge("task_commands_in_flight", "Commands of fleet tasks and layouts running now.")
 	s.launched = r.Counter("task_commands_launched_total", "Commands launched by fleet tasks and layouts.")
@@ -224,6 +240,7 @@ func (s *Service) start(id string, kind store.TaskKind, fn func(ctx context.Cont
 				clear(s.lastHW)
 			}
 			s.lastHW[id] = r.highWater
+			delete(s.owned, id)
 			s.mu.Unlock()
 			cancel(nil)
 			close(r.done)
@@ -331,11 +348,25 @@ func (s *Service) putResults(rs ...store.Result) {
 	}
 }
 
-// setState stores a task state, logging a failure.
+// setState stores a task state, logging a failure. On a cluster member
+// the change is fenced by the task's owner token: refused when another
+// member took the task over.
 func (s *Service) setState(id string, st store.TaskState, msg string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.st.UpdateTaskState(ctx, id, st, time.Now(), msg); err != nil {
+	var err error
+	token := s.ownerToken(id)
+	switch {
+	case token > 0:
+		err = s.ost.UpdateTaskStateOwned(ctx, id, token, st, time.Now(), msg)
+	case s.o.Owner != nil:
+		// A member writes only the tasks it owns: this one was taken over.
+		s.log.Warn("tasks: task state not stored: this member does not own the task (any more)", "task", id, "state", st)
+		return
+	default:
+		err = s.st.UpdateTaskState(ctx, id, st, time.Now(), msg)
+	}
+	if err != nil {
 		s.log.Error("tasks: store task state", "task", id, "state", st, "err", err)
 	}
 }

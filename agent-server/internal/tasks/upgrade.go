@@ -174,7 +174,7 @@ func (s *Service) SubmitUpgrade(ctx context.Context, req UpgradeRequest, created
 		return store.Task{}, err
 	}
 	now := time.Now()
-	t, err := s.st.CreateTask(ctx, store.Task{Kind: store.KindUpgrade, Spec: mustJSON(upgradeSpec{UpgradeRequest: req, Agents: ids}), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
+	t, err := s.createTask(ctx, store.Task{Kind: store.KindUpgrade, Spec: mustJSON(upgradeSpec{UpgradeRequest: req, Agents: ids}), State: store.TaskRunning, CreatedBy: createdBy, CreatedAt: now, StartedAt: now})
 	if err != nil {
 		return store.Task{}, fmt.Errorf("create task: %w", err)
 	}
@@ -220,7 +220,7 @@ func (u *upgradeRun) run(ctx context.Context, r *run) {
 		}
 		return ok
 	})
-	if s.ctx.Err() != nil {
+	if s.halted(ctx) {
 		return // shutting down: abandoned at the next start (abandonUpgrade)
 	}
 	s.skipNotStarted(r, u.agents, rep)
@@ -252,7 +252,7 @@ func (u *upgradeRun) agent(ctx context.Context, r *run, i int) bool {
 	s.putResults(store.Result{TaskID: u.id, AgentID: id, State: store.ResultRunning, StartedAt: started})
 	r.events.publish(Event{Type: EventState, Agent: id, State: string(store.ResultRunning)})
 	msg, err := s.o.Upgrader.Upgrade(ctx, id, u.spec)
-	if s.ctx.Err() != nil {
+	if s.halted(ctx) {
 		return false
 	}
 	res := store.Result{TaskID: u.id, AgentID: id, State: store.ResultOK, Msg: msg, StartedAt: started, EndedAt: time.Now().UTC()}

@@ -1,0 +1,127 @@
+package tasks
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
+
+	"github.com/agentfleet/agent-server/internal/rollout"
+	"github.com/agentfleet/agent-server/internal/store"
+)
+
+// heldExec is an Executor whose commands run until released; every agent
+// is an online exec-agent.
+type heldExec struct {
+	mu      sync.Mutex
+	started []string
+	release chan struct{}
+}
+
+func (x *heldExec) Online(string) (string, bool) { return ExecAgent, true }
+
+func (x *heldExec) Start(_ context.Context, agent string, _ Command, o StartOptions) (Handle, error) {
+	x.mu.Lock()
+	x.started = append(x.started, agent)
+	x.mu.Unlock()
+	return &heldHandle{x: x, task: o.TaskID, agent: agent}, nil
+}
+
+func (x *heldExec) Kill(context.Context, string, string) error { return nil }
+func (x *heldExec) Push(context.Context, string, PushFile) error {
+	return nil
+}
+
+func (x *heldExec) Pull(context.Context, string, string, io.Writer, int64) (int64, error) {
+	return 0, nil
+}
+
+func (x *heldExec) launched() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.started...)
+}
+
+type heldHandle struct {
+	x           *heldExec
+	task, agent string
+}
+
+func (h *heldHandle) TaskID() string             { return h.task }
+func (h *heldHandle) Done() <-chan struct{}      { return h.x.release }
+func (h *heldHandle) Changed() <-chan struct{}   { return h.x.release }
+func (h *heldHandle) Kill(context.Context) error { return nil }
+func (h *heldHandle) Result() store.Result {
+	return store.Result{TaskID: h.task, AgentID: h.agent, State: store.ResultOK}
+}
+func (h *heldHandle) Wait(context.Context) (store.Result, error) { return h.Result(), nil }
+func (h *heldHandle) ReadOutput(context.Context, int64, int) ([]byte, int64, error) {
+	return nil, 0, nil
+}
+
+type fixedOwner struct{ o store.TaskOwner }
+
+func (f fixedOwner) TaskOwner() store.TaskOwner { return f.o }
+
+// TestLostOwnership: a member's fleet task taken over by another member
+// (its lease lapsed, say in a pause) stops on the first member at its next
+// round: the agent not launched yet is neither launched nor skipped, and
+// the task's state is not written; the new owner's token stands.
+func TestLostOwnership(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	x := &heldExec{release: make(chan struct{})}
+	me := store.TaskOwner{Member: "s1", Instance: "i1", Until: time.Now().Add(time.Second)}
+	svc, err := New(Options{Store: st, Exec: x, Owner: fixedOwner{me}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	task, err := svc.Submit(ctx, Request{Selector: Selector{IDs: []string{"a0", "a1"}}, Cmd: "true", Concurrency: rollout.Count(1)}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ost := st.(store.TaskOwnerStore)
+	if o, err := ost.TaskOwnerOf(ctx, task.ID); err != nil || o.Member != "s1" || o.Token != 1 {
+		t.Fatalf("owner at creation: %+v %v", o, err)
+	}
+	eventually.True(t, "a0 launched", func() bool { return len(x.launched()) == 1 })
+	// s1's lease has ended: s2 takes the task over.
+	later := me.Until.Add(time.Millisecond)
+	_, won, err := ost.TakeOverTask(ctx, store.OwnedTask{ID: task.ID, Owner: store.TaskOwner{Member: "s1", Instance: "i1", Token: 1}},
+		store.TaskOwner{Member: "s2", Instance: "i2", Until: later.Add(time.Hour)}, later)
+	if err != nil || !won {
+		t.Fatalf("s2 takes over: %v %v", won, err)
+	}
+	// s1's next round: nothing to take over, its run stops.
+	if n, err := svc.TakeOver(ctx); err != nil || n != 0 {
+		t.Fatalf("s1's round: %d %v", n, err)
+	}
+	eventually.True(t, "s1's run ended", func() bool { return svc.lookup(task.ID) == nil })
+	close(x.release) // a0's command ends now: s1 records nothing more
+	if l := x.launched(); len(l) != 1 {
+		t.Errorf("s1 launched %v after losing the task", l)
+	}
+	got, err := st.GetTask(ctx, task.ID)
+	if err != nil || got.State != store.TaskRunning {
+		t.Errorf("task after s1 lost it: %+v %v", got, err)
+	}
+	if r, err := st.GetResult(ctx, task.ID, "a1"); err != nil || r.State != store.ResultPending {
+		t.Errorf("a1 after s1 lost the task: %+v %v", r, err)
+	}
+	if o, err := ost.TaskOwnerOf(ctx, task.ID); err != nil || o.Member != "s2" || o.Token != 2 {
+		t.Errorf("owner: %+v %v", o, err)
+	}
+	// Its state writes are refused from now on.
+	svc.setState(task.ID, store.TaskFailed, "late")
+	if got, _ := st.GetTask(ctx, task.ID); got.State != store.TaskRunning {
+		t.Errorf("s1's late state write went through: %s", got.State)
+	}
+}
