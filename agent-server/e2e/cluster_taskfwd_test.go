@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,21 +53,7 @@ func TestClusterTaskForwarding(t *testing.T) {
 		t.Fatalf("create task: %d %s", e.status, e.body)
 	}
 	eventually.Within(t, 30*time.Second, "both commands running", func() bool { return x.cur.Load() == 2 })
-	follow := func(ts *testServer, token string) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest("GET", ts.url+"/api/tasks/"+id1+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		// The stream lasts the task.
-		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-			t.Fatalf("events at %s: %d %s", ts.url, resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
-		return resp
-	}
+	follow := func(ts *testServer, token string) *http.Response { return followTask(t, ts, id1, token) }
 	// The owner subscribed before it sent the headers: nothing is missed.
 	direct, relayed := follow(a, opToken), follow(b, opToken)
 	if err := os.WriteFile(gate1, nil, 0o600); err != nil {
@@ -183,9 +170,38 @@ func TestClusterTaskForwarding(t *testing.T) {
 		t.Fatalf("audit entries of the forwarded cancel: %+v", got)
 	}
 
+	// A running task no live member owns (here: nobody owns it) is served
+	// where asked: its events end at once, saying it is not run there.
+	un, err := a.srv.Store().CreateTask(context.Background(), store.Task{Kind: store.KindFleet, State: store.TaskRunning, StartedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.srv.Store().DeleteTask(context.Background(), un.ID) })
+	evs := readSSE(t, followTask(t, b, un.ID, opToken).Body)
+	if len(evs) != 1 || evs[0].typ != "done" || evs[0].data["state"] != "running" || !strings.Contains(fmt.Sprint(evs[0].data["msg"]), "not run by this server now") {
+		t.Errorf("events of a task no live member owns: %+v", evs)
+	}
+
 	// The forwards are counted.
 	m := b.do("GET", "/metrics", "", nil)
 	if !regexp.MustCompile(`(?m)^agentserver_api_forwarded_total\{outcome="relayed"\} [1-9]`).Match(m.body) {
 		t.Errorf("no relayed forward counted at s2:\n%s", linesWith(m.body, "agentserver_api_forwarded"))
 	}
+}
+
+// followTask opens GET /api/tasks/{id}/events at ts.
+func followTask(t *testing.T, ts *testServer, id, token string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", ts.url+"/api/tasks/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	// The stream lasts the task.
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events at %s: %d %s", ts.url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp
 }
