@@ -144,6 +144,8 @@ type Server struct {
 
 	fwd    *httputil.ReverseProxy // calls for agents held by other members; nil outside a cluster
 	fwdLog *rate.Limiter          // bounds the log lines of failed forwards
+	// agentOwners and taskOwners find the member a call is forwarded to.
+	agentOwners, taskOwners *owners
 
 	mu     sync.Mutex
 	routes []string
@@ -165,6 +167,9 @@ type Rule struct {
 	// Forwarded: in a cluster, a call for an agent another member holds is
 	// relayed to that member (routes with AgentParam, unless Local).
 	Forwarded bool
+	// ForwardedToTaskOwner: in a cluster, a call for the task {id} that
+	// another live member owns is relayed to that member (TaskOwner).
+	ForwardedToTaskOwner bool
 }
 
 // HandlerFunc is a route handler: it writes the response itself and returns
@@ -191,6 +196,8 @@ type route struct {
 	// local: served from the shared store by any member, never forwarded
 	// to the member holding the agent.
 	local bool
+	// taskOwner: forwarded to the member owning the task {id}.
+	taskOwner bool
 }
 
 // Public skips authentication (health checks, one-shot transfer URLs,
@@ -243,6 +250,12 @@ func Interactive() RouteOption { return func(r *route) { r.interactive = true } 
 // from the shared store, instead of forwarding it to the member holding
 // the agent's session (a task's stored output).
 func Local() RouteOption { return func(r *route) { r.local = true } }
+
+// TaskOwner forwards, in a cluster, a call for the task {id} to the live
+// member that owns it (runs it), for the routes whose answer depends on
+// the run's state in that member's memory (its events, its cancel). A task
+// nobody live owns is served here.
+func TaskOwner() RouteOption { return func(r *route) { r.taskOwner = true } }
 
 // New builds the server with the routes of the core API.
 func New(o Options) (*Server, error) {
@@ -303,6 +316,7 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Cluster != nil {
 		s.fwd, s.fwdLog = s.newForwarder(), rate.NewLimiter(1, 5)
+		s.agentOwners, s.taskOwners = agentOwners(o.Cluster), taskOwners(o.Cluster)
 	}
 	s.routesCore()
 	s.mux.Handle("/", m.Wrap("unmatched", japi.HandlerFunc(s.unmatched)))
@@ -341,8 +355,13 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		Audited: (mutating && !rt.noAudit) || rt.expensive || rt.audit}
 	forwarded := s.fwd != nil && rt.agentParam != "" && !rt.local
 	rule.Forwarded = forwarded
+	toTaskOwner := s.fwd != nil && rt.taskOwner
+	rule.ForwardedToTaskOwner = toTaskOwner
 	if err := rule.check(); err != nil {
 		panic(fmt.Sprintf("api: route %q: %v", pattern, err))
+	}
+	if rt.taskOwner && !strings.Contains(path, "{id}") {
+		panic(fmt.Sprintf("api: route %q: api.TaskOwner without a task {id}", pattern))
 	}
 	inner := japi.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := stateOf(r)
@@ -354,6 +373,10 @@ func (s *Server) Handle(pattern string, h HandlerFunc, opts ...RouteOption) {
 		// A call for an agent held by another member is that member's to
 		// authorize, serve and audit.
 		if forwarded && s.forward(w, r, rt.agentParam) {
+			return
+		}
+		// A call for a task another member runs is that member's.
+		if toTaskOwner && s.forwardTask(w, r) {
 			return
 		}
 		st := &reqState{}

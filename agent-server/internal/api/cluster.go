@@ -27,6 +27,11 @@ type Cluster interface {
 	// none), from a short cache; ForgetOwner drops the cached answer.
 	Owner(ctx context.Context, id string) (store.AgentSession, bool, error)
 	ForgetOwner(id string)
+	// TaskMember returns the live member owning task id and its advertised
+	// address (false: unknown, unowned, or its owner's lease ended), from
+	// a short cache; ForgetTaskMember drops the cached answer.
+	TaskMember(ctx context.Context, id string) (member, advertise string, ok bool, err error)
+	ForgetTaskMember(id string)
 	// Owners returns the live sessions of ids (all when ids is nil).
 	Owners(ctx context.Context, ids []string) (map[string]store.AgentSession, error)
 }

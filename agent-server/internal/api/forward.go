@@ -38,8 +38,30 @@ type forwardKey struct{}
 // forwardTarget is what the proxy's Rewrite needs of one call.
 type forwardTarget struct {
 	url    *url.URL
-	agent  string
+	owners *owners
+	id     string // the agent or task
 	member string
+}
+
+// owners finds the member a call is forwarded to: the one holding an
+// agent's session, or the one running a task.
+type owners struct {
+	what   string // "agent" or "task", in messages
+	held   string // how the owner relates to it, in messages
+	lookup func(ctx context.Context, id string) (member, advertise string, ok bool, err error)
+	forget func(id string)
+}
+
+func agentOwners(c Cluster) *owners {
+	return &owners{what: "agent", held: "is connected to", forget: c.ForgetOwner,
+		lookup: func(ctx context.Context, id string) (string, string, bool, error) {
+			o, ok, err := c.Owner(ctx, id)
+			return o.Member, o.Advertise, ok, err
+		}}
+}
+
+func taskOwners(c Cluster) *owners {
+	return &owners{what: "task", held: "is run by", lookup: c.TaskMember, forget: c.ForgetTaskMember}
 }
 
 // newForwarder returns the reverse proxy of forwarded calls: one pool of
@@ -73,7 +95,8 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 		// the next call looks the owner up again.
 		ModifyResponse: func(res *http.Response) error {
 			if res.StatusCode == http.StatusServiceUnavailable {
-				s.o.Cluster.ForgetOwner(res.Request.Context().Value(forwardKey{}).(*forwardTarget).agent)
+				t := res.Request.Context().Value(forwardKey{}).(*forwardTarget)
+				t.owners.forget(t.id)
 			}
 			return nil
 		},
@@ -84,15 +107,15 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 		ErrorLog:      nil,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			t := r.Context().Value(forwardKey{}).(*forwardTarget)
-			s.o.Cluster.ForgetOwner(t.agent)
+			t.owners.forget(t.id)
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
 			s.m.Forwarded("unreachable")
 			if s.fwdLog.Allow() { // a member that is down fails every call for its agents
-				s.log.Warn("forward: the agent's member does not answer", "agent", t.agent, "member", t.member, "addr", t.url.String(), "err", err)
+				s.log.Warn("forward: the "+t.owners.what+"'s member does not answer", t.owners.what, t.id, "member", t.member, "addr", t.url.String(), "err", err)
 			}
-			s.retryLater(w, r, fmt.Sprintf("agent %s is connected to member %s, which does not answer: retry", t.agent, t.member))
+			s.retryLater(w, r, fmt.Sprintf("%s %s %s member %s, which does not answer: retry", t.owners.what, t.id, t.owners.held, t.member))
 		},
 	}
 }
@@ -115,47 +138,69 @@ func (s *Server) retryLater(w http.ResponseWriter, r *http.Request, msg string) 
 // nobody else holds the agent either.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, param string) bool {
 	id := r.PathValue(param)
-	if id == "" {
-		return false
-	}
-	if r.Header.Get("Authorization") == "" && r.Header.Get("Sec-WebSocket-Protocol") == "" {
-		// No credentials at all: refused here with the owner's own 401 (the
-		// same code and tokens), without a store read or a hop.
+	if id == "" || noCredentials(r) {
 		return false
 	}
 	if _, ok := s.o.Hub.Session(id); ok {
 		return false
 	}
+	return s.forwardTo(w, r, id, s.agentOwners)
+}
+
+// forwardTask proxies r to the member that owns the task named by path
+// parameter id (it runs the task: its events, its cancel, its in-memory
+// figures) and returns true, or returns false when this member serves r
+// itself: it owns the task, nobody live does (an unknown or unowned task,
+// a single server's, or one whose owner's lease ended and awaits a
+// takeover), or r was forwarded to it already and no other member owns
+// the task either.
+func (s *Server) forwardTask(w http.ResponseWriter, r *http.Request) bool {
+	id := r.PathValue("id")
+	if id == "" || noCredentials(r) {
+		return false
+	}
+	return s.forwardTo(w, r, id, s.taskOwners)
+}
+
+// noCredentials: a call without any is refused here with the owner's own
+// 401 (the same code and tokens), without a store read or a hop.
+func noCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && r.Header.Get("Sec-WebSocket-Protocol") == ""
+}
+
+// forwardTo proxies r to the live member that o names for id, unless it is
+// this one or there is none (false: r is served here).
+func (s *Server) forwardTo(w http.ResponseWriter, r *http.Request, id string, o *owners) bool {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	owner, ok, err := s.o.Cluster.Owner(ctx, id)
+	member, advertise, ok, err := o.lookup(ctx, id)
 	cancel()
 	if err != nil {
 		s.m.Forwarded("no_owner")
 		if s.fwdLog.Allow() {
-			s.log.Warn("forward: read the agent's member", "agent", id, "err", err)
+			s.log.Warn("forward: read the "+o.what+"'s member", o.what, id, "err", err)
 		}
-		s.retryLater(w, r, "cannot tell which member agent "+id+" is connected to: the store does not answer; retry")
+		s.retryLater(w, r, fmt.Sprintf("cannot tell which member %s %s %s: the store does not answer; retry", o.what, id, o.held))
 		return true
 	}
-	if !ok || owner.Member == s.o.Cluster.ID() {
+	if !ok || member == s.o.Cluster.ID() {
 		return false
 	}
 	if r.Header.Get(HeaderForwardedBy) != "" {
 		// Hop limit one: the member that forwarded this call saw the agent
-		// here; it has moved since.
-		s.o.Cluster.ForgetOwner(id)
+		// (or task) here; it has moved since.
+		o.forget(id)
 		s.m.Forwarded("moved")
-		s.retryLater(w, r, fmt.Sprintf("agent %s moved to member %s: retry", id, owner.Member))
+		s.retryLater(w, r, fmt.Sprintf("%s %s moved to member %s: retry", o.what, id, member))
 		return true
 	}
-	u, err := url.Parse(owner.Advertise)
+	u, err := url.Parse(advertise)
 	if err != nil || u.Host == "" {
-		s.retryLater(w, r, fmt.Sprintf("agent %s is connected to member %s, whose address %q is unusable: retry", id, owner.Member, owner.Advertise))
+		s.retryLater(w, r, fmt.Sprintf("%s %s %s member %s, whose address %q is unusable: retry", o.what, id, o.held, member, advertise))
 		return true
 	}
 	// The owner's response carries its own request id (the same one).
 	w.Header().Del(japi.HeaderRequestID)
-	t := &forwardTarget{url: u, agent: id, member: owner.Member}
+	t := &forwardTarget{url: u, owners: o, id: id, member: member}
 	s.m.Forwarded("relayed")
 	s.fwd.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, t)))
 	return true

@@ -44,16 +44,20 @@ func (s *Server) RoutesTasks(svc *tasks.Service, lim layout.Limits) {
 	}
 	// {id} is a task here: the agents a task reaches are checked when it
 	// is created; a token limited by a selector sees only its own tasks.
+	// In a cluster, the routes that read the run in its owner's memory
+	// (events, cancel, the in-flight high-water mark) or its owner's data
+	// dir (pulled files) go to the member that owns the task (TaskOwner);
+	// the others read the shared store on any member (docs/cluster.md).
 	s.Handle("POST /api/tasks", x.create, Scope(authz.TasksWrite), Expensive())
 	s.Handle("GET /api/tasks", x.list, Scope(authz.TasksRead))
-	s.Handle("GET /api/tasks/{id}", x.get, Scope(authz.TasksRead), AgentParam(""))
+	s.Handle("GET /api/tasks/{id}", x.get, Scope(authz.TasksRead), AgentParam(""), TaskOwner())
 	s.Handle("GET /api/tasks/{id}/agents/{agent}/output", x.output, Scope(authz.TasksRead), AgentParam("agent"), Audit(), Local())
-	s.Handle("GET /api/tasks/{id}/events", x.events, Scope(authz.TasksRead), AgentParam(""))
-	s.Handle("DELETE /api/tasks/{id}", x.cancel, Scope(authz.TasksWrite), AgentParam(""))
+	s.Handle("GET /api/tasks/{id}/events", x.events, Scope(authz.TasksRead), AgentParam(""), TaskOwner())
+	s.Handle("DELETE /api/tasks/{id}", x.cancel, Scope(authz.TasksWrite), AgentParam(""), TaskOwner())
 	s.Handle("POST /api/layout/run", x.layoutRun, Scope(authz.TasksWrite), Expensive(), DiskHungry(), MaxBody(x.lim.ArchiveBytes+1<<20))
 	s.Handle("GET /api/layout/{id}", x.layoutGet, Scope(authz.TasksRead), AgentParam(""))
-	s.Handle("DELETE /api/layout/{id}", x.layoutCancel, Scope(authz.TasksWrite), AgentParam(""))
-	s.Handle("GET /api/layout/{id}/file", x.layoutFile, Scope(authz.TasksRead), AgentParam(""), Audit())
+	s.Handle("DELETE /api/layout/{id}", x.layoutCancel, Scope(authz.TasksWrite), AgentParam(""), TaskOwner())
+	s.Handle("GET /api/layout/{id}/file", x.layoutFile, Scope(authz.TasksRead), AgentParam(""), Audit(), TaskOwner())
 	s.Handle("POST /api/agents/upgrade", x.upgrade, Scope(authz.AgentsUpgrade), Expensive())
 }
 
@@ -249,6 +253,11 @@ func (x *taskRoutes) output(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// notRunHere is the msg of the done event of a task that is neither
+// final nor run by this server: its state is as stored; follow it again
+// later.
+const notRunHere = "the task is not run by this server now (awaiting its resume or a takeover by another cluster member): read it again later"
+
 // events streams a task's events as Server-Sent Events: "event: <type>",
 // "id: <n>", "data: <Event JSON>". The stream ends after the done event;
 // a task that no longer runs gets its done event at once.
@@ -277,7 +286,13 @@ func (x *taskRoutes) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	if serr != nil { // not running here: the stored outcome
 		if t, err = x.s.o.Store.GetTask(r.Context(), id); err == nil {
-			_ = send(tasks.Event{Type: tasks.EventDone, State: string(t.State), Msg: t.Msg})
+			msg := t.Msg
+			if !t.State.Final() && msg == "" {
+				// In a cluster: no live member owns it (its owner's lease
+				// ended, it awaits a takeover); on one server: not resumed yet.
+				msg = notRunHere
+			}
+			_ = send(tasks.Event{Type: tasks.EventDone, State: string(t.State), Msg: msg})
 		}
 		return nil
 	}

@@ -114,6 +114,7 @@ type Member struct {
 	instance string
 	nc       *nats.Conn
 	owned    owners // Owner's cache
+	tasks    owners // TaskMember's cache
 
 	gauges sync.Mutex // serialises the updates of the members gauges
 

@@ -135,6 +135,25 @@ func (m *Member) Owner(ctx context.Context, id string) (store.AgentSession, bool
 // it gone).
 func (m *Member) ForgetOwner(id string) { m.owned.forget(id) }
 
+// TaskMember returns the live member owning task id and its advertised
+// address (false when the task is unknown, unowned, or its owner's lease
+// has ended: it awaits a takeover), from a cache of ownerTTL.
+func (m *Member) TaskMember(ctx context.Context, id string) (member, advertise string, ok bool, err error) {
+	now := m.o.Now()
+	if c, ok := m.tasks.get(id, now); ok {
+		return c.s.Member, c.s.Advertise, c.ok, nil
+	}
+	member, advertise, ok, err = m.o.Store.LiveTaskOwner(ctx, m.o.Name, id, now)
+	if err != nil {
+		return "", "", false, err
+	}
+	m.tasks.put(id, cachedOwner{s: store.AgentSession{Member: member, Advertise: advertise}, ok: ok, until: now.Add(ownerTTL)})
+	return member, advertise, ok, nil
+}
+
+// ForgetTaskMember drops the cached owner of task id.
+func (m *Member) ForgetTaskMember(id string) { m.tasks.forget(id) }
+
 // Owners returns the live sessions of ids (all of them when ids is nil)
 // by agent id, read from the store.
 func (m *Member) Owners(ctx context.Context, ids []string) (map[string]store.AgentSession, error) {

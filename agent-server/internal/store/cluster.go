@@ -63,6 +63,9 @@ type ClusterStore interface {
 	// RenewTaskLeases moves the leases of the tasks a member owns along
 	// with its own (taskowner.go).
 	RenewTaskLeases(ctx context.Context, member, instance string, until time.Time) (int64, error)
+	// LiveTaskOwner returns the live member owning a task and its address
+	// (taskowner.go).
+	LiveTaskOwner(ctx context.Context, cluster, id string, now time.Time) (member, advertise string, ok bool, err error)
 }
 
 // Length limits of the cluster_members columns.

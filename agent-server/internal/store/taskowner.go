@@ -117,6 +117,26 @@ func (s *sqlStore) taskOwner(ctx context.Context, id string) (TaskOwner, error) 
 	return o, err
 }
 
+// LiveTaskOwner returns the member that owns task id and its advertised
+// address when that member's row in cluster_members is live by now (its
+// lease has not ended), whatever the instance: a member restarted on the
+// same data dir takes its tasks back at once and keeps the files its
+// layouts pulled. ok is false when the task does not exist, nobody owns
+// it, or its owner is not live (its tasks await a takeover).
+func (s *sqlStore) LiveTaskOwner(ctx context.Context, cluster, id string, now time.Time) (member, advertise string, ok bool, err error) {
+	defer s.observe("live_task_owner")()
+	err = s.r.QueryRowContext(ctx, "SELECT t.owner_member, m.advertise FROM tasks t "+
+		"JOIN cluster_members m ON m.cluster_name = ? AND m.member_id = t.owner_member AND m.lease_until >= ? "+
+		"WHERE t.id = ? AND t.owner_member <> ''", cluster, s.d.timeArg(utc(now)), id).Scan(&member, &advertise)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, s.fail("read the live owner of task "+id, err)
+	}
+	return member, advertise, true, nil
+}
+
 func (s *sqlStore) ClaimTask(ctx context.Context, id string, o TaskOwner) (TaskOwner, error) {
 	defer s.observe("claim_task")()
 	op := "claim task " + id + " for member " + o.Member

@@ -205,3 +205,43 @@ func runTaskOwnerSuite(t *testing.T, nc newConfig) {
 		t.Fatalf("the old instance renews nothing: %d %v", n, err)
 	}
 }
+
+func TestLiveTaskOwnerSQLite(t *testing.T) { runLiveTaskOwner(t, sqliteTestConfig) }
+func TestLiveTaskOwnerMySQL(t *testing.T)  { runLiveTaskOwner(t, mysqlTestConfig) }
+
+// runLiveTaskOwner: the member a task's routes are forwarded to is its
+// owner while that member's row is live, whatever its instance; nobody
+// for a task unowned, unknown, or whose owner's lease has ended.
+func runLiveTaskOwner(t *testing.T, nc newConfig) {
+	ctx := context.Background()
+	st := openStore(t, nc(t))
+	cs := st.(ClusterStore)
+	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	lease := 15 * time.Second
+	m := ClusterMember{Cluster: "c1", ID: "s1", Instance: "i1", Advertise: "http://10.0.0.1:13081", Version: "v",
+		StartedAt: now, RenewedAt: now, LeaseUntil: now.Add(lease)}
+	if _, err := cs.JoinCluster(ctx, m, now); err != nil {
+		t.Fatal(err)
+	}
+	owned, err := st.CreateTask(ctx, Task{Kind: KindFleet, State: TaskRunning, StartedAt: now,
+		Owner: TaskOwner{Member: "s1", Instance: "i-previous", Until: now.Add(lease)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unowned, err := st.CreateTask(ctx, Task{Kind: KindFleet, State: TaskRunning, StartedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(id string, at time.Time, cluster, member, addr string, ok bool) {
+		t.Helper()
+		gm, ga, gok, err := cs.LiveTaskOwner(ctx, cluster, id, at)
+		if err != nil || gm != member || ga != addr || gok != ok {
+			t.Errorf("LiveTaskOwner(%s, %s, %s) = %q %q %v %v, want %q %q %v", cluster, id, at, gm, ga, gok, err, member, addr, ok)
+		}
+	}
+	check(owned.ID, now.Add(time.Second), "c1", "s1", m.Advertise, true)
+	check(owned.ID, now.Add(time.Second), "c2", "", "", false)       // another cluster's member
+	check(owned.ID, now.Add(lease+time.Second), "c1", "", "", false) // the owner's lease ended
+	check(unowned.ID, now.Add(time.Second), "c1", "", "", false)
+	check("nosuchtask", now.Add(time.Second), "c1", "", "", false)
+}

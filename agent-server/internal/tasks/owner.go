@@ -110,6 +110,13 @@ func (s *Service) TakeOver(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		if t.State.Final() {
+			// Cancelled on another member between the listing and the take
+			// (a cancel of a task whose owner's lease ended is stored
+			// there): nothing to resume.
+			s.log.Info("tasks: took over a task that has ended; not resumed", "task", t.ID, "state", t.State)
+			continue
+		}
 		n++
 		s.log.Info("tasks: took over a task", "task", t.ID, "kind", t.Kind, "from_member", ot.Owner.Member, "lease_ended", ot.Owner.Until, "owner_token", o.Token)
 		s.resumeTask(ctx, t, o.Token)
@@ -135,6 +142,7 @@ func (s *Service) checkOwned(ctx context.Context) error {
 			return err
 		}
 		if o.Token == tok {
+			s.noticeCancel(ctx, id)
 			continue
 		}
 		s.log.Warn("tasks: another member took this task over; its run here stops", "task", id, "member", o.Member, "owner_token", o.Token)
@@ -144,4 +152,21 @@ func (s *Service) checkOwned(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// noticeCancel stops the run of a task this member owns when the task was
+// cancelled in the store by another member (one that saw no live owner:
+// this member's lease had lapsed, or its owner was cached as unknown).
+// Cancels reach the owner over HTTP otherwise (the route is forwarded).
+func (s *Service) noticeCancel(ctx context.Context, id string) {
+	r := s.lookup(id)
+	if r == nil {
+		return
+	}
+	t, err := s.st.GetTask(ctx, id)
+	if err != nil || t.State != store.TaskCancelled {
+		return
+	}
+	s.log.Info("tasks: the task was cancelled on another member; its run here stops", "task", id)
+	r.cancel(errCancelled)
 }

@@ -125,3 +125,84 @@ func TestLostOwnership(t *testing.T) {
 		t.Errorf("s1's late state write went through: %s", got.State)
 	}
 }
+
+// TestCancelledElsewhere: a task cancelled in the store by a member that
+// does not own it (it saw no live owner) is stopped by its owner at its
+// next round, launching nothing more; and a member taking over the tasks
+// of a member whose lease ended does not resume a cancelled one.
+func TestCancelledElsewhere(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// The owner's round notices the cancel.
+	x := &heldExec{release: make(chan struct{})}
+	me := store.TaskOwner{Member: "s1", Instance: "i1", Until: time.Now().Add(time.Hour)}
+	svc, err := New(Options{Store: st, Exec: x, Owner: fixedOwner{me}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	task, err := svc.Submit(ctx, Request{Selector: Selector{IDs: []string{"a0", "a1"}}, Cmd: "true", Concurrency: rollout.Count(1)}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "a0 launched", func() bool { return len(x.launched()) == 1 })
+	if err := st.UpdateTaskState(ctx, task.ID, store.TaskCancelled, time.Now(), "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := svc.TakeOver(ctx); err != nil || n != 0 {
+		t.Fatalf("s1's round: %d %v", n, err)
+	}
+	close(x.release) // a0's command ends (the fake's kill waits for it)
+	eventually.True(t, "s1's run ended", func() bool { return svc.lookup(task.ID) == nil })
+	if l := x.launched(); len(l) != 1 {
+		t.Errorf("s1 launched %v after the cancel", l)
+	}
+	if got, err := st.GetTask(ctx, task.ID); err != nil || got.State != store.TaskCancelled {
+		t.Errorf("task after the cancel: %+v %v", got, err)
+	}
+
+	// Two tasks of s0, whose lease has ended; one is cancelled meanwhile.
+	xOld := &heldExec{release: make(chan struct{})}
+	old, err := New(Options{Store: st, Exec: xOld, Owner: fixedOwner{store.TaskOwner{Member: "s0", Instance: "i0", Until: time.Now()}}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(ids ...string) Request {
+		return Request{Selector: Selector{IDs: ids}, Cmd: "true", Concurrency: rollout.Count(1)}
+	}
+	cancelled, err := old.Submit(ctx, req("c0", "c1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, err := old.Submit(ctx, req("r0", "r1"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "c0 and r0 launched by s0", func() bool { return len(xOld.launched()) == 2 })
+	old.Close() // stops its runs, writing nothing: both stay running
+	close(xOld.release)
+	if err := st.UpdateTaskState(ctx, cancelled.ID, store.TaskCancelled, time.Now(), "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	x2 := &heldExec{release: make(chan struct{})}
+	defer close(x2.release)
+	svc2, err := New(Options{Store: st, Exec: x2, Owner: fixedOwner{store.TaskOwner{Member: "s2", Instance: "i2", Until: time.Now().Add(time.Hour)}}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc2.Close()
+	if n, err := svc2.TakeOver(ctx); err != nil || n != 1 {
+		t.Fatalf("s2's round: took over %d, want 1 (%v)", n, err)
+	}
+	if svc2.lookup(cancelled.ID) != nil || svc2.lookup(running.ID) == nil {
+		t.Errorf("s2 runs the cancelled task (%v) or not the running one (%v)", svc2.lookup(cancelled.ID) != nil, svc2.lookup(running.ID) != nil)
+	}
+	if got, err := st.GetTask(ctx, cancelled.ID); err != nil || got.State != store.TaskCancelled {
+		t.Errorf("the cancelled task after the takeover: %+v %v", got, err)
+	}
+}
