@@ -52,8 +52,12 @@ func TestJournalDiskFullWaitsThenArrives(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reply %d: %v (produced %d)", i, err, produced.Load())
 		}
-		if want := fmt.Sprintf("%03d", i); m.ExecData() == nil || !strings.HasPrefix(m.ExecData().Data, want) || m.Seq <= last {
-			t.Fatalf("reply %d: seq %d after %d, data %.8q", i, m.Seq, last, m.ExecData())
+		var data string
+		if d := m.ExecData(); d != nil {
+			data = d.Data
+		}
+		if want := fmt.Sprintf("%03d", i); !strings.HasPrefix(data, want) || m.Seq <= last {
+			t.Fatalf("reply %d: seq %d after %d, data %.8q (type %s)", i, m.Seq, last, data, m.Type)
 		}
 		last = m.Seq
 	}
