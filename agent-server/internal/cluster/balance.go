@@ -13,6 +13,11 @@ import (
 // may hold sessions before it redirects new handshakes.
 const Band = 0.10
 
+// Slack is the fewest sessions above its share a member must hold before
+// it redirects: a few agents more or less are not worth a reconnect, and
+// the counts of the others are as old as their last renewal.
+const Slack = 10
+
 // Load is one member's load as the balancer sees it.
 type Load struct {
 	ID        string
@@ -30,9 +35,10 @@ type Load struct {
 // hold fewer sessions than self are targets; self never is. A member is
 // over its share when selfSessions > share·(1+band), share being the
 // sessions of the live members not draining divided by their number (self
-// included). A draining self redirects every handshake to the least loaded
+// included), and holds at least slack sessions more than that share. A
+// draining self redirects every handshake to the least loaded
 // target, whatever the counts.
-func Balance(self string, selfSessions int, selfDraining bool, members []Load, band float64) (Load, bool) {
+func Balance(self string, selfSessions int, selfDraining bool, members []Load, band float64, slack int) (Load, bool) {
 	var targets []Load
 	total, n := selfSessions, 0
 	if !selfDraining {
@@ -62,7 +68,7 @@ func Balance(self string, selfSessions int, selfDraining bool, members []Load, b
 		return best, true
 	}
 	share := float64(total) / float64(n)
-	if float64(selfSessions) <= share*(1+band) || best.Sessions >= selfSessions {
+	if float64(selfSessions) <= share*(1+band) || float64(selfSessions)-share < float64(slack) || best.Sessions >= selfSessions {
 		return Load{}, false
 	}
 	return best, true
