@@ -2,11 +2,14 @@
 // serves the HTTP API, /metrics and the API documentation.
 //
 //	agent-server [--conf conf/server.conf] run|install|uninstall|start|stop|restart|status|version
+//	agent-server [--conf conf/server.conf] [--period 30s] [--token-file F] drain
 //
 // run serves in the foreground (also what the service manager starts);
 // install/uninstall/start/stop/restart/status manage the OS service. The
 // default config is conf/server.conf next to the binary; relative paths in
-// it are relative to the binary's directory.
+// it are relative to the binary's directory. drain asks the running
+// cluster member of that config, at its cluster.advertise address, to
+// drain (docs/cluster.md, "Balancing and drain").
 package main
 
 import (
@@ -36,6 +39,7 @@ func main() {
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: %s [--conf FILE] run|install|uninstall|start|stop|restart|status|version\n", name)
+	fmt.Fprintf(w, "       %s [--conf FILE] [--period D] [--token-file F] drain\n", name)
 }
 
 // run parses the command line and does what it says; it returns the exit status.
@@ -46,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	exe, _ := os.Executable()
 	base := filepath.Dir(exe)
 	conf := fs.String("conf", filepath.Join(base, "conf", "server.conf"), "configuration file")
+	period := fs.Duration("period", 0, "drain: the time the sessions' closes are spread over (default cluster.drain_period, or 30s)")
+	tokenFile := fs.String("token-file", "", "drain: file holding the API token (default $"+TokenEnv+", else a configured token with cluster:write)")
 
 	// The command may come before or after the flags.
 	var cmd string
@@ -84,6 +90,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case cmd == "drain":
+		if err := drain(confPath, base, *tokenFile, *period, stdout); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
+		return 0
 	case cmd == "status":
 		st, err := service.Status(svc)
 		if err != nil {
@@ -98,10 +110,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case slices.Contains(service.Actions, cmd):
 		if cmd == "install" {
 			// Refuse to install a service that cannot start.
-			if _, err := config.Load(confPath, config.Options{BaseDir: base}); err != nil {
+			cfg, err := config.Load(confPath, config.Options{BaseDir: base})
+			if err != nil {
 				fmt.Fprintf(stderr, "%s: %v\n", name, err)
 				return 1
 			}
+			// A stop drains first for cluster.drain_period: the service
+			// manager must wait that long more.
+			svc.StopTimeout += time.Duration(cfg.Cluster.DrainPeriod)
 		}
 		if err := service.Control(svc, cmd); err != nil {
 			fmt.Fprintf(stderr, "%s: %s: %v\n", name, cmd, err)

@@ -13,6 +13,10 @@ func TestCommandLine(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("id = x\nlisten = 13081\nlistn = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	single := filepath.Join(t.TempDir(), "single.conf")
+	if err := os.WriteFile(single, []byte("id = x\nlisten = 13081\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args       []string
 		code       int
@@ -27,6 +31,9 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"run", "--conf", bad}, 1, "", "server.conf:3: listn: unknown key"},
 		{[]string{"--conf", bad, "install"}, 1, "", "server.conf:3: listn: unknown key"},
 		{[]string{"run", "--conf", filepath.Join(t.TempDir(), "missing.conf")}, 1, "", "missing.conf"},
+		{[]string{"drain", "--conf", bad}, 1, "", "server.conf:3: listn: unknown key"},
+		{[]string{"drain", "--conf", single}, 1, "", "drain: this server is not a cluster member"},
+		{[]string{"drain", "--period", "soon"}, 2, "", "invalid value"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

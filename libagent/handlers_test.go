@@ -197,6 +197,20 @@ func TestRedirect(t *testing.T) {
 	roundTrip(t, target, ag.ID)
 }
 
+// The agent connects to the first server of a redirect list, not back to
+// its configured server (which here redirects every time).
+func TestRedirectFirstEntry(t *testing.T) {
+	target := agenttest.New(t, agenttest.Options{})
+	first := agenttest.New(t, agenttest.Options{})
+	first.SetRedirect([]string{target.Addr()})
+	startAgent(t, first.Addr(), agentSpec{setup: echo})
+	ag, err := target.WaitAgent(timeout(t, 10*time.Second))
+	if err != nil {
+		t.Fatal("agent did not follow the redirect:", err)
+	}
+	roundTrip(t, target, ag.ID)
+}
+
 func TestBusyTimeoutAndCancel(t *testing.T) {
 	srv := agenttest.New(t, agenttest.Options{})
 	block := make(chan struct{})

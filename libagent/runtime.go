@@ -265,8 +265,10 @@ func (rt *Runtime) connectLoop(ctx context.Context) {
 		if connected {
 			first = false
 			rt.bo.Disconnected(time.Now())
-		} else {
-			// The next attempt tries the next server of the list.
+		} else if !errors.Is(err, errRedirected) {
+			// The next attempt tries the next server of the list. A redirect
+			// has set a new list to start from its first server: once there,
+			// the configured server, its last, is tried on failure.
 			rt.mu.Lock()
 			rt.next++
 			rt.mu.Unlock()

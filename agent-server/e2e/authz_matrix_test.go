@@ -53,6 +53,7 @@ var matrixCalls = map[string]matrixCall{
 	"GET /api/info/server":                      {path: "/api/info/server"},
 	"GET /api/whoami":                           {path: "/api/whoami"},
 	"GET /api/cluster":                          {path: "/api/cluster"},
+	"POST /api/cluster/drain":                   {path: "/api/cluster/drain"},
 	"GET /api/agents":                           {path: "/api/agents"},
 	"GET /api/agents/{id}":                      {path: "/api/agents/a1"},
 	"POST /api/agents/upgrade":                  {path: "/api/agents/upgrade", body: `{"selector":{"ids":["a1"]},"agent_type":"example-agent","package":"nope"}`},

@@ -122,6 +122,9 @@ type Options struct {
 	// Cluster is the cluster this server is a member of; nil for a single
 	// server.
 	Cluster Cluster
+	// Drain makes this cluster member drain (POST /api/cluster/drain);
+	// nil for a single server.
+	Drain func(ctx context.Context, period time.Duration) (DrainStatus, error)
 	// ForwardTLS verifies the other members' certificates when a call is
 	// forwarded to one served over https (cluster.tls_ca); nil: the system
 	// roots.

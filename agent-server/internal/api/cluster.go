@@ -66,6 +66,9 @@ type ClusterMember struct {
 	// load); left out for tokens limited by a label selector, which see
 	// only the agents they reach.
 	Sessions *int `json:"sessions,omitempty"`
+	// Draining: it takes no new agents and is closing its sessions (as this
+	// member knows: its own state, the others' announcements).
+	Draining bool `json:"draining"`
 }
 
 func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
@@ -97,8 +100,50 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	for i, m := range list {
 		out.Members[i] = ClusterMember{ID: m.ID, Advertise: m.Advertise, Version: m.Version, State: m.State, Self: m.Self,
-			Epoch: m.Epoch, StartedAt: m.StartedAt, RenewedAt: &m.RenewedAt, LeaseUntil: &m.LeaseUntil, Sessions: load(m.Sessions)}
+			Epoch: m.Epoch, StartedAt: m.StartedAt, RenewedAt: &m.RenewedAt, LeaseUntil: &m.LeaseUntil, Sessions: load(m.Sessions),
+			Draining: m.Draining}
 	}
 	japi.OK(w, r, out)
+	return nil
+}
+
+// DrainStatus is the payload of POST /api/cluster/drain.
+type DrainStatus struct {
+	Member    string    `json:"member"`
+	StartedAt time.Time `json:"started_at"`
+	// Period is the time the sessions' closes are spread over (Go duration).
+	Period string `json:"period"`
+	// Already: the member was draining already (the first drain's period
+	// stays).
+	Already bool `json:"already"`
+	// Sessions is the agent sessions still here when the call returned.
+	Sessions int `json:"sessions"`
+	// TasksHandedOver is the tasks whose lease this call ended so that the
+	// other members take them over.
+	TasksHandedOver int64 `json:"tasks_handed_over"`
+}
+
+// maxDrainPeriod bounds the period a drain may be asked with.
+const maxDrainPeriod = time.Hour
+
+func (s *Server) clusterDrain(w http.ResponseWriter, r *http.Request) error {
+	if s.o.Drain == nil {
+		return &japi.Error{Code: http.StatusConflict, Msg: "this server is not a cluster member: there is nothing to drain to"}
+	}
+	var period time.Duration
+	if v := r.URL.Query().Get("period"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxDrainPeriod {
+			return &japi.Error{Code: http.StatusBadRequest, Msg: "period: want a duration between 0s and 1h (0: cluster.drain_period, or 30s)"}
+		}
+		period = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	st, err := s.o.Drain(ctx, period)
+	if err != nil {
+		return err
+	}
+	japi.OK(w, r, st)
 	return nil
 }

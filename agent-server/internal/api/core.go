@@ -29,6 +29,7 @@ func (s *Server) routesCore() {
 	s.Handle("GET /api/info/server", s.infoServer, Authenticated())
 	s.Handle("GET /api/whoami", s.whoami, Authenticated())
 	s.Handle("GET /api/cluster", s.clusterInfo, Authenticated())
+	s.Handle("POST /api/cluster/drain", s.clusterDrain, Scope(authz.ClusterWrite))
 	s.Handle("GET /api/foo/{id}", s.foo, Scope(authz.ExecRun), Expensive())
 	s.Handle("GET /api/openapi.json", raw(s.doc.ServeJSON), Authenticated())
 	s.Handle("GET /api/openapi.yaml", raw(s.doc.ServeYAML), Authenticated())

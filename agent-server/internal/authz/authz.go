@@ -48,7 +48,9 @@ const (
 	LoggingWrite  Scope = "logging:write"
 	PackagesRead  Scope = "packages:read"
 	PackagesWrite Scope = "packages:write"
-	Admin         Scope = "admin"
+	// ClusterWrite drains a cluster member.
+	ClusterWrite Scope = "cluster:write"
+	Admin        Scope = "admin"
 )
 
 // Info describes a scope.
@@ -88,6 +90,7 @@ var table = []Info{
 	{Name: LoggingWrite, Help: "configure, start, stop and remove log-collection projects", Writes: true, FleetWide: true},
 	{Name: PackagesRead, Help: "list and download the packages of the server's repository"},
 	{Name: PackagesWrite, Help: "upload, replace and delete the packages of the server's repository", Writes: true},
+	{Name: ClusterWrite, Help: "drain a cluster member (its agents move to the other members)", Writes: true, FleetWide: true},
 	{Name: Admin, Help: "everything, token management included", Writes: true, FleetWide: true},
 }
 

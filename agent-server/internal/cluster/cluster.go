@@ -77,6 +77,8 @@ type Metrics struct {
 	renewFailures   prometheus.Counter
 	natsConnected   prometheus.Gauge
 	leaseLostClosed prometheus.Counter
+	drainClosed     prometheus.Counter
+	redirects       *prometheus.CounterVec
 }
 
 // NewMetrics registers the cluster's series on reg.
@@ -90,6 +92,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		natsConnected: r.Gauge("cluster_nats_connected", "1 while the cluster's NATS connection is up."),
 		leaseLostClosed: r.Counter("cluster_lease_lost_sessions_closed_total",
 			"Agent sessions this member closed because its lease had ended while another member's was live (they reconnect to a member that can hold them)."),
+		drainClosed: r.Counter("cluster_drain_sessions_closed_total",
+			"Agent sessions this member closed while draining (they reconnect, and are redirected, to the other members)."),
+		redirects: r.CounterVec("cluster_redirects_total",
+			"Agent handshakes this member answered with a redirect to another member, by why: balance (over its share of the fleet by more than 10 %), drain (it is draining).", "why"),
+	}
+	for _, why := range []string{RedirectBalance, RedirectDrain} {
+		m.redirects.WithLabelValues(why)
 	}
 	return m, r.Err()
 }
@@ -103,8 +112,9 @@ const (
 // Status is a member as listed: its row and what the lease says now.
 type Status struct {
 	store.ClusterMember
-	State string // StateLive or StateExpired
-	Self  bool   // this process
+	State    string // StateLive or StateExpired
+	Self     bool   // this process
+	Draining bool   // it takes no new sessions (as this member knows: its own state, the others' announcements)
 }
 
 // Member is this server's membership. Create it with New, Join, then Run.
@@ -124,6 +134,11 @@ type Member struct {
 	lost      error                // set when another instance took the member id
 	reclaim   bool                 // the row was found gone: run Rejoined after the next good renewal
 	others    map[string]time.Time // other members' lease ends, as last listed or announced
+	// Balancing and drain (balance.go, drain.go).
+	draining       bool              // this member takes no new sessions
+	drainingOthers map[string]string // member → instance announced draining
+	listed         []Status          // the last listing
+	redirected     map[string]int    // sessions sent to each member since the last listing
 }
 
 // New checks o and opens the NATS connection, without waiting for it: the
@@ -144,7 +159,8 @@ func New(o Options) (*Member, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Member{o: o, log: o.Logger, instance: utils.RandomHex(8), others: map[string]time.Time{}}
+	m := &Member{o: o, log: o.Logger, instance: utils.RandomHex(8), others: map[string]time.Time{},
+		drainingOthers: map[string]string{}, redirected: map[string]int{}}
 	nc, err := m.connect()
 	if err != nil {
 		return nil, err
@@ -283,9 +299,13 @@ func (m *Member) Renew(ctx context.Context) error {
 	// The tasks this instance owns share its lease (docs/cluster.md, task
 	// ownership): moved in one UPDATE. A failure leaves them to lapse, and
 	// another member may take them over; the renewal itself stands.
-	if _, err := m.o.Store.RenewTaskLeases(ctx, m.o.MemberID, m.instance, r.LeaseUntil); err != nil {
-		m.o.Metrics.renewFailures.Inc()
-		m.log.Warn("cluster: renew the leases of this member's tasks", "err", err)
+	// A draining member handed its tasks over (HandOverTasks): their lease
+	// stays ended.
+	if !m.Draining() {
+		if _, err := m.o.Store.RenewTaskLeases(ctx, m.o.MemberID, m.instance, r.LeaseUntil); err != nil {
+			m.o.Metrics.renewFailures.Inc()
+			m.log.Warn("cluster: renew the leases of this member's tasks", "err", err)
+		}
 	}
 	m.mu.Lock()
 	m.heldUntil = r.LeaseUntil
@@ -351,14 +371,21 @@ func (m *Member) Members(ctx context.Context) ([]Status, error) {
 			m.others[r.ID] = r.LeaseUntil
 		}
 	}
-	m.mu.Unlock()
 	for i, r := range rows {
 		out[i] = Status{ClusterMember: r, State: StateExpired, Self: r.ID == m.o.MemberID && r.Instance == m.instance}
 		if !r.LeaseUntil.Before(now) {
 			out[i].State = StateLive
 			live++
 		}
+		if out[i].Self {
+			out[i].Draining = m.draining
+		} else {
+			out[i].Draining = m.drainingOthers[r.ID] == r.Instance
+		}
 	}
+	m.listed = out
+	clear(m.redirected)
+	m.mu.Unlock()
 	g := m.o.Metrics
 	m.gauges.Lock() // a listing's series all together, not mixed with another's
 	defer m.gauges.Unlock()

@@ -27,6 +27,7 @@ type leaseAnnouncement struct {
 	Instance string    `json:"instance"`
 	Epoch    int64     `json:"epoch"`
 	Until    time.Time `json:"until"`
+	Draining bool      `json:"draining,omitempty"` // the member takes no new sessions (drain)
 }
 
 func (m *Member) leaseSubject() string { return "agentserver." + m.o.Name + ".leases" }
@@ -35,7 +36,7 @@ func (m *Member) leaseSubject() string { return "agentserver." + m.o.Name + ".le
 // Best effort: a lost announcement only makes the others rely on their
 // last listing.
 func (m *Member) announce(until time.Time, epoch int64) {
-	b, _ := json.Marshal(leaseAnnouncement{Member: m.o.MemberID, Instance: m.instance, Epoch: epoch, Until: until})
+	b, _ := json.Marshal(leaseAnnouncement{Member: m.o.MemberID, Instance: m.instance, Epoch: epoch, Until: until, Draining: m.Draining()})
 	_ = m.nc.Publish(m.leaseSubject(), b)
 }
 
@@ -45,6 +46,15 @@ func (m *Member) onLease(msg *nats.Msg) {
 		return
 	}
 	m.noteLease(a.Member, a.Until)
+	if a.Member != m.o.MemberID {
+		m.mu.Lock()
+		if a.Draining {
+			m.drainingOthers[a.Member] = a.Instance
+		} else {
+			delete(m.drainingOthers, a.Member)
+		}
+		m.mu.Unlock()
+	}
 }
 
 // noteLease records that member's lease runs until at least until.
@@ -204,19 +214,24 @@ func (l *LeaseLost) Step() int {
 	return n
 }
 
-// planLocked spreads the sessions now over the window, in a random order,
-// each at a random time within its own slot: at most about two closes per
-// slot, all within the window.
+// planLocked spreads the sessions now over the window (spread).
 func (l *LeaseLost) planLocked(now time.Time) []planned {
-	agents := l.o.Sessions()
+	return spread(l.o.Sessions(), now, l.o.Window, l.o.Rand)
+}
+
+// spread plans the closes of agents from now over window, in a random
+// order, each at a random time within its own slot [i, i+1)·window/n: at
+// most about two closes per slot, all within the window. Shared by the
+// lease-lost closes and the drain.
+func spread(agents []string, now time.Time, window time.Duration, rnd func() float64) []planned {
 	rand.Shuffle(len(agents), func(i, j int) { agents[i], agents[j] = agents[j], agents[i] })
 	out := make([]planned, len(agents))
 	if len(agents) == 0 {
 		return out
 	}
-	slot := l.o.Window / time.Duration(len(agents))
+	slot := window / time.Duration(len(agents))
 	for i, a := range agents {
-		out[i] = planned{agent: a, at: now.Add(time.Duration(i)*slot + time.Duration(l.o.Rand()*float64(slot)))}
+		out[i] = planned{agent: a, at: now.Add(time.Duration(i)*slot + time.Duration(rnd()*float64(slot)))}
 	}
 	return out
 }

@@ -50,6 +50,12 @@ type Cluster struct {
 	// (while another member's is live) closes its agents' sessions, so
 	// that they reconnect to a member that can hold them; 0 keeps them.
 	LeaseLostClose utils.Duration `kv:"lease_lost_close"`
+	// DrainPeriod is how long a member stopped by SIGTERM (or the service
+	// manager) drains before it stops: handshakes redirected to the other
+	// members, tasks handed over, sessions closed spread over the period;
+	// 0 stops without draining. Also the period of a drain asked through
+	// the API without one.
+	DrainPeriod utils.Duration `kv:"drain_period"`
 }
 
 // Defaults of the cluster.* keys.
@@ -105,6 +111,9 @@ func (c *Config) checkCluster(add func(error)) {
 	}
 	if k.LeaseLostClose < 0 || k.LeaseLostClose > utils.Duration(time.Hour) {
 		add(invalid("cluster.lease_lost_close", "must be between 0 (keep the sessions) and 1h"))
+	}
+	if k.DrainPeriod < 0 || k.DrainPeriod > utils.Duration(10*time.Minute) {
+		add(invalid("cluster.drain_period", "must be between 0 (stop without draining) and 10m"))
 	}
 	if !k.Enabled() {
 		if k.TLSCA != "" {

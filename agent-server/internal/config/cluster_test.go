@@ -52,6 +52,9 @@ func init() {
 		{"cluster lease", clusterConf + "cluster.lease = 1s\n", "cluster.lease: invalid config: must be between 3s and 5m", nil, ""},
 		{"cluster grace", clusterConf + "cluster.lease = 1m\ncluster.member_grace = 30s\n", "cluster.member_grace: invalid config: must be between cluster.lease and 30d", nil, ""},
 		{"cluster lease lost close", clusterConf + "cluster.lease_lost_close = 2h\n", "cluster.lease_lost_close: invalid config: must be between 0 (keep the sessions) and 1h", nil, ""},
+		{"cluster drain period", clusterConf + "cluster.drain_period = 20s\n", "", func(c Config) bool { return c.Cluster.DrainPeriod == utils.Duration(20*time.Second) }, ""},
+		{"cluster drain period off by default", clusterConf, "", func(c Config) bool { return c.Cluster.DrainPeriod == 0 }, ""},
+		{"cluster drain period range", clusterConf + "cluster.drain_period = 11m\n", "cluster.drain_period: invalid config: must be between 0 (stop without draining) and 10m", nil, ""},
 		{"cluster tls_ca outside a cluster", "id = a\ncluster.tls_ca = ca.pem\n", "cluster.tls_ca: invalid config: only used by a cluster member", nil, ""},
 		{"cluster unknown key", clusterConf + "cluster.nats = x\n", "t.conf:7: cluster.nats: unknown key", nil, ""},
 	}...)

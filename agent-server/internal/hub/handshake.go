@@ -53,6 +53,12 @@ func (s *Session) handshake() string {
 		id = h.newAgentID()
 	}
 	s.id = id
+	if h.opts.Redirect != nil {
+		if to := h.opts.Redirect(come.ID); len(to) > 0 {
+			s.redirect(id, to)
+			return reasonRedirected
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
 	defer cancel()
@@ -208,6 +214,26 @@ func (s *Session) reject(id, why string) {
 			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, why), deadline)
 	}
 }
+
+// redirect answers come with ok:false and the servers the agent should
+// use instead, and closes with going-away (1001): nothing is wrong with
+// the agent.
+func (s *Session) redirect(id string, to []string) {
+	frame, err := protocol.Encode(&protocol.Msg{Type: protocol.TypeHandshake,
+		Payload: &protocol.Handshake{OK: false, ID: id, Msg: MsgRedirect, Redirect: to}})
+	if err != nil {
+		return
+	}
+	deadline := realNow().Add(s.hub.opts.WriteTimeout)
+	_ = s.conn.SetWriteDeadline(deadline)
+	if s.conn.WriteMessage(websocket.TextMessage, frame) == nil {
+		_ = s.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, MsgRedirect), deadline)
+	}
+}
+
+// MsgRedirect is the handshake's msg when it carries a redirect list.
+const MsgRedirect = "redirect"
 
 // newAgentID returns agent-YYYYMMDD-<16 hex> from a cryptographic source.
 func (h *Hub) newAgentID() string {

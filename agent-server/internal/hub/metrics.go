@@ -15,6 +15,8 @@ const (
 	reasonShutdown     = "shutdown"
 	reasonNotAdmitted  = "not_admitted" // Options.Admit refused the upgrade
 	reasonLeaseLost    = "lease_lost"   // Session.LeaseLost: the cluster member's lease ended
+	reasonRedirected   = "redirected"   // Options.Redirect sent the agent to other servers
+	reasonDraining     = "draining"     // Session.Drain: the cluster member is draining
 	reasonUpgrade      = "upgrade_failed"
 	reasonComeTimeout  = "come_timeout"
 	reasonNotCome      = "not_come"

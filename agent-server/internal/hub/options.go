@@ -120,6 +120,13 @@ type Options struct {
 	// with 503, Retry-After and the error's text, as during a shutdown (a
 	// cluster member whose lease has ended, for instance).
 	Admit func() error
+	// Redirect, when set, is asked once an agent's come is read (its id
+	// known, "" for an agent that asks for one): a non-empty list answers
+	// the handshake with ok:false, msg "redirect" and that redirect list
+	// (servers as in basic.server) and closes the connection with 1001,
+	// before anything is looked up or registered. A cluster member over its
+	// share, or draining, sends agents to other members this way.
+	Redirect func(agent string) []string
 }
 
 func (o *Options) setDefaults() {

@@ -503,6 +503,12 @@ func (s *Session) LeaseLost() {
 	s.goAwayWith("cluster member lost its lease: reconnect", reasonLeaseLost)
 }
 
+// Drain tells the agent to go away (1001) because this cluster member is
+// draining: it reconnects, and a handshake here is redirected elsewhere.
+func (s *Session) Drain() {
+	s.goAwayWith("cluster member draining: reconnect", reasonDraining)
+}
+
 // waitDone waits until the session has fully ended, at most d.
 func (s *Session) waitDone(d time.Duration) {
 	s.mu.Lock()

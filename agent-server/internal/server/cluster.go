@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/agentfleet/agent-server/internal/api"
 	"github.com/agentfleet/agent-server/internal/cluster"
 	"github.com/agentfleet/agent-server/internal/config"
 	"github.com/agentfleet/agent-server/internal/hub"
@@ -64,6 +65,11 @@ func (s *Server) newCluster(st store.Store, m *cluster.Metrics) error {
 	s.leaseLost = cluster.NewLeaseLost(cluster.LeaseLostOptions{
 		State: member.LeaseState, Sessions: s.sessionIDs, Close: s.closeLeaseLost,
 		Window: time.Duration(k.LeaseLostClose), Logger: s.log.With("component", "cluster"), Metrics: m,
+	})
+	s.drain = cluster.NewDrain(cluster.DrainOptions{
+		Sessions: s.sessionIDs, Close: s.closeDraining,
+		OtherLive: func(now time.Time) bool { _, other := member.LeaseState(now); return other },
+		Logger:    s.log.With("component", "cluster"), Metrics: m,
 	})
 	s.closers = append(s.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -185,6 +191,7 @@ func (s *Server) runLeaseLost(ctx context.Context) {
 		case <-t.C:
 		}
 		s.leaseLost.Step()
+		s.drain.Step()
 	}
 }
 
@@ -208,4 +215,134 @@ func (s *Server) closeLeaseLost(agent string) bool {
 	}
 	sess.LeaseLost()
 	return true
+}
+
+func (s *Server) closeDraining(agent string) bool {
+	sess, ok := s.hub.Session(agent)
+	if !ok {
+		return false
+	}
+	sess.Drain()
+	return true
+}
+
+// redirectHandshake is the hub's Redirect on a cluster member: a draining
+// member sends every agent to the least loaded live member, one over its
+// share of the fleet by more than cluster.Band (and cluster.Slack sessions)
+// sends the new ones there (docs/cluster.md, "Balancing and drain").
+func (s *Server) redirectHandshake(string) []string {
+	if s.member == nil {
+		return nil
+	}
+	draining := s.member.Draining()
+	to, ok := cluster.Balance(s.member.ID(), s.hub.Count(), draining, s.member.Loads(time.Now()), cluster.Band, cluster.Slack)
+	if !ok {
+		return nil
+	}
+	addr := cluster.RedirectAddress(to.Advertise)
+	if addr == "" {
+		return nil
+	}
+	why := cluster.RedirectBalance
+	if draining {
+		why = cluster.RedirectDrain
+	}
+	s.member.Redirected(to.ID, why)
+	return []string{addr}
+}
+
+// ErrNotClusterMember refuses a drain of a single server.
+var ErrNotClusterMember = errors.New("this server is not a cluster member: there is nothing to drain to")
+
+// DrainResult is what Drain did.
+type DrainResult struct {
+	Started   time.Time     `json:"started_at"`
+	Period    time.Duration `json:"-"`
+	Already   bool          `json:"already"`  // it was draining already (period of the first drain)
+	Sessions  int           `json:"sessions"` // agent sessions here now
+	TasksMove int64         `json:"tasks_handed_over"`
+}
+
+// Drain makes this member drain (docs/cluster.md, "Balancing and drain"):
+// marked draining (handshakes redirected to the others, announced and
+// listed), its tasks handed over at once, its sessions closed spread over
+// period (cluster.drain_period when 0, else 30 s). Draining is one way: a
+// member drains until it stops. A second call changes nothing and says so.
+func (s *Server) Drain(ctx context.Context, period time.Duration) (DrainResult, error) {
+	if s.member == nil {
+		return DrainResult{}, ErrNotClusterMember
+	}
+	if period <= 0 {
+		period = time.Duration(s.cfg.Cluster.DrainPeriod)
+	}
+	if period <= 0 {
+		period = defaultDrainPeriod
+	}
+	s.member.SetDraining()
+	r := DrainResult{Period: period, Already: !s.drain.Start(period)}
+	r.Started, _ = s.drain.Started()
+	if !r.Already {
+		n, err := s.member.HandOverTasks(ctx)
+		if err != nil {
+			// The renewals no longer move their lease: they are taken over
+			// within a lease anyway.
+			s.log.Warn("cluster: drain: hand the tasks over", "err", err)
+		} else {
+			s.log.Info("cluster: drain: tasks handed over to the other members", "tasks", n)
+		}
+		r.TasksMove = n
+	}
+	r.Sessions = s.hub.Count()
+	return r, nil
+}
+
+// defaultDrainPeriod spreads the closes of a drain asked without a period
+// while cluster.drain_period is 0.
+const defaultDrainPeriod = 30 * time.Second
+
+// drainOnStop drains a member that is asked to stop, when
+// cluster.drain_period is set: it returns once its sessions are gone or
+// the period and a few seconds have passed (or the listener failed:
+// that error).
+func (s *Server) drainOnStop(errc <-chan error) error {
+	period := time.Duration(s.cfg.Cluster.DrainPeriod)
+	if s.member == nil || period <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	r, err := s.Drain(ctx, period)
+	cancel()
+	if err != nil {
+		return nil
+	}
+	deadline := time.NewTimer(time.Until(r.Started.Add(r.Period + drainStopGrace)))
+	defer deadline.Stop()
+	tick := time.NewTicker(leaseLostStep)
+	defer tick.Stop()
+	for s.hub.Count() > 0 {
+		select {
+		case err := <-errc:
+			return err
+		case <-deadline.C:
+			s.log.Warn("cluster: drain: stopping with agent sessions left", "sessions", s.hub.Count())
+			return nil
+		case <-tick.C:
+		}
+	}
+	s.log.Info("cluster: drained: no agent session left")
+	return nil
+}
+
+// drainStopGrace is how long after its period a drain on stop waits for
+// the last sessions to end.
+const drainStopGrace = 5 * time.Second
+
+// drainStatus is the API's Drain.
+func (s *Server) drainStatus(ctx context.Context, period time.Duration) (api.DrainStatus, error) {
+	r, err := s.Drain(ctx, period)
+	if err != nil {
+		return api.DrainStatus{}, err
+	}
+	return api.DrainStatus{Member: s.member.ID(), StartedAt: r.Started, Period: r.Period.String(), Already: r.Already,
+		Sessions: r.Sessions, TasksHandedOver: r.TasksMove}, nil
 }

@@ -109,6 +109,7 @@ type Server struct {
 	disk      *diskWatch
 	member    *cluster.Member    // nil for a single server
 	leaseLost *cluster.LeaseLost // with member: handshakes refused and sessions closed while its lease has ended
+	drain     *cluster.Drain     // with member: its sessions closed once it drains
 	tasks     *tasks.Service
 	closers   []func()
 }
@@ -214,6 +215,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	if cfg.Cluster.Enabled() {
 		hopts.Claim = s.claimSession // s.member is set below, before the hub serves
 		hopts.Admit = s.admitHandshake
+		hopts.Redirect = s.redirectHandshake
 	}
 	if o.Hub != nil {
 		o.Hub(&hopts)
@@ -238,6 +240,7 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Server, err erro
 	}
 	if s.member != nil {
 		aopts.Cluster = s.member
+		aopts.Drain = s.drainStatus
 		if aopts.ForwardTLS, err = forwardTLS(cfg.Cluster.TLSCA); err != nil {
 			return nil, err
 		}
@@ -423,9 +426,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.hostm.Run(recCtx) })  // stopped after the hub: the last pushes are flushed
 	wg.Go(func() { s.logsvc.Run(recCtx) }) // stopped after the hub: the last batches are stored
 	if s.member != nil {
-		wg.Go(func() { s.member.Run(recCtx) }) // renews the lease until the hub is down
-		wg.Go(func() { s.runLeaseLost(recCtx) })
-		wg.Go(func() { s.runTakeOver(ctx) }) // takes no task over once shutting down
+		wg.Go(func() { s.member.Run(recCtx) })   // renews the lease until the hub is down
+		wg.Go(func() { s.runLeaseLost(recCtx) }) // also steps the drain
+		wg.Go(func() { s.runTakeOver(ctx) })     // takes no task over once shutting down
 	}
 	attrs := []any{"addr", s.Addr(), "tls", s.cfg.TLSEnabled(), "id", s.cfg.ID, "version", s.o.Version, "store", s.cfg.Store.Driver}
 	if s.member != nil {
@@ -438,6 +441,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		serveErr = s.drainOnStop(errc)
 	case serveErr = <-errc:
 	}
 

@@ -94,9 +94,10 @@ func (p repoPackages) Open(ctx context.Context, name string) (io.ReadCloser, ins
 
 // takeOverTasks takes over the tasks of members whose lease ended and
 // resumes them (tasks.Service.TakeOver); failures are logged, and the next
-// round tries again.
+// round tries again. A draining member takes nothing over: it hands its
+// own tasks to the others.
 func (s *Server) takeOverTasks(ctx context.Context) {
-	if s.tasks == nil {
+	if s.tasks == nil || (s.member != nil && s.member.Draining()) {
 		return
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
