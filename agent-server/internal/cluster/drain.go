@@ -190,19 +190,10 @@ func (d *Drain) Step() int {
 		}
 		d.plan = spread(left, now, d.period, d.o.Rand)
 	}
-	var due []string
-	for len(d.plan) > 0 && !d.plan[0].at.After(now) {
-		due = append(due, d.plan[0].agent)
-		d.plan = d.plan[1:]
-	}
+	due, rest := takeDue(d.plan, now)
+	d.plan = rest
 	d.mu.Unlock()
-	n := 0
-	for _, a := range due {
-		if d.o.Close(a) {
-			n++
-			d.o.Metrics.drainClosed.Inc()
-		}
-	}
+	n := closeEach(due, d.o.Close, d.o.Metrics.drainClosed)
 	d.mu.Lock()
 	for _, a := range due {
 		d.closed[a] = now

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A member whose lease has ended (docs/cluster.md, "A member whose lease
@@ -195,19 +196,10 @@ func (l *LeaseLost) Step() int {
 		l.o.Logger.Warn("cluster: this member's lease has ended and another member's is live: agent handshakes refused, closing the agent sessions so that they reconnect elsewhere",
 			"sessions", len(l.plan), "over", l.o.Window)
 	}
-	var due []string
-	for len(l.plan) > 0 && !l.plan[0].at.After(now) {
-		due = append(due, l.plan[0].agent)
-		l.plan = l.plan[1:]
-	}
+	due, rest := takeDue(l.plan, now)
+	l.plan = rest
 	l.mu.Unlock()
-	n := 0
-	for _, a := range due {
-		if l.o.Close(a) {
-			n++
-			l.o.Metrics.leaseLostClosed.Inc()
-		}
-	}
+	n := closeEach(due, l.o.Close, l.o.Metrics.leaseLostClosed)
 	l.mu.Lock()
 	l.closed += n
 	l.mu.Unlock()
@@ -217,6 +209,28 @@ func (l *LeaseLost) Step() int {
 // planLocked spreads the sessions now over the window (spread).
 func (l *LeaseLost) planLocked(now time.Time) []planned {
 	return spread(l.o.Sessions(), now, l.o.Window, l.o.Rand)
+}
+
+// takeDue splits off the planned closes due at now (plan is in time
+// order).
+func takeDue(plan []planned, now time.Time) (due []string, rest []planned) {
+	for len(plan) > 0 && !plan[0].at.After(now) {
+		due = append(due, plan[0].agent)
+		plan = plan[1:]
+	}
+	return due, plan
+}
+
+// closeEach closes the sessions of agents and counts those it closed.
+func closeEach(agents []string, closeFn func(string) bool, closed prometheus.Counter) int {
+	n := 0
+	for _, a := range agents {
+		if closeFn(a) {
+			n++
+			closed.Inc()
+		}
+	}
+	return n
 }
 
 // spread plans the closes of agents from now over window, in a random
