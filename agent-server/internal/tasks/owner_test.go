@@ -66,33 +66,43 @@ type fixedOwner struct{ o store.TaskOwner }
 
 func (f fixedOwner) TaskOwner() store.TaskOwner { return f.o }
 
+// ownedRun opens a SQLite store and a task service owned by member s1
+// (instance i1, lease until now+lease), submits a fleet task over a0 and a1
+// one at a time, and waits until a0 is launched (its command held).
+func ownedRun(t *testing.T, lease time.Duration) (store.Store, *heldExec, store.TaskOwner, *Service, store.Task) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	x := &heldExec{release: make(chan struct{})}
+	me := store.TaskOwner{Member: "s1", Instance: "i1", Until: time.Now().Add(lease)}
+	svc, err := New(Options{Store: st, Exec: x, Owner: fixedOwner{me}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	task, err := svc.Submit(ctx, Request{Selector: Selector{IDs: []string{"a0", "a1"}}, Cmd: "true", Concurrency: rollout.Count(1)}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "a0 launched", func() bool { return len(x.launched()) == 1 })
+	return st, x, me, svc, task
+}
+
 // TestLostOwnership: a member's fleet task taken over by another member
 // (its lease lapsed, say in a pause) stops on the first member at its next
 // round: the agent not launched yet is neither launched nor skipped, and
 // the task's state is not written; the new owner's token stands.
 func TestLostOwnership(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	x := &heldExec{release: make(chan struct{})}
-	me := store.TaskOwner{Member: "s1", Instance: "i1", Until: time.Now().Add(time.Second)}
-	svc, err := New(Options{Store: st, Exec: x, Owner: fixedOwner{me}, Poll: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	task, err := svc.Submit(ctx, Request{Selector: Selector{IDs: []string{"a0", "a1"}}, Cmd: "true", Concurrency: rollout.Count(1)}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, x, me, svc, task := ownedRun(t, time.Second)
 	ost := st.(store.TaskOwnerStore)
 	if o, err := ost.TaskOwnerOf(ctx, task.ID); err != nil || o.Member != "s1" || o.Token != 1 {
 		t.Fatalf("owner at creation: %+v %v", o, err)
 	}
-	eventually.True(t, "a0 launched", func() bool { return len(x.launched()) == 1 })
 	// s1's lease has ended: s2 takes the task over.
 	later := me.Until.Add(time.Millisecond)
 	_, won, err := ost.TakeOverTask(ctx, store.OwnedTask{ID: task.ID, Owner: store.TaskOwner{Member: "s1", Instance: "i1", Token: 1}},
@@ -132,25 +142,9 @@ func TestLostOwnership(t *testing.T) {
 // of a member whose lease ended does not resume a cancelled one.
 func TestCancelledElsewhere(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 
 	// The owner's round notices the cancel.
-	x := &heldExec{release: make(chan struct{})}
-	me := store.TaskOwner{Member: "s1", Instance: "i1", Until: time.Now().Add(time.Hour)}
-	svc, err := New(Options{Store: st, Exec: x, Owner: fixedOwner{me}, Poll: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	task, err := svc.Submit(ctx, Request{Selector: Selector{IDs: []string{"a0", "a1"}}, Cmd: "true", Concurrency: rollout.Count(1)}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually.True(t, "a0 launched", func() bool { return len(x.launched()) == 1 })
+	st, x, _, svc, task := ownedRun(t, time.Hour)
 	if err := st.UpdateTaskState(ctx, task.ID, store.TaskCancelled, time.Now(), "cancelled"); err != nil {
 		t.Fatal(err)
 	}
