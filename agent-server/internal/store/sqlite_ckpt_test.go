@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/agentfleet/jkframe/eventually"
 )
 
 // TestSQLiteCheckpointOffWritePath: the writer connection checkpoints only
@@ -72,22 +74,12 @@ func TestSQLiteCheckpointOffWritePath(t *testing.T) {
 func TestSQLiteCheckpointerSleepsWhenIdle(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, sqliteTestConfig(t)).(*sqlStore)
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second) // bounds a hang only
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 30 s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	// Opening wrote the schema: checkpointed within ckptIdle, then asleep.
-	waitFor("asleep after the opening writes", s.ckpt.idle.Load)
+	eventually.True(t, "asleep after the opening writes", s.ckpt.idle.Load)
 	before := s.ckpt.full.Load()
 	if _, err := s.AppendAudit(ctx, AuditEntry{Actor: "ops", Action: "GET /api/agents", Result: "ok", Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("awake after a write", func() bool { return !s.ckpt.idle.Load() || s.ckpt.full.Load() > before })
-	waitFor("the write checkpointed, then asleep again", func() bool { return s.ckpt.full.Load() > before && s.ckpt.idle.Load() })
+	eventually.True(t, "awake after a write", func() bool { return !s.ckpt.idle.Load() || s.ckpt.full.Load() > before })
+	eventually.True(t, "the write checkpointed, then asleep again", func() bool { return s.ckpt.full.Load() > before && s.ckpt.idle.Load() })
 }
